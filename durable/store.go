@@ -1,0 +1,224 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store is where runs live: their records, their histories, their inboxes,
+// their leases and the queue of runs that need a worker. It is the only
+// thing a worker and a client share, so every guarantee of the engine rests
+// on the contracts written here.
+//
+// The interface is shaped for Redis Streams: a history is an append-only
+// list of encoded events at positions 1, 2, 3, ... that only the holder of
+// the run's lease may extend, and every extension names the position it
+// expects to write at and the fencing token of its lease. A store must
+// reject, atomically, a commit whose token is not the run's current one or
+// whose position is not the history's length.
+//
+// A Store is safe for concurrent use. Implementations live in subpackages
+// (memory, redis) and all pass the suite in durable/storetest.
+type Store interface {
+	// CreateRun creates the run described by run, with first as the only
+	// event of its history, and queues it for a worker. If a run with that
+	// id exists already, CreateRun changes nothing and returns the existing
+	// record with created false.
+	CreateRun(ctx context.Context, run RunInfo, first []byte) (existing RunInfo, created bool, err error)
+
+	// GetRun returns the record of a run, or an error wrapping ErrRunNotFound.
+	GetRun(ctx context.Context, runID string) (RunInfo, error)
+
+	// ListRuns returns the records that match filter, newest first.
+	ListRuns(ctx context.Context, filter RunFilter) ([]RunInfo, error)
+
+	// ReadHistory returns the encoded events of the run's current history
+	// from position from (1-based) to its end. from beyond the end gives an
+	// empty slice.
+	ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error)
+
+	// Send appends an encoded event to the run's inbox and queues the run
+	// for a worker. Entries keep the order in which they were sent. It
+	// returns an error wrapping ErrRunNotFound for an unknown run.
+	Send(ctx context.Context, runID string, event []byte) error
+
+	// ReadInbox returns the run's inbox entries, oldest first.
+	ReadInbox(ctx context.Context, runID string) ([]InboxEntry, error)
+
+	// Poll returns the next task: a run that was created, sent a message,
+	// reached its wake time, or whose lease expired without being released
+	// (its worker died). It blocks until there is one or ctx is done; if a
+	// task is ready it is returned even when ctx is already done, so a
+	// done context makes Poll a non-blocking check.
+	//
+	// A task that is not acknowledged within the store's visibility
+	// timeout is delivered again.
+	Poll(ctx context.Context, worker string) (Task, error)
+
+	// Ack acknowledges a task polled earlier. Acknowledging a task twice,
+	// or one that was delivered again to another worker, is not an error.
+	Ack(ctx context.Context, task Task) error
+
+	// Lease takes the lease of a run for worker for ttl, or extends it if
+	// worker holds it already. Taking a lease that is free or expired
+	// gives a fencing token greater than every token given for that run
+	// before. It returns an error wrapping ErrLeaseHeld if another worker
+	// holds a lease that has not expired, and ErrRunNotFound for an
+	// unknown run.
+	Lease(ctx context.Context, runID, worker string, ttl time.Duration) (Lease, error)
+
+	// Commit applies c atomically: all of it or nothing. It returns an
+	// error wrapping ErrFenced if c.Lease is not the run's current lease
+	// (it expired and was taken, or was released), and ErrConflict if the
+	// history does not have exactly c.Expect events. See Commit for what
+	// it applies.
+	Commit(ctx context.Context, c Commit) error
+}
+
+// Watcher is an optional capability of a Store: WatchRun blocks until the
+// run's record may have changed after version (RunInfo.Version), or ctx is
+// done, so that a client can wait for a result without polling.
+type Watcher interface {
+	WatchRun(ctx context.Context, runID string, version int64) error
+}
+
+// Errors returned by stores. Callers branch on them with errors.Is.
+var (
+	// ErrRunNotFound means no run has the given id.
+	ErrRunNotFound = errors.New("run not found")
+	// ErrLeaseHeld means another worker holds the run's lease. It is not
+	// retryable by the caller: the holder will release or lose the lease,
+	// and the run is then queued again.
+	ErrLeaseHeld = errors.New("lease held by another worker")
+	// ErrFenced means the writer's lease is no longer the run's current
+	// lease. The writer must stop working on the run and drop its state.
+	ErrFenced = errors.New("lease lost: write fenced")
+	// ErrConflict means the history did not have the expected length. The
+	// writer's view of the run is stale; it must drop its state.
+	ErrConflict = errors.New("history position conflict")
+)
+
+// Status is the state of a run.
+type Status string
+
+// Run statuses.
+const (
+	// StatusPending: created, not yet picked up by a worker.
+	StatusPending Status = "pending"
+	// StatusRunning: a worker is executing it, or its activities.
+	StatusRunning Status = "running"
+	// StatusWaiting: waiting for a timer, a signal or a child run; it holds
+	// no worker.
+	StatusWaiting Status = "waiting"
+	// StatusCompleted: the workflow returned a result.
+	StatusCompleted Status = "completed"
+	// StatusFailed: the workflow returned an error or panicked.
+	StatusFailed Status = "failed"
+	// StatusCanceled: the run was canceled and the workflow returned.
+	StatusCanceled Status = "canceled"
+	// StatusParked: the run cannot go on with the code deployed (a
+	// non-determinism error, an undecodable or unknown event, an
+	// unregistered workflow). It is retried when a worker starts.
+	StatusParked Status = "parked"
+)
+
+// Terminal reports whether a run in status s has ended for good.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+}
+
+// RunInfo is the record of a run: what a store keeps beside its history
+// and what Client.Describe returns.
+type RunInfo struct {
+	ID         string    `json:"id"`
+	Workflow   string    `json:"workflow"`
+	InputHash  string    `json:"input_hash"`
+	Status     Status    `json:"status"`
+	ParentID   string    `json:"parent_id,omitempty"`
+	ParentStep int       `json:"parent_step,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	// Generation counts continue-as-new restarts; each has its own history.
+	Generation int `json:"generation,omitempty"`
+	// HistoryLen is the number of events in the current history.
+	HistoryLen int64 `json:"history_len"`
+	// Step is the last step the workflow issued.
+	Step int `json:"step,omitempty"`
+	// Waiting says in words what the run waits for, when it waits.
+	Waiting string `json:"waiting,omitempty"`
+	// WakeAt is the earliest time the run must be woken (a timer or a
+	// retry), zero if none.
+	WakeAt time.Time `json:"wake_at,omitzero"`
+	// Result is the encoded output of a completed run.
+	Result []byte `json:"result,omitempty"`
+	// Failure is why a run failed, was canceled or is parked.
+	Failure *Failure `json:"failure,omitempty"`
+	// Version increases with every change to the record.
+	Version int64 `json:"version"`
+}
+
+// RunFilter selects runs in ListRuns. Zero fields match everything.
+type RunFilter struct {
+	Status   Status
+	Workflow string
+	// Limit caps the number of records returned; 0 means no cap.
+	Limit int
+}
+
+// Match reports whether run matches the filter, ignoring Limit.
+func (f RunFilter) Match(run RunInfo) bool {
+	return (f.Status == "" || run.Status == f.Status) &&
+		(f.Workflow == "" || run.Workflow == f.Workflow)
+}
+
+// InboxEntry is one message in a run's inbox.
+type InboxEntry struct {
+	// ID is assigned by the store; it orders entries and names them in
+	// Commit.Consumed.
+	ID    string
+	Event []byte
+}
+
+// Task says that a run needs a worker.
+type Task struct {
+	RunID string
+	// ID identifies this delivery for Ack; its form is the store's.
+	ID string
+}
+
+// Lease is the right to write a run's history. Token is the fencing token.
+type Lease struct {
+	RunID   string
+	Worker  string
+	Token   int64
+	Expires time.Time
+}
+
+// Commit is one atomic write of a run by its lease holder.
+type Commit struct {
+	Lease Lease
+	// Expect is the number of events the writer has seen in the current
+	// history; Events are written at positions Expect+1, Expect+2, ...
+	Expect int64
+	// Events are encoded events to append.
+	Events [][]byte
+	// NewHistory starts a new history for the run (continue-as-new):
+	// Events replace the current history instead of extending it, Expect
+	// still names the length of the current one, and the record's
+	// Generation is increased.
+	NewHistory bool
+	// Run is the record to save. The store keeps ID, Workflow, InputHash,
+	// ParentID, ParentStep and CreatedAt as they are, and sets HistoryLen,
+	// Generation, UpdatedAt and Version itself.
+	Run RunInfo
+	// Consumed are ids of inbox entries that Events moved into history;
+	// they are removed from the inbox.
+	Consumed []string
+	// Release gives up the lease. If the inbox still holds entries after
+	// Consumed are removed, the run is queued again at once.
+	//
+	// Whether released or not, the store queues the run when Run.WakeAt
+	// (if set) comes, replacing any earlier wake time of the run.
+	Release bool
+}
