@@ -247,8 +247,6 @@ func DecodeEvent(data []byte, codec Codec) (Event, error) {
 		return Event{}, fmt.Errorf("%w: event has no type", ErrCorruptHistory)
 	case !w.Type.Known():
 		return Event{}, fmt.Errorf("%w: type %q (written by a newer version of cairn?)", ErrUnknownEvent, w.Type)
-	case w.Seq < 1:
-		return Event{}, fmt.Errorf("%w: %s event has position %d", ErrCorruptHistory, w.Type, w.Seq)
 	case w.Step < 0 || w.Attempt < 0:
 		return Event{}, fmt.Errorf("%w: %s event %d has a negative step or attempt", ErrCorruptHistory, w.Type, w.Seq)
 	}

@@ -150,8 +150,6 @@ type RunInfo struct {
 	// WakeAt is the earliest time the run must be woken (a timer or a
 	// retry), zero if none.
 	WakeAt time.Time `json:"wake_at,omitzero"`
-	// Result is the encoded output of a completed run.
-	Result []byte `json:"result,omitempty"`
 	// Failure is why a run failed, was canceled or is parked.
 	Failure *Failure `json:"failure,omitempty"`
 	// Version increases with every change to the record.

@@ -1,0 +1,138 @@
+package durable
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// ActivityInfo describes the activity attempt a context belongs to.
+type ActivityInfo struct {
+	RunID    string
+	Workflow string
+	Activity string
+	Step     int
+	Attempt  int
+	// IdempotencyKey is the same for every attempt of the same step of
+	// the same run, and differs between steps: pass it to external systems
+	// so that a retried attempt does not repeat a side effect.
+	IdempotencyKey string
+}
+
+type activityInfoKey struct{}
+
+// ActivityInfoFrom returns the info of the activity attempt that ctx
+// belongs to; ok is false outside activities.
+func ActivityInfoFrom(ctx context.Context) (info ActivityInfo, ok bool) {
+	info, ok = ctx.Value(activityInfoKey{}).(ActivityInfo)
+	return info, ok
+}
+
+type heartbeatKey struct{}
+
+// Heartbeat tells the worker that a long activity is alive. An activity
+// with a HeartbeatTimeout must call it at least that often, or its attempt
+// is canceled and fails with ErrHeartbeatTimeout. Outside activities it
+// does nothing.
+func Heartbeat(ctx context.Context) {
+	if hb, ok := ctx.Value(heartbeatKey{}).(*heartbeat); ok {
+		hb.beat()
+	}
+}
+
+// heartbeat cancels an attempt when it stops beating.
+type heartbeat struct {
+	mu      sync.Mutex
+	clock   Clock
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+	stop    func() bool
+}
+
+func (h *heartbeat) beat() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stop != nil {
+		h.stop()
+	}
+	h.stop = h.clock.AfterFunc(h.timeout, func() { h.cancel(ErrHeartbeatTimeout) })
+}
+
+func (h *heartbeat) end() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stop != nil {
+		h.stop()
+	}
+}
+
+// attemptResult is the outcome of one activity attempt.
+type attemptResult struct {
+	step, attempt int
+	payload       []byte
+	failure       *Failure
+	retryAfter    time.Duration
+}
+
+// runAttempt runs one attempt of an activity with its timeouts, turning
+// errors, panics and timeouts into a Failure. It returns when the attempt
+// is over, even if the activity function ignores its context and goes on.
+func runAttempt(ctx context.Context, clock Clock, fn ActivityFunc, info ActivityInfo, opts ActivityOptions, input []byte) attemptResult {
+	res := attemptResult{step: info.Step, attempt: info.Attempt}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ctx = context.WithValue(ctx, activityInfoKey{}, info)
+	stopTimeout := clock.AfterFunc(opts.startToClose(), func() { cancel(ErrTimeout) })
+	defer stopTimeout()
+	if opts.HeartbeatTimeout > 0 {
+		hb := &heartbeat{clock: clock, timeout: opts.HeartbeatTimeout, cancel: cancel}
+		hb.beat()
+		defer hb.end()
+		ctx = context.WithValue(ctx, heartbeatKey{}, hb)
+	}
+
+	type outcome struct {
+		out []byte
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- outcome{err: &Failure{Message: fmt.Sprintf("activity %s panicked: %v", info.Activity, r),
+					Kind: KindPanic, Type: fmt.Sprintf("%T", r), Stack: string(debug.Stack())}}
+			}
+		}()
+		out, err := fn(ctx, input)
+		done <- outcome{out, err}
+	}()
+
+	var o outcome
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		select {
+		case o = <-done:
+		default:
+			o.err = ctx.Err()
+		}
+	}
+	if o.err == nil {
+		res.payload = o.out
+		return res
+	}
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && cause != context.Canceled {
+		// The attempt was cut short: report why, not the context error
+		// the function may have returned.
+		res.failure = failureOf(fmt.Errorf("%w (%v)", cause, o.err))
+		if cause == ErrTimeout {
+			res.failure.Message = fmt.Sprintf("activity %s timed out after %v", info.Activity, opts.startToClose())
+		}
+		return res
+	}
+	res.failure = failureOf(o.err)
+	res.retryAfter = retryAfter(o.err)
+	return res
+}

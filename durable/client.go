@@ -1,0 +1,273 @@
+package durable
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrRunEnded means a message was sent to a run that has ended.
+var ErrRunEnded = errors.New("run has ended")
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// Codec transforms payloads at rest; it must be the workers' codec.
+	Codec Codec
+	// Clock tells time. Default: SystemClock.
+	Clock Clock
+}
+
+// Client starts runs and talks to them: signal, cancel, describe, read
+// history, wait for results. It is safe for concurrent use.
+type Client struct {
+	store Store
+	codec Codec
+	clock Clock
+}
+
+// NewClient returns a client of store.
+func NewClient(store Store, opts ClientOptions) *Client {
+	c := &Client{store: store, codec: opts.Codec, clock: opts.Clock}
+	if c.clock == nil {
+		c.clock = SystemClock()
+	}
+	return c
+}
+
+// Run is a handle on a run whose workflow returns Out.
+type Run[Out any] struct {
+	ID     string
+	client *Client
+}
+
+// Start starts a run of the workflow with the caller's run id. Starting an
+// id that exists with the same workflow and input returns the existing run
+// (so a retried start is harmless); with another workflow or input it is an
+// error wrapping ErrRunExists.
+func (w *Workflow[In, Out]) Start(ctx context.Context, c *Client, runID string, in In) (*Run[Out], error) {
+	input, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: encode input: %w", w.name, err)
+	}
+	info := RunInfo{ID: runID, Workflow: w.name, InputHash: hashInput(input)}
+	start := Event{Type: EventRunStarted, Name: w.name, Payload: input, Sender: SenderFrom(ctx)}
+	if _, err := c.create(ctx, info, start); err != nil {
+		return nil, fmt.Errorf("start %s: %w", w.name, err)
+	}
+	return &Run[Out]{ID: runID, client: c}, nil
+}
+
+// Get returns a handle on an existing run of the workflow.
+func (w *Workflow[In, Out]) Get(c *Client, runID string) *Run[Out] {
+	return &Run[Out]{ID: runID, client: c}
+}
+
+// Result waits until the run has ended and returns its result. A run that
+// failed or was canceled gives a *RunError (errors.Is(err, ErrCanceled)
+// tells a cancellation). A parked run is waited for, as it resumes once
+// fixed code is deployed; bound the wait with ctx.
+func (r *Run[Out]) Result(ctx context.Context) (Out, error) {
+	var out Out
+	info, err := r.client.Wait(ctx, r.ID)
+	if err != nil {
+		return out, err
+	}
+	if info.Status != StatusCompleted {
+		return out, &RunError{RunID: r.ID, Status: info.Status, Failure: info.Failure}
+	}
+	end, err := r.client.lastEvent(ctx, info)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(end.Payload, &out); err != nil {
+		return out, fmt.Errorf("run %s: decode result: %w", r.ID, err)
+	}
+	return out, nil
+}
+
+// RunError is the error of a run that failed or was canceled.
+type RunError struct {
+	RunID   string
+	Status  Status
+	Failure *Failure
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("run %s %s: %s", e.RunID, e.Status, e.failure().Message)
+}
+
+func (e *RunError) Unwrap() error { return e.failure() }
+
+func (e *RunError) failure() *Failure {
+	if e.Failure == nil {
+		return &Failure{Message: string(e.Status)}
+	}
+	return e.Failure
+}
+
+// create creates a run, or checks that the existing one is the same.
+func (c *Client) create(ctx context.Context, info RunInfo, start Event) (RunInfo, error) {
+	now := c.clock.Now()
+	info.Status, info.CreatedAt, info.UpdatedAt = StatusPending, now, now
+	start.Seq, start.Time, start.Seed = 1, now, randomSeed()
+	data, err := EncodeEvent(start, c.codec)
+	if err != nil {
+		return RunInfo{}, err
+	}
+	existing, created, err := c.store.CreateRun(ctx, info, data)
+	if err != nil {
+		return RunInfo{}, fmt.Errorf("create run %s: %w", info.ID, err)
+	}
+	if !created && (existing.Workflow != info.Workflow || existing.InputHash != info.InputHash) {
+		return existing, fmt.Errorf("run %s: %w (it runs %s)", info.ID, ErrRunExists, existing.Workflow)
+	}
+	return existing, nil
+}
+
+// startChild creates the child run of a parent's step, or finds it. If the
+// child has ended (or cannot be created), it returns the event that
+// delivers the outcome to the parent.
+func (c *Client) startChild(ctx context.Context, parent RunInfo, cmd *command) (*Event, error) {
+	info := RunInfo{ID: cmd.childID, Workflow: cmd.name, InputHash: hashInput(cmd.input),
+		ParentID: parent.ID, ParentStep: cmd.step}
+	start := Event{Type: EventRunStarted, Name: cmd.name, Payload: cmd.input, RunID: parent.ID}
+	existing, err := c.create(ctx, info, start)
+	end := &Event{Type: EventChildCompleted, Step: cmd.step, RunID: cmd.childID}
+	switch {
+	case errors.Is(err, ErrRunExists):
+		end.Failure = &Failure{Message: err.Error(), NonRetryable: true}
+		return end, nil
+	case err != nil:
+		return nil, err
+	case !existing.Status.Terminal():
+		return nil, nil
+	}
+	last, err := c.lastEvent(ctx, existing)
+	if err != nil {
+		return nil, err
+	}
+	end.Payload, end.Failure = last.Payload, last.Failure
+	return end, nil
+}
+
+// lastEvent reads the last event of a run's history.
+func (c *Client) lastEvent(ctx context.Context, info RunInfo) (Event, error) {
+	entries, err := c.store.ReadHistory(ctx, info.ID, info.HistoryLen)
+	if err != nil {
+		return Event{}, fmt.Errorf("run %s: read history: %w", info.ID, err)
+	}
+	events, err := DecodeHistory(entries, info.HistoryLen, c.codec)
+	if err != nil {
+		return Event{}, fmt.Errorf("run %s: %w", info.ID, err)
+	}
+	if len(events) == 0 {
+		return Event{}, fmt.Errorf("run %s: %w: history is shorter than its record says", info.ID, ErrCorruptHistory)
+	}
+	return events[len(events)-1], nil
+}
+
+// Signal sends a signal with a JSON-encodable payload to a run. Prefer the
+// typed Signal.Send.
+func (c *Client) Signal(ctx context.Context, runID, name string, payload any) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("signal %s: encode payload: %w", name, err)
+	}
+	return c.send(ctx, runID, Event{Type: EventSignalReceived, Name: name, Payload: data, Sender: SenderFrom(ctx)})
+}
+
+// Cancel asks a run to cancel. The workflow sees ErrCanceled from its
+// cancelable calls, running activities see their context canceled, and the
+// workflow may clean up (see WithoutCancel and Saga) before it returns.
+func (c *Client) Cancel(ctx context.Context, runID string) error {
+	return c.send(ctx, runID, Event{Type: EventCancelRequested, Sender: SenderFrom(ctx)})
+}
+
+// send puts an event in a run's inbox.
+func (c *Client) send(ctx context.Context, runID string, e Event) error {
+	info, err := c.store.GetRun(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("send %s to run %s: %w", e.Type, runID, err)
+	}
+	if info.Status.Terminal() {
+		return fmt.Errorf("send %s to run %s: %w (%s)", e.Type, runID, ErrRunEnded, info.Status)
+	}
+	e.Time = c.clock.Now()
+	data, err := EncodeEvent(e, c.codec)
+	if err != nil {
+		return err
+	}
+	if err := c.store.Send(ctx, runID, data); err != nil {
+		return fmt.Errorf("send %s to run %s: %w", e.Type, runID, err)
+	}
+	return nil
+}
+
+// Describe returns a run's record: status, current step, what it waits for.
+func (c *Client) Describe(ctx context.Context, runID string) (RunInfo, error) {
+	return c.store.GetRun(ctx, runID)
+}
+
+// ListRuns returns the runs that match filter, newest first.
+func (c *Client) ListRuns(ctx context.Context, filter RunFilter) ([]RunInfo, error) {
+	return c.store.ListRuns(ctx, filter)
+}
+
+// History returns the events of a run's current history.
+func (c *Client) History(ctx context.Context, runID string) ([]Event, error) {
+	entries, err := c.store.ReadHistory(ctx, runID, 1)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: read history: %w", runID, err)
+	}
+	events, err := DecodeHistory(entries, 1, c.codec)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	return events, nil
+}
+
+// Wait waits until a run has ended and returns its record.
+func (c *Client) Wait(ctx context.Context, runID string) (RunInfo, error) {
+	watcher, _ := c.store.(Watcher)
+	backoff := 5 * time.Millisecond
+	for {
+		info, err := c.store.GetRun(ctx, runID)
+		if err != nil {
+			return RunInfo{}, err
+		}
+		if info.Status.Terminal() {
+			return info, nil
+		}
+		if watcher != nil {
+			if err := watcher.WatchRun(ctx, runID, info.Version); err != nil {
+				return RunInfo{}, err
+			}
+			continue
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return RunInfo{}, ctx.Err()
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,321 @@
+package durable_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/memory"
+)
+
+// env is a store, a client and a running worker for one test.
+type env struct {
+	t      *testing.T
+	store  *memory.Store
+	client *durable.Client
+	worker *durable.Worker
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newEnv starts a worker with the workflows; it stops at the end of the test.
+func newEnv(t *testing.T, wfs ...durable.WorkflowDefinition) *env {
+	t.Helper()
+	e := &env{t: t, store: memory.New()}
+	e.client = durable.NewClient(e.store, durable.ClientOptions{})
+	e.start(wfs...)
+	return e
+}
+
+// start starts a new worker on the env's store, stopping the previous one:
+// a deploy of new code.
+func (e *env) start(wfs ...durable.WorkflowDefinition) {
+	e.stop()
+	e.worker = durable.NewWorker(e.store, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: 2 * time.Second})
+	e.worker.Register(wfs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan struct{})
+	go func() {
+		defer close(e.done)
+		if err := e.worker.Run(ctx); err != nil {
+			e.t.Errorf("worker: %v", err)
+		}
+	}()
+	e.t.Cleanup(e.stop)
+}
+
+func (e *env) stop() {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+		e.cancel = nil
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitStatus waits until the run has the status.
+func (e *env) waitStatus(runID string, want durable.Status) durable.RunInfo {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := e.client.Describe(context.Background(), runID)
+		if err == nil && info.Status == want {
+			return info
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("run %s: status %q (%v), want %q; failure %+v", runID, info.Status, err, want, info.Failure)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// counter counts activity executions by key.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) add(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[key]++
+	return c.n[key]
+}
+
+func (c *counter) get(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+func TestSequentialActivities(t *testing.T) {
+	var calls counter
+	double := durable.NewActivity("double", func(ctx context.Context, n int) (int, error) {
+		calls.add("double")
+		return 2 * n, nil
+	})
+	wf := durable.NewWorkflow("chain", func(ctx durable.Context, n int) (int, error) {
+		for range 5 {
+			var err error
+			if n, err = durable.Execute(ctx, double, n); err != nil {
+				return 0, err
+			}
+		}
+		return n, nil
+	})
+	e := newEnv(t, wf)
+	run, err := wf.Start(ctxT(t), e.client, "chain-1", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := run.Result(ctxT(t))
+	if err != nil || got != 96 {
+		t.Fatalf("result = %d, %v; want 96", got, err)
+	}
+	if n := calls.get("double"); n != 5 {
+		t.Errorf("activity ran %d times, want 5", n)
+	}
+	hist, err := e.client.History(ctxT(t), "chain-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// started + 5 × (scheduled, completed) + completed
+	if len(hist) != 12 {
+		for _, ev := range hist {
+			t.Log(ev.Seq, ev.Type, ev.Step)
+		}
+		t.Fatalf("history has %d events, want 12", len(hist))
+	}
+}
+
+func TestStartIsIdempotent(t *testing.T) {
+	wf := durable.NewWorkflow("echo", func(ctx durable.Context, s string) (string, error) { return s, nil })
+	other := durable.NewWorkflow("other", func(ctx durable.Context, s string) (string, error) { return s, nil })
+	e := newEnv(t, wf, other)
+	ctx := ctxT(t)
+	if _, err := wf.Start(ctx, e.client, "r", "a"); err != nil {
+		t.Fatal(err)
+	}
+	run, err := wf.Start(ctx, e.client, "r", "a")
+	if err != nil {
+		t.Fatalf("same start again: %v", err)
+	}
+	if got, err := run.Result(ctx); err != nil || got != "a" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	if _, err := wf.Start(ctx, e.client, "r", "b"); !errors.Is(err, durable.ErrRunExists) {
+		t.Errorf("other input: err = %v, want ErrRunExists", err)
+	}
+	if _, err := other.Start(ctx, e.client, "r", "a"); !errors.Is(err, durable.ErrRunExists) {
+		t.Errorf("other workflow: err = %v, want ErrRunExists", err)
+	}
+}
+
+// pizza is the seed scenario: four activities and a durable wait.
+type pizzaSet struct {
+	calls    counter
+	keys     sync.Map // step -> idempotency keys seen
+	workflow *durable.Workflow[string, string]
+}
+
+func newPizza(wait time.Duration) *pizzaSet {
+	p := &pizzaSet{}
+	act := func(name string) *durable.Activity[string, string] {
+		return durable.NewActivity(name, func(ctx context.Context, in string) (string, error) {
+			info, _ := durable.ActivityInfoFrom(ctx)
+			p.calls.add(name)
+			p.keys.Store(fmt.Sprintf("%s#%d", name, info.Attempt), info.IdempotencyKey)
+			return name + "(" + in + ")", nil
+		}, durable.ActivityOptions{RetryPolicy: durable.RetryPolicy{InitialInterval: time.Millisecond}})
+	}
+	take, prepare, deliver, receipt := act("TakeOrder"), act("PreparePizza"), act("DeliverPizza"), act("SendReceipt")
+	p.workflow = durable.NewWorkflow("PizzaOrder", func(ctx durable.Context, kind string) (string, error) {
+		order, err := durable.Execute(ctx, take, kind)
+		if err != nil {
+			return "", err
+		}
+		pizza, err := durable.Execute(ctx, prepare, order)
+		if err != nil {
+			return "", err
+		}
+		if err := durable.Sleep(ctx, wait); err != nil {
+			return "", err
+		}
+		delivered, err := durable.Execute(ctx, deliver, pizza)
+		if err != nil {
+			return "", err
+		}
+		return durable.Execute(ctx, receipt, delivered)
+	})
+	return p
+}
+
+const pizzaResult = "SendReceipt(DeliverPizza(PreparePizza(TakeOrder(margherita))))"
+
+// seedRun writes a run whose history is entries, as a worker that died
+// after writing them would have left it.
+func seedRun(t *testing.T, store durable.Store, info durable.RunInfo, entries [][]byte) {
+	t.Helper()
+	ctx := ctxT(t)
+	if _, _, err := store.CreateRun(ctx, info, entries[0]); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := store.Lease(ctx, info.ID, "dead-worker", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Status = durable.StatusRunning
+	if err := store.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Events: entries[1:], Run: info, Release: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplayAfterEveryEvent cuts a finished run's history after each of its
+// events, lets a new worker finish it, and checks that the result is the
+// same and that only the activities not completed in the cut were run.
+func TestReplayAfterEveryEvent(t *testing.T) {
+	ctx := ctxT(t)
+	orig := newPizza(time.Millisecond)
+	e := newEnv(t, orig.workflow)
+	run, err := orig.workflow.Start(ctx, e.client, "pizza", "margherita")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run.Result(ctx); err != nil || got != pizzaResult {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	entries, err := e.store.ReadHistory(ctx, "pizza", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, err := durable.DecodeHistory(entries, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := e.client.Describe(ctx, "pizza")
+
+	for cut := 1; cut < len(entries); cut++ {
+		t.Run(fmt.Sprintf("after_%d_%s", cut, history[cut-1].Type), func(t *testing.T) {
+			p := newPizza(time.Millisecond)
+			e := newEnv(t, p.workflow)
+			seedRun(t, e.store, durable.RunInfo{ID: "pizza", Workflow: info.Workflow, InputHash: info.InputHash}, entries[:cut])
+			got, err := p.workflow.Get(e.client, "pizza").Result(ctxT(t))
+			if err != nil || got != pizzaResult {
+				t.Fatalf("result = %q, %v", got, err)
+			}
+			completed := map[string]bool{}
+			scheduled := map[string]bool{}
+			for _, ev := range history[:cut] {
+				name := history[stepEvent(history, ev.Step)].Name
+				switch ev.Type {
+				case durable.EventActivityCompleted:
+					completed[name] = true
+				case durable.EventActivityScheduled:
+					scheduled[name] = true
+				}
+			}
+			for _, name := range []string{"TakeOrder", "PreparePizza", "DeliverPizza", "SendReceipt"} {
+				want := 1
+				if completed[name] {
+					want = 0
+				}
+				if got := p.calls.get(name); got != want {
+					t.Errorf("%s ran %d times, want %d", name, got, want)
+				}
+				if scheduled[name] && !completed[name] {
+					// Cut off mid-attempt: the retry is attempt 2 with
+					// the key attempt 1 had.
+					k1, _ := orig.keys.Load(name + "#1")
+					k2, ok := p.keys.Load(name + "#2")
+					if !ok || k1 != k2 {
+						t.Errorf("%s retried with key %v, want %v", name, k2, k1)
+					}
+				}
+			}
+			final, err := e.client.History(ctxT(t), "pizza")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range cut {
+				if final[i].Type != history[i].Type || final[i].Step != history[i].Step {
+					t.Fatalf("event %d changed: %s/%d, was %s/%d", i+1, final[i].Type, final[i].Step, history[i].Type, history[i].Step)
+				}
+			}
+		})
+	}
+}
+
+// stepEvent returns the index of the event that issued step.
+func stepEvent(history []durable.Event, step int) int {
+	for i, ev := range history {
+		if ev.Step == step && ev.Type.IsCommand() {
+			return i
+		}
+	}
+	return 0
+}
+
+var _ atomic.Int64

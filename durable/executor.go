@@ -1,0 +1,540 @@
+package durable
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+)
+
+// executor runs one run in a worker while the worker holds the run's lease:
+// it replays the history, feeds the workflow what arrives (activity results,
+// due timers, inbox messages), commits what happened, starts activities, and
+// lets the run go when it only waits for time or for the outside world.
+type executor struct {
+	w     *Worker
+	runID string
+	log   *slog.Logger
+	lease Lease
+	info  RunInfo
+	rt    *workflowRuntime
+	// committed is the length of the history in the store.
+	committed int64
+
+	results chan attemptResult
+	poke    chan struct{}
+	done    chan struct{}
+	// running are the activity attempts in flight, by step.
+	running map[int]context.CancelCauseFunc
+	// toStart are attempts to start once the next commit succeeded.
+	toStart []*command
+	// children are child runs to create or look up.
+	children []*command
+	// consumed are inbox entries applied since the last commit.
+	consumed []string
+	// inboxDirty says the inbox must be read.
+	inboxDirty bool
+	// parked is why the run cannot go on, when it cannot.
+	parked error
+	// newHistory is the first event of a history that replaces the
+	// current one at the next commit (continue-as-new).
+	newHistory *Event
+}
+
+// errLeaseLost aborts an executor whose lease or history view is stale.
+var errLeaseLost = errors.New("lease lost")
+
+func (ex *executor) run(ctx context.Context) error {
+	actCtx, cancelActs := context.WithCancelCause(ctx)
+	defer func() {
+		cancelActs(errLeaseLost)
+		close(ex.done)
+		if ex.rt != nil {
+			ex.rt.close()
+		}
+	}()
+
+	if err := ex.load(ctx); err != nil {
+		return err
+	}
+	renewEvery := ex.w.leaseTTL / 3
+	renew := make(chan struct{}, 1)
+	wake := make(chan struct{}, 1)
+	for {
+		if ex.parked == nil {
+			if err := ex.gather(ctx); err != nil {
+				return err
+			}
+		}
+		if ex.parked == nil && ex.rt.fatal != nil {
+			ex.parked = ex.rt.fatal
+		}
+		if ex.parked != nil {
+			return ex.park(ctx)
+		}
+		if o := ex.rt.outcome; o != nil && o.Type == EventRunStarted {
+			ex.continueAsNew(*o)
+			continue
+		}
+		idle := len(ex.running) == 0 && len(ex.toStart) == 0 && len(ex.children) == 0 && !ex.inboxDirty
+		if err := ex.commit(ctx, idle); err != nil {
+			return err
+		}
+		if ex.rt.outcome != nil {
+			return ex.finish(ctx)
+		}
+		if idle {
+			return nil
+		}
+		ex.startWork(actCtx)
+		if len(ex.children) > 0 || ex.inboxDirty {
+			continue
+		}
+
+		// Wait for an activity, a message, a due time, or lease renewal.
+		stopRenew := ex.w.clock.AfterFunc(renewEvery, func() { notify(renew) })
+		var stopWake func() bool
+		if at, ok := ex.nextWake(); ok {
+			stopWake = ex.w.clock.AfterFunc(at.Sub(ex.w.clock.Now()), func() { notify(wake) })
+		}
+		select {
+		case r := <-ex.results:
+			ex.applyResult(r)
+		case <-ex.poke:
+			ex.inboxDirty = true
+		case <-wake:
+		case <-renew:
+			lease, err := ex.w.store.Lease(ctx, ex.info.ID, ex.w.id, ex.w.leaseTTL)
+			if err != nil {
+				stopRenew()
+				return fmt.Errorf("renew lease: %w", err)
+			}
+			ex.lease = lease
+		case <-ctx.Done():
+			stopRenew()
+			return ctx.Err()
+		}
+		stopRenew()
+		if stopWake != nil {
+			stopWake()
+		}
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// load replays the run's history and picks up the work it left unfinished.
+func (ex *executor) load(ctx context.Context) error {
+	entries, err := ex.w.store.ReadHistory(ctx, ex.info.ID, 1)
+	if err != nil {
+		return fmt.Errorf("read history: %w", err)
+	}
+	ex.committed = int64(len(entries))
+	ex.inboxDirty = true
+	def, ok := ex.w.workflows[ex.info.Workflow]
+	if !ok {
+		ex.parked = fmt.Errorf("%w: %q", ErrUnregistered, ex.info.Workflow)
+		return nil
+	}
+	history, err := DecodeHistory(entries, 1, ex.w.codec)
+	if err != nil {
+		ex.parked = err
+		return nil
+	}
+	if len(history) == 0 || history[0].Type != EventRunStarted {
+		ex.parked = fmt.Errorf("%w: history does not begin with %s", ErrCorruptHistory, EventRunStarted)
+		return nil
+	}
+	ex.rt = newRuntime(ex.info.ID, ex.info.Generation, def, ex.w.log)
+	ex.rt.load(history)
+	ex.adopt(ex.rt.takeIssued())
+	// Work that history shows as unfinished: attempts cut off by a lost
+	// worker run again, children are looked up.
+	for _, step := range slices.Sorted(maps.Keys(ex.rt.pending)) {
+		cmd := ex.rt.pending[step]
+		switch {
+		case !cmd.recorded:
+			// Issued by this replay: started after the first commit.
+		case cmd.kind == EventActivityScheduled && cmd.running:
+			ex.retryOrFail(cmd, &Failure{Kind: KindLost,
+				Message: fmt.Sprintf("attempt %d lost: its worker stopped before it finished", cmd.attempt)}, 0)
+		case cmd.kind == EventChildStarted:
+			ex.children = append(ex.children, cmd)
+		}
+	}
+	return nil
+}
+
+// adopt takes the commands the workflow issued: activities start and
+// children are created after the next commit.
+func (ex *executor) adopt(issued []*command) {
+	for _, cmd := range issued {
+		switch cmd.kind {
+		case EventActivityScheduled:
+			ex.toStart = append(ex.toStart, cmd)
+		case EventChildStarted:
+			ex.children = append(ex.children, cmd)
+		}
+	}
+}
+
+// gather delivers to the workflow what is ready: activity results, inbox
+// messages, children's outcomes, due timers and retries.
+func (ex *executor) gather(ctx context.Context) error {
+	for drained := false; !drained; {
+		select {
+		case r := <-ex.results:
+			ex.applyResult(r)
+		default:
+			drained = true
+		}
+	}
+	if ex.inboxDirty {
+		ex.inboxDirty = false
+		if err := ex.readInbox(ctx); err != nil {
+			return err
+		}
+	}
+	if err := ex.lookUpChildren(ctx); err != nil {
+		return err
+	}
+	ex.fireDue()
+	ex.adopt(ex.rt.takeIssued())
+	return nil
+}
+
+func (ex *executor) now() time.Time { return ex.w.clock.Now() }
+
+// apply delivers an incoming event unless the run has stopped.
+func (ex *executor) apply(e Event) {
+	if ex.rt.stopped() {
+		return
+	}
+	e.Time = ex.now()
+	ex.rt.apply(e)
+	ex.adopt(ex.rt.takeIssued())
+}
+
+func (ex *executor) applyResult(r attemptResult) {
+	delete(ex.running, r.step)
+	cmd := ex.rt.pending[r.step]
+	if cmd == nil || cmd.kind != EventActivityScheduled || cmd.attempt != r.attempt {
+		return // a result for an attempt given up on
+	}
+	if r.failure == nil {
+		ex.apply(Event{Type: EventActivityCompleted, Step: r.step, Attempt: r.attempt, Payload: r.payload})
+		return
+	}
+	ex.retryOrFail(cmd, r.failure, r.retryAfter)
+}
+
+// retryOrFail records a failed attempt: retried per the activity's policy,
+// or the activity's final failure.
+func (ex *executor) retryOrFail(cmd *command, f *Failure, after time.Duration) {
+	policy := cmd.activity.opts.RetryPolicy
+	if (ex.rt.canceled && cmd.cancelable) || !policy.retries(cmd.attempt, f) {
+		ex.apply(Event{Type: EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f})
+		return
+	}
+	wait := policy.Backoff(cmd.attempt)
+	if f.Kind == KindLost {
+		wait = 0
+	}
+	wait = max(wait, after)
+	ex.apply(Event{Type: EventActivityAttemptFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f,
+		FireAt: ex.now().Add(wait)})
+}
+
+// fireDue fires due timers and starts due retries, earliest first.
+func (ex *executor) fireDue() {
+	now := ex.now()
+	var due []*command
+	for _, cmd := range ex.rt.pending {
+		if at, ok := wakeOf(cmd); ok && !at.After(now) {
+			due = append(due, cmd)
+		}
+	}
+	slices.SortFunc(due, func(a, b *command) int {
+		at, _ := wakeOf(a)
+		bt, _ := wakeOf(b)
+		return cmp.Or(at.Compare(bt), cmp.Compare(a.step, b.step))
+	})
+	for _, cmd := range due {
+		if ex.rt.pending[cmd.step] != cmd {
+			continue // resolved or canceled by an earlier one
+		}
+		if cmd.kind == EventTimerStarted {
+			ex.apply(Event{Type: EventTimerFired, Step: cmd.step})
+			continue
+		}
+		if ex.rt.canceled && cmd.cancelable {
+			ex.apply(Event{Type: EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt,
+				Failure: &Failure{Message: "canceled before retry", Kind: KindCanceled}})
+			continue
+		}
+		ex.apply(Event{Type: EventActivityAttemptStarted, Step: cmd.step, Attempt: cmd.attempt + 1})
+		ex.toStart = append(ex.toStart, cmd)
+	}
+}
+
+// wakeOf returns when a pending command needs the executor: a timer's fire
+// time, or a failed activity's retry time.
+func wakeOf(cmd *command) (time.Time, bool) {
+	switch {
+	case cmd.kind == EventTimerStarted:
+		return cmd.fireAt, true
+	case cmd.kind == EventActivityScheduled && !cmd.running:
+		return cmd.retryAt, true
+	}
+	return time.Time{}, false
+}
+
+func (ex *executor) nextWake() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, cmd := range ex.rt.pending {
+		if at, ok := wakeOf(cmd); ok && (!found || at.Before(next)) {
+			next, found = at, true
+		}
+	}
+	return next, found
+}
+
+// readInbox moves the run's inbox into its history.
+func (ex *executor) readInbox(ctx context.Context) error {
+	entries, err := ex.w.store.ReadInbox(ctx, ex.info.ID)
+	if err != nil {
+		return fmt.Errorf("read inbox: %w", err)
+	}
+	for _, entry := range entries {
+		e, err := DecodeEvent(entry.Event, ex.w.codec)
+		if err != nil {
+			ex.parked = fmt.Errorf("inbox entry %s: %w", entry.ID, err)
+			return nil
+		}
+		ex.consumed = append(ex.consumed, entry.ID)
+		switch e.Type {
+		case EventSignalReceived:
+			ex.apply(Event{Type: e.Type, Name: e.Name, Payload: e.Payload, Sender: e.Sender})
+		case EventCancelRequested:
+			if !ex.rt.canceled {
+				ex.apply(Event{Type: e.Type, Sender: e.Sender})
+				ex.cancelWork(ctx)
+			}
+		case EventChildCompleted:
+			if cmd := ex.rt.pending[e.Step]; cmd != nil && cmd.kind == EventChildStarted && cmd.childID == e.RunID {
+				ex.apply(Event{Type: e.Type, Step: e.Step, RunID: e.RunID, Payload: e.Payload, Failure: e.Failure})
+			}
+		default:
+			ex.parked = fmt.Errorf("inbox entry %s: %w: %s cannot be sent to a run", entry.ID, ErrCorruptHistory, e.Type)
+			return nil
+		}
+	}
+	return nil
+}
+
+// cancelWork passes a cancellation on to running activities and children
+// started with a cancelable context.
+func (ex *executor) cancelWork(ctx context.Context) {
+	for step, cancel := range ex.running {
+		if cmd := ex.rt.pending[step]; cmd != nil && cmd.cancelable {
+			cancel(ErrCanceled)
+		}
+	}
+	for _, cmd := range ex.rt.pending {
+		if cmd.kind == EventChildStarted && cmd.cancelable {
+			if err := ex.w.client.Cancel(ctx, cmd.childID); err != nil && !errors.Is(err, ErrRunEnded) {
+				ex.log.Warn("cancel child run", "child", cmd.childID, "err", err)
+			}
+		}
+	}
+}
+
+// lookUpChildren creates child runs the workflow started and delivers the
+// outcome of those that have ended.
+func (ex *executor) lookUpChildren(ctx context.Context) error {
+	children := ex.children
+	ex.children = nil
+	for _, cmd := range children {
+		if ex.rt.pending[cmd.step] != cmd {
+			continue
+		}
+		end, err := ex.w.client.startChild(ctx, ex.info, cmd)
+		if err != nil {
+			return fmt.Errorf("start child run %s: %w", cmd.childID, err)
+		}
+		if end != nil {
+			ex.apply(*end)
+		}
+	}
+	return nil
+}
+
+// status is the record to commit for the run's current state.
+func (ex *executor) status(s Status) RunInfo {
+	info := ex.info
+	info.Status = s
+	info.Step = ex.rt.lastStep
+	info.Waiting = ex.rt.waiting()
+	info.WakeAt, _ = ex.nextWake()
+	info.Failure = nil
+	return info
+}
+
+// commit writes the events since the last commit with the run's status: a
+// run that ended is written as such, an idle one is let go (its state is
+// dropped from memory; it is replayed when something arrives or its next
+// timer is due), a busy one stays running.
+func (ex *executor) commit(ctx context.Context, idle bool) error {
+	fresh := ex.rt.takeFresh()
+	var c Commit
+	switch o := ex.rt.outcome; {
+	case o != nil:
+		c.Run = ex.status(map[EventType]Status{EventRunCompleted: StatusCompleted,
+			EventRunFailed: StatusFailed, EventRunCanceled: StatusCanceled}[o.Type])
+		c.Run.Waiting, c.Run.WakeAt, c.Run.Failure = "", time.Time{}, o.Failure
+		// A child keeps its lease until its parent has been told, so that
+		// a crash in between leaves a lease to expire and a worker to tell.
+		c.Release = ex.info.ParentID == ""
+	case idle:
+		c.Run, c.Release = ex.status(StatusWaiting), true
+	default:
+		c.Run = ex.status(StatusRunning)
+		if len(fresh) == 0 && len(ex.consumed) == 0 && ex.info.Status == StatusRunning && ex.newHistory == nil {
+			return nil
+		}
+	}
+	if ex.newHistory != nil {
+		fresh = append([]Event{*ex.newHistory}, fresh...)
+		c.NewHistory = true
+		c.Run.Generation = ex.rt.generation
+	}
+	c.Events = ex.encode(fresh)
+	if ex.parked != nil {
+		return ex.park(ctx)
+	}
+	return ex.write(ctx, c)
+}
+
+// write commits c with the executor's lease and position.
+func (ex *executor) write(ctx context.Context, c Commit) error {
+	if c.Release {
+		ex.w.detach(ex)
+	}
+	c.Lease = ex.lease
+	c.Expect = ex.committed
+	c.Consumed = ex.consumed
+	if err := ex.w.store.Commit(ctx, c); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	ex.consumed = nil
+	if c.NewHistory {
+		ex.committed = int64(len(c.Events))
+		ex.info.Generation++
+		ex.newHistory = nil
+	} else {
+		ex.committed += int64(len(c.Events))
+	}
+	ex.info.Status = c.Run.Status
+	return nil
+}
+
+func (ex *executor) encode(events []Event) [][]byte {
+	out := make([][]byte, 0, len(events))
+	for _, e := range events {
+		data, err := EncodeEvent(e, ex.w.codec)
+		if err != nil {
+			// Payloads are JSON already; only a codec can fail here.
+			ex.parked = err
+			return nil
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+// startWork starts the activity attempts that were committed.
+func (ex *executor) startWork(ctx context.Context) {
+	for _, cmd := range ex.toStart {
+		if ex.rt.pending[cmd.step] != cmd {
+			continue
+		}
+		actCtx, cancel := context.WithCancelCause(ctx)
+		if ex.rt.canceled && cmd.cancelable {
+			cancel(ErrCanceled)
+		}
+		ex.running[cmd.step] = cancel
+		info := ActivityInfo{RunID: ex.info.ID, Workflow: ex.info.Workflow, Activity: cmd.name,
+			Step: cmd.step, Attempt: cmd.attempt, IdempotencyKey: stepKey(ex.info.ID, ex.rt.generation, cmd.step)}
+		fn, opts, input := ex.w.wrap(cmd.activity.run), cmd.activity.opts, cmd.input
+		go func() {
+			r := runAttempt(actCtx, ex.w.clock, fn, info, opts, input)
+			cancel(nil)
+			select {
+			case ex.results <- r:
+			case <-ex.done:
+			}
+		}()
+	}
+	ex.toStart = nil
+}
+
+// continueAsNew starts the workflow over in a new runtime whose history
+// begins with start; the next commit replaces the run's history with it.
+// Signals delivered and not yet received are delivered again, after
+// whatever the workflow did when it started, as they would have been had
+// they arrived then.
+func (ex *executor) continueAsNew(start Event) {
+	start.Seq, start.Time, start.Name = 1, ex.now(), ex.info.Workflow
+	carried := ex.rt.carriedSignals()
+	for _, cancel := range ex.running {
+		cancel(errLeaseLost)
+	}
+	clear(ex.running)
+	ex.toStart, ex.children = nil, nil
+	def := ex.rt.def
+	ex.rt.close()
+	ex.rt = newRuntime(ex.info.ID, ex.info.Generation+1, def, ex.w.log)
+	ex.rt.load([]Event{start})
+	ex.newHistory = &start
+	ex.adopt(ex.rt.takeIssued())
+	for _, s := range carried {
+		ex.apply(Event{Type: s.Type, Name: s.Name, Payload: s.Payload, Sender: s.Sender})
+	}
+}
+
+// finish tells the parent of a child run that ended, then lets it go.
+func (ex *executor) finish(ctx context.Context) error {
+	if ex.info.ParentID == "" {
+		return nil
+	}
+	return ex.w.notifyParent(ctx, ex.lease, ex.info, ex.committed, *ex.rt.outcome)
+}
+
+// park stops a run that cannot go on with this code, saying why.
+func (ex *executor) park(ctx context.Context) error {
+	f := failureOf(ex.parked)
+	var nd *NondeterminismError
+	switch {
+	case errors.As(ex.parked, &nd):
+		f.Kind, f.Details = KindNondeterminism, nd.Diff()
+	case errors.Is(ex.parked, ErrUnregistered):
+		f.Kind = KindUnregistered
+	case isCorrupt(ex.parked):
+		f.Kind = KindCorrupt
+	}
+	ex.log.Error("run parked", "reason", f.Message)
+	info := ex.info
+	info.Status, info.Failure, info.Waiting = StatusParked, f, ""
+	ex.consumed = nil // what was not journaled stays in the inbox
+	return ex.write(ctx, Commit{Run: info, Release: true})
+}

@@ -1,0 +1,89 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+)
+
+// Lease implements durable.Store. A lease is expired once the clock reaches
+// its Expires; an expired lease gets a new token even when its holder
+// takes it again. ttl must be positive.
+func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Duration) (durable.Lease, error) {
+	if ttl <= 0 {
+		return durable.Lease{}, fmt.Errorf("lease %s: ttl %v is not positive", runID, ttl)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookup(runID)
+	if err != nil {
+		return durable.Lease{}, fmt.Errorf("lease: %w", err)
+	}
+	now := s.clock.Now()
+	live := r.held && now.Before(r.lease.Expires)
+	switch {
+	case live && r.lease.Worker != worker:
+		return durable.Lease{}, fmt.Errorf("lease %s: %w: %s", runID, durable.ErrLeaseHeld, r.lease.Worker)
+	case live:
+		r.lease.Expires = now.Add(ttl)
+	default:
+		r.lease = durable.Lease{RunID: runID, Worker: worker, Token: r.lease.Token + 1, Expires: now.Add(ttl)}
+		r.held = true
+	}
+	s.addDeadline(deadline{at: r.lease.Expires, kind: leaseDue, run: runID, token: r.lease.Token})
+	return r.lease, nil
+}
+
+// Commit implements durable.Store. A lease that expired is still current
+// until another Lease call takes it. Consumed ids not in the inbox are
+// ignored. A zero Run.WakeAt leaves an earlier wake time in place.
+func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runID := c.Lease.RunID
+	r, err := s.lookup(runID)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if !r.held || r.lease.Token != c.Lease.Token {
+		return fmt.Errorf("commit %s: %w: token %d", runID, durable.ErrFenced, c.Lease.Token)
+	}
+	if n := int64(len(r.history)); n != c.Expect {
+		return fmt.Errorf("commit %s: %w: history has %d events, commit expects %d", runID, durable.ErrConflict, n, c.Expect)
+	}
+
+	info := cloneInfo(c.Run)
+	prev := r.info
+	info.ID, info.Workflow, info.InputHash = prev.ID, prev.Workflow, prev.InputHash
+	info.ParentID, info.ParentStep, info.CreatedAt = prev.ParentID, prev.ParentStep, prev.CreatedAt
+	info.Generation = prev.Generation
+	if c.NewHistory {
+		r.history = cloneAll(c.Events)
+		info.Generation++
+	} else {
+		r.history = append(r.history, cloneAll(c.Events)...)
+	}
+	info.HistoryLen = int64(len(r.history))
+	info.UpdatedAt = s.clock.Now()
+	info.Version = prev.Version + 1
+	r.info = info
+	r.inbox = slices.DeleteFunc(r.inbox, func(e durable.InboxEntry) bool {
+		return slices.Contains(c.Consumed, e.ID)
+	})
+	s.notify()
+
+	if c.Release {
+		r.held = false
+		if len(r.inbox) > 0 {
+			s.enqueue(r)
+		}
+	}
+	if !info.WakeAt.IsZero() {
+		r.wakeAt = info.WakeAt
+		s.addDeadline(deadline{at: r.wakeAt, kind: wakeDue, run: runID})
+	}
+	return nil
+}

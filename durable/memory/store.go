@@ -1,0 +1,273 @@
+// Package memory is a durable.Store that keeps everything in the memory of
+// the process: for tests, examples and the zero-setup quickstart. It loses
+// every run when the process exits, so runs survive a crashed workflow but
+// not a crashed process; use the Redis store for that. It passes the same
+// conformance suite (durable/storetest) as the Redis store.
+package memory
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+)
+
+var (
+	_ durable.Store   = (*Store)(nil)
+	_ durable.Watcher = (*Store)(nil)
+)
+
+// DefaultVisibilityTimeout is how long a polled task may stay
+// unacknowledged before it is delivered again, unless
+// WithVisibilityTimeout says otherwise.
+const DefaultVisibilityTimeout = 30 * time.Second
+
+// Store is an in-memory durable.Store and durable.Watcher. It is safe for
+// concurrent use. It copies every byte slice it is given or returns, so
+// callers cannot change what it holds.
+//
+// Poll and WatchRun block on a channel that is closed whenever a task is
+// queued or a record changes; wake times, lease expiries and visibility
+// timeouts are fired by a single call scheduled on the store's clock for
+// the earliest of them. Nothing polls.
+type Store struct {
+	clock      durable.Clock
+	visibility time.Duration
+
+	mu        sync.Mutex
+	runs      map[string]*run
+	queue     []*run            // runs with a task waiting to be polled, oldest first
+	inflight  map[string]string // run id of each polled, unacknowledged task, by task id
+	lastTask  int64             // id of the last task delivered
+	deadlines deadlines
+	timer     timer
+	changed   chan struct{} // closed and replaced when a task is queued or a record changes
+}
+
+// run is everything the store holds about one run.
+type run struct {
+	info      durable.RunInfo
+	history   [][]byte
+	inbox     []durable.InboxEntry
+	lastEntry int64         // id of the last inbox entry
+	lease     durable.Lease // the current or last lease; Token is 0 if none was given
+	held      bool          // lease is current: taken and not released
+	wakeAt    time.Time     // when to queue the run; zero if never
+	queued    bool          // the run is in Store.queue
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store take its time from clock instead of the
+// system clock.
+func WithClock(clock durable.Clock) Option {
+	return func(s *Store) { s.clock = clock }
+}
+
+// WithVisibilityTimeout sets how long a polled task may stay
+// unacknowledged before it is delivered again (DefaultVisibilityTimeout if
+// not set).
+func WithVisibilityTimeout(d time.Duration) Option {
+	return func(s *Store) { s.visibility = d }
+}
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	s := &Store{
+		clock:      durable.SystemClock(),
+		visibility: DefaultVisibilityTimeout,
+		runs:       make(map[string]*run),
+		inflight:   make(map[string]string),
+		changed:    make(chan struct{}),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// CreateRun implements durable.Store. A zero CreatedAt is set to the
+// clock's time and an empty Status to durable.StatusPending.
+func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byte) (durable.RunInfo, bool, error) {
+	if info.ID == "" {
+		return durable.RunInfo{}, false, errors.New("create run: empty id")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.runs[info.ID]; ok {
+		return cloneInfo(r.info), false, nil
+	}
+	now := s.clock.Now()
+	info = cloneInfo(info)
+	if info.CreatedAt.IsZero() {
+		info.CreatedAt = now
+	}
+	if info.Status == "" {
+		info.Status = durable.StatusPending
+	}
+	info.UpdatedAt = now
+	info.HistoryLen = 1
+	info.Version = 1
+	r := &run{info: info, history: [][]byte{bytes.Clone(first)}}
+	s.runs[info.ID] = r
+	s.enqueue(r)
+	return cloneInfo(info), true, nil
+}
+
+// GetRun implements durable.Store.
+func (s *Store) GetRun(ctx context.Context, runID string) (durable.RunInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookup(runID)
+	if err != nil {
+		return durable.RunInfo{}, fmt.Errorf("get run: %w", err)
+	}
+	return cloneInfo(r.info), nil
+}
+
+// ListRuns implements durable.Store. Runs created at the same time are
+// ordered by id, greatest first.
+func (s *Store) ListRuns(ctx context.Context, filter durable.RunFilter) ([]durable.RunInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []durable.RunInfo
+	for _, r := range s.runs {
+		if filter.Match(r.info) {
+			list = append(list, cloneInfo(r.info))
+		}
+	}
+	slices.SortFunc(list, func(a, b durable.RunInfo) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
+	if filter.Limit > 0 && len(list) > filter.Limit {
+		list = list[:filter.Limit]
+	}
+	return list, nil
+}
+
+// ReadHistory implements durable.Store. A from below 1 reads from 1.
+func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookup(runID)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	from = max(from, 1)
+	if from > int64(len(r.history)) {
+		return [][]byte{}, nil
+	}
+	return cloneAll(r.history[from-1:]), nil
+}
+
+// Send implements durable.Store.
+func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookup(runID)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	r.lastEntry++
+	id := strconv.FormatInt(r.lastEntry, 10)
+	r.inbox = append(r.inbox, durable.InboxEntry{ID: id, Event: bytes.Clone(event)})
+	s.enqueue(r)
+	return nil
+}
+
+// ReadInbox implements durable.Store. It returns an error wrapping
+// durable.ErrRunNotFound for an unknown run.
+func (s *Store) ReadInbox(ctx context.Context, runID string) ([]durable.InboxEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookup(runID)
+	if err != nil {
+		return nil, fmt.Errorf("read inbox: %w", err)
+	}
+	entries := make([]durable.InboxEntry, len(r.inbox))
+	for i, entry := range r.inbox {
+		entries[i] = durable.InboxEntry{ID: entry.ID, Event: bytes.Clone(entry.Event)}
+	}
+	return entries, nil
+}
+
+// WatchRun implements durable.Watcher: it returns nil as soon as the run's
+// Version differs from version. It returns an error wrapping
+// durable.ErrRunNotFound for an unknown run.
+func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error {
+	var err error
+	waitErr := s.await(ctx, func() bool {
+		var r *run
+		if r, err = s.lookup(runID); err != nil {
+			return true
+		}
+		return r.info.Version != version
+	})
+	if err != nil {
+		return fmt.Errorf("watch run: %w", err)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("watch run %s: %w", runID, waitErr)
+	}
+	return nil
+}
+
+// await calls ready with s.mu held until it reports true, waiting for a
+// change between calls. It returns ctx's error if ctx is done first.
+func (s *Store) await(ctx context.Context, ready func() bool) error {
+	for {
+		s.mu.Lock()
+		ok := ready()
+		changed := s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notify wakes every Poll and WatchRun call that waits. s.mu must be held.
+func (s *Store) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// lookup returns the run with id runID. s.mu must be held.
+func (s *Store) lookup(runID string) (*run, error) {
+	r, ok := s.runs[runID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", durable.ErrRunNotFound, runID)
+	}
+	return r, nil
+}
+
+// cloneInfo returns a copy of info that shares no memory with it.
+func cloneInfo(info durable.RunInfo) durable.RunInfo {
+	if info.Failure != nil {
+		f := *info.Failure
+		info.Failure = &f
+	}
+	return info
+}
+
+func cloneAll(events [][]byte) [][]byte {
+	out := make([][]byte, len(events))
+	for i, e := range events {
+		out[i] = bytes.Clone(e)
+	}
+	return out
+}

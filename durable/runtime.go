@@ -1,0 +1,392 @@
+package durable
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// workflowRuntime holds one run of a workflow in memory: its coroutines, the
+// commands they issued, and the events not yet committed. It is driven by
+// one goroutine at a time (an executor, or a replay check) through load,
+// apply and close; workflow code runs only inside those calls.
+//
+// Determinism rests on one rule: events that come from outside (results,
+// timers, signals) are delivered one at a time, in history order, and the
+// workflow runs until it blocks after each. Replay does exactly the same, so
+// the code takes the same branches, issues the same commands with the same
+// step numbers, and Select picks the same winner.
+type workflowRuntime struct {
+	runID      string
+	generation int
+	def        workflowDef
+	log        *slog.Logger
+
+	now time.Time
+	rng *rand.Rand
+
+	// seq is the position of the last event, committed or not.
+	seq int64
+	// fresh are events after the last commit, in order.
+	fresh []Event
+	// recorded are the command events of the loaded history not yet
+	// matched by the code, by type and step.
+	recorded map[cmdKey]Event
+	versions map[string]int
+	// replaying is true while delivering an event that has later events
+	// in the loaded history.
+	replaying bool
+
+	coroutines []*coroutine
+	current    *coroutine
+	killing    bool
+
+	lastStep int
+	pending  map[int]*command
+	issued   []*command
+	signals  map[string][]Event
+	canceled bool
+
+	// outcome is set when the workflow has ended.
+	outcome *Event
+	// fatal is set when the run cannot go on with this code; it parks.
+	fatal error
+}
+
+type cmdKey struct {
+	t    EventType
+	step int
+}
+
+// command is a step the workflow issued and waits on: an activity, a timer
+// or a child run.
+type command struct {
+	step     int
+	kind     EventType
+	name     string
+	resolve  func(Event)
+	recorded bool
+
+	// Activities.
+	activity   activityDef
+	input      []byte
+	cancelable bool
+	attempt    int
+	running    bool
+	retryAt    time.Time
+	// Timers.
+	fireAt time.Time
+	// Children.
+	childID string
+}
+
+func newRuntime(runID string, generation int, def workflowDef, log *slog.Logger) *workflowRuntime {
+	rt := &workflowRuntime{
+		runID:      runID,
+		generation: generation,
+		def:        def,
+		recorded:   map[cmdKey]Event{},
+		versions:   map[string]int{},
+		pending:    map[int]*command{},
+		signals:    map[string][]Event{},
+	}
+	rt.log = slog.New(replayHandler{log.Handler(), rt}).With("run_id", runID, "workflow", def.name)
+	return rt
+}
+
+// load replays a history: incoming events are delivered, command events are
+// kept to be matched by the commands the code issues. Afterwards fresh holds
+// what the code did beyond the history (normally nothing).
+func (rt *workflowRuntime) load(history []Event) {
+	for _, e := range history {
+		switch {
+		case e.Type == EventVersion:
+			rt.versions[e.Name] = e.Version
+		case e.Type.IsCommand():
+			rt.recorded[cmdKey{e.Type, e.Step}] = e
+		}
+	}
+	if len(history) > 0 {
+		// Commands the code issues beyond history go after its end.
+		rt.seq = history[len(history)-1].Seq
+	}
+	for i, e := range history {
+		if e.Type.IsCommand() {
+			continue
+		}
+		rt.replaying = i < len(history)-1
+		rt.deliver(e)
+		if rt.fatal != nil || rt.outcome != nil {
+			break
+		}
+	}
+	rt.replaying = false
+	if rt.fatal == nil {
+		rt.checkUnmatched()
+	}
+}
+
+// checkUnmatched parks the run if history recorded commands the code did
+// not issue.
+func (rt *workflowRuntime) checkUnmatched() {
+	var left []Event
+	for _, e := range rt.recorded {
+		left = append(left, e)
+	}
+	if len(left) == 0 {
+		return
+	}
+	first := slices.MinFunc(left, func(a, b Event) int { return int(a.Seq - b.Seq) })
+	rt.fail(&NondeterminismError{RunID: rt.runID, Seq: first.Seq, Step: first.Step,
+		Expected: describeEvent(first), Actual: "did not issue it"})
+}
+
+// apply appends a new incoming event and delivers it.
+func (rt *workflowRuntime) apply(e Event) {
+	rt.seq++
+	e.Seq = rt.seq
+	rt.fresh = append(rt.fresh, e)
+	rt.deliver(e)
+}
+
+// record appends a command event the code issued, unless history has it.
+func (rt *workflowRuntime) record(e Event) {
+	rt.seq++
+	e.Seq = rt.seq
+	e.Time = rt.now
+	rt.fresh = append(rt.fresh, e)
+}
+
+// takeFresh returns the events since the last call and forgets them.
+func (rt *workflowRuntime) takeFresh() []Event {
+	f := rt.fresh
+	rt.fresh = nil
+	return f
+}
+
+// deliver hands an incoming event to the workflow and runs it until it
+// blocks.
+func (rt *workflowRuntime) deliver(e Event) {
+	switch e.Type {
+	case EventRunStarted:
+		rt.now = e.Time
+		rt.rng = rand.New(rand.NewPCG(e.Seed, e.Seed^0x9e3779b97f4a7c15))
+		input := e.Payload
+		ctx := workflowContext{rt: rt}
+		rt.spawn(func() {
+			out, err := rt.def.run(ctx, input)
+			rt.finish(out, err)
+		})
+	case EventActivityAttemptFailed, EventActivityAttemptStarted:
+		// Bookkeeping of retries; the workflow does not see attempts.
+		cmd := rt.pending[e.Step]
+		if cmd == nil || cmd.kind != EventActivityScheduled {
+			rt.unexpected(e)
+			return
+		}
+		cmd.attempt = e.Attempt
+		cmd.running = e.Type == EventActivityAttemptStarted
+		cmd.retryAt = e.FireAt
+		return
+	case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventChildCompleted:
+		cmd := rt.pending[e.Step]
+		if cmd == nil || cmd.kind != resolvedBy(e.Type) {
+			rt.unexpected(e)
+			return
+		}
+		delete(rt.pending, e.Step)
+		rt.now = e.Time
+		cmd.resolve(e)
+	case EventSignalReceived:
+		rt.now = e.Time
+		rt.signals[e.Name] = append(rt.signals[e.Name], e)
+	case EventCancelRequested:
+		rt.now = e.Time
+		rt.canceled = true
+	default:
+		rt.fail(fmt.Errorf("%w: %s event %d cannot be delivered", ErrCorruptHistory, e.Type, e.Seq))
+		return
+	}
+	rt.runUntilBlocked()
+}
+
+func resolvedBy(t EventType) EventType {
+	switch t {
+	case EventActivityCompleted, EventActivityFailed:
+		return EventActivityScheduled
+	case EventTimerFired:
+		return EventTimerStarted
+	}
+	return EventChildStarted
+}
+
+// unexpected parks the run on an event for a step the code has not issued.
+func (rt *workflowRuntime) unexpected(e Event) {
+	rt.fail(&NondeterminismError{RunID: rt.runID, Seq: e.Seq, Step: e.Step,
+		Expected: describeEvent(e), Actual: fmt.Sprintf("has no pending step %d for it", e.Step)})
+}
+
+// fail parks the run: the first error wins.
+func (rt *workflowRuntime) fail(err error) {
+	if rt.fatal == nil {
+		rt.fatal = err
+	}
+}
+
+// issue registers a step-owning command the code issued: it is matched with
+// history, or recorded as new.
+func (rt *workflowRuntime) issue(cmd *command, e Event) {
+	rt.check()
+	rt.lastStep++
+	cmd.step, e.Step = rt.lastStep, rt.lastStep
+	cmd.kind = e.Type
+	cmd.name = e.Name
+	isNew := rt.matchOrRecord(e)
+	cmd.recorded = !isNew
+	rt.check()
+	if cmd.resolve != nil {
+		rt.pending[cmd.step] = cmd
+	}
+	if isNew {
+		rt.issued = append(rt.issued, cmd)
+	}
+}
+
+// takeIssued returns the commands issued, and not in history, since the
+// last call: the work an executor must start once they are committed.
+func (rt *workflowRuntime) takeIssued() []*command {
+	c := rt.issued
+	rt.issued = nil
+	return c
+}
+
+// matchOrRecord matches a command with the recorded one at its step, or
+// records it and reports true. A mismatch parks the run.
+func (rt *workflowRuntime) matchOrRecord(e Event) bool {
+	key := cmdKey{e.Type, e.Step}
+	if rec, ok := rt.recorded[key]; ok {
+		if rec.Name != e.Name {
+			rt.fail(&NondeterminismError{RunID: rt.runID, Seq: rec.Seq, Step: e.Step,
+				Expected: describeEvent(rec), Actual: "issued " + describeEvent(e)})
+			return false
+		}
+		delete(rt.recorded, key)
+		return false
+	}
+	if e.Step > 0 && e.Type != EventTimerCanceled {
+		for _, t := range []EventType{EventActivityScheduled, EventTimerStarted, EventSideEffect, EventChildStarted} {
+			if rec, ok := rt.recorded[cmdKey{t, e.Step}]; ok {
+				rt.fail(&NondeterminismError{RunID: rt.runID, Seq: rec.Seq, Step: e.Step,
+					Expected: describeEvent(rec), Actual: "issued " + describeEvent(e)})
+				return false
+			}
+		}
+	}
+	rt.record(e)
+	return true
+}
+
+// finish ends the run with the workflow's result.
+func (rt *workflowRuntime) finish(out []byte, err error) {
+	if rt.outcome != nil || rt.stopped() {
+		return
+	}
+	e := Event{Type: EventRunCompleted, Payload: out}
+	var can *continueAsNewError
+	switch {
+	case errors.As(err, &can):
+		if got := reflect.TypeOf(can.input); got != rt.def.inType {
+			e = Event{Type: EventRunFailed, Failure: &Failure{Message: fmt.Sprintf(
+				"continue as new: input is %v, workflow %s takes %v", got, rt.def.name, rt.def.inType), NonRetryable: true}}
+			break
+		}
+		payload, encErr := json.Marshal(can.input)
+		if encErr != nil {
+			e = Event{Type: EventRunFailed, Failure: &Failure{Message: "continue as new: " + encErr.Error()}}
+			break
+		}
+		e = Event{Type: EventRunStarted, Payload: payload, Seed: rt.rng.Uint64()}
+	case errors.Is(err, ErrCanceled) && rt.canceled:
+		e = Event{Type: EventRunCanceled, Failure: failureOf(err)}
+	case err != nil:
+		e = Event{Type: EventRunFailed, Failure: failureOf(err)}
+	}
+	if e.Type != EventRunStarted {
+		if rec, ok := rt.terminalRecorded(); ok && rec.Type != e.Type {
+			rt.fail(&NondeterminismError{RunID: rt.runID, Seq: rec.Seq,
+				Expected: describeEvent(rec), Actual: "ended with " + describeEvent(e)})
+			return
+		}
+		rt.matchOrRecord(e)
+	}
+	rt.outcome = &e
+}
+
+func (rt *workflowRuntime) terminalRecorded() (Event, bool) {
+	for _, t := range []EventType{EventRunCompleted, EventRunFailed, EventRunCanceled} {
+		if e, ok := rt.recorded[cmdKey{t, 0}]; ok {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
+
+// continueAsNewError is returned by ContinueAsNew.
+type continueAsNewError struct{ input any }
+
+func (e *continueAsNewError) Error() string { return "continue as new" }
+
+// ContinueAsNew returns an error that, returned by a workflow function,
+// ends the run's current history and starts the workflow over with input
+// and a fresh history, under the same run id. input must have the
+// workflow's input type. Signals that were delivered but not yet received
+// are carried over. Use it to keep the history of an endless run (a chat
+// session, a poller) short.
+func ContinueAsNew(ctx Context, input any) error {
+	ctx.runtime().check()
+	return &continueAsNewError{input: input}
+}
+
+// carriedSignals are the signals delivered and not received, in order, for
+// the next history of a run that continues as new.
+func (rt *workflowRuntime) carriedSignals() []Event {
+	var all []Event
+	for _, q := range rt.signals {
+		all = append(all, q...)
+	}
+	slices.SortFunc(all, func(a, b Event) int { return int(a.Seq - b.Seq) })
+	return all
+}
+
+// describeEvent renders an event for humans: "activity TakeOrder (step 1)".
+func describeEvent(e Event) string {
+	switch e.Type {
+	case EventActivityScheduled:
+		return fmt.Sprintf("activity %s (step %d)", e.Name, e.Step)
+	case EventTimerStarted:
+		return fmt.Sprintf("timer (step %d)", e.Step)
+	case EventTimerCanceled:
+		return fmt.Sprintf("cancellation of timer step %d", e.Step)
+	case EventSideEffect:
+		return fmt.Sprintf("side effect (step %d)", e.Step)
+	case EventChildStarted:
+		return fmt.Sprintf("child workflow %s (step %d)", e.Name, e.Step)
+	case EventVersion:
+		return fmt.Sprintf("version %d of change %q", e.Version, e.Name)
+	case EventRunCompleted:
+		return "run completed"
+	case EventRunFailed:
+		return "run failed"
+	case EventRunCanceled:
+		return "run canceled"
+	}
+	if e.Step > 0 {
+		return fmt.Sprintf("%s for step %d", e.Type, e.Step)
+	}
+	return string(e.Type)
+}

@@ -1,0 +1,292 @@
+// Package storetest is the conformance suite of durable.Store: a store is
+// done when it passes Run, as a file system is when it passes
+// testing/fstest.TestFS.
+//
+// Each subtest gets a new store built around a ManualClock that only the
+// suite moves, so wake times, lease expiries and redelivery are tested
+// without sleeping. A store must therefore take every time it compares or
+// records from the clock it is given, and schedule its own wake-ups with
+// the clock's AfterFunc. Events are arbitrary bytes: a store must not
+// interpret them.
+//
+// Where durable.Store leaves a choice open, the suite holds stores to
+// these readings:
+//
+//   - An unacknowledged task is delivered again once VisibilityTimeout of
+//     clock time has passed, and not before the clock moves.
+//   - CreateRun fills a zero CreatedAt with the clock's time and sets
+//     UpdatedAt, HistoryLen (1) and a Version of at least 1.
+//   - ListRuns orders records by CreatedAt, newest first, and records
+//     created at the same time by ID, greatest first.
+//   - A lease is expired once the clock reaches its Expires. An expired
+//     lease is free even to the worker that held it: taking it again gives
+//     a new, greater token.
+//   - A lease that expired is still the run's current lease until another
+//     Lease call takes it, so its holder can still commit.
+//   - A run whose lease was released is not queued when the lease's
+//     expiry time passes.
+//   - A run is queued when the clock reaches Run.WakeAt, or at once if
+//     WakeAt has passed already.
+//   - ReadInbox on an unknown run returns an error wrapping
+//     durable.ErrRunNotFound.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+)
+
+// VisibilityTimeout is the most clock time a store run by the suite may
+// let pass before it delivers an unacknowledged task again.
+const VisibilityTimeout = 30 * time.Second
+
+const (
+	// waitTimeout bounds, in real time, how long the suite waits for
+	// something that must happen.
+	waitTimeout = 10 * time.Second
+	// quiet is how long, in real time, the suite watches for something
+	// that must not happen yet.
+	quiet = 50 * time.Millisecond
+)
+
+// Run runs the conformance suite against the stores that newStore
+// returns. newStore is called once per subtest and must return an empty
+// store that takes its time from clock; it may register cleanups with t.
+func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.Store) {
+	tests := []struct {
+		name string
+		fn   func(e *env)
+	}{
+		{"CreateRun/CreatesAndQueues", testCreateRun},
+		{"CreateRun/DuplicateChangesNothing", testCreateRunDuplicate},
+		{"UnknownRun", testUnknownRun},
+		{"ListRuns", testListRuns},
+		{"ReadHistory", testReadHistory},
+		{"Send/KeepsOrderAndQueues", testSend},
+		{"CopiesBytes", testCopiesBytes},
+		{"Poll/ReturnsQueuedTasks", testPollQueued},
+		{"Poll/BlocksUntilSend", testPollBlocks},
+		{"Poll/WakesAtWakeTime", testPollWakes},
+		{"Poll/DoneContextReturnsReadyTask", testPollDoneReady},
+		{"Poll/DoneContextNothingReady", testPollDoneEmpty},
+		{"Ack", testAck},
+		{"Poll/RedeliversUnacked", testRedelivery},
+		{"Lease/Acquire", testLeaseAcquire},
+		{"Lease/SameWorkerExtends", testLeaseExtend},
+		{"Lease/HeldByAnother", testLeaseHeld},
+		{"Lease/ExpiredGivesGreaterToken", testLeaseExpired},
+		{"Lease/ExpiredQueuesRun", testLeaseReclaim},
+		{"Lease/ReleasedNotReclaimed", testLeaseReleased},
+		{"Commit/Appends", testCommitAppends},
+		{"Commit/Conflict", testCommitConflict},
+		{"Commit/FencedAfterTakeover", testCommitFenced},
+		{"Commit/FencedAfterRelease", testCommitReleased},
+		{"Commit/ExpiredLeaseNotTaken", testCommitExpiredNotTaken},
+		{"Commit/Record", testCommitRecord},
+		{"Commit/Consumed", testCommitConsumed},
+		{"Commit/ReleaseRequeues", testReleaseRequeues},
+		{"Commit/WakeAt", testWakeAt},
+		{"Commit/WakeAtPassed", testWakeAtPassed},
+		{"Commit/WakeAtReplaced", testWakeAtReplaced},
+		{"Commit/NewHistory", testNewHistory},
+		{"Commit/Concurrent", testConcurrentCommits},
+		{"Watcher", testWatcher},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := NewManualClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			tt.fn(&env{t: t, s: newStore(t, clock), clock: clock})
+		})
+	}
+}
+
+// env is what a subtest works with, and helpers that fail it.
+type env struct {
+	t     *testing.T
+	s     durable.Store
+	clock *ManualClock
+}
+
+// ctx returns a context that ends after waitTimeout.
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(e.t.Context(), waitTimeout)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// create creates a pending run of workflow "wf" whose first event is
+// id+"/1".
+func (e *env) create(id string) durable.RunInfo {
+	e.t.Helper()
+	info := durable.RunInfo{ID: id, Workflow: "wf", InputHash: "hash-" + id, Status: durable.StatusPending}
+	return e.createRun(info, []byte(id+"/1"))
+}
+
+func (e *env) createRun(info durable.RunInfo, first []byte) durable.RunInfo {
+	e.t.Helper()
+	got, created, err := e.s.CreateRun(e.ctx(), info, first)
+	if err != nil || !created {
+		e.t.Fatalf("CreateRun(%q) = created %v, %v; want created", info.ID, created, err)
+	}
+	return got
+}
+
+func (e *env) get(id string) durable.RunInfo {
+	e.t.Helper()
+	info, err := e.s.GetRun(e.ctx(), id)
+	if err != nil {
+		e.t.Fatalf("GetRun(%q): %v", id, err)
+	}
+	return info
+}
+
+func (e *env) send(id, event string) {
+	e.t.Helper()
+	if err := e.s.Send(e.ctx(), id, []byte(event)); err != nil {
+		e.t.Fatalf("Send(%q, %q): %v", id, event, err)
+	}
+}
+
+func (e *env) inbox(id string) []durable.InboxEntry {
+	e.t.Helper()
+	entries, err := e.s.ReadInbox(e.ctx(), id)
+	if err != nil {
+		e.t.Fatalf("ReadInbox(%q): %v", id, err)
+	}
+	return entries
+}
+
+func (e *env) lease(id, worker string, ttl time.Duration) durable.Lease {
+	e.t.Helper()
+	l, err := e.s.Lease(e.ctx(), id, worker, ttl)
+	if err != nil {
+		e.t.Fatalf("Lease(%q, %q): %v", id, worker, err)
+	}
+	return l
+}
+
+func (e *env) commit(c durable.Commit) {
+	e.t.Helper()
+	if err := e.s.Commit(e.ctx(), c); err != nil {
+		e.t.Fatalf("Commit(expect %d, %d events): %v", c.Expect, len(c.Events), err)
+	}
+}
+
+// commitErr commits c and fails unless the error wraps want.
+func (e *env) commitErr(c durable.Commit, want error) {
+	e.t.Helper()
+	if err := e.s.Commit(e.ctx(), c); !errors.Is(err, want) {
+		e.t.Fatalf("Commit(expect %d): %v; want %v", c.Expect, err, want)
+	}
+}
+
+// wantHistory fails unless the history of id from position from is want.
+func (e *env) wantHistory(id string, from int64, want ...string) {
+	e.t.Helper()
+	got, err := e.s.ReadHistory(e.ctx(), id, from)
+	if err != nil {
+		e.t.Fatalf("ReadHistory(%q, %d): %v", id, from, err)
+	}
+	if !slices.EqualFunc(got, events(want...), bytes.Equal) {
+		e.t.Fatalf("ReadHistory(%q, %d) = %q; want %q", id, from, got, want)
+	}
+}
+
+// pollNow polls with a done context, so it returns a task only if one is
+// ready.
+func (e *env) pollNow() (durable.Task, bool) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(e.t.Context())
+	cancel()
+	task, err := e.s.Poll(ctx, "worker-now")
+	if err == nil {
+		return task, true
+	}
+	if !errors.Is(err, context.Canceled) {
+		e.t.Fatalf("Poll with done context: %v; want a task or context.Canceled", err)
+	}
+	return durable.Task{}, false
+}
+
+// expectTask waits for a task and fails unless it is for runID.
+func (e *env) expectTask(runID string) durable.Task {
+	e.t.Helper()
+	task, err := e.s.Poll(e.ctx(), "worker-wait")
+	if err != nil {
+		e.t.Fatalf("Poll, waiting for a task for %q: %v", runID, err)
+	}
+	if task.RunID != runID {
+		e.t.Fatalf("Poll = task for %q; want %q", task.RunID, runID)
+	}
+	return task
+}
+
+// noTask fails if a task is ready.
+func (e *env) noTask(when string) {
+	e.t.Helper()
+	if task, ok := e.pollNow(); ok {
+		e.t.Fatalf("%s: Poll gave a task for %q; want none", when, task.RunID)
+	}
+}
+
+// drain polls and acknowledges every ready task.
+func (e *env) drain() {
+	e.t.Helper()
+	for range 1000 {
+		task, ok := e.pollNow()
+		if !ok {
+			return
+		}
+		e.ack(task)
+	}
+	e.t.Fatal("Poll still gives tasks after 1000 were acknowledged")
+}
+
+func (e *env) ack(task durable.Task) {
+	e.t.Helper()
+	if err := e.s.Ack(e.ctx(), task); err != nil {
+		e.t.Fatalf("Ack(%+v): %v", task, err)
+	}
+}
+
+// step is a commit by l of events after expect, with a running record.
+func step(l durable.Lease, expect int64, evs ...string) durable.Commit {
+	return durable.Commit{
+		Lease:  l,
+		Expect: expect,
+		Events: events(evs...),
+		Run:    durable.RunInfo{Status: durable.StatusRunning},
+	}
+}
+
+func events(evs ...string) [][]byte {
+	out := make([][]byte, len(evs))
+	for i, ev := range evs {
+		out[i] = []byte(ev)
+	}
+	return out
+}
+
+// diffRun describes how got differs from want, or returns "". Times are
+// compared as instants.
+func diffRun(got, want durable.RunInfo) string {
+	if reflect.DeepEqual(normalize(got), normalize(want)) {
+		return ""
+	}
+	return fmt.Sprintf("got  %+v\nwant %+v", got, want)
+}
+
+func normalize(r durable.RunInfo) durable.RunInfo {
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.UpdatedAt = r.UpdatedAt.UTC()
+	r.WakeAt = r.WakeAt.UTC()
+	return r
+}

@@ -1,0 +1,312 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// WorkerOptions configure a Worker. Zero fields take the defaults noted.
+type WorkerOptions struct {
+	// ID names the worker in leases; it must be unique among live
+	// workers. Default: host name, process id and a random suffix.
+	ID string
+	// MaxRuns caps the runs the worker executes at once. Default 100.
+	MaxRuns int
+	// LeaseTTL is how long a run's lease lasts without renewal: the time
+	// after which another worker takes over the runs of a worker that
+	// died. The worker renews leases every third of it. Default 30s.
+	LeaseTTL time.Duration
+	// Clock tells time. Default: SystemClock.
+	Clock Clock
+	// Logger receives the worker's logs. Default: slog.Default.
+	Logger *slog.Logger
+	// Codec transforms payloads at rest; clients must use the same.
+	Codec Codec
+	// ActivityMiddleware wraps every activity call, the first outermost.
+	ActivityMiddleware []ActivityMiddleware
+}
+
+// Worker executes runs: it takes tasks from the store, holds the lease of
+// each run it executes, replays and advances its workflow, and runs its
+// activities. Any number of workers may share a store; a run is executed by
+// one at a time, and the runs of a worker that dies are taken over by others
+// once their leases expire.
+type Worker struct {
+	store      Store
+	client     *Client
+	id         string
+	maxRuns    int
+	leaseTTL   time.Duration
+	clock      Clock
+	log        *slog.Logger
+	codec      Codec
+	middleware []ActivityMiddleware
+	workflows  map[string]workflowDef
+
+	mu     sync.Mutex
+	active map[string]*executor
+	// idle is signaled when an executor ends.
+	idle  chan struct{}
+	slots chan struct{}
+	wg    sync.WaitGroup
+}
+
+// NewWorker returns a worker for store. Register workflows before Run.
+func NewWorker(store Store, opts WorkerOptions) *Worker {
+	w := &Worker{
+		store:      store,
+		id:         opts.ID,
+		maxRuns:    opts.MaxRuns,
+		leaseTTL:   opts.LeaseTTL,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		codec:      opts.Codec,
+		middleware: opts.ActivityMiddleware,
+		workflows:  map[string]workflowDef{},
+		active:     map[string]*executor{},
+		idle:       make(chan struct{}, 1),
+	}
+	if w.id == "" {
+		host, _ := os.Hostname()
+		w.id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomID()[:8])
+	}
+	if w.maxRuns <= 0 {
+		w.maxRuns = 100
+	}
+	if w.leaseTTL <= 0 {
+		w.leaseTTL = 30 * time.Second
+	}
+	if w.clock == nil {
+		w.clock = SystemClock()
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	w.log = w.log.With("worker", w.id)
+	w.slots = make(chan struct{}, w.maxRuns)
+	w.client = NewClient(store, ClientOptions{Codec: w.codec, Clock: w.clock})
+	return w
+}
+
+// ID returns the worker's id.
+func (w *Worker) ID() string { return w.id }
+
+// Register makes workflows runnable by the worker. It panics if two have
+// the same name, as registering is done once at start-up.
+func (w *Worker) Register(workflows ...WorkflowDefinition) {
+	for _, wf := range workflows {
+		def := wf.workflow()
+		if _, dup := w.workflows[def.name]; dup {
+			panic(fmt.Sprintf("durable: workflow %q registered twice", def.name))
+		}
+		w.workflows[def.name] = def
+	}
+}
+
+// Run executes runs until ctx is done, then waits for the runs in hand to
+// stop and returns nil. At start it retries the parked runs of its
+// workflows: deploying fixed code un-parks them.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.wg.Wait()
+	w.retryParked(ctx)
+	for {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		task, err := w.store.Poll(ctx, w.id)
+		if err != nil {
+			<-w.slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Error("poll", "err", err)
+			w.sleep(ctx, time.Second)
+			continue
+		}
+		w.dispatch(ctx, task)
+	}
+}
+
+// Drain executes runs until none is ready and none is executing, then
+// returns. It suits tests and batch jobs; a service calls Run. Drain must
+// not be called while Run or another Drain runs on the same worker.
+func (w *Worker) Drain(ctx context.Context) error {
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	defer w.wg.Wait()
+	for {
+		task, err := w.store.Poll(done, w.id)
+		if err == nil {
+			w.slots <- struct{}{}
+			w.dispatch(ctx, task)
+			continue
+		}
+		if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			return fmt.Errorf("poll: %w", err)
+		}
+		w.mu.Lock()
+		busy := len(w.active) > 0
+		w.mu.Unlock()
+		if !busy {
+			// Executors write before they leave, so one more look at
+			// the queue sees all they left behind.
+			if task, err := w.store.Poll(done, w.id); err == nil {
+				w.slots <- struct{}{}
+				w.dispatch(ctx, task)
+				continue
+			}
+			return nil
+		}
+		select {
+		case <-w.idle:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// dispatch hands a task to the executor of its run, or starts one. It owns
+// one slot, which it gives back when the run is let go.
+func (w *Worker) dispatch(ctx context.Context, task Task) {
+	w.mu.Lock()
+	if ex := w.active[task.RunID]; ex != nil {
+		w.mu.Unlock()
+		notify(ex.poke)
+		<-w.slots
+		w.ack(ctx, task)
+		return
+	}
+	ex := &executor{w: w, runID: task.RunID, log: w.log.With("run_id", task.RunID),
+		results: make(chan attemptResult), poke: make(chan struct{}, 1), done: make(chan struct{}),
+		running: map[int]context.CancelCauseFunc{}}
+	w.active[task.RunID] = ex
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() {
+			w.detach(ex)
+			<-w.slots
+			notify(w.idle)
+		}()
+		if err := w.execute(ctx, ex, task); err != nil && ctx.Err() == nil {
+			ex.log.Warn("run let go", "err", err)
+		}
+	}()
+}
+
+// detach forgets an executor that is letting its run go, so that news for
+// the run from now on starts a new executor (which waits for the lease)
+// instead of poking one that will not look.
+func (w *Worker) detach(ex *executor) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.active[ex.runID] == ex {
+		delete(w.active, ex.runID)
+	}
+}
+
+// execute takes a run's lease and runs it until it is let go.
+func (w *Worker) execute(ctx context.Context, ex *executor, task Task) error {
+	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
+	w.ack(ctx, task)
+	if errors.Is(err, ErrLeaseHeld) || errors.Is(err, ErrRunNotFound) {
+		return nil // the holder will see the news; or there is no run
+	}
+	if err != nil {
+		return fmt.Errorf("take lease: %w", err)
+	}
+	info, err := w.store.GetRun(ctx, task.RunID)
+	if err != nil {
+		return fmt.Errorf("get run: %w", err)
+	}
+	ex.lease, ex.info = lease, info
+	if info.Status.Terminal() {
+		// Ended: a child whose parent may not have been told, or a
+		// stale task.
+		return w.finishEnded(ctx, lease, info)
+	}
+	return ex.run(ctx)
+}
+
+// finishEnded tells the parent of an ended child run, if it has one, and
+// releases the run.
+func (w *Worker) finishEnded(ctx context.Context, lease Lease, info RunInfo) error {
+	if info.ParentID == "" {
+		return w.store.Commit(ctx, Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+	}
+	entries, err := w.store.ReadHistory(ctx, info.ID, info.HistoryLen)
+	if err != nil {
+		return fmt.Errorf("read end of history: %w", err)
+	}
+	end, err := DecodeHistory(entries, info.HistoryLen, w.codec)
+	if err != nil || len(end) != 1 {
+		return fmt.Errorf("read end of history: %w", errors.Join(err, ErrCorruptHistory))
+	}
+	return w.notifyParent(ctx, lease, info, info.HistoryLen, end[0])
+}
+
+// notifyParent sends the outcome of a child run to its parent's inbox and
+// then releases the child.
+func (w *Worker) notifyParent(ctx context.Context, lease Lease, info RunInfo, committed int64, outcome Event) error {
+	msg := Event{Type: EventChildCompleted, Step: info.ParentStep, RunID: info.ID,
+		Payload: outcome.Payload, Failure: outcome.Failure}
+	if err := w.client.send(ctx, info.ParentID, msg); err != nil && !errors.Is(err, ErrRunEnded) {
+		return fmt.Errorf("tell parent %s: %w", info.ParentID, err)
+	}
+	info, err := w.store.GetRun(ctx, info.ID)
+	if err != nil {
+		return err
+	}
+	return w.store.Commit(ctx, Commit{Lease: lease, Expect: committed, Run: info, Release: true})
+}
+
+func (w *Worker) ack(ctx context.Context, task Task) {
+	if err := w.store.Ack(ctx, task); err != nil {
+		w.log.Warn("ack task", "run_id", task.RunID, "err", err)
+	}
+}
+
+// retryParked tries the parked runs of the registered workflows again.
+func (w *Worker) retryParked(ctx context.Context) {
+	parked, err := w.store.ListRuns(ctx, RunFilter{Status: StatusParked})
+	if err != nil {
+		w.log.Error("list parked runs", "err", err)
+		return
+	}
+	for _, run := range parked {
+		if _, ok := w.workflows[run.Workflow]; !ok {
+			continue
+		}
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		w.log.Info("retrying parked run", "run_id", run.ID)
+		w.dispatch(ctx, Task{RunID: run.ID})
+	}
+}
+
+// wrap applies the activity middleware to fn.
+func (w *Worker) wrap(fn ActivityFunc) ActivityFunc {
+	for i := len(w.middleware) - 1; i >= 0; i-- {
+		fn = w.middleware[i](fn)
+	}
+	return fn
+}
+
+func (w *Worker) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,256 @@
+package durable
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// Workflow is a named workflow function. Its code must be deterministic:
+// given the same history it must issue the same commands in the same order.
+// It may use only the Context and the functions of this package to reach
+// the world (Execute, Sleep, Now, Receive, SideEffect, ...), never the
+// clock, randomness, goroutines, channels or I/O of its own.
+//
+// In and Out cross the durable boundary as JSON.
+type Workflow[In, Out any] struct {
+	name string
+	fn   func(Context, In) (Out, error)
+}
+
+// NewWorkflow names a workflow function. The name is recorded in each run's
+// history; renaming a workflow strands its runs in flight.
+func NewWorkflow[In, Out any](name string, fn func(Context, In) (Out, error)) *Workflow[In, Out] {
+	if name == "" || fn == nil {
+		panic("durable: NewWorkflow needs a name and a function")
+	}
+	return &Workflow[In, Out]{name: name, fn: fn}
+}
+
+// Name returns the workflow's name.
+func (w *Workflow[In, Out]) Name() string { return w.name }
+
+func (w *Workflow[In, Out]) workflow() workflowDef {
+	return workflowDef{
+		name:   w.name,
+		inType: reflect.TypeFor[In](),
+		run: func(ctx Context, input []byte) ([]byte, error) {
+			var in In
+			if err := json.Unmarshal(input, &in); err != nil {
+				return nil, fmt.Errorf("decode input of workflow %s: %w", w.name, err)
+			}
+			out, err := w.fn(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			return encodePayload(out)
+		},
+	}
+}
+
+// WorkflowDefinition is a workflow that a worker can run: a *Workflow of any
+// type. Register them with Worker.Register.
+type WorkflowDefinition interface {
+	Name() string
+	workflow() workflowDef
+}
+
+// workflowDef is a workflow with its types erased to JSON.
+type workflowDef struct {
+	name   string
+	inType reflect.Type
+	run    func(ctx Context, input []byte) ([]byte, error)
+}
+
+// Activity is a named function that does what workflow code may not: I/O,
+// calls to models and tools, anything non-deterministic. Its result is
+// journaled; a completed activity is never executed again for the same
+// step. An attempt cut off by a crash runs again, with the same
+// idempotency key (see ActivityInfo), so activities with side effects
+// should be idempotent or pass the key on to the system they call.
+//
+// In and Out cross the durable boundary as JSON.
+type Activity[In, Out any] struct {
+	name string
+	fn   func(context.Context, In) (Out, error)
+	opts ActivityOptions
+}
+
+// NewActivity names an activity function with options for every call.
+func NewActivity[In, Out any](name string, fn func(context.Context, In) (Out, error), opts ...ActivityOptions) *Activity[In, Out] {
+	if name == "" || fn == nil {
+		panic("durable: NewActivity needs a name and a function")
+	}
+	a := &Activity[In, Out]{name: name, fn: fn}
+	for _, o := range opts {
+		a.opts = a.opts.merge(o)
+	}
+	return a
+}
+
+// Name returns the activity's name.
+func (a *Activity[In, Out]) Name() string { return a.name }
+
+// WithOptions returns a copy of the activity whose options are overridden
+// by the non-zero fields of opts.
+func (a *Activity[In, Out]) WithOptions(opts ActivityOptions) *Activity[In, Out] {
+	c := *a
+	c.opts = a.opts.merge(opts)
+	return &c
+}
+
+func (a *Activity[In, Out]) activity() activityDef {
+	return activityDef{
+		name: a.name,
+		opts: a.opts,
+		run: func(ctx context.Context, input []byte) ([]byte, error) {
+			var in In
+			if err := json.Unmarshal(input, &in); err != nil {
+				return nil, NonRetryable(fmt.Errorf("decode input of activity %s: %w", a.name, err))
+			}
+			out, err := a.fn(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			return encodePayload(out)
+		},
+	}
+}
+
+// activityDef is an activity with its types erased to JSON.
+type activityDef struct {
+	name string
+	opts ActivityOptions
+	run  ActivityFunc
+}
+
+// ActivityFunc is an activity at the durable boundary: JSON in, JSON out.
+// The activity's name, step and attempt are in the context (ActivityInfoFrom).
+type ActivityFunc func(ctx context.Context, input []byte) ([]byte, error)
+
+// ActivityMiddleware wraps every activity call a worker makes: for
+// logging, tracing, metrics, or replacing activities in tests.
+type ActivityMiddleware func(next ActivityFunc) ActivityFunc
+
+// ActivityOptions tune how an activity is run. Zero fields take defaults.
+type ActivityOptions struct {
+	// StartToCloseTimeout bounds one attempt. Default: 10 minutes.
+	StartToCloseTimeout time.Duration
+	// HeartbeatTimeout, if set, fails an attempt that does not call
+	// Heartbeat at least this often.
+	HeartbeatTimeout time.Duration
+	// RetryPolicy says how failed attempts are retried.
+	RetryPolicy RetryPolicy
+}
+
+func (o ActivityOptions) merge(n ActivityOptions) ActivityOptions {
+	if n.StartToCloseTimeout != 0 {
+		o.StartToCloseTimeout = n.StartToCloseTimeout
+	}
+	if n.HeartbeatTimeout != 0 {
+		o.HeartbeatTimeout = n.HeartbeatTimeout
+	}
+	o.RetryPolicy = o.RetryPolicy.merge(n.RetryPolicy)
+	return o
+}
+
+func (o ActivityOptions) startToClose() time.Duration {
+	if o.StartToCloseTimeout > 0 {
+		return o.StartToCloseTimeout
+	}
+	return 10 * time.Minute
+}
+
+// RetryPolicy says how failed activity attempts are retried: after
+// InitialInterval, then each wait BackoffCoefficient times longer, capped at
+// MaximumInterval, until MaximumAttempts attempts were made. Zero fields
+// take the defaults noted on them.
+//
+// Errors marked with NonRetryable, errors whose Go type name (as printed by
+// %T, e.g. "*url.Error") is in NonRetryableErrorTypes, and cancellations
+// are never retried.
+type RetryPolicy struct {
+	// InitialInterval is the wait before the second attempt. Default 1s.
+	InitialInterval time.Duration
+	// BackoffCoefficient multiplies the wait after each attempt. Default 2.
+	BackoffCoefficient float64
+	// MaximumInterval caps the wait. Default 100 × InitialInterval.
+	MaximumInterval time.Duration
+	// MaximumAttempts caps the attempts, counting the first and attempts
+	// lost with a crashed worker. Default 0: unlimited.
+	MaximumAttempts int
+	// NonRetryableErrorTypes lists Go type names of errors not to retry.
+	NonRetryableErrorTypes []string
+}
+
+func (p RetryPolicy) merge(n RetryPolicy) RetryPolicy {
+	if n.InitialInterval != 0 {
+		p.InitialInterval = n.InitialInterval
+	}
+	if n.BackoffCoefficient != 0 {
+		p.BackoffCoefficient = n.BackoffCoefficient
+	}
+	if n.MaximumInterval != 0 {
+		p.MaximumInterval = n.MaximumInterval
+	}
+	if n.MaximumAttempts != 0 {
+		p.MaximumAttempts = n.MaximumAttempts
+	}
+	if n.NonRetryableErrorTypes != nil {
+		p.NonRetryableErrorTypes = n.NonRetryableErrorTypes
+	}
+	return p
+}
+
+// Backoff returns the wait after the given failed attempt (1 for the first).
+func (p RetryPolicy) Backoff(attempt int) time.Duration {
+	initial := p.InitialInterval
+	if initial <= 0 {
+		initial = time.Second
+	}
+	coef := p.BackoffCoefficient
+	if coef < 1 {
+		coef = 2
+	}
+	maxWait := p.MaximumInterval
+	if maxWait <= 0 {
+		maxWait = 100 * initial
+	}
+	d := float64(initial)
+	for i := 1; i < attempt && d < float64(maxWait); i++ {
+		d *= coef
+	}
+	return min(time.Duration(d), maxWait)
+}
+
+// retries reports whether a failed attempt should be retried.
+func (p RetryPolicy) retries(attempt int, f *Failure) bool {
+	if f.NonRetryable || f.Kind == KindCanceled || f.Kind == KindNondeterminism {
+		return false
+	}
+	for _, t := range p.NonRetryableErrorTypes {
+		if t == f.Type {
+			return false
+		}
+	}
+	return p.MaximumAttempts <= 0 || attempt < p.MaximumAttempts
+}
+
+// encodePayload encodes a value that crosses the durable boundary.
+func encodePayload(v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, NonRetryable(fmt.Errorf("encode %T: %w", v, err))
+	}
+	return data, nil
+}
+
+// hashInput is the journaled fingerprint of an input.
+func hashInput(input []byte) string {
+	sum := sha256.Sum256(input)
+	return hex.EncodeToString(sum[:])
+}
