@@ -36,9 +36,15 @@ func quietLogger() *slog.Logger {
 // newEnv starts a worker with the workflows; it stops at the end of the test.
 func newEnv(t *testing.T, wfs ...durable.WorkflowDefinition) *env {
 	t.Helper()
+	e := newIdleEnv(t)
+	e.start(wfs...)
+	return e
+}
+
+// newIdleEnv is an env with no worker yet.
+func newIdleEnv(t *testing.T) *env {
 	e := &env{t: t, store: memory.New()}
 	e.client = durable.NewClient(e.store, durable.ClientOptions{})
-	e.start(wfs...)
 	return e
 }
 
@@ -260,8 +266,9 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 	for cut := 1; cut < len(entries); cut++ {
 		t.Run(fmt.Sprintf("after_%d_%s", cut, history[cut-1].Type), func(t *testing.T) {
 			p := newPizza(time.Millisecond)
-			e := newEnv(t, p.workflow)
+			e := newIdleEnv(t)
 			seedRun(t, e.store, durable.RunInfo{ID: "pizza", Workflow: info.Workflow, InputHash: info.InputHash}, entries[:cut])
+			e.start(p.workflow)
 			got, err := p.workflow.Get(e.client, "pizza").Result(ctxT(t))
 			if err != nil || got != pizzaResult {
 				t.Fatalf("result = %q, %v", got, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -152,6 +151,7 @@ const (
 	KindLost           FailureKind = "attempt_lost"
 	KindNondeterminism FailureKind = "nondeterminism"
 	KindCorrupt        FailureKind = "corrupt_history"
+	KindUnknownEvent   FailureKind = "unknown_event"
 	KindUnregistered   FailureKind = "unregistered"
 )
 
@@ -159,7 +159,7 @@ func (f *Failure) Error() string { return f.Message }
 
 // Unwrap lets errors.Is match the sentinel of the failure's kind:
 // ErrCanceled, ErrTimeout, ErrHeartbeatTimeout, ErrPanic, ErrAttemptLost,
-// ErrNondeterminism, ErrCorruptHistory, ErrUnregistered.
+// ErrNondeterminism, ErrCorruptHistory, ErrUnknownEvent, ErrUnregistered.
 func (f *Failure) Unwrap() error {
 	switch f.Kind {
 	case KindCanceled:
@@ -176,6 +176,8 @@ func (f *Failure) Unwrap() error {
 		return ErrNondeterminism
 	case KindCorrupt:
 		return ErrCorruptHistory
+	case KindUnknownEvent:
+		return ErrUnknownEvent
 	case KindUnregistered:
 		return ErrUnregistered
 	}
@@ -288,9 +290,4 @@ func DecodeHistory(entries [][]byte, from int64, codec Codec) ([]Event, error) {
 		events[i] = e
 	}
 	return events, nil
-}
-
-// isCorrupt reports whether err comes from an undecodable history.
-func isCorrupt(err error) bool {
-	return errors.Is(err, ErrCorruptHistory) || errors.Is(err, ErrUnknownEvent)
 }

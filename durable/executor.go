@@ -529,7 +529,9 @@ func (ex *executor) park(ctx context.Context) error {
 		f.Kind, f.Details = KindNondeterminism, nd.Diff()
 	case errors.Is(ex.parked, ErrUnregistered):
 		f.Kind = KindUnregistered
-	case isCorrupt(ex.parked):
+	case errors.Is(ex.parked, ErrUnknownEvent):
+		f.Kind = KindUnknownEvent
+	case errors.Is(ex.parked, ErrCorruptHistory):
 		f.Kind = KindCorrupt
 	}
 	ex.log.Error("run parked", "reason", f.Message)

@@ -119,9 +119,14 @@ func (rt *workflowRuntime) load(history []Event) {
 		if e.Type.IsCommand() {
 			continue
 		}
+		if rt.outcome != nil {
+			// The workflow ended, yet history goes on.
+			rt.unexpected(e)
+			break
+		}
 		rt.replaying = i < len(history)-1
 		rt.deliver(e)
-		if rt.fatal != nil || rt.outcome != nil {
+		if rt.fatal != nil {
 			break
 		}
 	}
@@ -227,8 +232,12 @@ func resolvedBy(t EventType) EventType {
 
 // unexpected parks the run on an event for a step the code has not issued.
 func (rt *workflowRuntime) unexpected(e Event) {
+	actual := fmt.Sprintf("has no pending step %d for it", e.Step)
+	if rt.outcome != nil {
+		actual = "had already ended"
+	}
 	rt.fail(&NondeterminismError{RunID: rt.runID, Seq: e.Seq, Step: e.Step,
-		Expected: describeEvent(e), Actual: fmt.Sprintf("has no pending step %d for it", e.Step)})
+		Expected: describeEvent(e), Actual: actual})
 }
 
 // fail parks the run: the first error wins.

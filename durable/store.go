@@ -217,6 +217,7 @@ type Commit struct {
 	// Consumed are removed, the run is queued again at once.
 	//
 	// Whether released or not, the store queues the run when Run.WakeAt
-	// (if set) comes, replacing any earlier wake time of the run.
+	// comes. Each commit replaces the run's wake time; a zero WakeAt
+	// clears it.
 	Release bool
 }

@@ -39,7 +39,7 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 
 // Commit implements durable.Store. A lease that expired is still current
 // until another Lease call takes it. Consumed ids not in the inbox are
-// ignored. A zero Run.WakeAt leaves an earlier wake time in place.
+// ignored.
 func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,8 +81,8 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 			s.enqueue(r)
 		}
 	}
+	r.wakeAt = info.WakeAt
 	if !info.WakeAt.IsZero() {
-		r.wakeAt = info.WakeAt
 		s.addDeadline(deadline{at: r.wakeAt, kind: wakeDue, run: runID})
 	}
 	return nil

@@ -1,8 +1,8 @@
 // Package memory is a durable.Store that keeps everything in the memory of
-// the process: for tests, examples and the zero-setup quickstart. It loses
-// every run when the process exits, so runs survive a crashed workflow but
-// not a crashed process; use the Redis store for that. It passes the same
-// conformance suite (durable/storetest) as the Redis store.
+// the process, for tests, examples and the zero-setup quickstart. Every
+// run is lost when the process exits; runs that must outlive the process
+// belong in the Redis store. It passes the same conformance suite
+// (durable/storetest) as the Redis store.
 package memory
 
 import (

@@ -216,6 +216,18 @@ func testWakeAtReplaced(e *env) {
 	e.expectTask("r1")
 }
 
+func testWakeAtCleared(e *env) {
+	e.create("r1")
+	e.drain()
+	l := e.lease("r1", "w1", time.Hour)
+	c := step(l, 1)
+	c.Run.WakeAt = e.clock.Now().Add(10 * time.Second)
+	e.commit(c)
+	e.commit(step(l, 1))
+	e.clock.Advance(time.Minute)
+	e.noTask("after a commit without a wake time")
+}
+
 func testNewHistory(e *env) {
 	e.create("r1")
 	l := e.lease("r1", "w1", time.Minute)

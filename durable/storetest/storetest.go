@@ -96,6 +96,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 		{"Commit/WakeAt", testWakeAt},
 		{"Commit/WakeAtPassed", testWakeAtPassed},
 		{"Commit/WakeAtReplaced", testWakeAtReplaced},
+		{"Commit/WakeAtCleared", testWakeAtCleared},
 		{"Commit/NewHistory", testNewHistory},
 		{"Commit/Concurrent", testConcurrentCommits},
 		{"Watcher", testWatcher},

@@ -1,0 +1,244 @@
+package durable_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+)
+
+func TestChildWorkflows(t *testing.T) {
+	child := durable.NewWorkflow("child", func(ctx durable.Context, s string) (string, error) {
+		if s == "bad" {
+			return "", errors.New("bad input")
+		}
+		return durable.Execute(ctx, a, s)
+	})
+	parent := durable.NewWorkflow("parent", func(ctx durable.Context, in []string) (string, error) {
+		var fs []durable.Future[string]
+		for _, s := range in {
+			fs = append(fs, durable.StartChild(ctx, child, s))
+		}
+		var out []string
+		for _, f := range fs {
+			v, err := f.Get(ctx)
+			var ce *durable.ChildError
+			if errors.As(err, &ce) {
+				v = "failed: " + ce.Failure.Message + " in " + ce.RunID
+			} else if err != nil {
+				return "", err
+			}
+			out = append(out, v)
+		}
+		return strings.Join(out, ", "), nil
+	})
+	e := newEnv(t, parent, child)
+	ctx := ctxT(t)
+	run, _ := parent.Start(ctx, e.client, "p", []string{"x", "bad", "y"})
+	got, err := run.Result(ctx)
+	if want := "a(x), failed: bad input in p/0/2, a(y)"; err != nil || got != want {
+		t.Fatalf("result = %q, %v; want %q", got, err, want)
+	}
+	info, err := e.client.Describe(ctx, "p/0/1")
+	if err != nil || info.ParentID != "p" || info.ParentStep != 1 || info.Status != durable.StatusCompleted {
+		t.Errorf("child record = %+v, %v", info, err)
+	}
+}
+
+func TestCancelPropagatesToChildren(t *testing.T) {
+	child := durable.NewWorkflow("waiter", func(ctx durable.Context, _ struct{}) (string, error) {
+		return approve.Receive(ctx)
+	})
+	parent := durable.NewWorkflow("boss", func(ctx durable.Context, _ struct{}) (string, error) {
+		return durable.ExecuteChild(ctx, child, struct{}{})
+	})
+	e := newEnv(t, parent, child)
+	ctx := ctxT(t)
+	run, _ := parent.Start(ctx, e.client, "boss", struct{}{})
+	e.waitStatus("boss/0/1", durable.StatusWaiting)
+	if err := e.client.Cancel(ctx, "boss"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Result(ctx); !errors.Is(err, durable.ErrCanceled) {
+		t.Fatalf("parent err = %v, want canceled", err)
+	}
+	e.waitStatus("boss/0/1", durable.StatusCanceled)
+}
+
+func TestDeterministicServicesSurviveReplay(t *testing.T) {
+	var sideEffects atomic.Int32
+	var mu sync.Mutex
+	var firstSeen string
+	record := durable.NewActivity("record", func(ctx context.Context, s string) (struct{}, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		firstSeen = s
+		return struct{}{}, nil
+	})
+	wf := durable.NewWorkflow("services", func(ctx durable.Context, _ struct{}) (string, error) {
+		id := durable.NewID(ctx)
+		n := durable.Rand(ctx).IntN(1_000_000)
+		se, err := durable.SideEffect(ctx, func() int32 { return sideEffects.Add(1) * 7 })
+		if err != nil {
+			return "", err
+		}
+		start := durable.Now(ctx)
+		s := fmt.Sprintf("%s %d %d %d", id, n, se, start.UnixNano())
+		if _, err := durable.Execute(ctx, record, s); err != nil {
+			return "", err
+		}
+		if _, err := approve.Receive(ctx); err != nil { // evicted here; replayed after
+			return "", err
+		}
+		if !durable.Now(ctx).After(start) {
+			return "", errors.New("time did not move")
+		}
+		return s, nil
+	})
+	e := newEnv(t, wf)
+	ctx := ctxT(t)
+	run, _ := wf.Start(ctx, e.client, "s", struct{}{})
+	e.waitStatus("s", durable.StatusWaiting)
+	e.start(wf) // a new process: nothing of the first execution is in memory
+	time.Sleep(time.Millisecond)
+	if err := approve.Send(ctx, e.client, "s", "go"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := run.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got != firstSeen {
+		t.Errorf("replayed values %q differ from first execution %q", got, firstSeen)
+	}
+	if sideEffects.Load() != 1 {
+		t.Errorf("side effect ran %d times, want 1", sideEffects.Load())
+	}
+	if id := strings.Fields(got)[0]; len(id) != 36 || id[14] != '4' {
+		t.Errorf("NewID = %q, want a version 4 UUID", id)
+	}
+}
+
+func TestBadHistoryParksTheRun(t *testing.T) {
+	wf := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) { return in, nil })
+	start := func(t *testing.T) [][]byte {
+		first, err := durable.EncodeEvent(durable.Event{Seq: 1, Type: durable.EventRunStarted, Name: "flow", Payload: []byte(`"x"`), Time: time.Now()}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [][]byte{first}
+	}
+	for _, tc := range []struct {
+		name  string
+		entry string
+		want  error
+	}{
+		{"garbage", "\x00\xffnot json", durable.ErrCorruptHistory},
+		{"truncated", `{"v":1,"seq":2,"type":"timer_fi`, durable.ErrCorruptHistory},
+		{"unknown type", `{"v":1,"seq":2,"type":"quantum_leap"}`, durable.ErrUnknownEvent},
+		{"newer encoding", `{"v":7,"seq":2,"type":"timer_fired"}`, durable.ErrUnknownEvent},
+		{"wrong position", `{"v":1,"seq":9,"type":"signal_received","name":"x"}`, durable.ErrCorruptHistory},
+		{"event for no step", `{"v":1,"seq":2,"type":"activity_completed","step":4}`, durable.ErrNondeterminism},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newIdleEnv(t)
+			seedRun(t, e.store, durable.RunInfo{ID: "r", Workflow: "flow"}, append(start(t), []byte(tc.entry)))
+			e.start(wf)
+			info := e.waitStatus("r", durable.StatusParked)
+			if !errors.Is(info.Failure, tc.want) {
+				t.Errorf("failure = %+v, want %v", info.Failure, tc.want)
+			}
+		})
+	}
+	t.Run("bad inbox entry", func(t *testing.T) {
+		e := newIdleEnv(t)
+		seedRun(t, e.store, durable.RunInfo{ID: "r", Workflow: "flow"}, start(t))
+		_ = e.store.Send(ctxT(t), "r", []byte(`{"v":1,"type":"from_the_future"}`))
+		e.start(wf)
+		info := e.waitStatus("r", durable.StatusParked)
+		if !errors.Is(info.Failure, durable.ErrUnknownEvent) {
+			t.Errorf("failure = %+v", info.Failure)
+		}
+		inbox, _ := e.store.ReadInbox(ctxT(t), "r")
+		if len(inbox) != 1 {
+			t.Errorf("inbox has %d entries, want the bad one kept", len(inbox))
+		}
+	})
+}
+
+// xorCodec stands in for encryption.
+type xorCodec struct{}
+
+func (xorCodec) Name() string { return "xor" }
+func (xorCodec) Encode(p []byte) ([]byte, error) {
+	out := make([]byte, len(p))
+	for i, c := range p {
+		out[i] = c ^ 0x5a
+	}
+	return out, nil
+}
+func (x xorCodec) Decode(p []byte) ([]byte, error) { return x.Encode(p) }
+
+func TestCodecProtectsPayloads(t *testing.T) {
+	secret := durable.NewActivity("secret", func(ctx context.Context, s string) (string, error) { return "card " + s, nil })
+	wf := durable.NewWorkflow("pay", func(ctx durable.Context, s string) (string, error) { return durable.Execute(ctx, secret, s) })
+	e := newIdleEnv(t)
+	w := durable.NewWorker(e.store, durable.WorkerOptions{Codec: xorCodec{}, Logger: quietLogger()})
+	w.Register(wf)
+	client := durable.NewClient(e.store, durable.ClientOptions{Codec: xorCodec{}})
+	ctx := ctxT(t)
+	run, err := wf.Start(ctx, client, "pay", "4242-4242")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := run.Result(ctx)
+	if err != nil || got != "card 4242-4242" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	raw, _ := e.store.ReadHistory(ctx, "pay", 1)
+	for _, entry := range raw {
+		if strings.Contains(string(entry), "4242") {
+			t.Errorf("payload stored in clear: %s", entry)
+		}
+	}
+	if _, err := e.client.History(ctx, "pay"); !errors.Is(err, durable.ErrCorruptHistory) {
+		t.Errorf("reading without the codec: %v, want a clear error", err)
+	}
+}
+
+func TestDescribeAndList(t *testing.T) {
+	wf := flow(fixed(a))
+	e := newEnv(t, wf)
+	ctx := ctxT(t)
+	for _, id := range []string{"w1", "w2"} {
+		if _, err := wf.Start(ctx, e.client, id, id); err != nil {
+			t.Fatal(err)
+		}
+		e.waitStatus(id, durable.StatusWaiting)
+	}
+	_ = approve.Send(ctx, e.client, "w1", "z")
+	e.waitStatus("w1", durable.StatusCompleted)
+	info, err := e.client.Describe(ctx, "w2")
+	if err != nil || info.Waiting != "signal approve" || info.Step != 1 || info.Workflow != "flow" {
+		t.Errorf("describe = %+v, %v", info, err)
+	}
+	waiting, _ := e.client.ListRuns(ctx, durable.RunFilter{Status: durable.StatusWaiting})
+	done, _ := e.client.ListRuns(ctx, durable.RunFilter{Status: durable.StatusCompleted, Workflow: "flow"})
+	if len(waiting) != 1 || waiting[0].ID != "w2" || len(done) != 1 || done[0].ID != "w1" {
+		t.Errorf("waiting = %v, completed = %v", waiting, done)
+	}
+	if _, err := e.client.Describe(ctx, "nope"); !errors.Is(err, durable.ErrRunNotFound) {
+		t.Errorf("describe unknown: %v", err)
+	}
+}
