@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/storetest"
 )
@@ -46,7 +47,7 @@ func TestPollDeduplicates(t *testing.T) {
 
 func TestWithVisibilityTimeout(t *testing.T) {
 	ctx := t.Context()
-	clock := storetest.NewManualClock(time.Unix(0, 0))
+	clock := durabletest.NewClock(time.Unix(0, 0))
 	s := memory.New(memory.WithClock(clock), memory.WithVisibilityTimeout(5*time.Second))
 	if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "r1"}, []byte("first")); err != nil {
 		t.Fatal(err)

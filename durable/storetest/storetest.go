@@ -2,7 +2,7 @@
 // done when it passes Run, as a file system is when it passes
 // testing/fstest.TestFS.
 //
-// Each subtest gets a new store built around a ManualClock that only the
+// Each subtest gets a new store built around a durabletest.Clock that only the
 // suite moves, so wake times, lease expiries and redelivery are tested
 // without sleeping. A store must therefore take every time it compares or
 // records from the clock it is given, and schedule its own wake-ups with
@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/durabletest"
 )
 
 // VisibilityTimeout is the most clock time a store run by the suite may
@@ -103,7 +104,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := NewManualClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			tt.fn(&env{t: t, s: newStore(t, clock), clock: clock})
 		})
 	}
@@ -113,7 +114,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 type env struct {
 	t     *testing.T
 	s     durable.Store
-	clock *ManualClock
+	clock *durabletest.Clock
 }
 
 // ctx returns a context that ends after waitTimeout.

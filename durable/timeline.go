@@ -1,0 +1,161 @@
+package durable
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// timelineDetailRunes caps the DETAIL column of a timeline.
+const timelineDetailRunes = 60
+
+// WriteTimeline writes a run's history to w as an aligned text table, one
+// row per event: its position (SEQ), its time as an offset from the first
+// event (TIME), its step, type and name, the attempt, and a short detail
+// (a payload, a failure message, when a timer fires, a version).
+//
+// Completion events are named after the command event of their step, so
+// an activity_completed row shows the activity's name. Payloads are cut
+// to about 60 runes and every cell is made one line of valid UTF-8, so a
+// hostile payload cannot break the table. The output depends only on
+// events; it is the same every time.
+func WriteTimeline(w io.Writer, events []Event) error {
+	names := map[int]string{}
+	for _, e := range events {
+		if e.Step > 0 && e.Type.IsCommand() && e.Name != "" {
+			if _, ok := names[e.Step]; !ok {
+				names[e.Step] = e.Name
+			}
+		}
+	}
+	var start time.Time
+	if len(events) > 0 {
+		start = events[0].Time
+	}
+
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tSTEP\tEVENT\tNAME\tATTEMPT\tDETAIL")
+	for _, e := range events {
+		name := e.Name
+		if name == "" {
+			name = names[e.Step]
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			e.Seq, timelineOffset(e.Time.Sub(start)), timelineInt(e.Step), timelineCell(string(e.Type)),
+			timelineCell(name), timelineInt(e.Attempt), timelineCell(timelineDetail(e)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// tabwriter pads every cell but the last of a line; a row with an
+	// empty DETAIL would end in spaces.
+	var out bytes.Buffer
+	for line := range bytes.Lines(buf.Bytes()) {
+		out.Write(bytes.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// timelineDetail is the DETAIL cell of an event.
+func timelineDetail(e Event) string {
+	switch e.Type {
+	case EventTimerStarted:
+		if e.FireAt.IsZero() {
+			return ""
+		}
+		return "fires " + timelineOffset(e.FireAt.Sub(e.Time))
+	case EventActivityAttemptFailed:
+		if e.FireAt.IsZero() {
+			return timelineFailure(e.Failure)
+		}
+		return "retry " + timelineOffset(e.FireAt.Sub(e.Time)) + ": " + timelineFailure(e.Failure)
+	case EventVersion:
+		return "version " + strconv.Itoa(e.Version)
+	case EventChildStarted:
+		return "run " + e.RunID
+	case EventCancelRequested:
+		if e.Sender != "" {
+			return "by " + e.Sender
+		}
+		return ""
+	case EventSignalReceived:
+		d := timelinePayload(e.Payload)
+		if e.Sender != "" {
+			d += " from " + e.Sender
+		}
+		return d
+	}
+	if e.Failure != nil {
+		return timelineFailure(e.Failure)
+	}
+	return timelinePayload(e.Payload)
+}
+
+// timelinePayload is a payload as compact JSON, cut short.
+func timelinePayload(p json.RawMessage) string {
+	if len(p) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, p); err != nil {
+		return timelineTruncate(string(p))
+	}
+	return timelineTruncate(buf.String())
+}
+
+func timelineFailure(f *Failure) string {
+	if f == nil {
+		return ""
+	}
+	return timelineTruncate(f.Message)
+}
+
+// timelineTruncate cuts s to timelineDetailRunes runes, marking the cut
+// with "…".
+func timelineTruncate(s string) string {
+	if utf8.RuneCountInString(s) <= timelineDetailRunes {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:timelineDetailRunes-1]) + "…"
+}
+
+// timelineCell makes s one line of valid UTF-8 without tabs or control
+// characters, so that it stays in its column.
+func timelineCell(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// timelineOffset formats a duration as "+5.003s", rounded to the
+// millisecond.
+func timelineOffset(d time.Duration) string {
+	d = d.Round(time.Millisecond)
+	if d < 0 {
+		return d.String()
+	}
+	return "+" + d.String()
+}
+
+// timelineInt formats n, or nothing for zero (no step, no attempt).
+func timelineInt(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,224 @@
+package durable_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/memory"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// tlStart is the time of the first event of the histories written here.
+var tlStart = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+
+// tlAt is tlStart plus d.
+func tlAt(d time.Duration) time.Time { return tlStart.Add(d) }
+
+func TestWriteTimeline(t *testing.T) {
+	long := `"` + strings.Repeat("ab", 50) + `"`
+	tests := []struct {
+		name   string
+		events []durable.Event
+		// last is the expected last row, spaces squeezed to one.
+		last string
+	}{
+		{"empty", nil, "SEQ TIME STEP EVENT NAME ATTEMPT DETAIL"},
+		{"completion named by its command", []durable.Event{
+			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "checkout"},
+			{Seq: 2, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
+			{Seq: 3, Type: durable.EventActivityCompleted, Time: tlAt(1500 * time.Millisecond), Step: 1, Attempt: 1, Payload: json.RawMessage(`{"ok": true}`)},
+		}, `3 +1.5s 1 activity_completed charge 1 {"ok":true}`},
+		{"time rounded to ms", []durable.Event{
+			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "w"},
+			{Seq: 2, Type: durable.EventRunCompleted, Time: tlAt(5*time.Second + 3400*time.Microsecond), Payload: json.RawMessage(`1`)},
+		}, `2 +5.003s run_completed 1`},
+		{"timer", []durable.Event{
+			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "w"},
+			{Seq: 2, Type: durable.EventTimerStarted, Time: tlAt(time.Second), Step: 1, FireAt: tlAt(6 * time.Second)},
+		}, `2 +1s 1 timer_started fires +5s`},
+		{"retry", []durable.Event{
+			{Seq: 1, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
+			{Seq: 2, Type: durable.EventActivityAttemptFailed, Time: tlAt(time.Second), Step: 1, Attempt: 1,
+				FireAt: tlAt(3 * time.Second), Failure: &durable.Failure{Message: "bank unreachable"}},
+		}, `2 +1s 1 activity_attempt_failed charge 1 retry +2s: bank unreachable`},
+		{"final failure", []durable.Event{
+			{Seq: 1, Type: durable.EventActivityScheduled, Time: tlStart, Step: 3, Attempt: 1, Name: "charge"},
+			{Seq: 2, Type: durable.EventActivityFailed, Time: tlStart, Step: 3, Attempt: 4,
+				Failure: &durable.Failure{Message: "card declined", NonRetryable: true}},
+		}, `2 +0s 3 activity_failed charge 4 card declined`},
+		{"long payload cut to 60 runes", []durable.Event{
+			{Seq: 1, Type: durable.EventRunCompleted, Time: tlStart, Payload: json.RawMessage(long)},
+		}, `1 +0s run_completed ` + long[:59] + "…"},
+		{"signal", []durable.Event{
+			{Seq: 1, Type: durable.EventSignalReceived, Time: tlStart, Name: "approve", Payload: json.RawMessage(`{"ok":true}`), Sender: "ana"},
+		}, `1 +0s signal_received approve {"ok":true} from ana`},
+		{"version", []durable.Event{
+			{Seq: 1, Type: durable.EventVersion, Time: tlStart, Name: "add-discount", Version: 2},
+		}, `1 +0s version add-discount version 2`},
+		{"child", []durable.Event{
+			{Seq: 1, Type: durable.EventChildStarted, Time: tlStart, Step: 2, Name: "ship", RunID: "order-1/0/2"},
+			{Seq: 2, Type: durable.EventChildCompleted, Time: tlAt(time.Minute), Step: 2, RunID: "order-1/0/2", Payload: json.RawMessage(`"shipped"`)},
+		}, `2 +1m0s 2 child_completed ship "shipped"`},
+		{"control characters stay in their cell", []durable.Event{
+			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "w"},
+			{Seq: 2, Type: durable.EventSignalReceived, Time: tlStart, Name: "a\tb\nc", Payload: json.RawMessage("{\n\t\"k\": 1\n}")},
+			{Seq: 3, Type: durable.EventRunFailed, Time: tlStart, Failure: &durable.Failure{Message: "bad\tline\nnext \xff"}},
+		}, "3 +0s run_failed bad line next \uFFFD"},
+		{"invalid JSON payload", []durable.Event{
+			{Seq: 1, Type: durable.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`{oops`)},
+		}, `1 +0s 1 side_effect {oops`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := durable.WriteTimeline(&buf, tt.events); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+			if len(lines) != len(tt.events)+1 {
+				t.Fatalf("%d lines for %d events:\n%s", len(lines), len(tt.events), buf.String())
+			}
+			if got := strings.Join(strings.Fields(lines[len(lines)-1]), " "); got != tt.last {
+				t.Errorf("last row:\n got %s\nwant %s", got, tt.last)
+			}
+			checkTimelineAligned(t, lines)
+		})
+	}
+}
+
+// checkTimelineAligned checks that every row's EVENT cell starts in the column of
+// the header's EVENT, and that no line ends in a space.
+func checkTimelineAligned(t *testing.T, lines []string) {
+	t.Helper()
+	col := utf8.RuneCountInString(lines[0][:strings.Index(lines[0], "EVENT")])
+	for _, line := range lines {
+		r := []rune(line)
+		if len(r) <= col || r[col-1] != ' ' || r[col] == ' ' {
+			t.Errorf("row not aligned at column %d: %q", col, line)
+		}
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("row ends in a space: %q", line)
+		}
+	}
+}
+
+// TestWriteTimelineGolden renders a history with every kind of event.
+// Run with -update to rewrite testdata/timeline.golden.
+func TestWriteTimelineGolden(t *testing.T) {
+	ms := time.Millisecond
+	events := []durable.Event{
+		{Type: durable.EventRunStarted, Time: tlStart, Name: "PizzaOrder", Payload: json.RawMessage(`"margherita"`), Seed: 42},
+		{Type: durable.EventVersion, Time: tlStart, Name: "oven-v2", Version: 1},
+		{Type: durable.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`"5b1c9e0a-7d1e-4c39-a2f4-0f6b2d3c4e5f"`)},
+		{Type: durable.EventActivityScheduled, Time: tlStart, Step: 2, Attempt: 1, Name: "TakeOrder", InputHash: "ab12"},
+		{Type: durable.EventActivityCompleted, Time: tlAt(3 * ms), Step: 2, Attempt: 1, Payload: json.RawMessage(`"order-pizza-1-0-2"`)},
+		{Type: durable.EventActivityScheduled, Time: tlAt(3 * ms), Step: 3, Attempt: 1, Name: "PreparePizza", InputHash: "cd34"},
+		{Type: durable.EventActivityAttemptFailed, Time: tlAt(250 * ms), Step: 3, Attempt: 1, FireAt: tlAt(1250 * ms),
+			Failure: &durable.Failure{Message: "oven not hot yet", Type: "*errors.errorString"}},
+		{Type: durable.EventActivityAttemptStarted, Time: tlAt(1250 * ms), Step: 3, Attempt: 2},
+		{Type: durable.EventActivityCompleted, Time: tlAt(1304 * ms), Step: 3, Attempt: 2,
+			Payload: json.RawMessage(`{"order": "order-pizza-1-0-2", "pizza": "margherita", "toppings": ["basil", "mozzarella", "tomato"]}`)},
+		{Type: durable.EventTimerStarted, Time: tlAt(1304 * ms), Step: 4, FireAt: tlAt(6304 * ms)},
+		{Type: durable.EventSignalReceived, Time: tlAt(2 * time.Second), Name: "note", Payload: json.RawMessage(`"ring twice"`), Sender: "customer"},
+		{Type: durable.EventTimerFired, Time: tlAt(6307 * ms), Step: 4},
+		{Type: durable.EventChildStarted, Time: tlAt(6307 * ms), Step: 5, Name: "Delivery", RunID: "pizza-1/0/5", InputHash: "ef56"},
+		{Type: durable.EventChildCompleted, Time: tlAt(9 * time.Minute), Step: 5, RunID: "pizza-1/0/5", Payload: json.RawMessage(`"delivered"`)},
+		{Type: durable.EventTimerStarted, Time: tlAt(9 * time.Minute), Step: 6, FireAt: tlAt(69 * time.Minute)},
+		{Type: durable.EventTimerCanceled, Time: tlAt(9 * time.Minute), Step: 6},
+		{Type: durable.EventActivityScheduled, Time: tlAt(9 * time.Minute), Step: 7, Attempt: 1, Name: "SendReceipt", InputHash: "0789"},
+		{Type: durable.EventActivityFailed, Time: tlAt(9*time.Minute + 10*time.Second), Step: 7, Attempt: 1,
+			Failure: &durable.Failure{Message: "activity SendReceipt timed out after 10s", Kind: durable.KindTimeout}},
+		{Type: durable.EventCancelRequested, Time: tlAt(10 * time.Minute), Sender: "ops"},
+		{Type: durable.EventRunCanceled, Time: tlAt(10 * time.Minute), Failure: &durable.Failure{Message: "canceled", Kind: durable.KindCanceled}},
+	}
+	for i := range events {
+		events[i].Seq = int64(i + 1)
+	}
+	var buf bytes.Buffer
+	if err := durable.WriteTimeline(&buf, events); err != nil {
+		t.Fatal(err)
+	}
+	checkTimelineAligned(t, strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"))
+	golden := filepath.Join("testdata", "timeline.golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestWriteTimelineGolden -update to create it)", err)
+	}
+	if got := buf.String(); got != string(want) {
+		t.Errorf("timeline differs from %s (run with -update if the change is intended)\ngot:\n%s\nwant:\n%s", golden, got, want)
+	}
+}
+
+// TestWriteTimelineOfRun renders the history of a real run: every
+// activity row is named, whatever event it is.
+func TestWriteTimelineOfRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	greet := durable.NewActivity("greet", func(ctx context.Context, name string) (string, error) {
+		return "hello " + name, nil
+	})
+	wf := durable.NewWorkflow("greeter", func(ctx durable.Context, name string) (string, error) {
+		if err := durable.Sleep(ctx, time.Millisecond); err != nil {
+			return "", err
+		}
+		return durable.Execute(ctx, greet, name)
+	})
+	store := memory.New()
+	worker := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
+	worker.Register(wf)
+	client := durable.NewClient(store, durable.ClientOptions{})
+	workerCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(workerCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}()
+	run, err := wf.Start(ctx, client, "greet-1", "ana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run.Result(ctx); err != nil || got != "hello ana" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	history, err := client.History(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := durable.WriteTimeline(&buf, history); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"run_started", "greeter", "timer_started", "fires +1ms", "timer_fired", "run_completed", `"hello ana"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "activity_") && !strings.Contains(line, " greet ") {
+			t.Errorf("activity row without its name: %q", line)
+		}
+	}
+	checkTimelineAligned(t, strings.Split(strings.TrimSuffix(out, "\n"), "\n"))
+}
