@@ -8,7 +8,7 @@ import "fmt"
 func Start[In, Out any](ctx Context, act *Activity[In, Out], in In) Future[Out] {
 	rt := ctx.runtime()
 	rt.check()
-	f := &future[Out]{what: "activity " + act.name}
+	f := &future[Out]{what: description{kind: "activity", name: act.name}}
 	if err := ctx.Err(); err != nil {
 		f.set(*new(Out), err)
 		return f
@@ -18,7 +18,7 @@ func Start[In, Out any](ctx Context, act *Activity[In, Out], in In) Future[Out] 
 		f.set(*new(Out), fmt.Errorf("activity %s: %w", act.name, err))
 		return f
 	}
-	cmd := &command{activity: act.activity(), input: input, cancelable: ctx.cancelable(), attempt: 1, running: true}
+	cmd := &command{activity: act.def, input: input, cancelable: ctx.cancelable(), attempt: 1, running: true}
 	cmd.resolve = func(e Event) {
 		if e.Type == EventActivityCompleted {
 			f.setPayload(e.Payload, nil)
@@ -26,8 +26,8 @@ func Start[In, Out any](ctx Context, act *Activity[In, Out], in In) Future[Out] 
 		}
 		f.set(*new(Out), &ActivityError{Activity: act.name, Step: e.Step, Attempt: e.Attempt, Failure: e.Failure})
 	}
-	rt.issue(cmd, Event{Type: EventActivityScheduled, Name: act.name, InputHash: hashInput(input), Attempt: 1})
-	f.what = fmt.Sprintf("activity %s (step %d)", act.name, cmd.step)
+	rt.issue(cmd, Event{Type: EventActivityScheduled, Name: act.name, Attempt: 1})
+	f.what.step = cmd.step
 	return f
 }
 

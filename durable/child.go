@@ -9,7 +9,7 @@ import "fmt"
 func StartChild[In, Out any](ctx Context, wf *Workflow[In, Out], in In) Future[Out] {
 	rt := ctx.runtime()
 	rt.check()
-	f := &future[Out]{what: "child workflow " + wf.name}
+	f := &future[Out]{what: description{kind: "child workflow", name: wf.name}}
 	if err := ctx.Err(); err != nil {
 		f.set(*new(Out), err)
 		return f
@@ -28,8 +28,8 @@ func StartChild[In, Out any](ctx Context, wf *Workflow[In, Out], in In) Future[O
 		}
 		f.setPayload(e.Payload, nil)
 	}
-	rt.issue(cmd, Event{Type: EventChildStarted, Name: wf.name, RunID: childID, InputHash: hashInput(input)})
-	f.what = fmt.Sprintf("child workflow %s %s (step %d)", wf.name, childID, cmd.step)
+	rt.issue(cmd, Event{Type: EventChildStarted, Name: wf.name, RunID: childID})
+	f.what.name, f.what.step = wf.name+" "+childID, cmd.step
 	return f
 }
 

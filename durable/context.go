@@ -55,8 +55,8 @@ func WithoutCancel(ctx Context) Context {
 type coroutine struct {
 	resume  chan struct{}
 	yield   chan struct{}
-	until   func() bool // what the coroutine waits for; nil when runnable
-	waiting string      // what it waits for, in words
+	until   func() bool  // what the coroutine waits for; nil when runnable
+	waiting fmt.Stringer // what it waits for, in words
 	done    bool
 }
 
@@ -93,7 +93,7 @@ func (rt *workflowRuntime) stopped() bool {
 
 // wait blocks the current coroutine until cond holds. With a cancelable ctx
 // it returns ErrCanceled if the run is canceled before that.
-func (rt *workflowRuntime) wait(ctx Context, what string, cond func() bool) error {
+func (rt *workflowRuntime) wait(ctx Context, what fmt.Stringer, cond func() bool) error {
 	rt.check()
 	canceled := func() bool { return ctx.cancelable() && rt.canceled }
 	if cond() {
@@ -110,7 +110,7 @@ func (rt *workflowRuntime) wait(ctx Context, what string, cond func() bool) erro
 	co.waiting = what
 	co.yield <- struct{}{}
 	<-co.resume
-	co.until, co.waiting = nil, ""
+	co.until, co.waiting = nil, nil
 	if rt.stopped() {
 		runtime.Goexit()
 	}
@@ -174,13 +174,13 @@ func (rt *workflowRuntime) close() {
 func (rt *workflowRuntime) waiting() string {
 	s := ""
 	for _, co := range rt.coroutines {
-		if co.done || co.waiting == "" {
+		if co.done || co.waiting == nil {
 			continue
 		}
 		if s != "" {
 			s += "; "
 		}
-		s += co.waiting
+		s += co.waiting.String()
 	}
 	return s
 }

@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -233,12 +232,8 @@ func EncodeEvent(e Event, codec Codec) ([]byte, error) {
 // ErrUnknownEvent; it never panics.
 func DecodeEvent(data []byte, codec Codec) (Event, error) {
 	var w wireEvent
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(data, &w); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrCorruptHistory, err)
-	}
-	if dec.More() {
-		return Event{}, fmt.Errorf("%w: trailing data after event", ErrCorruptHistory)
 	}
 	switch {
 	case w.V == 0:

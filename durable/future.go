@@ -3,6 +3,7 @@ package durable
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Waitable is something workflow code can wait for with Select and AwaitAll:
@@ -26,15 +27,36 @@ type future[T any] struct {
 	done bool
 	val  T
 	err  error
-	// what the future is, for Describe: "activity charge (step 3)".
-	what string
+	what description
+}
+
+// description says what a future or a wait is, for Describe and errors:
+// "activity charge (step 3)". It is rendered only when asked for.
+type description struct {
+	kind, name string
+	step       int
+	until      time.Time
+}
+
+func (d *description) String() string {
+	s := d.kind
+	if d.name != "" {
+		s += " " + d.name
+	}
+	if !d.until.IsZero() {
+		s += " until " + d.until.UTC().Format(time.RFC3339)
+	}
+	if d.step > 0 {
+		s += fmt.Sprintf(" (step %d)", d.step)
+	}
+	return s
 }
 
 func (f *future[T]) ready() bool { return f.done }
 func (f *future[T]) Ready() bool { return f.done }
 
 func (f *future[T]) Get(ctx Context) (T, error) {
-	if err := ctx.runtime().wait(ctx, f.what, f.ready); err != nil {
+	if err := ctx.runtime().wait(ctx, &f.what, f.ready); err != nil {
 		var zero T
 		return zero, err
 	}
@@ -50,7 +72,7 @@ func (f *future[T]) setPayload(payload []byte, err error) {
 	var v T
 	if err == nil && len(payload) > 0 {
 		if decErr := json.Unmarshal(payload, &v); decErr != nil {
-			err = fmt.Errorf("decode result of %s: %w", f.what, decErr)
+			err = fmt.Errorf("decode result of %s: %w", &f.what, decErr)
 		}
 	}
 	f.set(v, err)
@@ -62,7 +84,7 @@ func (f *future[T]) setPayload(payload []byte, err error) {
 // it returns ErrCanceled if the run is canceled first.
 func Select(ctx Context, ws ...Waitable) (int, error) {
 	chosen := -1
-	err := ctx.runtime().wait(ctx, "select", func() bool {
+	err := ctx.runtime().wait(ctx, &description{kind: "select"}, func() bool {
 		for i, w := range ws {
 			if w.ready() {
 				chosen = i
@@ -77,7 +99,7 @@ func Select(ctx Context, ws ...Waitable) (int, error) {
 // AwaitAll waits until every one of ws is ready. It does not return their
 // errors: call Get on each.
 func AwaitAll(ctx Context, ws ...Waitable) error {
-	return ctx.runtime().wait(ctx, "all of several", func() bool {
+	return ctx.runtime().wait(ctx, &description{kind: "all of several"}, func() bool {
 		for _, w := range ws {
 			if !w.ready() {
 				return false
@@ -95,7 +117,7 @@ func AwaitAll(ctx Context, ws ...Waitable) error {
 func Go[T any](ctx Context, fn func(ctx Context) (T, error)) Future[T] {
 	rt := ctx.runtime()
 	rt.check()
-	f := &future[T]{what: "coroutine"}
+	f := &future[T]{what: description{kind: "coroutine"}}
 	rt.spawn(func() { f.set(fn(ctx)) })
 	return f
 }

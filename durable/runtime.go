@@ -255,6 +255,10 @@ func (rt *workflowRuntime) issue(cmd *command, e Event) {
 	cmd.step, e.Step = rt.lastStep, rt.lastStep
 	cmd.kind = e.Type
 	cmd.name = e.Name
+	if _, ok := rt.recorded[cmdKey{e.Type, e.Step}]; !ok && cmd.input != nil {
+		// Inputs are journaled as a hash, computed only when recorded.
+		e.InputHash = hashInput(cmd.input)
+	}
 	isNew := rt.matchOrRecord(e)
 	cmd.recorded = !isNew
 	rt.check()

@@ -33,7 +33,7 @@ func NewTimer(ctx Context, d time.Duration) Future[struct{}] {
 	cmd := &command{fireAt: fireAt}
 	cmd.resolve = func(Event) { f.set(struct{}{}, nil) }
 	rt.issue(cmd, Event{Type: EventTimerStarted, FireAt: fireAt})
-	f.what = fmt.Sprintf("timer until %s (step %d)", fireAt.UTC().Format(time.RFC3339), cmd.step)
+	f.what = description{kind: "timer", until: fireAt, step: cmd.step}
 	return &timerFuture{future: f, step: cmd.step}
 }
 

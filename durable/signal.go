@@ -41,7 +41,7 @@ func (s Signal[T]) Send(ctx context.Context, c *Client, runID string, v T) error
 // first.
 func (s Signal[T]) Receive(ctx Context) (T, error) {
 	rt := ctx.runtime()
-	if err := rt.wait(ctx, "signal "+s.name, s.queued(rt)); err != nil {
+	if err := rt.wait(ctx, &description{kind: "signal", name: s.name}, s.queued(rt)); err != nil {
 		var zero T
 		return zero, err
 	}

@@ -77,7 +77,7 @@ type workflowDef struct {
 type Activity[In, Out any] struct {
 	name string
 	fn   func(context.Context, In) (Out, error)
-	opts ActivityOptions
+	def  activityDef
 }
 
 // NewActivity names an activity function with options for every call.
@@ -85,10 +85,12 @@ func NewActivity[In, Out any](name string, fn func(context.Context, In) (Out, er
 	if name == "" || fn == nil {
 		panic("durable: NewActivity needs a name and a function")
 	}
-	a := &Activity[In, Out]{name: name, fn: fn}
+	var merged ActivityOptions
 	for _, o := range opts {
-		a.opts = a.opts.merge(o)
+		merged = merged.merge(o)
 	}
+	a := &Activity[In, Out]{name: name, fn: fn}
+	a.def = a.erase(merged)
 	return a
 }
 
@@ -99,14 +101,15 @@ func (a *Activity[In, Out]) Name() string { return a.name }
 // by the non-zero fields of opts.
 func (a *Activity[In, Out]) WithOptions(opts ActivityOptions) *Activity[In, Out] {
 	c := *a
-	c.opts = a.opts.merge(opts)
+	c.def = a.erase(a.def.opts.merge(opts))
 	return &c
 }
 
-func (a *Activity[In, Out]) activity() activityDef {
+// erase gives the activity with its types erased to JSON.
+func (a *Activity[In, Out]) erase(opts ActivityOptions) activityDef {
 	return activityDef{
 		name: a.name,
-		opts: a.opts,
+		opts: opts,
 		run: func(ctx context.Context, input []byte) ([]byte, error) {
 			var in In
 			if err := json.Unmarshal(input, &in); err != nil {
