@@ -326,3 +326,40 @@ func stepEvent(history []durable.Event, step int) int {
 }
 
 var _ atomic.Int64
+
+func TestStoppedWorkerHandsRunsOff(t *testing.T) {
+	started := make(chan int, 2)
+	slow := durable.NewActivity("slow", func(ctx context.Context, _ struct{}) (string, error) {
+		info, _ := durable.ActivityInfoFrom(ctx)
+		started <- info.Attempt
+		if info.Attempt == 1 {
+			<-ctx.Done() // cut off by the shutdown
+			return "", ctx.Err()
+		}
+		return "done", nil
+	})
+	wf := durable.NewWorkflow("slowflow", func(ctx durable.Context, _ struct{}) (string, error) {
+		return durable.Execute(ctx, slow, struct{}{})
+	})
+	e := newIdleEnv(t)
+	first := durable.NewWorker(e.store, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: time.Hour})
+	first.Register(wf)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- first.Run(ctx) }()
+	run, err := wf.Start(ctxT(t), e.client, "slow", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stop()
+	<-done
+	// The lease lasts an hour: only a hand-off lets another worker go on.
+	e.start(wf)
+	if got, err := run.Result(ctxT(t)); err != nil || got != "done" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	if attempt := <-started; attempt != 2 {
+		t.Errorf("second worker ran attempt %d, want 2", attempt)
+	}
+}

@@ -116,6 +116,7 @@ func (ex *executor) run(ctx context.Context) error {
 			ex.lease = lease
 		case <-ctx.Done():
 			stopRenew()
+			ex.handOff()
 			return ctx.Err()
 		}
 		stopRenew()
@@ -518,6 +519,19 @@ func (ex *executor) finish(ctx context.Context) error {
 		return nil
 	}
 	return ex.w.notifyParent(ctx, ex.lease, ex.info, ex.committed, *ex.rt.outcome)
+}
+
+// handOff lets a busy run go when the worker stops, and queues it at once
+// for another worker, which need not wait for the lease to expire. Its
+// activity attempts in flight are cut off and run again there.
+func (ex *executor) handOff() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info := ex.status(StatusRunning)
+	info.WakeAt = ex.now()
+	if err := ex.write(ctx, Commit{Run: info, Release: true}); err != nil {
+		ex.log.Warn("hand run off", "err", err)
+	}
 }
 
 // park stops a run that cannot go on with this code, saying why.

@@ -108,8 +108,9 @@ func (w *Worker) Register(workflows ...WorkflowDefinition) {
 	}
 }
 
-// Run executes runs until ctx is done, then waits for the runs in hand to
-// stop and returns nil. At start it retries the parked runs of its
+// Run executes runs until ctx is done, then hands the runs it holds off to
+// other workers (their activity attempts in flight are cut off and run
+// again, with the same idempotency keys) and returns nil. At start it retries the parked runs of its
 // workflows: deploying fixed code un-parks them.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.wg.Wait()

@@ -1,0 +1,19 @@
+package storetest_test
+
+import (
+	"testing"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/storetest"
+)
+
+// A store's own test runs the suite with a constructor that builds a fresh
+// store around the clock the suite gives it.
+func ExampleRun() {
+	_ = func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+			return memory.New(memory.WithClock(clock))
+		})
+	}
+}
