@@ -363,3 +363,43 @@ func TestStoppedWorkerHandsRunsOff(t *testing.T) {
 		t.Errorf("second worker ran attempt %d, want 2", attempt)
 	}
 }
+
+// TestLeaseRenewedWhileBusy runs a workflow whose steps each take less than
+// the lease's renewal interval but, together, much longer than the lease:
+// the worker must renew the lease across steps.
+func TestLeaseRenewedWhileBusy(t *testing.T) {
+	var runs atomic.Int32
+	step := durable.NewActivity("step", func(ctx context.Context, n int) (int, error) {
+		runs.Add(1)
+		time.Sleep(80 * time.Millisecond)
+		return n + 1, nil
+	})
+	wf := durable.NewWorkflow("busy", func(ctx durable.Context, n int) (int, error) {
+		for range 10 {
+			var err error
+			if n, err = durable.Execute(ctx, step, n); err != nil {
+				return 0, err
+			}
+		}
+		return n, nil
+	})
+	e := newIdleEnv(t)
+	ctx := ctxT(t)
+	// Two workers: if the first lets its lease lapse, the second takes
+	// the run over and repeats the step in flight.
+	for range 2 {
+		w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: 400 * time.Millisecond})
+		w.Register(wf)
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan error)
+		go func() { done <- w.Run(wctx) }()
+		t.Cleanup(func() { stop(); <-done })
+	}
+	run, _ := wf.Start(ctx, e.client, "busy", 0)
+	if got, err := run.Result(ctx); err != nil || got != 10 {
+		t.Fatalf("result = %d, %v", got, err)
+	}
+	if n := runs.Load(); n != 10 {
+		t.Errorf("steps ran %d times, want 10: the lease lapsed and steps ran again", n)
+	}
+}

@@ -62,6 +62,7 @@ func (ex *executor) run(ctx context.Context) error {
 		return err
 	}
 	renewEvery := ex.w.leaseTTL / 3
+	renewAt := ex.now().Add(renewEvery)
 	renew := make(chan struct{}, 1)
 	wake := make(chan struct{}, 1)
 	for {
@@ -96,7 +97,7 @@ func (ex *executor) run(ctx context.Context) error {
 		}
 
 		// Wait for an activity, a message, a due time, or lease renewal.
-		stopRenew := ex.w.clock.AfterFunc(renewEvery, func() { notify(renew) })
+		stopRenew := ex.w.clock.AfterFunc(renewAt.Sub(ex.now()), func() { notify(renew) })
 		var stopWake func() bool
 		if at, ok := ex.nextWake(); ok {
 			stopWake = ex.w.clock.AfterFunc(at.Sub(ex.w.clock.Now()), func() { notify(wake) })
@@ -114,6 +115,7 @@ func (ex *executor) run(ctx context.Context) error {
 				return fmt.Errorf("renew lease: %w", err)
 			}
 			ex.lease = lease
+			renewAt = ex.now().Add(renewEvery)
 		case <-ctx.Done():
 			stopRenew()
 			ex.handOff()
