@@ -319,6 +319,15 @@ func (ex *executor) readInbox(ctx context.Context) error {
 		return fmt.Errorf("read inbox: %w", err)
 	}
 	for _, entry := range entries {
+		if ex.rt.stopped() {
+			// The workflow ended or continues as new: what is left
+			// stays in the inbox for the next history, if any.
+			ex.inboxDirty = ex.rt.outcome != nil && ex.rt.outcome.Type == EventRunStarted
+			return nil
+		}
+		if slices.Contains(ex.consumed, entry.ID) {
+			continue // applied already, not yet committed
+		}
 		e, err := DecodeEvent(entry.Event, ex.w.codec)
 		if err != nil {
 			ex.parked = fmt.Errorf("inbox entry %s: %w", entry.ID, err)

@@ -408,3 +408,37 @@ func TestPanics(t *testing.T) {
 		t.Errorf("status %s, stack %q", info.Status, info.Failure.Stack)
 	}
 }
+
+// TestContinueAsNewLeavesLaterMessages sends several messages at once to a
+// workflow that continues as new after each: those it did not take must
+// reach the next generations, not be dropped with the old history.
+func TestContinueAsNewLeavesLaterMessages(t *testing.T) {
+	msg := durable.NewSignal[string]("msg")
+	wf := durable.NewWorkflow("relay", func(ctx durable.Context, seen []string) ([]string, error) {
+		m, err := msg.Receive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		seen = append(seen, m)
+		if len(seen) < 4 {
+			return nil, durable.ContinueAsNew(ctx, seen)
+		}
+		return seen, nil
+	})
+	e := newIdleEnv(t)
+	ctx := ctxT(t)
+	run, err := wf.Start(ctx, e.client, "relay", []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"a", "b", "c", "d"} {
+		if err := msg.Send(ctx, e.client, "relay", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start(wf) // all four wait in the inbox when the worker first looks
+	got, err := run.Result(ctx)
+	if err != nil || strings.Join(got, "") != "abcd" {
+		t.Fatalf("result = %v, %v; want [a b c d]", got, err)
+	}
+}

@@ -159,10 +159,11 @@ func TestBadHistoryParksTheRun(t *testing.T) {
 		})
 	}
 	t.Run("bad inbox entry", func(t *testing.T) {
+		waiter := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) { return approve.Receive(ctx) })
 		e := newIdleEnv(t)
 		seedRun(t, e.store, durable.RunInfo{ID: "r", Workflow: "flow"}, start(t))
 		_ = e.store.Send(ctxT(t), "r", []byte(`{"v":1,"type":"from_the_future"}`))
-		e.start(wf)
+		e.start(waiter)
 		info := e.waitStatus("r", durable.StatusParked)
 		if !errors.Is(info.Failure, durable.ErrUnknownEvent) {
 			t.Errorf("failure = %+v", info.Failure)
