@@ -116,6 +116,7 @@ func (ex *executor) run(ctx context.Context) error {
 			}
 			ex.lease = lease
 			renewAt = ex.now().Add(renewEvery)
+			ex.inboxDirty = ex.inboxDirty || lease.Pending > 0
 		case <-ctx.Done():
 			stopRenew()
 			ex.handOff()

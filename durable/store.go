@@ -66,6 +66,10 @@ type Store interface {
 	// before. It returns an error wrapping ErrLeaseHeld if another worker
 	// holds a lease that has not expired, and ErrRunNotFound for an
 	// unknown run.
+	//
+	// A worker that gets ErrLeaseHeld for a polled task should not Ack it:
+	// the task is then delivered again later, and in the meantime the
+	// holder sees the run's inbox when it renews or releases the lease.
 	Lease(ctx context.Context, runID, worker string, ttl time.Duration) (Lease, error)
 
 	// Commit applies c atomically: all of it or nothing. It returns an
@@ -191,6 +195,10 @@ type Lease struct {
 	Worker  string
 	Token   int64
 	Expires time.Time
+	// Pending is the number of entries in the run's inbox when the lease
+	// was taken or extended: a busy holder learns of messages when it
+	// renews its lease.
+	Pending int
 }
 
 // Commit is one atomic write of a run by its lease holder.

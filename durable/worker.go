@@ -216,9 +216,14 @@ func (w *Worker) detach(ex *executor) {
 // execute takes a run's lease and runs it until it is let go.
 func (w *Worker) execute(ctx context.Context, ex *executor, task Task) error {
 	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
+	if errors.Is(err, ErrLeaseHeld) {
+		// Another worker has the run. It sees the inbox when it renews
+		// or releases; the task comes back if that worker died.
+		return nil
+	}
 	w.ack(ctx, task)
-	if errors.Is(err, ErrLeaseHeld) || errors.Is(err, ErrRunNotFound) {
-		return nil // the holder will see the news; or there is no run
+	if errors.Is(err, ErrRunNotFound) {
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("take lease: %w", err)

@@ -34,7 +34,9 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 		r.held = true
 	}
 	s.addDeadline(deadline{at: r.lease.Expires, kind: leaseDue, run: runID, token: r.lease.Token})
-	return r.lease, nil
+	lease := r.lease
+	lease.Pending = len(r.inbox)
+	return lease, nil
 }
 
 // Commit implements durable.Store. A lease that expired is still current

@@ -36,6 +36,14 @@ func testLeaseExtend(e *env) {
 		e.t.Errorf("Lease by w2 of an extended lease: %v; want ErrLeaseHeld", err)
 	}
 	e.commit(step(l1, 1, "r1/2"))
+	if l1.Pending != 0 {
+		e.t.Errorf("lease of a run with an empty inbox has Pending %d", l1.Pending)
+	}
+	e.send("r1", "m1")
+	e.send("r1", "m2")
+	if l3 := e.lease("r1", "w1", 10*time.Second); l3.Pending != 2 {
+		e.t.Errorf("extended lease has Pending %d; want 2 inbox entries", l3.Pending)
+	}
 }
 
 func testLeaseHeld(e *env) {
