@@ -91,8 +91,7 @@ func (ex *executor) run(ctx context.Context) error {
 		if idle {
 			return nil
 		}
-		ex.startWork(actCtx)
-		if len(ex.children) > 0 || ex.inboxDirty {
+		if ex.startWork(actCtx) || len(ex.children) > 0 || ex.inboxDirty {
 			continue
 		}
 
@@ -168,6 +167,8 @@ func (ex *executor) load(ctx context.Context) error {
 		switch {
 		case !cmd.recorded:
 			// Issued by this replay: started after the first commit.
+		case cmd.kind == EventActivityScheduled && cmd.running && cmd.queued():
+			// Its result comes through the inbox, or its deadline passes.
 		case cmd.kind == EventActivityScheduled && cmd.running:
 			ex.retryOrFail(cmd, &Failure{Kind: KindLost,
 				Message: fmt.Sprintf("attempt %d lost: its worker stopped before it finished", cmd.attempt)}, 0)
@@ -280,6 +281,12 @@ func (ex *executor) fireDue() {
 			ex.apply(Event{Type: EventTimerFired, Step: cmd.step})
 			continue
 		}
+		if cmd.running {
+			ex.retryOrFail(cmd, &Failure{Kind: KindTimeout, Message: fmt.Sprintf(
+				"activity %s: no result from task queue %s within %v", cmd.name, cmd.activity.opts.TaskQueue,
+				cmd.activity.opts.startToClose())}, 0)
+			continue
+		}
 		if ex.rt.canceled && cmd.cancelable {
 			ex.apply(Event{Type: EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt,
 				Failure: &Failure{Message: "canceled before retry", Kind: KindCanceled}})
@@ -298,6 +305,8 @@ func wakeOf(cmd *command) (time.Time, bool) {
 		return cmd.fireAt, true
 	case cmd.kind == EventActivityScheduled && !cmd.running:
 		return cmd.retryAt, true
+	case cmd.kind == EventActivityScheduled && cmd.queued():
+		return cmd.remoteDeadline(), true
 	}
 	return time.Time{}, false
 }
@@ -342,6 +351,10 @@ func (ex *executor) readInbox(ctx context.Context) error {
 			if !ex.rt.canceled {
 				ex.apply(Event{Type: e.Type, Sender: e.Sender})
 				ex.cancelWork(ctx)
+			}
+		case EventActivityCompleted, EventActivityAttemptFailed:
+			if r, ok := ex.remoteResult(e); ok {
+				ex.applyResult(r)
 			}
 		case EventChildCompleted:
 			if cmd := ex.rt.pending[e.Step]; cmd != nil && cmd.kind == EventChildStarted && cmd.childID == e.RunID {
@@ -475,10 +488,20 @@ func (ex *executor) encode(events []Event) [][]byte {
 	return out
 }
 
-// startWork starts the activity attempts that were committed.
-func (ex *executor) startWork(ctx context.Context) {
+// startWork starts the activity attempts that were committed: in the
+// worker, or on their task queue. It reports whether that gave events to
+// commit (a queue that could not be reached fails the attempt).
+func (ex *executor) startWork(ctx context.Context) bool {
+	progress := false
 	for _, cmd := range ex.toStart {
 		if ex.rt.pending[cmd.step] != cmd {
+			continue
+		}
+		if cmd.queued() {
+			if err := ex.pushAttempt(ctx, cmd); err != nil {
+				ex.retryOrFail(cmd, failureOf(err), 0)
+				progress = true
+			}
 			continue
 		}
 		actCtx, cancel := context.WithCancelCause(ctx)
@@ -499,6 +522,7 @@ func (ex *executor) startWork(ctx context.Context) {
 		}()
 	}
 	ex.toStart = nil
+	return progress
 }
 
 // continueAsNew starts the workflow over in a new runtime whose history

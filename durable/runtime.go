@@ -79,6 +79,8 @@ type command struct {
 	attempt    int
 	running    bool
 	retryAt    time.Time
+	// startedAt is when the current attempt started (or was queued).
+	startedAt time.Time
 	// Timers.
 	fireAt time.Time
 	// Children.
@@ -197,6 +199,9 @@ func (rt *workflowRuntime) deliver(e Event) {
 		cmd.attempt = e.Attempt
 		cmd.running = e.Type == EventActivityAttemptStarted
 		cmd.retryAt = e.FireAt
+		if cmd.running {
+			cmd.startedAt = e.Time
+		}
 		return
 	case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventChildCompleted:
 		cmd := rt.pending[e.Step]
@@ -255,7 +260,10 @@ func (rt *workflowRuntime) issue(cmd *command, e Event) {
 	cmd.step, e.Step = rt.lastStep, rt.lastStep
 	cmd.kind = e.Type
 	cmd.name = e.Name
-	if _, ok := rt.recorded[cmdKey{e.Type, e.Step}]; !ok && cmd.input != nil {
+	cmd.startedAt = rt.now
+	if rec, ok := rt.recorded[cmdKey{e.Type, e.Step}]; ok {
+		cmd.startedAt = rec.Time
+	} else if cmd.input != nil {
 		// Inputs are journaled as a hash, computed only when recorded.
 		e.InputHash = hashInput(cmd.input)
 	}

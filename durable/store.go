@@ -229,3 +229,26 @@ type Commit struct {
 	// clears it.
 	Release bool
 }
+
+// ActivityQueue is an optional capability of a Store: named queues of
+// activity attempts, served by workers in other processes (see
+// ActivityOptions.TaskQueue and WorkerOptions.TaskQueues).
+type ActivityQueue interface {
+	// PushActivity appends an encoded activity attempt to a queue.
+	PushActivity(ctx context.Context, queue string, attempt []byte) error
+	// PollActivity returns the oldest attempt of any of the queues. It
+	// blocks as Poll does, and like Poll returns a ready attempt even when
+	// ctx is already done. An attempt that is not acknowledged within the
+	// store's visibility timeout is delivered again.
+	PollActivity(ctx context.Context, worker string, queues []string) (ActivityTask, error)
+	// AckActivity acknowledges an attempt polled earlier.
+	AckActivity(ctx context.Context, task ActivityTask) error
+}
+
+// ActivityTask is an activity attempt taken from a queue.
+type ActivityTask struct {
+	Queue string
+	// ID identifies this delivery for AckActivity; its form is the store's.
+	ID      string
+	Attempt []byte
+}

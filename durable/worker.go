@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,13 @@ type WorkerOptions struct {
 	Codec Codec
 	// ActivityMiddleware wraps every activity call, the first outermost.
 	ActivityMiddleware []ActivityMiddleware
+	// TaskQueues are the activity task queues the worker serves, running
+	// the activities registered with RegisterActivities. A worker with no
+	// workflows registered serves only these and takes no runs.
+	TaskQueues []string
+	// MaxActivities caps the queued attempts the worker runs at once.
+	// Default 100.
+	MaxActivities int
 }
 
 // Worker executes runs: it takes tasks from the store, holds the lease of
@@ -47,9 +55,14 @@ type Worker struct {
 	codec      Codec
 	middleware []ActivityMiddleware
 	workflows  map[string]workflowDef
+	queues     []string
+	activities map[string]activityDef
 
 	mu     sync.Mutex
 	active map[string]*executor
+	// serving counts queued attempts being run.
+	serving       int
+	activitySlots chan struct{}
 	// idle is signaled when an executor ends.
 	idle  chan struct{}
 	slots chan struct{}
@@ -68,6 +81,8 @@ func NewWorker(store Store, opts WorkerOptions) *Worker {
 		codec:      opts.Codec,
 		middleware: opts.ActivityMiddleware,
 		workflows:  map[string]workflowDef{},
+		queues:     opts.TaskQueues,
+		activities: map[string]activityDef{},
 		active:     map[string]*executor{},
 		idle:       make(chan struct{}, 1),
 	}
@@ -89,6 +104,7 @@ func NewWorker(store Store, opts WorkerOptions) *Worker {
 	}
 	w.log = w.log.With("worker", w.id)
 	w.slots = make(chan struct{}, w.maxRuns)
+	w.activitySlots = make(chan struct{}, cmp.Or(max(opts.MaxActivities, 0), 100))
 	w.client = NewClient(store, ClientOptions{Codec: w.codec, Clock: w.clock})
 	return w
 }
@@ -108,12 +124,31 @@ func (w *Worker) Register(workflows ...WorkflowDefinition) {
 	}
 }
 
+// RegisterActivities makes activities runnable from the worker's task
+// queues. It panics if two have the same name.
+func (w *Worker) RegisterActivities(activities ...ActivityDefinition) {
+	for _, a := range activities {
+		def := a.activity()
+		if _, dup := w.activities[def.name]; dup {
+			panic(fmt.Sprintf("durable: activity %q registered twice", def.name))
+		}
+		w.activities[def.name] = def
+	}
+}
+
 // Run executes runs until ctx is done, then hands the runs it holds off to
 // other workers (their activity attempts in flight are cut off and run
 // again, with the same idempotency keys) and returns nil. At start it retries the parked runs of its
 // workflows: deploying fixed code un-parks them.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.wg.Wait()
+	if len(w.queues) > 0 {
+		w.wg.Go(func() { w.serveQueues(ctx) })
+	}
+	if len(w.workflows) == 0 && len(w.queues) > 0 {
+		<-ctx.Done()
+		return nil
+	}
 	w.retryParked(ctx)
 	for {
 		select {
@@ -143,24 +178,22 @@ func (w *Worker) Drain(ctx context.Context) error {
 	cancel()
 	defer w.wg.Wait()
 	for {
-		task, err := w.store.Poll(done, w.id)
-		if err == nil {
-			w.slots <- struct{}{}
-			w.dispatch(ctx, task)
+		if ran, err := w.takeReady(ctx, done); err != nil || ran {
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
-			return fmt.Errorf("poll: %w", err)
-		}
 		w.mu.Lock()
-		busy := len(w.active) > 0
+		busy := len(w.active) > 0 || w.serving > 0
 		w.mu.Unlock()
 		if !busy {
-			// Executors write before they leave, so one more look at
-			// the queue sees all they left behind.
-			if task, err := w.store.Poll(done, w.id); err == nil {
-				w.slots <- struct{}{}
-				w.dispatch(ctx, task)
+			// Executors write before they leave, so one more look sees
+			// all they left behind.
+			if ran, err := w.takeReady(ctx, done); err != nil || ran {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			return nil
@@ -168,8 +201,37 @@ func (w *Worker) Drain(ctx context.Context) error {
 		select {
 		case <-w.idle:
 		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
+}
+
+// takeReady starts one ready run task or queued attempt, if there is one,
+// without waiting (done is a done context).
+func (w *Worker) takeReady(ctx, done context.Context) (bool, error) {
+	task, err := w.store.Poll(done, w.id)
+	if err == nil {
+		w.slots <- struct{}{}
+		w.dispatch(ctx, task)
+		return true, nil
+	}
+	if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return false, fmt.Errorf("poll: %w", err)
+	}
+	q, ok := w.store.(ActivityQueue)
+	if len(w.queues) == 0 || !ok {
+		return false, nil
+	}
+	at, err := q.PollActivity(done, w.id, w.queues)
+	if err == nil {
+		w.activitySlots <- struct{}{}
+		w.serveAttempt(ctx, q, at)
+		return true, nil
+	}
+	if !errors.Is(err, context.Canceled) {
+		return false, fmt.Errorf("poll activity: %w", err)
+	}
+	return false, nil
 }
 
 // dispatch hands a task to the executor of its run, or starts one. It owns

@@ -97,6 +97,16 @@ func NewActivity[In, Out any](name string, fn func(context.Context, In) (Out, er
 // Name returns the activity's name.
 func (a *Activity[In, Out]) Name() string { return a.name }
 
+func (a *Activity[In, Out]) activity() activityDef { return a.def }
+
+// ActivityDefinition is an activity that a worker can serve from a task
+// queue: an *Activity of any type. Register them with
+// Worker.RegisterActivities.
+type ActivityDefinition interface {
+	Name() string
+	activity() activityDef
+}
+
 // WithOptions returns a copy of the activity whose options are overridden
 // by the non-zero fields of opts.
 func (a *Activity[In, Out]) WithOptions(opts ActivityOptions) *Activity[In, Out] {
@@ -141,6 +151,14 @@ type ActivityMiddleware func(next ActivityFunc) ActivityFunc
 
 // ActivityOptions tune how an activity is run. Zero fields take defaults.
 type ActivityOptions struct {
+	// TaskQueue, if set, sends the activity's attempts to the named queue,
+	// to be run by a worker that serves it (WorkerOptions.TaskQueues), in
+	// any process; the store must implement ActivityQueue. By default an
+	// activity runs in the worker that owns the run. For queued attempts
+	// the start-to-close timeout counts from when the attempt is queued,
+	// heartbeats are checked by the serving worker, and cancellation does
+	// not reach a running attempt.
+	TaskQueue string
 	// StartToCloseTimeout bounds one attempt. Default: 10 minutes.
 	StartToCloseTimeout time.Duration
 	// HeartbeatTimeout, if set, fails an attempt that does not call
@@ -151,6 +169,9 @@ type ActivityOptions struct {
 }
 
 func (o ActivityOptions) merge(n ActivityOptions) ActivityOptions {
+	if n.TaskQueue != "" {
+		o.TaskQueue = n.TaskQueue
+	}
 	if n.StartToCloseTimeout != 0 {
 		o.StartToCloseTimeout = n.StartToCloseTimeout
 	}

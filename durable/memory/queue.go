@@ -78,9 +78,10 @@ type deadline struct {
 type deadlineKind int
 
 const (
-	wakeDue  deadlineKind = iota // the run's wake time
-	taskDue                      // a task's visibility timeout
-	leaseDue                     // a lease's expiry
+	wakeDue     deadlineKind = iota // the run's wake time
+	taskDue                         // a task's visibility timeout
+	leaseDue                        // a lease's expiry
+	activityDue                     // an activity attempt's visibility timeout
 )
 
 // deadlines is a min-heap of deadlines by time.
@@ -163,6 +164,12 @@ func (s *Store) fire(d deadline) {
 	case leaseDue:
 		if r.held && r.lease.Token == d.token && r.lease.Expires.Equal(d.at) {
 			s.enqueue(r)
+		}
+	case activityDue:
+		if t, out := s.actOut[d.task]; out {
+			delete(s.actOut, d.task)
+			s.activities[t.Queue] = append(s.activities[t.Queue], t.Attempt)
+			s.notify()
 		}
 	}
 }

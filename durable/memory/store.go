@@ -50,6 +50,9 @@ type Store struct {
 	deadlines deadlines
 	timer     timer
 	changed   chan struct{} // closed and replaced when a task is queued or a record changes
+
+	activities map[string][][]byte             // activity attempts by queue, oldest first
+	actOut     map[string]durable.ActivityTask // polled, unacknowledged attempts by task id
 }
 
 // run is everything the store holds about one run.
@@ -88,6 +91,8 @@ func New(opts ...Option) *Store {
 		runs:       make(map[string]*run),
 		inflight:   make(map[string]string),
 		changed:    make(chan struct{}),
+		activities: make(map[string][][]byte),
+		actOut:     make(map[string]durable.ActivityTask),
 	}
 	for _, opt := range opts {
 		opt(s)

@@ -108,6 +108,17 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 			tt.fn(&env{t: t, s: newStore(t, clock), clock: clock})
 		})
 	}
+	for _, tt := range activityTests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			s := newStore(t, clock)
+			q, ok := s.(durable.ActivityQueue)
+			if !ok {
+				t.Skip("the store has no activity queues")
+			}
+			tt.fn(&env{t: t, s: s, clock: clock}, q)
+		})
+	}
 }
 
 // env is what a subtest works with, and helpers that fail it.
