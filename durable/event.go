@@ -232,8 +232,10 @@ func EncodeEvent(e Event, codec Codec) ([]byte, error) {
 // ErrUnknownEvent; it never panics.
 func DecodeEvent(data []byte, codec Codec) (Event, error) {
 	var w wireEvent
-	if err := json.Unmarshal(data, &w); err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrCorruptHistory, err)
+	if !decodeWireFast(data, &w) { // see eventdecode.go
+		if err := json.Unmarshal(data, &w); err != nil {
+			return Event{}, fmt.Errorf("%w: %v", ErrCorruptHistory, err)
+		}
 	}
 	switch {
 	case w.V == 0:
