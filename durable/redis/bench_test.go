@@ -1,0 +1,62 @@
+package redis_test
+
+import (
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/redistest"
+)
+
+// BenchmarkCommit measures a durable step's commit (two events, as an
+// activity's completion and the next command) against a raw round trip
+// (PING) on the same server: x-rtt is their ratio.
+func BenchmarkCommit(b *testing.B) {
+	ctx := b.Context()
+	srv := redistest.Start(b)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { client.Close() })
+	count := &roundTrips{}
+	client.AddHook(count)
+	s := redis.New(client)
+	b.Cleanup(func() { s.Close() })
+	info, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "bench", Workflow: "wf"}, []byte("started"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lease, err := s.Lease(ctx, "bench", "w1", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	event := []byte(`{"v":1,"seq":2,"type":"activity_completed","step":1,"payload":"ok"}`)
+	run := info
+	run.Status = durable.StatusRunning
+	expect := int64(1)
+
+	const pings = 1000
+	start := time.Now()
+	for range pings {
+		if err := client.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rtt := time.Since(start) / pings
+
+	b.ResetTimer()
+	before := count.n.Load()
+	for b.Loop() {
+		c := durable.Commit{Lease: lease, Expect: expect, Events: [][]byte{event, event}, Run: run}
+		if err := s.Commit(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		expect += 2
+	}
+	b.StopTimer()
+	perOp := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(count.n.Load()-before)/float64(b.N), "rtt/op")
+	b.ReportMetric(float64(perOp)/float64(rtt), "x-rtt")
+	b.ReportMetric(float64(rtt.Microseconds()), "us/ping")
+}

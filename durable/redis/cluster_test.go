@@ -1,0 +1,258 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/durabletest"
+	"github.com/cairn-dev/cairn/durable/storetest"
+	"github.com/cairn-dev/cairn/internal/redistest"
+)
+
+// Run ids that test the hash tags: braces (the tag ends at the first "}"
+// after the first "{"), an empty tag, unicode.
+var oddRunIDs = []string{"r1", "a{b}c", "{}", "}{", "{r:x}", "x}y{z", "日本語-注文", "emoji-🍕", "sp ace", strings.Repeat("long", 64)}
+
+// slot is the Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag
+// (the text between the first "{" and the next "}", if not empty), else of
+// the key, modulo 16384.
+func slot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for _, b := range []byte(key) {
+		crc ^= uint16(b) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}
+
+// TestSlotMatchesRedis checks slot against CLUSTER KEYSLOT.
+func TestSlotMatchesRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--cluster-enabled", "yes"))
+	s := New(srv.Client())
+	keys := []string{"", "foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}"}
+	for _, id := range oddRunIDs {
+		rk := s.runKeys(id)
+		keys = append(keys, rk.list()...)
+	}
+	for _, key := range keys {
+		want, err := srv.Client().ClusterKeySlot(t.Context(), key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slot(key); got != int(want) {
+			t.Errorf("slot(%q) = %d; CLUSTER KEYSLOT says %d", key, got, want)
+		}
+	}
+}
+
+// TestScriptKeysShareSlot checks, for every script the store runs (all of
+// them run here), that the keys it is called with hash to one slot: a hook
+// looks at every EVAL and EVALSHA sent while the conformance suite and a
+// round of calls with odd run ids run.
+func TestScriptKeysShareSlot(t *testing.T) {
+	srv := redistest.Start(t)
+	check := &slotCheck{t: t, seen: map[string]bool{}}
+	open := func(t *testing.T, opts ...Option) *Store {
+		s, err := Open(srv.URL(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Client().AddHook(check)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	var n int
+	storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+		n++
+		return open(t, WithClock(clock), WithPrefix(fmt.Sprintf("slots%d", n)))
+	})
+	t.Run("OddRunIDs", func(t *testing.T) {
+		clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+		s := open(t, WithClock(clock), WithPrefix("odd"), WithVisibilityTimeout(time.Second))
+		exercise(t, s, clock, oddRunIDs)
+		// The janitor runs on real time; call it as its loop does.
+		for _, p := range s.parts {
+			if _, err := s.run(t.Context(), s.scripts.janitor, p.keys.list(), group, "janitor", 1, 10, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	check.mu.Lock()
+	defer check.mu.Unlock()
+	for name, sc := range map[string]*goredis.Script{"create": s0.create, "lease": s0.lease, "commit": s0.commit,
+		"send": s0.send, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack, "janitor": s0.janitor} {
+		if !check.seen[sc.Hash()] {
+			t.Errorf("script %s never ran", name)
+		}
+	}
+}
+
+// s0 names the scripts by hash for TestScriptKeysShareSlot.
+var s0 = newScripts()
+
+// exercise makes every call of the store on runs with the given ids.
+func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
+	ctx := t.Context()
+	for _, id := range ids {
+		if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: id, Workflow: "wf"}, []byte("first")); err != nil {
+			t.Fatalf("CreateRun(%q): %v", id, err)
+		}
+		if err := s.Send(ctx, id, []byte("hello")); err != nil {
+			t.Fatalf("Send(%q): %v", id, err)
+		}
+		lease, err := s.Lease(ctx, id, "w1", time.Minute)
+		if err != nil {
+			t.Fatalf("Lease(%q): %v", id, err)
+		}
+		inbox, err := s.ReadInbox(ctx, id)
+		if err != nil || len(inbox) != 1 {
+			t.Fatalf("ReadInbox(%q) = %v, %v", id, inbox, err)
+		}
+		err = s.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("second")},
+			Consumed: []string{inbox[0].ID}, Run: durable.RunInfo{Status: durable.StatusWaiting, WakeAt: clock.Now().Add(time.Second)},
+			Release: true})
+		if err != nil {
+			t.Fatalf("Commit(%q): %v", id, err)
+		}
+		if _, err := s.Lease(ctx, id, "w2", time.Second); err != nil {
+			t.Fatalf("Lease(%q) by w2: %v", id, err)
+		}
+		if err := s.WatchRun(ctx, id, 0); err != nil {
+			t.Fatalf("WatchRun(%q): %v", id, err)
+		}
+	}
+	clock.Advance(2 * time.Second) // wake times and lease expiries: take claims, settle queues
+	seen := map[string]bool{}
+	for range 3 * len(ids) {
+		task, err := s.Poll(ctx, "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ack(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+		if seen[task.RunID] = true; len(seen) == len(ids) {
+			break
+		}
+	}
+	if runs, err := s.ListRuns(ctx, durable.RunFilter{}); err != nil || len(runs) != len(ids) {
+		t.Fatalf("ListRuns = %d runs, %v; want %d", len(runs), err, len(ids))
+	}
+	for _, id := range ids {
+		h, err := s.ReadHistory(ctx, id, 1)
+		if err != nil || len(h) != 2 {
+			t.Fatalf("ReadHistory(%q) = %q, %v", id, h, err)
+		}
+	}
+}
+
+// slotCheck is a hook that fails the test if a script is called with keys
+// in more than one slot.
+type slotCheck struct {
+	t    *testing.T
+	mu   sync.Mutex
+	seen map[string]bool // script hashes called
+}
+
+func (c *slotCheck) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (c *slotCheck) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		c.check(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *slotCheck) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		for _, cmd := range cmds {
+			c.check(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (c *slotCheck) check(cmd goredis.Cmder) {
+	name := strings.ToLower(cmd.Name())
+	if name != "evalsha" && name != "eval" {
+		return
+	}
+	args := cmd.Args()
+	numKeys, err := strconv.Atoi(fmt.Sprint(args[2]))
+	if err != nil || len(args) < 3+numKeys {
+		c.t.Errorf("%s with malformed arguments %v", name, args)
+		return
+	}
+	hash := fmt.Sprint(args[1])
+	if name == "eval" {
+		hash = goredis.NewScript(hash).Hash() // the script's source
+	}
+	c.mu.Lock()
+	c.seen[hash] = true
+	c.mu.Unlock()
+	if numKeys == 0 {
+		c.t.Errorf("%s %s with no keys", name, hash)
+		return
+	}
+	first := slot(fmt.Sprint(args[3]))
+	for _, k := range args[3 : 3+numKeys] {
+		if slot(fmt.Sprint(k)) != first {
+			c.t.Errorf("script %s called with keys in different slots: %v", hash, args[3:3+numKeys])
+			return
+		}
+	}
+}
+
+// TestClusterConformance runs the conformance suite through a
+// ClusterClient on a one-node Redis Cluster that serves every slot. Redis
+// in cluster mode refuses a script whose keys are in different slots, or
+// that touches a key it was not given, so this runs every script as
+// Cluster runs it.
+func TestClusterConformance(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--cluster-enabled", "yes"))
+	ctx := t.Context()
+	if err := srv.Client().Do(ctx, "cluster", "addslotsrange", 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info, err := srv.Client().ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ready: %q, %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var n int
+	storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+		n++
+		client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{srv.Addr()}})
+		s := New(client, WithClock(clock), WithPrefix(fmt.Sprintf("cluster%d", n)))
+		t.Cleanup(func() { s.Close() })
+		// Closing the client first ends the readers' blocking reads at
+		// once, so Close does not wait for them.
+		t.Cleanup(func() { client.Close() })
+		return s
+	})
+}

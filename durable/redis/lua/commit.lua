@@ -1,0 +1,66 @@
+-- commit: Commit. Fenced, positioned, atomic write of a run by its lease
+-- holder: appends events (or replaces the history), saves the record,
+-- removes consumed inbox entries, and may release the lease.
+-- KEYS: run hash, history, inbox, changes (one run's hash tag)
+-- ARGV: [1] token, [2] expect, [3] new history (0|1), [4] release (0|1),
+--   [5] updated, [6] status, [7] state JSON, [8] wake (ms, 0 = none),
+--   [9] retention (ms, 0 = keep), [10] commit id, [11] event count n,
+--   [12 .. 11+n] events, [12+n ..] consumed inbox entry ids
+-- Reply: {'ok', inbox length, version, created (µs)}
+--   | {'fenced' | 'conflict' | 'corrupt', wake, wake token, history length, stream length}
+--   | {'notfound'}
+local run, history, inbox, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local f = redis.call('HMGET', run, 'held', 'tok', 'hlen', 'wake', 'wt', 'st', 'cid', 'cr', 'ver')
+if not f[1] then
+  return {'notfound'}
+end
+if f[7] == ARGV[10] then
+  -- This commit was applied already: the client sent it again.
+  return {'ok', redis.call('XLEN', inbox), tonumber(f[9]), f[8]}
+end
+if f[1] ~= '1' or f[2] ~= ARGV[1] then
+  return {'fenced', f[4], f[5], f[3]}
+end
+if f[3] ~= ARGV[2] then
+  return {'conflict', f[4], f[5], f[3]}
+end
+local n = tonumber(ARGV[11])
+local length = tonumber(f[3])
+if ARGV[3] == '1' then
+  redis.call('DEL', history)
+  redis.call('HINCRBY', run, 'gen', 1)
+  length = 0
+else
+  local xlen = redis.call('XLEN', history)
+  if xlen ~= length then
+    return {'corrupt', f[4], f[5], f[3], xlen}
+  end
+end
+for i = 1, n do
+  redis.call('XADD', history, ms(length + i) .. '-0', 'e', ARGV[11 + i])
+end
+length = length + n
+for i = 12 + n, #ARGV do
+  redis.call('XDEL', inbox, ARGV[i])
+end
+
+
+local version = redis.call('HINCRBY', run, 'ver', 1)
+redis.call('HSET', run, 'hlen', length, 'st', ARGV[6], 'state', ARGV[7], 'upd', ARGV[5],
+  'wake', ARGV[8], 'wt', ARGV[1], 'cid', ARGV[10])
+if ARGV[4] == '1' then
+  redis.call('HSET', run, 'held', 0)
+end
+redis.call('XADD', changes, 'MAXLEN', '1', '*', 'v', version)
+
+local retention = tonumber(ARGV[9])
+if terminal[ARGV[6]] and retention > 0 then
+  for _, key in ipairs(KEYS) do
+    redis.call('PEXPIRE', key, retention)
+  end
+elseif terminal[f[6]] and not terminal[ARGV[6]] then
+  for _, key in ipairs(KEYS) do
+    redis.call('PERSIST', key)
+  end
+end
+return {'ok', redis.call('XLEN', inbox), version, f[8]}

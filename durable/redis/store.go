@@ -1,0 +1,407 @@
+// Package redis is the durable.Store for production: runs, histories,
+// inboxes, leases, timers and the task queue live in Redis, through
+// go-redis's UniversalClient, so one store serves a single server,
+// Sentinel and Cluster alike. It passes the conformance suite in
+// durable/storetest, as the in-memory store does.
+//
+// Each run's history is a Redis Stream written only by server-side
+// scripts that check the writer's fencing token and the expected
+// position atomically. All keys of a run share one hash tag, and the task
+// queues and timers are split into partitions with a hash tag each, so
+// every script's keys are in one Cluster slot. Workers find work by
+// blocking reads on consumer groups, and timers are sorted sets fired by a
+// call scheduled on the store's clock, not by polling. See keys.go for the
+// layout and lua/ for the scripts.
+//
+// Operations that touch a run and a partition (Send, Lease, Commit) are
+// not atomic across the two slots. They write "queue first": the task or
+// deadline first, the run's change after, in one pipeline; so a crash in
+// between leaves at worst a spurious task, which the engine checks and
+// drops, never a run that no worker will pick up.
+//
+// Costs, in Redis round trips: Commit, Lease, Send, Ack and GetRun one
+// each in the common case; CreateRun two; a Poll that finds a task ready
+// one per partition it looks at. Times are kept in milliseconds. A task
+// delivered to a process that dies before it takes the run's lease is
+// delivered again after the visibility timeout; a run whose worker dies
+// holding its lease is queued when the lease expires.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cairn-dev/cairn/durable"
+)
+
+var (
+	_ durable.Store   = (*Store)(nil)
+	_ durable.Watcher = (*Store)(nil)
+)
+
+// Defaults of the options.
+const (
+	DefaultPrefix            = "cairn"
+	DefaultPartitions        = 4
+	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultRetention         = 7 * 24 * time.Hour
+)
+
+// Store is a durable.Store and durable.Watcher on Redis. It is safe for
+// concurrent use. Several processes may share one Redis through stores with
+// the same prefix and number of partitions.
+type Store struct {
+	client     goredis.UniversalClient
+	owned      bool // Close closes client
+	clock      durable.Clock
+	prefix     string
+	parts      []*partition
+	visibility time.Duration
+	retention  time.Duration
+	log        *slog.Logger
+	scripts    *scripts
+
+	rotor atomic.Uint32 // where pollNow starts
+
+	mu      sync.Mutex
+	pollers map[string]*poller
+	janitor bool          // the janitor runs
+	done    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store take every time it records or compares, and
+// schedule its timers, on clock instead of the system clock.
+func WithClock(clock durable.Clock) Option { return func(s *Store) { s.clock = clock } }
+
+// WithPrefix sets the prefix of every key (DefaultPrefix if not set).
+// Stores with different prefixes share nothing. A prefix should hold no
+// braces: they would put every key in one Cluster slot.
+func WithPrefix(prefix string) Option {
+	return func(s *Store) {
+		if prefix != "" {
+			s.prefix = prefix
+		}
+	}
+}
+
+// WithPartitions sets the number of task queues and timer sets that runs
+// are spread over (DefaultPartitions if n < 1). All stores sharing a prefix
+// must use the same number: changing it strands the tasks and timers of
+// partitions that stop existing.
+func WithPartitions(n int) Option {
+	return func(s *Store) {
+		if n >= 1 {
+			s.parts = make([]*partition, n)
+		}
+	}
+}
+
+// WithVisibilityTimeout sets how long a polled task may stay
+// unacknowledged, on the store's clock, before it is delivered again
+// (DefaultVisibilityTimeout if d <= 0).
+func WithVisibilityTimeout(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.visibility = d
+		}
+	}
+}
+
+// WithRetention sets how long the keys of a run that completed, failed or
+// was canceled are kept after its last commit (DefaultRetention if not
+// set; 0 keeps them for good). It is Redis's expiry, so it runs on Redis's
+// clock, not the store's.
+func WithRetention(d time.Duration) Option { return func(s *Store) { s.retention = max(d, 0) } }
+
+// WithLogger sets the logger of the background work (slog.Default if not set).
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// New returns a store on client. Close does not close client.
+func New(client goredis.UniversalClient, opts ...Option) *Store {
+	s := &Store{
+		client:     client,
+		clock:      durable.SystemClock(),
+		prefix:     DefaultPrefix,
+		parts:      make([]*partition, DefaultPartitions),
+		visibility: DefaultVisibilityTimeout,
+		retention:  DefaultRetention,
+		log:        slog.Default(),
+		scripts:    newScripts(),
+		pollers:    make(map[string]*poller),
+		done:       make(chan struct{}),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	for i := range s.parts {
+		s.parts[i] = &partition{n: i, keys: s.partKeys(i)}
+	}
+	return s
+}
+
+// Open returns a store on a new client for url: redis://[user:password@]host:port/db,
+// or rediss:// for TLS (see go-redis's ParseURL for the query parameters).
+// It does not connect: a wrong address or password shows in the first
+// call. Close closes the client.
+func Open(url string, opts ...Option) (*Store, error) {
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("open redis store: %w", err)
+	}
+	s := New(goredis.NewClient(o), opts...)
+	s.owned = true
+	return s, nil
+}
+
+// Client returns the client the store uses, for example to add a
+// go-redis hook for tracing or metrics to a store that Open created.
+func (s *Store) Client() goredis.UniversalClient { return s.client }
+
+// Close stops the store's background work: readers, timers and the
+// janitor. Tasks read ahead for a Poll that never came are handed back to
+// the queue. It closes the client if Open created it. A reader blocked in
+// Redis on a client that Close does not close returns within a second and
+// then exits without delivering anything. The store must not be used
+// after Close.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		return nil
+	default:
+	}
+	close(s.done)
+	s.mu.Unlock()
+	s.disarm()
+	s.handBack()
+	if !s.owned {
+		s.wg.Wait()
+		return nil
+	}
+	err := s.client.Close()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// CreateRun implements durable.Store. A zero CreatedAt is set to the
+// clock's time and an empty Status to durable.StatusPending. It costs two
+// round trips: the run is queued only once the script says it was created,
+// and a deadline written with the run stands in for the task until then.
+func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byte) (durable.RunInfo, bool, error) {
+	if info.ID == "" {
+		return durable.RunInfo{}, false, errors.New("create run: empty id")
+	}
+	now := s.clock.Now()
+	if info.CreatedAt.IsZero() {
+		info.CreatedAt = now
+	}
+	if info.Status == "" {
+		info.Status = durable.StatusPending
+	}
+	info.UpdatedAt, info.HistoryLen, info.Version, info.Generation = now, 1, 1, 0
+	rk, part := s.runKeys(info.ID), s.partFor(info.ID)
+	created := micros(info.CreatedAt)
+	safety := deadlineMember(kindCreated, info.ID, randomID())
+	var res *goredis.Cmd
+	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
+		zadd(ctx, p, s.runsIndex(), created, info.ID, true)
+		if info.Workflow != "" {
+			zadd(ctx, p, s.workflowIndex(info.Workflow), created, info.ID, true)
+		}
+		zadd(ctx, p, s.statusIndex(string(info.Status)), created, info.ID, true)
+		p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(millis(now.Add(s.visibility))), Member: safety})
+		res = s.scripts.create.EvalSha(ctx, p, rk.list(), encodeMeta(info), string(info.Status),
+			encodeState(info), created, encodeTime(now), first)
+	})
+	if err != nil {
+		return durable.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
+	}
+	r := newReply(res.Val())
+	made := r.str(0) == "created"
+	var existing map[string]string
+	if !made {
+		existing, r.err = pairsToMap(r.at(1))
+	}
+	if r.err != nil {
+		return durable.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, r.err)
+	}
+	queue := ""
+	if made {
+		queue = info.ID
+	}
+	if _, err := s.run(ctx, s.scripts.enqueue, part.keys.enqueueKeys(), queue, safety); err != nil {
+		// The safety deadline queues the run a visibility timeout later.
+		s.log.Warn("queue created run", "run_id", info.ID, "err", err)
+		s.arm(part, now.Add(s.visibility))
+	}
+	if made {
+		return info, true, nil
+	}
+	old, err := decodeRecord(existing)
+	if err != nil {
+		return durable.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
+	}
+	return old, false, nil
+}
+
+// GetRun implements durable.Store.
+func (s *Store) GetRun(ctx context.Context, runID string) (durable.RunInfo, error) {
+	fields, err := s.client.HGetAll(ctx, s.runKeys(runID).run).Result()
+	if err != nil {
+		return durable.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	if len(fields) == 0 {
+		return durable.RunInfo{}, fmt.Errorf("get run: %w: %s", durable.ErrRunNotFound, runID)
+	}
+	info, err := decodeRecord(fields)
+	if err != nil {
+		return durable.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	return info, nil
+}
+
+// historyPage is how many events ReadHistory reads per round trip.
+const historyPage = 1000
+
+// ReadHistory implements durable.Store. A from below 1 reads from 1. It
+// reads historyPage events per round trip.
+func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error) {
+	rk := s.runKeys(runID)
+	from = max(from, 1)
+	out := [][]byte{}
+	for first := true; ; first = false {
+		var exists *goredis.IntCmd
+		var page *goredis.XMessageSliceCmd
+		_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			if first {
+				exists = p.Exists(ctx, rk.run)
+			}
+			page = p.XRangeN(ctx, rk.history, fmt.Sprintf("%d-0", from), "+", historyPage)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read history of %s: %w", runID, err)
+		}
+		if first && exists.Val() == 0 {
+			return nil, fmt.Errorf("read history: %w: %s", durable.ErrRunNotFound, runID)
+		}
+		for _, msg := range page.Val() {
+			if msg.ID != fmt.Sprintf("%d-0", from) {
+				return nil, fmt.Errorf("read history of %s: %w: entry %s where position %d belongs", runID, durable.ErrCorruptHistory, msg.ID, from)
+			}
+			data, err := field(msg, "e")
+			if err != nil {
+				return nil, fmt.Errorf("read history of %s: %w: position %d: %v", runID, durable.ErrCorruptHistory, from, err)
+			}
+			out = append(out, data)
+			from++
+		}
+		if len(page.Val()) < historyPage {
+			return out, nil
+		}
+	}
+}
+
+// Send implements durable.Store. It queues the run and appends to its
+// inbox in one round trip, the queue first: a Send to an unknown run
+// leaves a spurious task. A call that go-redis sends again after a lost
+// reply appends nothing more.
+func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
+	part := s.partFor(runID)
+	var res *goredis.Cmd
+	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
+		s.scripts.enqueue.EvalSha(ctx, p, part.keys.enqueueKeys(), runID, "")
+		res = s.scripts.send.EvalSha(ctx, p, s.runKeys(runID).recordAndInbox(), event, randomID())
+	})
+	if err != nil {
+		return fmt.Errorf("send to %s: %w", runID, err)
+	}
+	r := newReply(res.Val())
+	switch code := r.str(0); {
+	case r.err != nil:
+		return fmt.Errorf("send to %s: %w", runID, r.err)
+	case code == "notfound":
+		return fmt.Errorf("send: %w: %s", durable.ErrRunNotFound, runID)
+	}
+	return nil
+}
+
+// ReadInbox implements durable.Store. It returns an error wrapping
+// durable.ErrRunNotFound for an unknown run.
+func (s *Store) ReadInbox(ctx context.Context, runID string) ([]durable.InboxEntry, error) {
+	rk := s.runKeys(runID)
+	var exists *goredis.IntCmd
+	var msgs *goredis.XMessageSliceCmd
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		exists = p.Exists(ctx, rk.run)
+		msgs = p.XRange(ctx, rk.inbox, "-", "+")
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read inbox of %s: %w", runID, err)
+	}
+	if exists.Val() == 0 {
+		return nil, fmt.Errorf("read inbox: %w: %s", durable.ErrRunNotFound, runID)
+	}
+	entries := make([]durable.InboxEntry, 0, len(msgs.Val()))
+	for _, msg := range msgs.Val() {
+		data, err := field(msg, "e")
+		if err != nil {
+			return nil, fmt.Errorf("read inbox of %s: %w: entry %s: %v", runID, durable.ErrCorruptHistory, msg.ID, err)
+		}
+		entries = append(entries, durable.InboxEntry{ID: msg.ID, Event: data})
+	}
+	return entries, nil
+}
+
+// field returns a stream entry's field as bytes.
+func field(msg goredis.XMessage, name string) ([]byte, error) {
+	v, ok := msg.Values[name]
+	if !ok {
+		return nil, fmt.Errorf("no field %q", name)
+	}
+	str, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("field %q is %T", name, v)
+	}
+	return []byte(str), nil
+}
+
+// zadd adds member to an index; nx keeps the score of a member there already.
+func zadd(ctx context.Context, p goredis.Pipeliner, key, score, member string, nx bool) {
+	args := []any{"zadd", key}
+	if nx {
+		args = append(args, "nx")
+	}
+	p.Do(ctx, append(args, score, member)...)
+}
+
+// randomID returns 32 random hex digits.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

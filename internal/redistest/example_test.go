@@ -1,0 +1,20 @@
+package redistest_test
+
+import (
+	"testing"
+
+	"github.com/cairn-dev/cairn/internal/redistest"
+)
+
+// A test starts its own server, uses it through Client or URL, and can
+// kill and restart it; the server is stopped when the test ends.
+func ExampleStart() {
+	_ = func(t *testing.T) {
+		srv := redistest.Start(t, redistest.WithAOF())
+		if err := srv.Client().Set(t.Context(), "greeting", "hello", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		srv.Kill()
+		srv.Restart() // the AOF brings "greeting" back
+	}
+}
