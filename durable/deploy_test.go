@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/durable"
 )
@@ -60,6 +61,12 @@ func TestNondeterminismParksUntilFixed(t *testing.T) {
 	hist, _ := e.client.History(ctx, "f")
 	if n := len(hist); n != 5 {
 		t.Errorf("parking changed history: %d events, want 5", n)
+	}
+	// A parked run with a message in its inbox stays parked: news does
+	// not make the worker replay it again and again.
+	time.Sleep(50 * time.Millisecond)
+	if again, _ := e.client.Describe(ctx, "f"); again.Version != info.Version {
+		t.Errorf("parked run was written %d more times", again.Version-info.Version)
 	}
 
 	// Deploying code that replays cleanly un-parks the run; the signal

@@ -132,6 +132,10 @@ func (s Status) Terminal() bool {
 	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
 }
 
+// Dormant reports whether a run in status s is not to be executed on news:
+// it has ended, or it is parked until a worker retries it.
+func (s Status) Dormant() bool { return s.Terminal() || s == StatusParked }
+
 // RunInfo is the record of a run: what a store keeps beside its history
 // and what Client.Describe returns.
 type RunInfo struct {
@@ -222,7 +226,9 @@ type Commit struct {
 	// they are removed from the inbox.
 	Consumed []string
 	// Release gives up the lease. If the inbox still holds entries after
-	// Consumed are removed, the run is queued again at once.
+	// Consumed are removed, the run is queued again at once, unless
+	// Run.Status is dormant (parked or ended): messages to such a run wait
+	// for it to be retried, or are never read.
 	//
 	// Whether released or not, the store queues the run when Run.WakeAt
 	// comes. Each commit replaces the run's wake time; a zero WakeAt

@@ -166,7 +166,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.sleep(ctx, time.Second)
 			continue
 		}
-		w.dispatch(ctx, task)
+		w.dispatch(ctx, task, false)
 	}
 }
 
@@ -212,7 +212,7 @@ func (w *Worker) takeReady(ctx, done context.Context) (bool, error) {
 	task, err := w.store.Poll(done, w.id)
 	if err == nil {
 		w.slots <- struct{}{}
-		w.dispatch(ctx, task)
+		w.dispatch(ctx, task, false)
 		return true, nil
 	}
 	if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -235,8 +235,9 @@ func (w *Worker) takeReady(ctx, done context.Context) (bool, error) {
 }
 
 // dispatch hands a task to the executor of its run, or starts one. It owns
-// one slot, which it gives back when the run is let go.
-func (w *Worker) dispatch(ctx context.Context, task Task) {
+// one slot, which it gives back when the run is let go. Parked runs are
+// executed only when retryParked is set.
+func (w *Worker) dispatch(ctx context.Context, task Task, retryParked bool) {
 	w.mu.Lock()
 	if ex := w.active[task.RunID]; ex != nil {
 		w.mu.Unlock()
@@ -258,7 +259,7 @@ func (w *Worker) dispatch(ctx context.Context, task Task) {
 			<-w.slots
 			notify(w.idle)
 		}()
-		if err := w.execute(ctx, ex, task); err != nil && ctx.Err() == nil {
+		if err := w.execute(ctx, ex, task, retryParked); err != nil && ctx.Err() == nil {
 			ex.log.Warn("run let go", "err", err)
 		}
 	}()
@@ -276,7 +277,7 @@ func (w *Worker) detach(ex *executor) {
 }
 
 // execute takes a run's lease and runs it until it is let go.
-func (w *Worker) execute(ctx context.Context, ex *executor, task Task) error {
+func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryParked bool) error {
 	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
 	if errors.Is(err, ErrLeaseHeld) {
 		// Another worker has the run. It sees the inbox when it renews
@@ -295,6 +296,10 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task Task) error {
 		return fmt.Errorf("get run: %w", err)
 	}
 	ex.lease, ex.info = lease, info
+	if info.Status == StatusParked && !retryParked {
+		// News for a parked run waits for it to be retried.
+		return w.store.Commit(ctx, Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+	}
 	if info.Status.Terminal() {
 		// Ended: a child whose parent may not have been told, or a
 		// stale task.
@@ -358,7 +363,7 @@ func (w *Worker) retryParked(ctx context.Context) {
 			return
 		}
 		w.log.Info("retrying parked run", "run_id", run.ID)
-		w.dispatch(ctx, Task{RunID: run.ID})
+		w.dispatch(ctx, Task{RunID: run.ID}, true)
 	}
 }
 

@@ -79,7 +79,7 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 
 	if c.Release {
 		r.held = false
-		if len(r.inbox) > 0 {
+		if len(r.inbox) > 0 && !info.Status.Dormant() {
 			s.enqueue(r)
 		}
 	}

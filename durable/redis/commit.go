@@ -122,7 +122,7 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 	var rejected error
 	switch code {
 	case "ok":
-		if c.Release && r.int(1) > 0 {
+		if c.Release && r.int(1) > 0 && !c.Run.Status.Dormant() {
 			after = append(after, func(p goredis.Pipeliner) {
 				s.scripts.enqueue.EvalSha(ctx, p, part.keys.enqueueKeys(), runID, "")
 			})

@@ -152,10 +152,13 @@ func testReleaseRequeues(e *env) {
 	cases := []struct {
 		name    string
 		consume bool
+		status  durable.Status
 		queued  bool
 	}{
-		{"inbox left", false, true},
-		{"inbox consumed", true, false},
+		{"inbox left", false, durable.StatusRunning, true},
+		{"inbox consumed", true, durable.StatusRunning, false},
+		{"parked", false, durable.StatusParked, false},
+		{"ended", false, durable.StatusCompleted, false},
 	}
 	for i, c := range cases {
 		id := fmt.Sprint("r", i)
@@ -165,6 +168,7 @@ func testReleaseRequeues(e *env) {
 		e.drain()
 		commit := step(l, 1)
 		commit.Release = true
+		commit.Run.Status = c.status
 		if c.consume {
 			commit.Consumed = []string{e.inbox(id)[0].ID}
 		}
