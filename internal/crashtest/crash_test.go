@@ -1,0 +1,402 @@
+package crashtest_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/crashtest"
+	"github.com/cairn-dev/cairn/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(crashtest.EnvChild) != "" {
+		if err := crashtest.Child(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "child worker:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const want = "ship(pack(charge(reserve(o-1))) via ups)"
+
+// child is a worker process: this test binary run again.
+type child struct {
+	t     *testing.T
+	name  string
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	seen  chan struct{}
+	done  chan struct{}
+}
+
+// startChild starts a worker process with extra environment and waits
+// until it runs.
+func startChild(t *testing.T, name, url string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashtest.EnvChild+"=1", crashtest.EnvURL+"="+url, crashtest.EnvLease+"=1s")
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = &testLog{t: t, prefix: name + ": "}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{t: t, name: name, cmd: cmd, seen: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.lines = append(c.lines, sc.Text())
+			c.mu.Unlock()
+			select {
+			case c.seen <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(c.kill)
+	c.waitFor(crashtest.Ready)
+	return c
+}
+
+// waitFor waits until the child has printed line.
+func (c *child) waitFor(line string) {
+	c.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		c.mu.Lock()
+		for _, l := range c.lines {
+			if l == line {
+				c.mu.Unlock()
+				return
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.seen:
+		case <-c.done:
+			c.t.Fatalf("%s exited before printing %q", c.name, line)
+		case <-deadline:
+			c.t.Fatalf("%s did not print %q; it printed %q", c.name, line, c.output())
+		}
+	}
+}
+
+func (c *child) output() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.lines...)
+}
+
+// kill sends SIGKILL and reaps the process.
+func (c *child) kill() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Wait()
+	<-c.done
+}
+
+func (c *child) signal(sig syscall.Signal) {
+	c.t.Helper()
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+type testLog struct {
+	t      *testing.T
+	prefix string
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.t.Log(l.prefix + strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// world is a Redis server with a client and a store on it.
+type world struct {
+	t      *testing.T
+	srv    *redistest.Server
+	rdb    *goredis.Client
+	client *durable.Client
+}
+
+func newWorld(t *testing.T, opts ...redistest.Option) *world {
+	srv := redistest.Start(t, opts...)
+	store, err := redis.Open(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return &world{t: t, srv: srv, rdb: srv.Client(), client: durable.NewClient(store, durable.ClientOptions{})}
+}
+
+// start starts the order run.
+func (w *world) start() {
+	w.t.Helper()
+	wf := durable.NewWorkflow("order", func(durable.Context, string) (string, error) { return "", nil })
+	if _, err := wf.Start(context.Background(), w.client, "o-1", "o-1"); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// shipWhenAsked sends the Ship signal once the run waits for it, until the
+// test ends.
+func (w *world) shipWhenAsked() {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			info, err := w.client.Describe(ctx, "o-1")
+			if err == nil && strings.Contains(info.Waiting, "signal ship") {
+				_ = crashtest.Ship.Send(ctx, w.client, "o-1", "ups")
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+}
+
+// result waits for the run's result.
+func (w *world) result() string {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wf := durable.NewWorkflow("order", func(durable.Context, string) (string, error) { return "", nil })
+	got, err := wf.Get(w.client, "o-1").Result(ctx)
+	if err != nil {
+		info, _ := w.client.Describe(context.Background(), "o-1")
+		w.t.Fatalf("result: %v (run %+v)", err, info)
+	}
+	return got
+}
+
+// effects returns executions per activity, executions per idempotency key
+// and charges made.
+func (w *world) effects() (byName, byKey map[string]string, charges string) {
+	ctx := context.Background()
+	byName = w.rdb.HGetAll(ctx, crashtest.EffectsKey).Val()
+	byKey = w.rdb.HGetAll(ctx, crashtest.KeysKey).Val()
+	charges = w.rdb.Get(ctx, crashtest.ChargesKey).Val()
+	return byName, byKey, charges
+}
+
+// commitsOfACleanRun runs the workflow once without crashing and counts the
+// commits its worker makes.
+func commitsOfACleanRun(t *testing.T) int {
+	w := newWorld(t)
+	c := startChild(t, "clean", w.srv.URL())
+	w.start()
+	w.shipWhenAsked()
+	if got := w.result(); got != want {
+		t.Fatalf("clean run = %q, want %q", got, want)
+	}
+	n := 0
+	for _, l := range c.output() {
+		if strings.HasPrefix(l, crashtest.Commit+" ") {
+			n++
+		}
+	}
+	c.kill()
+	return n
+}
+
+// TestKillAtEveryCommit kills a worker with SIGKILL right after each of the
+// commits it makes (each journal boundary: a step started, completed, a
+// timer set, a signal awaited) and lets a new worker process finish the
+// run: same result, every activity ran exactly once.
+func TestKillAtEveryCommit(t *testing.T) {
+	n := commitsOfACleanRun(t)
+	t.Logf("a clean run makes %d commits", n)
+	for k := 1; k <= n; k++ {
+		t.Run(fmt.Sprintf("after_commit_%d", k), func(t *testing.T) {
+			w := newWorld(t)
+			doomed := startChild(t, "doomed", w.srv.URL(), fmt.Sprintf("%s=%d", crashtest.EnvStopAfterCommit, k))
+			w.start()
+			w.shipWhenAsked()
+			doomed.waitFor(crashtest.Stopped)
+			doomed.kill()
+			startChild(t, "heir", w.srv.URL())
+			if got := w.result(); got != want {
+				t.Fatalf("result = %q, want %q", got, want)
+			}
+			byName, byKey, charges := w.effects()
+			for _, name := range []string{"reserve", "charge", "pack", "ship"} {
+				if byName[name] != "1" {
+					t.Errorf("%s ran %s times, want once", name, byName[name])
+				}
+			}
+			for key, n := range byKey {
+				if n != "1" {
+					t.Errorf("key %q used %s times", key, n)
+				}
+			}
+			if charges != "1" {
+				t.Errorf("charged %s times", charges)
+			}
+			w.logTimerLateness()
+		})
+	}
+}
+
+// TestKillDuringActivity kills a worker inside each activity, after its
+// side effect and before it returns: the new worker runs it again with the
+// same idempotency key, so an activity that honours the key (charge) has
+// its effect once, and one that does not has it twice, never silently.
+func TestKillDuringActivity(t *testing.T) {
+	for _, name := range []string{"reserve", "charge", "pack", "ship"} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t)
+			doomed := startChild(t, "doomed", w.srv.URL(), crashtest.EnvStopInActivity+"="+name)
+			w.start()
+			w.shipWhenAsked()
+			doomed.waitFor(crashtest.Stopped)
+			doomed.kill()
+			startChild(t, "heir", w.srv.URL())
+			if got := w.result(); got != want {
+				t.Fatalf("result = %q, want %q", got, want)
+			}
+			byName, byKey, charges := w.effects()
+			for _, other := range []string{"reserve", "charge", "pack", "ship"} {
+				wantN := "1"
+				if other == name {
+					wantN = "2"
+				}
+				if byName[other] != wantN {
+					t.Errorf("%s ran %s times, want %s", other, byName[other], wantN)
+				}
+			}
+			for key, n := range byKey {
+				if strings.HasPrefix(key, name+" ") && n != "2" {
+					t.Errorf("interrupted %s ran %s times with key %q; want twice with one key", name, n, key)
+				}
+			}
+			if charges != "1" {
+				t.Errorf("charged %s times, want once", charges)
+			}
+			w.attemptLost(name)
+		})
+	}
+}
+
+// attemptLost checks that history tells the interrupted attempt.
+func (w *world) attemptLost(name string) {
+	w.t.Helper()
+	history, err := w.client.History(context.Background(), "o-1")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, e := range history {
+		if e.Type == durable.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == durable.KindLost {
+			return
+		}
+	}
+	w.t.Errorf("no lost attempt of %s in history", name)
+}
+
+// logTimerLateness logs how late the durable timer fired.
+func (w *world) logTimerLateness() {
+	history, err := w.client.History(context.Background(), "o-1")
+	if err != nil {
+		return
+	}
+	fireAt := map[int]time.Time{}
+	for _, e := range history {
+		switch e.Type {
+		case durable.EventTimerStarted:
+			fireAt[e.Step] = e.FireAt
+		case durable.EventTimerFired:
+			w.t.Logf("timer fired %v late", e.Time.Sub(fireAt[e.Step]).Round(time.Millisecond))
+		}
+	}
+}
+
+// TestStaleWorkerCannotWrite stops a worker with SIGSTOP in the middle of
+// an activity until its lease has expired and another worker has finished
+// the run, then continues it with SIGCONT: its writes are all rejected.
+func TestStaleWorkerCannotWrite(t *testing.T) {
+	w := newWorld(t)
+	stale := startChild(t, "stale", w.srv.URL(), crashtest.EnvSlowActivity+"=charge", crashtest.EnvSlowFor+"=3s")
+	w.start()
+	stale.waitFor(crashtest.In + " charge")
+	stale.signal(syscall.SIGSTOP)
+	time.Sleep(1500 * time.Millisecond) // past the stale worker's 1s lease
+	startChild(t, "heir", w.srv.URL())
+	w.shipWhenAsked()
+	if got := w.result(); got != want {
+		t.Fatalf("result = %q, want %q", got, want)
+	}
+	before, err := w.client.History(context.Background(), "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.signal(syscall.SIGCONT)
+	stale.waitFor(crashtest.Fenced)
+	after, err := w.client.History(context.Background(), "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("the stale worker wrote: history grew from %d to %d events", len(before), len(after))
+	}
+}
+
+// TestRedisRestart kills Redis (AOF, appendfsync always) in the middle of a
+// run and starts it again: the worker reconnects by itself, the run
+// finishes, and no activity whose completion was committed runs again.
+func TestRedisRestart(t *testing.T) {
+	w := newWorld(t, redistest.WithAOF())
+	worker := startChild(t, "worker", w.srv.URL(), crashtest.EnvSlowActivity+"=pack", crashtest.EnvSlowFor+"=500ms")
+	w.start()
+	w.shipWhenAsked()
+	worker.waitFor(crashtest.In + " pack")
+	before, err := w.client.History(context.Background(), "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srv.Kill()
+	time.Sleep(200 * time.Millisecond)
+	w.srv.Restart()
+	if got := w.result(); got != want {
+		t.Fatalf("result = %q, want %q", got, want)
+	}
+	after, err := w.client.History(context.Background(), "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range before {
+		if after[i].Type != e.Type || after[i].Step != e.Step {
+			t.Fatalf("event %d lost or changed by the restart: %s/%d became %s/%d", e.Seq, e.Type, e.Step, after[i].Type, after[i].Step)
+		}
+	}
+	byName, _, charges := w.effects()
+	for _, name := range []string{"reserve", "charge"} {
+		if byName[name] != "1" {
+			t.Errorf("%s, completed before the restart, ran %s times", name, byName[name])
+		}
+	}
+	if charges != "1" {
+		t.Errorf("charged %s times", charges)
+	}
+}
