@@ -6,8 +6,9 @@
 // the end. It needs no setup: the store is in memory.
 //
 //	go run ./examples/pizza -wait 1s
+//	go run ./examples/pizza -redis redis://127.0.0.1:6379/0
 //
-// With a Redis store the same code survives crashes and deploys: another
+// With the Redis store the same code survives crashes and deploys: another
 // worker replays the history and carries on from the first step that had
 // not finished, without running a finished activity again.
 package main
@@ -24,14 +25,26 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/redis"
 )
 
 func main() {
 	wait := flag.Duration("wait", 5*time.Second, "how long the pizza waits before delivery (a durable timer)")
+	redisURL := flag.String("redis", "", "a Redis URL (redis:// or rediss://) to keep runs in; default: in memory")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Stdout, *wait); err != nil {
+	var store durable.Store = memory.New()
+	if *redisURL != "" {
+		rs, err := redis.Open(*redisURL)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pizza:", err)
+			os.Exit(1)
+		}
+		defer rs.Close()
+		store = rs
+	}
+	if err := run(ctx, os.Stdout, store, *wait); err != nil {
 		fmt.Fprintln(os.Stderr, "pizza:", err)
 		os.Exit(1)
 	}
@@ -90,8 +103,7 @@ func newPizzaOrder(w io.Writer, wait time.Duration) *durable.Workflow[string, st
 }
 
 // run orders a margherita, waits for the result and prints the run's history.
-func run(ctx context.Context, w io.Writer, wait time.Duration) error {
-	store := memory.New()
+func run(ctx context.Context, w io.Writer, store durable.Store, wait time.Duration) error {
 	pizzaOrder := newPizzaOrder(w, wait)
 
 	// A worker executes runs; it would usually be a process of its own.
@@ -109,6 +121,8 @@ func run(ctx context.Context, w io.Writer, wait time.Duration) error {
 	// starting the same id again returns the same run.
 	client := durable.NewClient(store, durable.ClientOptions{})
 	fmt.Fprintf(w, "Ordering a margherita (wait %v)\n", wait)
+	// The run id is fixed, so running the example again against the same
+	// Redis shows the run that exists rather than ordering again.
 	order, err := pizzaOrder.Start(ctx, client, "pizza-1", "margherita")
 	if err != nil {
 		return err

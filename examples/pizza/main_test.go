@@ -6,13 +6,30 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
 func TestRun(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testRun(t, memory.New()) })
+	t.Run("redis", func(t *testing.T) {
+		store, err := redis.Open(redistest.Start(t).URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		testRun(t, store)
+	})
+}
+
+func testRun(t *testing.T, store durable.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, 10*time.Millisecond); err != nil {
+	if err := run(ctx, &out, store, 10*time.Millisecond); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	got := out.String()
