@@ -403,3 +403,45 @@ func TestLeaseRenewedWhileBusy(t *testing.T) {
 		t.Errorf("steps ran %d times, want 10: the lease lapsed and steps ran again", n)
 	}
 }
+
+// flakyStore fails the first commits it is given, as a store whose server
+// cannot be reached for a moment.
+type flakyStore struct {
+	durable.Store
+	failures atomic.Int32
+}
+
+func (s *flakyStore) Commit(ctx context.Context, c durable.Commit) error {
+	if s.failures.Add(-1) >= 0 {
+		return errors.New("connection refused")
+	}
+	return s.Store.Commit(ctx, c)
+}
+
+func TestCommitRetriedAfterStoreBlip(t *testing.T) {
+	var calls counter
+	once := durable.NewActivity("once", func(ctx context.Context, s string) (string, error) {
+		calls.add("once")
+		return s, nil
+	})
+	wf := durable.NewWorkflow("blip", func(ctx durable.Context, s string) (string, error) {
+		return durable.Execute(ctx, once, s)
+	})
+	e := newIdleEnv(t)
+	flaky := &flakyStore{Store: e.store}
+	flaky.failures.Store(2)
+	w := durable.NewWorker(flaky, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: time.Hour})
+	w.Register(wf)
+	ctx := ctxT(t)
+	run, _ := wf.Start(ctx, e.client, "blip", "ok")
+	if err := w.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// With an hour's lease, the run finishes only if the worker retried.
+	if got, err := run.Result(ctx); err != nil || got != "ok" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	if calls.get("once") != 1 {
+		t.Errorf("activity ran %d times", calls.get("once"))
+	}
+}

@@ -459,7 +459,7 @@ func (ex *executor) write(ctx context.Context, c Commit) error {
 	c.Lease = ex.lease
 	c.Expect = ex.committed
 	c.Consumed = ex.consumed
-	if err := ex.w.store.Commit(ctx, c); err != nil {
+	if err := ex.commitRetrying(ctx, c); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	ex.consumed = nil
@@ -472,6 +472,31 @@ func (ex *executor) write(ctx context.Context, c Commit) error {
 	}
 	ex.info.Status = c.Run.Status
 	return nil
+}
+
+// commitRetrying commits c, trying again for a while when the store cannot
+// be reached, so that a blip does not make the run wait for its lease to
+// expire. A retry of a commit that was applied after all is rejected as a
+// conflict: fencing makes retries safe.
+func (ex *executor) commitRetrying(ctx context.Context, c Commit) error {
+	wait := 20 * time.Millisecond
+	deadline := ex.now().Add(ex.w.leaseTTL / 3)
+	for {
+		err := ex.w.store.Commit(ctx, c)
+		if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRunNotFound) ||
+			ctx.Err() != nil || ex.now().Add(wait).After(deadline) {
+			return err
+		}
+		ex.log.Warn("commit failed; trying again", "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait *= 2
+	}
 }
 
 func (ex *executor) encode(events []Event) [][]byte {
