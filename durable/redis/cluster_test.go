@@ -21,6 +21,10 @@ import (
 // after the first "{"), an empty tag, unicode.
 var oddRunIDs = []string{"r1", "a{b}c", "{}", "}{", "{r:x}", "x}y{z", "日本語-注文", "emoji-🍕", "sp ace", strings.Repeat("long", 64)}
 
+// Queue names that test the hash tags of activity queues: "gpu" and
+// "gpu}b" share a slot, and must not share attempts.
+var oddQueueNames = []string{"gpu", "gpu}b", "{gpu}", "{}", "}{", "{q:x}", "x}y{z", "日本語-キュー", "emoji-🍕", "sp ace", strings.Repeat("long", 64)}
+
 // slot is the Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag
 // (the text between the first "{" and the next "}", if not empty), else of
 // the key, modulo 16384.
@@ -53,6 +57,9 @@ func TestSlotMatchesRedis(t *testing.T) {
 		rk := s.runKeys(id)
 		keys = append(keys, rk.list()...)
 	}
+	for _, name := range oddQueueNames {
+		keys = append(keys, s.queueKeys(name).list()...)
+	}
 	for _, key := range keys {
 		want, err := srv.Client().ClusterKeySlot(t.Context(), key).Result()
 		if err != nil {
@@ -67,7 +74,7 @@ func TestSlotMatchesRedis(t *testing.T) {
 // TestScriptKeysShareSlot checks, for every script the store runs (all of
 // them run here), that the keys it is called with hash to one slot: a hook
 // looks at every EVAL and EVALSHA sent while the conformance suite and a
-// round of calls with odd run ids run.
+// round of calls with odd run ids and queue names run.
 func TestScriptKeysShareSlot(t *testing.T) {
 	srv := redistest.Start(t)
 	check := &slotCheck{t: t, seen: map[string]bool{}}
@@ -96,11 +103,17 @@ func TestScriptKeysShareSlot(t *testing.T) {
 			}
 		}
 	})
+	t.Run("OddQueueNames", func(t *testing.T) {
+		clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+		s := open(t, WithClock(clock), WithPrefix("oddq"), WithVisibilityTimeout(time.Second))
+		exerciseActivities(t, s, clock, oddQueueNames)
+	})
 
 	check.mu.Lock()
 	defer check.mu.Unlock()
 	for name, sc := range map[string]*goredis.Script{"create": s0.create, "lease": s0.lease, "commit": s0.commit,
-		"send": s0.send, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack, "janitor": s0.janitor} {
+		"send": s0.send, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack, "janitor": s0.janitor,
+		"activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
 		if !check.seen[sc.Hash()] {
 			t.Errorf("script %s never ran", name)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -39,73 +38,36 @@ const (
 	forgetConsumersAfter = 24 * time.Hour
 )
 
-// partition is one task stream and deadline set, and this store's timer
+// partition is one task stream and deadline set, and this store's alarm
 // for its earliest deadline.
 type partition struct {
-	n    int
-	keys partKeys
+	n     int
+	keys  partKeys
+	alarm alarm
+}
 
-	mu   sync.Mutex
-	at   time.Time   // when the timer fires
-	stop func() bool // stops the timer; nil if none is scheduled
-	gen  uint64      // tells the current timer from replaced ones
+func (s *Store) newPartition(n int) *partition {
+	p := &partition{n: n, keys: s.partKeys(n)}
+	p.alarm.ring = func() { s.fire(p) }
+	return p
 }
 
 func (s *Store) partFor(runID string) *partition { return s.parts[s.partitionOf(runID)] }
 
-// arm makes sure the partition's timer fires no later than at.
-func (s *Store) arm(p *partition, at time.Time) {
-	if at.IsZero() || s.closed() {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stop != nil && !at.Before(p.at) {
-		return
-	}
-	if p.stop != nil {
-		p.stop()
-	}
-	p.gen++
-	gen := p.gen
-	p.at = at
-	// A clock that moves between Now and AfterFunc (a fake clock advanced
-	// by another goroutine) would schedule the call late: schedule again.
-	for range 3 {
-		now := s.clock.Now()
-		p.stop = s.clock.AfterFunc(at.Sub(now), func() { s.fire(p, gen) })
-		if s.clock.Now().Sub(now) < time.Millisecond {
-			return
-		}
-		p.stop()
-	}
-	p.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.fire(p, gen) })
-}
+// arm makes sure the partition's alarm rings no later than at.
+func (s *Store) arm(p *partition, at time.Time) { s.setAlarm(&p.alarm, at) }
 
-// disarm stops the partition's timer.
+// disarm stops the alarms of the partitions and of the activity queues.
 func (s *Store) disarm() {
 	for _, p := range s.parts {
-		p.mu.Lock()
-		if p.stop != nil {
-			p.stop()
-			p.stop = nil
-		}
-		p.gen++
-		p.mu.Unlock()
+		p.alarm.off()
 	}
+	s.acts.disarm()
 }
 
-// fire runs when the partition's timer comes due: it fires the due
-// deadlines, and take schedules the timer for the next.
-func (s *Store) fire(p *partition, gen uint64) {
-	p.mu.Lock()
-	if p.gen == gen {
-		p.stop = nil
-	}
-	p.mu.Unlock()
-	if s.closed() {
-		return
-	}
+// fire runs when the partition's alarm rings: it fires the due deadlines,
+// and take sets the alarm for the next.
+func (s *Store) fire(p *partition) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if _, err := s.take(ctx, p, "", 0, nil); err != nil {
@@ -254,10 +216,21 @@ func verdict(c claim, f []any, inbox int64, now int64) string {
 	return "queue"
 }
 
-// runJanitor claims, on every partition and at every interval of real
-// time, the task entries that stayed pending for a few visibility
-// timeouts without an in-flight deadline: their reader died between
-// reading and recording them. Deadlines do the rest.
+// startJanitor starts the janitor, once. s.mu must be held and the store
+// must not be closed.
+func (s *Store) startJanitor() {
+	if !s.janitor {
+		s.janitor = true
+		s.wg.Add(1)
+		go s.runJanitor()
+	}
+}
+
+// runJanitor claims, on every partition and every activity queue this
+// store has polled, and at every interval of real time, the entries that
+// stayed pending for a few visibility timeouts without an in-flight
+// deadline: their reader died between reading and recording them.
+// Deadlines do the rest.
 func (s *Store) runJanitor() {
 	defer s.wg.Done()
 	every := max(s.visibility, time.Second)
@@ -278,6 +251,7 @@ func (s *Store) runJanitor() {
 				s.log.Warn("janitor", "partition", p.n, "err", err)
 			}
 		}
+		s.sweepActivities(3 * every)
 	}
 }
 

@@ -16,12 +16,18 @@ import (
 //	<prefix>:{p:<n>}:tasks           stream with consumer group "workers": the task queue
 //	<prefix>:{p:<n>}:deadlines       sorted set of deadline members, by due time (ms)
 //	<prefix>:{p:<n>}:queued          set: runs with a task that waits in the stream
+//	<prefix>:{q:<queue>}:attempts    stream with consumer group "workers": an activity task queue
+//	<prefix>:{q:<queue>}:deadlines   sorted set: entry ids of delivered attempts, by visibility deadline (ms)
 //	<prefix>:runs                    sorted set: every run, by creation time (µs)
 //	<prefix>:status:<status>         sorted set: runs that had that status, by creation time
 //	<prefix>:workflow:<name>         sorted set: runs of that workflow, by creation time
 //
 // The three index sets are hints read by ListRuns outside scripts, and
 // repaired there: the run's record is the truth.
+//
+// Run ids and queue names are used as they are. One that holds a "}" ends
+// its hash tag early, at the same place in each of its keys, so they still
+// share a slot (with those of other ids that begin alike).
 
 // group is the consumer group of every task stream.
 const group = "workers"
@@ -57,6 +63,20 @@ func (s *Store) partKeys(n int) partKeys {
 func (k partKeys) list() []string { return []string{k.tasks, k.deadlines, k.queued} }
 
 func (k partKeys) enqueueKeys() []string { return []string{k.tasks, k.queued, k.deadlines} }
+
+// queueKeys are the keys of one activity task queue, all with the queue's
+// hash tag.
+type queueKeys struct {
+	attempts, deadlines string
+}
+
+func (s *Store) queueKeys(queue string) queueKeys {
+	base := s.prefix + ":{q:" + queue + "}:"
+	return queueKeys{attempts: base + "attempts", deadlines: base + "deadlines"}
+}
+
+// list returns the keys in the order the activity queue scripts take them.
+func (k queueKeys) list() []string { return []string{k.attempts, k.deadlines} }
 
 // partitionOf returns the partition of a run: a stable hash of its id.
 func (s *Store) partitionOf(runID string) int {

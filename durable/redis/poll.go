@@ -167,11 +167,7 @@ func (p *poller) start() {
 			return
 		default:
 		}
-		if !s.janitor {
-			s.janitor = true
-			s.wg.Add(1)
-			go s.runJanitor()
-		}
+		s.startJanitor()
 		for _, part := range s.parts {
 			s.wg.Add(1)
 			go p.read(part)

@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +86,30 @@ func TestRoundTrips(t *testing.T) {
 			return nil
 		}
 	}
+	var attempt durable.ActivityTask
+	push := func(queue, data string) func() error {
+		return func() error { return s.PushActivity(ctx, queue, []byte(data)) }
+	}
+	// pollActivity polls, with a done context or not, and checks that it
+	// gets want ("" for nothing ready).
+	pollActivity := func(doneCtx bool, want string, queues ...string) func() error {
+		return func() error {
+			pctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			if doneCtx {
+				cancel()
+			}
+			var err error
+			attempt, err = s.PollActivity(pctx, "w1", queues)
+			if want == "" && errors.Is(err, context.Canceled) {
+				return nil
+			}
+			if err == nil && string(attempt.Attempt) != want {
+				err = fmt.Errorf("got %q; want %q", attempt.Attempt, want)
+			}
+			return err
+		}
+	}
 	steps := []struct {
 		name string
 		call func() error
@@ -108,6 +134,17 @@ func TestRoundTrips(t *testing.T) {
 		{"Commit (signal consumed, timer kept, release)", commit(durable.StatusWaiting, clock.Now().Add(time.Hour), true, "signal received"), 1},
 		{"Lease renewal", func() error { var err error; lease, err = s.Lease(ctx, "order-1", "w1", time.Minute); return err }, 1},
 		{"Commit (run completed, timer cleared)", commit(durable.StatusCompleted, time.Time{}, true, "completed"), 1},
+
+		{"PushActivity", push("gpu", "render frame 1"), 1},
+		{"PollActivity (one queue, done context)", pollActivity(true, "render frame 1", "gpu"), 1},
+		{"AckActivity", func() error { return s.AckActivity(ctx, attempt) }, 1},
+		{"PushActivity (another queue)", push("cpu", "encode frame 1"), 1},
+		{"PollActivity (two queues, attempt ready)", pollActivity(false, "encode frame 1", "gpu", "cpu"), 2},
+		{"AckActivity (again)", func() error { return s.AckActivity(ctx, attempt) }, 1},
+		{"PushActivity (third)", push("gpu", "render frame 2"), 1},
+		{"PollActivity (one queue, attempt ready)", pollActivity(false, "render frame 2", "gpu"), 1},
+		{"AckActivity (third)", func() error { return s.AckActivity(ctx, attempt) }, 1},
+		{"PollActivity (two queues, done context, none)", pollActivity(true, "", "gpu", "cpu"), 1},
 	}
 	// The first pass loads the scripts; the second counts.
 	for pass := range 2 {

@@ -21,6 +21,7 @@ type scripts struct {
 	create, lease, commit, send *goredis.Script // one run's keys
 	enqueue, take, settle, ack  *goredis.Script // one partition's keys
 	janitor                     *goredis.Script // one partition's keys
+	actTake, actAck, actJanitor *goredis.Script // one activity queue's keys
 }
 
 func newScripts() *scripts {
@@ -30,11 +31,13 @@ func newScripts() *scripts {
 		create: load("create.lua"), lease: load("lease.lua"), commit: load("commit.lua"), send: load("send.lua"),
 		enqueue: load("enqueue.lua"), take: load("take.lua"), settle: load("settle.lua"), ack: load("ack.lua"),
 		janitor: load("janitor.lua"),
+		actTake: load("activity_take.lua"), actAck: load("activity_ack.lua"), actJanitor: load("activity_janitor.lua"),
 	}
 }
 
 func (sc *scripts) all() []*goredis.Script {
-	return []*goredis.Script{sc.create, sc.lease, sc.commit, sc.send, sc.enqueue, sc.take, sc.settle, sc.ack, sc.janitor}
+	return []*goredis.Script{sc.create, sc.lease, sc.commit, sc.send, sc.enqueue, sc.take, sc.settle, sc.ack, sc.janitor,
+		sc.actTake, sc.actAck, sc.actJanitor}
 }
 
 func mustRead(name string) string {

@@ -1,14 +1,16 @@
 // Package redis is the durable.Store for production: runs, histories,
-// inboxes, leases, timers and the task queue live in Redis, through
+// inboxes, leases, timers, the task queue and the activity task queues
+// (durable.ActivityQueue) live in Redis, through
 // go-redis's UniversalClient, so one store serves a single server,
 // Sentinel and Cluster alike. It passes the conformance suite in
 // durable/storetest, as the in-memory store does.
 //
 // Each run's history is a Redis Stream written only by server-side
 // scripts that check the writer's fencing token and the expected
-// position atomically. All keys of a run share one hash tag, and the task
-// queues and timers are split into partitions with a hash tag each, so
-// every script's keys are in one Cluster slot. Workers find work by
+// position atomically. All keys of a run share one hash tag, as do those
+// of an activity task queue, and the task queues and timers are split
+// into partitions with a hash tag each, so every script's keys are in one
+// Cluster slot. Workers find work by
 // blocking reads on consumer groups, and timers are sorted sets fired by a
 // call scheduled on the store's clock, not by polling. See keys.go for the
 // layout and lua/ for the scripts.
@@ -21,7 +23,9 @@
 //
 // Costs, in Redis round trips: Commit, Lease, Send, Ack and GetRun one
 // each in the common case; CreateRun two; a Poll that finds a task ready
-// one per partition it looks at. Times are kept in milliseconds. A task
+// one per partition it looks at; PushActivity and AckActivity one; a
+// PollActivity that finds an attempt ready one for one queue, two for
+// several. Times are kept in milliseconds. A task
 // delivered to a process that dies before it takes the run's lease is
 // delivered again after the visibility timeout; a run whose worker dies
 // holding its lease is queued when the lease expires.
@@ -44,8 +48,9 @@ import (
 )
 
 var (
-	_ durable.Store   = (*Store)(nil)
-	_ durable.Watcher = (*Store)(nil)
+	_ durable.Store         = (*Store)(nil)
+	_ durable.Watcher       = (*Store)(nil)
+	_ durable.ActivityQueue = (*Store)(nil)
 )
 
 // Defaults of the options.
@@ -56,9 +61,9 @@ const (
 	DefaultRetention         = 7 * 24 * time.Hour
 )
 
-// Store is a durable.Store and durable.Watcher on Redis. It is safe for
-// concurrent use. Several processes may share one Redis through stores with
-// the same prefix and number of partitions.
+// Store is a durable.Store, durable.Watcher and durable.ActivityQueue on
+// Redis. It is safe for concurrent use. Several processes may share one
+// Redis through stores with the same prefix and number of partitions.
 type Store struct {
 	client     goredis.UniversalClient
 	owned      bool // Close closes client
@@ -71,6 +76,7 @@ type Store struct {
 	scripts    *scripts
 
 	rotor atomic.Uint32 // where pollNow starts
+	acts  *activityQueues
 
 	mu      sync.Mutex
 	pollers map[string]*poller
@@ -141,13 +147,14 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 		log:        slog.Default(),
 		scripts:    newScripts(),
 		pollers:    make(map[string]*poller),
+		acts:       newActivityQueues(),
 		done:       make(chan struct{}),
 	}
 	for _, opt := range opts {
 		opt(s)
 	}
 	for i := range s.parts {
-		s.parts[i] = &partition{n: i, keys: s.partKeys(i)}
+		s.parts[i] = s.newPartition(i)
 	}
 	return s
 }
@@ -171,11 +178,14 @@ func Open(url string, opts ...Option) (*Store, error) {
 func (s *Store) Client() goredis.UniversalClient { return s.client }
 
 // Close stops the store's background work: readers, timers and the
-// janitor. Tasks read ahead for a Poll that never came are handed back to
-// the queue. It closes the client if Open created it. A reader blocked in
-// Redis on a client that Close does not close returns within a second and
-// then exits without delivering anything. The store must not be used
-// after Close.
+// janitor. Tasks and activity attempts read ahead for a Poll or
+// PollActivity that never came are handed back to their queues. It closes
+// the client if Open created it. A reader blocked in Redis on a client
+// that Close does not close returns within a second and then exits without
+// delivering anything; Close waits for it, so it hands back what it was
+// reading too. On a client that Close closes, what a reader is reading at
+// that moment is delivered again after the visibility timeout instead. The
+// store must not be used after Close.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	select {
@@ -188,6 +198,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.disarm()
 	s.handBack()
+	s.handBackActivities()
 	if !s.owned {
 		s.wg.Wait()
 		return nil

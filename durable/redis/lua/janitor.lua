@@ -26,20 +26,16 @@ for _, entry in ipairs(claimed[2]) do
     elseif not redis.call('ZSCORE', deadlines, member('t', run, id)) then
       redis.call('XACK', tasks, group, id)
       redis.call('XDEL', tasks, id)
+      -- Its delivery was never recorded, so the run's queued mark, if it
+      -- has one, is this entry's (no other is added while it stands):
+      -- clear it, or enqueue would add nothing, and nor would any later
+      -- enqueue of the run.
+      redis.call('SREM', queued, run)
       enqueue(tasks, queued, run)
       requeued = requeued + 1
     end
   end
 end
 
-local forget = tonumber(ARGV[5])
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', tasks, group)) do
-  local info = {}
-  for j = 1, #c, 2 do
-    info[c[j]] = c[j + 1]
-  end
-  if info['pending'] == 0 and info['idle'] > forget and info['name'] ~= ARGV[2] then
-    redis.call('XGROUP', 'DELCONSUMER', tasks, group, info['name'])
-  end
-end
+forget(tasks, group, ARGV[2], tonumber(ARGV[5]))
 return requeued

@@ -32,4 +32,33 @@ local function enqueue(tasks, queued, run)
   end
 end
 
+-- readd moves a delivered entry of an activity queue to the end of its
+-- stream if it is still pending: acknowledges and deletes it and adds a
+-- copy, which is delivered again. It returns 1 if it was pending, else 0.
+local function readd(stream, group, id)
+  local entry = redis.call('XRANGE', stream, id, id)[1]
+  local acked = redis.call('XACK', stream, group, id)
+  if acked == 1 then
+    redis.call('XDEL', stream, id)
+    if entry then
+      redis.call('XADD', stream, '*', unpack(entry[2]))
+    end
+  end
+  return acked
+end
+
+-- forget deletes the consumers of a stream's group that have nothing
+-- pending and have been idle for more than idle ms, except keep.
+local function forget(stream, group, keep, idle)
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+    local info = {}
+    for j = 1, #c, 2 do
+      info[c[j]] = c[j + 1]
+    end
+    if info['pending'] == 0 and info['idle'] > idle and info['name'] ~= keep then
+      redis.call('XGROUP', 'DELCONSUMER', stream, group, info['name'])
+    end
+  end
+end
+
 local terminal = {completed = true, failed = true, canceled = true}

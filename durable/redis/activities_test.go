@@ -1,0 +1,242 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/durabletest"
+	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/redistest"
+)
+
+func newClock() *durabletest.Clock {
+	return durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+}
+
+func pushActivity(t *testing.T, s *redis.Store, queue, attempt string) {
+	t.Helper()
+	if err := s.PushActivity(t.Context(), queue, []byte(attempt)); err != nil {
+		t.Fatalf("PushActivity(%q): %v", queue, err)
+	}
+}
+
+// pollActivityNow returns a ready attempt of the queues, if any, without
+// blocking.
+func pollActivityNow(t *testing.T, s *redis.Store, queues ...string) (durable.ActivityTask, bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	task, err := s.PollActivity(ctx, "w", queues)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("PollActivity(%q): %v", queues, err)
+	}
+	return task, err == nil
+}
+
+func ackActivity(t *testing.T, s *redis.Store, task durable.ActivityTask) {
+	t.Helper()
+	if err := s.AckActivity(t.Context(), task); err != nil {
+		t.Fatalf("AckActivity(%+v): %v", task, err)
+	}
+}
+
+// TestActivityQueueNames checks that queue names may hold any characters,
+// braces (which end a hash tag) and unicode among them, and that queues
+// whose keys share a slot share no attempts.
+func TestActivityQueueNames(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), redis.WithClock(newClock()))
+	names := []string{"gpu", "gpu}", "gpu}b", "{gpu}", "{}", "}{", "{q:gpu}", "x}y{z", "日本語-キュー", "emoji-🍕", "sp ace", "a:b:c"}
+	for _, name := range names {
+		pushActivity(t, s, name, "for "+name)
+	}
+	for _, name := range names {
+		task, ok := pollActivityNow(t, s, name)
+		if !ok || task.Queue != name || string(task.Attempt) != "for "+name {
+			t.Fatalf("PollActivity(%q) = %q from %q, %v; want %q", name, task.Attempt, task.Queue, ok, "for "+name)
+		}
+		if task, ok := pollActivityNow(t, s, name); ok {
+			t.Fatalf("PollActivity(%q) again = %q from %q; want nothing", name, task.Attempt, task.Queue)
+		}
+		ackActivity(t, s, task)
+	}
+
+	ctx := t.Context()
+	if err := s.PushActivity(ctx, "", []byte("x")); err == nil {
+		t.Error("PushActivity to an empty queue name: no error")
+	}
+	for _, queues := range [][]string{nil, {""}, {"gpu", ""}} {
+		if _, err := s.PollActivity(ctx, "w", queues); err == nil || errors.Is(err, context.Canceled) {
+			t.Errorf("PollActivity(%q): %v; want an error", queues, err)
+		}
+	}
+	if _, err := s.PollActivity(ctx, "", []string{"gpu"}); err == nil {
+		t.Error("PollActivity by an empty worker name: no error")
+	}
+	if err := s.AckActivity(ctx, durable.ActivityTask{Queue: "gpu", ID: "not an id"}); err == nil {
+		t.Error("AckActivity of a malformed id: no error")
+	}
+}
+
+// TestPollActivityOldestFirst checks that PollActivity over several queues
+// returns the attempt added first, whatever the order of the queues.
+func TestPollActivityOldestFirst(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), redis.WithClock(newClock()))
+	for _, wait := range []bool{false, true} {
+		for _, attempt := range []string{"b1", "c1", "a1", "b2", "a2"} {
+			pushActivity(t, s, attempt[:1], attempt)
+			time.Sleep(2 * time.Millisecond) // entry ids are in milliseconds
+		}
+		for _, want := range []string{"b1", "c1", "a1", "b2", "a2"} {
+			var task durable.ActivityTask
+			var ok bool
+			if wait {
+				var err error
+				task, err = s.PollActivity(t.Context(), "w", []string{"a", "b", "c"})
+				ok = err == nil
+			} else {
+				task, ok = pollActivityNow(t, s, "a", "b", "c")
+			}
+			if !ok || string(task.Attempt) != want {
+				t.Fatalf("PollActivity(a, b, c) = %q, %v; want %q", task.Attempt, ok, want)
+			}
+			ackActivity(t, s, task)
+		}
+	}
+}
+
+// TestActivityRedelivery checks that an attempt that another store took
+// and never acknowledged reaches a PollActivity that waits for it when the
+// visibility timeout passes: through the alarm of the store that delivered
+// it, or, once that store is closed, through the alarm that the waiting
+// store set for the deadlines it saw when it looked at the queue.
+func TestActivityRedelivery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	srv := redistest.Start(t)
+	clock := newClock()
+	waiter := open(t, srv.URL(), redis.WithClock(clock))
+	for _, closeTaker := range []bool{false, true} {
+		taker := open(t, srv.URL(), redis.WithClock(clock))
+		pushActivity(t, taker, "gpu", "render")
+		lost, ok := pollActivityNow(t, taker, "gpu")
+		if !ok {
+			t.Fatal("PollActivity: nothing ready")
+		}
+		got := make(chan durable.ActivityTask, 1)
+		go func() {
+			task, err := waiter.PollActivity(ctx, "w", []string{"gpu"})
+			if err != nil {
+				t.Error(err)
+			}
+			got <- task
+		}()
+		time.Sleep(50 * time.Millisecond) // the PollActivity waits
+		if closeTaker {
+			taker.Close()
+		}
+		start := time.Now()
+		clock.Advance(redis.DefaultVisibilityTimeout)
+		task := <-got
+		t.Logf("taker closed %v: delivered again %v after the visibility timeout", closeTaker, time.Since(start))
+		if string(task.Attempt) != "render" || task.ID == lost.ID {
+			t.Fatalf("PollActivity = %+v; want the attempt delivered again, with a new id", task)
+		}
+		if !closeTaker {
+			// A late acknowledgement of the first delivery changes nothing.
+			ackActivity(t, taker, lost)
+		}
+		ackActivity(t, waiter, task)
+		if task, ok := pollActivityNow(t, waiter, "gpu"); ok {
+			t.Fatalf("PollActivity = %+v; want nothing", task)
+		}
+	}
+}
+
+// TestActivityHandedBack checks that an attempt a reader holds, read for a
+// PollActivity that another queue served, goes back to its queue when no
+// PollActivity takes it within a second, and when its store closes.
+func TestActivityHandedBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	srv := redistest.Start(t)
+	clock := newClock() // never moves: no visibility timeout passes
+	// On a client it does not close, Close waits for the readers: what
+	// one is reading as the store closes is handed back too.
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	holder := redis.New(client, redis.WithClock(clock))
+	t.Cleanup(func() { holder.Close() })
+	other := open(t, srv.URL(), redis.WithClock(clock))
+
+	// hold makes one of holder's readers hold an attempt, and returns it.
+	hold := func(attempt string) string {
+		t.Helper()
+		got := make(chan durable.ActivityTask, 1)
+		go func() {
+			task, err := holder.PollActivity(ctx, "w", []string{"a", "b"})
+			if err != nil {
+				t.Error(err)
+			}
+			got <- task
+		}()
+		waitUntil(t, "both readers block in Redis", func() bool {
+			info, err := srv.Client().Info(ctx, "clients").Result()
+			return err == nil && strings.Contains(info, "blocked_clients:2\r\n")
+		})
+		pushActivity(t, other, "a", "a:"+attempt)
+		pushActivity(t, other, "b", "b:"+attempt)
+		served := <-got
+		ackActivity(t, holder, served)
+		held := "a:" + attempt
+		if served.Queue == "a" {
+			held = "b:" + attempt
+		}
+		waitUntil(t, "the other attempt is read", func() bool {
+			n := 0
+			for _, q := range []string{"a", "b"} {
+				p, err := srv.Client().XPending(ctx, "cairn:{q:"+q+"}:attempts", "workers").Result()
+				if err == nil {
+					n += int(p.Count)
+				}
+			}
+			return n == 1
+		})
+		return held
+	}
+
+	held := hold("1")
+	var task durable.ActivityTask
+	waitUntil(t, "the held attempt is handed back", func() bool {
+		var ok bool
+		task, ok = pollActivityNow(t, other, "a", "b")
+		return ok
+	})
+	if string(task.Attempt) != held {
+		t.Fatalf("PollActivity = %q; want the held %q", task.Attempt, held)
+	}
+	ackActivity(t, other, task)
+
+	held = hold("2")
+	holder.Close()
+	task, ok := pollActivityNow(t, other, "a", "b")
+	if !ok || string(task.Attempt) != held {
+		t.Fatalf("PollActivity after Close = %q, %v; want the held %q", task.Attempt, ok, held)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
