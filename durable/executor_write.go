@@ -1,0 +1,182 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// status is the record to commit for the run's current state.
+func (ex *executor) status(s Status) RunInfo {
+	info := ex.info
+	info.Status = s
+	info.Step = ex.rt.lastStep
+	info.Waiting = ex.rt.waiting()
+	info.WakeAt, _ = ex.nextWake()
+	info.Failure = nil
+	return info
+}
+
+// commit writes the events since the last commit with the run's status: a
+// run that ended is written as such, an idle one is let go (its state is
+// dropped from memory; it is replayed when something arrives or its next
+// timer is due), a busy one stays running.
+func (ex *executor) commit(ctx context.Context, idle bool) error {
+	fresh := ex.rt.takeFresh()
+	var c Commit
+	switch o := ex.rt.outcome; {
+	case o != nil:
+		c.Run = ex.status(map[EventType]Status{EventRunCompleted: StatusCompleted,
+			EventRunFailed: StatusFailed, EventRunCanceled: StatusCanceled}[o.Type])
+		c.Run.Waiting, c.Run.WakeAt, c.Run.Failure = "", time.Time{}, o.Failure
+		// A child keeps its lease until its parent has been told, so that
+		// a crash in between leaves a lease to expire and a worker to tell.
+		c.Release = ex.info.ParentID == ""
+	case idle:
+		c.Run, c.Release = ex.status(StatusWaiting), true
+	default:
+		c.Run = ex.status(StatusRunning)
+		if len(fresh) == 0 && len(ex.consumed) == 0 && ex.info.Status == StatusRunning && ex.newHistory == nil {
+			return nil
+		}
+	}
+	if ex.newHistory != nil {
+		fresh = append([]Event{*ex.newHistory}, fresh...)
+		c.NewHistory = true
+		c.Run.Generation = ex.rt.generation
+	}
+	c.Events = ex.encode(fresh)
+	if ex.parked != nil {
+		return ex.park(ctx)
+	}
+	return ex.write(ctx, c)
+}
+
+// write commits c with the executor's lease and position.
+func (ex *executor) write(ctx context.Context, c Commit) error {
+	if c.Release {
+		ex.w.detach(ex)
+	}
+	c.Lease = ex.lease
+	c.Expect = ex.committed
+	c.Consumed = ex.consumed
+	if err := ex.commitRetrying(ctx, c); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	ex.consumed = nil
+	if c.NewHistory {
+		ex.committed = int64(len(c.Events))
+		ex.info.Generation++
+		ex.newHistory = nil
+	} else {
+		ex.committed += int64(len(c.Events))
+	}
+	ex.info.Status = c.Run.Status
+	return nil
+}
+
+// commitRetrying commits c, trying again for a while when the store cannot
+// be reached, so that a blip does not make the run wait for its lease to
+// expire. A retry of a commit that was applied after all is rejected as a
+// conflict: fencing makes retries safe.
+func (ex *executor) commitRetrying(ctx context.Context, c Commit) error {
+	wait := 20 * time.Millisecond
+	deadline := ex.now().Add(ex.w.leaseTTL / 3)
+	for {
+		err := ex.w.store.Commit(ctx, c)
+		if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRunNotFound) ||
+			ctx.Err() != nil || ex.now().Add(wait).After(deadline) {
+			return err
+		}
+		ex.log.Warn("commit failed; trying again", "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait *= 2
+	}
+}
+
+func (ex *executor) encode(events []Event) [][]byte {
+	out := make([][]byte, 0, len(events))
+	for _, e := range events {
+		data, err := EncodeEvent(e, ex.w.codec)
+		if err != nil {
+			// Payloads are JSON already; only a codec can fail here.
+			ex.parked = err
+			return nil
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+// continueAsNew starts the workflow over in a new runtime whose history
+// begins with start; the next commit replaces the run's history with it.
+// Signals delivered and not yet received are delivered again, after
+// whatever the workflow did when it started, as they would have been had
+// they arrived then.
+func (ex *executor) continueAsNew(start Event) {
+	start.Seq, start.Time, start.Name = 1, ex.now(), ex.info.Workflow
+	carried := ex.rt.carriedSignals()
+	for _, cancel := range ex.running {
+		cancel(errLeaseLost)
+	}
+	clear(ex.running)
+	ex.toStart, ex.children = nil, nil
+	def := ex.rt.def
+	ex.rt.close()
+	ex.rt = newRuntime(ex.info.ID, ex.info.Generation+1, def, ex.w.log)
+	ex.rt.load([]Event{start})
+	ex.newHistory = &start
+	ex.adopt(ex.rt.takeIssued())
+	for _, s := range carried {
+		ex.apply(Event{Type: s.Type, Name: s.Name, Payload: s.Payload, Sender: s.Sender})
+	}
+}
+
+// finish tells the parent of a child run that ended, then lets it go.
+func (ex *executor) finish(ctx context.Context) error {
+	if ex.info.ParentID == "" {
+		return nil
+	}
+	return ex.w.notifyParent(ctx, ex.lease, ex.info, ex.committed, *ex.rt.outcome)
+}
+
+// handOff lets a busy run go when the worker stops, and queues it at once
+// for another worker, which need not wait for the lease to expire. Its
+// activity attempts in flight are cut off and run again there.
+func (ex *executor) handOff() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info := ex.status(StatusRunning)
+	info.WakeAt = ex.now()
+	if err := ex.write(ctx, Commit{Run: info, Release: true}); err != nil {
+		ex.log.Warn("hand run off", "err", err)
+	}
+}
+
+// park stops a run that cannot go on with this code, saying why.
+func (ex *executor) park(ctx context.Context) error {
+	f := failureOf(ex.parked)
+	var nd *NondeterminismError
+	switch {
+	case errors.As(ex.parked, &nd):
+		f.Kind, f.Details = KindNondeterminism, nd.Diff()
+	case errors.Is(ex.parked, ErrUnregistered):
+		f.Kind = KindUnregistered
+	case errors.Is(ex.parked, ErrUnknownEvent):
+		f.Kind = KindUnknownEvent
+	case errors.Is(ex.parked, ErrCorruptHistory):
+		f.Kind = KindCorrupt
+	}
+	ex.log.Error("run parked", "reason", f.Message)
+	info := ex.info
+	info.Status, info.Failure, info.Waiting = StatusParked, f, ""
+	ex.consumed = nil // what was not journaled stays in the inbox
+	return ex.write(ctx, Commit{Run: info, Release: true})
+}
