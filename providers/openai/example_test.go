@@ -2,7 +2,6 @@ package openai_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/openai"
+	"github.com/cairn-dev/cairn/tools"
 )
 
 // localServer stands in for api.openai.com, Ollama or vLLM: it asks for
@@ -32,9 +32,22 @@ func localServer() *httptest.Server {
 	}))
 }
 
-// Three tools, described by their JSON Schemas, offered to a model behind
-// an OpenAI-compatible endpoint; the model calls two of them at once, gets
-// their results, and answers.
+type (
+	orderArgs struct {
+		OrderID string `json:"order_id" jsonschema:"description=The order's id, e.g. A-7"`
+	}
+	stockArgs struct {
+		SKU string `json:"sku" jsonschema:"description=The product's stock keeping unit"`
+	}
+	refundArgs struct {
+		OrderID string `json:"order_id"`
+		Cents   int    `json:"cents" jsonschema:"minimum=1"`
+	}
+)
+
+// Three tools defined as typed Go functions, offered to a model behind an
+// OpenAI-compatible endpoint (here a local test server); the model calls
+// two of them at once, gets their results, and answers.
 func Example() {
 	srv := localServer()
 	defer srv.Close()
@@ -43,20 +56,29 @@ func Example() {
 		panic(err)
 	}
 
-	tools := []providers.ToolDefinition{
-		{Name: "lookup_order", Description: "Find an order by id.",
-			Parameters: json.RawMessage(`{"type":"object","properties":{"order_id":{"type":"string"}},"required":["order_id"]}`)},
-		{Name: "check_stock", Description: "Units in stock of a SKU.",
-			Parameters: json.RawMessage(`{"type":"object","properties":{"sku":{"type":"string"}},"required":["sku"]}`)},
-		{Name: "refund", Description: "Refund an order, in cents.",
-			Parameters: json.RawMessage(`{"type":"object","properties":{"order_id":{"type":"string"},"cents":{"type":"integer","minimum":1}},"required":["order_id","cents"]}`)},
+	shop, err := tools.NewSet(
+		tools.MustNew("lookup_order", "Find an order by id.", func(ctx context.Context, a orderArgs) (map[string]string, error) {
+			return map[string]string{"order_id": a.OrderID, "status": "ships today"}, nil
+		}),
+		tools.MustNew("check_stock", "Units in stock of a SKU.", func(ctx context.Context, a stockArgs) (map[string]int, error) {
+			return map[string]int{"units": 12}, nil
+		}),
+		tools.MustNew("refund", "Refund an order, in cents.", func(ctx context.Context, a refundArgs) (string, error) {
+			return "refunded", nil
+		}, tools.RequireApprovalIf(func(a refundArgs) bool { return a.Cents > 100_00 })),
+	)
+	if err != nil {
+		panic(err)
 	}
-	results := map[string]string{"lookup_order": `{"status":"ships today"}`, "check_stock": `{"units":12}`}
+	var defs []providers.ToolDefinition
+	for _, d := range shop.Definitions() {
+		defs = append(defs, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})
+	}
 
 	req := providers.Request{
 		System:   "You are a pizza shop assistant.",
 		Messages: []providers.Message{{Role: providers.RoleUser, Content: "Where is order A-7, and do you have margheritas?"}},
-		Tools:    tools,
+		Tools:    defs,
 	}
 	ctx := context.Background()
 	for {
@@ -71,14 +93,18 @@ func Example() {
 			return
 		}
 		for _, call := range resp.Message.ToolCalls {
-			fmt.Printf("  %s(%s)\n", call.Name, call.Arguments)
-			req.Messages = append(req.Messages, providers.Message{Role: providers.RoleTool, ToolCallID: call.ID, Content: results[call.Name]})
+			result, err := shop.Call(ctx, call.Name, []byte(call.Arguments))
+			if err != nil {
+				panic(err) // fatal, or a failed attempt: a durable agent retries it
+			}
+			fmt.Printf("  %s(%s) = %s\n", call.Name, call.Arguments, result.Content)
+			req.Messages = append(req.Messages, providers.Message{Role: providers.RoleTool, ToolCallID: call.ID, Content: result.Content})
 		}
 	}
 	// Output:
 	// tool_calls: 137 tokens
-	//   lookup_order({"order_id":"A-7"})
-	//   check_stock({"sku":"pizza-margherita"})
+	//   lookup_order({"order_id":"A-7"}) = {"order_id":"A-7","status":"ships today"}
+	//   check_stock({"sku":"pizza-margherita"}) = {"units":12}
 	// stop: 172 tokens
 	// Order A-7 ships today; margheritas are in stock.
 }

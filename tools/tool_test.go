@@ -1,0 +1,587 @@
+package tools_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+type lineItem struct {
+	SKU string `json:"sku" jsonschema:"description=Stock keeping unit"`
+	Qty int    `json:"qty,omitempty" jsonschema:"minimum=1,default=1"`
+}
+
+type orderArgs struct {
+	OrderID string     `json:"order_id" jsonschema:"description=The order to act on,pattern=^o-[0-9]+$"`
+	Speed   string     `json:"speed,omitempty" jsonschema:"enum=standard,enum=express,default=standard"`
+	Items   []lineItem `json:"items" jsonschema:"minItems=1"`
+	Note    string     `json:"note,omitempty"`
+	At      time.Time  `json:"at,omitzero"`
+	Gift    *lineItem  `json:"gift,omitempty"`
+	Tip     float64    `json:"tip,omitempty" jsonschema:"minimum=0,maximum=100"`
+}
+
+// recorder is a tool function that records the arguments it got.
+type recorder struct {
+	mu    sync.Mutex
+	calls []orderArgs
+}
+
+func (r *recorder) fn(_ context.Context, in orderArgs) (orderArgs, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, in)
+	return in, nil
+}
+
+func mustNew[In, Out any](t testing.TB, name string, fn func(context.Context, In) (Out, error), opts ...tools.Option) *tools.Tool {
+	t.Helper()
+	tool, err := tools.New(name, "test tool "+name, fn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tool
+}
+
+func echo(_ context.Context, in map[string]any) (map[string]any, error) { return in, nil }
+
+func TestNewNames(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"a", true},
+		{"get_weather-v2", true},
+		{"ABC123", true},
+		{strings.Repeat("x", 64), true},
+		{"", false},
+		{strings.Repeat("x", 65), false},
+		{"has space", false},
+		{"dot.ted", false},
+		{"ünicode", false},
+		{"semi;colon", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tools.New(tt.name, "", echo)
+			if (err == nil) != tt.ok {
+				t.Fatalf("New(%q) error = %v, want ok=%v", tt.name, err, tt.ok)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "tool: name ") {
+				t.Errorf("error %q lacks context", err)
+			}
+		})
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		new  func() (*tools.Tool, error)
+		want string
+	}{
+		{"nil function", func() (*tools.Tool, error) {
+			return tools.New[orderArgs, string]("t", "", nil)
+		}, "nil function"},
+		{"string arguments", func() (*tools.Tool, error) {
+			return tools.New("t", "", func(context.Context, string) (string, error) { return "", nil })
+		}, "want a struct or a map"},
+		{"slice arguments", func() (*tools.Tool, error) {
+			return tools.New("t", "", func(context.Context, []int) (string, error) { return "", nil })
+		}, "want a struct or a map"},
+		{"map with int keys", func() (*tools.Tool, error) {
+			return tools.New("t", "", func(context.Context, map[int]string) (string, error) { return "", nil })
+		}, "want a struct or a map"},
+		{"time arguments", func() (*tools.Tool, error) {
+			return tools.New("t", "", func(context.Context, time.Time) (string, error) { return "", nil })
+		}, "want a JSON object"},
+		{"zero timeout", func() (*tools.Tool, error) {
+			return tools.New("t", "", echo, tools.Timeout(0))
+		}, "must be positive"},
+		{"zero result limit", func() (*tools.Tool, error) {
+			return tools.New("t", "", echo, tools.MaxResultBytes(0))
+		}, "must be positive"},
+		{"nil policy", func() (*tools.Tool, error) {
+			return tools.New("t", "", echo, tools.RequireApprovalIf[map[string]any](nil))
+		}, "nil approval policy"},
+		{"policy of another type", func() (*tools.Tool, error) {
+			return tools.New("t", "", echo, tools.RequireApprovalIf(func(orderArgs) bool { return true }))
+		}, "does not take the tool's arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tool, err := tt.new()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, %v; want error containing %q", tool, err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "tool t: ") {
+				t.Errorf("error %q lacks the tool's name as context", err)
+			}
+		})
+	}
+}
+
+func TestMustNewPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("MustNew with a bad name did not panic")
+		}
+	}()
+	tools.MustNew("bad name", "", echo)
+}
+
+func TestSchema(t *testing.T) {
+	tool := mustNew(t, "order", (&recorder{}).fn)
+	raw := string(tool.Schema())
+	for _, want := range []string{
+		`"description":"The order to act on"`,
+		`"enum":["standard","express"]`,
+		`"default":"standard"`,
+		`"required":["order_id","items"]`,
+		`"additionalProperties":false`,
+		`"format":"date-time"`,
+		`"minItems":1`,
+	} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("schema lacks %s:\n%s", want, raw)
+		}
+	}
+	for _, bad := range []string{`$ref`, `$defs`, `$schema`, `$id`} {
+		if strings.Contains(raw, bad) {
+			t.Errorf("schema has %s:\n%s", bad, raw)
+		}
+	}
+	var top struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(tool.Schema(), &top); err != nil || top.Type != "object" {
+		t.Errorf("schema type = %q, %v; want object", top.Type, err)
+	}
+	s := tool.Schema()
+	s[0] = 'X'
+	if tool.Schema()[0] == 'X' {
+		t.Error("Schema returned the tool's own bytes")
+	}
+}
+
+type treeNode struct {
+	Name     string      `json:"name"`
+	Children []*treeNode `json:"children,omitempty"`
+}
+
+func TestSchemaRecursive(t *testing.T) {
+	tool := mustNew(t, "tree", func(_ context.Context, n treeNode) (int, error) { return len(n.Children), nil })
+	var top struct {
+		Type string                     `json:"type"`
+		Defs map[string]json.RawMessage `json:"$defs"`
+	}
+	if err := json.Unmarshal(tool.Schema(), &top); err != nil {
+		t.Fatal(err)
+	}
+	if top.Type != "object" || top.Defs["treeNode"] == nil {
+		t.Fatalf("recursive schema: type %q, defs %v:\n%s", top.Type, top.Defs, tool.Schema())
+	}
+	r, err := tool.Call(context.Background(), []byte(`{"name":"a","children":[{"name":"b"},{"children":[]}]}`))
+	if err != nil || !r.IsError || !strings.Contains(r.Content, "at /children/1: missing property 'name'") {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	r, err = tool.Call(context.Background(), []byte(`{"name":"a","children":[{"name":"b"},{"name":"c"}]}`))
+	if err != nil || r.IsError || r.Content != "2" {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+}
+
+func TestCallArguments(t *testing.T) {
+	tests := []struct {
+		name string
+		args string
+		want string // substring of Content when IsError; JSON of the decoded arguments otherwise
+		bad  bool
+	}{
+		{name: "valid", args: `{"order_id":"o-1","items":[{"sku":"a","qty":2}]}`,
+			want: `{"order_id":"o-1","speed":"standard","items":[{"sku":"a","qty":2}]}`},
+		{name: "defaults, nested too", args: `{"order_id":"o-1","items":[{"sku":"a"}],"gift":{"sku":"g"}}`,
+			want: `{"order_id":"o-1","speed":"standard","items":[{"sku":"a","qty":1}],"gift":{"sku":"g","qty":1}}`},
+		{name: "explicit values win over defaults", args: ` {"order_id":"o-1","speed":"express","items":[{"sku":"a","qty":3}]} `,
+			want: `{"order_id":"o-1","speed":"express","items":[{"sku":"a","qty":3}]}`},
+		{name: "empty arguments are {}", args: "", bad: true, want: "at (root): missing properties 'order_id', 'items'"},
+		{name: "malformed JSON", args: `{"order_id": "o-1",`, bad: true, want: "at (root): arguments are not valid JSON: unexpected end of input"},
+		{name: "syntax error offset", args: `{"order_id": o-1}`, bad: true, want: "invalid character 'o' looking for beginning of value (at byte offset 14)"},
+		{name: "only JSON whitespace is whitespace", args: "\v{}", bad: true, want: "not valid JSON: invalid character '\\v'"},
+		{name: "trailing data", args: `{} {}`, bad: true, want: "not valid JSON"},
+		{name: "invalid UTF-8", args: "{\"order_id\":\"o-\xff\"}", bad: true, want: "not valid UTF-8 (invalid byte at offset 15)"},
+		{name: "null", args: `null`, bad: true, want: "at (root): got null, want object"},
+		{name: "array", args: `[1,2]`, bad: true, want: "at (root): got array, want object"},
+		{name: "wrong type", args: `{"order_id":7,"items":[{"sku":"a"}]}`, bad: true, want: "at /order_id: got number, want string"},
+		{name: "missing required", args: `{"items":[{"sku":"a"}]}`, bad: true, want: "at (root): missing property 'order_id'"},
+		{name: "unknown property", args: `{"order_id":"o-1","items":[{"sku":"a"}],"refund":true}`, bad: true, want: "additional properties 'refund' not allowed"},
+		{name: "enum", args: `{"order_id":"o-1","items":[{"sku":"a"}],"speed":"warp"}`, bad: true, want: "at /speed: value must be one of 'standard', 'express'"},
+		{name: "pattern", args: `{"order_id":"x","items":[{"sku":"a"}]}`, bad: true, want: "at /order_id: 'x' does not match pattern"},
+		{name: "nested", args: `{"order_id":"o-1","items":[{"sku":"a"},{"qty":0}]}`, bad: true, want: "- at /items/1: missing property 'sku'\n- at /items/1/qty: minimum: got 0, want 1"},
+		{name: "minItems", args: `{"order_id":"o-1","items":[]}`, bad: true, want: "at /items: minItems: got 0, want 1"},
+		{name: "format", args: `{"order_id":"o-1","items":[{"sku":"a"}],"at":"yesterday"}`, bad: true, want: "at /at: 'yesterday' is not valid date-time"},
+		{name: "integer overflow", args: `{"order_id":"o-1","items":[{"sku":"a","qty":1e40}]}`, bad: true, want: "cannot use number 1e40 as int"},
+		{name: "number too big", args: `{"order_id":"o-1","items":[{"sku":"a"}],"tip":1e1000000000}`, bad: true, want: "at /tip: number 1e1000000000 is out of range"},
+		{name: "exponent too small", args: `{"order_id":"o-1","items":[{"sku":"a"}],"tip":1e-9999999}`, bad: true, want: "at /tip: number 1e-9999999 is out of range"},
+		{name: "number too big, no exponent", args: `{"order_id":"o-1","items":[{"sku":"a"}],"note":"x","tip":1` + strings.Repeat("0", 400) + `}`, bad: true, want: "is out of range"},
+		{name: "number past maximum", args: `{"order_id":"o-1","items":[{"sku":"a"}],"tip":1e300}`, bad: true, want: "at /tip: maximum: got 1"},
+		{name: "tiny number", args: `{"order_id":"o-1","items":[{"sku":"a"}],"tip":1e-400}`,
+			want: `{"order_id":"o-1","speed":"standard","items":[{"sku":"a","qty":1}]}`},
+		{name: "deep nesting", args: strings.Repeat("[", 20000) + strings.Repeat("]", 20000), bad: true, want: "not valid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tool := mustNew(t, "order", rec.fn)
+			r, err := tool.Call(context.Background(), json.RawMessage(tt.args))
+			if err != nil {
+				t.Fatalf("Call error: %v", err)
+			}
+			if r.IsError != tt.bad {
+				t.Fatalf("IsError = %v, want %v; content:\n%s", r.IsError, tt.bad, r.Content)
+			}
+			if tt.bad {
+				if len(rec.calls) != 0 {
+					t.Errorf("bad arguments reached the tool: %+v", rec.calls)
+				}
+				if !strings.HasPrefix(r.Content, `invalid arguments for tool "order":`) || !strings.Contains(r.Content, tt.want) {
+					t.Errorf("content:\n%s\nwant it to contain:\n%s", r.Content, tt.want)
+				}
+				if verr := tool.Validate(json.RawMessage(tt.args)); verr == nil || verr.Error() != r.Content {
+					t.Errorf("Validate = %v, want the same message as Call", verr)
+				}
+				return
+			}
+			if r.Content != tt.want {
+				t.Errorf("content:\n%s\nwant:\n%s", r.Content, tt.want)
+			}
+			if err := tool.Validate(json.RawMessage(tt.args)); err != nil {
+				t.Errorf("Validate = %v", err)
+			}
+		})
+	}
+}
+
+func TestArgumentErrorIssues(t *testing.T) {
+	tool := mustNew(t, "order", (&recorder{}).fn)
+	err := tool.Validate([]byte(`{"order_id":1,"items":[{"sku":"a","qty":0,"x":1}],"extra":2}`))
+	var ae *tools.ArgumentError
+	if !errors.As(err, &ae) {
+		t.Fatalf("Validate error %T %v, want *ArgumentError", err, err)
+	}
+	want := []tools.Issue{
+		{Path: "", Message: "additional properties 'extra' not allowed"},
+		{Path: "/items/0", Message: "additional properties 'x' not allowed"},
+		{Path: "/items/0/qty", Message: "minimum: got 0, want 1"},
+		{Path: "/order_id", Message: "got number, want string"},
+	}
+	if ae.Tool != "order" || len(ae.Issues) != len(want) {
+		t.Fatalf("issues of %s = %+v, want %+v", ae.Tool, ae.Issues, want)
+	}
+	for i := range want {
+		if ae.Issues[i] != want[i] {
+			t.Errorf("issue %d = %+v, want %+v", i, ae.Issues[i], want[i])
+		}
+	}
+}
+
+func TestArgumentErrorCapsIssues(t *testing.T) {
+	tool := mustNew(t, "order", (&recorder{}).fn)
+	var b strings.Builder
+	b.WriteString(`{"order_id":"o-1","items":[`)
+	for i := range 50 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"qty":0}`)
+	}
+	b.WriteString(`]}`)
+	var ae *tools.ArgumentError
+	if !errors.As(tool.Validate([]byte(b.String())), &ae) {
+		t.Fatal("no ArgumentError")
+	}
+	if n := len(ae.Issues); n != 21 || !strings.HasPrefix(ae.Issues[20].Message, "and 80 more issues") {
+		t.Fatalf("%d issues, last %+v", n, ae.Issues[n-1])
+	}
+}
+
+type payload struct {
+	Text string  `json:"text"`
+	F    float64 `json:"f,omitempty"`
+}
+
+func TestCallOutcomes(t *testing.T) {
+	inner := errors.New("card declined")
+	tests := []struct {
+		name    string
+		fn      func(context.Context, map[string]any) (payload, error)
+		opts    []tools.Option
+		ctx     func() (context.Context, context.CancelFunc)
+		content string // Content, for a nil error
+		isError bool
+		err     func(error) bool // checks the error, nil if none is wanted
+	}{
+		{name: "result as JSON", fn: func(context.Context, map[string]any) (payload, error) {
+			return payload{Text: "ok"}, nil
+		}, content: `{"text":"ok"}`},
+		{name: "tool error for the model", fn: func(context.Context, map[string]any) (payload, error) {
+			return payload{}, inner
+		}, content: "tool t failed: card declined", isError: true},
+		{name: "tool error with invalid UTF-8", fn: func(context.Context, map[string]any) (payload, error) {
+			return payload{}, errors.New("bad \xff byte")
+		}, content: "tool t failed: bad \uFFFD byte", isError: true},
+		{name: "unencodable result", fn: func(context.Context, map[string]any) (payload, error) {
+			return payload{F: math.NaN()}, nil
+		}, content: "tool t returned a result that cannot be encoded as JSON: json: unsupported value: NaN", isError: true},
+		{name: "fatal", fn: func(context.Context, map[string]any) (payload, error) {
+			return payload{}, fmtWrap(tools.Fatal(inner))
+		}, err: func(err error) bool { return tools.IsFatal(err) && errors.Is(err, inner) }},
+		{name: "retryable", fn: func(context.Context, map[string]any) (payload, error) {
+			return payload{}, tools.Retryable(inner)
+		}, err: func(err error) bool { return !tools.IsFatal(err) && errors.Is(err, inner) }},
+		{name: "panic", fn: func(context.Context, map[string]any) (payload, error) {
+			panic("boom")
+		}, err: func(err error) bool {
+			var pe *tools.PanicError
+			return errors.Is(err, tools.ErrPanic) && errors.As(err, &pe) && pe.Value == "boom" &&
+				strings.Contains(pe.Stack, "tool_test.go") && !tools.IsFatal(err)
+		}},
+		{name: "goexit", fn: func(context.Context, map[string]any) (payload, error) {
+			runtime.Goexit()
+			return payload{}, nil
+		}, err: func(err error) bool { return errors.Is(err, tools.ErrPanic) }},
+		{name: "timeout", opts: []tools.Option{tools.Timeout(20 * time.Millisecond)},
+			fn: func(ctx context.Context, _ map[string]any) (payload, error) {
+				<-ctx.Done()
+				return payload{}, ctx.Err()
+			}, err: func(err error) bool { return errors.Is(err, tools.ErrTimeout) }},
+		{name: "timeout of a tool ignoring its context", opts: []tools.Option{tools.Timeout(20 * time.Millisecond)},
+			fn: func(context.Context, map[string]any) (payload, error) {
+				time.Sleep(2 * time.Second)
+				return payload{}, nil
+			}, err: func(err error) bool { return errors.Is(err, tools.ErrTimeout) }},
+		{name: "fast enough", opts: []tools.Option{tools.Timeout(time.Minute)},
+			fn: func(context.Context, map[string]any) (payload, error) {
+				return payload{Text: "quick"}, nil
+			}, content: `{"text":"quick"}`},
+		{name: "canceled by the caller", ctx: func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(10*time.Millisecond, cancel)
+			return ctx, cancel
+		}, fn: func(ctx context.Context, _ map[string]any) (payload, error) {
+			<-ctx.Done()
+			return payload{}, errors.New("gave up")
+		}, err: func(err error) bool { return errors.Is(err, context.Canceled) && !errors.Is(err, tools.ErrTimeout) }},
+		{name: "canceled before the call", ctx: func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, fn: func(context.Context, map[string]any) (payload, error) {
+			panic("must not run")
+		}, err: func(err error) bool { return errors.Is(err, context.Canceled) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tool := mustNew(t, "t", tt.fn, tt.opts...)
+			ctx, cancel := context.Background(), context.CancelFunc(func() {})
+			if tt.ctx != nil {
+				ctx, cancel = tt.ctx()
+			}
+			defer cancel()
+			start := time.Now()
+			r, err := tool.Call(ctx, []byte(`{}`))
+			if time.Since(start) > time.Second {
+				t.Errorf("Call took %v", time.Since(start))
+			}
+			if tt.err != nil {
+				if err == nil || !tt.err(err) {
+					t.Fatalf("Call = %+v, %v (%T); want another error", r, err, err)
+				}
+				if r != (tools.Result{}) {
+					t.Errorf("result %+v with an error", r)
+				}
+				if !strings.HasPrefix(err.Error(), "tool t: ") {
+					t.Errorf("error %q lacks context", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Call error: %v", err)
+			}
+			if r.Content != tt.content || r.IsError != tt.isError {
+				t.Errorf("Call = %+v, want content %q, IsError %v", r, tt.content, tt.isError)
+			}
+		})
+	}
+}
+
+func fmtWrap(err error) error { return errors.Join(errors.New("charging"), err) }
+
+func TestFatalAndRetryableOfNil(t *testing.T) {
+	if tools.Fatal(nil) != nil || tools.Retryable(nil) != nil || tools.IsFatal(nil) {
+		t.Fatal("nil errors must stay nil")
+	}
+	var fe *tools.FatalError
+	if err := tools.Fatal(errors.New("x")); !errors.As(err, &fe) || err.Error() != "fatal: x" {
+		t.Fatalf("Fatal = %v", err)
+	}
+}
+
+func TestTruncation(t *testing.T) {
+	tests := []struct {
+		name      string
+		out       string
+		fail      bool
+		limit     int
+		content   string
+		truncated bool
+	}{
+		{name: "under the limit", out: "abc", limit: 10, content: `"abc"`},
+		{name: "at the limit", out: "abcdefgh", limit: 10, content: `"abcdefgh"`},
+		{name: "over the limit", out: "abcdefghi", limit: 10, truncated: true,
+			content: "\"abcdefghi\n[truncated: the result was 11 bytes; only the first 10 are shown]"},
+		{name: "cut on a rune boundary", out: "ab€€", limit: 6, truncated: true,
+			content: "\"ab€\n[truncated: the result was 10 bytes; only the first 6 are shown]"},
+		{name: "errors too", out: "0123456789", fail: true, limit: 16, truncated: true,
+			content: "tool t failed: 0\n[truncated: the result was 25 bytes; only the first 16 are shown]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tool := mustNew(t, "t", func(context.Context, struct{}) (string, error) {
+				if tt.fail {
+					return "", errors.New(tt.out)
+				}
+				return tt.out, nil
+			}, tools.MaxResultBytes(tt.limit))
+			r, err := tool.Call(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Content != tt.content || r.Truncated != tt.truncated || r.IsError != tt.fail {
+				t.Errorf("Call = %+v\nwant content %q, truncated %v", r, tt.content, tt.truncated)
+			}
+		})
+	}
+}
+
+func TestTruncationDefault(t *testing.T) {
+	big := strings.Repeat("x", 100_000)
+	tool := mustNew(t, "t", func(context.Context, struct{}) (string, error) { return big, nil })
+	if tool.MaxResultBytes() != tools.DefaultMaxResultBytes || tools.DefaultMaxResultBytes != 64<<10 {
+		t.Fatalf("default limit %d", tool.MaxResultBytes())
+	}
+	r, _ := tool.Call(context.Background(), nil)
+	if !r.Truncated || len(r.Content) > tools.DefaultMaxResultBytes+100 || !strings.Contains(r.Content, "only the first 65536 are shown") {
+		t.Fatalf("truncated %v, %d bytes", r.Truncated, len(r.Content))
+	}
+}
+
+type refundArgs struct {
+	OrderID string  `json:"order_id"`
+	Amount  float64 `json:"amount" jsonschema:"minimum=0"`
+}
+
+func refund(_ context.Context, in refundArgs) (string, error) { return "refunded " + in.OrderID, nil }
+
+func TestNeedsApproval(t *testing.T) {
+	over100 := tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > 100 })
+	panics := tools.RequireApprovalIf(func(in refundArgs) bool { panic("policy bug") })
+	tests := []struct {
+		name string
+		opts []tools.Option
+		args string
+		want bool
+		err  func(error) bool
+	}{
+		{name: "no approval", args: `{"order_id":"o","amount":500}`},
+		{name: "always", opts: []tools.Option{tools.RequireApproval()}, args: `{"order_id":"o","amount":1}`, want: true},
+		{name: "policy under", opts: []tools.Option{over100}, args: `{"order_id":"o","amount":100}`},
+		{name: "policy over", opts: []tools.Option{over100}, args: `{"order_id":"o","amount":100.5}`, want: true},
+		{name: "always wins over policy", opts: []tools.Option{over100, tools.RequireApproval()}, args: `{"order_id":"o","amount":1}`, want: true},
+		{name: "policy with bad arguments", opts: []tools.Option{over100}, args: `{"order_id":"o","amount":"lots"}`,
+			err: func(err error) bool { var ae *tools.ArgumentError; return errors.As(err, &ae) }},
+		{name: "always with bad arguments", opts: []tools.Option{tools.RequireApproval()}, args: `{`,
+			err: func(err error) bool { var ae *tools.ArgumentError; return errors.As(err, &ae) }},
+		{name: "panicking policy", opts: []tools.Option{panics}, args: `{"order_id":"o","amount":1}`,
+			err: func(err error) bool { return errors.Is(err, tools.ErrPanic) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tool := mustNew(t, "refund", refund, tt.opts...)
+			got, err := tool.NeedsApproval(json.RawMessage(tt.args))
+			if tt.err != nil {
+				if err == nil || !tt.err(err) || got {
+					t.Fatalf("NeedsApproval = %v, %v; want false and another error", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("NeedsApproval = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAccessors(t *testing.T) {
+	policy := durable.RetryPolicy{MaximumAttempts: 3, InitialInterval: time.Second}
+	plain := mustNew(t, "plain", refund)
+	tuned := mustNew(t, "tuned", refund, tools.Timeout(5*time.Second), tools.Retry(policy),
+		tools.HonorsIdempotencyKey(), tools.MaxResultBytes(100))
+	tests := []struct {
+		name       string
+		tool       *tools.Tool
+		timeout    time.Duration
+		attempts   int
+		idempotent bool
+		limit      int
+	}{
+		{"defaults", plain, 0, 0, false, tools.DefaultMaxResultBytes},
+		{"set", tuned, 5 * time.Second, 3, true, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.tool.Timeout() != tt.timeout || tt.tool.RetryPolicy().MaximumAttempts != tt.attempts ||
+				tt.tool.HonorsIdempotencyKey() != tt.idempotent || tt.tool.MaxResultBytes() != tt.limit {
+				t.Fatalf("%v %+v %v %v", tt.tool.Timeout(), tt.tool.RetryPolicy(), tt.tool.HonorsIdempotencyKey(), tt.tool.MaxResultBytes())
+			}
+			d := tt.tool.Definition()
+			if d.Name != tt.tool.Name() || d.Description != tt.tool.Description() || string(d.Parameters) != string(tt.tool.Schema()) {
+				t.Fatalf("definition %+v", d)
+			}
+		})
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	var n atomic.Int64
+	tool := mustNew(t, "count", func(_ context.Context, in refundArgs) (float64, error) {
+		n.Add(1)
+		return in.Amount, nil
+	}, tools.Timeout(time.Minute))
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			args := `{"order_id":"o","amount":` + strings.Repeat("1", i%5+1) + `}`
+			if i%3 == 0 {
+				args = `{"order_id":1}`
+			}
+			if _, err := tool.Call(context.Background(), []byte(args)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n.Load() != 33 {
+		t.Fatalf("%d calls reached the tool, want 33", n.Load())
+	}
+}
