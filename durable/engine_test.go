@@ -325,8 +325,6 @@ func stepEvent(history []durable.Event, step int) int {
 	return 0
 }
 
-var _ atomic.Int64
-
 func TestStoppedWorkerHandsRunsOff(t *testing.T) {
 	started := make(chan int, 2)
 	slow := durable.NewActivity("slow", func(ctx context.Context, _ struct{}) (string, error) {

@@ -142,7 +142,8 @@ func (ex *executor) load(ctx context.Context) error {
 		return fmt.Errorf("read history: %w", err)
 	}
 	ex.committed = int64(len(entries))
-	ex.inboxDirty = true
+	// The lease said whether messages wait: an empty inbox costs no read.
+	ex.inboxDirty = ex.lease.Pending > 0
 	def, ok := ex.w.workflows[ex.info.Workflow]
 	if !ok {
 		ex.parked = fmt.Errorf("%w: %q", ErrUnregistered, ex.info.Workflow)

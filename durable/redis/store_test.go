@@ -278,3 +278,35 @@ func drainAll(t *testing.T, s *redis.Store) {
 		}
 	}
 }
+
+// TestRetention checks that an ended run's keys expire after the
+// retention, and that a running run's keys do not.
+func TestRetention(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), redis.WithRetention(time.Hour))
+	ctx := t.Context()
+	for _, tc := range []struct {
+		status durable.Status
+		ttl    bool
+	}{{durable.StatusRunning, false}, {durable.StatusCompleted, true}} {
+		id := "ret-" + string(tc.status)
+		mustCreate(t, s, id)
+		lease, err := s.Lease(ctx, id, "w1", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Run: durable.RunInfo{Status: tc.status}, Release: true}); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := srv.Client().Keys(ctx, "cairn:{r:"+id+"}:*").Result()
+		if err != nil || len(keys) == 0 {
+			t.Fatalf("keys of %s: %v, %v", id, keys, err)
+		}
+		for _, k := range keys {
+			ttl := srv.Client().PTTL(ctx, k).Val()
+			if tc.ttl != (ttl > 0 && ttl <= time.Hour) {
+				t.Errorf("%s run: key %s has TTL %v", tc.status, k, ttl)
+			}
+		}
+	}
+}

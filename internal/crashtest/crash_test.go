@@ -222,6 +222,24 @@ func commitsOfACleanRun(t *testing.T) int {
 	return n
 }
 
+// killAndTakeOver starts the order run in a worker that stops where stopAt
+// says, kills it with SIGKILL there, lets a new worker process finish the
+// run, and checks its result.
+func killAndTakeOver(t *testing.T, stopAt string) *world {
+	t.Helper()
+	w := newWorld(t)
+	doomed := startChild(t, "doomed", w.srv.URL(), stopAt)
+	w.start()
+	w.shipWhenAsked()
+	doomed.waitFor(crashtest.Stopped)
+	doomed.kill()
+	startChild(t, "heir", w.srv.URL())
+	if got := w.result(); got != want {
+		t.Fatalf("result = %q, want %q", got, want)
+	}
+	return w
+}
+
 // TestKillAtEveryCommit kills a worker with SIGKILL right after each of the
 // commits it makes (each journal boundary: a step started, completed, a
 // timer set, a signal awaited) and lets a new worker process finish the
@@ -231,16 +249,7 @@ func TestKillAtEveryCommit(t *testing.T) {
 	t.Logf("a clean run makes %d commits", n)
 	for k := 1; k <= n; k++ {
 		t.Run(fmt.Sprintf("after_commit_%d", k), func(t *testing.T) {
-			w := newWorld(t)
-			doomed := startChild(t, "doomed", w.srv.URL(), fmt.Sprintf("%s=%d", crashtest.EnvStopAfterCommit, k))
-			w.start()
-			w.shipWhenAsked()
-			doomed.waitFor(crashtest.Stopped)
-			doomed.kill()
-			startChild(t, "heir", w.srv.URL())
-			if got := w.result(); got != want {
-				t.Fatalf("result = %q, want %q", got, want)
-			}
+			w := killAndTakeOver(t, fmt.Sprintf("%s=%d", crashtest.EnvStopAfterCommit, k))
 			byName, byKey, charges := w.effects()
 			for _, name := range []string{"reserve", "charge", "pack", "ship"} {
 				if byName[name] != "1" {
@@ -267,16 +276,7 @@ func TestKillAtEveryCommit(t *testing.T) {
 func TestKillDuringActivity(t *testing.T) {
 	for _, name := range []string{"reserve", "charge", "pack", "ship"} {
 		t.Run(name, func(t *testing.T) {
-			w := newWorld(t)
-			doomed := startChild(t, "doomed", w.srv.URL(), crashtest.EnvStopInActivity+"="+name)
-			w.start()
-			w.shipWhenAsked()
-			doomed.waitFor(crashtest.Stopped)
-			doomed.kill()
-			startChild(t, "heir", w.srv.URL())
-			if got := w.result(); got != want {
-				t.Fatalf("result = %q, want %q", got, want)
-			}
+			w := killAndTakeOver(t, crashtest.EnvStopInActivity+"="+name)
 			byName, byKey, charges := w.effects()
 			for _, other := range []string{"reserve", "charge", "pack", "ship"} {
 				wantN := "1"
