@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 		// a crash in between leaves a lease to expire and a worker to tell.
 		c.Release = ex.info.ParentID == ""
 	case idle:
-		c.Run, c.Release = ex.status(StatusWaiting), true
+		c.Run, c.Release = ex.status(cmp.Or(ex.rt.waitStatus, StatusWaiting)), true
 	default:
 		c.Run = ex.status(StatusRunning)
 		if len(fresh) == 0 && len(ex.consumed) == 0 && ex.info.Status == StatusRunning && ex.newHistory == nil {
@@ -50,11 +51,12 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 	if ex.parked != nil {
 		return ex.park(ctx)
 	}
-	return ex.write(ctx, c)
+	return ex.write(ctx, c, fresh)
 }
 
-// write commits c with the executor's lease and position.
-func (ex *executor) write(ctx context.Context, c Commit) error {
+// write commits c, whose encoded events are events, with the executor's
+// lease and position, and tells the worker's observers.
+func (ex *executor) write(ctx context.Context, c Commit, events []Event) error {
 	if c.Release {
 		ex.w.detach(ex)
 	}
@@ -73,6 +75,13 @@ func (ex *executor) write(ctx context.Context, c Commit) error {
 		ex.committed += int64(len(c.Events))
 	}
 	ex.info.Status = c.Run.Status
+	if len(ex.w.observers) > 0 {
+		run := c.Run
+		run.HistoryLen, run.Generation = ex.committed, ex.info.Generation
+		for _, observe := range ex.w.observers {
+			observe(ctx, run, events)
+		}
+	}
 	return nil
 }
 
@@ -155,7 +164,7 @@ func (ex *executor) handOff() {
 	defer cancel()
 	info := ex.status(StatusRunning)
 	info.WakeAt = ex.now()
-	if err := ex.write(ctx, Commit{Run: info, Release: true}); err != nil {
+	if err := ex.write(ctx, Commit{Run: info, Release: true}, nil); err != nil {
 		ex.log.Warn("hand run off", "err", err)
 	}
 }
@@ -178,5 +187,5 @@ func (ex *executor) park(ctx context.Context) error {
 	info := ex.info
 	info.Status, info.Failure, info.Waiting = StatusParked, f, ""
 	ex.consumed = nil // what was not journaled stays in the inbox
-	return ex.write(ctx, Commit{Run: info, Release: true})
+	return ex.write(ctx, Commit{Run: info, Release: true}, nil)
 }

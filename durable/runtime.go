@@ -51,6 +51,9 @@ type workflowRuntime struct {
 	issued   []*command
 	signals  map[string][]Event
 	canceled bool
+	// waitStatus is the status the run is reported with while it waits,
+	// set by SetWaitingStatus; empty means StatusWaiting.
+	waitStatus Status
 
 	// outcome is set when the workflow has ended.
 	outcome *Event
@@ -394,6 +397,9 @@ func describeEvent(e Event) string {
 	case EventTimerCanceled:
 		return fmt.Sprintf("cancellation of timer step %d", e.Step)
 	case EventSideEffect:
+		if e.Name != "" {
+			return fmt.Sprintf("record %s (step %d)", e.Name, e.Step)
+		}
 		return fmt.Sprintf("side effect (step %d)", e.Step)
 	case EventChildStarted:
 		return fmt.Sprintf("child workflow %s (step %d)", e.Name, e.Step)

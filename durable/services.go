@@ -88,6 +88,38 @@ func SideEffect[T any](ctx Context, fn func() T) (T, error) {
 	return v, nil
 }
 
+// Record journals a named value that the workflow computed, for those who
+// read the history (a tool, an operator, a live view): what a person was
+// asked to approve, a decision the workflow took. It is a side effect whose
+// value is given: on replay Record checks that the code records the same
+// name at the same step (a different one is a non-determinism error) and
+// writes nothing; the value, computed again from replayed state, is not
+// compared. v must encode as JSON.
+func Record(ctx Context, name string, v any) error {
+	rt := ctx.runtime()
+	rt.check()
+	if name == "" {
+		return fmt.Errorf("record: a name is required")
+	}
+	payload, err := encodePayload(v)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", name, err)
+	}
+	rt.issue(&command{}, Event{Type: EventSideEffect, Name: name, Payload: payload})
+	return nil
+}
+
+// SetWaitingStatus sets the status the run is reported with while it waits
+// (instead of StatusWaiting), such as StatusAwaitingApproval while it waits
+// for a person's decision, so that operators can list such runs. The empty
+// status restores StatusWaiting. It is workflow state, not journaled:
+// replay sets it again as the code runs.
+func SetWaitingStatus(ctx Context, s Status) {
+	rt := ctx.runtime()
+	rt.check()
+	rt.waitStatus = s
+}
+
 // DefaultVersion is the version Version returns for runs that started
 // before the change was made.
 const DefaultVersion = 0

@@ -115,6 +115,9 @@ const (
 	// StatusWaiting: waiting for a timer, a signal or a child run; it holds
 	// no worker.
 	StatusWaiting Status = "waiting"
+	// StatusAwaitingApproval: waiting, as StatusWaiting, for a person to
+	// approve or reject something (see SetWaitingStatus).
+	StatusAwaitingApproval Status = "awaiting_approval"
 	// StatusCompleted: the workflow returned a result.
 	StatusCompleted Status = "completed"
 	// StatusFailed: the workflow returned an error or panicked.
@@ -257,4 +260,31 @@ type ActivityTask struct {
 	// ID identifies this delivery for AckActivity; its form is the store's.
 	ID      string
 	Attempt []byte
+}
+
+// Feed is an optional capability of a Store: a per-run feed of progress
+// entries (model text as it is generated, tools started and finished) that
+// readers follow live and resume after a reconnect from the last id they
+// saw.
+//
+// A feed is not history: it is not fenced, not replayed and not the truth
+// of a run. Anyone may publish to it, a store may cap it to its most recent
+// entries, and it expires with the run. Publishing to a run that does not
+// exist is allowed (a feed may start before its run's record is visible).
+type Feed interface {
+	// Publish appends data to the run's feed and returns the new entry's
+	// id. Ids increase within a feed and compare as strings of the form
+	// the store chooses; readers treat them as opaque.
+	Publish(ctx context.Context, runID string, data []byte) (id string, err error)
+	// ReadFeed returns up to limit entries (limit <= 0: the store's
+	// default) that come after the entry with id after, oldest first;
+	// after "" reads from the oldest entry kept. If there is none yet it
+	// waits for one until ctx is done, then returns ctx's error.
+	ReadFeed(ctx context.Context, runID, after string, limit int) ([]FeedEntry, error)
+}
+
+// FeedEntry is one entry of a run's feed.
+type FeedEntry struct {
+	ID   string
+	Data []byte
 }

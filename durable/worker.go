@@ -11,6 +11,19 @@ import (
 	"time"
 )
 
+// Observer is told what a worker wrote to a run, after the store accepted
+// it: the run's record as written and the events appended, in history
+// order (none when only the record changed, as when a run is parked or
+// handed off). Only writes are observed, never replay: a run picked up
+// again, by this worker or another after a crash, is not told again of
+// what its history holds. A worker that dies between a write and its
+// observers loses that notification, so an Observer feeds views (live
+// progress, traces, metrics), not the truth, which is the history.
+//
+// An Observer is called from the goroutine that executes the run, so it
+// must return quickly; it must not modify events.
+type Observer func(ctx context.Context, run RunInfo, events []Event)
+
 // WorkerOptions configure a Worker. Zero fields take the defaults noted.
 type WorkerOptions struct {
 	// ID names the worker in leases; it must be unique among live
@@ -34,6 +47,9 @@ type WorkerOptions struct {
 	// the activities registered with RegisterActivities. A worker with no
 	// workflows registered serves only these and takes no runs.
 	TaskQueues []string
+	// Observers are told of every write the worker makes to a run's
+	// history, after the store accepted it.
+	Observers []Observer
 	// MaxActivities caps the queued attempts the worker runs at once.
 	// Default 100.
 	MaxActivities int
@@ -53,6 +69,7 @@ type Worker struct {
 	clock      Clock
 	log        *slog.Logger
 	codec      Codec
+	observers  []Observer
 	middleware []ActivityMiddleware
 	workflows  map[string]workflowDef
 	queues     []string
@@ -79,6 +96,7 @@ func NewWorker(store Store, opts WorkerOptions) *Worker {
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		codec:      opts.Codec,
+		observers:  opts.Observers,
 		middleware: opts.ActivityMiddleware,
 		workflows:  map[string]workflowDef{},
 		queues:     opts.TaskQueues,

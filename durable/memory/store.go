@@ -30,14 +30,15 @@ var (
 // WithVisibilityTimeout says otherwise.
 const DefaultVisibilityTimeout = 30 * time.Second
 
-// Store is an in-memory durable.Store and durable.Watcher. It is safe for
-// concurrent use. It copies every byte slice it is given or returns, so
+// Store is an in-memory durable.Store, durable.Watcher, durable.ActivityQueue
+// and durable.Feed. It is safe for concurrent use. It copies every byte slice it is given or returns, so
 // callers cannot change what it holds.
 //
 // Poll and WatchRun block on a channel that is closed whenever a task is
 // queued or a record changes; wake times, lease expiries and visibility
 // timeouts are fired by a single call scheduled on the store's clock for
-// the earliest of them. Nothing polls.
+// the earliest of them. Nothing polls. ReadFeed blocks on a channel of
+// the run's feed, closed whenever an entry is published to it.
 type Store struct {
 	clock      durable.Clock
 	visibility time.Duration
@@ -53,6 +54,8 @@ type Store struct {
 
 	activities map[string][][]byte             // activity attempts by queue, oldest first
 	actOut     map[string]durable.ActivityTask // polled, unacknowledged attempts by task id
+
+	feeds map[string]*feed // progress feeds by run id; see feed.go
 }
 
 // run is everything the store holds about one run.
@@ -93,6 +96,7 @@ func New(opts ...Option) *Store {
 		changed:    make(chan struct{}),
 		activities: make(map[string][][]byte),
 		actOut:     make(map[string]durable.ActivityTask),
+		feeds:      make(map[string]*feed),
 	}
 	for _, opt := range opts {
 		opt(s)

@@ -109,7 +109,7 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 		if wake > 0 {
 			p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(wake), Member: wakeMember})
 		}
-		res = s.scripts.commit.EvalSha(ctx, p, rk.list(), args...)
+		res = s.scripts.commit.EvalSha(ctx, p, rk.commitKeys(), args...)
 	})
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", runID, err)

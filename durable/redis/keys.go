@@ -13,6 +13,7 @@ import (
 //	<prefix>:{r:<run id>}:history    stream: the current history, entry ids <position>-0
 //	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
 //	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
+//	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (durable.Feed)
 //	<prefix>:{p:<n>}:tasks           stream with consumer group "workers": the task queue
 //	<prefix>:{p:<n>}:deadlines       sorted set of deadline members, by due time (ms)
 //	<prefix>:{p:<n>}:queued          set: runs with a task that waits in the stream
@@ -21,6 +22,10 @@ import (
 //	<prefix>:runs                    sorted set: every run, by creation time (µs)
 //	<prefix>:status:<status>         sorted set: runs that had that status, by creation time
 //	<prefix>:workflow:<name>         sorted set: runs of that workflow, by creation time
+//
+// The feed may exist before the run's record (Publish does not need one),
+// so CreateRun, which clears what an expired run left behind, leaves it
+// alone; it expires with the run's other keys (see Publish).
 //
 // The three index sets are hints read by ListRuns outside scripts, and
 // repaired there: the run's record is the truth.
@@ -34,16 +39,21 @@ const group = "workers"
 
 // runKeys are the keys of one run, all with the run's hash tag.
 type runKeys struct {
-	run, history, inbox, changes string
+	run, history, inbox, changes, feed string
 }
 
 func (s *Store) runKeys(runID string) runKeys {
 	base := s.prefix + ":{r:" + runID + "}:"
-	return runKeys{run: base + "run", history: base + "history", inbox: base + "inbox", changes: base + "changes"}
+	return runKeys{run: base + "run", history: base + "history", inbox: base + "inbox", changes: base + "changes",
+		feed: base + "feed"}
 }
 
-// list returns the keys that create and commit take.
+// list returns the keys that create takes.
 func (k runKeys) list() []string { return []string{k.run, k.history, k.inbox, k.changes} }
+
+// commitKeys returns the keys that commit takes: those of list and the
+// feed, which expires with the others when the run ends.
+func (k runKeys) commitKeys() []string { return []string{k.run, k.history, k.inbox, k.changes, k.feed} }
 
 // recordAndInbox returns the keys that lease and send take.
 func (k runKeys) recordAndInbox() []string { return []string{k.run, k.inbox} }

@@ -1,9 +1,9 @@
 // Package redis is the durable.Store for production: runs, histories,
-// inboxes, leases, timers, the task queue and the activity task queues
-// (durable.ActivityQueue) live in Redis, through
-// go-redis's UniversalClient, so one store serves a single server,
-// Sentinel and Cluster alike. It passes the conformance suite in
-// durable/storetest, as the in-memory store does.
+// inboxes, leases, timers, the task queue, the activity task queues
+// (durable.ActivityQueue) and the runs' progress feeds (durable.Feed) live
+// in Redis, through go-redis's UniversalClient, so one store serves a
+// single server, Sentinel and Cluster alike. It passes the conformance
+// suite in durable/storetest, as the in-memory store does.
 //
 // Each run's history is a Redis Stream written only by server-side
 // scripts that check the writer's fencing token and the expected
@@ -25,7 +25,8 @@
 // each in the common case; CreateRun two; a Poll that finds a task ready
 // one per partition it looks at; PushActivity and AckActivity one; a
 // PollActivity that finds an attempt ready one for one queue, two for
-// several. Times are kept in milliseconds. A task
+// several; Publish one (two when it fixes its feed's expiry), ReadFeed one
+// per blocking read. Times are kept in milliseconds. A task
 // delivered to a process that dies before it takes the run's lease is
 // delivered again after the visibility timeout; a run whose worker dies
 // holding its lease is queued when the lease expires.
@@ -61,8 +62,8 @@ const (
 	DefaultRetention         = 7 * 24 * time.Hour
 )
 
-// Store is a durable.Store, durable.Watcher and durable.ActivityQueue on
-// Redis. It is safe for concurrent use. Several processes may share one
+// Store is a durable.Store, durable.Watcher, durable.ActivityQueue and
+// durable.Feed on Redis. It is safe for concurrent use. Several processes may share one
 // Redis through stores with the same prefix and number of partitions.
 type Store struct {
 	client     goredis.UniversalClient

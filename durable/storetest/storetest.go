@@ -29,6 +29,14 @@
 //     WakeAt has passed already.
 //   - ReadInbox on an unknown run returns an error wrapping
 //     durable.ErrRunNotFound.
+//   - Feed ids compare as strings in the order the entries were
+//     published, however many share a millisecond.
+//   - ReadFeed with a done context returns the entries that are ready,
+//     as Poll does, and the context's error only if there are none; a
+//     ReadFeed that waits returns within a few seconds of its context
+//     being canceled.
+//   - ReadFeed with an after that is no id of the store's form ("bogus",
+//     "-") returns an error at once.
 package storetest
 
 import (
@@ -117,6 +125,17 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 				t.Skip("the store has no activity queues")
 			}
 			tt.fn(&env{t: t, s: s, clock: clock}, q)
+		})
+	}
+	for _, tt := range feedTests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			s := newStore(t, clock)
+			f, ok := s.(durable.Feed)
+			if !ok {
+				t.Skip("the store has no feeds")
+			}
+			tt.fn(&env{t: t, s: s, clock: clock}, f)
 		})
 	}
 }

@@ -1,0 +1,134 @@
+package durable_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/memory"
+)
+
+// observed collects what a worker's observer is told.
+type observed struct {
+	mu     sync.Mutex
+	events []durable.Event
+	status []durable.Status
+}
+
+func (o *observed) observe(_ context.Context, run durable.RunInfo, events []durable.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, events...)
+	o.status = append(o.status, run.Status)
+}
+
+func (o *observed) seqs() []int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var s []int64
+	for _, e := range o.events {
+		s = append(s, e.Seq)
+	}
+	return s
+}
+
+// TestRecordWaitingStatusAndObservers: a workflow records what it asks a
+// person, is listed as awaiting approval while it waits, and observers see
+// each write once, even across a new worker that replays the run.
+func TestRecordWaitingStatusAndObservers(t *testing.T) {
+	decision := durable.NewSignal[bool]("decision")
+	wf := durable.NewWorkflow("ask", func(ctx durable.Context, what string) (string, error) {
+		if err := durable.Record(ctx, "asked", what); err != nil {
+			return "", err
+		}
+		durable.SetWaitingStatus(ctx, durable.StatusAwaitingApproval)
+		ok, err := decision.Receive(ctx)
+		durable.SetWaitingStatus(ctx, "")
+		if err != nil || !ok {
+			return "rejected", err
+		}
+		if err := durable.Sleep(ctx, time.Millisecond); err != nil {
+			return "", err
+		}
+		return "approved " + what, nil
+	})
+	store := memory.New()
+	client := durable.NewClient(store, durable.ClientOptions{})
+	ctx := ctxT(t)
+	var seen observed
+	startWorker := func() (stop func()) {
+		w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: 2 * time.Second,
+			Observers: []durable.Observer{seen.observe}})
+		w.Register(wf)
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.Run(wctx) }()
+		return func() { cancel(); <-done }
+	}
+
+	stop := startWorker()
+	run, err := wf.Start(ctx, client, "ask-1", "refund")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := waitForStatus(t, client, "ask-1", durable.StatusAwaitingApproval)
+	if info.Waiting != "signal decision" {
+		t.Errorf("waiting = %q", info.Waiting)
+	}
+	stop()
+
+	// A new worker replays the run when the decision arrives: the
+	// observers hear only of what it writes.
+	before := len(seen.seqs())
+	defer startWorker()()
+	if err := decision.Send(ctx, client, "ask-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run.Result(ctx); err != nil || got != "approved refund" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	history, err := client.History(ctx, "ask-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := seen.seqs()
+	if len(seqs) != len(history)-1 || len(seqs) <= before {
+		t.Fatalf("observed seqs %v for a history of %d events", seqs, len(history))
+	}
+	for i, s := range seqs {
+		if s != int64(i+2) { // the first event is written by the client
+			t.Fatalf("observed seqs %v: want 2, 3, ... once each", seqs)
+		}
+	}
+	rec := history[1]
+	if rec.Type != durable.EventSideEffect || rec.Name != "asked" || string(rec.Payload) != `"refund"` {
+		t.Errorf("record event = %+v", rec)
+	}
+
+	// Code that records another name at that step does not replay.
+	changed := durable.NewWorkflow("ask", func(ctx durable.Context, what string) (string, error) {
+		return "", durable.Record(ctx, "told", what)
+	})
+	var nd *durable.NondeterminismError
+	if err := durable.ReplayHistory(changed, history); !errors.As(err, &nd) {
+		t.Errorf("replay with another record name: %v, want a NondeterminismError", err)
+	}
+}
+
+func waitForStatus(t *testing.T, c *durable.Client, runID string, want durable.Status) durable.RunInfo {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.Describe(context.Background(), runID)
+		if err == nil && info.Status == want {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: status %s, want %s (%v)", runID, info.Status, want, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
