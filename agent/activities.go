@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// modelCall is the input of a model call activity. It crosses the durable
+// boundary in memory and is journaled as a hash: the conversation it holds
+// is rebuilt by replay, so history grows with the answers only.
+type modelCall struct {
+	Request providers.Request `json:"request"`
+}
+
+// toolCall is the input of a tool call activity.
+type toolCall struct {
+	CallID    string `json:"call_id"`
+	Arguments string `json:"arguments"`
+}
+
+// toolOutcome is the journaled output of a tool call activity: the result
+// the model reads, or the reason a tool gave for stopping the run.
+type toolOutcome struct {
+	Result tools.Result `json:"result"`
+	// Fatal is the message of a fatal tool error: the run fails with it.
+	Fatal string `json:"fatal,omitempty"`
+}
+
+// Defaults for the activities of a run.
+const (
+	defaultModelAttempts = 6
+	defaultToolAttempts  = 3
+)
+
+// define makes the durable definitions of an agent's runs.
+func (rt *Runtime) define(a *Agent) *registration {
+	r := &registration{agent: a, workflow: rt.workflow(a.Name), tools: map[string]*durable.Activity[toolCall, toolOutcome]{}}
+	mo := a.ModelOptions
+	if mo.RetryPolicy.MaximumAttempts == 0 {
+		mo.RetryPolicy.MaximumAttempts = defaultModelAttempts
+	}
+	r.model = durable.NewActivity("model:"+a.Name, rt.callModel(a), mo)
+	if a.Tools != nil {
+		for _, t := range a.Tools.List() {
+			opts := durable.ActivityOptions{RetryPolicy: t.RetryPolicy()}
+			if opts.RetryPolicy.MaximumAttempts == 0 {
+				opts.RetryPolicy.MaximumAttempts = defaultToolAttempts
+			}
+			if t.Timeout() > 0 {
+				// The tool enforces its own timeout; the activity's
+				// bound is a backstop for a stuck attempt.
+				opts.StartToCloseTimeout = 2*t.Timeout() + 10e9
+			}
+			r.tools[t.Name()] = durable.NewActivity("tool:"+a.Name+"/"+t.Name(), rt.callTool(a, t), opts)
+		}
+	}
+	return r
+}
+
+// callModel is the model call activity of agent a: it streams the answer
+// to the run's feed as it comes, keyed by step and attempt.
+func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (providers.Response, error) {
+	return func(ctx context.Context, c modelCall) (providers.Response, error) {
+		info, _ := durable.ActivityInfoFrom(ctx)
+		if rt.feed == nil {
+			return a.Model.Generate(ctx, c.Request)
+		}
+		base := Event{Type: EventTextDelta, Agent: a.Name, Step: info.Step, Attempt: info.Attempt}
+		if info.Attempt > 1 {
+			// What an earlier attempt streamed is void: readers drop it.
+			abandoned := base
+			abandoned.Type, abandoned.Attempt = EventAttemptAbandoned, info.Attempt-1
+			rt.publish(ctx, info.RunID, abandoned)
+		}
+		out := newDeltaWriter(ctx, rt, info.RunID, base)
+		resp, err := providers.Stream(ctx, a.Model, c.Request, func(d providers.Delta) error {
+			out.write(d.Text)
+			return nil
+		})
+		out.close()
+		return resp, err
+	}
+}
+
+// callTool is the activity that runs tool t for agent a. The tool gets an
+// idempotency key that is the same for every attempt of the call.
+func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolCall) (toolOutcome, error) {
+	return func(ctx context.Context, c toolCall) (toolOutcome, error) {
+		info, _ := durable.ActivityInfoFrom(ctx)
+		ev := Event{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
+		started := ev
+		started.Type, started.Arguments = EventToolStarted, c.Arguments
+		rt.publish(ctx, info.RunID, started)
+
+		ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
+		res, err := t.Call(ctx, json.RawMessage(c.Arguments))
+		finished := ev
+		finished.Type = EventToolFinished
+		switch {
+		case err == nil:
+			finished.Result = &res
+			rt.publish(ctx, info.RunID, finished)
+			return toolOutcome{Result: res}, nil
+		case tools.IsFatal(err):
+			finished.Error = err.Error()
+			rt.publish(ctx, info.RunID, finished)
+			return toolOutcome{Fatal: err.Error()}, nil
+		}
+		finished.Type, finished.Error = EventToolFailed, err.Error()
+		rt.publish(context.WithoutCancel(ctx), info.RunID, finished)
+		var panicked *tools.PanicError
+		if errors.As(err, &panicked) {
+			// Keep the stack in history: the attempt failed as a panic.
+			return toolOutcome{}, fmt.Errorf("%w\n%s", err, panicked.Stack)
+		}
+		return toolOutcome{}, err
+	}
+}

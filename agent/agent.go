@@ -1,0 +1,277 @@
+// Package agent runs AI agents as durable workflows.
+//
+// An Agent is a value: a name, instructions, a model, tools and limits. A
+// Runtime binds agents to a durable store. Each run of an agent is a
+// durable run whose loop (call the model, run the tools it asks for, call
+// the model again, until it answers) is ordinary deterministic Go code, and
+// whose every model call and tool call is an activity journaled in the
+// run's history. A run that crashes, or is redeployed, is replayed from its
+// history: the conversation and the tool results are rebuilt without
+// calling the model or a tool again, and the run carries on from the first
+// step that had not finished.
+//
+// On top of the loop, the package offers what agents in production need:
+// tool calls run in parallel and journaled in the model's order; human
+// approval of chosen tool calls, each on its own, authorised and recorded,
+// for as long as it takes (a waiting run holds no worker memory); a tool
+// for the model to ask a person a question; structured final answers
+// checked against a Go type's schema; handoffs between agents, and agents
+// used as tools by others (child runs); long-lived conversations that
+// wait for the next user message; and a live feed of each run's progress
+// (text as the model writes it, tools started and finished, approvals)
+// that a reader can resume after a reconnect.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// Defaults for the zero fields of an Agent.
+const (
+	DefaultMaxTurns       = 10
+	DefaultMaxCorrections = 2
+	// DefaultConversationLimit is the default Agent.ConversationLimit.
+	DefaultConversationLimit = 50
+)
+
+// Agent describes an agent. It is a plain value: define it once at start
+// up, register it with a Runtime in every process that runs or starts its
+// runs, and do not change it while runs are in flight except as a deploy
+// (see durable.Version for changing the loop's decisions safely).
+type Agent struct {
+	// Name names the agent and the durable workflow of its runs. It is
+	// 1 to 64 letters, digits, '_' or '-', unique in a Runtime.
+	Name string
+	// Description says what the agent does, for another agent that hands
+	// off to it or calls it as a tool.
+	Description string
+	// Instructions are the system instructions sent with every request.
+	Instructions string
+	// Model answers. It is called from activities, never from workflow
+	// code, and must be safe for concurrent use.
+	Model providers.Model
+	// Tools are the tools the model may call.
+	Tools *tools.Set
+	// Settings tune generation.
+	Settings providers.Settings
+	// MaxTurns caps the model calls of a run (of one exchange, in a
+	// conversation); past it the run fails with ErrMaxTurns. Default
+	// DefaultMaxTurns.
+	MaxTurns int
+	// TokenBudget caps the tokens (input and output) a run may use; past
+	// it the run fails with ErrTokenBudget. 0 means no cap.
+	TokenBudget int
+	// Output, if set, asks for a structured final answer of a Go type:
+	// see OutputOf.
+	Output *Output
+	// Handoffs are agents the model may hand the conversation to; each is
+	// offered as a tool named transfer_to_<name>. The run goes on as the
+	// other agent: its instructions, model and tools, same conversation.
+	Handoffs []*Agent
+	// Helpers are agents the model may call as tools, named after them:
+	// each call is a child run of the helper, whose final answer is the
+	// tool's result.
+	Helpers []*Agent
+	// AskHuman offers the model a tool, ask_human, to ask a person a
+	// question and wait, durably, for the answer (see Runtime.Answer).
+	AskHuman bool
+	// Approval says how long a tool call waits for a decision and what
+	// happens then. The tools that need approval say so themselves
+	// (tools.RequireApproval, tools.RequireApprovalIf).
+	Approval ApprovalPolicy
+	// ConversationLimit is the number of exchanges after which a
+	// conversation run starts a fresh history (continue-as-new), carrying
+	// the conversation forward, so that its history does not grow without
+	// bound. Default DefaultConversationLimit.
+	ConversationLimit int
+	// ModelOptions tune the model call activity: its timeout and retry
+	// policy. Provider errors say themselves whether they are retryable.
+	ModelOptions durable.ActivityOptions
+}
+
+// ApprovalPolicy bounds the wait for approvals.
+type ApprovalPolicy struct {
+	// Timeout, if set, is how long a call waits for a decision; then
+	// OnTimeout applies. Zero waits for ever.
+	Timeout time.Duration
+	// OnTimeout is the decision taken when Timeout passes: false rejects
+	// the call (the default), true approves it.
+	OnTimeout bool
+}
+
+// Errors of agent runs. A run that ends with one of them fails; its
+// *durable.RunError wraps a failure whose message names it.
+var (
+	// ErrMaxTurns means the model did not give a final answer within the
+	// agent's MaxTurns.
+	ErrMaxTurns = errors.New("turn limit reached")
+	// ErrTokenBudget means the run used more tokens than its TokenBudget.
+	ErrTokenBudget = errors.New("token budget exhausted")
+	// ErrInvalidOutput means the final answer did not match the agent's
+	// Output schema, even after the corrections allowed.
+	ErrInvalidOutput = errors.New("invalid structured output")
+	// ErrToolFatal means a tool returned a fatal error (tools.Fatal).
+	ErrToolFatal = errors.New("fatal tool error")
+)
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Names of the built-in tools.
+const (
+	AskHumanTool   = "ask_human"
+	handoffPrefix  = "transfer_to_"
+	maxToolNameLen = 64
+)
+
+func (a *Agent) maxTurns() int {
+	if a.MaxTurns > 0 {
+		return a.MaxTurns
+	}
+	return DefaultMaxTurns
+}
+
+// validate checks an agent and the agents it reaches.
+func (a *Agent) validate() error {
+	if a == nil {
+		return errors.New("agent: nil agent")
+	}
+	if !namePattern.MatchString(a.Name) {
+		return fmt.Errorf("agent %q: the name must be 1 to 64 letters, digits, '_' or '-'", a.Name)
+	}
+	if a.Model == nil {
+		return fmt.Errorf("agent %s: no model", a.Name)
+	}
+	seen := map[string]string{}
+	if a.Tools != nil {
+		for _, n := range a.Tools.Names() {
+			seen[n] = "tool"
+		}
+	}
+	add := func(name, what string) error {
+		if len(name) > maxToolNameLen {
+			return fmt.Errorf("agent %s: %s tool name %q is longer than %d", a.Name, what, name, maxToolNameLen)
+		}
+		if prev, ok := seen[name]; ok {
+			return fmt.Errorf("agent %s: %s %q has the name of a %s", a.Name, what, name, prev)
+		}
+		seen[name] = what
+		return nil
+	}
+	if a.AskHuman {
+		if err := add(AskHumanTool, "built-in tool"); err != nil {
+			return err
+		}
+	}
+	for _, h := range a.Handoffs {
+		if h == nil {
+			return fmt.Errorf("agent %s: nil handoff", a.Name)
+		}
+		if err := add(handoffPrefix+h.Name, "handoff"); err != nil {
+			return err
+		}
+	}
+	for _, h := range a.Helpers {
+		if h == nil {
+			return fmt.Errorf("agent %s: nil helper", a.Name)
+		}
+		if err := add(h.Name, "helper agent"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Input is what a run starts with.
+type Input struct {
+	// Message is the user's message. It may be empty in a conversation,
+	// which then waits for the first one.
+	Message string `json:"message,omitempty"`
+	// History is a conversation to go on from, before Message.
+	History []providers.Message `json:"history,omitempty"`
+	// Conversation makes the run a chat session: after answering, it
+	// waits for the next message (Runtime.Send) instead of ending.
+	Conversation bool `json:"conversation,omitempty"`
+	// Agent is the agent that answers, when it is not the run's own (a
+	// conversation carried over after a handoff).
+	Agent string `json:"agent,omitempty"`
+	// LastReply, Usage and Turns are carried over a continue-as-new.
+	LastReply *Reply          `json:"last_reply,omitempty"`
+	Usage     providers.Usage `json:"usage,omitzero"`
+	Turns     int             `json:"turns,omitempty"`
+}
+
+// Result is what a run ends with.
+type Result struct {
+	// Text is the final answer's text.
+	Text string `json:"text"`
+	// Output is the final answer as JSON, when the agent has an Output
+	// type: decode it with OutputAs.
+	Output json.RawMessage `json:"output,omitempty"`
+	// Agent is the agent that gave the final answer (after handoffs).
+	Agent string `json:"agent"`
+	// Messages is the conversation, the input included.
+	Messages []providers.Message `json:"messages"`
+	// Turns counts the model calls.
+	Turns int `json:"turns"`
+	// Usage sums the tokens used.
+	Usage providers.Usage `json:"usage"`
+}
+
+// OutputAs decodes a result's structured output.
+func OutputAs[T any](r Result) (T, error) {
+	var v T
+	if r.Output == nil {
+		return v, errors.New("agent: the result has no structured output")
+	}
+	if err := json.Unmarshal(r.Output, &v); err != nil {
+		return v, fmt.Errorf("agent: decode output: %w", err)
+	}
+	return v, nil
+}
+
+// Output describes a structured final answer. Make one with OutputOf.
+type Output struct {
+	check *tools.Tool
+	// MaxCorrections is how many times an invalid answer is sent back to
+	// the model with what was wrong, before the run fails with
+	// ErrInvalidOutput. Default DefaultMaxCorrections; negative: none.
+	MaxCorrections int
+	// Strict asks the provider to guarantee the schema where it can.
+	Strict bool
+}
+
+// OutputOf asks for a final answer that is JSON of type T, which must
+// encode as a JSON object (a struct). Its JSON Schema, from T's struct tags
+// as for tools, is sent to the model; an answer that does not match it is
+// fed back for correction.
+func OutputOf[T any](name, description string) (*Output, error) {
+	check, err := tools.New(name, description, func(context.Context, T) (struct{}, error) { return struct{}{}, nil })
+	if err != nil {
+		return nil, fmt.Errorf("agent: output type: %w", err)
+	}
+	return &Output{check: check}, nil
+}
+
+func (o *Output) schema() *providers.OutputSchema {
+	return &providers.OutputSchema{Name: o.check.Name(), Description: o.check.Description(),
+		Schema: o.check.Schema(), Strict: o.Strict}
+}
+
+func (o *Output) corrections() int {
+	switch {
+	case o.MaxCorrections < 0:
+		return 0
+	case o.MaxCorrections == 0:
+		return DefaultMaxCorrections
+	}
+	return o.MaxCorrections
+}

@@ -1,0 +1,326 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// EventType names a kind of live event.
+type EventType string
+
+// Live event types.
+const (
+	// EventTextDelta is a piece of the model's answer, as it is written.
+	EventTextDelta EventType = "text_delta"
+	// EventAttemptAbandoned says that the model call attempt (Step,
+	// Attempt) failed and is retried: drop the text it streamed.
+	EventAttemptAbandoned EventType = "attempt_abandoned"
+	// EventToolStarted: an attempt of a tool call started.
+	EventToolStarted EventType = "tool_started"
+	// EventToolFinished: a tool call finished with Result (or, fatally,
+	// with Error).
+	EventToolFinished EventType = "tool_finished"
+	// EventToolFailed: an attempt of a tool call failed with Error; it is
+	// retried if its policy allows.
+	EventToolFailed EventType = "tool_failed"
+	// EventApprovalRequested: a tool call waits for a person's decision.
+	EventApprovalRequested EventType = "approval_requested"
+	// EventApprovalDecided: a call was approved or rejected.
+	EventApprovalDecided EventType = "approval_decided"
+	// EventQuestionAsked: the model asked a person a question.
+	EventQuestionAsked EventType = "question_asked"
+	// EventQuestionAnswered: the question was answered.
+	EventQuestionAnswered EventType = "question_answered"
+	// EventHandoff: the conversation passed to another agent.
+	EventHandoff EventType = "handoff"
+	// EventReply: a conversation answered a user message.
+	EventReply EventType = "reply"
+	// EventRunFinished: the run ended, with Status and, unless it
+	// completed, Error.
+	EventRunFinished EventType = "run_finished"
+)
+
+// Event is an entry of a run's live feed. Which fields are set depends on
+// Type.
+type Event struct {
+	// ID is the feed's id of the event: read on after it to resume.
+	ID    string    `json:"-"`
+	Type  EventType `json:"type"`
+	RunID string    `json:"run_id"`
+	Time  time.Time `json:"time"`
+	Agent string    `json:"agent,omitempty"`
+	// Step and Attempt name the activity attempt an event belongs to.
+	Step    int `json:"step,omitempty"`
+	Attempt int `json:"attempt,omitempty"`
+	// Text is model text, a question, an answer, a reply.
+	Text      string        `json:"text,omitempty"`
+	CallID    string        `json:"call_id,omitempty"`
+	Tool      string        `json:"tool,omitempty"`
+	Arguments string        `json:"arguments,omitempty"`
+	Result    *tools.Result `json:"result,omitempty"`
+	// Approved, By and Reason describe a decision.
+	Approved bool   `json:"approved,omitempty"`
+	By       string `json:"by,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Status is how a run finished.
+	Status durable.Status `json:"status,omitempty"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// publish appends an event to a run's feed. The feed is a view: an event
+// that cannot be published is logged and dropped.
+func (rt *Runtime) publish(ctx context.Context, runID string, e Event) {
+	if rt.feed == nil {
+		return
+	}
+	e.RunID = runID
+	if e.Time.IsZero() {
+		e.Time = rt.now()
+	}
+	data, err := json.Marshal(e)
+	if err == nil {
+		_, err = rt.feed.Publish(ctx, runID, data)
+	}
+	if err != nil {
+		rt.log.Warn("publish live event", "run", runID, "type", e.Type, "err", err)
+	}
+}
+
+// deltaWriter publishes the text of a streamed answer. Pieces that arrive
+// while a publish is under way are joined into the next event, so a fast
+// model costs a round trip per batch, not per token, and a slow one is
+// shown as it writes.
+type deltaWriter struct {
+	rt    *Runtime
+	ctx   context.Context
+	runID string
+	base  Event
+
+	mu     sync.Mutex
+	buf    strings.Builder
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+}
+
+func newDeltaWriter(ctx context.Context, rt *Runtime, runID string, base Event) *deltaWriter {
+	w := &deltaWriter{rt: rt, ctx: context.WithoutCancel(ctx), runID: runID, base: base,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+func (w *deltaWriter) write(text string) {
+	if text == "" {
+		return
+	}
+	w.mu.Lock()
+	w.buf.WriteString(text)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close publishes what is left and waits for it.
+func (w *deltaWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.done
+}
+
+func (w *deltaWriter) loop() {
+	defer close(w.done)
+	for range w.wake {
+		w.mu.Lock()
+		text, closed := w.buf.String(), w.closed
+		w.buf.Reset()
+		w.mu.Unlock()
+		if text != "" {
+			e := w.base
+			e.Text = text
+			w.rt.publish(w.ctx, w.runID, e)
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+// observe turns what workers journal into live events: decisions, answers,
+// handoffs, replies and the end of a run.
+func (rt *Runtime) observe(ctx context.Context, run durable.RunInfo, events []durable.Event) {
+	if rt.feed == nil {
+		return
+	}
+	for _, e := range events {
+		le, ok := liveEvent(run, e)
+		if ok {
+			rt.publish(ctx, run.ID, le)
+		}
+	}
+}
+
+// liveEvent is the live event for a journaled event, if it has one.
+func liveEvent(run durable.RunInfo, e durable.Event) (Event, bool) {
+	le := Event{Time: e.Time, Agent: run.Workflow, Step: e.Step}
+	switch e.Type {
+	case durable.EventRunCompleted, durable.EventRunFailed, durable.EventRunCanceled:
+		le.Type = EventRunFinished
+		le.Status = map[durable.EventType]durable.Status{durable.EventRunCompleted: durable.StatusCompleted,
+			durable.EventRunFailed: durable.StatusFailed, durable.EventRunCanceled: durable.StatusCanceled}[e.Type]
+		if e.Failure != nil {
+			le.Error = e.Failure.Message
+		}
+		return le, true
+	case durable.EventSideEffect:
+	default:
+		return le, false
+	}
+	var r record
+	if json.Unmarshal(e.Payload, &r) != nil {
+		return le, false
+	}
+	le.Agent = r.Agent
+	le.CallID, le.Tool, le.Arguments = r.CallID, r.Tool, r.Arguments
+	le.Approved, le.By, le.Reason = r.Approved, r.By, r.Reason
+	le.Text = r.Text
+	switch e.Name {
+	case recApprovalRequested:
+		le.Type = EventApprovalRequested
+	case recApprovalDecided:
+		le.Type = EventApprovalDecided
+	case recQuestionAsked:
+		le.Type = EventQuestionAsked
+	case recQuestionAnswered:
+		le.Type = EventQuestionAnswered
+	case recHandoff:
+		le.Type = EventHandoff
+	case recReply:
+		le.Type = EventReply
+	default:
+		return le, false
+	}
+	return le, true
+}
+
+// ErrNoFeed means the store keeps no live feeds (see durable.Feed).
+var ErrNoFeed = fmt.Errorf("agent: the store has no live feed")
+
+// Events returns the run's live events after the event with id after ("":
+// from the oldest kept), waiting until there is at least one or ctx is
+// done. Keep the ID of the last event to resume after a reconnect.
+func (rt *Runtime) Events(ctx context.Context, runID, after string) ([]Event, error) {
+	if rt.feed == nil {
+		return nil, ErrNoFeed
+	}
+	entries, err := rt.feed.ReadFeed(ctx, runID, after, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, 0, len(entries))
+	for _, en := range entries {
+		var e Event
+		if err := json.Unmarshal(en.Data, &e); err != nil {
+			// Not ours, or damaged: skip it rather than stop the reader.
+			rt.log.Warn("undecodable live event", "run", runID, "id", en.ID, "err", err)
+			continue
+		}
+		e.ID = en.ID
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Follow calls fn with the run's live events after after, as they come,
+// until the run finishes (fn gets the run_finished event), fn returns an
+// error, or ctx is done. It returns nil when the run finished.
+//
+// Text of abandoned attempts is not withheld: a reader that shows text
+// drops what it showed for (Step, Attempt) when EventAttemptAbandoned
+// comes, or uses a Transcript, which does.
+func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(Event) error) error {
+	for {
+		events, err := rt.Events(ctx, runID, after)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			after = e.ID
+			if err := fn(e); err != nil {
+				return err
+			}
+			if e.Type == EventRunFinished {
+				return nil
+			}
+		}
+	}
+}
+
+// Transcript assembles the model text of live events, per step, without
+// the text of attempts that were abandoned: what a reader shows after a
+// retry contains no duplicate. The zero Transcript is ready to use.
+type Transcript struct {
+	steps []int
+	text  map[int]map[int]*strings.Builder // step -> attempt -> text
+	void  map[[2]int]bool
+}
+
+// Add takes in an event; events other than text deltas and abandoned
+// attempts are ignored.
+func (t *Transcript) Add(e Event) {
+	switch e.Type {
+	case EventAttemptAbandoned:
+		if t.void == nil {
+			t.void = map[[2]int]bool{}
+		}
+		t.void[[2]int{e.Step, e.Attempt}] = true
+	case EventTextDelta:
+		if t.text == nil {
+			t.text = map[int]map[int]*strings.Builder{}
+		}
+		byAttempt, ok := t.text[e.Step]
+		if !ok {
+			byAttempt = map[int]*strings.Builder{}
+			t.text[e.Step] = byAttempt
+			t.steps = append(t.steps, e.Step)
+		}
+		b, ok := byAttempt[e.Attempt]
+		if !ok {
+			b = &strings.Builder{}
+			byAttempt[e.Attempt] = b
+		}
+		b.WriteString(e.Text)
+	}
+}
+
+// Text returns the text of each step's latest attempt that was not
+// abandoned, steps in the order they first streamed, one per line.
+func (t *Transcript) Text() string {
+	var parts []string
+	for _, step := range t.steps {
+		best := 0
+		for attempt := range t.text[step] {
+			if !t.void[[2]int{step, attempt}] && attempt > best {
+				best = attempt
+			}
+		}
+		if best > 0 {
+			parts = append(parts, t.text[step][best].String())
+		}
+	}
+	return strings.Join(parts, "\n")
+}

@@ -1,0 +1,524 @@
+package agent
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// The names of what the loop records in history (durable.Record), which
+// the client reads back: pending approvals and questions, replies.
+const (
+	recApprovalRequested = "approval_requested"
+	recApprovalDecided   = "approval_decided"
+	recQuestionAsked     = "question_asked"
+	recQuestionAnswered  = "question_answered"
+	recHandoff           = "handoff"
+	recReply             = "reply"
+)
+
+// record is the payload of what the loop records.
+type record struct {
+	Agent     string    `json:"agent,omitempty"`
+	Turn      int       `json:"turn,omitempty"`
+	CallID    string    `json:"call_id,omitempty"`
+	Tool      string    `json:"tool,omitempty"`
+	Arguments string    `json:"arguments,omitempty"`
+	Deadline  time.Time `json:"deadline,omitzero"`
+	Approved  bool      `json:"approved,omitempty"`
+	By        string    `json:"by,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	// Text is a question, an answer, a reply; To is a handoff's target.
+	Text      string `json:"text,omitempty"`
+	To        string `json:"to,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// The signals a run receives from Runtime's client methods.
+var (
+	decisionSignal = durable.NewSignal[decisionMsg]("cairn.approval")
+	answerSignal   = durable.NewSignal[answerMsg]("cairn.answer")
+	messageSignal  = durable.NewSignal[userMessage]("cairn.message")
+)
+
+// decisionMsg approves or rejects the call CallID of turn Turn.
+type decisionMsg struct {
+	Turn     int    `json:"turn"`
+	CallID   string `json:"call_id"`
+	Approved bool   `json:"approved"`
+	By       string `json:"by"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// answerMsg answers the question asked by call CallID of turn Turn.
+type answerMsg struct {
+	Turn   int    `json:"turn"`
+	CallID string `json:"call_id"`
+	By     string `json:"by"`
+	Text   string `json:"text"`
+}
+
+// userMessage is a message to a conversation.
+type userMessage struct {
+	ID   string `json:"id"`
+	Text string `json:"text,omitempty"`
+	// End ends the conversation: the run completes.
+	End bool `json:"end,omitempty"`
+}
+
+// state is a run's conversation, as the loop rebuilds it.
+type state struct {
+	reg      *registration
+	messages []providers.Message
+	usage    providers.Usage
+	turns    int
+}
+
+// loop is the workflow of every agent run. It is deterministic: all it
+// learns from the world comes from journaled activities and signals.
+func (rt *Runtime) loop(ctx durable.Context, in Input) (Result, error) {
+	name := cmp.Or(in.Agent, ctx.Workflow())
+	reg, ok := rt.lookup(name)
+	if !ok {
+		return Result{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
+	}
+	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns}
+	if in.Conversation {
+		return rt.converse(ctx, st, in)
+	}
+	if in.Message != "" {
+		st.messages = append(st.messages, providers.Message{Role: providers.RoleUser, Content: in.Message})
+	}
+	return rt.exchange(ctx, st)
+}
+
+// converse runs a chat session: it answers each message sent to the run,
+// and starts a fresh history every ConversationLimit exchanges.
+func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, error) {
+	limit := cmp.Or(st.reg.agent.ConversationLimit, DefaultConversationLimit)
+	next := userMessage{Text: in.Message}
+	last := st.result("", nil)
+	var lastReply *Reply
+	if r := in.LastReply; r != nil {
+		// The reply that ended the previous history is recorded again,
+		// so a reader waiting for it finds it in this one.
+		lastReply = r
+		if err := durable.Record(ctx, recReply, record{Agent: r.Agent, MessageID: r.MessageID, Text: r.Text, Error: r.Error}); err != nil {
+			return last, err
+		}
+	}
+	for exchanges := 0; ; exchanges++ {
+		if exchanges >= limit {
+			return Result{}, durable.ContinueAsNew(ctx, Input{Conversation: true, History: st.messages,
+				Agent: st.reg.agent.Name, LastReply: lastReply, Usage: st.usage, Turns: st.turns})
+		}
+		if next.Text == "" {
+			m, err := messageSignal.Receive(ctx)
+			if err != nil {
+				if errors.Is(err, durable.ErrCanceled) {
+					return last, err
+				}
+				durable.Logger(ctx).Warn("undecodable message ignored", "err", err)
+				continue
+			}
+			if m.End {
+				return last, nil
+			}
+			next = m
+		}
+		st.messages = append(st.messages, providers.Message{Role: providers.RoleUser, Content: next.Text})
+		res, err := rt.exchange(ctx, st)
+		rep := record{Agent: st.reg.agent.Name, MessageID: next.ID, Text: res.Text}
+		switch {
+		case errors.Is(err, ErrMaxTurns), errors.Is(err, ErrInvalidOutput), errors.Is(err, ErrTokenBudget):
+			// The session outlives one failed exchange; the sender
+			// is told.
+			rep.Error = err.Error()
+		case err != nil:
+			return res, err
+		default:
+			last = res
+		}
+		if err := durable.Record(ctx, recReply, rep); err != nil {
+			return res, err
+		}
+		lastReply = &Reply{MessageID: rep.MessageID, Agent: rep.Agent, Text: rep.Text, Error: rep.Error}
+		next = userMessage{}
+	}
+}
+
+// exchange calls the model and runs the tools it asks for until it gives a
+// final answer.
+func (rt *Runtime) exchange(ctx durable.Context, st *state) (Result, error) {
+	corrections := 0
+	for turn := 0; ; turn++ {
+		a := st.reg.agent
+		if turn >= a.maxTurns() {
+			return st.result("", nil), fmt.Errorf("agent %s: %w (%d turns)", a.Name, ErrMaxTurns, a.maxTurns())
+		}
+		resp, err := durable.Execute(ctx, st.reg.model, modelCall{Request: st.request()})
+		if err != nil {
+			return st.result("", nil), fmt.Errorf("agent %s: model call: %w", a.Name, err)
+		}
+		st.turns++
+		st.usage = addUsage(st.usage, resp.Usage)
+		msg := resp.Message
+		msg.Role = providers.RoleAssistant
+		st.messages = append(st.messages, msg)
+		if a.TokenBudget > 0 && st.usage.InputTokens+st.usage.OutputTokens > a.TokenBudget {
+			return st.result("", nil), fmt.Errorf("agent %s: %w: %d tokens used, budget %d", a.Name, ErrTokenBudget,
+				st.usage.InputTokens+st.usage.OutputTokens, a.TokenBudget)
+		}
+		if len(msg.ToolCalls) > 0 {
+			if err := rt.runTools(ctx, st, msg.ToolCalls); err != nil {
+				return st.result("", nil), err
+			}
+			continue
+		}
+		if a.Output == nil {
+			return st.result(msg.Content, nil), nil
+		}
+		if resp.Refusal != "" {
+			return st.result("", nil), fmt.Errorf("agent %s: %w: the model refused: %s", a.Name, ErrInvalidOutput, resp.Refusal)
+		}
+		problem := a.Output.check.Validate(json.RawMessage(msg.Content))
+		if problem == nil {
+			return st.result(msg.Content, json.RawMessage(msg.Content)), nil
+		}
+		if corrections >= a.Output.corrections() {
+			return st.result(msg.Content, nil), fmt.Errorf("agent %s: %w: %v", a.Name, ErrInvalidOutput, problem)
+		}
+		corrections++
+		st.messages = append(st.messages, providers.Message{Role: providers.RoleUser,
+			Content: "Your answer is not valid JSON for the required schema: " + problem.Error() +
+				"\nAnswer again with only the corrected JSON."})
+	}
+}
+
+// request is the model request for the conversation so far.
+func (st *state) request() providers.Request {
+	a := st.reg.agent
+	req := providers.Request{System: a.Instructions, Messages: st.messages, Settings: a.Settings}
+	if a.Tools != nil {
+		for _, d := range a.Tools.Definitions() {
+			req.Tools = append(req.Tools, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})
+		}
+	}
+	if a.AskHuman {
+		req.Tools = append(req.Tools, providers.ToolDefinition{Name: AskHumanTool,
+			Description: "Ask a person a question and wait for the answer. Use it when you need information or a decision only a person can give.",
+			Parameters:  json.RawMessage(`{"type":"object","properties":{"question":{"type":"string","description":"the question, self-contained"}},"required":["question"],"additionalProperties":false}`)})
+	}
+	for _, h := range a.Handoffs {
+		req.Tools = append(req.Tools, providers.ToolDefinition{Name: handoffPrefix + h.Name,
+			Description: "Hand the conversation over to the agent " + h.Name + ". " + h.Description,
+			Parameters:  json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`)})
+	}
+	for _, h := range a.Helpers {
+		req.Tools = append(req.Tools, providers.ToolDefinition{Name: h.Name,
+			Description: cmp.Or(h.Description, "Ask the agent "+h.Name+"."),
+			Parameters:  json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"what to ask the agent"}},"required":["input"],"additionalProperties":false}`)})
+	}
+	if a.Output != nil {
+		req.Output = a.Output.schema()
+	}
+	return req
+}
+
+func (st *state) result(text string, output json.RawMessage) Result {
+	return Result{Text: text, Output: output, Agent: st.reg.agent.Name, Messages: st.messages,
+		Turns: st.turns, Usage: st.usage}
+}
+
+func addUsage(a, b providers.Usage) providers.Usage {
+	return providers.Usage{InputTokens: a.InputTokens + b.InputTokens, OutputTokens: a.OutputTokens + b.OutputTokens,
+		TotalTokens: a.TotalTokens + b.TotalTokens, CachedInputTokens: a.CachedInputTokens + b.CachedInputTokens,
+		ReasoningTokens: a.ReasoningTokens + b.ReasoningTokens}
+}
+
+// turnTools is the work of one turn's tool calls.
+type turnTools struct {
+	rt      *Runtime
+	st      *state
+	calls   []providers.ToolCall
+	results []tools.Result
+	// Futures of calls in flight, by call index.
+	tools    map[int]durable.Future[toolOutcome]
+	children map[int]durable.Future[Result]
+	// Calls waiting for a person, by call index.
+	approvals map[int]bool
+	questions map[int]bool
+	handoff   *registration
+}
+
+// runTools runs a turn's tool calls, in parallel, each as an activity
+// keyed by its position in the model's answer (so replay gives the same
+// steps whatever order they finish in), waiting for approvals and answers
+// where needed, and appends their results in the model's order.
+func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.ToolCall) error {
+	tt := &turnTools{rt: rt, st: st, calls: calls, results: make([]tools.Result, len(calls)),
+		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[Result]{},
+		approvals: map[int]bool{}, questions: map[int]bool{}}
+	for i := range calls {
+		if err := tt.begin(ctx, i); err != nil {
+			return err
+		}
+	}
+	if err := tt.awaitPeople(ctx); err != nil {
+		return err
+	}
+	for i := range calls {
+		if err := tt.finish(ctx, i); err != nil {
+			return err
+		}
+		st.messages = append(st.messages, providers.Message{Role: providers.RoleTool, ToolCallID: calls[i].ID,
+			Content: tt.results[i].Content})
+	}
+	if tt.handoff != nil {
+		st.reg = tt.handoff
+	}
+	return nil
+}
+
+// begin starts call i, or settles it at once, or puts it aside for a
+// person.
+func (tt *turnTools) begin(ctx durable.Context, i int) error {
+	a, c := tt.st.reg.agent, tt.calls[i]
+	rec := record{Agent: a.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name, Arguments: c.Arguments}
+	if a.AskHuman && c.Name == AskHumanTool {
+		var q struct{ Question string }
+		if err := json.Unmarshal([]byte(c.Arguments), &q); err != nil || strings.TrimSpace(q.Question) == "" {
+			tt.results[i] = errorResult(`ask_human needs arguments {"question": "..."} with a question`)
+			return nil
+		}
+		rec.Text = q.Question
+		tt.questions[i] = true
+		return durable.Record(ctx, recQuestionAsked, rec)
+	}
+	if target, ok := strings.CutPrefix(c.Name, handoffPrefix); ok {
+		if h := findAgent(a.Handoffs, target); h != nil {
+			if tt.handoff != nil {
+				tt.results[i] = errorResult("ignored: the conversation was already handed to " + tt.handoff.agent.Name)
+				return nil
+			}
+			reg, ok := tt.rt.lookup(h.Name)
+			if !ok {
+				return durable.NonRetryable(fmt.Errorf("agent %s is not registered", h.Name))
+			}
+			tt.handoff = reg
+			tt.results[i] = tools.Result{Content: fmt.Sprintf(`{"transferred_to":%q}`, h.Name)}
+			rec.To = h.Name
+			return durable.Record(ctx, recHandoff, rec)
+		}
+	}
+	if h := findAgent(a.Helpers, c.Name); h != nil {
+		var args struct{ Input string }
+		if err := json.Unmarshal([]byte(c.Arguments), &args); err != nil || args.Input == "" {
+			tt.results[i] = errorResult(fmt.Sprintf(`%s needs arguments {"input": "..."}`, h.Name))
+			return nil
+		}
+		tt.children[i] = durable.StartChild(ctx, tt.rt.workflow(h.Name), Input{Message: args.Input})
+		return nil
+	}
+	t, ok := tt.lookup(c.Name)
+	if !ok {
+		tt.results[i] = errorResult(fmt.Sprintf("unknown tool %q; the tools you may call are: %s", c.Name,
+			strings.Join(toolNames(tt.st.request().Tools), ", ")))
+		return nil
+	}
+	need, err := t.NeedsApproval(json.RawMessage(c.Arguments))
+	if err != nil {
+		// The arguments are bad (the model is told) or the approval
+		// policy panicked (the call is refused: nobody can approve it).
+		tt.results[i] = errorResult(err.Error())
+		return nil
+	}
+	if !need {
+		tt.start(ctx, i)
+		return nil
+	}
+	if d := a.Approval.Timeout; d > 0 {
+		rec.Deadline = durable.Now(ctx).Add(d)
+	}
+	tt.approvals[i] = true
+	return durable.Record(ctx, recApprovalRequested, rec)
+}
+
+func (tt *turnTools) lookup(name string) (*tools.Tool, bool) {
+	if tt.st.reg.agent.Tools == nil {
+		return nil, false
+	}
+	return tt.st.reg.agent.Tools.Lookup(name)
+}
+
+// start starts the activity of tool call i.
+func (tt *turnTools) start(ctx durable.Context, i int) {
+	c := tt.calls[i]
+	tt.tools[i] = durable.Start(ctx, tt.st.reg.tools[c.Name], toolCall{CallID: c.ID, Arguments: c.Arguments})
+}
+
+// awaitPeople waits for the decisions and answers the turn needs. Each
+// call is decided on its own; an approved call starts at once, while the
+// others still wait.
+func (tt *turnTools) awaitPeople(ctx durable.Context) error {
+	if len(tt.approvals)+len(tt.questions) == 0 {
+		return nil
+	}
+	defer durable.SetWaitingStatus(ctx, "")
+	policy := tt.st.reg.agent.Approval
+	var deadline durable.Future[struct{}]
+	if len(tt.approvals) > 0 && policy.Timeout > 0 {
+		deadline = durable.NewTimer(ctx, policy.Timeout)
+	}
+	for len(tt.approvals)+len(tt.questions) > 0 {
+		ws := []durable.Waitable{decisionSignal.Ready(ctx), answerSignal.Ready(ctx)}
+		if len(tt.approvals) > 0 {
+			durable.SetWaitingStatus(ctx, durable.StatusAwaitingApproval)
+			if deadline != nil {
+				ws = append(ws, deadline)
+			}
+		} else {
+			durable.SetWaitingStatus(ctx, "")
+		}
+		which, err := durable.Select(ctx, ws...)
+		if err != nil {
+			return err
+		}
+		switch which {
+		case 0:
+			d, _, err := decisionSignal.TryReceive(ctx)
+			if i, ok := tt.pending(tt.approvals, d.Turn, d.CallID); err == nil && ok {
+				err = tt.decide(ctx, i, d)
+			}
+			if err != nil {
+				return err
+			}
+		case 1:
+			ans, _, err := answerSignal.TryReceive(ctx)
+			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); err == nil && ok {
+				err = tt.answer(ctx, i, ans)
+			}
+			if err != nil {
+				return err
+			}
+		case 2:
+			for _, i := range sortedKeys(tt.approvals) {
+				d := decisionMsg{Turn: tt.st.turns, CallID: tt.calls[i].ID, Approved: policy.OnTimeout, By: "timeout",
+					Reason: fmt.Sprintf("no decision within %v", policy.Timeout)}
+				if err := tt.decide(ctx, i, d); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// pending finds the waiting call that a message is meant for. Messages
+// for calls of other turns, or already settled, are dropped.
+func (tt *turnTools) pending(waiting map[int]bool, turn int, callID string) (int, bool) {
+	if turn != tt.st.turns {
+		return 0, false
+	}
+	for i := range waiting {
+		if tt.calls[i].ID == callID {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (tt *turnTools) decide(ctx durable.Context, i int, d decisionMsg) error {
+	delete(tt.approvals, i)
+	c := tt.calls[i]
+	err := durable.Record(ctx, recApprovalDecided, record{Agent: tt.st.reg.agent.Name, Turn: d.Turn, CallID: c.ID,
+		Tool: c.Name, Approved: d.Approved, By: d.By, Reason: d.Reason})
+	if d.Approved {
+		tt.start(ctx, i)
+		return err
+	}
+	msg := "The call was rejected by " + cmp.Or(d.By, "an approver")
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	tt.results[i] = errorResult(msg + ". It was not run.")
+	return err
+}
+
+func (tt *turnTools) answer(ctx durable.Context, i int, a answerMsg) error {
+	delete(tt.questions, i)
+	text, _ := json.Marshal(map[string]string{"answer": a.Text, "answered_by": a.By})
+	tt.results[i] = tools.Result{Content: string(text)}
+	return durable.Record(ctx, recQuestionAnswered, record{Agent: tt.st.reg.agent.Name, Turn: a.Turn,
+		CallID: tt.calls[i].ID, By: a.By, Text: a.Text})
+}
+
+// finish waits for call i, if it runs, and sets its result.
+func (tt *turnTools) finish(ctx durable.Context, i int) error {
+	c := tt.calls[i]
+	if f, ok := tt.tools[i]; ok {
+		out, err := f.Get(ctx)
+		switch {
+		case errors.Is(err, durable.ErrCanceled):
+			return err
+		case err != nil:
+			tt.results[i] = errorResult(fmt.Sprintf("the tool %s failed: %v", c.Name, err))
+		case out.Fatal != "":
+			return durable.NonRetryable(fmt.Errorf("%w: %s", ErrToolFatal, out.Fatal))
+		default:
+			tt.results[i] = out.Result
+		}
+	}
+	if f, ok := tt.children[i]; ok {
+		res, err := f.Get(ctx)
+		switch {
+		case errors.Is(err, durable.ErrCanceled):
+			return err
+		case err != nil:
+			tt.results[i] = errorResult(fmt.Sprintf("the agent %s failed: %v", c.Name, err))
+		case res.Output != nil:
+			tt.results[i] = tools.Result{Content: string(res.Output)}
+		default:
+			text, _ := json.Marshal(res.Text)
+			tt.results[i] = tools.Result{Content: string(text)}
+		}
+	}
+	return nil
+}
+
+func errorResult(msg string) tools.Result { return tools.Result{Content: msg, IsError: true} }
+
+func findAgent(agents []*Agent, name string) *Agent {
+	for _, a := range agents {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+func toolNames(defs []providers.ToolDefinition) []string {
+	names := make([]string, len(defs))
+	for i, d := range defs {
+		names[i] = d.Name
+	}
+	return names
+}
+
+func sortedKeys(m map[int]bool) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

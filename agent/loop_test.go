@@ -1,0 +1,179 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+type cityArgs struct {
+	City string `json:"city"`
+}
+
+func call(name, args string) providers.ToolCall {
+	return providers.ToolCall{Name: name, Arguments: args}
+}
+
+func toolTurn(calls ...providers.ToolCall) providers.Response {
+	return providers.Response{Message: providers.Message{ToolCalls: calls}}
+}
+
+func answer(text string) providers.Response {
+	return providers.Response{Message: providers.Message{Content: text}}
+}
+
+// weatherAgent calls weather for three cities at once, then answers.
+func weatherAgent(t *testing.T, calls *atomic.Int64, delay func() time.Duration) *agent.Agent {
+	weather := tools.MustNew("weather", "the weather in a city", func(ctx context.Context, in cityArgs) (string, error) {
+		calls.Add(1)
+		if delay != nil {
+			time.Sleep(delay())
+		}
+		return "sunny in " + in.City, nil
+	})
+	set, err := tools.NewSet(weather)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agent.Agent{
+		Name:         "forecaster",
+		Instructions: "Tell the weather.",
+		Model: scripted.New(
+			toolTurn(call("weather", `{"city":"Oslo"}`), call("weather", `{"city":"Rome"}`), call("weather", `{"city":"Lima"}`)),
+			answer("Sunny everywhere."),
+		),
+		Tools: set,
+	}
+}
+
+func TestLoopRunsToolsAndAnswers(t *testing.T) {
+	var calls atomic.Int64
+	a := weatherAgent(t, &calls, nil)
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run, err := e.rt.Start(ctx, a, "w-1", agent.Input{Message: "Weather?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := run.Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Text != "Sunny everywhere." || res.Turns != 2 || res.Agent != "forecaster" || calls.Load() != 3 {
+		t.Fatalf("result %+v, %d tool calls", res, calls.Load())
+	}
+	var got []string
+	for _, m := range res.Messages {
+		got = append(got, string(m.Role)+":"+m.Content+m.ToolCallID)
+	}
+	want := []string{"user:Weather?", "assistant:", `tool:"sunny in Oslo"call_0_0`, `tool:"sunny in Rome"call_0_1`,
+		`tool:"sunny in Lima"call_0_2`, "assistant:Sunny everywhere."}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("messages\n got %q\nwant %q", got, want)
+	}
+	if res.Usage.TotalTokens == 0 {
+		t.Errorf("usage not summed: %+v", res.Usage)
+	}
+}
+
+// TestParallelToolsReplayWhateverTheOrder runs the same turn many times
+// with tools that finish in random order: every run gives the same
+// conversation, and each history replays against the code.
+func TestParallelToolsReplayWhateverTheOrder(t *testing.T) {
+	var calls atomic.Int64
+	a := weatherAgent(t, &calls, func() time.Duration { return time.Duration(rand.IntN(20)) * time.Millisecond })
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	var first agent.Result
+	orders := map[string]bool{}
+	for i := range 12 {
+		id := fmt.Sprintf("w-%d", i)
+		run, err := e.rt.Start(ctx, a, id, agent.Input{Message: "Weather?"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := run.Result(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = res
+		} else if !reflect.DeepEqual(res.Messages, first.Messages) {
+			t.Fatalf("run %d: conversation differs:\n%+v\n%+v", i, res.Messages, first.Messages)
+		}
+		history, err := run.History(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, ev := range history {
+			if ev.Type == durable.EventActivityCompleted {
+				order = append(order, fmt.Sprint(ev.Step))
+			}
+		}
+		orders[strings.Join(order, ",")] = true
+		if err := durable.ReplayHistory(e.rt.Workflow(a), history); err != nil {
+			t.Fatalf("run %d: replay: %v", i, err)
+		}
+	}
+	if len(orders) < 2 {
+		t.Logf("only one completion order seen: %v", orders)
+	}
+}
+
+// TestCrashedRunResumesWithoutRepeating stops the worker while a tool runs
+// and starts another: completed model calls and tool calls are not made
+// again.
+func TestCrashedRunResumesWithoutRepeating(t *testing.T) {
+	var modelCalls, toolCalls atomic.Int64
+	release := make(chan struct{})
+	slow := tools.MustNew("slow", "a slow tool", func(ctx context.Context, in cityArgs) (string, error) {
+		if toolCalls.Add(1) == 1 {
+			<-ctx.Done() // the first attempt is cut off by the stop
+			return "", ctx.Err()
+		}
+		<-release
+		return "done " + in.City, nil
+	})
+	set, _ := tools.NewSet(slow)
+	script := scripted.New(toolTurn(call("slow", `{"city":"Oslo"}`)), answer("ok"))
+	a := &agent.Agent{Name: "slowpoke", Tools: set, Model: scripted.Func(func(ctx context.Context, req providers.Request) (providers.Response, error) {
+		modelCalls.Add(1)
+		return script.Generate(ctx, req)
+	})}
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run, err := e.rt.Start(ctx, a, "slow-1", agent.Input{Message: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for toolCalls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	e.halt()
+	e.start()
+	close(release)
+	res, err := run.Result(ctx)
+	if err != nil || res.Text != "ok" {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if modelCalls.Load() != 2 || toolCalls.Load() != 2 {
+		t.Errorf("model calls %d (want 2), tool attempts %d (want 2: one cut off, one retried)", modelCalls.Load(), toolCalls.Load())
+	}
+}
+
+var _ = json.Marshal
+var _ = errors.New

@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	// Codec transforms payloads at rest; every process must use the same.
+	Codec durable.Codec
+	// Clock tells time. Default: durable.SystemClock.
+	Clock durable.Clock
+	// Logger receives the runtime's logs. Default: slog.Default.
+	Logger *slog.Logger
+	// Authorizer checks approvals and answers before they are sent to a
+	// run. Default: anyone who gives a name (Decision.By).
+	Authorizer Authorizer
+}
+
+// Runtime binds agents to a durable store: it registers their workflows
+// with workers, starts runs, and talks to them (results, approvals,
+// answers, messages, live events). Register the same agents in every
+// process that runs them; a process that only starts runs, approves calls
+// or reads events needs no agents registered for that. A Runtime is safe
+// for concurrent use.
+type Runtime struct {
+	store  durable.Store
+	client *durable.Client
+	feed   durable.Feed // nil if the store has none
+	clock  durable.Clock
+	log    *slog.Logger
+	auth   Authorizer
+
+	mu     sync.RWMutex
+	agents map[string]*registration
+}
+
+// registration is an agent with the durable definitions of its runs.
+type registration struct {
+	agent    *Agent
+	workflow *durable.Workflow[Input, Result]
+	model    *durable.Activity[modelCall, providers.Response]
+	tools    map[string]*durable.Activity[toolCall, toolOutcome]
+}
+
+// NewRuntime returns a runtime on store.
+func NewRuntime(store durable.Store, opts Options) *Runtime {
+	rt := &Runtime{store: store, clock: opts.Clock, log: opts.Logger, auth: opts.Authorizer,
+		agents: map[string]*registration{}}
+	if rt.clock == nil {
+		rt.clock = durable.SystemClock()
+	}
+	if rt.log == nil {
+		rt.log = slog.Default()
+	}
+	if rt.auth == nil {
+		rt.auth = RequireName{}
+	}
+	rt.feed, _ = store.(durable.Feed)
+	rt.client = durable.NewClient(store, durable.ClientOptions{Codec: opts.Codec, Clock: rt.clock})
+	return rt
+}
+
+// Client returns the durable client the runtime uses, for what it does
+// not wrap (listing runs, signals of your own).
+func (rt *Runtime) Client() *durable.Client { return rt.client }
+
+// Register registers agents, and the agents they hand off to or use as
+// helpers. Registering an agent twice is harmless; two different agents of
+// the same name are an error.
+func (rt *Runtime) Register(agents ...*Agent) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var add func(a *Agent) error
+	add = func(a *Agent) error {
+		if err := a.validate(); err != nil {
+			return err
+		}
+		if r, ok := rt.agents[a.Name]; ok {
+			if r.agent != a {
+				return fmt.Errorf("agent %s: another agent of that name is registered", a.Name)
+			}
+			return nil
+		}
+		rt.agents[a.Name] = rt.define(a)
+		for _, b := range append(append([]*Agent(nil), a.Handoffs...), a.Helpers...) {
+			if err := add(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, a := range agents {
+		if err := add(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewWorker returns a durable worker that runs the registered agents, with
+// the runtime's codec and clock, publishing their progress to each run's
+// live feed. opts are passed on; their Observers are kept.
+func (rt *Runtime) NewWorker(opts durable.WorkerOptions) *durable.Worker {
+	opts.Observers = append(opts.Observers, rt.observe)
+	if opts.Clock == nil {
+		opts.Clock = rt.clock
+	}
+	if opts.Logger == nil {
+		opts.Logger = rt.log
+	}
+	w := durable.NewWorker(rt.store, opts)
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	for _, r := range rt.agents {
+		w.Register(r.workflow)
+	}
+	return w
+}
+
+func (rt *Runtime) lookup(name string) (*registration, bool) {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	r, ok := rt.agents[name]
+	return r, ok
+}
+
+// Run is a handle on an agent run.
+type Run struct {
+	ID string
+	rt *Runtime
+}
+
+// Start starts a run of agent a with the caller's run id. Starting an id
+// that exists with the same agent and input returns the existing run; with
+// another it is an error wrapping durable.ErrRunExists. The agent need not
+// be registered in this process, only in the workers'.
+func (rt *Runtime) Start(ctx context.Context, a *Agent, runID string, in Input) (*Run, error) {
+	if a == nil || !namePattern.MatchString(a.Name) {
+		return nil, errors.New("agent: start: a named agent is required")
+	}
+	if in.Message == "" && len(in.History) == 0 && !in.Conversation {
+		return nil, fmt.Errorf("agent %s: start: the input has no message", a.Name)
+	}
+	if _, err := rt.workflow(a.Name).Start(ctx, rt.client, runID, in); err != nil {
+		return nil, err
+	}
+	return &Run{ID: runID, rt: rt}, nil
+}
+
+// Run returns a handle on an existing run.
+func (rt *Runtime) Run(runID string) *Run { return &Run{ID: runID, rt: rt} }
+
+// Result waits for the run to end and returns its result. A run that
+// failed or was canceled gives a *durable.RunError. Bound the wait with
+// ctx: a run may wait for approvals for days.
+func (r *Run) Result(ctx context.Context) (Result, error) {
+	return r.rt.workflow("agent").Get(r.rt.client, r.ID).Result(ctx)
+}
+
+// Describe returns the run's record: its status (awaiting_approval while
+// it waits for a decision), its step, what it waits for.
+func (r *Run) Describe(ctx context.Context) (durable.RunInfo, error) {
+	return r.rt.client.Describe(ctx, r.ID)
+}
+
+// Cancel asks the run to stop.
+func (r *Run) Cancel(ctx context.Context) error { return r.rt.client.Cancel(ctx, r.ID) }
+
+// History returns the run's current history.
+func (r *Run) History(ctx context.Context) ([]durable.Event, error) {
+	return r.rt.client.History(ctx, r.ID)
+}
+
+// now is the runtime's time, for records made outside workflows.
+func (rt *Runtime) now() time.Time { return rt.clock.Now() }
+
+// Workflow returns the durable workflow of a's runs, for durable tools
+// that take one: durable.ReplayHistory, durabletest.CheckReplay.
+func (rt *Runtime) Workflow(a *Agent) durable.WorkflowDefinition { return rt.workflow(a.Name) }
+
+// workflow is the durable workflow of the runs of the agent named name.
+// One function serves every agent: it finds its agent by the workflow's
+// name.
+func (rt *Runtime) workflow(name string) *durable.Workflow[Input, Result] {
+	return durable.NewWorkflow(name, rt.loop)
+}
