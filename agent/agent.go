@@ -59,8 +59,12 @@ type Agent struct {
 	// Model answers. It is called from activities, never from workflow
 	// code, and must be safe for concurrent use.
 	Model providers.Model
-	// Tools are the tools the model may call.
+	// Tools are the tools the model may call. Each call runs as an
+	// activity.
 	Tools *tools.Set
+	// WorkflowTools are tools whose body is workflow code: a durable
+	// wait, a child workflow, a signal to wait for.
+	WorkflowTools []*WorkflowTool
 	// Settings tune generation.
 	Settings providers.Settings
 	// MaxTurns caps the model calls of a run (of one exchange, in a
@@ -157,14 +161,25 @@ func (a *Agent) validate() error {
 		}
 	}
 	add := func(name, what string) error {
+		if !namePattern.MatchString(name) {
+			return fmt.Errorf("agent %s: %s name %q must be 1 to 64 letters, digits, '_' or '-'", a.Name, what, name)
+		}
 		if len(name) > maxToolNameLen {
-			return fmt.Errorf("agent %s: %s tool name %q is longer than %d", a.Name, what, name, maxToolNameLen)
+			return fmt.Errorf("agent %s: %s name %q is longer than %d", a.Name, what, name, maxToolNameLen)
 		}
 		if prev, ok := seen[name]; ok {
 			return fmt.Errorf("agent %s: %s %q has the name of a %s", a.Name, what, name, prev)
 		}
 		seen[name] = what
 		return nil
+	}
+	for _, t := range a.WorkflowTools {
+		if t == nil {
+			return fmt.Errorf("agent %s: nil workflow tool", a.Name)
+		}
+		if err := add(t.Name(), "workflow tool"); err != nil {
+			return err
+		}
 	}
 	if a.AskHuman {
 		if err := add(AskHumanTool, "built-in tool"); err != nil {

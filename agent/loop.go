@@ -213,6 +213,10 @@ func (st *state) request() providers.Request {
 			req.Tools = append(req.Tools, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})
 		}
 	}
+	for _, t := range a.WorkflowTools {
+		d := t.schema.Definition()
+		req.Tools = append(req.Tools, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})
+	}
 	if a.AskHuman {
 		req.Tools = append(req.Tools, providers.ToolDefinition{Name: AskHumanTool,
 			Description: "Ask a person a question and wait for the answer. Use it when you need information or a decision only a person can give.",
@@ -254,6 +258,7 @@ type turnTools struct {
 	// Futures of calls in flight, by call index.
 	tools    map[int]durable.Future[toolOutcome]
 	children map[int]durable.Future[Result]
+	inline   map[int]durable.Future[tools.Result]
 	// Calls waiting for a person, by call index.
 	approvals map[int]bool
 	questions map[int]bool
@@ -267,6 +272,7 @@ type turnTools struct {
 func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.ToolCall) error {
 	tt := &turnTools{rt: rt, st: st, calls: calls, results: make([]tools.Result, len(calls)),
 		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[Result]{},
+		inline:    map[int]durable.Future[tools.Result]{},
 		approvals: map[int]bool{}, questions: map[int]bool{}}
 	for i := range calls {
 		if err := tt.begin(ctx, i); err != nil {
@@ -327,6 +333,15 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 			return nil
 		}
 		tt.children[i] = durable.StartChild(ctx, tt.rt.workflow(h.Name), Input{Message: args.Input})
+		return nil
+	}
+	if wt := findWorkflowTool(a.WorkflowTools, c.Name); wt != nil {
+		args := json.RawMessage(c.Arguments)
+		if err := wt.schema.Validate(args); err != nil {
+			tt.results[i] = errorResult(err.Error())
+			return nil
+		}
+		tt.inline[i] = durable.Go(ctx, func(ctx durable.Context) (tools.Result, error) { return wt.run(ctx, args) })
 		return nil
 	}
 	t, ok := tt.lookup(c.Name)
@@ -478,6 +493,13 @@ func (tt *turnTools) finish(ctx durable.Context, i int) error {
 			tt.results[i] = out.Result
 		}
 	}
+	if f, ok := tt.inline[i]; ok {
+		res, err := f.Get(ctx)
+		if errors.Is(err, durable.ErrCanceled) {
+			return err
+		}
+		tt.results[i] = res
+	}
 	if f, ok := tt.children[i]; ok {
 		res, err := f.Get(ctx)
 		switch {
@@ -501,6 +523,15 @@ func findAgent(agents []*Agent, name string) *Agent {
 	for _, a := range agents {
 		if a.Name == name {
 			return a
+		}
+	}
+	return nil
+}
+
+func findWorkflowTool(ts []*WorkflowTool, name string) *WorkflowTool {
+	for _, t := range ts {
+		if t.Name() == name {
+			return t
 		}
 	}
 	return nil

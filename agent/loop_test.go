@@ -177,3 +177,36 @@ func TestCrashedRunResumesWithoutRepeating(t *testing.T) {
 
 var _ = json.Marshal
 var _ = errors.New
+
+// TestWorkflowToolWaitsDurably: a workflow tool sleeps durably between two
+// activity tools; the run waits holding no worker.
+func TestWorkflowToolWaitsDurably(t *testing.T) {
+	type waitArgs struct {
+		Millis int `json:"millis"`
+	}
+	wait := agent.MustNewWorkflowTool("wait", "wait a while", func(ctx durable.Context, in waitArgs) (string, error) {
+		if err := durable.Sleep(ctx, time.Duration(in.Millis)*time.Millisecond); err != nil {
+			return "", err
+		}
+		return "waited", nil
+	})
+	a := &agent.Agent{Name: "waiter", WorkflowTools: []*agent.WorkflowTool{wait},
+		Model: scripted.New(toolTurn(call("wait", `{"millis":300}`)), toolTurn(call("wait", `{"millis":"x"}`)), answer("done"))}
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run, err := e.rt.Start(ctx, a, "wait-1", agent.Input{Message: "wait"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("wait-1", durable.StatusWaiting)
+	res, err := run.Result(ctx)
+	if err != nil || res.Text != "done" {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if got := res.Messages[2].Content; got != `"waited"` {
+		t.Errorf("wait result %q", got)
+	}
+	if m := res.Messages[4]; !strings.Contains(m.Content, "millis") {
+		t.Errorf("bad arguments result %q, want the model told what is wrong", m.Content)
+	}
+}
