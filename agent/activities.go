@@ -76,15 +76,16 @@ func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (provide
 			// What an earlier attempt streamed is void: readers drop it.
 			abandoned := base
 			abandoned.Type, abandoned.Attempt = EventAttemptAbandoned, info.Attempt-1
-			rt.publish(ctx, info.RunID, abandoned)
+			rt.publish(info.RunID, abandoned)
 		}
-		out := newDeltaWriter(ctx, rt, info.RunID, base)
-		resp, err := providers.Stream(ctx, a.Model, c.Request, func(d providers.Delta) error {
-			out.write(d.Text)
+		return providers.Stream(ctx, a.Model, c.Request, func(d providers.Delta) error {
+			if d.Text != "" {
+				delta := base
+				delta.Text = d.Text
+				rt.publish(info.RunID, delta)
+			}
 			return nil
 		})
-		out.close()
-		return resp, err
 	}
 }
 
@@ -96,8 +97,13 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 		ev := Event{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
 		started := ev
 		started.Type, started.Arguments = EventToolStarted, c.Arguments
-		rt.publish(ctx, info.RunID, started)
+		rt.publish(info.RunID, started)
 
+		if info.Attempt > 1 && !t.HonorsIdempotencyKey() {
+			// Not silently: an earlier attempt may have had its effect.
+			rt.log.Warn("tool called again; it does not honour its idempotency key, so its side effect may happen twice",
+				"run", info.RunID, "tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
+		}
 		ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
 		res, err := t.Call(ctx, json.RawMessage(c.Arguments))
 		finished := ev
@@ -105,19 +111,22 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 		switch {
 		case err == nil:
 			finished.Result = &res
-			rt.publish(ctx, info.RunID, finished)
+			rt.publish(info.RunID, finished)
 			return toolOutcome{Result: res}, nil
 		case tools.IsFatal(err):
 			finished.Error = err.Error()
-			rt.publish(ctx, info.RunID, finished)
+			rt.publish(info.RunID, finished)
 			return toolOutcome{Fatal: err.Error()}, nil
 		}
 		finished.Type, finished.Error = EventToolFailed, err.Error()
-		rt.publish(context.WithoutCancel(ctx), info.RunID, finished)
+		rt.publish(info.RunID, finished)
 		var panicked *tools.PanicError
 		if errors.As(err, &panicked) {
-			// Keep the stack in history: the attempt failed as a panic.
-			return toolOutcome{}, fmt.Errorf("%w\n%s", err, panicked.Stack)
+			// Keep the stack in history, in the failure's Stack: the
+			// attempt failed as a panic. Its message, which the model
+			// reads once the attempts run out, stays free of it.
+			return toolOutcome{}, &durable.Failure{Message: err.Error(), Kind: durable.KindPanic,
+				Type: fmt.Sprintf("%T", panicked.Value), Stack: panicked.Stack}
 		}
 		return toolOutcome{}, err
 	}

@@ -222,6 +222,11 @@ type Input struct {
 	LastReply *Reply          `json:"last_reply,omitempty"`
 	Usage     providers.Usage `json:"usage,omitzero"`
 	Turns     int             `json:"turns,omitempty"`
+	// LastText and LastOutput, also carried over a continue-as-new, are
+	// the answer of the last exchange that succeeded: the result of a
+	// conversation that ends before the next one.
+	LastText   string          `json:"last_text,omitempty"`
+	LastOutput json.RawMessage `json:"last_output,omitempty"`
 }
 
 // Result is what a run ends with.

@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
@@ -151,30 +154,40 @@ func pendingIn(runID string, history []durable.Event) []Request {
 // Approvals returns the tool calls waiting for approval across all runs,
 // oldest run first.
 func (rt *Runtime) Approvals(ctx context.Context) ([]Request, error) {
-	return rt.pendingAcross(ctx, durable.StatusAwaitingApproval, KindApproval)
+	return rt.pendingAcross(ctx, KindApproval, durable.StatusAwaitingApproval)
 }
 
-// Questions returns the questions waiting for an answer across all runs.
+// Questions returns the questions waiting for an answer across all runs,
+// oldest run first.
 func (rt *Runtime) Questions(ctx context.Context) ([]Request, error) {
-	var out []Request
-	for _, s := range []durable.Status{durable.StatusWaiting, durable.StatusAwaitingApproval} {
-		qs, err := rt.pendingAcross(ctx, s, KindQuestion)
+	return rt.pendingAcross(ctx, KindQuestion, durable.StatusWaiting, durable.StatusAwaitingApproval)
+}
+
+// pendingAcross returns the requests of a kind of the runs in the given
+// statuses, and of the running ones: a run whose turn has a call waiting
+// for a person while another call of that turn still runs is reported as
+// running until that call ends.
+func (rt *Runtime) pendingAcross(ctx context.Context, kind RequestKind, statuses ...durable.Status) ([]Request, error) {
+	var runs []durable.RunInfo
+	seen := map[string]bool{}
+	for _, s := range append(statuses, durable.StatusRunning) {
+		list, err := rt.client.ListRuns(ctx, durable.RunFilter{Status: s})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, qs...)
+		for _, r := range list {
+			if !seen[r.ID] { // it may have changed status between lists
+				seen[r.ID] = true
+				runs = append(runs, r)
+			}
+		}
 	}
-	return out, nil
-}
-
-func (rt *Runtime) pendingAcross(ctx context.Context, status durable.Status, kind RequestKind) ([]Request, error) {
-	runs, err := rt.client.ListRuns(ctx, durable.RunFilter{Status: status})
-	if err != nil {
-		return nil, err
-	}
+	slices.SortStableFunc(runs, func(a, b durable.RunInfo) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	var out []Request
-	for i := len(runs) - 1; i >= 0; i-- {
-		reqs, err := rt.Pending(ctx, runs[i].ID)
+	for _, run := range runs {
+		reqs, err := rt.Pending(ctx, run.ID)
 		if errors.Is(err, durable.ErrRunNotFound) {
 			continue // expired since it was listed
 		}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -74,9 +75,11 @@ type Event struct {
 	Error  string         `json:"error,omitempty"`
 }
 
-// publish appends an event to a run's feed. The feed is a view: an event
-// that cannot be published is logged and dropped.
-func (rt *Runtime) publish(ctx context.Context, runID string, e Event) {
+// publish queues an event for the run's feed. Events are written in the
+// background, in the order they were queued, so that no model or tool call
+// waits for the feed; the feed is a view, and an event that cannot be
+// written is logged and dropped, as are those queued when a process dies.
+func (rt *Runtime) publish(runID string, e Event) {
 	if rt.feed == nil {
 		return
 	}
@@ -84,79 +87,83 @@ func (rt *Runtime) publish(ctx context.Context, runID string, e Event) {
 	if e.Time.IsZero() {
 		e.Time = rt.now()
 	}
-	data, err := json.Marshal(e)
-	if err == nil {
-		_, err = rt.feed.Publish(ctx, runID, data)
-	}
-	if err != nil {
-		rt.log.Warn("publish live event", "run", runID, "type", e.Type, "err", err)
-	}
+	rt.pub.add(e)
 }
 
-// deltaWriter publishes the text of a streamed answer. Pieces that arrive
-// while a publish is under way are joined into the next event, so a fast
-// model costs a round trip per batch, not per token, and a slow one is
-// shown as it writes.
-type deltaWriter struct {
-	rt    *Runtime
-	ctx   context.Context
-	runID string
-	base  Event
-
-	mu     sync.Mutex
-	buf    strings.Builder
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
+// publisher writes queued live events to the feed from one goroutine,
+// which runs while there is something to write. Consecutive text deltas
+// of one attempt are joined into one event, so a fast model costs a write
+// per batch of tokens, not per token, and a slow one is shown as it writes.
+type publisher struct {
+	rt      *Runtime
+	mu      sync.Mutex
+	queue   []Event
+	running bool
+	idle    chan struct{} // closed when running becomes false; nil while idle
 }
 
-func newDeltaWriter(ctx context.Context, rt *Runtime, runID string, base Event) *deltaWriter {
-	w := &deltaWriter{rt: rt, ctx: context.WithoutCancel(ctx), runID: runID, base: base,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go w.loop()
-	return w
-}
-
-func (w *deltaWriter) write(text string) {
-	if text == "" {
-		return
+// flush waits until every queued event was written, or ctx is done.
+func (p *publisher) flush(ctx context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	p.mu.Unlock()
+	if idle == nil {
+		return nil
 	}
-	w.mu.Lock()
-	w.buf.WriteString(text)
-	w.mu.Unlock()
 	select {
-	case w.wake <- struct{}{}:
-	default:
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// close publishes what is left and waits for it.
-func (w *deltaWriter) close() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-	<-w.done
-}
-
-func (w *deltaWriter) loop() {
-	defer close(w.done)
-	for range w.wake {
-		w.mu.Lock()
-		text, closed := w.buf.String(), w.closed
-		w.buf.Reset()
-		w.mu.Unlock()
-		if text != "" {
-			e := w.base
-			e.Text = text
-			w.rt.publish(w.ctx, w.runID, e)
-		}
-		if closed {
+func (p *publisher) add(e Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.queue); n > 0 && e.Type == EventTextDelta {
+		last := &p.queue[n-1]
+		if last.Type == EventTextDelta && last.RunID == e.RunID && last.Step == e.Step && last.Attempt == e.Attempt {
+			last.Text += e.Text
 			return
 		}
+	}
+	p.queue = append(p.queue, e)
+	if !p.running {
+		p.running = true
+		p.idle = make(chan struct{})
+		go p.drain()
+	}
+}
+
+func (p *publisher) drain() {
+	for {
+		p.mu.Lock()
+		batch := p.queue
+		p.queue = nil
+		if len(batch) == 0 {
+			p.running = false
+			close(p.idle)
+			p.idle = nil
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, e := range batch {
+			p.write(e)
+		}
+	}
+}
+
+func (p *publisher) write(e Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data, err := json.Marshal(e)
+	if err == nil {
+		_, err = p.rt.feed.Publish(ctx, e.RunID, data)
+	}
+	if err != nil {
+		p.rt.log.Warn("publish live event", "run", e.RunID, "type", e.Type, "err", err)
 	}
 }
 
@@ -169,7 +176,7 @@ func (rt *Runtime) observe(ctx context.Context, run durable.RunInfo, events []du
 	for _, e := range events {
 		le, ok := liveEvent(run, e)
 		if ok {
-			rt.publish(ctx, run.ID, le)
+			rt.publish(run.ID, le)
 		}
 	}
 }
@@ -209,6 +216,10 @@ func liveEvent(run durable.RunInfo, e durable.Event) (Event, bool) {
 		le.Type = EventQuestionAnswered
 	case recHandoff:
 		le.Type = EventHandoff
+	case recToolStarted:
+		le.Type = EventToolStarted
+	case recToolFinished:
+		le.Type, le.Result = EventToolFinished, r.Result
 	case recReply:
 		le.Type = EventReply
 	default:
@@ -216,6 +227,10 @@ func liveEvent(run durable.RunInfo, e durable.Event) (Event, bool) {
 	}
 	return le, true
 }
+
+// followCheckEvery is how often Follow checks whether a run it follows
+// has ended without a run_finished event.
+const followCheckEvery = 2 * time.Second
 
 // ErrNoFeed means the store keeps no live feeds (see durable.Feed).
 var ErrNoFeed = fmt.Errorf("agent: the store has no live feed")
@@ -245,16 +260,38 @@ func (rt *Runtime) Events(ctx context.Context, runID, after string) ([]Event, er
 	return out, nil
 }
 
+// Flush waits until the live events this process queued are written to
+// the store, or ctx is done. Events are written in the background; call
+// Flush after the workers stop and before the store is closed, so that the
+// last events of the runs they finished are not lost.
+func (rt *Runtime) Flush(ctx context.Context) error { return rt.pub.flush(ctx) }
+
 // Follow calls fn with the run's live events after after, as they come,
-// until the run finishes (fn gets the run_finished event), fn returns an
-// error, or ctx is done. It returns nil when the run finished.
+// until the run finishes (fn gets the run_finished event, or, if that
+// event was lost with a worker that died, Follow sees that the run has
+// ended and returns), fn returns an error, or ctx is done. It returns nil
+// when the run finished.
 //
 // Text of abandoned attempts is not withheld: a reader that shows text
 // drops what it showed for (Step, Attempt) when EventAttemptAbandoned
 // comes, or uses a Transcript, which does.
 func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(Event) error) error {
 	for {
-		events, err := rt.Events(ctx, runID, after)
+		// Read in slices, to check now and then that the run has not
+		// ended without its run_finished event.
+		sliceCtx, cancel := context.WithTimeout(ctx, followCheckEvery)
+		events, err := rt.Events(sliceCtx, runID, after)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			info, derr := rt.client.Describe(ctx, runID)
+			if derr != nil {
+				return derr
+			}
+			if info.Status.Terminal() {
+				return nil
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,8 @@ const (
 	recQuestionAnswered  = "question_answered"
 	recHandoff           = "handoff"
 	recReply             = "reply"
+	recToolStarted       = "workflow_tool_started"
+	recToolFinished      = "workflow_tool_finished"
 )
 
 // record is the payload of what the loop records.
@@ -37,10 +39,11 @@ type record struct {
 	By        string    `json:"by,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	// Text is a question, an answer, a reply; To is a handoff's target.
-	Text      string `json:"text,omitempty"`
-	To        string `json:"to,omitempty"`
-	MessageID string `json:"message_id,omitempty"`
-	Error     string `json:"error,omitempty"`
+	Text      string        `json:"text,omitempty"`
+	To        string        `json:"to,omitempty"`
+	MessageID string        `json:"message_id,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Result    *tools.Result `json:"result,omitempty"`
 }
 
 // The signals a run receives from Runtime's client methods.
@@ -106,7 +109,7 @@ func (rt *Runtime) loop(ctx durable.Context, in Input) (Result, error) {
 func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, error) {
 	limit := cmp.Or(st.reg.agent.ConversationLimit, DefaultConversationLimit)
 	next := userMessage{Text: in.Message}
-	last := st.result("", nil)
+	last := st.result(in.LastText, in.LastOutput)
 	var lastReply *Reply
 	if r := in.LastReply; r != nil {
 		// The reply that ended the previous history is recorded again,
@@ -116,10 +119,11 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, e
 			return last, err
 		}
 	}
-	for exchanges := 0; ; exchanges++ {
+	for exchanges := 0; ; {
 		if exchanges >= limit {
 			return Result{}, durable.ContinueAsNew(ctx, Input{Conversation: true, History: st.messages,
-				Agent: st.reg.agent.Name, LastReply: lastReply, Usage: st.usage, Turns: st.turns})
+				Agent: st.reg.agent.Name, LastReply: lastReply, Usage: st.usage, Turns: st.turns,
+				LastText: last.Text, LastOutput: last.Output})
 		}
 		if next.Text == "" {
 			m, err := messageSignal.Receive(ctx)
@@ -153,6 +157,7 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, e
 		}
 		lastReply = &Reply{MessageID: rep.MessageID, Agent: rep.Agent, Text: rep.Text, Error: rep.Error}
 		next = userMessage{}
+		exchanges++
 	}
 }
 
@@ -341,7 +346,20 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 			tt.results[i] = errorResult(err.Error())
 			return nil
 		}
-		tt.inline[i] = durable.Go(ctx, func(ctx durable.Context) (tools.Result, error) { return wt.run(ctx, args) })
+		// A workflow tool's start and end are recorded: it has no
+		// activity of its own to show in history and in the live feed.
+		if err := durable.Record(ctx, recToolStarted, rec); err != nil {
+			return err
+		}
+		tt.inline[i] = durable.Go(ctx, func(ctx durable.Context) (tools.Result, error) {
+			res, err := wt.run(ctx, args)
+			if errors.Is(err, durable.ErrCanceled) {
+				return res, err
+			}
+			done := rec
+			done.Arguments, done.Result = "", &res
+			return res, errors.Join(err, durable.Record(ctx, recToolFinished, done))
+		})
 		return nil
 	}
 	t, ok := tt.lookup(c.Name)
@@ -411,19 +429,27 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 		switch which {
 		case 0:
 			d, _, err := decisionSignal.TryReceive(ctx)
-			if i, ok := tt.pending(tt.approvals, d.Turn, d.CallID); err == nil && ok {
-				err = tt.decide(ctx, i, d)
-			}
 			if err != nil {
-				return err
+				// A message that does not decode is dropped, not
+				// allowed to fail the run.
+				durable.Logger(ctx).Warn("undecodable decision ignored", "err", err)
+				continue
+			}
+			if i, ok := tt.pending(tt.approvals, d.Turn, d.CallID); ok {
+				if err := tt.decide(ctx, i, d); err != nil {
+					return err
+				}
 			}
 		case 1:
 			ans, _, err := answerSignal.TryReceive(ctx)
-			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); err == nil && ok {
-				err = tt.answer(ctx, i, ans)
-			}
 			if err != nil {
-				return err
+				durable.Logger(ctx).Warn("undecodable answer ignored", "err", err)
+				continue
+			}
+			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); ok {
+				if err := tt.answer(ctx, i, ans); err != nil {
+					return err
+				}
 			}
 		case 2:
 			for _, i := range sortedKeys(tt.approvals) {
@@ -444,7 +470,7 @@ func (tt *turnTools) pending(waiting map[int]bool, turn int, callID string) (int
 	if turn != tt.st.turns {
 		return 0, false
 	}
-	for i := range waiting {
+	for _, i := range sortedKeys(waiting) { // in order: a model may repeat an id
 		if tt.calls[i].ID == callID {
 			return i, true
 		}

@@ -33,8 +33,10 @@ type Options struct {
 // for concurrent use.
 type Runtime struct {
 	store  durable.Store
+	codec  durable.Codec
 	client *durable.Client
 	feed   durable.Feed // nil if the store has none
+	pub    publisher    // writes live events to feed
 	clock  durable.Clock
 	log    *slog.Logger
 	auth   Authorizer
@@ -53,7 +55,7 @@ type registration struct {
 
 // NewRuntime returns a runtime on store.
 func NewRuntime(store durable.Store, opts Options) *Runtime {
-	rt := &Runtime{store: store, clock: opts.Clock, log: opts.Logger, auth: opts.Authorizer,
+	rt := &Runtime{store: store, codec: opts.Codec, clock: opts.Clock, log: opts.Logger, auth: opts.Authorizer,
 		agents: map[string]*registration{}}
 	if rt.clock == nil {
 		rt.clock = durable.SystemClock()
@@ -65,6 +67,7 @@ func NewRuntime(store durable.Store, opts Options) *Runtime {
 		rt.auth = RequireName{}
 	}
 	rt.feed, _ = store.(durable.Feed)
+	rt.pub.rt = rt
 	rt.client = durable.NewClient(store, durable.ClientOptions{Codec: opts.Codec, Clock: rt.clock})
 	return rt
 }
@@ -111,6 +114,9 @@ func (rt *Runtime) Register(agents ...*Agent) error {
 // live feed. opts are passed on; their Observers are kept.
 func (rt *Runtime) NewWorker(opts durable.WorkerOptions) *durable.Worker {
 	opts.Observers = append(opts.Observers, rt.observe)
+	if opts.Codec == nil {
+		opts.Codec = rt.codec
+	}
 	if opts.Clock == nil {
 		opts.Clock = rt.clock
 	}

@@ -71,8 +71,9 @@ func Retry(p durable.RetryPolicy) Option {
 
 // HonorsIdempotencyKey declares that the tool passes the key from
 // IdempotencyKey(ctx) to the system it changes, so a retried call does not
-// repeat a side effect. The runtime uses it to decide whether a call cut
-// off by a crash may safely run again.
+// repeat a side effect. A call cut off by a crash is run again either way;
+// for a tool that does not honour the key, the agent runtime logs a warning
+// that its side effect may happen twice.
 func HonorsIdempotencyKey() Option {
 	return Option{func(s *settings) error {
 		s.idempotent = true

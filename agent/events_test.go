@@ -1,0 +1,419 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
+)
+
+// follow reads a run's live events until it finishes.
+func follow(t *testing.T, e *env, runID, after string) []agent.Event {
+	t.Helper()
+	var events []agent.Event
+	err := e.rt.Follow(ctxT(t), runID, after, func(ev agent.Event) error {
+		events = append(events, ev)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("follow %s: %v", runID, err)
+	}
+	return events
+}
+
+// feedUntil reads a run's whole feed until it holds what cond wants.
+// Unlike follow it does not stop at run_finished: the worker tells its
+// observers of a write that lets a run go (it waits for a person, a
+// message) after the run is let go, so another worker or goroutine that
+// takes the run up at once may publish later events before those.
+func feedUntil(t *testing.T, e *env, runID string, what string, cond func([]agent.Event) bool) []agent.Event {
+	t.Helper()
+	var events []agent.Event
+	eventually(t, what, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var err error
+		events, err = e.rt.Events(ctx, runID, "")
+		return err == nil && cond(events)
+	})
+	return events
+}
+
+// counts says how many events of each type there are.
+func counts(events []agent.Event) map[agent.EventType]int {
+	n := map[agent.EventType]int{}
+	for _, ev := range events {
+		n[ev.Type]++
+	}
+	return n
+}
+
+func ofType(events []agent.Event, typ agent.EventType) []agent.Event {
+	var out []agent.Event
+	for _, ev := range events {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestLiveEvents follows the approval flow: tools started and finished,
+// approvals requested and decided, the answer's text as it streams, and
+// the end of the run; a reader resuming after an event gets only what
+// came after it.
+func TestLiveEvents(t *testing.T) {
+	var s shop
+	_, model := script(
+		toolTurn(call("lookup", `{"order":"A1"}`), call("refund", `{"order":"A1","amount":500}`)),
+		answer("Refund done for order A1."),
+	)
+	a := &agent.Agent{Name: "refunder", Model: model, Tools: s.tools(t)}
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "live-1", agent.Input{Message: "refund"})
+	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	e.result(run)
+	events := feedUntil(t, e, run.ID, "the approval events", func(evs []agent.Event) bool {
+		n := counts(evs)
+		return n[agent.EventRunFinished] == 1 && n[agent.EventApprovalRequested] == 1 && n[agent.EventApprovalDecided] == 1
+	})
+
+	var ids []string
+	for _, ev := range events {
+		if ev.RunID != run.ID || ev.ID == "" || ev.Time.IsZero() {
+			t.Errorf("event %+v", ev)
+		}
+		ids = append(ids, ev.ID)
+	}
+	if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		t.Errorf("event ids not increasing: %v", ids)
+	}
+
+	started, finished := ofType(events, agent.EventToolStarted), ofType(events, agent.EventToolFinished)
+	if len(started) != 2 || len(finished) != 2 {
+		t.Fatalf("tool events: %d started, %d finished; want 2 and 2", len(started), len(finished))
+	}
+	results := map[string]string{}
+	for _, ev := range finished {
+		if ev.Result == nil || ev.Result.IsError || ev.Attempt != 1 || ev.Step == 0 || ev.Agent != "refunder" {
+			t.Errorf("tool_finished %+v", ev)
+			continue
+		}
+		results[ev.CallID+" "+ev.Tool] = ev.Result.Content
+	}
+	if want := map[string]string{"call_0_0 lookup": `"order A1 is paid"`, "call_0_1 refund": `"refunded 500 on A1"`}; !mapsEqual(results, want) {
+		t.Errorf("tool results %v, want %v", results, want)
+	}
+	for _, ev := range started {
+		if ev.CallID == "call_0_1" && ev.Arguments != `{"order":"A1","amount":500}` {
+			t.Errorf("tool_started %+v", ev)
+		}
+	}
+
+	req, dec := ofType(events, agent.EventApprovalRequested), ofType(events, agent.EventApprovalDecided)
+	if len(req) != 1 || req[0].CallID != "call_0_1" || req[0].Tool != "refund" || req[0].Arguments != `{"order":"A1","amount":500}` {
+		t.Errorf("approval_requested %+v", req)
+	}
+	if len(dec) != 1 || dec[0].CallID != "call_0_1" || !dec[0].Approved || dec[0].By != "alice" || dec[0].Reason != "ok" {
+		t.Errorf("approval_decided %+v", dec)
+	}
+
+	var text strings.Builder
+	var tr agent.Transcript
+	for _, ev := range events {
+		tr.Add(ev)
+		if ev.Type == agent.EventTextDelta {
+			text.WriteString(ev.Text)
+		}
+	}
+	if text.String() != "Refund done for order A1." || tr.Text() != "Refund done for order A1." {
+		t.Errorf("streamed text %q, transcript %q", text.String(), tr.Text())
+	}
+	fin := ofType(events, agent.EventRunFinished)
+	if fin[0].Status != durable.StatusCompleted || fin[0].Error != "" {
+		t.Errorf("run_finished %+v, want completed", fin[0])
+	}
+	// The order of what one worker did in a row: the decision, then the
+	// refund it allowed, then the answer's text, then the end.
+	pos := func(match func(agent.Event) bool) int {
+		return slices.IndexFunc(events, match)
+	}
+	decAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventApprovalDecided })
+	refundAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventToolStarted && ev.Tool == "refund" })
+	textAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventTextDelta })
+	endAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventRunFinished })
+	if !(decAt < refundAt && refundAt < textAt && textAt < endAt) {
+		t.Errorf("order: decided %d, refund %d, text %d, end %d", decAt, refundAt, textAt, endAt)
+	}
+
+	// Resuming after an event gives exactly the events after it.
+	for _, mid := range []int{0, len(events) / 2, len(events) - 2} {
+		rest, err := e.rt.Events(ctx, run.ID, events[mid].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []string
+		for _, ev := range rest {
+			got = append(got, ev.ID)
+		}
+		for _, ev := range events[mid+1:] {
+			want = append(want, ev.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("resumed after %s: %v, want %v", events[mid].ID, got, want)
+		}
+	}
+	// Follow, resumed near the end, delivers up to run_finished.
+	tail := follow(t, e, run.ID, events[endAt-1].ID)
+	if len(tail) != 1 || tail[0].Type != agent.EventRunFinished {
+		t.Errorf("follow from before the end: %+v", tail)
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// flakyStream is a streaming model whose first attempt at each turn
+// streams part of its answer and then fails with a retryable error, as a
+// connection cut mid-stream does.
+type flakyStream struct {
+	mu       sync.Mutex
+	attempts map[int]int
+	answer   func(turn int) providers.Response
+}
+
+func (m *flakyStream) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
+	return m.Stream(ctx, req, func(providers.Delta) error { return nil })
+}
+
+func (m *flakyStream) Stream(ctx context.Context, req providers.Request, fn func(providers.Delta) error) (providers.Response, error) {
+	turn := scripted.Turn(req)
+	m.mu.Lock()
+	m.attempts[turn]++
+	n := m.attempts[turn]
+	m.mu.Unlock()
+	if n == 1 {
+		if err := fn(providers.Delta{Text: "Hello, "}); err != nil {
+			return providers.Response{}, err
+		}
+		return providers.Response{}, providers.Classify(&providers.Error{Kind: providers.ErrTruncated, Provider: "test",
+			Message: "stream ended early"})
+	}
+	return scripted.New(m.answer(turn)).Stream(ctx, providers.Request{Messages: make([]providers.Message, 0)}, fn)
+}
+
+// TestLiveEventsAbandonedAttempt: text streamed by an attempt that then
+// failed is marked abandoned; a transcript shows the retry's text once.
+func TestLiveEventsAbandonedAttempt(t *testing.T) {
+	model := &flakyStream{attempts: map[int]int{}, answer: func(int) providers.Response {
+		return answer("Hello, world.")
+	}}
+	a := &agent.Agent{Name: "streamer", Model: model, ModelOptions: fastModel}
+	e := newEnv(t, a)
+	run := e.startRun(a, "stream-1", agent.Input{Message: "hi"})
+	res := e.result(run)
+	if res.Text != "Hello, world." {
+		t.Fatalf("result %+v", res)
+	}
+	events := follow(t, e, run.ID, "")
+	abandoned := ofType(events, agent.EventAttemptAbandoned)
+	if len(abandoned) != 1 || abandoned[0].Attempt != 1 || abandoned[0].Step == 0 {
+		t.Fatalf("abandoned %+v", abandoned)
+	}
+	var raw strings.Builder
+	var tr agent.Transcript
+	for _, ev := range events {
+		tr.Add(ev)
+		if ev.Type == agent.EventTextDelta {
+			if ev.Step != abandoned[0].Step {
+				t.Errorf("delta of step %d, want %d", ev.Step, abandoned[0].Step)
+			}
+			raw.WriteString(ev.Text)
+		}
+	}
+	if raw.String() != "Hello, Hello, world." {
+		t.Errorf("raw deltas %q: want the abandoned attempt's text, then the retry's", raw.String())
+	}
+	if tr.Text() != "Hello, world." {
+		t.Errorf("transcript %q, want no duplicate text", tr.Text())
+	}
+	h := e.history(run.ID)
+	if n := countEvents(h, durable.EventActivityAttemptFailed); n != 1 {
+		t.Errorf("%d failed attempts in history, want 1", n)
+	}
+	e.replays(a, run.ID)
+}
+
+// TestTranscriptSteps: a transcript joins the text of each step, keeping
+// only the latest attempt that was not abandoned.
+func TestTranscriptSteps(t *testing.T) {
+	var tr agent.Transcript
+	for _, ev := range []agent.Event{
+		{Type: agent.EventTextDelta, Step: 1, Attempt: 1, Text: "Let me "},
+		{Type: agent.EventTextDelta, Step: 1, Attempt: 1, Text: "check."},
+		{Type: agent.EventToolStarted, Step: 2, Attempt: 1},
+		{Type: agent.EventTextDelta, Step: 3, Attempt: 1, Text: "It is"},
+		{Type: agent.EventAttemptAbandoned, Step: 3, Attempt: 1},
+		{Type: agent.EventTextDelta, Step: 3, Attempt: 2, Text: "It is "},
+		{Type: agent.EventTextDelta, Step: 3, Attempt: 2, Text: "sunny."},
+		{Type: agent.EventTextDelta, Step: 4, Attempt: 1, Text: "lost"},
+		{Type: agent.EventAttemptAbandoned, Step: 4, Attempt: 1},
+	} {
+		tr.Add(ev)
+	}
+	if got, want := tr.Text(), "Let me check.\nIt is sunny."; got != want {
+		t.Errorf("transcript %q, want %q", got, want)
+	}
+	var zero agent.Transcript
+	if zero.Text() != "" {
+		t.Errorf("zero transcript %q", zero.Text())
+	}
+}
+
+// TestLiveEventsFailedRun: a failed run ends its feed with run_finished
+// failed and the error.
+func TestLiveEventsFailedRun(t *testing.T) {
+	_, model := newRecorder(func(int, providers.Request) (providers.Response, error) {
+		return providers.Response{}, providers.Classify(&providers.Error{Kind: providers.ErrInvalidRequest, Provider: "test", Message: "bad model"})
+	})
+	a := &agent.Agent{Name: "broken", Model: model}
+	e := newEnv(t, a)
+	run := e.startRun(a, "dead-1", agent.Input{Message: "hi"})
+	e.failure(run)
+	events := follow(t, e, run.ID, "")
+	last := events[len(events)-1]
+	if last.Type != agent.EventRunFinished || last.Status != durable.StatusFailed || !strings.Contains(last.Error, "bad model") {
+		t.Errorf("last event %+v", last)
+	}
+	// Follow stops when fn says so, with its error.
+	stop := errors.New("stop")
+	if err := e.rt.Follow(ctxT(t), run.ID, "", func(agent.Event) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("follow with a failing fn: %v", err)
+	}
+}
+
+// noFeed hides the store's live feed.
+type noFeed struct{ durable.Store }
+
+// TestNoFeed: on a store without a live feed, runs work and the event
+// readers say there is none.
+func TestNoFeed(t *testing.T) {
+	var s shop
+	_, model := script(toolTurn(call("lookup", `{"order":"A1"}`)), answer("paid"))
+	a := &agent.Agent{Name: "quiet", Model: model, Tools: s.tools(t)}
+	e := newEnvOn(t, noFeed{newMemoryStore()}, agent.Options{}, a)
+	run := e.startRun(a, "quiet-1", agent.Input{Message: "?"})
+	if res := e.result(run); res.Text != "paid" {
+		t.Fatalf("result %+v", res)
+	}
+	ctx := ctxT(t)
+	if _, err := e.rt.Events(ctx, run.ID, ""); !errors.Is(err, agent.ErrNoFeed) {
+		t.Errorf("events: %v, want ErrNoFeed", err)
+	}
+	if err := e.rt.Follow(ctx, run.ID, "", func(agent.Event) error { return nil }); !errors.Is(err, agent.ErrNoFeed) {
+		t.Errorf("follow: %v, want ErrNoFeed", err)
+	}
+}
+
+// TestLiveEventsOfPeopleAndHandoffs: questions, answers, handoffs and
+// conversation replies are in the feed.
+func TestLiveEventsOfPeopleAndHandoffs(t *testing.T) {
+	_, expertModel := newRecorder(func(turn int, req providers.Request) (providers.Response, error) {
+		if turn == 1 {
+			return toolTurn(call("ask_human", `{"question":"Which order?"}`)), nil
+		}
+		return answer("Order " + lastToolContent(req)), nil
+	})
+	expert := &agent.Agent{Name: "expert", Model: expertModel, AskHuman: true}
+	_, frontModel := script(toolTurn(call("transfer_to_expert", `{}`)))
+	front := &agent.Agent{Name: "front", Model: frontModel, Handoffs: []*agent.Agent{expert}}
+	e := newEnv(t, front)
+	ctx := ctxT(t)
+	run := e.startRun(front, "people-1", agent.Input{Conversation: true})
+	id, err := e.rt.Send(ctx, run.ID, "help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qs []agent.Request
+	eventually(t, "the question", func() bool {
+		qs, _ = e.rt.Questions(ctx)
+		return len(qs) == 1
+	})
+	if qs[0].Agent != "expert" || qs[0].Turn != 2 || qs[0].CallID != "call_1_0" {
+		t.Fatalf("question %+v", qs[0])
+	}
+	if err := e.rt.Answer(ctx, run.ID, "call_1_0", "erin", "A7"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.rt.Reply(ctx, run.ID, id)
+	if err != nil || r.Agent != "expert" || !strings.Contains(r.Text, "A7") {
+		t.Fatalf("reply %+v, %v", r, err)
+	}
+	if err := e.rt.End(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.result(run)
+	events := feedUntil(t, e, run.ID, "five events", func(evs []agent.Event) bool {
+		n := counts(evs)
+		return n[agent.EventHandoff]+n[agent.EventQuestionAsked]+n[agent.EventQuestionAnswered]+n[agent.EventReply]+n[agent.EventRunFinished] == 5
+	})
+	var got []string
+	for _, ev := range events {
+		switch ev.Type {
+		case agent.EventHandoff:
+			got = append(got, "handoff "+ev.Agent+" "+ev.Tool)
+		case agent.EventQuestionAsked:
+			got = append(got, "asked "+ev.Agent+" "+ev.CallID+" "+ev.Text)
+		case agent.EventQuestionAnswered:
+			got = append(got, "answered "+ev.CallID+" "+ev.By+" "+ev.Text)
+		case agent.EventReply:
+			got = append(got, "reply "+ev.Agent+" "+ev.Text)
+		case agent.EventRunFinished:
+			got = append(got, "finished "+string(ev.Status))
+		}
+	}
+	// Sorted: writes that let the run go (the question asked, the reply)
+	// may reach the feed after later ones, see feedUntil.
+	slices.Sort(got)
+	want := []string{
+		"answered call_1_0 erin A7",
+		"asked expert call_1_0 Which order?",
+		"finished completed",
+		"handoff front transfer_to_expert",
+		`reply expert Order {"answer":"A7","answered_by":"erin"}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events\n got %q\nwant %q", got, want)
+	}
+	e.replays(front, run.ID)
+}
+
+func lastToolContent(req providers.Request) string {
+	for i := len(req.Messages) - 1; i >= 0; i-- {
+		if req.Messages[i].Role == providers.RoleTool {
+			return req.Messages[i].Content
+		}
+	}
+	return ""
+}

@@ -1,0 +1,123 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// An agent with a tool, run as a durable workflow: the model call and the
+// tool call are activities journaled in the run's history.
+func Example() {
+	type lookupArgs struct {
+		Order string `json:"order" jsonschema:"description=the order number"`
+	}
+	lookup := tools.MustNew("lookup_order", "Find an order by its number.",
+		func(ctx context.Context, in lookupArgs) (string, error) {
+			return "order " + in.Order + " shipped on Monday", nil
+		})
+	set, err := tools.NewSet(lookup)
+	if err != nil {
+		log.Fatal(err)
+	}
+	support := &agent.Agent{
+		Name:         "support",
+		Instructions: "You help customers with their orders.",
+		// A scripted model plays the model's part; use providers/openai
+		// for a real one.
+		Model: scripted.New(
+			providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{
+				{Name: "lookup_order", Arguments: `{"order":"A-17"}`}}}},
+			providers.Response{Message: providers.Message{Content: "Your order A-17 shipped on Monday."}},
+		),
+		Tools: set,
+	}
+
+	// The runtime binds agents to a store: memory here, Redis in
+	// production (durable/redis).
+	rt := agent.NewRuntime(memory.New(), agent.Options{})
+	if err := rt.Register(support); err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	worker := rt.NewWorker(durable.WorkerOptions{})
+	go worker.Run(ctx)
+
+	run, err := rt.Start(ctx, support, "ticket-1", agent.Input{Message: "Where is my order A-17?"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := run.Result(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Text)
+	fmt.Println("turns:", res.Turns)
+	// Output:
+	// Your order A-17 shipped on Monday.
+	// turns: 2
+}
+
+// A tool that needs a person's approval pauses the run, which holds no
+// worker while it waits; an approval from any process resumes it.
+func ExampleRuntime_Approve() {
+	type refundArgs struct {
+		Amount int `json:"amount"`
+	}
+	refund := tools.MustNew("refund", "Refund the customer.",
+		func(ctx context.Context, in refundArgs) (string, error) {
+			return fmt.Sprintf("refunded %d", in.Amount), nil
+		},
+		tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > 50 }))
+	set, _ := tools.NewSet(refund)
+	support := &agent.Agent{
+		Name: "refunds",
+		Model: scripted.New(
+			providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{
+				{Name: "refund", Arguments: `{"amount":120}`}}}},
+			providers.Response{Message: providers.Message{Content: "Refunded 120."}},
+		),
+		Tools: set,
+	}
+	store := memory.New()
+	rt := agent.NewRuntime(store, agent.Options{})
+	if err := rt.Register(support); err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go rt.NewWorker(durable.WorkerOptions{}).Run(ctx)
+
+	run, err := rt.Start(ctx, support, "refund-1", agent.Input{Message: "Refund me 120, please."})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var pending []agent.Request
+	for len(pending) == 0 { // the run gets there in a moment
+		pending, err = rt.Approvals(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	p := pending[0]
+	fmt.Println("pending:", p.Tool, p.Arguments)
+	if err := rt.Approve(ctx, p.RunID, p.CallID, "alice@example.com", "receipt checked"); err != nil {
+		log.Fatal(err)
+	}
+	res, err := run.Result(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Text)
+	// Output:
+	// pending: refund {"amount":120}
+	// Refunded 120.
+}
