@@ -1,142 +1,196 @@
-// Pizza is cairn's first example: a pizza order as a durable workflow.
+// Pizza is cairn's first example: a pizza shop's order taker as a durable
+// AI agent.
 //
-// The workflow takes an order, prepares the pizza, waits (a durable timer),
-// delivers the pizza and sends a receipt. Each step is an activity whose
-// result is journaled in the run's history, which the example prints at
-// the end. It needs no setup: the store is in memory.
+// The agent "pizza" has five tools: take_order, prepare_pizza,
+// wait_for_oven, deliver_pizza and send_receipt. Four are ordinary Go
+// functions, run as activities: each call is journaled in the run's
+// history and never made again once it has finished, not even after a
+// crash. wait_for_oven is a workflow tool: its body is workflow code that
+// waits on a durable timer, during which the run holds no goroutine and no
+// memory in any worker.
 //
-//	go run ./examples/pizza -wait 1s
-//	go run ./examples/pizza -redis redis://127.0.0.1:6379/0
+// The example starts a worker in the same process, starts a run, follows
+// its live events (the model's text and the tools as they start and
+// finish), prints the final answer, and ends with the run's history: every
+// step the run journaled.
 //
-// With the Redis store the same code survives crashes and deploys: another
-// worker replays the history and carries on from the first step that had
-// not finished, without running a finished activity again.
+//	go run ./examples/pizza                  # no setup: in-memory store, scripted model
+//	go run ./examples/pizza -wait 5s         # bake for longer
+//	go run ./examples/pizza -redis redis://localhost:6379/0
+//
+// Without OPENAI_API_KEY the model is scripted: it plays a plausible
+// conversation, deterministically. With OPENAI_API_KEY set it is a real
+// model (OPENAI_MODEL, default gpt-4o-mini), at OPENAI_BASE_URL if set, so
+// any OpenAI-compatible server works (Ollama, vLLM, llama.cpp).
+//
+// With -redis the run lives in Redis. Its id is fixed ("pizza-1"):
+// running the example again shows the existing run instead of ordering a
+// second pizza, and a run cut off by Ctrl-C (try it during the wait) is
+// carried on by the next run of the example, from its first unfinished
+// step.
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
+	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/openai"
 )
 
+// runID names the example's run. Run ids are the caller's: starting an id
+// that exists, with the same input, returns the existing run.
+const runID = "pizza-1"
+
+// order is what the customer asks for.
+const order = "One large margherita to 12 Via Roma, please. Send the receipt to ada@example.com."
+
 func main() {
-	wait := flag.Duration("wait", 5*time.Second, "how long the pizza waits before delivery (a durable timer)")
+	wait := flag.Duration("wait", 2*time.Second, "how long the pizza bakes (a durable timer)")
 	redisURL := flag.String("redis", "", "a Redis URL (redis:// or rediss://) to keep runs in; default: in memory")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	var store durable.Store = memory.New()
-	if *redisURL != "" {
-		rs, err := redis.Open(*redisURL)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pizza:", err)
-			os.Exit(1)
-		}
-		defer rs.Close()
-		store = rs
-	}
-	if err := run(ctx, os.Stdout, store, *wait); err != nil {
+	if err := mainErr(*redisURL, *wait); err != nil {
 		fmt.Fprintln(os.Stderr, "pizza:", err)
 		os.Exit(1)
 	}
 }
 
-// newPizzaOrder defines the workflow and its activities, which report to w
-// when they run.
-func newPizzaOrder(w io.Writer, wait time.Duration) *durable.Workflow[string, string] {
-	// Activities do what touches the world. A completed activity never
-	// runs again for the same run, not even after a crash.
-	takeOrder := durable.NewActivity("TakeOrder", func(ctx context.Context, pizza string) (string, error) {
-		// The idempotency key is the same for every attempt of this step,
-		// so a retried TakeOrder gets the same order, not a second one.
-		info, _ := durable.ActivityInfoFrom(ctx)
-		orderID := "order-" + strings.ReplaceAll(info.IdempotencyKey, "/", "-")
-		fmt.Fprintf(w, "  [activity] TakeOrder %s -> %s\n", pizza, orderID)
-		return orderID, nil
-	})
-	preparePizza := durable.NewActivity("PreparePizza", func(ctx context.Context, orderID string) (string, error) {
-		fmt.Fprintf(w, "  [activity] PreparePizza %s\n", orderID)
-		return "baked", nil
-	})
-	deliverPizza := durable.NewActivity("DeliverPizza", func(ctx context.Context, orderID string) (string, error) {
-		fmt.Fprintf(w, "  [activity] DeliverPizza %s\n", orderID)
-		return "delivered", nil
-	})
-	sendReceipt := durable.NewActivity("SendReceipt", func(ctx context.Context, orderID string) (string, error) {
-		fmt.Fprintf(w, "  [activity] SendReceipt %s\n", orderID)
-		return "receipt sent", nil
-	})
-
-	// The workflow is deterministic Go: it reaches the world only through
-	// activities and durable timers.
-	return durable.NewWorkflow("PizzaOrder", func(ctx durable.Context, pizza string) (string, error) {
-		orderID, err := durable.Execute(ctx, takeOrder, pizza)
-		if err != nil {
-			return "", err
-		}
-		if _, err := durable.Execute(ctx, preparePizza, orderID); err != nil {
-			return "", err
-		}
-		// A durable wait: the run holds no goroutine while it waits.
-		if err := durable.Sleep(ctx, wait); err != nil {
-			return "", err
-		}
-		delivered, err := durable.Execute(ctx, deliverPizza, orderID)
-		if err != nil {
-			return "", err
-		}
-		receipt, err := durable.Execute(ctx, sendReceipt, orderID)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s %s, %s", orderID, delivered, receipt), nil
-	})
+func mainErr(redisURL string, wait time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	store, closeStore, err := openStore(redisURL)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	model, err := newModel()
+	if err != nil {
+		return err
+	}
+	err = run(ctx, os.Stdout, store, model, wait)
+	if ctx.Err() != nil && redisURL != "" {
+		return errors.New("interrupted: the run is kept in Redis; run the example again to carry it on")
+	}
+	return err
 }
 
-// run orders a margherita, waits for the result and prints the run's history.
-func run(ctx context.Context, w io.Writer, store durable.Store, wait time.Duration) error {
-	pizzaOrder := newPizzaOrder(w, wait)
+// openStore opens the store runs are kept in: Redis if a URL is given, or
+// else memory, which needs no setup but forgets everything on exit.
+func openStore(redisURL string) (durable.Store, func(), error) {
+	if redisURL == "" {
+		return memory.New(), func() {}, nil
+	}
+	store, err := redis.Open(redisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, func() { store.Close() }, nil
+}
 
-	// A worker executes runs; it would usually be a process of its own.
-	worker := durable.NewWorker(store, durable.WorkerOptions{})
-	worker.Register(pizzaOrder)
-	workerCtx, stopWorker := context.WithCancel(ctx)
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.Run(workerCtx) }()
-	defer func() {
-		stopWorker()
-		<-workerDone
+// newModel returns a real model if OPENAI_API_KEY is set, or else the
+// scripted one.
+func newModel() (providers.Model, error) {
+	if os.Getenv("OPENAI_API_KEY") == "" {
+		return scriptedWaiter(), nil
+	}
+	// openai.New reads OPENAI_API_KEY and OPENAI_BASE_URL itself.
+	return openai.New(cmp.Or(os.Getenv("OPENAI_MODEL"), "gpt-4o-mini"))
+}
+
+// run orders a pizza from the agent and shows the run: its live events,
+// its final answer and its history.
+func run(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, wait time.Duration) error {
+	out := &console{w: w}
+	pizza := newPizzaAgent(out, model, wait)
+
+	// A Runtime binds agents to a store. Every process that runs the
+	// agent's runs registers it; one that only starts runs or reads
+	// them need not.
+	rt := agent.NewRuntime(store, agent.Options{})
+	if err := rt.Register(pizza); err != nil {
+		return err
+	}
+
+	// A worker executes runs. It would usually be a process of its own,
+	// or several: here it runs beside the code that starts the run.
+	worker := rt.NewWorker(durable.WorkerOptions{})
+	stopWorker := runInBackground(ctx, worker.Run)
+	defer stopWorker()
+
+	if info, err := rt.Run(runID).Describe(ctx); err == nil {
+		// Only with Redis: the store outlived the last run of the
+		// example. Its finished steps are not done again.
+		what := "carrying it on from its first unfinished step"
+		if info.Status.Terminal() {
+			what = "showing it rather than ordering again"
+		}
+		fmt.Fprintf(out, "Run %s exists already (%s): %s.\n", runID, info.Status, what)
+	}
+	fmt.Fprintf(out, "Customer: %s\n", order)
+	run, err := rt.Start(ctx, pizza, runID, agent.Input{Message: order})
+	if err != nil {
+		return err
+	}
+	result, err := followUntilDone(ctx, rt, run, out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nFinal answer (%d turns, %d tokens):\n%s\n", result.Turns, result.Usage.TotalTokens, result.Text)
+
+	history, err := run.History(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nWorkflow History")
+	return durable.WriteTimeline(out, history)
+}
+
+// followUntilDone prints the run's live events while waiting for its
+// result. The result is the truth; the live feed is a view, which may have
+// expired or lost an event. So once the result is in, the feed is given a
+// moment to show its last events and no more.
+func followUntilDone(ctx context.Context, rt *agent.Runtime, run *agent.Run, out *console) (agent.Result, error) {
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		_ = follow(followCtx, rt, run.ID, out) // ends when the run finishes
 	}()
+	result, err := run.Result(ctx)
+	select {
+	case <-followed:
+	case <-time.After(time.Second):
+	}
+	stopFollowing()
+	<-followed
+	out.endText()
+	return result, err
+}
 
-	// A client starts runs and waits for them. The run id is the caller's:
-	// starting the same id again returns the same run.
-	client := durable.NewClient(store, durable.ClientOptions{})
-	fmt.Fprintf(w, "Ordering a margherita (wait %v)\n", wait)
-	// The run id is fixed, so running the example again against the same
-	// Redis shows the run that exists rather than ordering again.
-	order, err := pizzaOrder.Start(ctx, client, "pizza-1", "margherita")
-	if err != nil {
-		return err
+// runInBackground runs fn in a goroutine until the returned function is
+// called, which cancels fn's context and waits for it to return.
+func runInBackground(ctx context.Context, fn func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, "pizza: worker:", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
-	result, err := order.Result(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "Run %s completed: %s\n", order.ID, result)
-
-	history, err := client.History(ctx, order.ID)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "\nWorkflow History")
-	return durable.WriteTimeline(w, history)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,44 +14,141 @@ import (
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
-func TestRun(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testRun(t, memory.New()) })
-	t.Run("redis", func(t *testing.T) {
-		store, err := redis.Open(redistest.Start(t).URL())
-		if err != nil {
-			t.Fatal(err)
+// The lines the tools write when they act on the world, and the follower
+// when it sees them start.
+var (
+	sideEffects = []string{"[shop] order", "[kitchen]", "[courier]", "[mail]"}
+	toolNames   = []string{"take_order", "prepare_pizza", waitTool, "deliver_pizza", "send_receipt"}
+)
+
+const finalAnswer = "is on its way to 12 Via Roma, and the receipt is in your inbox. Enjoy!"
+
+func TestRunInMemory(t *testing.T) {
+	got := runExample(t, memory.New())
+	for _, tool := range toolNames {
+		for _, line := range []string{"[tool] " + tool + " started", "[tool] " + tool + " finished"} {
+			if n := strings.Count(got, line); n != 1 {
+				t.Errorf("%q %d times, want once:\n%s", line, n, got)
+			}
 		}
-		defer store.Close()
-		testRun(t, store)
-	})
+	}
+	for _, line := range sideEffects {
+		if n := strings.Count(got, line); n != 1 {
+			t.Errorf("%q %d times, want once:\n%s", line, n, got)
+		}
+	}
+	inOrder(t, got, "Customer: One large margherita", "Run pizza-1 completed",
+		"Final answer (5 turns", finalAnswer, "Workflow History", "SEQ  TIME", "side_effect", "workflow_tool_started",
+		"timer_fired", "workflow_tool_finished", "tool:pizza/send_receipt", "run_completed")
 }
 
-func testRun(t *testing.T, store durable.Store) {
+// TestRunOnRedis runs the example twice on one Redis: the second time it
+// shows the run that exists, and no tool runs again.
+func TestRunOnRedis(t *testing.T) {
+	store := openRedis(t)
+	first := runExample(t, store)
+	inOrder(t, first, "[shop] order", finalAnswer, "run_completed")
+
+	again := runExample(t, store)
+	inOrder(t, again, "Run pizza-1 exists already (completed)", "[tool] take_order started", finalAnswer, "run_completed")
+	for _, line := range sideEffects {
+		if strings.Contains(again, line) {
+			t.Errorf("the second run of the example did %q again:\n%s", line, again)
+		}
+	}
+}
+
+// TestInterruptedRunCarriesOn stops the example while the pizza bakes, as
+// Ctrl-C does, and runs it again: the run goes on from where it stopped,
+// and every side effect happens once in all.
+func TestInterruptedRunCarriesOn(t *testing.T) {
+	for name, store := range map[string]func(*testing.T) durable.Store{
+		"memory": func(*testing.T) durable.Store { return memory.New() },
+		"redis":  openRedis,
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := store(t)
+			ctx, interrupt := context.WithTimeout(context.Background(), 20*time.Second)
+			defer interrupt()
+			out := &tripWriter{trip: "[tool] " + waitTool + " started", fn: interrupt}
+			if err := run(ctx, out, store, scriptedWaiter(), 300*time.Millisecond); err == nil {
+				t.Fatalf("the interrupted run returned no error:\n%s", out.String())
+			}
+			before := out.String()
+			if strings.Contains(before, "[courier]") {
+				t.Fatalf("delivered before the interruption:\n%s", before)
+			}
+			after := runExample(t, store)
+			inOrder(t, after, "Run pizza-1 exists already (waiting)", "[courier]", finalAnswer, "run_completed")
+			for _, line := range sideEffects {
+				if n := strings.Count(before+after, line); n != 1 {
+					t.Errorf("%q %d times in all, want once:\n%s\n---\n%s", line, n, before, after)
+				}
+			}
+		})
+	}
+}
+
+// runExample runs the example with the scripted model and a short wait,
+// and returns what it wrote.
+func runExample(t *testing.T, store durable.Store) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, store, 10*time.Millisecond); err != nil {
+	if err := run(ctx, &out, store, scriptedWaiter(), 10*time.Millisecond); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	got := out.String()
+	return out.String()
+}
+
+// openRedis opens a store on a redis-server of the test's own.
+func openRedis(t *testing.T) durable.Store {
+	store, err := redis.Open(redistest.Start(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// inOrder checks that got holds each of want, in order.
+func inOrder(t *testing.T, got string, want ...string) {
+	t.Helper()
 	rest := got
-	for _, step := range []string{
-		"[activity] TakeOrder margherita -> order-pizza-1-0-1",
-		"[activity] PreparePizza order-pizza-1-0-1",
-		"[activity] DeliverPizza order-pizza-1-0-1",
-		"[activity] SendReceipt order-pizza-1-0-1",
-		"Run pizza-1 completed: order-pizza-1-0-1 delivered, receipt sent",
-		"Workflow History",
-		"timer_fired",
-		"run_completed",
-	} {
-		i := strings.Index(rest, step)
+	for _, w := range want {
+		i := strings.Index(rest, w)
 		if i < 0 {
-			t.Fatalf("output lacks %q after what came before:\n%s", step, got)
+			t.Fatalf("output lacks %q after what came before:\n%s", w, got)
 		}
-		rest = rest[i+len(step):]
+		rest = rest[i+len(w):]
 	}
-	if n := strings.Count(got, "[activity]"); n != 4 {
-		t.Errorf("%d activity lines, want 4:\n%s", n, got)
+}
+
+// tripWriter keeps what is written, and calls fn once when it contains
+// trip.
+type tripWriter struct {
+	trip string
+	fn   func()
+
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	fired bool
+}
+
+func (w *tripWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if !w.fired && strings.Contains(w.buf.String(), w.trip) {
+		w.fired = true
+		w.fn()
 	}
+	return n, err
+}
+
+func (w *tripWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
