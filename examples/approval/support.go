@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// refundLimit is the largest refund the agent may make on its own; a
+// person approves larger ones.
+const refundLimit = 50
+
+type (
+	lookupArgs struct {
+		OrderID string `json:"order_id" jsonschema:"description=The order's id, e.g. A-1001"`
+	}
+	refundArgs struct {
+		OrderID string  `json:"order_id"`
+		Amount  float64 `json:"amount" jsonschema:"description=The amount to refund in euros,exclusiveMinimum=0"`
+		Reason  string  `json:"reason" jsonschema:"description=Why, in a few words"`
+	}
+)
+
+// orderInfo is lookup_order's result.
+type orderInfo struct {
+	OrderID string  `json:"order_id"`
+	Items   string  `json:"items"`
+	Total   float64 `json:"total"`
+	Status  string  `json:"status"`
+}
+
+// refundDone is refund's result.
+type refundDone struct {
+	RefundID string  `json:"refund_id"`
+	Amount   float64 `json:"amount"`
+}
+
+// newSupportAgent defines the agent. Its refund tool pays through pay.
+func newSupportAgent(model providers.Model, pay *payments) *agent.Agent {
+	set, err := tools.NewSet(
+		tools.MustNew("lookup_order", "Find an order by its id.",
+			func(ctx context.Context, in lookupArgs) (orderInfo, error) {
+				if in.OrderID != "A-1001" {
+					return orderInfo{}, fmt.Errorf("no order %s", in.OrderID) // the model reads this
+				}
+				return orderInfo{OrderID: in.OrderID, Items: "2 large pizzas, 1 tiramisu", Total: 120,
+					Status: "delivered 50 minutes late, cold"}, nil
+			}),
+		tools.MustNew("refund", "Refund an order, fully or in part, to the customer's card.",
+			func(ctx context.Context, in refundArgs) (refundDone, error) {
+				key, ok := tools.IdempotencyKey(ctx)
+				if !ok {
+					return refundDone{}, tools.Fatal(errors.New("no idempotency key"))
+				}
+				id := pay.refund(key, in.OrderID, in.Amount)
+				return refundDone{RefundID: id, Amount: in.Amount}, nil
+			},
+			// The approval policy sees the decoded arguments. It
+			// must be deterministic: replay evaluates it again.
+			tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > refundLimit }),
+			tools.HonorsIdempotencyKey()),
+	)
+	if err != nil {
+		panic(err) // the tools above are fixed: a mistake there is a bug
+	}
+	return &agent.Agent{
+		Name: "support",
+		Instructions: fmt.Sprintf("You are the support desk of a pizza shop. Look orders up before acting. "+
+			"Refund late or cold orders in full. Refunds above %d euros wait for a manager's approval, "+
+			"which the refund tool asks for by itself. Answer the customer in one or two sentences.", refundLimit),
+		Model: model,
+		Tools: set,
+	}
+}
+
+// payments stands for a payment provider that takes an idempotency key,
+// as Stripe and Adyen do: a refund asked for twice with the same key is
+// made once. The refund tool passes the key of its call, which is the same
+// for every attempt, so a retried or replayed call never pays twice.
+type payments struct {
+	out io.Writer
+
+	mu      sync.Mutex
+	refunds map[string]string // idempotency key -> refund id
+}
+
+func newPayments(out io.Writer) *payments {
+	return &payments{out: out, refunds: map[string]string{}}
+}
+
+// refund refunds amount for an order, once per key, and returns the
+// refund's id.
+func (p *payments) refund(key, orderID string, amount float64) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id, ok := p.refunds[key]; ok {
+		return id
+	}
+	sum := sha256.Sum256([]byte(key))
+	id := "R-" + hex.EncodeToString(sum[:3])
+	p.refunds[key] = id
+	fmt.Fprintf(p.out, "  [payments] refund %s: %.2f EUR for order %s\n", id, amount, orderID)
+	return id
+}
+
+// count returns how many refunds were made.
+func (p *payments) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.refunds)
+}
