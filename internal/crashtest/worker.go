@@ -132,8 +132,12 @@ func order(rdb goredis.UniversalClient, b behaviour) *durable.Workflow[string, s
 }
 
 // Child runs a worker process configured by the environment, until it is
-// killed. It returns an error only if it cannot start.
+// killed: of the order workflow, or of the clerk agent if EnvAgent is set
+// (see AgentChild). It returns an error only if it cannot start.
 func Child(out io.Writer) error {
+	if os.Getenv(EnvAgent) != "" {
+		return AgentChild(out)
+	}
 	url := os.Getenv(EnvURL)
 	lease, err := time.ParseDuration(os.Getenv(EnvLease))
 	if err != nil {
