@@ -35,7 +35,9 @@ const (
 // A task is delivered when a reader or a Poll reads it, and delivered again
 // if it is not acknowledged within the visibility timeout. A reader holds
 // at most one task that no Poll has taken yet, for at most a second, and
-// then hands it back to the queue.
+// then hands it back to the queue; at once if the worker's last Poll ended
+// with its context (the worker stopped), so that another worker's readers
+// get the task without delay.
 func (s *Store) Poll(ctx context.Context, worker string) (durable.Task, error) {
 	if s.closed() {
 		return durable.Task{}, errors.New("poll: store closed")
@@ -54,13 +56,15 @@ func (s *Store) Poll(ctx context.Context, worker string) (durable.Task, error) {
 	}
 	p.start()
 	p.want(1)
-	defer p.want(-1)
 	select {
 	case t := <-p.handoff:
+		p.want(-1)
 		return t, nil
 	case <-ctx.Done():
+		p.giveUp()
 		return durable.Task{}, fmt.Errorf("poll: %w", ctx.Err())
 	case <-s.done:
+		p.want(-1)
 		return durable.Task{}, errors.New("poll: store closed")
 	}
 }
@@ -141,7 +145,12 @@ type poller struct {
 	mu      sync.Mutex
 	waiting int           // Polls waiting
 	wanted  chan struct{} // closed while waiting > 0
-	held    map[string]durable.Task
+	// gone is closed while no Poll waits and the last one that did ended
+	// with its context: the worker stopped polling, and a task read for it
+	// now would be held for nobody.
+	gone     chan struct{}
+	goneOpen bool // gone is not closed
+	held     map[string]durable.Task
 }
 
 func (s *Store) poller(worker string) *poller {
@@ -150,7 +159,7 @@ func (s *Store) poller(worker string) *poller {
 	p := s.pollers[worker]
 	if p == nil {
 		p = &poller{s: s, worker: worker, handoff: make(chan durable.Task), wanted: make(chan struct{}),
-			held: make(map[string]durable.Task)}
+			gone: make(chan struct{}), goneOpen: true, held: make(map[string]durable.Task)}
 		s.pollers[worker] = p
 	}
 	return p
@@ -179,13 +188,33 @@ func (p *poller) start() {
 func (p *poller) want(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.wantLocked(n)
+}
+
+func (p *poller) wantLocked(n int) {
 	was := p.waiting
 	p.waiting += n
 	switch {
 	case was == 0 && p.waiting > 0:
 		close(p.wanted)
+		if !p.goneOpen {
+			p.gone, p.goneOpen = make(chan struct{}), true
+		}
 	case was > 0 && p.waiting == 0:
 		p.wanted = make(chan struct{})
+	}
+}
+
+// giveUp ends a waiting Poll whose context ended. If no other Poll waits,
+// the worker is taken to have stopped polling: what its readers hold or
+// read before it polls again goes back to the queue at once.
+func (p *poller) giveUp() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wantLocked(-1)
+	if p.waiting == 0 && p.goneOpen {
+		close(p.gone)
+		p.goneOpen = false
 	}
 }
 
@@ -194,6 +223,14 @@ func (p *poller) wantedNow() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.wanted
+}
+
+// goneNow returns a channel that is closed while the worker has stopped
+// polling (see giveUp).
+func (p *poller) goneNow() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gone
 }
 
 // read is a reader: while a Poll waits, it takes tasks from its partition
@@ -267,7 +304,7 @@ func (p *poller) next(ctx context.Context, part *partition) (durable.Task, bool,
 }
 
 // offer hands task to a Poll, or back to the queue if no Poll wants one
-// for holdFor, or if the store closes.
+// for holdFor, if the worker stopped polling, or if the store closes.
 func (p *poller) offer(task durable.Task) {
 	s := p.s
 	p.mu.Lock()
@@ -283,6 +320,17 @@ func (p *poller) offer(task durable.Task) {
 		case <-s.done:
 			if p.unhold(task.ID) {
 				s.giveBack(task)
+			}
+			return
+		case <-p.goneNow():
+			// A Poll may have come since; else nobody will.
+			select {
+			case p.handoff <- task:
+				p.unhold(task.ID)
+			default:
+				if p.unhold(task.ID) {
+					s.giveBack(task)
+				}
 			}
 			return
 		case <-t.C:
