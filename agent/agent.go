@@ -218,10 +218,12 @@ type Input struct {
 	// Agent is the agent that answers, when it is not the run's own (a
 	// conversation carried over after a handoff).
 	Agent string `json:"agent,omitempty"`
-	// LastReply, Usage and Turns are carried over a continue-as-new.
-	LastReply *Reply          `json:"last_reply,omitempty"`
-	Usage     providers.Usage `json:"usage,omitzero"`
-	Turns     int             `json:"turns,omitempty"`
+	// Replies, Usage and Turns are carried over a continue-as-new:
+	// Replies are those of the history that ended, recorded again in the
+	// new one for readers still waiting for them (Runtime.Reply).
+	Replies []Reply         `json:"replies,omitempty"`
+	Usage   providers.Usage `json:"usage,omitzero"`
+	Turns   int             `json:"turns,omitempty"`
 	// LastText and LastOutput, also carried over a continue-as-new, are
 	// the answer of the last exchange that succeeded: the result of a
 	// conversation that ends before the next one.

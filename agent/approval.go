@@ -56,6 +56,10 @@ type Decision struct {
 // Authorizer decides whether the person by may decide (or answer) a
 // request. It runs in the process that sends the decision, before it is
 // sent; an error refuses it. It must be safe for concurrent use.
+//
+// It guards the Runtime's methods (and tools built on them), not the
+// store: whoever can write to the store can send a run a signal directly,
+// so give approvers the Runtime, not store credentials.
 type Authorizer interface {
 	Authorize(ctx context.Context, req Request, by string) error
 }
@@ -92,6 +96,12 @@ var (
 // Pending returns the requests a run waits on, in the order they were
 // made.
 func (rt *Runtime) Pending(ctx context.Context, runID string) ([]Request, error) {
+	// The inbox is read before the history, so that a message moved from
+	// one to the other in between is seen in the history.
+	inbox, err := rt.store.ReadInbox(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
 	history, err := rt.client.History(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -103,7 +113,44 @@ func (rt *Runtime) Pending(ctx context.Context, runID string) ([]Request, error)
 	if info.Status.Terminal() {
 		return nil, nil
 	}
-	return pendingIn(runID, history), nil
+	out := pendingIn(runID, history)
+	// A decision or an answer waiting in the inbox (sent while no worker
+	// holds the run, or just now) settles its request: another one would
+	// be dropped by the run, so it must be refused.
+	sent := rt.sentIn(inbox)
+	return slices.DeleteFunc(out, func(r Request) bool { return sent[sentKey{r.Kind, r.Turn, r.CallID}] }), nil
+}
+
+type sentKey struct {
+	kind RequestKind
+	turn int
+	call string
+}
+
+// sentIn returns the requests that the decisions and answers in a run's
+// inbox settle.
+func (rt *Runtime) sentIn(inbox []durable.InboxEntry) map[sentKey]bool {
+	sent := map[sentKey]bool{}
+	for _, entry := range inbox {
+		e, err := durable.DecodeEvent(entry.Event, rt.codec)
+		if err != nil || e.Type != durable.EventSignalReceived {
+			continue
+		}
+		var m struct {
+			Turn   int    `json:"turn"`
+			CallID string `json:"call_id"`
+		}
+		if json.Unmarshal(e.Payload, &m) != nil {
+			continue
+		}
+		switch e.Name {
+		case decisionSignal.Name():
+			sent[sentKey{KindApproval, m.Turn, m.CallID}] = true
+		case answerSignal.Name():
+			sent[sentKey{KindQuestion, m.Turn, m.CallID}] = true
+		}
+	}
+	return sent
 }
 
 // pendingIn reads the open requests out of a history.

@@ -570,3 +570,42 @@ func TestUndecodableSignalsAreIgnored(t *testing.T) {
 	}
 	e.replays(a, run.ID)
 }
+
+// TestSecondDecisionWhileNoWorkerRuns: a decision already sent, but not
+// yet taken in by the run (no worker runs), settles its call: a second
+// one is refused with ErrNotPending rather than silently dropped.
+func TestSecondDecisionWhileNoWorkerRuns(t *testing.T) {
+	var s shop
+	_, a := refundAgent(&s, t, "refunder")
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "twice-1", agent.Input{Message: "refund"})
+	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.halt()
+	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rt.Reject(ctx, run.ID, "call_0_1", "bob", "no"); !errors.Is(err, agent.ErrNotPending) {
+		t.Fatalf("second decision: %v, want ErrNotPending", err)
+	}
+	p, err := e.rt.Pending(ctx, run.ID)
+	if err != nil || len(p) != 1 || p[0].CallID != "call_0_2" {
+		t.Fatalf("pending %+v, %v: want only the undecided call", p, err)
+	}
+	all, err := e.rt.Approvals(ctx)
+	if err != nil || len(all) != 1 || all[0].CallID != "call_0_2" {
+		t.Fatalf("approvals %+v, %v: want only the undecided call", all, err)
+	}
+	if err := e.rt.Reject(ctx, run.ID, "call_0_2", "bob", "no"); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	res := e.result(run)
+	if got := toolResult(t, res.Messages, "call_0_1"); got != `"refunded 500 on A1"` {
+		t.Errorf("approved call result %q", got)
+	}
+	decided := records(t, e.history(run.ID), "approval_decided")
+	if len(decided) != 2 || decided[0]["by"] != "alice" || decided[1]["by"] != "bob" {
+		t.Errorf("decisions %v", decided)
+	}
+}

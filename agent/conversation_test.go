@@ -255,3 +255,37 @@ func TestConversationUndecodableMessage(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+// TestConversationRepliesAcrossContinue: every reply of the history that
+// ended is found after a continue-as-new, not only the last one.
+func TestConversationRepliesAcrossContinue(t *testing.T) {
+	_, a := echoAgent("chat", 2)
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "chat-7", agent.Input{Conversation: true})
+	var ids []string
+	for _, text := range []string{"a", "b", "c"} {
+		id, err := e.rt.Send(ctx, run.ID, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if r, err := e.rt.Reply(ctx, run.ID, ids[2]); err != nil || r.Text != "#2 a|b|c" {
+		t.Fatalf("reply c %+v, %v", r, err)
+	}
+	if info, err := run.Describe(ctx); err != nil || info.Generation != 1 {
+		t.Fatalf("generation %d, %v; want 1", info.Generation, err)
+	}
+	for i, want := range []string{"#0 a", "#1 a|b"} {
+		r, err := e.rt.Reply(ctx, run.ID, ids[i])
+		if err != nil || r.Text != want {
+			t.Errorf("reply %d after continue-as-new: %+v, %v; want %q", i, r, err, want)
+		}
+	}
+	if err := e.rt.End(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.result(run)
+	e.replays(a, run.ID)
+}

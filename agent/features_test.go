@@ -381,3 +381,26 @@ func toolNamesOf(req providers.Request) []string {
 	}
 	return names
 }
+
+// TestOutputOfOptions: Strict reaches the request; a type that is not an
+// object cannot be an output.
+func TestOutputOfOptions(t *testing.T) {
+	if _, err := agent.OutputOf[string]("text", ""); err == nil {
+		t.Error("OutputOf[string]: no error")
+	}
+	out, err := agent.OutputOf[verdict]("verdict", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Strict = true
+	rec, model := script(answer(`{"label":"ham","score":0}`))
+	a := &agent.Agent{Name: "strict", Model: model, Output: out}
+	e := newEnv(t, a)
+	res := e.result(e.startRun(a, "strict-1", agent.Input{Message: "x"}))
+	if v, err := agent.OutputAs[verdict](res); err != nil || v.Label != "ham" {
+		t.Fatalf("output %+v, %v", v, err)
+	}
+	if req := rec.request(t, 0); req.Output == nil || !req.Output.Strict {
+		t.Errorf("request output %+v, want strict", req.Output)
+	}
+}

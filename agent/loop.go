@@ -110,19 +110,18 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, e
 	limit := cmp.Or(st.reg.agent.ConversationLimit, DefaultConversationLimit)
 	next := userMessage{Text: in.Message}
 	last := st.result(in.LastText, in.LastOutput)
-	var lastReply *Reply
-	if r := in.LastReply; r != nil {
-		// The reply that ended the previous history is recorded again,
-		// so a reader waiting for it finds it in this one.
-		lastReply = r
+	// The replies of the previous history are recorded again, so that a
+	// reader waiting for one of them finds it in this one.
+	for _, r := range in.Replies {
 		if err := durable.Record(ctx, recReply, record{Agent: r.Agent, MessageID: r.MessageID, Text: r.Text, Error: r.Error}); err != nil {
 			return last, err
 		}
 	}
+	var replies []Reply // given in this history
 	for exchanges := 0; ; {
 		if exchanges >= limit {
 			return Result{}, durable.ContinueAsNew(ctx, Input{Conversation: true, History: st.messages,
-				Agent: st.reg.agent.Name, LastReply: lastReply, Usage: st.usage, Turns: st.turns,
+				Agent: st.reg.agent.Name, Replies: replies, Usage: st.usage, Turns: st.turns,
 				LastText: last.Text, LastOutput: last.Output})
 		}
 		if next.Text == "" {
@@ -155,7 +154,7 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, e
 		if err := durable.Record(ctx, recReply, rep); err != nil {
 			return res, err
 		}
-		lastReply = &Reply{MessageID: rep.MessageID, Agent: rep.Agent, Text: rep.Text, Error: rep.Error}
+		replies = append(replies, Reply{MessageID: rep.MessageID, Agent: rep.Agent, Text: rep.Text, Error: rep.Error})
 		next = userMessage{}
 		exchanges++
 	}

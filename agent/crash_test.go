@@ -1,0 +1,141 @@
+package agent_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+)
+
+// TestRestartsThroughoutApprovalFlow stops and starts the worker as the
+// run's history grows, while it runs tools, waits for approvals and
+// answers: the run ends as it would have without restarts, the
+// rejected call never runs, and its history replays.
+func TestRestartsThroughoutApprovalFlow(t *testing.T) {
+	var s shop
+	_, model := script(
+		toolTurn(call("lookup", `{"order":"A1"}`), call("refund", `{"order":"A1","amount":500}`),
+			call("refund", `{"order":"B2","amount":300}`), call("ask_human", `{"question":"Reason?"}`)),
+		toolTurn(call("lookup", `{"order":"B2"}`)),
+		answer("Done."),
+	)
+	a := &agent.Agent{Name: "restarted", Model: model, Tools: s.tools(t), AskHuman: true, ModelOptions: fastModel}
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "restart-1", agent.Input{Message: "refund"})
+	seen := 0
+	restarts, busyRestarts := 0, 0
+	for {
+		info, err := run.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Status.Terminal() {
+			break
+		}
+		// Restart at every rest, and twice while the run is busy: each
+		// busy restart cuts an attempt off, and attempts are counted.
+		if int(info.HistoryLen) > seen && (info.Status != durable.StatusRunning || busyRestarts < 2) {
+			seen = int(info.HistoryLen)
+			if info.Status == durable.StatusRunning {
+				busyRestarts++
+			}
+			e.halt()
+			e.start()
+			restarts++
+		}
+		if info.Status == durable.StatusAwaitingApproval || info.Status == durable.StatusWaiting {
+			decide(t, e, run.ID)
+		}
+		if err := e.store.(durable.Watcher).WatchRun(ctx, run.ID, info.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := e.result(run)
+	if res.Text != "Done." || res.Turns != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	mustContain(t, "rejected call", toolResult(t, res.Messages, "call_0_2"), "rejected by bob")
+	if got := toolResult(t, res.Messages, "call_0_3"); got != `{"answer":"fraud","answered_by":"carol"}` {
+		t.Errorf("answer %q", got)
+	}
+	for _, r := range s.refunded() {
+		if r != "A1:500" {
+			t.Errorf("refund %s ran: only the approved one may", r)
+		}
+	}
+	if !slices.Contains(s.refunded(), "A1:500") {
+		t.Errorf("the approved refund did not run: %v", s.refunded())
+	}
+	t.Logf("%d restarts", restarts)
+	e.replays(a, run.ID)
+}
+
+// decide approves the first refund, rejects the second and answers the
+// question, whichever of them wait.
+func decide(t *testing.T, e *env, runID string) {
+	ctx := ctxT(t)
+	pending, err := e.rt.Pending(ctx, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pending {
+		switch p.CallID {
+		case "call_0_1":
+			err = e.rt.Approve(ctx, runID, p.CallID, "alice", "")
+		case "call_0_2":
+			err = e.rt.Reject(ctx, runID, p.CallID, "bob", "twice")
+		case "call_0_3":
+			err = e.rt.Answer(ctx, runID, p.CallID, "carol", "fraud")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestHelperAwaitingApproval: a helper's call that needs approval is
+// listed with the child run's id; approved while no worker runs, the
+// child and then the parent go on.
+func TestHelperAwaitingApproval(t *testing.T) {
+	var s shop
+	_, clerkModel := newRecorder(func(turn int, req providers.Request) (providers.Response, error) {
+		if turn == 0 {
+			return toolTurn(call("refund", `{"order":"Z9","amount":900}`)), nil
+		}
+		return answer("refunded Z9"), nil
+	})
+	clerk := &agent.Agent{Name: "clerk", Model: clerkModel, Tools: s.tools(t)}
+	_, bossModel := script(toolTurn(call("clerk", `{"input":"refund Z9"}`)), answer("The clerk refunded Z9."))
+	boss := &agent.Agent{Name: "boss", Model: bossModel, Helpers: []*agent.Agent{clerk}}
+	e := newEnv(t, boss)
+	ctx := ctxT(t)
+	run := e.startRun(boss, "boss-2", agent.Input{Message: "refund Z9"})
+	var reqs []agent.Request
+	eventually(t, "the child's approval", func() bool {
+		var err error
+		reqs, err = e.rt.Approvals(ctx)
+		return err == nil && len(reqs) == 1
+	})
+	child := reqs[0]
+	if child.RunID == run.ID || child.Agent != "clerk" || child.Tool != "refund" {
+		t.Fatalf("approval %+v, want the child run's", child)
+	}
+	e.waitStatus(run.ID, durable.StatusWaiting) // for its child
+	e.halt()
+	if err := e.rt.Approve(ctx, child.RunID, child.CallID, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	res := e.result(run)
+	if res.Text != "The clerk refunded Z9." || toolResult(t, res.Messages, "call_0_0") != `"refunded Z9"` {
+		t.Fatalf("result %+v", res)
+	}
+	if !slices.Equal(s.refunded(), []string{"Z9:900"}) {
+		t.Errorf("refunds %v", s.refunded())
+	}
+	e.replays(boss, run.ID)
+	e.replays(clerk, child.RunID)
+}
