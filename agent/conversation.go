@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cairn-dev/cairn/durable"
 )
@@ -55,8 +54,6 @@ func (rt *Runtime) End(ctx context.Context, runID string) error {
 // Reply waits for the reply to the message messageID of a conversation
 // run, reading it from the run's history.
 func (rt *Runtime) Reply(ctx context.Context, runID, messageID string) (Reply, error) {
-	watcher, _ := rt.store.(durable.Watcher)
-	backoff := 5 * time.Millisecond
 	for {
 		info, err := rt.client.Describe(ctx, runID)
 		if err != nil {
@@ -76,19 +73,8 @@ func (rt *Runtime) Reply(ctx context.Context, runID, messageID string) (Reply, e
 		if info.Status.Terminal() {
 			return Reply{}, fmt.Errorf("run %s: no reply to message %s: %w (%s)", runID, messageID, durable.ErrRunEnded, info.Status)
 		}
-		if watcher != nil {
-			if err := watcher.WatchRun(ctx, runID, info.Version); err != nil {
-				return Reply{}, err
-			}
-			continue
+		if err := rt.client.WaitChange(ctx, info); err != nil {
+			return Reply{}, err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return Reply{}, ctx.Err()
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }

@@ -233,8 +233,6 @@ func (c *Client) History(ctx context.Context, runID string) ([]Event, error) {
 
 // Wait waits until a run has ended and returns its record.
 func (c *Client) Wait(ctx context.Context, runID string) (RunInfo, error) {
-	watcher, _ := c.store.(Watcher)
-	backoff := 5 * time.Millisecond
 	for {
 		info, err := c.store.GetRun(ctx, runID)
 		if err != nil {
@@ -243,18 +241,32 @@ func (c *Client) Wait(ctx context.Context, runID string) (RunInfo, error) {
 		if info.Status.Terminal() {
 			return info, nil
 		}
-		if watcher != nil {
-			if err := watcher.WatchRun(ctx, runID, info.Version); err != nil {
-				return RunInfo{}, err
-			}
-			continue
+		if err := c.WaitChange(ctx, info); err != nil {
+			return RunInfo{}, err
 		}
+	}
+}
+
+// WaitChange waits until the record of a run may have changed since info
+// was read (its Version), or ctx is done. It watches the store where the
+// store can (Watcher), and otherwise polls with a growing interval, at
+// most half a second; so a caller re-reads the run after it returns.
+func (c *Client) WaitChange(ctx context.Context, info RunInfo) error {
+	if watcher, ok := c.store.(Watcher); ok {
+		return watcher.WatchRun(ctx, info.ID, info.Version)
+	}
+	backoff := 5 * time.Millisecond
+	for {
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return RunInfo{}, ctx.Err()
+			return ctx.Err()
+		}
+		now, err := c.store.GetRun(ctx, info.ID)
+		if err != nil || now.Version != info.Version {
+			return err
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
