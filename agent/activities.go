@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/providers"
@@ -55,7 +56,7 @@ func (rt *Runtime) define(a *Agent) *registration {
 			if t.Timeout() > 0 {
 				// The tool enforces its own timeout; the activity's
 				// bound is a backstop for a stuck attempt.
-				opts.StartToCloseTimeout = 2*t.Timeout() + 10e9
+				opts.StartToCloseTimeout = 2*t.Timeout() + 10*time.Second
 			}
 			r.tools[t.Name()] = durable.NewActivity("tool:"+a.Name+"/"+t.Name(), rt.callTool(a, t), opts)
 		}

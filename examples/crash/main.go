@@ -203,12 +203,6 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", rep.RunID, err)
 	}
-	// Workers write the runs' live events (the feed that UIs follow) in
-	// the background: wait until the last one is written before the
-	// workers are stopped, so that none is lost.
-	followCtx, stopFollow := context.WithTimeout(ctx, 2*time.Second)
-	_ = rt.Follow(followCtx, rep.RunID, "", func(agent.Event) error { return nil })
-	stopFollow()
 	fmt.Fprintf(out, "\nAnswer: %s\n", rep.Result.Text)
 
 	if rep.Effects, err = svc.counts(ctx); err != nil {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,7 +83,12 @@ func runWorker(out io.Writer) error {
 		cancel()
 	}()
 	say(readyMarker)
-	return w.Run(ctx)
+	err = w.Run(ctx)
+	// Live events are written in the background: write the last ones
+	// before the store closes, so that none is lost.
+	flushCtx, stopFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stopFlush()
+	return errors.Join(err, rt.Flush(flushCtx))
 }
 
 // newModel returns the model named by spec: "scripted" (or empty), or
