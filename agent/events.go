@@ -169,14 +169,14 @@ func (p *publisher) write(e Event) {
 
 // observe turns what workers journal into live events: decisions, answers,
 // handoffs, replies and the end of a run.
-func (rt *Runtime) observe(ctx context.Context, run durable.RunInfo, events []durable.Event) {
+func (rt *Runtime) observe(ctx context.Context, w durable.Written) {
 	if rt.feed == nil {
 		return
 	}
-	for _, e := range events {
-		le, ok := liveEvent(run, e)
+	for _, e := range w.Events {
+		le, ok := liveEvent(w.Run, e)
 		if ok {
-			rt.publish(run.ID, le)
+			rt.publish(w.Run.ID, le)
 		}
 	}
 }

@@ -54,8 +54,8 @@ func (w *Workflow[In, Out]) Start(ctx context.Context, c *Client, runID string, 
 	if err != nil {
 		return nil, fmt.Errorf("start %s: encode input: %w", w.name, err)
 	}
-	info := RunInfo{ID: runID, Workflow: w.name, InputHash: hashInput(input)}
-	start := Event{Type: EventRunStarted, Name: w.name, Payload: input, Sender: SenderFrom(ctx)}
+	info := RunInfo{ID: runID, Workflow: w.name, InputHash: hashInput(input), Trace: TraceFrom(ctx)}
+	start := Event{Type: EventRunStarted, Name: w.name, Payload: input, Sender: SenderFrom(ctx), Trace: info.Trace}
 	if _, err := c.create(ctx, info, start); err != nil {
 		return nil, fmt.Errorf("start %s: %w", w.name, err)
 	}
@@ -134,8 +134,8 @@ func (c *Client) create(ctx context.Context, info RunInfo, start Event) (RunInfo
 // delivers the outcome to the parent.
 func (c *Client) startChild(ctx context.Context, parent RunInfo, cmd *command) (*Event, error) {
 	info := RunInfo{ID: cmd.childID, Workflow: cmd.name, InputHash: hashInput(cmd.input),
-		ParentID: parent.ID, ParentStep: cmd.step}
-	start := Event{Type: EventRunStarted, Name: cmd.name, Payload: cmd.input, RunID: parent.ID}
+		ParentID: parent.ID, ParentStep: cmd.step, Trace: parent.Trace.child(parent, cmd.step)}
+	start := Event{Type: EventRunStarted, Name: cmd.name, Payload: cmd.input, RunID: parent.ID, Trace: info.Trace}
 	existing, err := c.create(ctx, info, start)
 	end := &Event{Type: EventChildCompleted, Step: cmd.step, RunID: cmd.childID}
 	switch {

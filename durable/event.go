@@ -117,6 +117,13 @@ type Event struct {
 	Seed uint64 `json:"seed,omitempty"`
 	// Sender says who sent a signal or a cancellation, when known.
 	Sender string `json:"sender,omitempty"`
+	// Trace is the trace the run belongs to (RunStarted).
+	Trace Trace `json:"trace,omitzero"`
+	// Started is, on an event that ends an activity attempt (completed,
+	// attempt failed, failed), a timer (fired) or a child run (completed),
+	// when that attempt, timer or child started: with Time, the span of
+	// the work the event ends.
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Failure is an error as it is recorded in history: it keeps the message

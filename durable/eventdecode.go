@@ -54,6 +54,8 @@ const (
 	keyRunID
 	keySeed
 	keySender
+	keyTrace
+	keyStarted
 )
 
 // Bits of the keys of an encoded failure.
@@ -150,6 +152,16 @@ func decodeWireObject(data []byte, w *wireEvent) bool {
 		case "sender":
 			bit = keySender
 			w.Sender, i, ok = readString(data, i)
+		case "trace":
+			bit = keyTrace
+			var text string
+			if text, i, ok = readString(data, i); ok {
+				// A bad trace is left to encoding/json to report.
+				ok = text != "" && w.Trace.UnmarshalText([]byte(text)) == nil
+			}
+		case "started":
+			bit = keyStarted
+			w.Started, i, ok = readTime(data, i)
 		default:
 			return false
 		}

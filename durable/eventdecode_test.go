@@ -78,15 +78,17 @@ func fastPathEvents() []Event {
 	west := time.Date(1999, 12, 31, 23, 0, 0, 0, time.FixedZone("X", -8*3600))
 	stack := "goroutine 7 [running]:\nmain.f()\n\t/src/main.go:12 +0x1d\n"
 	return []Event{
-		{Seq: 1, Type: EventRunStarted, Time: t0, Name: "wf", Payload: []byte(`{"a":1,"b":[true,false,null],"c":-1.5e+3}`), Seed: 18446744073709551615, RunID: "parent"},
+		{Seq: 1, Type: EventRunStarted, Time: t0, Name: "wf", Payload: []byte(`{"a":1,"b":[true,false,null],"c":-1.5e+3}`), Seed: 18446744073709551615, RunID: "parent",
+			Trace: Trace{TraceID: [16]byte{0x4b, 0xf9, 1}, Parent: [8]byte{0, 0xf0, 0x67}, Flags: 1}},
 		{Seq: 2, Type: EventActivityScheduled, Time: t0, Step: 1, Attempt: 1, Name: "charge", InputHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		{Seq: 3, Type: EventActivityAttemptFailed, Time: t1, Step: 1, Attempt: 1, FireAt: t1.Add(time.Second),
 			Failure: &Failure{Message: `open "x": <no such file> & more`, Type: "*fs.PathError", Kind: KindPanic, Stack: stack, Details: "a\r\b\f\x01\u2028\u2029"}},
 		{Seq: 4, Type: EventActivityAttemptStarted, Time: east, Step: 1, Attempt: 2},
-		{Seq: 5, Type: EventActivityCompleted, Time: west, Step: 1, Attempt: 2, Payload: []byte(`"ok <b>&amp;</b> \u00e9 \ud83d\ude00"`)},
+		{Seq: 5, Type: EventActivityCompleted, Time: west, Step: 1, Attempt: 2, Payload: []byte(`"ok <b>&amp;</b> \u00e9 \ud83d\ude00"`), Started: east},
 		{Seq: 6, Type: EventActivityFailed, Time: t0, Step: 1, Attempt: 3, Failure: &Failure{Message: "too many", Kind: KindTimeout, NonRetryable: true}},
 		{Seq: 7, Type: EventTimerStarted, Time: t0, Step: 2, FireAt: t0.Add(time.Hour)},
-		{Seq: 8, Type: EventTimerFired, Time: t0.Add(time.Hour), Step: 2},
+		{Seq: 8, Type: EventTimerFired, Time: t0.Add(time.Hour), Step: 2, Started: t0},
+		{Seq: 8, Type: EventRunStarted, Time: t0, Trace: Trace{TraceID: [16]byte{15: 1}}},
 		{Seq: 9, Type: EventTimerCanceled, Time: t0, Step: 2},
 		{Seq: 10, Type: EventSideEffect, Time: t0, Step: 3, Payload: []byte(`0`)},
 		{Seq: 11, Type: EventVersion, Time: t0, Name: "change", Version: 3},
@@ -106,6 +108,12 @@ func fastPathEvents() []Event {
 // trickyEntries are entries the fast path must leave to encoding/json, or
 // must decode exactly as it does.
 var trickyEntries = []string{
+	// Traces: empty, bad, escaped, and a good one.
+	`{"v":1,"type":"run_started","trace":""}`, `{"v":1,"type":"run_started","trace":"00-x"}`,
+	`{"v":1,"type":"run_started","trace":"00-00000000000000000000000000000000-0000000000000000-01"}`,
+	`{"v":1,"type":"run_started","trace":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\u0031"}`,
+	`{"v":1,"type":"run_started","trace":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`,
+	`{"v":1,"type":"run_started","trace":7}`, `{"v":1,"type":"timer_fired","started":"2026-01-01T00:00:00Z","started":"2026-01-01T00:00:00Z"}`,
 	``, `{`, `}`, `{}`, `[]`, `null`, `{"v":1}`, ` {"v":1,"type":"timer_fired"}`, `{"v":1,"type":"timer_fired"} `,
 	`{"v":1,"type":"timer_fired"}x`, `{"v":1,"type":"timer_fired"}}`, `{"v":1,"type":"timer_fired",}`, `{"v":1,,"type":"timer_fired"}`,
 	"{\"v\":1,\n\"type\":\"timer_fired\"}", `{"v" :1,"type":"timer_fired"}`, `{"v":1 ,"type":"timer_fired"}`,

@@ -9,6 +9,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // executor runs one run in a worker while the worker holds the run's lease:
@@ -43,6 +45,12 @@ type executor struct {
 	// newHistory is the first event of a history that replaces the
 	// current one at the next commit (continue-as-new).
 	newHistory *Event
+	// previous are the events of the history that newHistory replaces
+	// that were never written; observers hear of them with newHistory.
+	previous []Event
+	// replayed says the run was rebuilt from a history longer than its
+	// first event, not kept in memory since it started.
+	replayed bool
 }
 
 // errLeaseLost aborts an executor whose lease or history view is stale.
@@ -158,7 +166,16 @@ func (ex *executor) load(ctx context.Context) error {
 		ex.parked = fmt.Errorf("%w: history does not begin with %s", ErrCorruptHistory, EventRunStarted)
 		return nil
 	}
-	ex.rt = newRuntime(ex.info.ID, ex.info.Generation, def, ex.w.log)
+	if ex.info.Trace.IsZero() {
+		ex.info.Trace = history[0].Trace // a record written before traces were kept
+	}
+	log := ex.w.log
+	if !ex.info.Trace.IsZero() {
+		log = log.With("trace_id", ex.info.Trace.TraceID.String())
+		ex.log = ex.log.With("trace_id", ex.info.Trace.TraceID.String())
+	}
+	ex.replayed = len(history) > 1
+	ex.rt = newRuntime(ex.info.ID, ex.info.Generation, def, log)
 	ex.rt.load(history)
 	ex.adopt(ex.rt.takeIssued())
 	// Work that history shows as unfinished: attempts cut off by a lost
@@ -430,6 +447,9 @@ func (ex *executor) startWork(ctx context.Context) bool {
 		info := ActivityInfo{RunID: ex.info.ID, Workflow: ex.info.Workflow, Activity: cmd.name,
 			Step: cmd.step, Attempt: cmd.attempt, IdempotencyKey: stepKey(ex.info.ID, ex.rt.generation, cmd.step)}
 		fn, opts, input := ex.w.wrap(cmd.activity.run), cmd.activity.opts, cmd.input
+		if sc := ex.attemptTrace(cmd).ParentContext(); sc.IsValid() {
+			actCtx = trace.ContextWithRemoteSpanContext(actCtx, sc)
+		}
 		go func() {
 			r := runAttempt(actCtx, ex.w.clock, fn, info, opts, input)
 			cancel(nil)
@@ -441,4 +461,14 @@ func (ex *executor) startWork(ctx context.Context) bool {
 	}
 	ex.toStart = nil
 	return progress
+}
+
+// attemptTrace is the run's trace under the span of the current attempt of
+// activity cmd: its parent is the parent of the spans the activity makes.
+func (ex *executor) attemptTrace(cmd *command) Trace {
+	t := ex.info.Trace
+	if !t.IsZero() {
+		t.Parent = t.StepSpanID(ex.info.ID, ex.rt.generation, cmd.step, cmd.attempt)
+	}
+	return t
 }

@@ -67,19 +67,21 @@ func (ex *executor) write(ctx context.Context, c Commit, events []Event) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	ex.consumed = nil
+	var previous []Event
 	if c.NewHistory {
 		ex.committed = int64(len(c.Events))
 		ex.info.Generation++
 		ex.newHistory = nil
+		previous, ex.previous = ex.previous, nil
 	} else {
 		ex.committed += int64(len(c.Events))
 	}
 	ex.info.Status = c.Run.Status
 	if len(ex.w.observers) > 0 {
-		run := c.Run
-		run.HistoryLen, run.Generation = ex.committed, ex.info.Generation
+		w := Written{Run: c.Run, Events: events, Previous: previous, Replayed: ex.replayed}
+		w.Run.HistoryLen, w.Run.Generation = ex.committed, ex.info.Generation
 		for _, observe := range ex.w.observers {
-			observe(ctx, run, events)
+			observe(ctx, w)
 		}
 	}
 	return nil
@@ -130,8 +132,9 @@ func (ex *executor) encode(events []Event) [][]byte {
 // whatever the workflow did when it started, as they would have been had
 // they arrived then.
 func (ex *executor) continueAsNew(start Event) {
-	start.Seq, start.Time, start.Name = 1, ex.now(), ex.info.Workflow
+	start.Seq, start.Time, start.Name, start.Trace = 1, ex.now(), ex.info.Workflow, ex.info.Trace
 	carried := ex.rt.carriedSignals()
+	ex.previous = append(ex.previous, ex.rt.takeFresh()...)
 	for _, cancel := range ex.running {
 		cancel(errLeaseLost)
 	}

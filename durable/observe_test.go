@@ -18,11 +18,11 @@ type observed struct {
 	status []durable.Status
 }
 
-func (o *observed) observe(_ context.Context, run durable.RunInfo, events []durable.Event) {
+func (o *observed) observe(_ context.Context, w durable.Written) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.events = append(o.events, events...)
-	o.status = append(o.status, run.Status)
+	o.events = append(o.events, w.Events...)
+	o.status = append(o.status, w.Run.Status)
 }
 
 func (o *observed) seqs() []int64 {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // queuedAttempt is an activity attempt sent to a task queue: the attempt as
@@ -16,6 +18,9 @@ type queuedAttempt struct {
 	Workflow string          `json:"workflow"`
 	Key      string          `json:"key"`
 	Event    json.RawMessage `json:"event"`
+	// Trace is the run's trace under the attempt's span: the parent of
+	// the spans the activity makes.
+	Trace Trace `json:"trace,omitzero"`
 }
 
 // remoteGrace is how much longer than its start-to-close timeout the owner
@@ -42,7 +47,7 @@ func (ex *executor) pushAttempt(ctx context.Context, cmd *command) error {
 		return err
 	}
 	data, err := json.Marshal(queuedAttempt{V: eventVersion, Workflow: ex.info.Workflow,
-		Key: stepKey(ex.info.ID, ex.rt.generation, cmd.step), Event: e})
+		Key: stepKey(ex.info.ID, ex.rt.generation, cmd.step), Event: e, Trace: ex.attemptTrace(cmd)})
 	if err != nil {
 		return err
 	}
@@ -140,7 +145,11 @@ func (w *Worker) runQueued(ctx context.Context, task ActivityTask) error {
 			e.Name, w.id, task.Queue), Kind: KindUnregistered}
 	} else {
 		info := ActivityInfo{RunID: e.RunID, Workflow: qa.Workflow, Activity: e.Name, Step: e.Step, Attempt: e.Attempt, IdempotencyKey: qa.Key}
-		r := runAttempt(ctx, w.clock, w.wrap(def.run), info, def.opts, e.Payload)
+		actCtx := ctx
+		if sc := qa.Trace.ParentContext(); sc.IsValid() {
+			actCtx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
+		r := runAttempt(actCtx, w.clock, w.wrap(def.run), info, def.opts, e.Payload)
 		if ctx.Err() != nil {
 			return ctx.Err() // shutting down: let another worker run it
 		}

@@ -160,6 +160,9 @@ func (rt *workflowRuntime) checkUnmatched() {
 func (rt *workflowRuntime) apply(e Event) {
 	rt.seq++
 	e.Seq = rt.seq
+	if cmd := rt.pending[e.Step]; e.Step > 0 && cmd != nil && e.Type != EventActivityAttemptStarted {
+		e.Started = cmd.startedAt
+	}
 	rt.fresh = append(rt.fresh, e)
 	rt.deliver(e)
 }

@@ -150,6 +150,8 @@ type RunInfo struct {
 	ParentStep int       `json:"parent_step,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// Trace is the trace the run belongs to, fixed when it is created.
+	Trace Trace `json:"trace,omitzero"`
 	// Generation counts continue-as-new restarts; each has its own history.
 	Generation int `json:"generation,omitempty"`
 	// HistoryLen is the number of events in the current history.

@@ -12,17 +12,34 @@ import (
 )
 
 // Observer is told what a worker wrote to a run, after the store accepted
-// it: the run's record as written and the events appended, in history
-// order (none when only the record changed, as when a run is parked or
-// handed off). Only writes are observed, never replay: a run picked up
-// again, by this worker or another after a crash, is not told again of
-// what its history holds. A worker that dies between a write and its
-// observers loses that notification, so an Observer feeds views (live
-// progress, traces, metrics), not the truth, which is the history.
+// it. Only writes are observed, never replay: a run picked up again, by
+// this worker or another after a crash, is not told again of what its
+// history holds. A worker that dies between a write and its observers
+// loses that notification, so an Observer feeds views (live progress,
+// traces, metrics), not the truth, which is the history.
 //
 // An Observer is called from the goroutine that executes the run, so it
-// must return quickly; it must not modify events.
-type Observer func(ctx context.Context, run RunInfo, events []Event)
+// must return quickly; it must not modify the events.
+type Observer func(ctx context.Context, w Written)
+
+// Written is one write a worker made to a run.
+type Written struct {
+	// Run is the run's record as written.
+	Run RunInfo
+	// Events are the events appended, in history order: none when only
+	// the record changed, as when a run is parked or handed off; the new
+	// history from its first event when the run continued as new.
+	Events []Event
+	// Previous are, when the run continued as new, the events of the
+	// history it ended that were never written: that history was replaced
+	// before they were (they belong to generation Run.Generation-1).
+	// This is their only notice.
+	Previous []Event
+	// Replayed says the worker rebuilt the run by replaying its history
+	// (it picked the run up after a crash, a hand-off or a wait) rather
+	// than keeping it in memory since it started.
+	Replayed bool
+}
 
 // WorkerOptions configure a Worker. Zero fields take the defaults noted.
 type WorkerOptions struct {

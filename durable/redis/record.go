@@ -12,7 +12,7 @@ import (
 // A run's record lives in its hash as these fields (scripts also keep the
 // lease and bookkeeping fields there; see the Lua files):
 //
-//	meta   JSON of what CreateRun fixed for good: id, workflow, input hash, parent, creation time
+//	meta   JSON of what CreateRun fixed for good: id, workflow, input hash, parent, creation time, trace
 //	st     status
 //	state  JSON of what each commit saves: step, waiting, wake time, failure
 //	cr     creation time in µs, the score of the run in the indexes
@@ -22,12 +22,13 @@ import (
 
 // meta is the part of a record that CreateRun fixes for good.
 type meta struct {
-	ID         string    `json:"id"`
-	Workflow   string    `json:"workflow"`
-	InputHash  string    `json:"input_hash,omitempty"`
-	ParentID   string    `json:"parent_id,omitempty"`
-	ParentStep int       `json:"parent_step,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string        `json:"id"`
+	Workflow   string        `json:"workflow"`
+	InputHash  string        `json:"input_hash,omitempty"`
+	ParentID   string        `json:"parent_id,omitempty"`
+	ParentStep int           `json:"parent_step,omitempty"`
+	CreatedAt  time.Time     `json:"created_at"`
+	Trace      durable.Trace `json:"trace,omitzero"`
 }
 
 // state is the part of a record that each commit saves.
@@ -40,7 +41,7 @@ type state struct {
 
 func encodeMeta(info durable.RunInfo) string {
 	data, _ := json.Marshal(meta{ID: info.ID, Workflow: info.Workflow, InputHash: info.InputHash,
-		ParentID: info.ParentID, ParentStep: info.ParentStep, CreatedAt: info.CreatedAt.UTC()})
+		ParentID: info.ParentID, ParentStep: info.ParentStep, CreatedAt: info.CreatedAt.UTC(), Trace: info.Trace})
 	return string(data)
 }
 
@@ -71,7 +72,7 @@ func decodeRecord(f map[string]string) (durable.RunInfo, error) {
 	}
 	info := durable.RunInfo{
 		ID: m.ID, Workflow: m.Workflow, InputHash: m.InputHash, ParentID: m.ParentID,
-		ParentStep: m.ParentStep, CreatedAt: m.CreatedAt,
+		ParentStep: m.ParentStep, CreatedAt: m.CreatedAt, Trace: m.Trace,
 		Status: durable.Status(f["st"]), Step: st.Step, Waiting: st.Waiting, WakeAt: st.WakeAt, Failure: st.Failure,
 	}
 	var err error

@@ -16,6 +16,9 @@ func testCreateRun(e *env) {
 		ID: "r1", Workflow: "greet", InputHash: "h1", Status: durable.StatusPending,
 		ParentID: "parent", ParentStep: 3,
 	}
+	if err := in.Trace.UnmarshalText([]byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")); err != nil {
+		e.t.Fatal(err)
+	}
 	got, created, err := e.s.CreateRun(e.ctx(), in, []byte("first"))
 	if err != nil || !created {
 		e.t.Fatalf("CreateRun = created %v, %v; want created", created, err)

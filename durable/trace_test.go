@@ -1,0 +1,248 @@
+package durable_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairn-dev/cairn/durable"
+)
+
+func TestTraceText(t *testing.T) {
+	const text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var tr durable.Trace
+	if err := tr.UnmarshalText([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if tr.TraceID.String() != "4bf92f3577b34da6a3ce929d0e0e4736" || tr.Parent.String() != "00f067aa0ba902b7" || !tr.Sampled() {
+		t.Errorf("decoded %+v", tr)
+	}
+	if out, _ := tr.MarshalText(); string(out) != text {
+		t.Errorf("encoded %s, want %s", out, text)
+	}
+	root := "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-00"
+	if err := tr.UnmarshalText([]byte(root)); err != nil || tr.Parent.IsValid() || tr.Sampled() {
+		t.Errorf("a trace without a parent: %+v, %v", tr, err)
+	}
+	if tr.ParentContext().IsValid() {
+		t.Error("a trace without a parent has a parent context")
+	}
+	if err := tr.UnmarshalText(nil); err != nil || !tr.IsZero() {
+		t.Errorf("empty text: %+v, %v", tr, err)
+	}
+	for _, bad := range []string{
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01", // zero trace id
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", // upper case
+		"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short
+		"00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01", // not hex
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",    // no flags
+		"garbage",
+	} {
+		var got durable.Trace
+		if err := got.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q decoded as %+v; want an error", bad, got)
+		}
+	}
+}
+
+func TestSpanIDsAreDerived(t *testing.T) {
+	tr := durable.TraceFrom(context.Background())
+	if !tr.TraceID.IsValid() || tr.Parent.IsValid() || !tr.Sampled() {
+		t.Fatalf("a trace started outside any span: %+v", tr)
+	}
+	ids := map[trace.SpanID]string{}
+	add := func(id trace.SpanID, what string) {
+		if !id.IsValid() {
+			t.Errorf("%s: invalid span id", what)
+		}
+		if other, ok := ids[id]; ok {
+			t.Errorf("%s has the span id of %s", what, other)
+		}
+		ids[id] = what
+	}
+	add(tr.RunSpanID("r1"), "run r1")
+	add(tr.RunSpanID("r2"), "run r2")
+	for gen := range 2 {
+		for step := range 3 {
+			for attempt := range 3 {
+				add(tr.StepSpanID("r1", gen, step+1, attempt), "a step")
+			}
+		}
+	}
+	if tr.StepSpanID("r1", 0, 1, 1) != tr.StepSpanID("r1", 0, 1, 1) {
+		t.Error("the same step has two span ids")
+	}
+	other := durable.TraceFrom(context.Background())
+	if other.TraceID == tr.TraceID || other.RunSpanID("r1") == tr.RunSpanID("r1") {
+		t.Error("two traces share ids")
+	}
+}
+
+// TestRunTrace: a run started under a span joins its trace; its activities
+// run under their attempts' derived spans, its child under the child's
+// step, its next history (continue-as-new) keeps the trace; events that end
+// work say when it started; observers learn whether the run was replayed.
+func TestRunTrace(t *testing.T) {
+	type seen struct {
+		step, attempt int
+		sc            trace.SpanContext
+	}
+	var mu sync.Mutex
+	var spans []seen
+	flaky := durable.NewActivity("flaky", func(ctx context.Context, _ struct{}) (string, error) {
+		info, _ := durable.ActivityInfoFrom(ctx)
+		mu.Lock()
+		spans = append(spans, seen{info.Step, info.Attempt, trace.SpanContextFromContext(ctx)})
+		mu.Unlock()
+		if info.Attempt == 1 {
+			return "", errors.New("try again")
+		}
+		return "ok", nil
+	}, durable.ActivityOptions{RetryPolicy: durable.RetryPolicy{InitialInterval: time.Millisecond}})
+	child := durable.NewWorkflow("child", func(ctx durable.Context, _ struct{}) (string, error) {
+		return "child done", nil
+	})
+	parent := durable.NewWorkflow("parent", func(ctx durable.Context, round int) (string, error) {
+		if _, err := durable.Execute(ctx, flaky, struct{}{}); err != nil {
+			return "", err
+		}
+		if round == 0 {
+			if _, err := durable.ExecuteChild(ctx, child, struct{}{}); err != nil {
+				return "", err
+			}
+			return "", durable.ContinueAsNew(ctx, 1)
+		}
+		return "done", nil
+	})
+	e := newIdleEnv(t)
+	var written []durable.Written
+	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: 2 * time.Second,
+		Observers: []durable.Observer{func(_ context.Context, wr durable.Written) {
+			mu.Lock()
+			defer mu.Unlock()
+			written = append(written, wr)
+		}}})
+	w.Register(parent, child)
+	ctx := ctxT(t)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+
+	caller := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled})
+	run, err := parent.Start(trace.ContextWithSpanContext(ctx, caller), e.client, "p1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run.Result(ctx); err != nil || out != "done" {
+		t.Fatalf("result %q, %v", out, err)
+	}
+	want := durable.Trace{TraceID: caller.TraceID(), Parent: caller.SpanID(), Flags: trace.FlagsSampled}
+	info, err := e.client.Describe(ctx, "p1")
+	if err != nil || info.Trace != want || info.Generation != 1 {
+		t.Fatalf("record: trace %v generation %d (%v); want trace %v, generation 1", info.Trace, info.Generation, err, want)
+	}
+	history, err := e.client.History(ctx, "p1")
+	if err != nil || history[0].Trace != want {
+		t.Fatalf("the next history's first event has trace %v (%v); want %v", history[0].Trace, err, want)
+	}
+
+	// Activity attempts: generation 0 step 1 and generation 1 step 1,
+	// attempts 1 and 2 each, each under its own derived span.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(spans) != 4 {
+		t.Fatalf("activity ran %d times; want 4", len(spans))
+	}
+	for i, s := range spans {
+		gen := i / 2
+		if s.sc.TraceID() != want.TraceID || s.sc.SpanID() != want.StepSpanID("p1", gen, s.step, s.attempt) || !s.sc.IsSampled() {
+			t.Errorf("attempt %d of step %d (generation %d) ran under %v", s.attempt, s.step, gen, s.sc)
+		}
+	}
+	if spans[0].sc.SpanID() == spans[1].sc.SpanID() {
+		t.Error("two attempts share a span")
+	}
+
+	// The child hangs under its step (2) of generation 0.
+	children, err := e.client.ListRuns(ctx, durable.RunFilter{Workflow: "child"})
+	if err != nil || len(children) != 1 {
+		t.Fatalf("children %v, %v", children, err)
+	}
+	wantChild := durable.Trace{TraceID: want.TraceID, Parent: want.StepSpanID("p1", 0, 2, 0), Flags: want.Flags}
+	if children[0].Trace != wantChild {
+		t.Errorf("child trace %v; want %v", children[0].Trace, wantChild)
+	}
+
+	// Events that end work carry when it started.
+	ends := 0
+	for _, wr := range written {
+		for _, ev := range append(wr.Previous, wr.Events...) {
+			switch ev.Type {
+			case durable.EventActivityAttemptFailed, durable.EventActivityCompleted, durable.EventChildCompleted:
+				ends++
+				if ev.Started.IsZero() || ev.Started.After(ev.Time) {
+					t.Errorf("%s of step %d: started %v, time %v", ev.Type, ev.Step, ev.Started, ev.Time)
+				}
+			case durable.EventActivityScheduled, durable.EventRunStarted:
+				if !ev.Started.IsZero() {
+					t.Errorf("%s has a start time", ev.Type)
+				}
+			}
+		}
+	}
+	if ends != 5 {
+		t.Errorf("%d events end work; want 5 (2 failed attempts, 2 completions, 1 child)", ends)
+	}
+}
+
+// TestReplayedWrites: a worker that picks a run up by replay says so.
+func TestReplayedWrites(t *testing.T) {
+	wake := durable.NewSignal[string]("wake")
+	wf := durable.NewWorkflow("sleeper", func(ctx durable.Context, _ struct{}) (string, error) {
+		if err := durable.Record(ctx, "ready", true); err != nil {
+			return "", err
+		}
+		return wake.Receive(ctx)
+	})
+	e := newIdleEnv(t)
+	var mu sync.Mutex
+	var replayed []bool
+	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: quietLogger(), LeaseTTL: 2 * time.Second,
+		Observers: []durable.Observer{func(_ context.Context, wr durable.Written) {
+			mu.Lock()
+			defer mu.Unlock()
+			replayed = append(replayed, wr.Replayed)
+		}}})
+	w.Register(wf)
+	ctx := ctxT(t)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+
+	run, err := wf.Start(ctx, e.client, "s1", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("s1", durable.StatusWaiting)
+	if err := wake.Send(ctx, e.client, "s1", "up"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Result(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The first write was made by the worker that started the run; the
+	// run then waited, was let go, and was replayed for the signal.
+	if len(replayed) < 2 || replayed[0] || !replayed[len(replayed)-1] {
+		t.Errorf("replayed flags %v; want false first, true last", replayed)
+	}
+}
