@@ -178,6 +178,11 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 		{"agent": a.Name, "turn": 1.0, "call_id": "call_0_2", "tool": "refund", "by": "bob", "reason": "over the limit"},
 	}
 	for i, w := range wantDecided {
+		// A decision says when its request was made.
+		if decided[i]["since"] == nil {
+			t.Errorf("decision %d has no time of request: %v", i, decided[i])
+		}
+		delete(decided[i], "since")
 		if fmt.Sprint(decided[i]) != fmt.Sprint(w) {
 			t.Errorf("decision %d = %v, want %v", i, decided[i], w)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +45,9 @@ type record struct {
 	MessageID string        `json:"message_id,omitempty"`
 	Error     string        `json:"error,omitempty"`
 	Result    *tools.Result `json:"result,omitempty"`
+	// Since is, on what ends a wait or a piece of work (a decision, an
+	// answer, a workflow tool's end), when it began.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // The signals a run receives from Runtime's client methods.
@@ -263,9 +267,10 @@ type turnTools struct {
 	tools    map[int]durable.Future[toolOutcome]
 	children map[int]durable.Future[Result]
 	inline   map[int]durable.Future[tools.Result]
-	// Calls waiting for a person, by call index.
-	approvals map[int]bool
-	questions map[int]bool
+	// Calls waiting for a person, by call index, with when they were
+	// put to that person.
+	approvals map[int]time.Time
+	questions map[int]time.Time
 	handoff   *registration
 }
 
@@ -277,7 +282,7 @@ func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.To
 	tt := &turnTools{rt: rt, st: st, calls: calls, results: make([]tools.Result, len(calls)),
 		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[Result]{},
 		inline:    map[int]durable.Future[tools.Result]{},
-		approvals: map[int]bool{}, questions: map[int]bool{}}
+		approvals: map[int]time.Time{}, questions: map[int]time.Time{}}
 	for i := range calls {
 		if err := tt.begin(ctx, i); err != nil {
 			return err
@@ -311,7 +316,7 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 			return nil
 		}
 		rec.Text = q.Question
-		tt.questions[i] = true
+		tt.questions[i] = durable.Now(ctx)
 		return durable.Record(ctx, recQuestionAsked, rec)
 	}
 	if target, ok := strings.CutPrefix(c.Name, handoffPrefix); ok {
@@ -350,13 +355,14 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 		if err := durable.Record(ctx, recToolStarted, rec); err != nil {
 			return err
 		}
+		started := durable.Now(ctx)
 		tt.inline[i] = durable.Go(ctx, func(ctx durable.Context) (tools.Result, error) {
 			res, err := wt.run(ctx, args)
 			if errors.Is(err, durable.ErrCanceled) {
 				return res, err
 			}
 			done := rec
-			done.Arguments, done.Result = "", &res
+			done.Arguments, done.Result, done.Since = "", &res, started
 			return res, errors.Join(err, durable.Record(ctx, recToolFinished, done))
 		})
 		return nil
@@ -381,7 +387,7 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 	if d := a.Approval.Timeout; d > 0 {
 		rec.Deadline = durable.Now(ctx).Add(d)
 	}
-	tt.approvals[i] = true
+	tt.approvals[i] = durable.Now(ctx)
 	return durable.Record(ctx, recApprovalRequested, rec)
 }
 
@@ -451,7 +457,7 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				}
 			}
 		case 2:
-			for _, i := range sortedKeys(tt.approvals) {
+			for _, i := range slices.Sorted(maps.Keys(tt.approvals)) {
 				d := decisionMsg{Turn: tt.st.turns, CallID: tt.calls[i].ID, Approved: policy.OnTimeout, By: "timeout",
 					Reason: fmt.Sprintf("no decision within %v", policy.Timeout)}
 				if err := tt.decide(ctx, i, d); err != nil {
@@ -465,11 +471,11 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 
 // pending finds the waiting call that a message is meant for. Messages
 // for calls of other turns, or already settled, are dropped.
-func (tt *turnTools) pending(waiting map[int]bool, turn int, callID string) (int, bool) {
+func (tt *turnTools) pending(waiting map[int]time.Time, turn int, callID string) (int, bool) {
 	if turn != tt.st.turns {
 		return 0, false
 	}
-	for _, i := range sortedKeys(waiting) { // in order: a model may repeat an id
+	for _, i := range slices.Sorted(maps.Keys(waiting)) { // in order: a model may repeat an id
 		if tt.calls[i].ID == callID {
 			return i, true
 		}
@@ -478,10 +484,11 @@ func (tt *turnTools) pending(waiting map[int]bool, turn int, callID string) (int
 }
 
 func (tt *turnTools) decide(ctx durable.Context, i int, d decisionMsg) error {
+	asked := tt.approvals[i]
 	delete(tt.approvals, i)
 	c := tt.calls[i]
 	err := durable.Record(ctx, recApprovalDecided, record{Agent: tt.st.reg.agent.Name, Turn: d.Turn, CallID: c.ID,
-		Tool: c.Name, Approved: d.Approved, By: d.By, Reason: d.Reason})
+		Tool: c.Name, Approved: d.Approved, By: d.By, Reason: d.Reason, Since: asked})
 	if d.Approved {
 		tt.start(ctx, i)
 		return err
@@ -495,11 +502,12 @@ func (tt *turnTools) decide(ctx durable.Context, i int, d decisionMsg) error {
 }
 
 func (tt *turnTools) answer(ctx durable.Context, i int, a answerMsg) error {
+	asked := tt.questions[i]
 	delete(tt.questions, i)
 	text, _ := json.Marshal(map[string]string{"answer": a.Text, "answered_by": a.By})
 	tt.results[i] = tools.Result{Content: string(text)}
 	return durable.Record(ctx, recQuestionAnswered, record{Agent: tt.st.reg.agent.Name, Turn: a.Turn,
-		CallID: tt.calls[i].ID, By: a.By, Text: a.Text})
+		CallID: tt.calls[i].ID, By: a.By, Text: a.Text, Since: asked})
 }
 
 // finish waits for call i, if it runs, and sets its result.
@@ -568,13 +576,4 @@ func toolNames(defs []providers.ToolDefinition) []string {
 		names[i] = d.Name
 	}
 	return names
-}
-
-func sortedKeys(m map[int]bool) []int {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

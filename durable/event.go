@@ -98,7 +98,8 @@ type Event struct {
 	Step    int `json:"step,omitempty"`
 	Attempt int `json:"attempt,omitempty"`
 	// Name is the workflow, activity, signal or child workflow name, or
-	// the change id of a version marker.
+	// the change id of a version marker. Events that end an activity
+	// attempt or a child run repeat the name of what they end.
 	Name string `json:"name,omitempty"`
 	// Payload is JSON: a run's input or result, an activity's result, a
 	// signal's value, a side effect's value.

@@ -162,6 +162,9 @@ func (rt *workflowRuntime) apply(e Event) {
 	e.Seq = rt.seq
 	if cmd := rt.pending[e.Step]; e.Step > 0 && cmd != nil && e.Type != EventActivityAttemptStarted {
 		e.Started = cmd.startedAt
+		if e.Name == "" {
+			e.Name = cmd.name
+		}
 	}
 	rt.fresh = append(rt.fresh, e)
 	rt.deliver(e)

@@ -30,6 +30,21 @@ type Model interface {
 	Generate(ctx context.Context, req Request) (Response, error)
 }
 
+// Describer is a Model that can say what it is, for traces and metrics.
+// Check for it with a type assertion.
+type Describer interface {
+	Describe() Info
+}
+
+// Info names a model for telemetry.
+type Info struct {
+	// Provider is an OpenTelemetry gen_ai.provider.name: "openai",
+	// "azure.ai.openai", or the name of the service or library.
+	Provider string
+	// Model is the model asked for, as the provider names it.
+	Model string
+}
+
 // StreamingModel is a Model that can also deliver its answer as it is
 // generated. Check for it with a type assertion, or call Stream, which falls
 // back to Generate.

@@ -32,6 +32,7 @@ import (
 var (
 	_ providers.Model          = (*Model)(nil)
 	_ providers.StreamingModel = (*Model)(nil)
+	_ providers.Describer      = (*Model)(nil)
 )
 
 // Model is a chat model behind an OpenAI-compatible endpoint. It is safe for
@@ -39,6 +40,7 @@ var (
 type Model struct {
 	client          *goopenai.Client
 	model           string
+	provider        string
 	legacyMaxTokens bool
 }
 
@@ -105,7 +107,18 @@ func New(model string, opts ...Option) (*Model, error) {
 		hc = &http.Client{}
 	}
 	cc.HTTPClient = recorder{hc}
-	return &Model{client: goopenai.NewClientWithConfig(cc), model: model, legacyMaxTokens: c.legacyMaxTokens}, nil
+	provider := "openai"
+	if c.azureVersion != "" {
+		provider = "azure.ai.openai"
+	}
+	return &Model{client: goopenai.NewClientWithConfig(cc), model: model, provider: provider,
+		legacyMaxTokens: c.legacyMaxTokens}, nil
+}
+
+// Describe implements providers.Describer: provider "openai" (also for
+// other servers that speak its API), or "azure.ai.openai" with WithAzure.
+func (m *Model) Describe() providers.Info {
+	return providers.Info{Provider: m.provider, Model: m.model}
 }
 
 // Generate asks for a chat completion.

@@ -24,6 +24,7 @@ import (
 var (
 	_ providers.Model          = (*Model)(nil)
 	_ providers.StreamingModel = (*Model)(nil)
+	_ providers.Describer      = (*Model)(nil)
 )
 
 // ErrScriptExhausted is returned, marked non-retryable, when a request's
@@ -40,6 +41,12 @@ const Name = "scripted"
 type Model struct {
 	responses []providers.Response
 	fn        func(context.Context, providers.Request) (providers.Response, error)
+}
+
+// Describe implements providers.Describer: provider "cairn.scripted",
+// model "scripted".
+func (m *Model) Describe() providers.Info {
+	return providers.Info{Provider: "cairn.scripted", Model: "scripted"}
 }
 
 // New returns a model that answers turn n (a request holding n assistant
