@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
@@ -28,6 +30,8 @@ type toolCall struct {
 // toolOutcome is the journaled output of a tool call activity: the result
 // the model reads, or the reason a tool gave for stopping the run.
 type toolOutcome struct {
+	// CallID is the model's id of the call, for traces.
+	CallID string       `json:"call_id,omitempty"`
 	Result tools.Result `json:"result"`
 	// Fatal is the message of a fatal tool error: the run fails with it.
 	Fatal string `json:"fatal,omitempty"`
@@ -69,6 +73,7 @@ func (rt *Runtime) define(a *Agent) *registration {
 func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (providers.Response, error) {
 	return func(ctx context.Context, c modelCall) (providers.Response, error) {
 		info, _ := durable.ActivityInfoFrom(ctx)
+		rt.tel.recordModelInput(ctx, c.Request)
 		if rt.feed == nil {
 			return a.Model.Generate(ctx, c.Request)
 		}
@@ -95,6 +100,7 @@ func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (provide
 func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolCall) (toolOutcome, error) {
 	return func(ctx context.Context, c toolCall) (toolOutcome, error) {
 		info, _ := durable.ActivityInfoFrom(ctx)
+		rt.tel.recordToolInput(ctx, c.Arguments)
 		ev := Event{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
 		started := ev
 		started.Type, started.Arguments = EventToolStarted, c.Arguments
@@ -102,8 +108,10 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 
 		if info.Attempt > 1 && !t.HonorsIdempotencyKey() {
 			// Not silently: an earlier attempt may have had its effect.
+			sc := trace.SpanContextFromContext(ctx)
 			rt.log.Warn("tool called again; it does not honour its idempotency key, so its side effect may happen twice",
-				"run", info.RunID, "tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
+				"run_id", info.RunID, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String(),
+				"tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
 		}
 		ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
 		res, err := t.Call(ctx, json.RawMessage(c.Arguments))
@@ -113,11 +121,11 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 		case err == nil:
 			finished.Result = &res
 			rt.publish(info.RunID, finished)
-			return toolOutcome{Result: res}, nil
+			return toolOutcome{CallID: c.CallID, Result: res}, nil
 		case tools.IsFatal(err):
 			finished.Error = err.Error()
 			rt.publish(info.RunID, finished)
-			return toolOutcome{Fatal: err.Error()}, nil
+			return toolOutcome{CallID: c.CallID, Fatal: err.Error()}, nil
 		}
 		finished.Type, finished.Error = EventToolFailed, err.Error()
 		rt.publish(info.RunID, finished)

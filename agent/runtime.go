@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/providers"
 )
@@ -23,6 +26,23 @@ type Options struct {
 	// Authorizer checks approvals and answers before they are sent to a
 	// run. Default: anyone who gives a name (Decision.By).
 	Authorizer Authorizer
+
+	// TracerProvider receives the spans of the runs this runtime's
+	// workers execute: invoke_agent, chat, execute_tool, await_approval,
+	// timer (see the package documentation). Build it with
+	// sdktrace.WithIDGenerator(IDGenerator{}) so that the spans of a run
+	// nest under it. Default: otel.GetTracerProvider(), read once.
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the runtime's metrics: gen_ai.client.token.usage,
+	// gen_ai.client.operation.duration, cairn.steps, cairn.retries,
+	// cairn.runs, cairn.approval.wait. Default: otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// RecordContent puts what is said in spans: the messages a model is
+	// given and answers (gen_ai.input.messages, gen_ai.output.messages,
+	// gen_ai.system_instructions), tool arguments and results. Off by
+	// default: content may be private. Inputs are not journaled, so only
+	// the worker that made a call can report them.
+	RecordContent bool
 }
 
 // Runtime binds agents to a durable store: it registers their workflows
@@ -40,6 +60,7 @@ type Runtime struct {
 	clock  durable.Clock
 	log    *slog.Logger
 	auth   Authorizer
+	tel    *telemetry
 
 	mu     sync.RWMutex
 	agents map[string]*registration
@@ -66,6 +87,7 @@ func NewRuntime(store durable.Store, opts Options) *Runtime {
 	if rt.auth == nil {
 		rt.auth = RequireName{}
 	}
+	rt.tel = newTelemetry(opts, rt.log, rt.lookup)
 	rt.feed, _ = store.(durable.Feed)
 	rt.pub.rt = rt
 	rt.client = durable.NewClient(store, durable.ClientOptions{Codec: opts.Codec, Clock: rt.clock})
@@ -111,9 +133,10 @@ func (rt *Runtime) Register(agents ...*Agent) error {
 
 // NewWorker returns a durable worker that runs the registered agents, with
 // the runtime's codec and clock, publishing their progress to each run's
-// live feed. opts are passed on; their Observers are kept.
+// live feed and their spans and metrics to the runtime's providers. opts
+// are passed on; their Observers are kept.
 func (rt *Runtime) NewWorker(opts durable.WorkerOptions) *durable.Worker {
-	opts.Observers = append(opts.Observers, rt.observe)
+	opts.Observers = append(opts.Observers, rt.observe, rt.tel.observe)
 	if opts.Codec == nil {
 		opts.Codec = rt.codec
 	}
