@@ -14,6 +14,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -24,7 +26,9 @@ import (
 )
 
 // Environment variables that configure an agent worker child (besides
-// EnvURL, EnvLease and EnvStopAfterCommit, which it reads too).
+// EnvURL, EnvLease and EnvStopAfterCommit, which it reads too, and the
+// standard OTEL_EXPORTER_OTLP_* variables: with OTEL_EXPORTER_OTLP_ENDPOINT
+// set, it sends its spans there, each as it ends).
 const (
 	// EnvAgent makes a child run the clerk agent instead of the order
 	// workflow.
@@ -290,7 +294,18 @@ func AgentChild(out io.Writer) error {
 	// Keep the live feed: the model call streams, as in production.
 	wrapped = feedStore{Store: wrapped, Feed: store}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rt := agent.NewRuntime(wrapped, agent.Options{Logger: logger})
+	rtOpts := agent.Options{Logger: logger}
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+		// Spans go out as they end, so that what a worker reported
+		// before it was killed has arrived.
+		exp, err := otlptracehttp.New(context.Background())
+		if err != nil {
+			return err
+		}
+		rtOpts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+			sdktrace.WithIDGenerator(agent.IDGenerator{}))
+	}
+	rt := agent.NewRuntime(wrapped, rtOpts)
 	if err := rt.Register(clerk(rdb, stops)); err != nil {
 		return err
 	}
