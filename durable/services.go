@@ -182,8 +182,9 @@ func NewID(ctx Context) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// Logger returns a logger for workflow code. It carries the run id and
-// drops records while the run is replaying, so each line is logged once.
+// Logger returns a logger for workflow code. Its records carry the run id
+// (run_id) and the run's trace id (trace_id, see Trace). It drops records
+// while the run is replaying, so each line is logged once.
 func Logger(ctx Context) *slog.Logger {
 	rt := ctx.runtime()
 	rt.check()

@@ -1,8 +1,12 @@
 package durable_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,4 +249,62 @@ func TestReplayedWrites(t *testing.T) {
 	if len(replayed) < 2 || replayed[0] || !replayed[len(replayed)-1] {
 		t.Errorf("replayed flags %v; want false first, true last", replayed)
 	}
+}
+
+// TestLogsCarryTraceAndRunIDs: what a workflow logs through Logger names
+// its run and its trace.
+func TestLogsCarryTraceAndRunIDs(t *testing.T) {
+	wf := durable.NewWorkflow("chatty", func(ctx durable.Context, _ struct{}) (string, error) {
+		durable.Logger(ctx).Info("hello from the workflow")
+		return "ok", nil
+	})
+	e := newIdleEnv(t)
+	var logs lockedBuffer
+	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	w.Register(wf)
+	ctx := ctxT(t)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+	run, err := wf.Start(ctx, e.client, "chatty-1", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Result(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.client.Describe(ctx, "chatty-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "hello from the workflow") {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line["run_id"] != "chatty-1" || line["trace_id"] != info.Trace.TraceID.String() {
+		t.Errorf("log line %v; want run_id chatty-1 and trace_id %s", line, info.Trace.TraceID)
+	}
+}
+
+// lockedBuffer is a buffer safe for a logger's concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

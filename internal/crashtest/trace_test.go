@@ -136,6 +136,29 @@ func checkTrace(t *testing.T, spans []otlptest.Span, history []durable.Event, ca
 			seen[key] = s
 		}
 	}
+	for key, want := range map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "clerk",
+		"gen_ai.conversation.id": clerkRun, "gen_ai.provider.name": "cairn.scripted", "cairn.run.status": "completed"} {
+		if run.Attributes[key] != want {
+			t.Errorf("the run's span: %s = %v, want %v", key, run.Attributes[key], want)
+		}
+	}
+	for _, s := range seen {
+		want := map[string]any{"gen_ai.conversation.id": clerkRun, "gen_ai.agent.name": "clerk"}
+		switch {
+		case strings.HasPrefix(s.Name, "chat "):
+			want["gen_ai.operation.name"], want["gen_ai.provider.name"] = "chat", "cairn.scripted"
+			if s.Kind != "client" {
+				t.Errorf("span %s is of kind %s, want client", s.Name, s.Kind)
+			}
+		case strings.HasPrefix(s.Name, "execute_tool "):
+			want["gen_ai.operation.name"], want["gen_ai.tool.name"] = "execute_tool", strings.TrimPrefix(s.Name, "execute_tool ")
+		}
+		for key, w := range want {
+			if s.Attributes[key] != w {
+				t.Errorf("span %s: %s = %v, want %v", s.Name, key, s.Attributes[key], w)
+			}
+		}
+	}
 	if run.ParentSpanID != caller.SpanID().String() {
 		t.Errorf("the run's span hangs under %q, want the caller's span %s", run.ParentSpanID, caller.SpanID())
 	}
