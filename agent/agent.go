@@ -20,6 +20,50 @@
 // wait for the next user message; and a live feed of each run's progress
 // (text as the model writes it, tools started and finished, approvals)
 // that a reader can resume after a reconnect.
+//
+// # Tracing and metrics
+//
+// A Runtime's workers report every run to OpenTelemetry
+// (Options.TracerProvider and Options.MeterProvider; the global providers
+// by default, which do nothing until a program sets them). A run is one
+// trace, under the span of the code that started it (the span in the
+// context given to Start): a span "invoke_agent <agent>" for the run, from
+// its start to its end, and under it a span for each model call ("chat
+// <model>", kind client), each tool call ("execute_tool <tool>"; a helper
+// agent's is the parent of the helper's own run), each wait for a
+// decision ("await_approval <tool>") or an answer ("await_answer"), and
+// each durable timer ("timer"). Attributes follow the OpenTelemetry GenAI
+// semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
+// gen_ai.agent.name, gen_ai.conversation.id = the run id,
+// gen_ai.request.model and gen_ai.response.model, gen_ai.response.id,
+// gen_ai.response.finish_reasons, gen_ai.usage.*, gen_ai.tool.name,
+// gen_ai.tool.call.id, error.type), plus cairn.run.id, cairn.step,
+// cairn.attempt, and cairn.replayed (true when the worker that reported
+// the span had rebuilt the run from its history). What is said (messages,
+// tool arguments and results) is left out unless Options.RecordContent.
+//
+// Spans come from the journal, not from the code as it runs: a worker
+// emits the spans of what it has just committed, and replay emits nothing.
+// So a step is reported once, even when its run is replayed many times,
+// and by whichever worker finished it. Span ids are derived from the run's
+// trace, the run, the step and the attempt (durable.Trace), so the run's
+// span, emitted when the run ends, maybe days later in another process,
+// has the id its steps already named as their parent; a TracerProvider
+// must be built with IDGenerator for that. A model or tool call cut off
+// by a crash is reported by the worker that takes the run over, as an
+// attempt that failed with error.type attempt_lost, beside the attempt
+// that replaced it. A run is one trace however long it lasts: a run that
+// waits a week for an approval has a week-long root span, emitted at its
+// end, and its steps appear in the backend as they finish. A worker that
+// dies between a commit and the export of its spans loses those spans; it
+// never duplicates them.
+//
+// Metrics: gen_ai.client.token.usage and gen_ai.client.operation.duration
+// for model calls; cairn.steps (steps ended, by kind and outcome),
+// cairn.retries (attempts failed and retried, lost ones included),
+// cairn.runs (runs ended or parked, by status) and cairn.approval.wait
+// (seconds from a request to its decision). Workflow code's logs
+// (durable.Logger) carry run_id and trace_id.
 package agent
 
 import (

@@ -14,6 +14,11 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -400,5 +405,32 @@ func (c *benchRoundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) 
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		c.n.Add(1)
 		return next(ctx, cmds)
+	}
+}
+
+// BenchmarkAgentTracing is the durable loop on the in-memory store without
+// a live feed, with no-op telemetry providers and with the OpenTelemetry
+// SDK (spans batched to an exporter that drops them, metrics aggregated
+// for a reader): what tracing costs a turn.
+func BenchmarkAgentTracing(b *testing.B) {
+	for _, traced := range []bool{false, true} {
+		b.Run(map[bool]string{false: "noop", true: "sdk"}[traced], func(b *testing.B) {
+			a := benchAgent(b)
+			opts := agent.Options{Logger: slog.New(slog.DiscardHandler),
+				TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider()}
+			if traced {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+					sdktrace.WithIDGenerator(agent.IDGenerator{}))
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+				opts.TracerProvider = tp
+				opts.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			}
+			rt := agent.NewRuntime(benchHideFeed(memory.New()), opts)
+			if err := rt.Register(a); err != nil {
+				b.Fatal(err)
+			}
+			benchWorker(b, rt)
+			benchDurable(b, a, rt, nil, 0, nil)
+		})
 	}
 }

@@ -1,9 +1,16 @@
 package agent_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
+	"slices"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -120,4 +127,73 @@ func ExampleRuntime_Approve() {
 	// Output:
 	// pending: refund {"amount":120}
 	// Refunded 120.
+}
+
+// A run traced with OpenTelemetry: one trace under the caller's span, a
+// span for the run, for each model call and for each tool call, with ids
+// derived from the run's steps (IDGenerator), whichever worker reports
+// them. Here the spans go to an in-memory exporter; in production, to an
+// OTLP exporter (go.opentelemetry.io/otel/exporters/otlp/otlptrace).
+func Example_tracing() {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(agent.IDGenerator{}))
+
+	type cityArgs struct {
+		City string `json:"city"`
+	}
+	weather := tools.MustNew("weather", "The weather in a city.", func(ctx context.Context, in cityArgs) (string, error) {
+		return "sunny in " + in.City, nil
+	})
+	set, err := tools.NewSet(weather)
+	if err != nil {
+		log.Fatal(err)
+	}
+	forecaster := &agent.Agent{Name: "forecaster", Tools: set, Model: scripted.New(
+		providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{
+			{Name: "weather", Arguments: `{"city":"Lyon"}`}}}},
+		providers.Response{Message: providers.Message{Content: "Sunny in Lyon."}},
+	)}
+	rt := agent.NewRuntime(memory.New(), agent.Options{TracerProvider: tp})
+	if err := rt.Register(forecaster); err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go rt.NewWorker(durable.WorkerOptions{}).Run(ctx)
+
+	// The caller's span becomes the run's parent.
+	callerCtx, caller := tp.Tracer("example").Start(ctx, "handle request")
+	run, err := rt.Start(callerCtx, forecaster, "forecast-1", agent.Input{Message: "Weather in Lyon?"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	caller.End()
+	if _, err := run.Result(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// The run's span is emitted right after its last commit.
+	for !slices.ContainsFunc(spans.GetSpans(), func(s tracetest.SpanStub) bool { return s.Name == "invoke_agent forecaster" }) {
+		time.Sleep(time.Millisecond)
+	}
+
+	got := spans.GetSpans()
+	names := map[trace.SpanID]string{}
+	for _, s := range got {
+		names[s.SpanContext.SpanID()] = s.Name
+	}
+	// By start; of two that start together, the one that encloses the
+	// other first.
+	slices.SortFunc(got, func(a, b tracetest.SpanStub) int {
+		return cmp.Or(a.StartTime.Compare(b.StartTime), b.EndTime.Compare(a.EndTime))
+	})
+	for _, s := range got {
+		if parent := names[s.Parent.SpanID()]; parent != "" {
+			fmt.Printf("%-24s under %s\n", s.Name, parent)
+		}
+	}
+	// Output:
+	// invoke_agent forecaster  under handle request
+	// chat scripted            under invoke_agent forecaster
+	// execute_tool weather     under invoke_agent forecaster
+	// chat scripted            under invoke_agent forecaster
 }
