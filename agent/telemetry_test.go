@@ -409,3 +409,32 @@ func metricSums(rm metricdata.ResourceMetrics) map[string]float64 {
 	}
 	return out
 }
+
+// TestTraceOfAHelper: a helper agent's run, a child run, hangs in the
+// same trace under the span of the tool call that started it.
+func TestTraceOfAHelper(t *testing.T) {
+	_, researcherModel := script(answer("42."))
+	researcher := &agent.Agent{Name: "researcher", Description: "Finds facts.", Model: researcherModel}
+	_, model := script(toolTurn(call("researcher", `{"input":"life"}`)), answer("It is 42."))
+	boss := &agent.Agent{Name: "boss", Model: model, Helpers: []*agent.Agent{researcher}}
+	e := newTelemetryEnv(t, false, boss)
+	run := e.startRun(boss, "boss-1", agent.Input{Message: "What is the answer?"})
+	if res := e.result(run); res.Text != "It is 42." {
+		t.Fatalf("result %+v", res)
+	}
+	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent boss") })
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range e.spans.GetSpans() {
+		if _, dup := byName[s.Name]; dup && s.Name != "chat scripted" {
+			t.Errorf("span %s twice", s.Name)
+		}
+		byName[s.Name] = s
+	}
+	call, child, parent := byName["execute_tool researcher"], byName["invoke_agent researcher"], byName["invoke_agent boss"]
+	if call.Parent.SpanID() != parent.SpanContext.SpanID() || child.Parent.SpanID() != call.SpanContext.SpanID() ||
+		child.SpanContext.TraceID() != parent.SpanContext.TraceID() {
+		t.Errorf("the helper's run is not under its call: call %v under %v; helper run under %v",
+			call.SpanContext.SpanID(), call.Parent.SpanID(), child.Parent.SpanID())
+	}
+	wantAttrs(t, call, map[string]any{"gen_ai.tool.name": "researcher", "gen_ai.operation.name": "execute_tool"})
+}
