@@ -19,6 +19,15 @@
 //	go run ./examples/approval -prompt -as bob@example.com # ... or as someone who may not
 //	go run ./examples/approval -redis redis://localhost:6379/0
 //
+// With -trace the example ends with the run's trace: the spans cairn
+// emitted for it (invoke_agent, chat, execute_tool, await_approval), as a
+// tree under the span of the code that started it. With
+// OTEL_EXPORTER_OTLP_ENDPOINT set they are also sent to that OTLP/HTTP
+// collector (Jaeger, Grafana Tempo, an OpenTelemetry Collector):
+//
+//	go run ./examples/approval -trace
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/approval
+//
 // Without OPENAI_API_KEY the model is scripted; with it, a real model
 // (OPENAI_MODEL, default gpt-4o-mini, at OPENAI_BASE_URL if set) decides
 // what to call, and may not ask for a refund at all.
@@ -33,11 +42,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/spantree"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/openai"
 )
@@ -54,14 +65,16 @@ type config struct {
 	prompt bool      // ask at the terminal rather than approve automatically
 	as     string    // who decides
 	in     io.Reader // what -prompt reads
+	trace  bool      // print the run's trace at the end
 }
 
 func main() {
 	redisURL := flag.String("redis", "", "a Redis URL (redis:// or rediss://) to keep runs in; default: in memory")
 	prompt := flag.Bool("prompt", false, "decide at the terminal (y/n and a reason) instead of approving automatically")
 	as := flag.String("as", manager, "who decides")
+	showTrace := flag.Bool("trace", false, "print the run's spans at the end, as a tree")
 	flag.Parse()
-	if err := mainErr(*redisURL, config{prompt: *prompt, as: *as, in: os.Stdin}); err != nil {
+	if err := mainErr(*redisURL, config{prompt: *prompt, as: *as, in: os.Stdin, trace: *showTrace}); err != nil {
 		fmt.Fprintln(os.Stderr, "approval:", err)
 		os.Exit(1)
 	}
@@ -106,8 +119,22 @@ func newModel() (providers.Model, error) {
 }
 
 // run starts the customer's request, decides its approvals as cfg says,
-// and prints the answer and the run's history.
+// and prints the answer and the run's history, and its trace if asked.
 func run(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, cfg config) error {
+	// Spans go to a TracerProvider of the example's own: every Runtime
+	// is given it.
+	// It is shut down last, once the worker has stopped: the worker
+	// emits a run's spans as it writes its history.
+	tel, err := spantree.Setup(ctx, "cairn-example-approval")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tel.Shutdown(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "approval: exporting spans:", err)
+		}
+	}()
+
 	// Who may decide is checked by the Authorizer of the Runtime that
 	// sends the decision: give every Runtime the same one.
 	auth := onlyManagers(manager)
@@ -115,7 +142,7 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 	// The service: the agent, and a worker that runs it.
 	pay := newPayments(w)
 	support := newSupportAgent(model, pay)
-	rt := agent.NewRuntime(store, agent.Options{Authorizer: auth})
+	rt := agent.NewRuntime(store, agent.Options{Authorizer: auth, TracerProvider: tel.Provider})
 	if err := rt.Register(support); err != nil {
 		return err
 	}
@@ -128,14 +155,19 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 		fmt.Fprintf(w, "Run %s exists already (%s).\n", runID, info.Status)
 	}
 	fmt.Fprintf(w, "Customer: %s\n", complaint)
-	run, err := rt.Start(ctx, support, runID, agent.Input{Message: complaint})
+	// The run's spans hang under the span of the code that starts it.
+	var run *agent.Run
+	err = tel.InSpan(ctx, "handle request", func(ctx context.Context) (err error) {
+		run, err = rt.Start(ctx, support, runID, agent.Input{Message: complaint})
+		return err
+	})
 	if err != nil {
 		return err
 	}
 
 	// The back office: another Runtime on the same store, with no agent
 	// registered and no worker, as another process would be.
-	approver := agent.NewRuntime(store, agent.Options{Authorizer: auth})
+	approver := agent.NewRuntime(store, agent.Options{Authorizer: auth, TracerProvider: tel.Provider})
 	decide := decideAs(cfg.as)
 	if cfg.prompt {
 		decide = ask(cfg.in, w, cfg.as)
@@ -155,7 +187,10 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 		return err
 	}
 	fmt.Fprintln(w, "\nWorkflow History")
-	return durable.WriteTimeline(w, history)
+	if err := durable.WriteTimeline(w, history); err != nil || !cfg.trace {
+		return err
+	}
+	return tel.PrintRun(ctx, w, runID, 3*time.Second)
 }
 
 // decideAll decides each call the run asks approval for, until it ends.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/otlptest"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
@@ -181,4 +183,77 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestTrace(t *testing.T) {
+	got, err := runExample(t, config{as: manager, trace: true})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, got)
+	}
+	_, tree, ok := strings.Cut(got, "\nTrace:\n")
+	if !ok {
+		t.Fatalf("no trace:\n%s", got)
+	}
+	inOrder(t, tree, "handle request", "invoke_agent support", "chat", "execute_tool lookup_order", "chat",
+		"await_approval refund [step", "approved by alice@example.com", "execute_tool refund", "chat")
+	checkSpansOnce(t, tree)
+}
+
+// TestTraceExported runs the example with OTEL_EXPORTER_OTLP_ENDPOINT
+// set: the run's spans reach the collector, under the example's own span.
+func TestTraceExported(t *testing.T) {
+	recv := otlptest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	if got, err := runExample(t, config{as: manager}); err != nil {
+		t.Fatalf("run: %v\n%s", err, got)
+	}
+	// The example has shut its provider down: everything is sent.
+	spans := recv.Spans()
+	byName := map[string]otlptest.Span{}
+	for _, s := range spans {
+		byName[s.Name] = s
+	}
+	req, run := byName["handle request"], byName["invoke_agent support"]
+	if req.SpanID == "" || run.SpanID == "" {
+		t.Fatalf("received %d spans without handle request and invoke_agent support: %v", len(spans), spans)
+	}
+	if run.ParentSpanID != req.SpanID || run.TraceID != req.TraceID {
+		t.Errorf("invoke_agent's parent is %s/%s, want handle request, %s/%s",
+			run.TraceID, run.ParentSpanID, req.TraceID, req.SpanID)
+	}
+	if got := run.Resource["service.name"]; got != "cairn-example-approval" {
+		t.Errorf("service.name = %v, want cairn-example-approval", got)
+	}
+	for _, name := range []string{"execute_tool lookup_order", "await_approval refund", "execute_tool refund"} {
+		if s, ok := byName[name]; !ok || s.ParentSpanID != run.SpanID {
+			t.Errorf("%s: received %v with parent %s, want under invoke_agent %s", name, ok, s.ParentSpanID, run.SpanID)
+		}
+	}
+}
+
+// checkSpansOnce checks that a trace printed by spantree.Write shows each
+// span once: one invoke_agent span, and one span for each step and
+// attempt.
+func checkSpansOnce(t *testing.T, tree string) {
+	t.Helper()
+	stepOf := regexp.MustCompile(`\[(?:.*, )?step (\d+)(?:, (?:history \d+, )?attempt (\d+))?`)
+	seen := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(tree), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 {
+			t.Fatalf("trace line %q is not offset, duration and span", line)
+		}
+		key := fields[2] // the span's name, for spans that are not steps
+		if m := stepOf.FindStringSubmatch(line); m != nil {
+			key = "step " + m[1] + " attempt " + m[2]
+		}
+		if prev, ok := seen[key]; ok {
+			t.Errorf("%s twice in the trace:\n%s\n%s", key, prev, line)
+		}
+		seen[key] = line
+	}
+	if n := strings.Count(tree, "invoke_agent"); n != 1 {
+		t.Errorf("%d invoke_agent spans, want 1:\n%s", n, tree)
+	}
 }

@@ -23,6 +23,15 @@
 // model (OPENAI_MODEL, default gpt-4o-mini), at OPENAI_BASE_URL if set, so
 // any OpenAI-compatible server works (Ollama, vLLM, llama.cpp).
 //
+// With -trace the example ends with the run's trace: the spans cairn
+// emitted for it (invoke_agent, chat, execute_tool, timer), as a tree
+// under the span of the code that started it. With
+// OTEL_EXPORTER_OTLP_ENDPOINT set they are also sent to that OTLP/HTTP
+// collector (Jaeger, Grafana Tempo, an OpenTelemetry Collector):
+//
+//	go run ./examples/pizza -trace
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/pizza
+//
 // With -redis the run lives in Redis. Its id is fixed ("pizza-1"):
 // running the example again shows the existing run instead of ordering a
 // second pizza, and a run cut off by Ctrl-C (try it during the wait) is
@@ -45,6 +54,7 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/spantree"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/openai"
 )
@@ -59,14 +69,21 @@ const order = "One large margherita to 12 Via Roma, please. Send the receipt to 
 func main() {
 	wait := flag.Duration("wait", 2*time.Second, "how long the pizza bakes (a durable timer)")
 	redisURL := flag.String("redis", "", "a Redis URL (redis:// or rediss://) to keep runs in; default: in memory")
+	showTrace := flag.Bool("trace", false, "print the run's spans at the end, as a tree")
 	flag.Parse()
-	if err := mainErr(*redisURL, *wait); err != nil {
+	if err := mainErr(*redisURL, config{wait: *wait, trace: *showTrace}); err != nil {
 		fmt.Fprintln(os.Stderr, "pizza:", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(redisURL string, wait time.Duration) error {
+// config is how the example runs.
+type config struct {
+	wait  time.Duration // how long the pizza bakes
+	trace bool          // print the run's trace at the end
+}
+
+func mainErr(redisURL string, cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	store, closeStore, err := openStore(redisURL)
@@ -78,7 +95,7 @@ func mainErr(redisURL string, wait time.Duration) error {
 	if err != nil {
 		return err
 	}
-	err = run(ctx, os.Stdout, store, model, wait)
+	err = runWith(ctx, os.Stdout, store, model, cfg)
 	if ctx.Err() != nil && redisURL != "" {
 		return errors.New("interrupted: the run is kept in Redis; run the example again to carry it on")
 	}
@@ -108,16 +125,35 @@ func newModel() (providers.Model, error) {
 	return openai.New(cmp.Or(os.Getenv("OPENAI_MODEL"), "gpt-4o-mini"))
 }
 
-// run orders a pizza from the agent and shows the run: its live events,
-// its final answer and its history.
+// run orders a pizza from the agent, the pizza baking for wait, and shows
+// the run: its live events, its final answer and its history.
 func run(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, wait time.Duration) error {
+	return runWith(ctx, w, store, model, config{wait: wait})
+}
+
+// runWith is run as cfg says: it also shows the run's trace if asked.
+func runWith(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, cfg config) error {
+	// Spans go to a TracerProvider of the example's own, given to the
+	// Runtime.
+	// It is shut down last, once the worker has stopped: the worker
+	// emits a run's spans as it writes its history.
+	tel, err := spantree.Setup(ctx, "cairn-example-pizza")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tel.Shutdown(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "pizza: exporting spans:", err)
+		}
+	}()
+
 	out := &console{w: w}
-	pizza := newPizzaAgent(out, model, wait)
+	pizza := newPizzaAgent(out, model, cfg.wait)
 
 	// A Runtime binds agents to a store. Every process that runs the
 	// agent's runs registers it; one that only starts runs or reads
 	// them need not.
-	rt := agent.NewRuntime(store, agent.Options{})
+	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tel.Provider})
 	if err := rt.Register(pizza); err != nil {
 		return err
 	}
@@ -138,7 +174,12 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 		fmt.Fprintf(out, "Run %s exists already (%s): %s.\n", runID, info.Status, what)
 	}
 	fmt.Fprintf(out, "Customer: %s\n", order)
-	run, err := rt.Start(ctx, pizza, runID, agent.Input{Message: order})
+	// The run's spans hang under the span of the code that starts it.
+	var run *agent.Run
+	err = tel.InSpan(ctx, "handle request", func(ctx context.Context) (err error) {
+		run, err = rt.Start(ctx, pizza, runID, agent.Input{Message: order})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -153,7 +194,10 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 		return err
 	}
 	fmt.Fprintln(out, "\nWorkflow History")
-	return durable.WriteTimeline(out, history)
+	if err := durable.WriteTimeline(out, history); err != nil || !cfg.trace {
+		return err
+	}
+	return tel.PrintRun(ctx, out, runID, 3*time.Second)
 }
 
 // followUntilDone prints the run's live events while waiting for its

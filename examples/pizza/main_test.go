@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -151,4 +152,57 @@ func (w *tripWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+func TestTrace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := runWith(ctx, &out, memory.New(), scriptedWaiter(), config{wait: 10 * time.Millisecond, trace: true}); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	_, tree, ok := strings.Cut(got, "\nTrace:\n")
+	if !ok {
+		t.Fatalf("no trace:\n%s", got)
+	}
+	inOrder(t, tree, "handle request", "invoke_agent pizza [completed", "chat", "execute_tool take_order [step")
+	for _, tool := range toolNames {
+		if n := strings.Count(tree, "execute_tool "+tool+" [step"); n != 1 {
+			t.Errorf("execute_tool %s %d times, want once:\n%s", tool, n, tree)
+		}
+	}
+	if n := strings.Count(tree, " chat "); n != 5 {
+		t.Errorf("%d chat spans, want 5 (one a turn):\n%s", n, tree)
+	}
+	if n := strings.Count(tree, " timer [step"); n != 1 {
+		t.Errorf("%d timer spans, want 1:\n%s", n, tree)
+	}
+	checkSpansOnce(t, tree)
+}
+
+// checkSpansOnce checks that a trace printed by spantree.Write shows each
+// span once: one invoke_agent span, and one span for each step and
+// attempt.
+func checkSpansOnce(t *testing.T, tree string) {
+	t.Helper()
+	stepOf := regexp.MustCompile(`\[(?:.*, )?step (\d+)(?:, (?:history \d+, )?attempt (\d+))?`)
+	seen := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(tree), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 {
+			t.Fatalf("trace line %q is not offset, duration and span", line)
+		}
+		key := fields[2] // the span's name, for spans that are not steps
+		if m := stepOf.FindStringSubmatch(line); m != nil {
+			key = "step " + m[1] + " attempt " + m[2]
+		}
+		if prev, ok := seen[key]; ok {
+			t.Errorf("%s twice in the trace:\n%s\n%s", key, prev, line)
+		}
+		seen[key] = line
+	}
+	if n := strings.Count(tree, "invoke_agent"); n != 1 {
+		t.Errorf("%d invoke_agent spans, want 1:\n%s", n, tree)
+	}
 }
