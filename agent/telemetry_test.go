@@ -255,11 +255,17 @@ func TestTraceOfARun(t *testing.T) {
 // given and answered, and what tools were given and returned.
 func TestTraceContent(t *testing.T) {
 	_, model := script(toolTurn(call("lookup", `{"order":"A1"}`)), answer("It is paid."))
+	var tp atomic.Pointer[sdktrace.TracerProvider]
 	lookup := tools.MustNew("lookup", "look an order up", func(ctx context.Context, in orderArgs) (string, error) {
+		// The tool's own spans (its database client's, say) nest
+		// under its call's span.
+		_, span := tp.Load().Tracer("db").Start(ctx, "SELECT order")
+		span.End()
 		return "order " + in.Order + " is paid", nil
 	})
 	a := &agent.Agent{Name: "talker", Instructions: "Look orders up.", Model: model, Tools: mustSet(t, lookup)}
 	e := newTelemetryEnv(t, true, a)
+	tp.Store(e.tp)
 	ctx := ctxT(t)
 	run := e.startRun(a, "talk-1", agent.Input{Message: "Is A1 paid?"})
 	if _, err := run.Result(ctx); err != nil {
@@ -267,6 +273,7 @@ func TestTraceContent(t *testing.T) {
 	}
 	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent talker") })
 	var chats, tools int
+	var query, call tracetest.SpanStub
 	for _, s := range e.spans.GetSpans() {
 		switch s.Name {
 		case "chat scripted":
@@ -278,7 +285,10 @@ func TestTraceContent(t *testing.T) {
 				!strings.Contains(sys.AsString(), "Look orders up.") || !strings.Contains(out.AsString(), `"role":"assistant"`) {
 				t.Errorf("chat content: in %s, system %s, out %s", in.AsString(), sys.AsString(), out.AsString())
 			}
+		case "SELECT order":
+			query = s
 		case "execute_tool lookup":
+			call = s
 			tools++
 			wantAttrs(t, s, map[string]any{"gen_ai.tool.call.arguments": `{"order":"A1"}`,
 				"gen_ai.tool.call.result": `"order A1 is paid"`})
@@ -286,6 +296,9 @@ func TestTraceContent(t *testing.T) {
 	}
 	if chats != 2 || tools != 1 {
 		t.Errorf("%d chat spans and %d tool spans, want 2 and 1", chats, tools)
+	}
+	if query.Parent.SpanID() != call.SpanContext.SpanID() || !query.Parent.IsValid() {
+		t.Errorf("the tool's own span hangs under %s, not under its call's span %s", query.Parent.SpanID(), call.SpanContext.SpanID())
 	}
 }
 
