@@ -451,3 +451,39 @@ func TestTraceOfAHelper(t *testing.T) {
 	}
 	wantAttrs(t, call, map[string]any{"gen_ai.tool.name": "researcher", "gen_ai.operation.name": "execute_tool"})
 }
+
+// TestTraceOfAConversation: a conversation that continues as new stays
+// one trace with one run span; the model calls of every history are
+// reported once each, with distinct ids.
+func TestTraceOfAConversation(t *testing.T) {
+	_, a := echoAgent("chat", 2)
+	e := newTelemetryEnv(t, false, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "chat-1", agent.Input{Conversation: true})
+	for _, text := range []string{"one", "two", "three", "four", "five"} {
+		if _, err := e.rt.Say(ctx, run.ID, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.rt.End(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.result(run)
+	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent chat") })
+	spans := e.spans.GetSpans()
+	ids := map[trace.SpanID]bool{}
+	gens := map[int64]int{}
+	for _, s := range spans {
+		if ids[s.SpanContext.SpanID()] {
+			t.Errorf("span id of %s twice", s.Name)
+		}
+		ids[s.SpanContext.SpanID()] = true
+		if s.Name == "chat scripted" {
+			gens[intAttr(s, "cairn.run.generation")]++
+		}
+	}
+	// Five exchanges, two per history: histories 0, 1 and 2.
+	if len(spans) != 6 || gens[0] != 2 || gens[1] != 2 || gens[2] != 1 {
+		t.Errorf("spans %v; chat spans by history %v, want 2, 2, 1", names(spans), gens)
+	}
+}
