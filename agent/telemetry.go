@@ -172,7 +172,7 @@ func (o *observation) event(ctx context.Context, gen int, e durable.Event) {
 		// A child of an agent run is a helper agent, called as a tool.
 		s := o.stepSpan(o.w.Run.Workflow, "execute_tool "+e.Name, trace.SpanKindInternal, gen, e, 0)
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(e.Name),
-			semconv.GenAIToolType("agent"), attribute.String("cairn.child.run_id", e.RunID))
+			semconv.GenAIToolType("function"), attribute.String("cairn.child.run_id", e.RunID))
 		s.end(ctx, e.Time, e.Failure)
 		o.t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("child"), outcome(e.Failure)))
 	case durable.EventSideEffect:
