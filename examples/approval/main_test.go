@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/otlptest"
 	"github.com/cairn-dev/cairn/internal/redistest"
+	"github.com/cairn-dev/cairn/internal/spantree"
 )
 
 func TestApproveAutomatically(t *testing.T) {
@@ -196,7 +196,9 @@ func TestTrace(t *testing.T) {
 	}
 	inOrder(t, tree, "handle request", "invoke_agent support", "chat", "execute_tool lookup_order", "chat",
 		"await_approval refund [step", "approved by alice@example.com", "execute_tool refund", "chat")
-	checkSpansOnce(t, tree)
+	if err := spantree.CheckOnce(tree); err != nil {
+		t.Errorf("%v\n%s", err, tree)
+	}
 }
 
 // TestTraceExported runs the example with OTEL_EXPORTER_OTLP_ENDPOINT
@@ -229,31 +231,5 @@ func TestTraceExported(t *testing.T) {
 		if s, ok := byName[name]; !ok || s.ParentSpanID != run.SpanID {
 			t.Errorf("%s: received %v with parent %s, want under invoke_agent %s", name, ok, s.ParentSpanID, run.SpanID)
 		}
-	}
-}
-
-// checkSpansOnce checks that a trace printed by spantree.Write shows each
-// span once: one invoke_agent span, and one span for each step and
-// attempt.
-func checkSpansOnce(t *testing.T, tree string) {
-	t.Helper()
-	stepOf := regexp.MustCompile(`\[(?:.*, )?step (\d+)(?:, (?:history \d+, )?attempt (\d+))?`)
-	seen := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(tree), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 3 {
-			t.Fatalf("trace line %q is not offset, duration and span", line)
-		}
-		key := fields[2] // the span's name, for spans that are not steps
-		if m := stepOf.FindStringSubmatch(line); m != nil {
-			key = "step " + m[1] + " attempt " + m[2]
-		}
-		if prev, ok := seen[key]; ok {
-			t.Errorf("%s twice in the trace:\n%s\n%s", key, prev, line)
-		}
-		seen[key] = line
-	}
-	if n := strings.Count(tree, "invoke_agent"); n != 1 {
-		t.Errorf("%d invoke_agent spans, want 1:\n%s", n, tree)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
+	"github.com/cairn-dev/cairn/internal/spantree"
 )
 
 // The lines the tools write when they act on the world, and the follower
@@ -178,31 +178,7 @@ func TestTrace(t *testing.T) {
 	if n := strings.Count(tree, " timer [step"); n != 1 {
 		t.Errorf("%d timer spans, want 1:\n%s", n, tree)
 	}
-	checkSpansOnce(t, tree)
-}
-
-// checkSpansOnce checks that a trace printed by spantree.Write shows each
-// span once: one invoke_agent span, and one span for each step and
-// attempt.
-func checkSpansOnce(t *testing.T, tree string) {
-	t.Helper()
-	stepOf := regexp.MustCompile(`\[(?:.*, )?step (\d+)(?:, (?:history \d+, )?attempt (\d+))?`)
-	seen := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(tree), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 3 {
-			t.Fatalf("trace line %q is not offset, duration and span", line)
-		}
-		key := fields[2] // the span's name, for spans that are not steps
-		if m := stepOf.FindStringSubmatch(line); m != nil {
-			key = "step " + m[1] + " attempt " + m[2]
-		}
-		if prev, ok := seen[key]; ok {
-			t.Errorf("%s twice in the trace:\n%s\n%s", key, prev, line)
-		}
-		seen[key] = line
-	}
-	if n := strings.Count(tree, "invoke_agent"); n != 1 {
-		t.Errorf("%d invoke_agent spans, want 1:\n%s", n, tree)
+	if err := spantree.CheckOnce(tree); err != nil {
+		t.Errorf("%v\n%s", err, tree)
 	}
 }
