@@ -188,6 +188,25 @@ func (c *Client) Cancel(ctx context.Context, runID string) error {
 	return c.send(ctx, runID, Event{Type: EventCancelRequested, Sender: SenderFrom(ctx)})
 }
 
+// ErrNotParked means Resume was asked for a run that is not parked.
+var ErrNotParked = errors.New("run is not parked")
+
+// Resume asks a parked run to be tried again by a worker that has its
+// workflow: typically after code that replays its history was deployed.
+// Workers also try parked runs again when they start. If the code still
+// cannot go on, the run parks again, saying why. Resuming a run that is
+// not parked is an error wrapping ErrNotParked.
+func (c *Client) Resume(ctx context.Context, runID string) error {
+	info, err := c.store.GetRun(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("resume run %s: %w", runID, err)
+	}
+	if info.Status != StatusParked {
+		return fmt.Errorf("resume run %s: %w (it is %s)", runID, ErrNotParked, info.Status)
+	}
+	return c.send(ctx, runID, Event{Type: EventResumeRequested, Sender: SenderFrom(ctx)})
+}
+
 // send puts an event in a run's inbox.
 func (c *Client) send(ctx context.Context, runID string, e Event) error {
 	info, err := c.store.GetRun(ctx, runID)

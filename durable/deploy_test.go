@@ -150,3 +150,78 @@ func TestUnregisteredWorkflowParks(t *testing.T) {
 		t.Fatalf("result = %q, %v", got, err)
 	}
 }
+
+// TestResumeParkedRun: a parked run is tried again when asked, without a
+// worker restart: it parks again while the code is still broken, and goes
+// on once a worker that has fixed code is asked to.
+func TestResumeParkedRun(t *testing.T) {
+	v1 := flow(fixed(a, b))
+	broken := flow(fixed(a, c))
+	e := newEnv(t, v1)
+	ctx := ctxT(t)
+	run, err := v1.Start(ctx, e.client, "r", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus("r", durable.StatusWaiting)
+	if err := e.client.Resume(ctx, "r"); !errors.Is(err, durable.ErrNotParked) {
+		t.Errorf("resume a waiting run: %v, want ErrNotParked", err)
+	}
+	e.start(broken)
+	if err := approve.Send(ctx, e.client, "r", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	parked := e.waitStatus("r", durable.StatusParked)
+
+	// Still broken: tried again, parked again.
+	if err := e.client.Resume(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := e.client.Describe(ctx, "r")
+		if info.Status == durable.StatusParked && info.Version > parked.Version {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed run was not tried again: %+v", info)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+
+	// The resume request was answered: it left the inbox, so news for
+	// the run does not make a worker try it again; the signal stays.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		inbox, err := e.store.ReadInbox(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inbox) == 1 {
+			if ev, _ := durable.DecodeEvent(inbox[0].Event, nil); ev.Type == durable.EventSignalReceived {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inbox has %d entries after the run parked again, want the approval only", len(inbox))
+		}
+	}
+
+	// A worker with fixed code takes the run up (when it starts, or when
+	// asked to).
+	e.start(v1)
+	if err := e.client.Resume(ctx, "r"); err != nil && !errors.Is(err, durable.ErrNotParked) {
+		t.Fatal(err)
+	}
+	if got, err := run.Result(ctx); err != nil || got != "b(a(x)) approved by ann" {
+		t.Fatalf("result = %q, %v", got, err)
+	}
+	if err := e.client.Resume(ctx, "r"); !errors.Is(err, durable.ErrNotParked) {
+		t.Errorf("resume a completed run: %v, want ErrNotParked", err)
+	}
+	hist, _ := e.client.History(ctx, "r")
+	for _, ev := range hist {
+		if ev.Type == durable.EventResumeRequested {
+			t.Errorf("a resume request was written to history: %+v", ev)
+		}
+	}
+}

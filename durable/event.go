@@ -58,6 +58,10 @@ const (
 	// EventRunContinued (command) ends this history; the run starts over
 	// with a new history whose input is Payload.
 	EventRunContinued EventType = "run_continued"
+	// EventResumeRequested asks a parked run to be tried again with the
+	// code deployed (Client.Resume). It is sent to the inbox only, never
+	// written to history.
+	EventResumeRequested EventType = "resume_requested"
 )
 
 // IsCommand reports whether events of type t are written because the
@@ -77,7 +81,7 @@ func (t EventType) Known() bool {
 	switch t {
 	case EventRunStarted, EventActivityAttemptStarted, EventActivityAttemptFailed,
 		EventActivityCompleted, EventActivityFailed, EventTimerFired,
-		EventSignalReceived, EventCancelRequested, EventChildCompleted:
+		EventSignalReceived, EventCancelRequested, EventChildCompleted, EventResumeRequested:
 		return true
 	}
 	return t.IsCommand()

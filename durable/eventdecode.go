@@ -112,7 +112,7 @@ func decodeWireObject(data []byte, w *wireEvent) bool {
 				EventTimerStarted, EventTimerFired, EventTimerCanceled, EventSideEffect,
 				EventVersion, EventSignalReceived, EventCancelRequested, EventChildStarted,
 				EventChildCompleted, EventRunCompleted, EventRunFailed, EventRunCanceled,
-				EventRunContinued)
+				EventRunContinued, EventResumeRequested)
 		case "time":
 			bit = keyTime
 			w.Time, i, ok = readTime(data, i)

@@ -48,6 +48,9 @@ type executor struct {
 	// previous are the events of the history that newHistory replaces
 	// that were never written; observers hear of them with newHistory.
 	previous []Event
+	// resumes are the inbox entries that asked for a parked run to be
+	// tried again: removed by the first commit, or by parking again.
+	resumes []string
 	// replayed says the run was rebuilt from a history longer than its
 	// first event, not kept in memory since it started.
 	replayed bool
@@ -374,6 +377,9 @@ func (ex *executor) readInbox(ctx context.Context) error {
 			if r, ok := ex.remoteResult(e); ok {
 				ex.applyResult(r)
 			}
+		case EventResumeRequested:
+			// Done by executing the run: nothing to deliver.
+			ex.resumes = append(ex.resumes, entry.ID)
 		case EventChildCompleted:
 			if cmd := ex.rt.pending[e.Step]; cmd != nil && cmd.kind == EventChildStarted && cmd.childID == e.RunID {
 				ex.apply(Event{Type: e.Type, Step: e.Step, RunID: e.RunID, Payload: e.Payload, Failure: e.Failure})

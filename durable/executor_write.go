@@ -189,6 +189,6 @@ func (ex *executor) park(ctx context.Context) error {
 	ex.log.Error("run parked", "reason", f.Message)
 	info := ex.info
 	info.Status, info.Failure, info.Waiting = StatusParked, f, ""
-	ex.consumed = nil // what was not journaled stays in the inbox
+	ex.consumed = ex.resumes // what was not journaled stays in the inbox, but resume requests were answered
 	return ex.write(ctx, Commit{Run: info, Release: true}, nil)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -332,8 +333,18 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryPark
 	}
 	ex.lease, ex.info = lease, info
 	if info.Status == StatusParked && !retryParked {
-		// News for a parked run waits for it to be retried.
-		return w.store.Commit(ctx, Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+		resumes, err := w.resumeRequests(ctx, info.ID)
+		if err != nil {
+			return err
+		}
+		if len(resumes) == 0 {
+			// News for a parked run waits for it to be retried.
+			return w.store.Commit(ctx, Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+		}
+		w.log.Info("resuming parked run", "run_id", info.ID)
+		// The requests are answered by this attempt, whether the run
+		// goes on or parks again.
+		ex.resumes, ex.consumed = resumes, slices.Clone(resumes)
 	}
 	if info.Status.Terminal() {
 		// Ended: a child whose parent may not have been told, or a
@@ -379,6 +390,22 @@ func (w *Worker) ack(ctx context.Context, task Task) {
 	if err := w.store.Ack(ctx, task); err != nil {
 		w.log.Warn("ack task", "run_id", task.RunID, "err", err)
 	}
+}
+
+// resumeRequests returns the ids of the entries of a parked run's inbox
+// that ask for it to be tried again (Client.Resume).
+func (w *Worker) resumeRequests(ctx context.Context, runID string) ([]string, error) {
+	entries, err := w.store.ReadInbox(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read inbox: %w", err)
+	}
+	var ids []string
+	for _, entry := range entries {
+		if e, err := DecodeEvent(entry.Event, w.codec); err == nil && e.Type == EventResumeRequested {
+			ids = append(ids, entry.ID)
+		}
+	}
+	return ids, nil
 }
 
 // retryParked tries the parked runs of the registered workflows again.
