@@ -3,6 +3,7 @@ package durable
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -10,6 +11,8 @@ import (
 // a Future, or a signal channel (Signal.Ready).
 type Waitable interface {
 	ready() bool
+	// waitingFor says what it is, for a run's Waiting.
+	waitingFor() string
 }
 
 // Future is the result of something started in workflow code: an activity
@@ -36,10 +39,19 @@ type description struct {
 	kind, name string
 	step       int
 	until      time.Time
+	// of are what a Select or AwaitAll waits for.
+	of []Waitable
 }
 
 func (d *description) String() string {
 	s := d.kind
+	if len(d.of) > 0 {
+		parts := make([]string, len(d.of))
+		for i, w := range d.of {
+			parts[i] = w.waitingFor()
+		}
+		return s + ": " + strings.Join(parts, ", ")
+	}
 	if d.name != "" {
 		s += " " + d.name
 	}
@@ -52,8 +64,9 @@ func (d *description) String() string {
 	return s
 }
 
-func (f *future[T]) ready() bool { return f.done }
-func (f *future[T]) Ready() bool { return f.done }
+func (f *future[T]) ready() bool        { return f.done }
+func (f *future[T]) waitingFor() string { return f.what.String() }
+func (f *future[T]) Ready() bool        { return f.done }
 
 func (f *future[T]) Get(ctx Context) (T, error) {
 	if err := ctx.runtime().wait(ctx, &f.what, f.ready); err != nil {
@@ -84,7 +97,7 @@ func (f *future[T]) setPayload(payload []byte, err error) {
 // it returns ErrCanceled if the run is canceled first.
 func Select(ctx Context, ws ...Waitable) (int, error) {
 	chosen := -1
-	err := ctx.runtime().wait(ctx, &description{kind: "select"}, func() bool {
+	err := ctx.runtime().wait(ctx, &description{kind: "one of", of: ws}, func() bool {
 		for i, w := range ws {
 			if w.ready() {
 				chosen = i
@@ -99,7 +112,7 @@ func Select(ctx Context, ws ...Waitable) (int, error) {
 // AwaitAll waits until every one of ws is ready. It does not return their
 // errors: call Get on each.
 func AwaitAll(ctx Context, ws ...Waitable) error {
-	return ctx.runtime().wait(ctx, &description{kind: "all of several"}, func() bool {
+	return ctx.runtime().wait(ctx, &description{kind: "all of", of: ws}, func() bool {
 		for _, w := range ws {
 			if !w.ready() {
 				return false

@@ -92,16 +92,21 @@ func (s Signal[T]) TryReceive(ctx Context) (v T, ok bool, err error) {
 // Ready returns a Waitable that is ready while a signal waits to be
 // received, for Select.
 func (s Signal[T]) Ready(ctx Context) Waitable {
-	return readyFunc(s.queued(ctx.runtime()))
+	return signalReady{queued: s.queued(ctx.runtime()), name: s.name}
 }
 
 func (s Signal[T]) queued(rt *workflowRuntime) func() bool {
 	return func() bool { return len(rt.signals[s.name]) > 0 }
 }
 
-type readyFunc func() bool
+// signalReady is ready when a signal is queued.
+type signalReady struct {
+	queued func() bool
+	name   string
+}
 
-func (f readyFunc) ready() bool { return f() }
+func (r signalReady) ready() bool        { return r.queued() }
+func (r signalReady) waitingFor() string { return "signal " + r.name }
 
 type senderKey struct{}
 

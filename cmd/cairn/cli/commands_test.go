@@ -1,0 +1,127 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+)
+
+// TestApprovalSession is an operator's session on a refund that waits for
+// approval: list runs, show the run, list approvals, approve, see it done.
+func TestApprovalSession(t *testing.T) {
+	w := newWorld(t)
+	w.start(supportAgent(), "refund-1", agent.Input{Message: "My pizza came cold, refund my 120 euros."},
+		durable.StatusAwaitingApproval)
+
+	w.check("runs", 0, "runs")
+	w.check("runs_awaiting", 0, "runs", "--status", "awaiting_approval")
+	w.check("runs_none", 0, "runs", "--status", "failed")
+	w.check("show_waiting", 0, "show", "refund-1")
+	r := w.check("approvals", 0, "approvals")
+	if !strings.Contains(r.out, "call_1_0") {
+		t.Fatalf("approvals do not list the refund's call:\n%s", r.out)
+	}
+	w.check("approve", 0, "approve", "refund-1", "call_1_0", "--by", "alice@example.com", "--reason", "receipt checked")
+	w.waitStatus("refund-1", durable.StatusCompleted)
+	w.check("show_done", 0, "show", "refund-1")
+	w.check("approvals_none", 0, "approvals")
+	w.check("approve_again", 1, "approve", "refund-1", "call_1_0", "--by", "alice@example.com")
+}
+
+func TestReject(t *testing.T) {
+	w := newWorld(t)
+	w.start(supportAgent(), "refund-2", agent.Input{Message: "Refund 120 euros."}, durable.StatusAwaitingApproval)
+	w.check("reject_no_reason", 2, "reject", "refund-2", "call_1_0", "--by", "bob")
+	w.check("reject", 0, "reject", "refund-2", "call_1_0", "--by", "bob", "--reason", "over the limit")
+	w.waitStatus("refund-2", durable.StatusCompleted)
+	res, err := w.rt.Run("refund-2").Result(traced())
+	if err != nil || !strings.Contains(res.Text, "over the limit") {
+		t.Errorf("the model was not told the reason: %+v, %v", res, err)
+	}
+}
+
+func TestJSONOutput(t *testing.T) {
+	w := newWorld(t)
+	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, durable.StatusAwaitingApproval)
+	r := w.cairn("runs", "--json")
+	var info durable.RunInfo
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &info) != nil || info.ID != "refund-3" || info.Status != durable.StatusAwaitingApproval {
+		t.Errorf("runs --json: %d %q %q", r.code, r.out, r.err)
+	}
+	r = w.cairn("show", "refund-3", "--json")
+	var shown struct {
+		Run     durable.RunInfo `json:"run"`
+		History []durable.Event `json:"history"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &shown) != nil || shown.Run.ID != "refund-3" || len(shown.History) != int(shown.Run.HistoryLen) {
+		t.Errorf("show --json: %d %q %q", r.code, r.out, r.err)
+	}
+	r = w.cairn("approvals", "--json")
+	var req agent.Request
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &req) != nil || req.RunID != "refund-3" || req.Tool != "refund" {
+		t.Errorf("approvals --json: %d %q %q", r.code, r.out, r.err)
+	}
+}
+
+func TestSignalSendCancel(t *testing.T) {
+	w := newWorld(t)
+	w.start(chatAgent(), "chat-1", agent.Input{Conversation: true}, durable.StatusWaiting)
+	w.check("send", 0, "send", "chat-1", "hello there", "--reply")
+	w.check("signal_bad_json", 2, "signal", "chat-1", "cairn.message", "{not json")
+	w.check("signal", 0, "signal", "chat-1", "nudge", `{"x":1}`, "--by", "ops")
+	w.check("cancel", 0, "cancel", "chat-1", "--by", "ops")
+	w.waitStatus("chat-1", durable.StatusCanceled)
+	w.check("cancel_ended", 1, "cancel", "chat-1")
+	history, err := w.rt.Run("chat-1").History(traced())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var senders []string
+	for _, e := range history {
+		if e.Type == durable.EventSignalReceived && e.Name == "nudge" || e.Type == durable.EventCancelRequested {
+			senders = append(senders, e.Sender)
+		}
+	}
+	if strings.Join(senders, ",") != "ops,ops" {
+		t.Errorf("senders recorded %v, want ops twice", senders)
+	}
+}
+
+func TestHistoryExport(t *testing.T) {
+	w := newWorld(t)
+	w.start(chatAgent(), "chat-2", agent.Input{Conversation: true}, durable.StatusWaiting)
+	r := w.cairn("history", "export", "chat-2")
+	history, err := durable.UnmarshalHistory(strings.NewReader(r.out))
+	if r.code != 0 || err != nil || len(history) == 0 || history[0].Name != "chat" {
+		t.Fatalf("history export: %d %v\n%s%s", r.code, err, r.out, r.err)
+	}
+	if err := durable.ReplayHistory(w.rt.Workflow(chatAgent()), history); err != nil {
+		t.Errorf("the exported history does not replay: %v", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	w := newWorld(t)
+	w.check("unknown_run", 1, "show", "no-such-run")
+	w.check("unknown_command", 2, "frobnicate")
+	w.check("bad_flag", 2, "runs", "--colour", "red")
+	w.check("bad_status", 2, "runs", "--status", "sleeping")
+	w.check("missing_args", 2, "approve", "refund-1")
+	w.check("no_by", 2, "approve", "refund-1", "call_1_0")
+	w.check("resume_not_parked", 1, "resume", "no-such-run")
+	w.check("help", 0, "--help")
+	w.check("help_show", 0, "show", "--help")
+
+	down := runApp(t, w.app, "runs", "--redis", "redis://127.0.0.1:1/0")
+	if down.code != 1 || !strings.Contains(down.err, "cannot reach Redis at redis://127.0.0.1:1/0") {
+		t.Errorf("unreachable Redis: exit %d, %q", down.code, down.err)
+	}
+	none := w.app
+	none.Getenv = func(string) string { return "" }
+	if r := runApp(t, none, "runs"); r.code != 2 || !strings.Contains(r.err, "no Redis") {
+		t.Errorf("no Redis given: exit %d, %q", r.code, r.err)
+	}
+}

@@ -1,0 +1,244 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/cmd/cairn/cli"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/durabletest"
+	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/redistest"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// world is a private redis-server with a worker running the test agents,
+// and the tool pointed at it.
+type world struct {
+	t     *testing.T
+	srv   *redistest.Server
+	store *redis.Store
+	rt    *agent.Runtime
+	app   cli.App
+	stop  func()
+}
+
+// The test agents: support refunds orders, refunds above 50 euros wait for
+// approval; chat answers each message in a conversation.
+func supportAgent() *agent.Agent {
+	type lookupArgs struct {
+		OrderID string `json:"order_id"`
+	}
+	type refundArgs struct {
+		OrderID string `json:"order_id"`
+		Amount  int    `json:"amount"`
+	}
+	set := must(tools.NewSet(
+		tools.MustNew("lookup_order", "Find an order.", func(ctx context.Context, in lookupArgs) (string, error) {
+			return "order " + in.OrderID + ": 2 pizzas, 120 euros, delivered cold", nil
+		}),
+		tools.MustNew("refund", "Refund an order.", func(ctx context.Context, in refundArgs) (string, error) {
+			return fmt.Sprintf("refunded %d euros on %s", in.Amount, in.OrderID), nil
+		}, tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > 50 })),
+	))
+	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+		switch scripted.Turn(req) {
+		case 0:
+			return calls(providers.ToolCall{Name: "lookup_order", Arguments: `{"order_id":"A-1001"}`}), nil
+		case 1:
+			return calls(providers.ToolCall{Name: "refund", Arguments: `{"order_id":"A-1001","amount":120}`}), nil
+		}
+		last := req.Messages[len(req.Messages)-1].Content
+		return providers.Response{Message: providers.Message{Content: "Done: " + last}}, nil
+	})
+	return &agent.Agent{Name: "support", Instructions: "Refund cold orders.", Model: model, Tools: set}
+}
+
+func chatAgent() *agent.Agent {
+	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+		last := req.Messages[len(req.Messages)-1].Content
+		return providers.Response{Message: providers.Message{Content: "You said: " + last}}, nil
+	})
+	return &agent.Agent{Name: "chat", Model: model}
+}
+
+func calls(cs ...providers.ToolCall) providers.Response {
+	return providers.Response{Message: providers.Message{ToolCalls: cs}}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// newWorld starts a redis-server and a worker running agents (default:
+// support and chat).
+func newWorld(t *testing.T, agents ...*agent.Agent) *world {
+	t.Helper()
+	if len(agents) == 0 {
+		agents = []*agent.Agent{supportAgent(), chatAgent()}
+	}
+	w := &world{t: t, srv: redistest.Start(t)}
+	quiet := slog.New(slog.DiscardHandler)
+	// The clock stands still, so that times in the output are the same
+	// in every run of the tests: nothing here waits for time to pass.
+	clock := durabletest.NewClock(durabletest.Start())
+	store, err := redis.Open(w.srv.URL(), redis.WithLogger(quiet), redis.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store = store
+	t.Cleanup(func() { store.Close() })
+	w.rt = agent.NewRuntime(store, agent.Options{Logger: quiet, Clock: clock})
+	if err := w.rt.Register(agents...); err != nil {
+		t.Fatal(err)
+	}
+	w.app = cli.App{Agents: agents, Getenv: func(key string) string {
+		if key == cli.EnvRedisURL {
+			return w.srv.URL()
+		}
+		return ""
+	}}
+	w.startWorker()
+	return w
+}
+
+// startWorker starts a worker (after stopping the one running, if any).
+func (w *world) startWorker() {
+	w.stopWorker()
+	wk := w.rt.NewWorker(durable.WorkerOptions{LeaseTTL: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = wk.Run(ctx) }()
+	w.stop = func() { cancel(); <-done }
+	w.t.Cleanup(w.stopWorker)
+}
+
+func (w *world) stopWorker() {
+	if w.stop != nil {
+		w.stop()
+		w.stop = nil
+	}
+}
+
+// traced is a context whose span makes a run's trace id fixed, for golden
+// output.
+func traced() context.Context {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xca, 0x19}, SpanID: trace.SpanID{1},
+		TraceFlags: trace.FlagsSampled})
+	return trace.ContextWithSpanContext(context.Background(), sc)
+}
+
+// start starts a run of a and waits until it has the status.
+func (w *world) start(a *agent.Agent, runID string, in agent.Input, want durable.Status) {
+	w.t.Helper()
+	if _, err := w.rt.Start(traced(), a, runID, in); err != nil {
+		w.t.Fatal(err)
+	}
+	w.waitStatus(runID, want)
+}
+
+func (w *world) waitStatus(runID string, want durable.Status) durable.RunInfo {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := w.rt.Run(runID).Describe(context.Background())
+		if err == nil && info.Status == want {
+			return info
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("run %s: status %s (%v), want %s", runID, info.Status, err, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// result is what one command line gave.
+type result struct {
+	out, err string
+	code     int
+}
+
+// cairn runs the tool with args.
+func (w *world) cairn(args ...string) result {
+	w.t.Helper()
+	return runApp(w.t, w.app, args...)
+}
+
+func runApp(t *testing.T, app cli.App, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := app.Run(ctx, args, &out, &errOut)
+	return result{out: out.String(), err: errOut.String(), code: code}
+}
+
+// The parts of the output that change from run to run: random seeds, the
+// server's port, and the times the tool itself writes.
+var (
+	seeds     = regexp.MustCompile(`"seed": ?\d+`)
+	redisAddr = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+)
+
+func stable(s string) string {
+	s = seeds.ReplaceAllString(s, `"seed": 0`)
+	return redisAddr.ReplaceAllString(s, "127.0.0.1:PORT")
+}
+
+// golden compares got with testdata/name.golden, or rewrites the file
+// with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run the test with -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// check runs a command line, checks its exit status, and compares its
+// output (stdout, then stderr if any) with a golden file.
+func (w *world) check(name string, wantCode int, args ...string) result {
+	w.t.Helper()
+	r := w.cairn(args...)
+	if r.code != wantCode {
+		w.t.Errorf("cairn %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, wantCode, r.out, r.err)
+	}
+	got := "$ cairn " + strings.Join(args, " ") + "\n" + stable(r.out)
+	if r.err != "" {
+		got += "--- stderr\n" + stable(r.err)
+	}
+	golden(w.t, name, got)
+	return r
+}
