@@ -18,6 +18,7 @@
 //	go run ./examples/approval -prompt                     # you decide at the terminal, as the manager
 //	go run ./examples/approval -prompt -as bob@example.com # ... or as someone who may not
 //	go run ./examples/approval -redis redis://localhost:6379/0
+//	go run ./examples/approval -redis redis://localhost:6379/0 -serve   # decide with cmd/cairn
 //
 // With -trace the example ends with the run's trace: the spans cairn
 // emitted for it (invoke_agent, chat, execute_tool, await_approval), as a
@@ -66,6 +67,7 @@ type config struct {
 	as     string    // who decides
 	in     io.Reader // what -prompt reads
 	trace  bool      // print the run's trace at the end
+	serve  bool      // decide nothing: serve the run until someone decides with cmd/cairn
 }
 
 func main() {
@@ -73,8 +75,14 @@ func main() {
 	prompt := flag.Bool("prompt", false, "decide at the terminal (y/n and a reason) instead of approving automatically")
 	as := flag.String("as", manager, "who decides")
 	showTrace := flag.Bool("trace", false, "print the run's spans at the end, as a tree")
+	serve := flag.Bool("serve", false, "decide nothing: run the worker until the run ends, for the decision to come from "+
+		"elsewhere (cairn approve, with -redis)")
 	flag.Parse()
-	if err := mainErr(*redisURL, config{prompt: *prompt, as: *as, in: os.Stdin, trace: *showTrace}); err != nil {
+	if *serve && *redisURL == "" {
+		fmt.Fprintln(os.Stderr, "approval: -serve needs -redis: the decision comes from another process")
+		os.Exit(2)
+	}
+	if err := mainErr(*redisURL, config{prompt: *prompt, as: *as, in: os.Stdin, trace: *showTrace, serve: *serve}); err != nil {
 		fmt.Fprintln(os.Stderr, "approval:", err)
 		os.Exit(1)
 	}
@@ -172,7 +180,10 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 	if cfg.prompt {
 		decide = ask(cfg.in, w, cfg.as)
 	}
-	if err := decideAll(ctx, w, approver, runID, decide); err != nil {
+	if cfg.serve {
+		fmt.Fprintf(w, "Serving run %s until it ends; decide its approvals from another terminal:\n"+
+			"  cairn approvals\n  cairn approve %s <CALL> --by %s\n", runID, runID, manager)
+	} else if err := decideAll(ctx, w, approver, runID, decide); err != nil {
 		return err
 	}
 

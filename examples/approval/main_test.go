@@ -233,3 +233,37 @@ func TestTraceExported(t *testing.T) {
 		}
 	}
 }
+
+// TestServe: with -serve the example decides nothing; the decision comes
+// from another process (here the test, as cmd/cairn would send it) and the
+// example finishes the run.
+func TestServe(t *testing.T) {
+	store, err := redis.Open(redistest.Start(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, &out, store, scriptedSupport(), config{as: manager, serve: true}) }()
+
+	operator := agent.NewRuntime(store, agent.Options{})
+	req, ok, err := nextApproval(ctx, operator, runID, nil)
+	if err != nil || !ok {
+		t.Fatalf("no approval: %v, %v", ok, err)
+	}
+	if err := operator.Approve(ctx, runID, req.CallID, manager, "from the command line"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"cairn approve " + runID + " <CALL> --by " + manager, "I've refunded 120.00 euros"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
