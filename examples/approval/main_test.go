@@ -250,6 +250,14 @@ func TestServe(t *testing.T) {
 	go func() { done <- run(ctx, &out, store, scriptedSupport(), config{as: manager, serve: true}) }()
 
 	operator := agent.NewRuntime(store, agent.Options{})
+	for { // until the example has started the run
+		if _, err := operator.Run(runID).Describe(ctx); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	req, ok, err := nextApproval(ctx, operator, runID, nil)
 	if err != nil || !ok {
 		t.Fatalf("no approval: %v, %v", ok, err)
