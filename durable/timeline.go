@@ -27,30 +27,11 @@ const timelineDetailRunes = 60
 // hostile payload cannot break the table. The output depends only on
 // events; it is the same every time.
 func WriteTimeline(w io.Writer, events []Event) error {
-	names := map[int]string{}
-	for _, e := range events {
-		if e.Step > 0 && e.Type.IsCommand() && e.Name != "" {
-			if _, ok := names[e.Step]; !ok {
-				names[e.Step] = e.Name
-			}
-		}
-	}
-	var start time.Time
-	if len(events) > 0 {
-		start = events[0].Time
-	}
-
+	header, rows := Timeline(events)
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tSTEP\tEVENT\tNAME\tATTEMPT\tDETAIL")
-	for _, e := range events {
-		name := e.Name
-		if name == "" {
-			name = names[e.Step]
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			e.Seq, timelineOffset(e.Time.Sub(start)), timelineInt(e.Step), timelineCell(string(e.Type)),
-			timelineCell(name), timelineInt(e.Attempt), timelineCell(timelineDetail(e)))
+	for _, cells := range append([][]string{header}, rows...) {
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -64,6 +45,37 @@ func WriteTimeline(w io.Writer, events []Event) error {
 	}
 	_, err := w.Write(out.Bytes())
 	return err
+}
+
+// Timeline returns the cells of the timeline WriteTimeline writes: the
+// header, and a row for each event, every cell one line without tabs. A
+// program that shows events as they come (a watch) lays out the rows of
+// the new ones, computed from the whole history so far.
+func Timeline(events []Event) (header []string, rows [][]string) {
+	names := map[int]string{}
+	for _, e := range events {
+		if e.Step > 0 && e.Type.IsCommand() && e.Name != "" {
+			if _, ok := names[e.Step]; !ok {
+				names[e.Step] = e.Name
+			}
+		}
+	}
+	var start time.Time
+	if len(events) > 0 {
+		start = events[0].Time
+	}
+	header = []string{"SEQ", "TIME", "STEP", "EVENT", "NAME", "ATTEMPT", "DETAIL"}
+	rows = make([][]string, 0, len(events))
+	for _, e := range events {
+		name := e.Name
+		if name == "" {
+			name = names[e.Step]
+		}
+		rows = append(rows, []string{strconv.FormatInt(e.Seq, 10), timelineOffset(e.Time.Sub(start)),
+			timelineInt(e.Step), timelineCell(string(e.Type)), timelineCell(name), timelineInt(e.Attempt),
+			timelineCell(timelineDetail(e))})
+	}
+	return header, rows
 }
 
 // timelineDetail is the DETAIL cell of an event.
