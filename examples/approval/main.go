@@ -154,6 +154,9 @@ func run(ctx context.Context, w io.Writer, store durable.Store, model providers.
 	if err := rt.Register(support); err != nil {
 		return err
 	}
+	// Live events are written in the background: once the worker has
+	// stopped, let the last ones out before the store closes.
+	defer flush(rt)
 	stopWorker := startWorker(ctx, rt)
 	defer stopWorker()
 
@@ -255,5 +258,15 @@ func startWorker(ctx context.Context, rt *agent.Runtime) (stop func()) {
 	return func() {
 		cancel()
 		<-done
+	}
+}
+
+// flush writes out the runtime's live events still queued, for a few
+// seconds at most.
+func flush(rt *agent.Runtime) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Flush(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "live events:", err)
 	}
 }

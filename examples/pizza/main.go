@@ -160,6 +160,9 @@ func runWith(ctx context.Context, w io.Writer, store durable.Store, model provid
 
 	// A worker executes runs. It would usually be a process of its own,
 	// or several: here it runs beside the code that starts the run.
+	// Live events are written in the background: once the worker has
+	// stopped, let the last ones out before the store closes.
+	defer flush(rt)
 	worker := rt.NewWorker(durable.WorkerOptions{})
 	stopWorker := runInBackground(ctx, worker.Run)
 	defer stopWorker()
@@ -236,5 +239,15 @@ func runInBackground(ctx context.Context, fn func(context.Context) error) (stop 
 	return func() {
 		cancel()
 		<-done
+	}
+}
+
+// flush writes out the runtime's live events still queued, for a few
+// seconds at most.
+func flush(rt *agent.Runtime) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Flush(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "live events:", err)
 	}
 }
