@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -124,4 +125,39 @@ func TestErrors(t *testing.T) {
 	if r := runApp(t, none, "runs"); r.code != 2 || !strings.Contains(r.err, "no Redis") {
 		t.Errorf("no Redis given: exit %d, %q", r.code, r.err)
 	}
+}
+
+// TestResume: a run parked by code that cannot replay it is shown parked
+// with the divergence; after a fix is deployed, resume tries it again.
+func TestResume(t *testing.T) {
+	w := newWorld(t)
+	w.startWorkerWith(flowV1())
+	w.startFlow(flowV1(), "flow-1")
+	w.startWorkerWith(flowV2()) // an incompatible deploy
+	if err := approveSignal.Send(traced(), w.rt.Client(), "flow-1", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStatus("flow-1", durable.StatusParked)
+	w.check("runs_parked", 0, "runs", "--status", "parked")
+	w.check("show_parked", 0, "show", "flow-1")
+	before := w.waitStatus("flow-1", durable.StatusParked)
+	w.check("resume", 0, "resume", "flow-1")
+	// Still the same code: tried again, parked again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := w.rt.Run("flow-1").Describe(traced())
+		if err == nil && info.Status == durable.StatusParked && info.Version > before.Version {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resume did not try the run again: %+v, %v", info, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+
+	// The fix, guarded by a version: a worker that starts tries parked
+	// runs again by itself.
+	w.startWorkerWith(flowV3())
+	w.waitStatus("flow-1", durable.StatusCompleted)
+	w.check("resume_done", 1, "resume", "flow-1")
 }
