@@ -1,0 +1,39 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/cairn-dev/cairn/cmd/cairn/cli"
+	"github.com/cairn-dev/cairn/durable"
+)
+
+// The tool mounted in a program with its workflow, checking a recorded
+// history (written by "cairn history export") before a deploy. In a real
+// program main is cli.Main(app), and the tool also reads runs from Redis.
+func Example() {
+	approve := durable.NewSignal[string]("approve")
+	step := func(name string) *durable.Activity[string, string] {
+		return durable.NewActivity(name, func(_ context.Context, in string) (string, error) { return name + "(" + in + ")", nil })
+	}
+	a, b := step("a"), step("b")
+	flow := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) {
+		for _, act := range []*durable.Activity[string, string]{a, b} {
+			var err error
+			if in, err = durable.Execute(ctx, act, in); err != nil {
+				return "", err
+			}
+		}
+		who, err := approve.Receive(ctx)
+		return in + " approved by " + who, err
+	})
+
+	app := cli.App{Name: "flow-ops", Workflows: []durable.WorkflowDefinition{flow}}
+	code := app.Run(context.Background(), []string{"replay-check", "testdata/histories/flow_v1.json"}, os.Stdout, os.Stderr)
+	fmt.Println("exit status", code)
+	// Output:
+	// OK        testdata/histories/flow_v1.json  flow  5 events
+	// 1 history: 1 OK, 0 diverged, 0 not checked
+	// exit status 0
+}
