@@ -58,6 +58,11 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 // lease and position, and tells the worker's observers.
 func (ex *executor) write(ctx context.Context, c Commit, events []Event) error {
 	if c.Release {
+		if len(ex.w.observers) > 0 {
+			// The next executor of the run, which may start as soon
+			// as the lease is released, waits for the observers.
+			defer ex.w.observe(ex.runID)()
+		}
 		ex.w.detach(ex)
 	}
 	c.Lease = ex.lease

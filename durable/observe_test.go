@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,5 +131,78 @@ func waitForStatus(t *testing.T, c *durable.Client, runID string, want durable.S
 			t.Fatalf("run %s: status %s, want %s (%v)", runID, info.Status, want, err)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestObserversInOrderAcrossRelease: a run let go and taken up again at
+// once by the same worker is told to observers in order: the next
+// executor waits until the observers have heard of the write that let the
+// run go, however slow they are.
+func TestObserversInOrderAcrossRelease(t *testing.T) {
+	wake := durable.NewSignal[int]("wake")
+	wf := durable.NewWorkflow("sleepy", func(ctx durable.Context, _ struct{}) (int, error) {
+		sum := 0
+		for range 2 {
+			n, err := wake.Receive(ctx)
+			if err != nil {
+				return 0, err
+			}
+			sum += n
+		}
+		return sum, nil
+	})
+	store := memory.New()
+	client := durable.NewClient(store, durable.ClientOptions{})
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	var seqs []int64
+	var slowed atomic.Bool
+	later := make(chan struct{}) // closed by the first observer call after the slow one
+	var laterOnce sync.Once
+	observer := func(_ context.Context, w durable.Written) {
+		if w.Run.Status == durable.StatusWaiting && len(w.Events) > 0 && !slowed.Swap(true) {
+			// The run was let go with the first signal: send the
+			// second, and give a next executor time to write it
+			// and tell the observers first, if it does not wait.
+			if err := wake.Send(ctx, client, "sleepy-1", 2); err != nil {
+				t.Error(err)
+			}
+			select {
+			case <-later:
+			case <-time.After(200 * time.Millisecond):
+			}
+		} else if slowed.Load() {
+			laterOnce.Do(func() { close(later) })
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range w.Events {
+			seqs = append(seqs, e.Seq)
+		}
+	}
+	w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger(), Observers: []durable.Observer{observer}})
+	w.Register(wf)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+
+	run, err := wf.Start(ctx, client, "sleepy-1", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForStatus(t, client, "sleepy-1", durable.StatusWaiting)
+	if err := wake.Send(ctx, client, "sleepy-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run.Result(ctx); err != nil || got != 3 {
+		t.Fatalf("result %d, %v", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("observers heard of events %v: not in order", seqs)
+		}
 	}
 }

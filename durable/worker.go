@@ -95,6 +95,11 @@ type Worker struct {
 
 	mu     sync.Mutex
 	active map[string]*executor
+	// observing holds, for a run whose executor let it go and is still
+	// telling the observers, a channel closed when it is done: the next
+	// executor of the run waits for it, so that observers hear of a
+	// run's writes in order.
+	observing map[string]chan struct{}
 	// serving counts queued attempts being run.
 	serving       int
 	activitySlots chan struct{}
@@ -120,6 +125,7 @@ func NewWorker(store Store, opts WorkerOptions) *Worker {
 		queues:     opts.TaskQueues,
 		activities: map[string]activityDef{},
 		active:     map[string]*executor{},
+		observing:  map[string]chan struct{}{},
 		idle:       make(chan struct{}, 1),
 	}
 	if w.id == "" {
@@ -301,6 +307,23 @@ func (w *Worker) dispatch(ctx context.Context, task Task, retryParked bool) {
 	}()
 }
 
+// observe begins telling the observers of a run that is let go; the
+// function it returns ends it. A new executor of the run waits for it.
+func (w *Worker) observe(runID string) (done func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	w.observing[runID] = ch
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		if w.observing[runID] == ch {
+			delete(w.observing, runID)
+		}
+		w.mu.Unlock()
+		close(ch)
+	}
+}
+
 // detach forgets an executor that is letting its run go, so that news for
 // the run from now on starts a new executor (which waits for the lease)
 // instead of poking one that will not look.
@@ -314,6 +337,16 @@ func (w *Worker) detach(ex *executor) {
 
 // execute takes a run's lease and runs it until it is let go.
 func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryParked bool) error {
+	w.mu.Lock()
+	prev := w.observing[task.RunID]
+	w.mu.Unlock()
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
 	if errors.Is(err, ErrLeaseHeld) {
 		// Another worker has the run. It sees the inbox when it renews
