@@ -18,8 +18,9 @@ const timelineDetailRunes = 60
 
 // WriteTimeline writes a run's history to w as an aligned text table, one
 // row per event: its position (SEQ), its time as an offset from the first
-// event (TIME), its step, type and name, the attempt, and a short detail
-// (a payload, a failure message, when a timer fires, a version).
+// event (TIME), its step, type and name, the attempt, for an event that
+// ends work how long the work took (TOOK), and a short detail (a payload,
+// a failure message, when a timer fires, a version).
 //
 // Completion events are named after the command event of their step, so
 // an activity_completed row shows the activity's name. Payloads are cut
@@ -64,7 +65,7 @@ func Timeline(events []Event) (header []string, rows [][]string) {
 	if len(events) > 0 {
 		start = events[0].Time
 	}
-	header = []string{"SEQ", "TIME", "STEP", "EVENT", "NAME", "ATTEMPT", "DETAIL"}
+	header = []string{"SEQ", "TIME", "STEP", "EVENT", "NAME", "ATTEMPT", "TOOK", "DETAIL"}
 	rows = make([][]string, 0, len(events))
 	for _, e := range events {
 		name := e.Name
@@ -73,9 +74,18 @@ func Timeline(events []Event) (header []string, rows [][]string) {
 		}
 		rows = append(rows, []string{strconv.FormatInt(e.Seq, 10), timelineOffset(e.Time.Sub(start)),
 			timelineInt(e.Step), timelineCell(string(e.Type)), timelineCell(name), timelineInt(e.Attempt),
-			timelineCell(timelineDetail(e))})
+			timelineTook(e), timelineCell(timelineDetail(e))})
 	}
 	return header, rows
+}
+
+// timelineTook is the TOOK cell of an event that ends work: how long the
+// attempt, timer or child it ends took.
+func timelineTook(e Event) string {
+	if e.Started.IsZero() {
+		return ""
+	}
+	return strings.TrimPrefix(timelineOffset(e.Time.Sub(e.Started)), "+")
 }
 
 // timelineDetail is the DETAIL cell of an event.

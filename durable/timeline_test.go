@@ -32,7 +32,12 @@ func TestWriteTimeline(t *testing.T) {
 		// last is the expected last row, spaces squeezed to one.
 		last string
 	}{
-		{"empty", nil, "SEQ TIME STEP EVENT NAME ATTEMPT DETAIL"},
+		{"empty", nil, "SEQ TIME STEP EVENT NAME ATTEMPT TOOK DETAIL"},
+		{"how long the work took", []durable.Event{
+			{Seq: 1, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
+			{Seq: 2, Type: durable.EventActivityCompleted, Time: tlAt(1500 * time.Millisecond), Started: tlAt(250 * time.Millisecond),
+				Step: 1, Attempt: 1, Payload: json.RawMessage(`1`)},
+		}, `2 +1.5s 1 activity_completed charge 1 1.25s 1`},
 		{"completion named by its command", []durable.Event{
 			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "checkout"},
 			{Seq: 2, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
@@ -121,7 +126,7 @@ func TestWriteTimelineGolden(t *testing.T) {
 		{Type: durable.EventVersion, Time: tlStart, Name: "oven-v2", Version: 1},
 		{Type: durable.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`"5b1c9e0a-7d1e-4c39-a2f4-0f6b2d3c4e5f"`)},
 		{Type: durable.EventActivityScheduled, Time: tlStart, Step: 2, Attempt: 1, Name: "TakeOrder", InputHash: "ab12"},
-		{Type: durable.EventActivityCompleted, Time: tlAt(3 * ms), Step: 2, Attempt: 1, Payload: json.RawMessage(`"order-pizza-1-0-2"`)},
+		{Type: durable.EventActivityCompleted, Time: tlAt(3 * ms), Started: tlStart, Step: 2, Attempt: 1, Payload: json.RawMessage(`"order-pizza-1-0-2"`)},
 		{Type: durable.EventActivityScheduled, Time: tlAt(3 * ms), Step: 3, Attempt: 1, Name: "PreparePizza", InputHash: "cd34"},
 		{Type: durable.EventActivityAttemptFailed, Time: tlAt(250 * ms), Step: 3, Attempt: 1, FireAt: tlAt(1250 * ms),
 			Failure: &durable.Failure{Message: "oven not hot yet", Type: "*errors.errorString"}},
@@ -130,7 +135,7 @@ func TestWriteTimelineGolden(t *testing.T) {
 			Payload: json.RawMessage(`{"order": "order-pizza-1-0-2", "pizza": "margherita", "toppings": ["basil", "mozzarella", "tomato"]}`)},
 		{Type: durable.EventTimerStarted, Time: tlAt(1304 * ms), Step: 4, FireAt: tlAt(6304 * ms)},
 		{Type: durable.EventSignalReceived, Time: tlAt(2 * time.Second), Name: "note", Payload: json.RawMessage(`"ring twice"`), Sender: "customer"},
-		{Type: durable.EventTimerFired, Time: tlAt(6307 * ms), Step: 4},
+		{Type: durable.EventTimerFired, Time: tlAt(6307 * ms), Started: tlAt(1304 * ms), Step: 4},
 		{Type: durable.EventChildStarted, Time: tlAt(6307 * ms), Step: 5, Name: "Delivery", RunID: "pizza-1/0/5", InputHash: "ef56"},
 		{Type: durable.EventChildCompleted, Time: tlAt(9 * time.Minute), Step: 5, RunID: "pizza-1/0/5", Payload: json.RawMessage(`"delivered"`)},
 		{Type: durable.EventTimerStarted, Time: tlAt(9 * time.Minute), Step: 6, FireAt: tlAt(69 * time.Minute)},

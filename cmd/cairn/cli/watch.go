@@ -330,7 +330,7 @@ func (w *watcher) print(events []durable.Event) error {
 
 // minWidths are the least widths of the columns of watch's rows, so that
 // rows of the usual events printed one by one line up.
-var minWidths = []int{3, 4, 4, len(durable.EventActivityCompleted), 26, 7}
+var minWidths = []int{3, 4, 4, len(durable.EventActivityCompleted), 26, 7, 5}
 
 // grow widens the columns to fit the cells of a row. A column only
 // widens: rows printed already keep their place.
