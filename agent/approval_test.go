@@ -43,20 +43,20 @@ func (s *shop) looked() int {
 }
 
 // tools returns a refund tool that needs approval above 100, and a lookup
-// tool that needs none.
-func (s *shop) tools(t *testing.T) *tools.Set {
+// tool that needs none; opts are added to both.
+func (s *shop) tools(t *testing.T, opts ...tools.Option) *tools.Set {
 	refund := tools.MustNew("refund", "refund an order", func(ctx context.Context, in refundArgs) (string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.refunds = append(s.refunds, fmt.Sprintf("%s:%d", in.Order, in.Amount))
 		return fmt.Sprintf("refunded %d on %s", in.Amount, in.Order), nil
-	}, tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > 100 }))
+	}, append(opts, tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > 100 }))...)
 	lookup := tools.MustNew("lookup", "look an order up", func(ctx context.Context, in orderArgs) (string, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.lookups++
 		return "order " + in.Order + " is paid", nil
-	})
+	}, opts...)
 	return mustSet(t, refund, lookup)
 }
 

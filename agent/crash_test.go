@@ -3,10 +3,12 @@ package agent_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
 )
 
 // TestRestartsThroughoutApprovalFlow stops and starts the worker as the
@@ -21,7 +23,10 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 		toolTurn(call("lookup", `{"order":"B2"}`)),
 		answer("Done."),
 	)
-	a := &agent.Agent{Name: "restarted", Model: model, Tools: s.tools(t), AskHuman: true, ModelOptions: fastModel}
+	// Each restart may cut a running call off, before its body runs, and
+	// lost attempts count: allow more than the restarts can take.
+	retry := tools.Retry(durable.RetryPolicy{MaximumAttempts: 20, InitialInterval: time.Millisecond})
+	a := &agent.Agent{Name: "restarted", Model: model, Tools: s.tools(t, retry), AskHuman: true, ModelOptions: fastModel}
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "restart-1", agent.Input{Message: "refund"})

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/internal/syncbuf"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -309,9 +308,9 @@ func TestSpansWithoutIDGenerator(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
 	_, model := script(answer("Hello."))
 	a := &agent.Agent{Name: "plain", Model: model}
-	var logs strings.Builder
+	var logs syncbuf.Buffer
 	store := memory.New()
-	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tp, Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))})
+	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tp, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := rt.Register(a); err != nil {
 		t.Fatal(err)
 	}
@@ -345,18 +344,6 @@ func TestIDGeneratorDrawsIDsForOtherSpans(t *testing.T) {
 	if s := g.NewSpanID(context.Background(), tid); !s.IsValid() || s == sid {
 		t.Errorf("span id %s", s)
 	}
-}
-
-// syncWriter makes a writer safe for the concurrent use of a logger.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
 
 func names(spans tracetest.SpanStubs) []string {

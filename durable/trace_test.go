@@ -1,7 +1,6 @@
 package durable_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/internal/syncbuf"
 )
 
 func TestTraceText(t *testing.T) {
@@ -259,7 +259,7 @@ func TestLogsCarryTraceAndRunIDs(t *testing.T) {
 		return "ok", nil
 	})
 	e := newIdleEnv(t)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	w.Register(wf)
 	ctx := ctxT(t)
@@ -289,22 +289,4 @@ func TestLogsCarryTraceAndRunIDs(t *testing.T) {
 	if line["run_id"] != "chatty-1" || line["trace_id"] != info.Trace.TraceID.String() {
 		t.Errorf("log line %v; want run_id chatty-1 and trace_id %s", line, info.Trace.TraceID)
 	}
-}
-
-// lockedBuffer is a buffer safe for a logger's concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/otlptest"
 	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/internal/spantree"
+	"github.com/cairn-dev/cairn/internal/syncbuf"
 )
 
 func TestApproveAutomatically(t *testing.T) {
@@ -73,7 +73,7 @@ func TestApprovalWithNoWorker(t *testing.T) {
 	defer store.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	pay := newPayments(&out) // the payment provider, outside every process
 
 	// The first worker takes the run to its approval, and stops.
@@ -148,7 +148,7 @@ func runExample(t *testing.T, cfg config) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	err := run(ctx, &out, memory.New(), scriptedSupport(), cfg)
 	return out.String(), err
 }
@@ -164,25 +164,6 @@ func inOrder(t *testing.T, got string, want ...string) {
 		}
 		rest = rest[i+len(w):]
 	}
-}
-
-// syncBuffer is a buffer that the worker's tools and the test may write at
-// once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestTrace(t *testing.T) {
@@ -245,7 +226,7 @@ func TestServe(t *testing.T) {
 	defer store.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, &out, store, scriptedSupport(), config{as: manager, serve: true}) }()
 
