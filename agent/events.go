@@ -149,21 +149,33 @@ func (p *publisher) drain() {
 			return
 		}
 		p.mu.Unlock()
-		for _, e := range batch {
-			p.write(e)
+		// One write for each run's consecutive events.
+		for len(batch) > 0 {
+			n := 1
+			for n < len(batch) && batch[n].RunID == batch[0].RunID {
+				n++
+			}
+			p.write(batch[0].RunID, batch[:n])
+			batch = batch[n:]
 		}
 	}
 }
 
-func (p *publisher) write(e Event) {
+// write publishes events of run runID, in order, at once.
+func (p *publisher) write(runID string, events []Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	data, err := json.Marshal(e)
-	if err == nil {
-		_, err = p.rt.feed.Publish(ctx, e.RunID, data)
+	entries := make([][]byte, 0, len(events))
+	for _, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			p.rt.log.Warn("publish live event", "run", runID, "type", e.Type, "err", err)
+			continue
+		}
+		entries = append(entries, data)
 	}
-	if err != nil {
-		p.rt.log.Warn("publish live event", "run", e.RunID, "type", e.Type, "err", err)
+	if _, err := p.rt.feed.Publish(ctx, runID, entries...); err != nil {
+		p.rt.log.Warn("publish live events", "run", runID, "events", len(entries), "err", err)
 	}
 }
 

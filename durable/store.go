@@ -274,10 +274,11 @@ type ActivityTask struct {
 // entries, and it expires with the run. Publishing to a run that does not
 // exist is allowed (a feed may start before its run's record is visible).
 type Feed interface {
-	// Publish appends data to the run's feed and returns the new entry's
-	// id. Ids increase within a feed and compare as strings of the form
-	// the store chooses; readers treat them as opaque.
-	Publish(ctx context.Context, runID string, data []byte) (id string, err error)
+	// Publish appends entries to the run's feed, in order, in one
+	// operation where the store can, and returns their ids. Ids increase
+	// within a feed and compare as strings of the form the store chooses;
+	// readers treat them as opaque.
+	Publish(ctx context.Context, runID string, entries ...[]byte) (ids []string, err error)
 	// ReadFeed returns up to limit entries (limit <= 0: the store's
 	// default) that come after the entry with id after, oldest first;
 	// after "" reads from the oldest entry kept. If there is none yet it

@@ -49,19 +49,23 @@ func (s *Store) feed(runID string) *feed {
 // as 20 zero-padded decimal digits ("00000000000000000001"), so they
 // compare as strings as they do as numbers. The feed keeps its last
 // MaxFeedLen entries. The run need not exist.
-func (s *Store) Publish(ctx context.Context, runID string, data []byte) (string, error) {
+func (s *Store) Publish(ctx context.Context, runID string, entries ...[]byte) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.feed(runID)
-	f.last++
-	f.entries = append(f.entries, feedEntry{seq: f.last, data: bytes.Clone(data)})
-	if len(f.entries) > MaxFeedLen {
-		f.entries[0] = feedEntry{} // let the data go before the array does
-		f.entries = f.entries[1:]
+	ids := make([]string, 0, len(entries))
+	for _, data := range entries {
+		f.last++
+		f.entries = append(f.entries, feedEntry{seq: f.last, data: bytes.Clone(data)})
+		if len(f.entries) > MaxFeedLen {
+			f.entries[0] = feedEntry{} // let the data go before the array does
+			f.entries = f.entries[1:]
+		}
+		ids = append(ids, feedID(f.last))
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
-	return feedID(f.last), nil
+	return ids, nil
 }
 
 // ReadFeed implements durable.Feed. An after that is not "" must be a

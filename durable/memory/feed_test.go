@@ -17,7 +17,7 @@ func TestFeedCap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
+		ids = append(ids, id...)
 	}
 	entries, err := s.ReadFeed(ctx, "r1", "", memory.MaxFeedLen+100)
 	if err != nil {

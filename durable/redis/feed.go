@@ -46,23 +46,30 @@ const feedField = "d"
 // with a commit that ends or retries the run in between; a feed that
 // loses the race expires early or lives on, capped, as the feed is not
 // the truth of a run.
-func (s *Store) Publish(ctx context.Context, runID string, data []byte) (string, error) {
+func (s *Store) Publish(ctx context.Context, runID string, entries ...[]byte) ([]string, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
 	rk := s.runKeys(runID)
-	var add *goredis.StringCmd
+	adds := make([]*goredis.StringCmd, len(entries))
 	var runTTL, feedTTL *goredis.DurationCmd
 	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		add = p.XAdd(ctx, &goredis.XAddArgs{Stream: rk.feed, MaxLen: MaxFeedLen, Approx: true, ID: "*",
-			Values: []any{feedField, data}})
+		for i, data := range entries {
+			adds[i] = p.XAdd(ctx, &goredis.XAddArgs{Stream: rk.feed, MaxLen: MaxFeedLen, Approx: true, ID: "*",
+				Values: []any{feedField, data}})
+		}
 		runTTL = p.PTTL(ctx, rk.run)
 		feedTTL = p.PTTL(ctx, rk.feed)
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("publish to %s: %w", runID, err)
+		return nil, fmt.Errorf("publish to %s: %w", runID, err)
 	}
-	id, err := encodeFeedID(add.Val())
-	if err != nil {
-		return "", fmt.Errorf("publish to %s: %w", runID, err)
+	ids := make([]string, len(adds))
+	for i, add := range adds {
+		if ids[i], err = encodeFeedID(add.Val()); err != nil {
+			return nil, fmt.Errorf("publish to %s: %w", runID, err)
+		}
 	}
 	// PTTL gives -2 for a key that does not exist, -1 for one that does
 	// not expire.
@@ -83,7 +90,7 @@ func (s *Store) Publish(ctx context.Context, runID string, data []byte) (string,
 		// the next Publish or the run's end sets again.
 		s.log.Warn("publish: set the feed's expiry", "run_id", runID, "err", fix.Err())
 	}
-	return id, nil
+	return ids, nil
 }
 
 // ReadFeed implements durable.Feed. after must be "" or an id that Publish

@@ -115,10 +115,11 @@ func TestFeedIDs(t *testing.T) {
 	form := regexp.MustCompile(`^[0-9]{20}-[0-9]{20}$`)
 	var last string
 	for range 3 {
-		id, err := s.Publish(ctx, "r1", []byte("x"))
+		ids, err := s.Publish(ctx, "r1", []byte("x"))
 		if err != nil {
 			t.Fatal(err)
 		}
+		id := ids[0]
 		if !form.MatchString(id) {
 			t.Fatalf("Publish gave id %q; want <20 digits>-<20 digits>", id)
 		}

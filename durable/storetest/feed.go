@@ -23,6 +23,29 @@ var feedTests = []struct {
 	{"Feed/SeparateRuns", testFeedSeparate},
 	{"Feed/UnknownRun", testFeedUnknownRun},
 	{"Feed/MalformedAfter", testFeedMalformed},
+	{"Feed/PublishMany", testFeedPublishMany},
+}
+
+// testFeedPublishMany: several entries published at once come in order,
+// with increasing ids, after what was there; none is nothing.
+func testFeedPublishMany(e *env, f durable.Feed) {
+	e.create("r1")
+	first := e.publish(f, "r1", "first")
+	ids, err := f.Publish(e.ctx(), "r1", []byte("a"), []byte("b"), []byte("c"))
+	if err != nil || len(ids) != 3 {
+		e.t.Fatalf("Publish of 3 entries gave ids %q, %v", ids, err)
+	}
+	got := e.readFeed(f, "r1", first, 0)
+	e.wantFeed(got, "after publishing three at once", "a", "b", "c")
+	for i, entry := range got {
+		if entry.ID != ids[i] {
+			e.t.Errorf("entry %d has id %q; Publish gave %q", i, entry.ID, ids[i])
+		}
+	}
+	if none, err := f.Publish(e.ctx(), "r1"); err != nil || len(none) != 0 {
+		e.t.Errorf("Publish of nothing gave %q, %v", none, err)
+	}
+	e.noFeed(f, "r1", ids[2], "after the three")
 }
 
 // promptly bounds, in real time, how long a ReadFeed may take to return
@@ -31,14 +54,14 @@ const promptly = 5 * time.Second
 
 func (e *env) publish(f durable.Feed, runID, data string) string {
 	e.t.Helper()
-	id, err := f.Publish(e.ctx(), runID, []byte(data))
+	ids, err := f.Publish(e.ctx(), runID, []byte(data))
 	if err != nil {
 		e.t.Fatalf("Publish(%q, %q): %v", runID, data, err)
 	}
-	if id == "" {
-		e.t.Fatalf("Publish(%q, %q) gave an empty id", runID, data)
+	if len(ids) != 1 || ids[0] == "" {
+		e.t.Fatalf("Publish(%q, %q) gave ids %q; want one", runID, data, ids)
 	}
-	return id
+	return ids[0]
 }
 
 func (e *env) readFeed(f durable.Feed, runID, after string, limit int) []durable.FeedEntry {
@@ -127,10 +150,11 @@ func testFeedPublishRead(e *env, f durable.Feed) {
 
 	// The store copies what it is given and what it returns.
 	buf := []byte("new")
-	id, err := f.Publish(e.ctx(), "r1", buf)
-	if err != nil {
-		e.t.Fatal(err)
+	published, err := f.Publish(e.ctx(), "r1", buf)
+	if err != nil || len(published) != 1 {
+		e.t.Fatalf("Publish gave %q, %v", published, err)
 	}
+	id := published[0]
 	copy(buf, "xxx")
 	got := e.readFeed(f, "r1", ids[len(ids)-1], 0)
 	e.wantFeed(got, "after changing the published slice", "new")
