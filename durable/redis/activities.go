@@ -51,6 +51,11 @@ type activityQueue struct {
 	reading bool                  // the reader was started
 	held    *durable.ActivityTask // read by the reader, wanted by no waiter yet
 	taken   chan struct{}         // closed when held is taken
+	// gone is closed while no waiter wants the queue and the last one
+	// that did ended with its context: its workers stopped polling, and
+	// an attempt read for them now would be held for nobody.
+	gone     chan struct{}
+	goneOpen bool
 }
 
 // activityWaiter is a blocked PollActivity.
@@ -81,7 +86,8 @@ func (s *Store) activityQueues(names []string) ([]*activityQueue, error) {
 		}
 		q := a.byName[name]
 		if q == nil {
-			q = &activityQueue{name: name, keys: s.queueKeys(name), wanted: make(chan struct{})}
+			q = &activityQueue{name: name, keys: s.queueKeys(name), wanted: make(chan struct{}),
+				gone: make(chan struct{}), goneOpen: true}
 			q.alarm.ring = func() { s.fireActivities(q) }
 			a.byName[name] = q
 		}
@@ -220,6 +226,16 @@ func (s *Store) awaitActivity(ctx context.Context, qs []*activityQueue) (durable
 	}
 	a.mu.Lock()
 	waited := a.remove(w)
+	if waited {
+		// Polling stopped: what the readers of queues nobody waits for
+		// any more hold, or read now, goes back at once.
+		for _, q := range qs {
+			if q.waiting == 0 && q.goneOpen {
+				close(q.gone)
+				q.goneOpen = false
+			}
+		}
+	}
 	a.mu.Unlock()
 	if waited {
 		return durable.ActivityTask{}, err

@@ -18,7 +18,9 @@ import (
 // takes attempts (a non-blocking take, then a blocking XREADGROUP) and
 // hands each to the oldest waiter that wants its queue. One that no
 // waiter wants any more is held, for a PollActivity to take, for up to
-// holdFor, and then handed back to the end of its queue.
+// holdFor, and then handed back to the end of its queue; at once if the
+// last PollActivity for the queue ended with its context (its workers
+// stopped), so that other workers get the attempt without delay.
 
 // startReader starts the reader of q, unless the store is closed.
 func (s *Store) startReader(q *activityQueue) {
@@ -119,6 +121,7 @@ func (s *Store) offerActivity(q *activityQueue, task durable.ActivityTask) {
 	q.held = &task
 	taken := make(chan struct{})
 	q.taken = taken
+	gone := q.gone
 	a.mu.Unlock()
 
 	t := time.NewTimer(holdFor)
@@ -127,6 +130,7 @@ func (s *Store) offerActivity(q *activityQueue, task durable.ActivityTask) {
 	case <-taken:
 		return
 	case <-t.C:
+	case <-gone:
 	case <-s.done:
 	}
 	// Whoever clears held owns the attempt: here, or Close.
@@ -187,6 +191,9 @@ func (q *activityQueue) want(n int) {
 	switch {
 	case was == 0 && q.waiting > 0:
 		close(q.wanted)
+		if !q.goneOpen {
+			q.gone, q.goneOpen = make(chan struct{}), true
+		}
 	case was > 0 && q.waiting == 0:
 		q.wanted = make(chan struct{})
 	}
