@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools"
@@ -248,27 +245,11 @@ func (m stallingModel) Stream(ctx context.Context, req providers.Request, fn fun
 // environment, until it is killed. It returns an error only if it cannot
 // start.
 func AgentChild(out io.Writer) error {
-	url := os.Getenv(EnvURL)
-	lease, err := time.ParseDuration(os.Getenv(EnvLease))
-	if err != nil {
-		return fmt.Errorf("%s: %w", EnvLease, err)
-	}
-	store, err := redis.Open(url, redis.WithVisibilityTimeout(lease))
+	c, err := openChild(out)
 	if err != nil {
 		return err
 	}
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	rdb := goredis.NewClient(opts)
-
-	var mu sync.Mutex
-	say := func(line string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintln(out, line)
-	}
+	say := c.say
 	block := func() {
 		say(Stopped)
 		// Freeze the whole process, not only this goroutine: the rest
@@ -286,15 +267,13 @@ func AgentChild(out io.Writer) error {
 			}
 		}
 	}
-	stopAfter, _ := strconv.Atoi(os.Getenv(EnvStopAfterCommit))
 	var wrapped durable.Store = &timerStopStore{
-		stopStore: &stopStore{Store: store, stopAfter: stopAfter, stop: block, say: say},
+		stopStore: &stopStore{Store: c.store, stopAfter: c.stopAfter, stop: block, say: say},
 		stop:      os.Getenv(EnvStopAfterTimer) != "",
 	}
 	// Keep the live feed: the model call streams, as in production.
-	wrapped = feedStore{Store: wrapped, Feed: store}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rtOpts := agent.Options{Logger: logger}
+	wrapped = feedStore{Store: wrapped, Feed: c.store}
+	rtOpts := agent.Options{Logger: c.logger}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
 		// Spans go out as they end, so that what a worker reported
 		// before it was killed has arrived.
@@ -306,10 +285,10 @@ func AgentChild(out io.Writer) error {
 			sdktrace.WithIDGenerator(agent.IDGenerator{}))
 	}
 	rt := agent.NewRuntime(wrapped, rtOpts)
-	if err := rt.Register(clerk(rdb, stops)); err != nil {
+	if err := rt.Register(clerk(c.rdb, stops)); err != nil {
 		return err
 	}
-	w := rt.NewWorker(durable.WorkerOptions{LeaseTTL: lease})
+	w := rt.NewWorker(durable.WorkerOptions{LeaseTTL: c.lease})
 	say(Ready)
 	return w.Run(context.Background())
 }

@@ -138,45 +138,63 @@ func Child(out io.Writer) error {
 	if os.Getenv(EnvAgent) != "" {
 		return AgentChild(out)
 	}
+	c, err := openChild(out)
+	if err != nil {
+		return err
+	}
+	block := func() {
+		c.say(Stopped)
+		select {} // until the parent kills the process
+	}
+	wrapped := &stopStore{Store: c.store, stopAfter: c.stopAfter, stop: block, say: c.say}
+	slowFor, _ := time.ParseDuration(os.Getenv(EnvSlowFor))
+
+	w := durable.NewWorker(wrapped, durable.WorkerOptions{LeaseTTL: c.lease, Logger: c.logger})
+	w.Register(order(c.rdb, behaviour{say: c.say, stopIn: os.Getenv(EnvStopInActivity), stop: block,
+		slow: os.Getenv(EnvSlowActivity), slowFor: slowFor}))
+	c.say(Ready)
+	return w.Run(context.Background())
+}
+
+// child is what every worker child process starts with: the store and a
+// client of the server the parent gives (EnvURL), the lease time
+// (EnvLease), the commit to stop after (EnvStopAfterCommit), and a way to
+// tell the parent where it is.
+type child struct {
+	store     *redis.Store
+	rdb       *goredis.Client
+	lease     time.Duration
+	stopAfter int
+	say       func(line string)
+	logger    *slog.Logger
+}
+
+func openChild(out io.Writer) (*child, error) {
 	url := os.Getenv(EnvURL)
 	lease, err := time.ParseDuration(os.Getenv(EnvLease))
 	if err != nil {
-		return fmt.Errorf("%s: %w", EnvLease, err)
+		return nil, fmt.Errorf("%s: %w", EnvLease, err)
 	}
 	// Tasks taken by a worker that dies come back after a lease time, as
 	// its runs do.
 	store, err := redis.Open(url, redis.WithVisibilityTimeout(lease))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rdb := goredis.NewClient(opts)
-
 	var mu sync.Mutex
-	say := func(line string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintln(out, line)
-	}
-	block := func() {
-		say(Stopped)
-		select {} // until the parent kills the process
-	}
-	stopAfter, _ := strconv.Atoi(os.Getenv(EnvStopAfterCommit))
-	wrapped := &stopStore{Store: store, stopAfter: stopAfter, stop: block, say: say}
-	slowFor, _ := time.ParseDuration(os.Getenv(EnvSlowFor))
-
-	w := durable.NewWorker(wrapped, durable.WorkerOptions{
-		LeaseTTL: lease,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	w.Register(order(rdb, behaviour{say: say, stopIn: os.Getenv(EnvStopInActivity), stop: block,
-		slow: os.Getenv(EnvSlowActivity), slowFor: slowFor}))
-	say(Ready)
-	return w.Run(context.Background())
+	c := &child{store: store, rdb: goredis.NewClient(opts), lease: lease,
+		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		say: func(line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(out, line)
+		}}
+	c.stopAfter, _ = strconv.Atoi(os.Getenv(EnvStopAfterCommit))
+	return c, nil
 }
 
 // stopStore stops the process after its Nth successful commit and reports
