@@ -95,6 +95,8 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Observers hear of the last write after the store accepted it.
+	waitFor(t, "the last write observed", func() bool { return len(seen.seqs()) >= len(history)-1 })
 	seqs := seen.seqs()
 	if len(seqs) != len(history)-1 || len(seqs) <= before {
 		t.Fatalf("observed seqs %v for a history of %d events", seqs, len(history))

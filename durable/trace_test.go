@@ -147,6 +147,13 @@ func TestRunTrace(t *testing.T) {
 	if out, err := run.Result(ctx); err != nil || out != "done" {
 		t.Fatalf("result %q, %v", out, err)
 	}
+	// Observers hear of the last write after the store accepted it.
+	waitFor(t, "the last write observed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(written) > 0 && written[len(written)-1].Run.Status == durable.StatusCompleted &&
+			written[len(written)-1].Run.ID == "p1"
+	})
 	want := durable.Trace{TraceID: caller.TraceID(), Parent: caller.SpanID(), Flags: trace.FlagsSampled}
 	info, err := e.client.Describe(ctx, "p1")
 	if err != nil || info.Trace != want || info.Generation != 1 {
@@ -242,6 +249,11 @@ func TestReplayedWrites(t *testing.T) {
 	if _, err := run.Result(ctx); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the last write observed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(replayed) >= 2 && replayed[len(replayed)-1]
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	// The first write was made by the worker that started the run; the
@@ -288,5 +300,15 @@ func TestLogsCarryTraceAndRunIDs(t *testing.T) {
 	}
 	if line["run_id"] != "chatty-1" || line["trace_id"] != info.Trace.TraceID.String() {
 		t.Errorf("log line %v; want run_id chatty-1 and trace_id %s", line, info.Trace.TraceID)
+	}
+}
+
+// waitFor waits until cond holds, for up to 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
