@@ -291,7 +291,7 @@ func explain(err error) string {
 	case errors.Is(err, durable.ErrRunNotFound):
 		return err.Error() + " (no run has that id in this store; list runs with: runs)"
 	case errors.Is(err, agent.ErrNotPending):
-		return err.Error() + " (list what waits with: approvals)"
+		return err.Error() + " (list what waits with: approvals, questions)"
 	}
 	return err.Error()
 }

@@ -38,6 +38,12 @@ func (app App) commands() []*command {
 			store: true, nargs: exactly(2), flags: decisionFlags, run: cmdDecide(true)},
 		{name: "reject", args: "RUN CALL --by NAME --reason TEXT", summary: "Reject a tool call that waits for approval; the model is told why.",
 			store: true, nargs: exactly(2), flags: decisionFlags, run: cmdDecide(false)},
+		{name: "questions", summary: "List the questions agents asked a person (ask_human), across runs.", store: true,
+			nargs: exactly(0), flags: jsonFlag, run: cmdQuestions},
+		{name: "answer", args: "RUN CALL ANSWER --by NAME", summary: "Answer an agent's question; the model reads the answer.",
+			store: true, nargs: exactly(3), flags: func(fs *flag.FlagSet, o *opts) {
+				fs.StringVar(&o.by, "by", "", "who answers (required; checked by the authorizer and recorded)")
+			}, run: cmdAnswer},
 		{name: "signal", args: "RUN NAME [JSON]", summary: "Send a signal, with a JSON payload (default null), to a run.",
 			store: true, nargs: func(n int) bool { return n == 2 || n == 3 }, flags: byFlag, run: cmdSignal},
 		{name: "send", args: "RUN MESSAGE", summary: "Send a chat message to a conversation run.", store: true,
@@ -215,6 +221,42 @@ func cmdApprovals(ctx context.Context, e *env, _ []string) error {
 		t.row(r.RunID, r.CallID, r.Agent, r.Tool, formatTime(r.RequestedAt), deadline, cut(r.Arguments, 60))
 	}
 	return t.flush()
+}
+
+func cmdQuestions(ctx context.Context, e *env, _ []string) error {
+	reqs, err := e.rt.Questions(ctx)
+	if err != nil {
+		return err
+	}
+	if e.o.json {
+		enc := json.NewEncoder(e.out)
+		for _, r := range reqs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(reqs) == 0 {
+		fmt.Fprintln(e.out, "No questions pending.")
+		return nil
+	}
+	t := newTable(e.out, "RUN", "CALL", "AGENT", "ASKED", "QUESTION")
+	for _, r := range reqs {
+		t.row(r.RunID, r.CallID, r.Agent, formatTime(r.RequestedAt), cut(r.Question, 80))
+	}
+	return t.flush()
+}
+
+func cmdAnswer(ctx context.Context, e *env, args []string) error {
+	if e.o.by == "" {
+		return usageError("--by is required: who answers is checked and recorded")
+	}
+	if err := e.rt.Answer(ctx, args[0], args[1], e.o.by, args[2]); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "Answered call %s of run %s, as %s.\n", args[1], args[0], e.o.by)
+	return nil
 }
 
 func cmdDecide(approve bool) func(ctx context.Context, e *env, args []string) error {

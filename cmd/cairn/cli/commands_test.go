@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
 )
 
 // TestApprovalSession is an operator's session on a refund that waits for
@@ -160,4 +163,30 @@ func TestResume(t *testing.T) {
 	w.startWorkerWith(flowV3())
 	w.waitStatus("flow-1", durable.StatusCompleted)
 	w.check("resume_done", 1, "resume", "flow-1")
+}
+
+// askAgent asks a person a question, then answers with what it was told.
+func askAgent() *agent.Agent {
+	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+		if scripted.Turn(req) == 0 {
+			return calls(providers.ToolCall{Name: agent.AskHumanTool, Arguments: `{"question":"Which address?"}`}), nil
+		}
+		last := req.Messages[len(req.Messages)-1].Content
+		return providers.Response{Message: providers.Message{Content: "Told: " + last}}, nil
+	})
+	return &agent.Agent{Name: "asker", Model: model, AskHuman: true}
+}
+
+func TestQuestions(t *testing.T) {
+	w := newWorld(t, askAgent())
+	w.start(askAgent(), "ask-1", agent.Input{Message: "Deliver my pizza."}, durable.StatusWaiting)
+	w.check("questions", 0, "questions")
+	w.check("answer_no_by", 2, "answer", "ask-1", "call_0_0", "12 Via Roma")
+	w.check("answer", 0, "answer", "ask-1", "call_0_0", "12 Via Roma", "--by", "carol")
+	w.waitStatus("ask-1", durable.StatusCompleted)
+	w.check("questions_none", 0, "questions")
+	res, err := w.rt.Run("ask-1").Result(traced())
+	if err != nil || !strings.Contains(res.Text, "12 Via Roma") {
+		t.Errorf("the model was not told the answer: %+v, %v", res, err)
+	}
 }
