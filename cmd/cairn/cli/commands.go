@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -91,13 +92,7 @@ func cmdRuns(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	if e.o.json {
-		enc := json.NewEncoder(e.out)
-		for _, r := range runs {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeJSONLines(e.out, runs)
 	}
 	if len(runs) == 0 {
 		fmt.Fprintln(e.out, "No runs.")
@@ -106,7 +101,7 @@ func cmdRuns(ctx context.Context, e *env, _ []string) error {
 	t := newTable(e.out, "RUN", "WORKFLOW", "STATUS", "STEP", "CREATED", "UPDATED", "WAITING FOR")
 	for _, r := range runs {
 		t.row(r.ID, r.Workflow, string(r.Status), itoa(r.Step), formatTime(r.CreatedAt), formatTime(r.UpdatedAt),
-			cut(cmpOr(failureOf(r), r.Waiting), 50))
+			cut(cmp.Or(failureOf(r), r.Waiting), 50))
 	}
 	return t.flush()
 }
@@ -200,13 +195,7 @@ func cmdApprovals(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	if e.o.json {
-		enc := json.NewEncoder(e.out)
-		for _, r := range reqs {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeJSONLines(e.out, reqs)
 	}
 	if len(reqs) == 0 {
 		fmt.Fprintln(e.out, "No approvals pending.")
@@ -229,13 +218,7 @@ func cmdQuestions(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	if e.o.json {
-		enc := json.NewEncoder(e.out)
-		for _, r := range reqs {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeJSONLines(e.out, reqs)
 	}
 	if len(reqs) == 0 {
 		fmt.Fprintln(e.out, "No questions pending.")

@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -30,6 +30,17 @@ func (t *table) row(cells ...string) {
 
 func (t *table) flush() error { return t.tw.Flush() }
 
+// writeJSONLines writes each item as JSON on a line of its own.
+func writeJSONLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	for _, item := range items {
+		if err := enc.Encode(item); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // formatTime prints a time in UTC to the second, or nothing for none.
 func formatTime(t time.Time) string {
 	if t.IsZero() {
@@ -53,8 +64,6 @@ func cut(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
-
-func cmpOr(a, b string) string { return cmp.Or(a, b) }
 
 // indent prefixes each line of s.
 func indent(s, prefix string) string {
