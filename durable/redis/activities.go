@@ -46,16 +46,10 @@ type activityQueue struct {
 	alarm alarm
 
 	// Guarded by activityQueues.mu.
-	waiting int                   // waiters that want this queue
-	wanted  chan struct{}         // closed while waiting > 0
+	demand  demand                // the waiters that want this queue
 	reading bool                  // the reader was started
 	held    *durable.ActivityTask // read by the reader, wanted by no waiter yet
 	taken   chan struct{}         // closed when held is taken
-	// gone is closed while no waiter wants the queue and the last one
-	// that did ended with its context: its workers stopped polling, and
-	// an attempt read for them now would be held for nobody.
-	gone     chan struct{}
-	goneOpen bool
 }
 
 // activityWaiter is a blocked PollActivity.
@@ -86,8 +80,7 @@ func (s *Store) activityQueues(names []string) ([]*activityQueue, error) {
 		}
 		q := a.byName[name]
 		if q == nil {
-			q = &activityQueue{name: name, keys: s.queueKeys(name), wanted: make(chan struct{}),
-				gone: make(chan struct{}), goneOpen: true}
+			q = &activityQueue{name: name, keys: s.queueKeys(name), demand: newDemand()}
 			q.alarm.ring = func() { s.fireActivities(q) }
 			a.byName[name] = q
 		}
@@ -230,10 +223,7 @@ func (s *Store) awaitActivity(ctx context.Context, qs []*activityQueue) (durable
 		// Polling stopped: what the readers of queues nobody waits for
 		// any more hold, or read now, goes back at once.
 		for _, q := range qs {
-			if q.waiting == 0 && q.goneOpen {
-				close(q.gone)
-				q.goneOpen = false
-			}
+			q.demand.stop()
 		}
 	}
 	a.mu.Unlock()

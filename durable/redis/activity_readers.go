@@ -121,7 +121,7 @@ func (s *Store) offerActivity(q *activityQueue, task durable.ActivityTask) {
 	q.held = &task
 	taken := make(chan struct{})
 	q.taken = taken
-	gone := q.gone
+	gone := q.demand.gone
 	a.mu.Unlock()
 
 	t := time.NewTimer(holdFor)
@@ -185,25 +185,13 @@ func (a *activityQueues) remove(w *activityWaiter) bool {
 
 // want adds n to the number of waiters that want q. The activityQueues'
 // mu must be held.
-func (q *activityQueue) want(n int) {
-	was := q.waiting
-	q.waiting += n
-	switch {
-	case was == 0 && q.waiting > 0:
-		close(q.wanted)
-		if !q.goneOpen {
-			q.gone, q.goneOpen = make(chan struct{}), true
-		}
-	case was > 0 && q.waiting == 0:
-		q.wanted = make(chan struct{})
-	}
-}
+func (q *activityQueue) want(n int) { q.demand.add(n) }
 
 // wantedNow returns a channel that is closed while a waiter wants q.
 func (a *activityQueues) wantedNow(q *activityQueue) <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return q.wanted
+	return q.demand.wanted
 }
 
 // disarm stops the alarms of the queues.

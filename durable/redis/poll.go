@@ -142,15 +142,10 @@ type poller struct {
 	handoff chan durable.Task
 	started sync.Once
 
-	mu      sync.Mutex
-	waiting int           // Polls waiting
-	wanted  chan struct{} // closed while waiting > 0
-	// gone is closed while no Poll waits and the last one that did ended
-	// with its context: the worker stopped polling, and a task read for it
-	// now would be held for nobody.
-	gone     chan struct{}
-	goneOpen bool // gone is not closed
-	held     map[string]durable.Task
+	mu sync.Mutex
+	// demand counts the worker's waiting Polls.
+	demand demand
+	held   map[string]durable.Task
 }
 
 func (s *Store) poller(worker string) *poller {
@@ -158,8 +153,8 @@ func (s *Store) poller(worker string) *poller {
 	defer s.mu.Unlock()
 	p := s.pollers[worker]
 	if p == nil {
-		p = &poller{s: s, worker: worker, handoff: make(chan durable.Task), wanted: make(chan struct{}),
-			gone: make(chan struct{}), goneOpen: true, held: make(map[string]durable.Task)}
+		p = &poller{s: s, worker: worker, handoff: make(chan durable.Task), demand: newDemand(),
+			held: make(map[string]durable.Task)}
 		s.pollers[worker] = p
 	}
 	return p
@@ -188,21 +183,7 @@ func (p *poller) start() {
 func (p *poller) want(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.wantLocked(n)
-}
-
-func (p *poller) wantLocked(n int) {
-	was := p.waiting
-	p.waiting += n
-	switch {
-	case was == 0 && p.waiting > 0:
-		close(p.wanted)
-		if !p.goneOpen {
-			p.gone, p.goneOpen = make(chan struct{}), true
-		}
-	case was > 0 && p.waiting == 0:
-		p.wanted = make(chan struct{})
-	}
+	p.demand.add(n)
 }
 
 // giveUp ends a waiting Poll whose context ended. If no other Poll waits,
@@ -211,18 +192,15 @@ func (p *poller) wantLocked(n int) {
 func (p *poller) giveUp() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.wantLocked(-1)
-	if p.waiting == 0 && p.goneOpen {
-		close(p.gone)
-		p.goneOpen = false
-	}
+	p.demand.add(-1)
+	p.demand.stop()
 }
 
 // wantedNow returns a channel that is closed while a Poll waits.
 func (p *poller) wantedNow() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.wanted
+	return p.demand.wanted
 }
 
 // goneNow returns a channel that is closed while the worker has stopped
@@ -230,7 +208,7 @@ func (p *poller) wantedNow() <-chan struct{} {
 func (p *poller) goneNow() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.gone
+	return p.demand.gone
 }
 
 // read is a reader: while a Poll waits, it takes tasks from its partition
@@ -335,7 +313,7 @@ func (p *poller) offer(task durable.Task) {
 			return
 		case <-t.C:
 			p.mu.Lock()
-			idle := p.waiting == 0
+			idle := p.demand.waiting == 0
 			p.mu.Unlock()
 			if idle {
 				if p.unhold(task.ID) {
