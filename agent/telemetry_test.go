@@ -477,3 +477,35 @@ func TestTraceOfAConversation(t *testing.T) {
 		t.Errorf("spans %v; chat spans by history %v, want 2, 2, 1", names(spans), gens)
 	}
 }
+
+// TestUnsampledCallerIsNotTraced: the sampling decision is the caller's,
+// taken when the run starts: a run started under an unsampled span emits
+// no span, with the SDK's default, parent-based sampler.
+func TestUnsampledCallerIsNotTraced(t *testing.T) {
+	_, model := script(toolTurn(call("lookup", `{"order":"A1"}`)), answer("Paid."))
+	lookup := tools.MustNew("lookup", "look an order up", func(ctx context.Context, in orderArgs) (string, error) {
+		return "paid", nil
+	})
+	a := &agent.Agent{Name: "quiet", Model: model, Tools: mustSet(t, lookup)}
+	e := newTelemetryEnv(t, false, a)
+	ctx := ctxT(t)
+	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}, Remote: true})
+	run, err := e.rt.Start(trace.ContextWithRemoteSpanContext(ctx, unsampled), a, "quiet-1", agent.Input{Message: "Paid?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Result(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A sampled run after it: once its span is in, the first run's
+	// would be too.
+	if _, err := e.rt.Start(ctx, a, "quiet-2", agent.Input{Message: "Paid?"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the sampled run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent quiet") })
+	for _, s := range e.spans.GetSpans() {
+		if v, _ := attr(s, "cairn.run.id"); v.AsString() == "quiet-1" {
+			t.Errorf("span %s of the unsampled run was exported", s.Name)
+		}
+	}
+}

@@ -145,15 +145,23 @@ func TestResume(t *testing.T) {
 	w.check("show_parked", 0, "show", "flow-1")
 	before := w.waitStatus("flow-1", durable.StatusParked)
 	w.check("resume", 0, "resume", "flow-1")
-	// Still the same code: tried again, parked again.
+	// Still the same code: tried again (the request is answered, it
+	// leaves the inbox), parked again.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		info, err := w.rt.Run("flow-1").Describe(traced())
-		if err == nil && info.Status == durable.StatusParked && info.Version > before.Version {
+		inbox, ierr := w.store.ReadInbox(traced(), "flow-1")
+		answered := ierr == nil
+		for _, entry := range inbox {
+			if e, _ := durable.DecodeEvent(entry.Event, nil); e.Type == durable.EventResumeRequested {
+				answered = false
+			}
+		}
+		if err == nil && answered && info.Status == durable.StatusParked && info.Version > before.Version {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("resume did not try the run again: %+v, %v", info, err)
+			t.Fatalf("resume did not try the run again: %+v, %v, inbox %d entries (%v)", info, err, len(inbox), ierr)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
