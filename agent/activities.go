@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -134,7 +135,7 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 			// Keep the stack in history, in the failure's Stack: the
 			// attempt failed as a panic. Its message, which the model
 			// reads once the attempts run out, stays free of it.
-			return toolOutcome{}, &durable.Failure{Message: err.Error(), Kind: durable.KindPanic,
+			return toolOutcome{}, &backend.Failure{Message: err.Error(), Kind: backend.KindPanic,
 				Type: fmt.Sprintf("%T", panicked.Value), Stack: panicked.Stack}
 		}
 		return toolOutcome{}, err

@@ -46,7 +46,7 @@
 // emits the spans of what it has just committed, and replay emits nothing.
 // So a step is reported once, even when its run is replayed many times,
 // and by whichever worker finished it. Span ids are derived from the run's
-// trace, the run, the step and the attempt (durable.Trace), so the run's
+// trace, the run, the step and the attempt (backend.Trace), so the run's
 // span, emitted when the run ends, maybe days later in another process,
 // has the id its steps already named as their parent; a TracerProvider
 // must be built with IDGenerator for that. A model or tool call cut off

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // RequestKind says what a pending request asks of a person.
@@ -129,11 +130,11 @@ type sentKey struct {
 
 // sentIn returns the requests that the decisions and answers in a run's
 // inbox settle.
-func (rt *Runtime) sentIn(inbox []durable.InboxEntry) map[sentKey]bool {
+func (rt *Runtime) sentIn(inbox []backend.InboxEntry) map[sentKey]bool {
 	sent := map[sentKey]bool{}
 	for _, entry := range inbox {
-		e, err := durable.DecodeEvent(entry.Event, rt.codec)
-		if err != nil || e.Type != durable.EventSignalReceived {
+		e, err := backend.DecodeEvent(entry.Event, rt.codec)
+		if err != nil || e.Type != backend.EventSignalReceived {
 			continue
 		}
 		var m struct {
@@ -154,7 +155,7 @@ func (rt *Runtime) sentIn(inbox []durable.InboxEntry) map[sentKey]bool {
 }
 
 // pendingIn reads the open requests out of a history.
-func pendingIn(runID string, history []durable.Event) []Request {
+func pendingIn(runID string, history []backend.Event) []Request {
 	type key struct {
 		turn int
 		call string
@@ -162,7 +163,7 @@ func pendingIn(runID string, history []durable.Event) []Request {
 	var order []key
 	open := map[key]Request{}
 	for _, e := range history {
-		if e.Type != durable.EventSideEffect {
+		if e.Type != backend.EventSideEffect {
 			continue
 		}
 		var r record
@@ -201,24 +202,24 @@ func pendingIn(runID string, history []durable.Event) []Request {
 // Approvals returns the tool calls waiting for approval across all runs,
 // oldest run first.
 func (rt *Runtime) Approvals(ctx context.Context) ([]Request, error) {
-	return rt.pendingAcross(ctx, KindApproval, durable.StatusAwaitingApproval)
+	return rt.pendingAcross(ctx, KindApproval, backend.StatusAwaitingApproval)
 }
 
 // Questions returns the questions waiting for an answer across all runs,
 // oldest run first.
 func (rt *Runtime) Questions(ctx context.Context) ([]Request, error) {
-	return rt.pendingAcross(ctx, KindQuestion, durable.StatusWaiting, durable.StatusAwaitingApproval)
+	return rt.pendingAcross(ctx, KindQuestion, backend.StatusWaiting, backend.StatusAwaitingApproval)
 }
 
 // pendingAcross returns the requests of a kind of the runs in the given
 // statuses, and of the running ones: a run whose turn has a call waiting
 // for a person while another call of that turn still runs is reported as
 // running until that call ends.
-func (rt *Runtime) pendingAcross(ctx context.Context, kind RequestKind, statuses ...durable.Status) ([]Request, error) {
-	var runs []durable.RunInfo
+func (rt *Runtime) pendingAcross(ctx context.Context, kind RequestKind, statuses ...backend.Status) ([]Request, error) {
+	var runs []backend.RunInfo
 	seen := map[string]bool{}
-	for _, s := range append(statuses, durable.StatusRunning) {
-		list, err := rt.client.ListRuns(ctx, durable.RunFilter{Status: s})
+	for _, s := range append(statuses, backend.StatusRunning) {
+		list, err := rt.client.ListRuns(ctx, backend.RunFilter{Status: s})
 		if err != nil {
 			return nil, err
 		}
@@ -229,13 +230,13 @@ func (rt *Runtime) pendingAcross(ctx context.Context, kind RequestKind, statuses
 			}
 		}
 	}
-	slices.SortStableFunc(runs, func(a, b durable.RunInfo) int {
+	slices.SortStableFunc(runs, func(a, b backend.RunInfo) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	var out []Request
 	for _, run := range runs {
 		reqs, err := rt.Pending(ctx, run.ID)
-		if errors.Is(err, durable.ErrRunNotFound) {
+		if errors.Is(err, backend.ErrRunNotFound) {
 			continue // expired since it was listed
 		}
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -89,7 +90,7 @@ func TestApprovalsDecidedOneByOne(t *testing.T) {
 func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "refund-1", agent.Input{Message: "Refund A1 and B2."})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	// The calls that need no approval ran without waiting for a decision.
 	eventually(t, "the free calls", func() bool { return s.looked() == 1 && len(s.refunded()) == 1 })
 	if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
@@ -132,7 +133,7 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 		p, err := e.rt.Pending(ctx, run.ID)
 		return err == nil && len(p) == 1 && p[0].CallID == "call_0_2"
 	})
-	if info := e.waitStatus(run.ID, durable.StatusAwaitingApproval); info.Status != durable.StatusAwaitingApproval {
+	if info := e.waitStatus(run.ID, backend.StatusAwaitingApproval); info.Status != backend.StatusAwaitingApproval {
 		t.Fatalf("status %s", info.Status)
 	}
 	// A decided call is no longer pending, nor is a call never made.
@@ -191,7 +192,7 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 	// decision.
 	var senders []string
 	for _, ev := range h {
-		if ev.Type == durable.EventSignalReceived {
+		if ev.Type == backend.EventSignalReceived {
 			senders = append(senders, ev.Sender)
 		}
 	}
@@ -213,7 +214,7 @@ func TestApprovalsListedAcrossRuns(t *testing.T) {
 	ctx := ctxT(t)
 	for _, id := range []string{"r-1", "r-2"} {
 		e.startRun(a, id, agent.Input{Message: "refund"})
-		e.waitStatus(id, durable.StatusAwaitingApproval)
+		e.waitStatus(id, backend.StatusAwaitingApproval)
 	}
 	all, err := e.rt.Approvals(ctx)
 	if err != nil {
@@ -266,7 +267,7 @@ func TestApprovalAuthorization(t *testing.T) {
 	e := newEnvOn(t, newMemoryStore(), agent.Options{Authorizer: auth}, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "auth-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 
 	err := e.rt.Approve(ctx, run.ID, "call_0_1", "intern", "")
 	if !errors.Is(err, agent.ErrNotAuthorized) {
@@ -282,7 +283,7 @@ func TestApprovalAuthorization(t *testing.T) {
 	}
 	mu.Unlock()
 	// Nothing was sent: no signal reached the run, and both calls wait.
-	if n := countEvents(e.history(run.ID), durable.EventSignalReceived); n != 0 {
+	if n := countEvents(e.history(run.ID), backend.EventSignalReceived); n != 0 {
 		t.Fatalf("%d signals in history after refused decisions", n)
 	}
 	if p, _ := e.rt.Pending(ctx, run.ID); len(p) != 2 {
@@ -304,14 +305,14 @@ func TestApprovalAuthorization(t *testing.T) {
 	// The default authorizer wants a name.
 	e2 := newEnv(t, a)
 	run2 := e2.startRun(a, "auth-2", agent.Input{Message: "refund"})
-	e2.waitStatus(run2.ID, durable.StatusAwaitingApproval)
+	e2.waitStatus(run2.ID, backend.StatusAwaitingApproval)
 	if err := e2.rt.Approve(ctx, run2.ID, "call_0_1", "", ""); !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Fatalf("approve with no name: %v, want ErrNotAuthorized", err)
 	}
 	if err := e2.rt.Decide(ctx, run2.ID, "call_0_2", agent.Decision{Approved: false}); !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Fatalf("reject with no name: %v, want ErrNotAuthorized", err)
 	}
-	if n := countEvents(e2.history(run2.ID), durable.EventSignalReceived); n != 0 {
+	if n := countEvents(e2.history(run2.ID), backend.EventSignalReceived); n != 0 {
 		t.Fatalf("%d signals in history after refused decisions", n)
 	}
 }
@@ -324,7 +325,7 @@ func TestApprovalWhileNoWorkerRuns(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "offline-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	eventually(t, "the free calls", func() bool { return s.looked() == 1 && len(s.refunded()) == 1 })
 	e.halt()
 
@@ -338,7 +339,7 @@ func TestApprovalWhileNoWorkerRuns(t *testing.T) {
 	if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
 		t.Fatalf("refunds with no worker: %v", got)
 	}
-	if info, _ := run.Describe(ctx); info.Status != durable.StatusAwaitingApproval {
+	if info, _ := run.Describe(ctx); info.Status != backend.StatusAwaitingApproval {
 		t.Fatalf("status with no worker: %s", info.Status)
 	}
 
@@ -422,7 +423,7 @@ func TestApprovalRequiredAlways(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "del-1", agent.Input{Message: "clean"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	if err := e.rt.Approve(ctx, run.ID, "call_1_0", "alice", ""); !errors.Is(err, agent.ErrNotPending) {
 		t.Fatalf("approve a call not yet made: %v", err)
 	}
@@ -514,13 +515,13 @@ func TestCancelWhileAwaitingApproval(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "cancel-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	if err := run.Cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
 	_, err := run.Result(ctx)
 	var re *durable.RunError
-	if !errors.As(err, &re) || re.Status != durable.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
+	if !errors.As(err, &re) || re.Status != backend.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
 		t.Fatalf("result error %v, want canceled", err)
 	}
 	if p, err := e.rt.Pending(ctx, run.ID); err != nil || len(p) != 0 {
@@ -533,7 +534,7 @@ func TestCancelWhileAwaitingApproval(t *testing.T) {
 		t.Errorf("refunds %v", got)
 	}
 	events := follow(t, e, run.ID, "")
-	if last := events[len(events)-1]; last.Type != agent.EventRunFinished || last.Status != durable.StatusCanceled {
+	if last := events[len(events)-1]; last.Type != agent.EventRunFinished || last.Status != backend.StatusCanceled {
 		t.Errorf("last event %+v", last)
 	}
 	e.replays(a, run.ID)
@@ -552,14 +553,14 @@ func TestUndecodableSignalsAreIgnored(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "garbage-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	for _, name := range []string{"cairn.approval", "cairn.answer"} {
 		if err := e.rt.Client().Signal(ctx, run.ID, name, "not an object"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventually(t, "the bad signals in history", func() bool {
-		return countEvents(e.history(run.ID), durable.EventSignalReceived) == 2
+		return countEvents(e.history(run.ID), backend.EventSignalReceived) == 2
 	})
 	if info, err := run.Describe(ctx); err != nil || info.Status.Terminal() {
 		t.Fatalf("run after bad signals: %+v, %v", info, err)
@@ -585,7 +586,7 @@ func TestSecondDecisionWhileNoWorkerRuns(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "twice-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
 	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", ""); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -49,7 +50,7 @@ import (
 //
 // The durable benchmarks have two variants: feed, the runtime as it is,
 // publishing text deltas and tool events to the run's live feed; and
-// nofeed, the runtime on a store that hides durable.Feed, to show what the
+// nofeed, the runtime on a store that hides backend.Feed, to show what the
 // live events cost apart.
 //
 // Run them with: go test ./agent -run XXX -bench Agent -benchtime 20x -count 3
@@ -185,18 +186,18 @@ func benchCheck(b *testing.B, a *agent.Agent, res agent.Result) {
 
 var benchRunIDs atomic.Int64
 
-// benchNoFeed is a store without the durable.Feed capability: a runtime on
-// it publishes no live events. It keeps durable.Watcher, so that waiting
+// benchNoFeed is a store without the backend.Feed capability: a runtime on
+// it publishes no live events. It keeps backend.Watcher, so that waiting
 // for a result blocks on the store as it does on the store it wraps.
 type benchNoFeed struct {
-	durable.Store
-	durable.Watcher
+	backend.Store
+	backend.Watcher
 }
 
 func benchHideFeed(s interface {
-	durable.Store
-	durable.Watcher
-}) durable.Store {
+	backend.Store
+	backend.Watcher
+}) backend.Store {
 	return benchNoFeed{Store: s, Watcher: s}
 }
 
@@ -296,7 +297,7 @@ func BenchmarkAgentDurableMemory(b *testing.B) {
 		b.Run(map[bool]string{true: "feed", false: "nofeed"}[feed], func(b *testing.B) {
 			a := benchAgent(b)
 			mem := memory.New()
-			var store durable.Store = mem
+			var store backend.Store = mem
 			if !feed {
 				store = benchHideFeed(mem)
 			}
@@ -328,7 +329,7 @@ func BenchmarkAgentDurableRedis(b *testing.B) {
 			b.Cleanup(func() { rs.Close() })
 			trips := &benchRoundTrips{}
 			rs.Client().AddHook(trips)
-			var store durable.Store = rs
+			var store backend.Store = rs
 			if !feed {
 				store = benchHideFeed(rs)
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // xorCodec is a toy cipher: enough to tell whether payloads are encoded at
@@ -37,7 +37,7 @@ func TestCodec(t *testing.T) {
 	e := newEnvOn(t, store, agent.Options{Codec: xorCodec{}}, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "secret-1", agent.Input{Message: "Refund order A1 please."})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	p, err := e.rt.Pending(ctx, run.ID)
 	if err != nil || len(p) != 2 || p[0].Arguments != `{"order":"A1","amount":500}` {
 		t.Fatalf("pending %+v, %v", p, err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Reply is a conversation's answer to a message.
@@ -65,7 +66,7 @@ func (rt *Runtime) Reply(ctx context.Context, runID, messageID string) (Reply, e
 		}
 		for _, e := range history {
 			var r record
-			if e.Type == durable.EventSideEffect && e.Name == recReply &&
+			if e.Type == backend.EventSideEffect && e.Name == recReply &&
 				json.Unmarshal(e.Payload, &r) == nil && r.MessageID == messageID {
 				return Reply{MessageID: messageID, Agent: r.Agent, Text: r.Text, Error: r.Error}, nil
 			}

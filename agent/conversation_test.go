@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -29,7 +30,7 @@ func TestConversation(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-1", agent.Input{Conversation: true})
-	e.waitStatus(run.ID, durable.StatusWaiting)
+	e.waitStatus(run.ID, backend.StatusWaiting)
 
 	say := func(text string) agent.Reply {
 		t.Helper()
@@ -236,7 +237,7 @@ func TestConversationUndecodableMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the bad message in history", func() bool {
-		return countEvents(e.history(run.ID), durable.EventSignalReceived) == 2
+		return countEvents(e.history(run.ID), backend.EventSignalReceived) == 2
 	})
 	if info, err := run.Describe(ctx); err != nil || info.Generation != 0 || info.Status.Terminal() {
 		t.Fatalf("after a bad message: %+v, %v", info, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -42,19 +43,19 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 		}
 		// Restart at every rest, and twice while the run is busy: each
 		// busy restart cuts an attempt off, and attempts are counted.
-		if int(info.HistoryLen) > seen && (info.Status != durable.StatusRunning || busyRestarts < 2) {
+		if int(info.HistoryLen) > seen && (info.Status != backend.StatusRunning || busyRestarts < 2) {
 			seen = int(info.HistoryLen)
-			if info.Status == durable.StatusRunning {
+			if info.Status == backend.StatusRunning {
 				busyRestarts++
 			}
 			e.halt()
 			e.start()
 			restarts++
 		}
-		if info.Status == durable.StatusAwaitingApproval || info.Status == durable.StatusWaiting {
+		if info.Status == backend.StatusAwaitingApproval || info.Status == backend.StatusWaiting {
 			decide(t, e, run.ID)
 		}
-		if err := e.store.(durable.Watcher).WatchRun(ctx, run.ID, info.Version); err != nil {
+		if err := e.store.(backend.Watcher).WatchRun(ctx, run.ID, info.Version); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +129,7 @@ func TestHelperAwaitingApproval(t *testing.T) {
 	if child.RunID == run.ID || child.Agent != "clerk" || child.Tool != "refund" {
 		t.Fatalf("approval %+v, want the child run's", child)
 	}
-	e.waitStatus(run.ID, durable.StatusWaiting) // for its child
+	e.waitStatus(run.ID, backend.StatusWaiting) // for its child
 	e.halt()
 	if err := e.rt.Approve(ctx, child.RunID, child.CallID, "alice", ""); err != nil {
 		t.Fatal(err)

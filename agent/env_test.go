@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
@@ -17,7 +18,7 @@ import (
 // tell).
 type env struct {
 	t     *testing.T
-	store durable.Store
+	store backend.Store
 	rt    *agent.Runtime
 	stop  func()
 }
@@ -27,7 +28,7 @@ func newEnv(t *testing.T, agents ...*agent.Agent) *env {
 	return newEnvOn(t, memory.New(), agent.Options{}, agents...)
 }
 
-func newEnvOn(t *testing.T, store durable.Store, opts agent.Options, agents ...*agent.Agent) *env {
+func newEnvOn(t *testing.T, store backend.Store, opts agent.Options, agents ...*agent.Agent) *env {
 	t.Helper()
 	opts.Logger = quietLogger()
 	e := &env{t: t, store: store, rt: agent.NewRuntime(store, opts)}
@@ -71,7 +72,7 @@ func ctxT(t *testing.T) context.Context {
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // waitStatus waits for a run to reach a status.
-func (e *env) waitStatus(runID string, want durable.Status) durable.RunInfo {
+func (e *env) waitStatus(runID string, want backend.Status) backend.RunInfo {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

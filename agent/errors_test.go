@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -99,12 +100,12 @@ func TestToolPanicIsRetriedThenReported(t *testing.T) {
 		t.Errorf("the model was shown a stack trace: %q", got)
 	}
 	h := e.history(run.ID)
-	if n := countEvents(h, durable.EventActivityAttemptFailed); n != 2 {
+	if n := countEvents(h, backend.EventActivityAttemptFailed); n != 2 {
 		t.Errorf("%d failed attempts in history, want 2 (then the failure)", n)
 	}
-	var final *durable.Failure
+	var final *backend.Failure
 	for _, ev := range h {
-		if ev.Type == durable.EventActivityFailed {
+		if ev.Type == backend.EventActivityFailed {
 			final = ev.Failure
 		}
 	}
@@ -249,7 +250,7 @@ func TestModelErrors(t *testing.T) {
 				t.Errorf("model calls %d, want %d", calls.Load(), c.wantCalls)
 			}
 			h := e.history(run.ID)
-			if n := countEvents(h, durable.EventActivityAttemptFailed); n != min(c.failures, c.wantCalls-1) {
+			if n := countEvents(h, backend.EventActivityAttemptFailed); n != min(c.failures, c.wantCalls-1) {
 				t.Errorf("%d failed attempts in history, want %d", n, min(c.failures, c.wantCalls-1))
 			}
 			e.replays(a, run.ID)

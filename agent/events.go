@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -71,7 +72,7 @@ type Event struct {
 	By       string `json:"by,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 	// Status is how a run finished.
-	Status durable.Status `json:"status,omitempty"`
+	Status backend.Status `json:"status,omitempty"`
 	Error  string         `json:"error,omitempty"`
 }
 
@@ -194,18 +195,18 @@ func (rt *Runtime) observe(ctx context.Context, w durable.Written) {
 }
 
 // liveEvent is the live event for a journaled event, if it has one.
-func liveEvent(run durable.RunInfo, e durable.Event) (Event, bool) {
+func liveEvent(run backend.RunInfo, e backend.Event) (Event, bool) {
 	le := Event{Time: e.Time, Agent: run.Workflow, Step: e.Step}
 	switch e.Type {
-	case durable.EventRunCompleted, durable.EventRunFailed, durable.EventRunCanceled:
+	case backend.EventRunCompleted, backend.EventRunFailed, backend.EventRunCanceled:
 		le.Type = EventRunFinished
-		le.Status = map[durable.EventType]durable.Status{durable.EventRunCompleted: durable.StatusCompleted,
-			durable.EventRunFailed: durable.StatusFailed, durable.EventRunCanceled: durable.StatusCanceled}[e.Type]
+		le.Status = map[backend.EventType]backend.Status{backend.EventRunCompleted: backend.StatusCompleted,
+			backend.EventRunFailed: backend.StatusFailed, backend.EventRunCanceled: backend.StatusCanceled}[e.Type]
 		if e.Failure != nil {
 			le.Error = e.Failure.Message
 		}
 		return le, true
-	case durable.EventSideEffect:
+	case backend.EventSideEffect:
 	default:
 		return le, false
 	}
@@ -244,7 +245,7 @@ func liveEvent(run durable.RunInfo, e durable.Event) (Event, bool) {
 // has ended without a run_finished event.
 const followCheckEvery = 2 * time.Second
 
-// ErrNoFeed means the store keeps no live feeds (see durable.Feed).
+// ErrNoFeed means the store keeps no live feeds (see backend.Feed).
 var ErrNoFeed = fmt.Errorf("agent: the store has no live feed")
 
 // Events returns the run's live events after the event with id after ("":

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 )
@@ -80,7 +80,7 @@ func TestLiveEvents(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "live-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", "ok"); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestLiveEvents(t *testing.T) {
 		t.Errorf("streamed text %q, transcript %q", text.String(), tr.Text())
 	}
 	fin := ofType(events, agent.EventRunFinished)
-	if fin[0].Status != durable.StatusCompleted || fin[0].Error != "" {
+	if fin[0].Status != backend.StatusCompleted || fin[0].Error != "" {
 		t.Errorf("run_finished %+v, want completed", fin[0])
 	}
 	// The order of what one worker did in a row: the decision, then the
@@ -259,7 +259,7 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 		t.Errorf("transcript %q, want no duplicate text", tr.Text())
 	}
 	h := e.history(run.ID)
-	if n := countEvents(h, durable.EventActivityAttemptFailed); n != 1 {
+	if n := countEvents(h, backend.EventActivityAttemptFailed); n != 1 {
 		t.Errorf("%d failed attempts in history, want 1", n)
 	}
 	e.replays(a, run.ID)
@@ -303,7 +303,7 @@ func TestLiveEventsFailedRun(t *testing.T) {
 	e.failure(run)
 	events := follow(t, e, run.ID, "")
 	last := events[len(events)-1]
-	if last.Type != agent.EventRunFinished || last.Status != durable.StatusFailed || !strings.Contains(last.Error, "bad model") {
+	if last.Type != agent.EventRunFinished || last.Status != backend.StatusFailed || !strings.Contains(last.Error, "bad model") {
 		t.Errorf("last event %+v", last)
 	}
 	// Follow stops when fn says so, with its error.
@@ -314,7 +314,7 @@ func TestLiveEventsFailedRun(t *testing.T) {
 }
 
 // noFeed hides the store's live feed.
-type noFeed struct{ durable.Store }
+type noFeed struct{ backend.Store }
 
 // TestNoFeed: on a store without a live feed, runs work and the event
 // readers say there is none.

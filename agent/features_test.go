@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -25,7 +25,7 @@ func TestAskHuman(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "ask-1", agent.Input{Message: "Order me a shirt."})
 	// A question is not an approval: the run waits as waiting.
-	e.waitStatus(run.ID, durable.StatusWaiting)
+	e.waitStatus(run.ID, backend.StatusWaiting)
 	var qs []agent.Request
 	eventually(t, "the question", func() bool {
 		var err error
@@ -95,7 +95,7 @@ func TestAskHumanWhileApproving(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "mixed-1", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	qs, err := e.rt.Questions(ctx)
 	if err != nil || len(qs) != 1 || qs[0].CallID != "call_0_1" {
 		t.Fatalf("questions %v, %v", qs, err)
@@ -103,7 +103,7 @@ func TestAskHumanWhileApproving(t *testing.T) {
 	if err := e.rt.Approve(ctx, run.ID, "call_0_0", "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus(run.ID, durable.StatusWaiting)
+	e.waitStatus(run.ID, backend.StatusWaiting)
 	eventually(t, "the approved refund", func() bool { return len(s.refunded()) == 1 })
 	if err := e.rt.Answer(ctx, run.ID, "call_0_1", "carol", "broken"); err != nil {
 		t.Fatal(err)
@@ -335,7 +335,7 @@ func TestHelpers(t *testing.T) {
 	h := e.history(run.ID)
 	var children []string
 	for _, ev := range h {
-		if ev.Type == durable.EventChildStarted {
+		if ev.Type == backend.EventChildStarted {
 			children = append(children, ev.RunID)
 		}
 	}
@@ -348,7 +348,7 @@ func TestHelpers(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{"researcher", "judge"}[i]
-		if info.Workflow != want || info.ParentID != run.ID || info.Status != durable.StatusCompleted {
+		if info.Workflow != want || info.ParentID != run.ID || info.Status != backend.StatusCompleted {
 			t.Errorf("child %s: %+v", id, info)
 		}
 		e.replays(map[string]*agent.Agent{"researcher": researcher, "judge": judge}[want], id)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
@@ -61,7 +62,7 @@ func (e *env) dump() {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	runs, err := e.rt.Client().ListRuns(ctx, durable.RunFilter{})
+	runs, err := e.rt.Client().ListRuns(ctx, backend.RunFilter{})
 	if err != nil {
 		e.t.Logf("dump: %v", err)
 		return
@@ -83,14 +84,14 @@ func (e *env) failure(run *agent.Run) string {
 	if !errors.As(err, &re) {
 		e.t.Fatalf("run %s: got result %+v, err %v; want a *durable.RunError", run.ID, res, err)
 	}
-	if re.Status != durable.StatusFailed {
+	if re.Status != backend.StatusFailed {
 		e.t.Fatalf("run %s: status %s, want failed (%v)", run.ID, re.Status, err)
 	}
 	return err.Error()
 }
 
 // history returns a run's current history.
-func (e *env) history(runID string) []durable.Event {
+func (e *env) history(runID string) []backend.Event {
 	e.t.Helper()
 	h, err := e.rt.Run(runID).History(ctxT(e.t))
 	if err != nil {
@@ -111,11 +112,11 @@ func (e *env) replays(a *agent.Agent, runID string) {
 
 // records returns the payloads of the side effects named name in a
 // history, decoded as JSON objects.
-func records(t *testing.T, history []durable.Event, name string) []map[string]any {
+func records(t *testing.T, history []backend.Event, name string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, ev := range history {
-		if ev.Type != durable.EventSideEffect || ev.Name != name {
+		if ev.Type != backend.EventSideEffect || ev.Name != name {
 			continue
 		}
 		var m map[string]any
@@ -128,7 +129,7 @@ func records(t *testing.T, history []durable.Event, name string) []map[string]an
 }
 
 // countEvents counts the events of a type in a history.
-func countEvents(history []durable.Event, typ durable.EventType) int {
+func countEvents(history []backend.Event, typ backend.EventType) int {
 	n := 0
 	for _, ev := range history {
 		if ev.Type == typ {
@@ -241,4 +242,4 @@ func mustContain(t *testing.T, what, s string, subs ...string) {
 	}
 }
 
-func newMemoryStore() durable.Store { return memory.New() }
+func newMemoryStore() backend.Store { return memory.New() }

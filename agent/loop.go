@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -401,7 +402,7 @@ func (tt *turnTools) lookup(name string) (*tools.Tool, bool) {
 // start starts the activity of tool call i.
 func (tt *turnTools) start(ctx durable.Context, i int) {
 	c := tt.calls[i]
-	tt.tools[i] = durable.Start(ctx, tt.st.reg.tools[c.Name], toolCall{CallID: c.ID, Arguments: c.Arguments})
+	tt.tools[i] = durable.StartActivity(ctx, tt.st.reg.tools[c.Name], toolCall{CallID: c.ID, Arguments: c.Arguments})
 }
 
 // awaitPeople waits for the decisions and answers the turn needs. Each
@@ -420,7 +421,7 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 	for len(tt.approvals)+len(tt.questions) > 0 {
 		ws := []durable.Waitable{decisionSignal.Ready(ctx), answerSignal.Ready(ctx)}
 		if len(tt.approvals) > 0 {
-			durable.SetWaitingStatus(ctx, durable.StatusAwaitingApproval)
+			durable.SetWaitingStatus(ctx, backend.StatusAwaitingApproval)
 			if deadline != nil {
 				ws = append(ws, deadline)
 			}

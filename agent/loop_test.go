@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools"
@@ -120,7 +121,7 @@ func TestParallelToolsReplayWhateverTheOrder(t *testing.T) {
 		}
 		var order []string
 		for _, ev := range history {
-			if ev.Type == durable.EventActivityCompleted {
+			if ev.Type == backend.EventActivityCompleted {
 				order = append(order, fmt.Sprint(ev.Step))
 			}
 		}
@@ -198,7 +199,7 @@ func TestWorkflowToolWaitsDurably(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("wait-1", durable.StatusWaiting)
+	e.waitStatus("wait-1", backend.StatusWaiting)
 	res, err := run.Result(ctx)
 	if err != nil || res.Text != "done" {
 		t.Fatalf("result %+v, %v", res, err)

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -41,7 +41,7 @@ func TestRedisApprovalWhileNoWorkerRuns(t *testing.T) {
 	e := newRedisEnv(t, agent.Options{}, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "offline-r", agent.Input{Message: "refund"})
-	e.waitStatus(run.ID, durable.StatusAwaitingApproval)
+	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
 	for _, c := range []string{"call_0_1", "call_0_2"} {
 		if err := e.rt.Approve(ctx, run.ID, c, "alice", ""); err != nil {

@@ -12,15 +12,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 )
 
 // Options configure a Runtime.
 type Options struct {
 	// Codec transforms payloads at rest; every process must use the same.
-	Codec durable.Codec
-	// Clock tells time. Default: durable.SystemClock.
-	Clock durable.Clock
+	Codec backend.Codec
+	// Clock tells time. Default: backend.SystemClock.
+	Clock backend.Clock
 	// Logger receives the runtime's logs. Default: slog.Default.
 	Logger *slog.Logger
 	// Authorizer checks approvals and answers before they are sent to a
@@ -52,12 +53,12 @@ type Options struct {
 // or reads events needs no agents registered for that. A Runtime is safe
 // for concurrent use.
 type Runtime struct {
-	store  durable.Store
-	codec  durable.Codec
+	store  backend.Store
+	codec  backend.Codec
 	client *durable.Client
-	feed   durable.Feed // nil if the store has none
+	feed   backend.Feed // nil if the store has none
 	pub    publisher    // writes live events to feed
-	clock  durable.Clock
+	clock  backend.Clock
 	log    *slog.Logger
 	auth   Authorizer
 	tel    *telemetry
@@ -75,11 +76,11 @@ type registration struct {
 }
 
 // NewRuntime returns a runtime on store.
-func NewRuntime(store durable.Store, opts Options) *Runtime {
+func NewRuntime(store backend.Store, opts Options) *Runtime {
 	rt := &Runtime{store: store, codec: opts.Codec, clock: opts.Clock, log: opts.Logger, auth: opts.Authorizer,
 		agents: map[string]*registration{}}
 	if rt.clock == nil {
-		rt.clock = durable.SystemClock()
+		rt.clock = backend.SystemClock()
 	}
 	if rt.log == nil {
 		rt.log = slog.Default()
@@ -88,7 +89,7 @@ func NewRuntime(store durable.Store, opts Options) *Runtime {
 		rt.auth = RequireName{}
 	}
 	rt.tel = newTelemetry(opts, rt.log, rt.lookup)
-	rt.feed, _ = store.(durable.Feed)
+	rt.feed, _ = store.(backend.Feed)
 	rt.pub.rt = rt
 	rt.client = durable.NewClient(store, durable.ClientOptions{Codec: opts.Codec, Clock: rt.clock})
 	return rt
@@ -197,7 +198,7 @@ func (r *Run) Result(ctx context.Context) (Result, error) {
 
 // Describe returns the run's record: its status (awaiting_approval while
 // it waits for a decision), its step, what it waits for.
-func (r *Run) Describe(ctx context.Context) (durable.RunInfo, error) {
+func (r *Run) Describe(ctx context.Context) (backend.RunInfo, error) {
 	return r.rt.client.Describe(ctx, r.ID)
 }
 
@@ -205,7 +206,7 @@ func (r *Run) Describe(ctx context.Context) (durable.RunInfo, error) {
 func (r *Run) Cancel(ctx context.Context) error { return r.rt.client.Cancel(ctx, r.ID) }
 
 // History returns the run's current history.
-func (r *Run) History(ctx context.Context) ([]durable.Event, error) {
+func (r *Run) History(ctx context.Context) ([]backend.Event, error) {
 	return r.rt.client.History(ctx, r.ID)
 }
 

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -44,7 +45,7 @@ const (
 // telemetry turns what workers journal into spans and metrics. Spans come
 // only from committed events (a durable.Observer), never from replay, and
 // their ids derive from the run's trace, the run, the step and the attempt
-// (durable.Trace), so a step is reported once, by whichever worker
+// (backend.Trace), so a step is reported once, by whichever worker
 // finished it, with the same id it would have had anywhere else.
 type telemetry struct {
 	tracer  trace.Tracer
@@ -119,17 +120,17 @@ func (t *telemetry) observe(ctx context.Context, w durable.Written) {
 	for _, e := range w.Events {
 		o.event(ctx, w.Run.Generation, e)
 	}
-	if w.Run.Status == durable.StatusParked {
-		t.runs.Add(ctx, 1, metric.WithAttributes(attrRunStatus.String(string(durable.StatusParked)),
+	if w.Run.Status == backend.StatusParked {
+		t.runs.Add(ctx, 1, metric.WithAttributes(attrRunStatus.String(string(backend.StatusParked)),
 			semconv.GenAIAgentName(w.Run.Workflow)))
 	}
 }
 
 // fallbackTrace is the trace of a run recorded before runs had one: its id
 // derives from the run's, so its spans still make one trace.
-func fallbackTrace(runID string) durable.Trace {
+func fallbackTrace(runID string) backend.Trace {
 	sum := sha256.Sum256([]byte("cairn trace of run " + runID))
-	t := durable.Trace{Flags: trace.FlagsSampled}
+	t := backend.Trace{Flags: trace.FlagsSampled}
 	copy(t.TraceID[:], sum[:])
 	return t
 }
@@ -138,7 +139,7 @@ func fallbackTrace(runID string) durable.Trace {
 type observation struct {
 	t       *telemetry
 	w       durable.Written
-	trace   durable.Trace
+	trace   backend.Trace
 	runSpan trace.SpanContext
 }
 
@@ -157,31 +158,31 @@ func (o *observation) agent(name string) (*Agent, providers.Info) {
 }
 
 // event emits what one event of generation gen ends, if anything.
-func (o *observation) event(ctx context.Context, gen int, e durable.Event) {
+func (o *observation) event(ctx context.Context, gen int, e backend.Event) {
 	switch e.Type {
-	case durable.EventActivityCompleted, durable.EventActivityAttemptFailed, durable.EventActivityFailed:
+	case backend.EventActivityCompleted, backend.EventActivityAttemptFailed, backend.EventActivityFailed:
 		o.activity(ctx, gen, e)
-	case durable.EventTimerFired:
+	case backend.EventTimerFired:
 		s := o.stepSpan(o.w.Run.Workflow, "timer", trace.SpanKindInternal, gen, e, 0)
 		s.end(ctx, e.Time, nil)
 		o.t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("timer"), attrOutcome.String("completed")))
-	case durable.EventChildCompleted:
+	case backend.EventChildCompleted:
 		// A child of an agent run is a helper agent, called as a tool.
 		s := o.stepSpan(o.w.Run.Workflow, "execute_tool "+e.Name, trace.SpanKindInternal, gen, e, 0)
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(e.Name),
 			semconv.GenAIToolType("function"), attribute.String("cairn.child.run_id", e.RunID))
 		s.end(ctx, e.Time, e.Failure)
 		o.t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("child"), outcome(e.Failure)))
-	case durable.EventSideEffect:
+	case backend.EventSideEffect:
 		o.record(ctx, gen, e)
-	case durable.EventRunCompleted, durable.EventRunFailed, durable.EventRunCanceled:
+	case backend.EventRunCompleted, backend.EventRunFailed, backend.EventRunCanceled:
 		o.run(ctx, e)
 	}
 }
 
 // activity emits the span of an activity attempt: a model call or a tool
 // call.
-func (o *observation) activity(ctx context.Context, gen int, e durable.Event) {
+func (o *observation) activity(ctx context.Context, gen int, e backend.Event) {
 	failure := e.Failure
 	var s span
 	kind := "activity"
@@ -194,7 +195,7 @@ func (o *observation) activity(ctx context.Context, gen int, e durable.Event) {
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameChat)
 		s.attrs = append(s.attrs, modelAttrs(model)...)
 		var resp providers.Response
-		if e.Type == durable.EventActivityCompleted && json.Unmarshal(e.Payload, &resp) == nil {
+		if e.Type == backend.EventActivityCompleted && json.Unmarshal(e.Payload, &resp) == nil {
 			o.chatResponse(ctx, &s, model, resp)
 		}
 		if o.t.content != nil {
@@ -215,13 +216,13 @@ func (o *observation) activity(ctx context.Context, gen int, e durable.Event) {
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(tool),
 			semconv.GenAIToolType("function"))
 		var out toolOutcome
-		if e.Type == durable.EventActivityCompleted && json.Unmarshal(e.Payload, &out) == nil {
+		if e.Type == backend.EventActivityCompleted && json.Unmarshal(e.Payload, &out) == nil {
 			if out.CallID != "" {
 				s.attrs = append(s.attrs, semconv.GenAIToolCallID(out.CallID))
 			}
 			switch {
 			case out.Fatal != "":
-				failure = &durable.Failure{Message: out.Fatal, Type: "fatal"}
+				failure = &backend.Failure{Message: out.Fatal, Type: "fatal"}
 			case out.Result.IsError:
 				// The model reads the error; the call itself worked.
 				s.attrs = append(s.attrs, attribute.Bool("cairn.tool.result_is_error", true))
@@ -238,7 +239,7 @@ func (o *observation) activity(ctx context.Context, gen int, e durable.Event) {
 	default:
 		s = o.stepSpan(o.w.Run.Workflow, e.Name, trace.SpanKindInternal, gen, e, e.Attempt)
 	}
-	if e.Type == durable.EventActivityAttemptFailed {
+	if e.Type == backend.EventActivityAttemptFailed {
 		s.attrs = append(s.attrs, attrRetried.Bool(true))
 		o.t.retries.Add(ctx, 1, metric.WithAttributes(attrStepKind.String(kind),
 			semconv.ErrorTypeKey.String(errorType(e.Failure))))
@@ -278,7 +279,7 @@ func (o *observation) chatResponse(ctx context.Context, s *span, model providers
 
 // record emits the span of a wait for a person, or of a workflow tool,
 // when the record that ends it is written.
-func (o *observation) record(ctx context.Context, gen int, e durable.Event) {
+func (o *observation) record(ctx context.Context, gen int, e backend.Event) {
 	var r record
 	switch e.Name {
 	case recApprovalDecided, recQuestionAnswered, recToolFinished:
@@ -323,7 +324,7 @@ func (o *observation) record(ctx context.Context, gen int, e durable.Event) {
 
 // run emits the run's own span when it ends: from its creation, across
 // all its histories, to its end.
-func (o *observation) run(ctx context.Context, e durable.Event) {
+func (o *observation) run(ctx context.Context, e backend.Event) {
 	run := o.w.Run
 	name := "invoke_agent " + run.Workflow
 	s := span{o: o, name: name, kind: trace.SpanKindInternal, parent: o.trace.ParentContext(),
@@ -340,7 +341,7 @@ func (o *observation) run(ctx context.Context, e durable.Event) {
 		s.attrs = append(s.attrs, attribute.String("cairn.run.parent_id", run.ParentID))
 	}
 	var res Result
-	if e.Type == durable.EventRunCompleted && json.Unmarshal(e.Payload, &res) == nil {
+	if e.Type == backend.EventRunCompleted && json.Unmarshal(e.Payload, &res) == nil {
 		s.attrs = append(s.attrs, semconv.GenAIUsageInputTokens(res.Usage.InputTokens),
 			semconv.GenAIUsageOutputTokens(res.Usage.OutputTokens), attribute.Int("cairn.turns", res.Turns))
 		if res.Agent != "" && res.Agent != run.Workflow {
@@ -377,7 +378,7 @@ func spanName(op, model string) string {
 
 // stepSpan starts describing the span of a step (attempt > 0: of one
 // attempt) of agent's that event e ends.
-func (o *observation) stepSpan(agent, name string, kind trace.SpanKind, gen int, e durable.Event, attempt int) span {
+func (o *observation) stepSpan(agent, name string, kind trace.SpanKind, gen int, e backend.Event, attempt int) span {
 	run := o.w.Run
 	s := span{o: o, name: name, kind: kind, parent: o.runSpan,
 		id: o.trace.StepSpanID(run.ID, gen, e.Step, attempt), start: e.Started}
@@ -407,7 +408,7 @@ type span struct {
 }
 
 // end emits the span, ended at end, failed if f is not nil.
-func (s span) end(ctx context.Context, end time.Time, f *durable.Failure) {
+func (s span) end(ctx context.Context, end time.Time, f *backend.Failure) {
 	ctx = trace.ContextWithSpanContext(ctx, s.parent)
 	ctx = context.WithValue(ctx, spanIDsKey{}, spanIDs{trace: s.o.trace.TraceID, span: s.id})
 	_, sp := s.o.t.tracer.Start(ctx, s.name, trace.WithSpanKind(s.kind), trace.WithTimestamp(s.start),
@@ -421,7 +422,7 @@ func (s span) end(ctx context.Context, end time.Time, f *durable.Failure) {
 	if f != nil {
 		sp.SetStatus(codes.Error, f.Message)
 		sp.SetAttributes(semconv.ErrorTypeKey.String(errorType(f)))
-		if f.Kind == durable.KindLost {
+		if f.Kind == backend.KindLost {
 			sp.AddEvent("attempt_lost", trace.WithTimestamp(end), trace.WithAttributes(
 				attribute.String("cairn.reason", "the worker running the attempt stopped before it finished")))
 		}
@@ -430,7 +431,7 @@ func (s span) end(ctx context.Context, end time.Time, f *durable.Failure) {
 }
 
 // errorType is a failure's error.type: its kind, its Go type, or _OTHER.
-func errorType(f *durable.Failure) string {
+func errorType(f *backend.Failure) string {
 	switch {
 	case f == nil:
 		return ""
@@ -442,7 +443,7 @@ func errorType(f *durable.Failure) string {
 	return "_OTHER"
 }
 
-func outcome(f *durable.Failure) attribute.KeyValue {
+func outcome(f *backend.Failure) attribute.KeyValue {
 	if f != nil {
 		return attrOutcome.String("failed")
 	}

@@ -17,7 +17,7 @@ type spanIDs struct {
 }
 
 // IDGenerator gives the spans cairn emits the ids it derives for them
-// (durable.Trace: from the run, the step and the attempt), and random ids
+// (backend.Trace: from the run, the step and the attempt), and random ids
 // to every other span. Install it in the TracerProvider that a Runtime
 // uses:
 //

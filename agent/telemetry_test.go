@@ -21,6 +21,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/internal/syncbuf"
 	"github.com/cairn-dev/cairn/providers"
@@ -105,7 +106,7 @@ func TestTraceOfARun(t *testing.T) {
 	})
 	eventually(t, "the lookup's result in history", func() bool {
 		for _, ev := range e.history("traced-1") {
-			if ev.Type == durable.EventActivityCompleted && ev.Name == "tool:traced/lookup" {
+			if ev.Type == backend.EventActivityCompleted && ev.Name == "tool:traced/lookup" {
 				return true
 			}
 		}

@@ -1,11 +1,14 @@
 package durable
 
-import "fmt"
+import (
+	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
+)
 
-// Start starts an activity and returns its future. The activity is
+// StartActivity starts an activity and returns its future. The activity is
 // journaled when the workflow next blocks; it runs after that, in the
 // worker that owns the run.
-func Start[In, Out any](ctx Context, act *Activity[In, Out], in In) Future[Out] {
+func StartActivity[In, Out any](ctx Context, act *Activity[In, Out], in In) Future[Out] {
 	rt := ctx.runtime()
 	rt.check()
 	f := &future[Out]{what: description{kind: "activity", name: act.name}}
@@ -19,21 +22,21 @@ func Start[In, Out any](ctx Context, act *Activity[In, Out], in In) Future[Out] 
 		return f
 	}
 	cmd := &command{activity: act.def, input: input, cancelable: ctx.cancelable(), attempt: 1, running: true}
-	cmd.resolve = func(e Event) {
-		if e.Type == EventActivityCompleted {
+	cmd.resolve = func(e backend.Event) {
+		if e.Type == backend.EventActivityCompleted {
 			f.setPayload(e.Payload, nil)
 			return
 		}
 		f.set(*new(Out), &ActivityError{Activity: act.name, Step: e.Step, Attempt: e.Attempt, Failure: e.Failure})
 	}
-	rt.issue(cmd, Event{Type: EventActivityScheduled, Name: act.name, Attempt: 1})
+	rt.issue(cmd, backend.Event{Type: backend.EventActivityScheduled, Name: act.name, Attempt: 1})
 	f.what.step = cmd.step
 	return f
 }
 
 // Execute runs an activity and waits for its result: Start, then Get.
 func Execute[In, Out any](ctx Context, act *Activity[In, Out], in In) (Out, error) {
-	return Start(ctx, act, in).Get(ctx)
+	return StartActivity(ctx, act, in).Get(ctx)
 }
 
 // ActivityError is the error workflow code gets from an activity that
@@ -43,18 +46,19 @@ type ActivityError struct {
 	Activity string
 	Step     int
 	Attempt  int
-	Failure  *Failure
+	Failure  *backend.Failure
 }
 
 func (e *ActivityError) Error() string {
 	return fmt.Sprintf("activity %s (step %d, attempt %d): %s", e.Activity, e.Step, e.Attempt, e.failure().Message)
 }
 
-func (e *ActivityError) Unwrap() error { return e.failure() }
+// Unwrap gives the failure and the sentinel error of its kind.
+func (e *ActivityError) Unwrap() []error { return unwrapFailure(e.failure()) }
 
-func (e *ActivityError) failure() *Failure {
+func (e *ActivityError) failure() *backend.Failure {
 	if e.Failure == nil {
-		return &Failure{Message: "failed"}
+		return &backend.Failure{Message: "failed"}
 	}
 	return e.Failure
 }

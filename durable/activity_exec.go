@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -45,7 +46,7 @@ func Heartbeat(ctx context.Context) {
 // heartbeat cancels an attempt when it stops beating.
 type heartbeat struct {
 	mu      sync.Mutex
-	clock   Clock
+	clock   backend.Clock
 	timeout time.Duration
 	cancel  context.CancelCauseFunc
 	stop    func() bool
@@ -72,14 +73,14 @@ func (h *heartbeat) end() {
 type attemptResult struct {
 	step, attempt int
 	payload       []byte
-	failure       *Failure
+	failure       *backend.Failure
 	retryAfter    time.Duration
 }
 
 // runAttempt runs one attempt of an activity with its timeouts, turning
 // errors, panics and timeouts into a Failure. It returns when the attempt
 // is over, even if the activity function ignores its context and goes on.
-func runAttempt(ctx context.Context, clock Clock, fn ActivityFunc, info ActivityInfo, opts ActivityOptions, input []byte) attemptResult {
+func runAttempt(ctx context.Context, clock backend.Clock, fn ActivityFunc, info ActivityInfo, opts ActivityOptions, input []byte) attemptResult {
 	res := attemptResult{step: info.Step, attempt: info.Attempt}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -101,8 +102,8 @@ func runAttempt(ctx context.Context, clock Clock, fn ActivityFunc, info Activity
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- outcome{err: &Failure{Message: fmt.Sprintf("activity %s panicked: %v", info.Activity, r),
-					Kind: KindPanic, Type: fmt.Sprintf("%T", r), Stack: string(debug.Stack())}}
+				done <- outcome{err: &backend.Failure{Message: fmt.Sprintf("activity %s panicked: %v", info.Activity, r),
+					Kind: backend.KindPanic, Type: fmt.Sprintf("%T", r), Stack: string(debug.Stack())}}
 			}
 		}()
 		out, err := fn(ctx, input)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkSequentialStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	if info, _ := client.Describe(ctx, "bench"); info.Status != durable.StatusCompleted {
+	if info, _ := client.Describe(ctx, "bench"); info.Status != backend.StatusCompleted {
 		b.Fatalf("run %s", info.Status)
 	}
 }
@@ -85,7 +86,7 @@ func BenchmarkReplay10k(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		history, err := durable.DecodeHistory(entries, 1, nil)
+		history, err := backend.DecodeHistory(entries, 1, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -107,12 +108,12 @@ func BenchmarkResume10k(b *testing.B) {
 		b.StopTimer()
 		store := memory.New()
 		first := entries[0]
-		if _, _, err := store.CreateRun(ctx, durable.RunInfo{ID: "long", Workflow: "steps"}, first); err != nil {
+		if _, _, err := store.CreateRun(ctx, backend.RunInfo{ID: "long", Workflow: "steps"}, first); err != nil {
 			b.Fatal(err)
 		}
 		lease, _ := store.Lease(ctx, "long", "dead", 1)
-		if err := store.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Events: entries[1 : len(entries)-1],
-			Run: durable.RunInfo{Status: durable.StatusRunning}, Release: true}); err != nil {
+		if err := store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1 : len(entries)-1],
+			Run: backend.RunInfo{Status: backend.StatusRunning}, Release: true}); err != nil {
 			b.Fatal(err)
 		}
 		w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
@@ -122,7 +123,7 @@ func BenchmarkResume10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if info, _ := store.GetRun(ctx, "long"); info.Status != durable.StatusCompleted || info.HistoryLen != 10000 {
+		if info, _ := store.GetRun(ctx, "long"); info.Status != backend.StatusCompleted || info.HistoryLen != 10000 {
 			b.Fatalf("run %s with %d events", info.Status, info.HistoryLen)
 		}
 		b.StartTimer()

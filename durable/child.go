@@ -1,6 +1,9 @@
 package durable
 
-import "fmt"
+import (
+	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
+)
 
 // StartChild starts a child run of wf and returns its future. The child's
 // run id derives from the parent's and the step ("parent/0/4"), so it is the
@@ -21,14 +24,14 @@ func StartChild[In, Out any](ctx Context, wf *Workflow[In, Out], in In) Future[O
 	}
 	childID := stepKey(rt.runID, rt.generation, rt.lastStep+1)
 	cmd := &command{input: input, cancelable: ctx.cancelable(), childID: childID}
-	cmd.resolve = func(e Event) {
+	cmd.resolve = func(e backend.Event) {
 		if e.Failure != nil {
 			f.set(*new(Out), &ChildError{Workflow: wf.name, RunID: childID, Step: e.Step, Failure: e.Failure})
 			return
 		}
 		f.setPayload(e.Payload, nil)
 	}
-	rt.issue(cmd, Event{Type: EventChildStarted, Name: wf.name, RunID: childID})
+	rt.issue(cmd, backend.Event{Type: backend.EventChildStarted, Name: wf.name, RunID: childID})
 	f.what.name, f.what.step = wf.name+" "+childID, cmd.step
 	return f
 }
@@ -45,14 +48,15 @@ type ChildError struct {
 	Workflow string
 	RunID    string
 	Step     int
-	Failure  *Failure
+	Failure  *backend.Failure
 }
 
 func (e *ChildError) Error() string {
 	return fmt.Sprintf("child workflow %s (run %s): %s", e.Workflow, e.RunID, e.Failure.Message)
 }
 
-func (e *ChildError) Unwrap() error { return e.Failure }
+// Unwrap gives the failure and the sentinel error of its kind.
+func (e *ChildError) Unwrap() []error { return unwrapFailure(e.Failure) }
 
 // stepKey names a step of a run across its generations: "run/gen/step".
 func stepKey(runID string, generation, step int) string {

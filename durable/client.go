@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
 )
 
@@ -17,24 +18,24 @@ var ErrRunEnded = errors.New("run has ended")
 // ClientOptions configure a Client.
 type ClientOptions struct {
 	// Codec transforms payloads at rest; it must be the workers' codec.
-	Codec Codec
+	Codec backend.Codec
 	// Clock tells time. Default: SystemClock.
-	Clock Clock
+	Clock backend.Clock
 }
 
 // Client starts runs and talks to them: signal, cancel, describe, read
 // history, wait for results. It is safe for concurrent use.
 type Client struct {
-	store Store
-	codec Codec
-	clock Clock
+	store backend.Store
+	codec backend.Codec
+	clock backend.Clock
 }
 
 // NewClient returns a client of store.
-func NewClient(store Store, opts ClientOptions) *Client {
-	c := &Client{store: store, codec: opts.Codec, clock: opts.Clock}
+func NewClient(s backend.Store, opts ClientOptions) *Client {
+	c := &Client{store: s, codec: opts.Codec, clock: opts.Clock}
 	if c.clock == nil {
-		c.clock = SystemClock()
+		c.clock = backend.SystemClock()
 	}
 	return c
 }
@@ -54,8 +55,8 @@ func (w *Workflow[In, Out]) Start(ctx context.Context, c *Client, runID string, 
 	if err != nil {
 		return nil, fmt.Errorf("start %s: encode input: %w", w.name, err)
 	}
-	info := RunInfo{ID: runID, Workflow: w.name, InputHash: hashInput(input), Trace: TraceFrom(ctx)}
-	start := Event{Type: EventRunStarted, Name: w.name, Payload: input, Sender: SenderFrom(ctx), Trace: info.Trace}
+	info := backend.RunInfo{ID: runID, Workflow: w.name, InputHash: hashInput(input), Trace: backend.TraceFrom(ctx)}
+	start := backend.Event{Type: backend.EventRunStarted, Name: w.name, Payload: input, Sender: SenderFrom(ctx), Trace: info.Trace}
 	if _, err := c.create(ctx, info, start); err != nil {
 		return nil, fmt.Errorf("start %s: %w", w.name, err)
 	}
@@ -77,7 +78,7 @@ func (r *Run[Out]) Result(ctx context.Context) (Out, error) {
 	if err != nil {
 		return out, err
 	}
-	if info.Status != StatusCompleted {
+	if info.Status != backend.StatusCompleted {
 		return out, &RunError{RunID: r.ID, Status: info.Status, Failure: info.Failure}
 	}
 	end, err := r.client.lastEvent(ctx, info)
@@ -93,35 +94,36 @@ func (r *Run[Out]) Result(ctx context.Context) (Out, error) {
 // RunError is the error of a run that failed or was canceled.
 type RunError struct {
 	RunID   string
-	Status  Status
-	Failure *Failure
+	Status  backend.Status
+	Failure *backend.Failure
 }
 
 func (e *RunError) Error() string {
 	return fmt.Sprintf("run %s %s: %s", e.RunID, e.Status, e.failure().Message)
 }
 
-func (e *RunError) Unwrap() error { return e.failure() }
+// Unwrap gives the failure and the sentinel error of its kind.
+func (e *RunError) Unwrap() []error { return unwrapFailure(e.failure()) }
 
-func (e *RunError) failure() *Failure {
+func (e *RunError) failure() *backend.Failure {
 	if e.Failure == nil {
-		return &Failure{Message: string(e.Status)}
+		return &backend.Failure{Message: string(e.Status)}
 	}
 	return e.Failure
 }
 
 // create creates a run, or checks that the existing one is the same.
-func (c *Client) create(ctx context.Context, info RunInfo, start Event) (RunInfo, error) {
+func (c *Client) create(ctx context.Context, info backend.RunInfo, start backend.Event) (backend.RunInfo, error) {
 	now := c.clock.Now()
-	info.Status, info.CreatedAt, info.UpdatedAt = StatusPending, now, now
+	info.Status, info.CreatedAt, info.UpdatedAt = backend.StatusPending, now, now
 	start.Seq, start.Time, start.Seed = 1, now, randomSeed()
-	data, err := EncodeEvent(start, c.codec)
+	data, err := backend.EncodeEvent(start, c.codec)
 	if err != nil {
-		return RunInfo{}, err
+		return backend.RunInfo{}, err
 	}
 	existing, created, err := c.store.CreateRun(ctx, info, data)
 	if err != nil {
-		return RunInfo{}, fmt.Errorf("create run %s: %w", info.ID, err)
+		return backend.RunInfo{}, fmt.Errorf("create run %s: %w", info.ID, err)
 	}
 	if !created && (existing.Workflow != info.Workflow || existing.InputHash != info.InputHash) {
 		return existing, fmt.Errorf("run %s: %w (it runs %s)", info.ID, ErrRunExists, existing.Workflow)
@@ -132,15 +134,15 @@ func (c *Client) create(ctx context.Context, info RunInfo, start Event) (RunInfo
 // startChild creates the child run of a parent's step, or finds it. If the
 // child has ended (or cannot be created), it returns the event that
 // delivers the outcome to the parent.
-func (c *Client) startChild(ctx context.Context, parent RunInfo, cmd *command) (*Event, error) {
-	info := RunInfo{ID: cmd.childID, Workflow: cmd.name, InputHash: hashInput(cmd.input),
-		ParentID: parent.ID, ParentStep: cmd.step, Trace: parent.Trace.child(parent, cmd.step)}
-	start := Event{Type: EventRunStarted, Name: cmd.name, Payload: cmd.input, RunID: parent.ID, Trace: info.Trace}
+func (c *Client) startChild(ctx context.Context, parent backend.RunInfo, cmd *command) (*backend.Event, error) {
+	info := backend.RunInfo{ID: cmd.childID, Workflow: cmd.name, InputHash: hashInput(cmd.input),
+		ParentID: parent.ID, ParentStep: cmd.step, Trace: childTrace(parent, cmd.step)}
+	start := backend.Event{Type: backend.EventRunStarted, Name: cmd.name, Payload: cmd.input, RunID: parent.ID, Trace: info.Trace}
 	existing, err := c.create(ctx, info, start)
-	end := &Event{Type: EventChildCompleted, Step: cmd.step, RunID: cmd.childID}
+	end := &backend.Event{Type: backend.EventChildCompleted, Step: cmd.step, RunID: cmd.childID}
 	switch {
 	case errors.Is(err, ErrRunExists):
-		end.Failure = &Failure{Message: err.Error(), NonRetryable: true}
+		end.Failure = &backend.Failure{Message: err.Error(), NonRetryable: true}
 		return end, nil
 	case err != nil:
 		return nil, err
@@ -156,17 +158,17 @@ func (c *Client) startChild(ctx context.Context, parent RunInfo, cmd *command) (
 }
 
 // lastEvent reads the last event of a run's history.
-func (c *Client) lastEvent(ctx context.Context, info RunInfo) (Event, error) {
+func (c *Client) lastEvent(ctx context.Context, info backend.RunInfo) (backend.Event, error) {
 	entries, err := c.store.ReadHistory(ctx, info.ID, info.HistoryLen)
 	if err != nil {
-		return Event{}, fmt.Errorf("run %s: read history: %w", info.ID, err)
+		return backend.Event{}, fmt.Errorf("run %s: read history: %w", info.ID, err)
 	}
-	events, err := DecodeHistory(entries, info.HistoryLen, c.codec)
+	events, err := backend.DecodeHistory(entries, info.HistoryLen, c.codec)
 	if err != nil {
-		return Event{}, fmt.Errorf("run %s: %w", info.ID, err)
+		return backend.Event{}, fmt.Errorf("run %s: %w", info.ID, err)
 	}
 	if len(events) == 0 {
-		return Event{}, fmt.Errorf("run %s: %w: history is shorter than its record says", info.ID, ErrCorruptHistory)
+		return backend.Event{}, fmt.Errorf("run %s: %w: history is shorter than its record says", info.ID, backend.ErrCorruptHistory)
 	}
 	return events[len(events)-1], nil
 }
@@ -178,14 +180,14 @@ func (c *Client) Signal(ctx context.Context, runID, name string, payload any) er
 	if err != nil {
 		return fmt.Errorf("signal %s: encode payload: %w", name, err)
 	}
-	return c.send(ctx, runID, Event{Type: EventSignalReceived, Name: name, Payload: data, Sender: SenderFrom(ctx)})
+	return c.send(ctx, runID, backend.Event{Type: backend.EventSignalReceived, Name: name, Payload: data, Sender: SenderFrom(ctx)})
 }
 
 // Cancel asks a run to cancel. The workflow sees ErrCanceled from its
 // cancelable calls, running activities see their context canceled, and the
 // workflow may clean up (see WithoutCancel and Saga) before it returns.
 func (c *Client) Cancel(ctx context.Context, runID string) error {
-	return c.send(ctx, runID, Event{Type: EventCancelRequested, Sender: SenderFrom(ctx)})
+	return c.send(ctx, runID, backend.Event{Type: backend.EventCancelRequested, Sender: SenderFrom(ctx)})
 }
 
 // ErrNotParked means Resume was asked for a run that is not parked.
@@ -201,14 +203,14 @@ func (c *Client) Resume(ctx context.Context, runID string) error {
 	if err != nil {
 		return fmt.Errorf("resume run %s: %w", runID, err)
 	}
-	if info.Status != StatusParked {
+	if info.Status != backend.StatusParked {
 		return fmt.Errorf("resume run %s: %w (it is %s)", runID, ErrNotParked, info.Status)
 	}
-	return c.send(ctx, runID, Event{Type: EventResumeRequested, Sender: SenderFrom(ctx)})
+	return c.send(ctx, runID, backend.Event{Type: backend.EventResumeRequested, Sender: SenderFrom(ctx)})
 }
 
 // send puts an event in a run's inbox.
-func (c *Client) send(ctx context.Context, runID string, e Event) error {
+func (c *Client) send(ctx context.Context, runID string, e backend.Event) error {
 	info, err := c.store.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("send %s to run %s: %w", e.Type, runID, err)
@@ -217,7 +219,7 @@ func (c *Client) send(ctx context.Context, runID string, e Event) error {
 		return fmt.Errorf("send %s to run %s: %w (%s)", e.Type, runID, ErrRunEnded, info.Status)
 	}
 	e.Time = c.clock.Now()
-	data, err := EncodeEvent(e, c.codec)
+	data, err := backend.EncodeEvent(e, c.codec)
 	if err != nil {
 		return err
 	}
@@ -228,22 +230,22 @@ func (c *Client) send(ctx context.Context, runID string, e Event) error {
 }
 
 // Describe returns a run's record: status, current step, what it waits for.
-func (c *Client) Describe(ctx context.Context, runID string) (RunInfo, error) {
+func (c *Client) Describe(ctx context.Context, runID string) (backend.RunInfo, error) {
 	return c.store.GetRun(ctx, runID)
 }
 
 // ListRuns returns the runs that match filter, newest first.
-func (c *Client) ListRuns(ctx context.Context, filter RunFilter) ([]RunInfo, error) {
+func (c *Client) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backend.RunInfo, error) {
 	return c.store.ListRuns(ctx, filter)
 }
 
 // History returns the events of a run's current history.
-func (c *Client) History(ctx context.Context, runID string) ([]Event, error) {
+func (c *Client) History(ctx context.Context, runID string) ([]backend.Event, error) {
 	entries, err := c.store.ReadHistory(ctx, runID, 1)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: read history: %w", runID, err)
 	}
-	events, err := DecodeHistory(entries, 1, c.codec)
+	events, err := backend.DecodeHistory(entries, 1, c.codec)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
@@ -251,17 +253,17 @@ func (c *Client) History(ctx context.Context, runID string) ([]Event, error) {
 }
 
 // Wait waits until a run has ended and returns its record.
-func (c *Client) Wait(ctx context.Context, runID string) (RunInfo, error) {
+func (c *Client) Wait(ctx context.Context, runID string) (backend.RunInfo, error) {
 	for {
 		info, err := c.store.GetRun(ctx, runID)
 		if err != nil {
-			return RunInfo{}, err
+			return backend.RunInfo{}, err
 		}
 		if info.Status.Terminal() {
 			return info, nil
 		}
 		if err := c.WaitChange(ctx, info); err != nil {
-			return RunInfo{}, err
+			return backend.RunInfo{}, err
 		}
 	}
 }
@@ -270,8 +272,8 @@ func (c *Client) Wait(ctx context.Context, runID string) (RunInfo, error) {
 // was read (its Version), or ctx is done. It watches the store where the
 // store can (Watcher), and otherwise polls with a growing interval, at
 // most half a second; so a caller re-reads the run after it returns.
-func (c *Client) WaitChange(ctx context.Context, info RunInfo) error {
-	if watcher, ok := c.store.(Watcher); ok {
+func (c *Client) WaitChange(ctx context.Context, info backend.RunInfo) error {
+	if watcher, ok := c.store.(backend.Watcher); ok {
 		return watcher.WatchRun(ctx, info.ID, info.Version)
 	}
 	backoff := 5 * time.Millisecond
@@ -301,4 +303,15 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// childTrace is the trace of a child run started by step of run parent: it
+// hangs under that step's span.
+func childTrace(parent backend.RunInfo, step int) backend.Trace {
+	t := parent.Trace
+	if t.IsZero() {
+		return t
+	}
+	t.Parent = t.StepSpanID(parent.ID, parent.Generation, step, 0)
+	return t
 }

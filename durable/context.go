@@ -2,6 +2,7 @@ package durable
 
 import (
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"runtime"
 	"runtime/debug"
 )
@@ -189,5 +190,5 @@ func (rt *workflowRuntime) panicked(r any, stack []byte) {
 	if rt.outcome != nil {
 		return
 	}
-	rt.finish(nil, &Failure{Message: fmt.Sprintf("workflow panic: %v", r), Kind: KindPanic, Stack: string(stack)})
+	rt.finish(nil, &backend.Failure{Message: fmt.Sprintf("workflow panic: %v", r), Kind: backend.KindPanic, Stack: string(stack)})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 func echo(name string) *durable.Activity[string, string] {
@@ -43,14 +44,14 @@ func TestNondeterminismParksUntilFixed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("f", durable.StatusWaiting)
+	e.waitStatus("f", backend.StatusWaiting)
 
 	e.start(broken)
 	if err := approve.Send(ctx, e.client, "f", "ann"); err != nil {
 		t.Fatal(err)
 	}
-	info := e.waitStatus("f", durable.StatusParked)
-	if !errors.Is(info.Failure, durable.ErrNondeterminism) {
+	info := e.waitStatus("f", backend.StatusParked)
+	if info.Failure == nil || info.Failure.Kind != backend.KindNondeterminism {
 		t.Fatalf("parked with %+v, want a non-determinism failure", info.Failure)
 	}
 	for _, want := range []string{"step 2", "- expected (history): activity b (step 2)", "+ actual   (code):    issued activity c (step 2)"} {
@@ -88,11 +89,11 @@ func TestVersionLetsOldAndNewRunsFinish(t *testing.T) {
 	e := newEnv(t, v1)
 	ctx := ctxT(t)
 	old, _ := v1.Start(ctx, e.client, "old", "x")
-	e.waitStatus("old", durable.StatusWaiting)
+	e.waitStatus("old", backend.StatusWaiting)
 
 	e.start(v2)
 	young, _ := v2.Start(ctx, e.client, "new", "x")
-	e.waitStatus("new", durable.StatusWaiting)
+	e.waitStatus("new", backend.StatusWaiting)
 	for _, id := range []string{"old", "new"} {
 		if err := approve.Send(ctx, e.client, id, "bo"); err != nil {
 			t.Fatal(err)
@@ -107,7 +108,7 @@ func TestVersionLetsOldAndNewRunsFinish(t *testing.T) {
 	hist, _ := e.client.History(ctx, "new")
 	found := false
 	for _, ev := range hist {
-		found = found || (ev.Type == durable.EventVersion && ev.Name == "c-instead-of-b" && ev.Version == 1)
+		found = found || (ev.Type == backend.EventVersion && ev.Name == "c-instead-of-b" && ev.Version == 1)
 	}
 	if !found {
 		t.Error("new run did not record its version")
@@ -122,13 +123,13 @@ func TestVersionLetsOldAndNewRunsFinish(t *testing.T) {
 	if _, err := v1.Start(ctx, e.client, "stale", "x"); err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("stale", durable.StatusWaiting)
+	e.waitStatus("stale", backend.StatusWaiting)
 	e.start(v3)
 	if err := approve.Send(ctx, e.client, "stale", "cy"); err != nil {
 		t.Fatal(err)
 	}
-	info := e.waitStatus("stale", durable.StatusParked)
-	if !errors.Is(info.Failure, durable.ErrNondeterminism) || !strings.Contains(info.Failure.Message, "supports versions 1 to 1") {
+	info := e.waitStatus("stale", backend.StatusParked)
+	if info.Failure == nil || info.Failure.Kind != backend.KindNondeterminism || !strings.Contains(info.Failure.Message, "supports versions 1 to 1") {
 		t.Errorf("failure = %+v", info.Failure)
 	}
 }
@@ -141,8 +142,8 @@ func TestUnregisteredWorkflowParks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := e.waitStatus("l", durable.StatusParked)
-	if !errors.Is(info.Failure, durable.ErrUnregistered) {
+	info := e.waitStatus("l", backend.StatusParked)
+	if info.Failure == nil || info.Failure.Kind != backend.KindUnregistered {
 		t.Fatalf("failure = %+v", info.Failure)
 	}
 	e.start(wf)
@@ -163,7 +164,7 @@ func TestResumeParkedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("r", durable.StatusWaiting)
+	e.waitStatus("r", backend.StatusWaiting)
 	if err := e.client.Resume(ctx, "r"); !errors.Is(err, durable.ErrNotParked) {
 		t.Errorf("resume a waiting run: %v, want ErrNotParked", err)
 	}
@@ -171,7 +172,7 @@ func TestResumeParkedRun(t *testing.T) {
 	if err := approve.Send(ctx, e.client, "r", "ann"); err != nil {
 		t.Fatal(err)
 	}
-	parked := e.waitStatus("r", durable.StatusParked)
+	parked := e.waitStatus("r", backend.StatusParked)
 
 	// Still broken: tried again, parked again.
 	if err := e.client.Resume(ctx, "r"); err != nil {
@@ -180,7 +181,7 @@ func TestResumeParkedRun(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		info, _ := e.client.Describe(ctx, "r")
-		if info.Status == durable.StatusParked && info.Version > parked.Version {
+		if info.Status == backend.StatusParked && info.Version > parked.Version {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -197,7 +198,7 @@ func TestResumeParkedRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(inbox) == 1 {
-			if ev, _ := durable.DecodeEvent(inbox[0].Event, nil); ev.Type == durable.EventSignalReceived {
+			if ev, _ := backend.DecodeEvent(inbox[0].Event, nil); ev.Type == backend.EventSignalReceived {
 				break
 			}
 		}
@@ -220,7 +221,7 @@ func TestResumeParkedRun(t *testing.T) {
 	}
 	hist, _ := e.client.History(ctx, "r")
 	for _, ev := range hist {
-		if ev.Type == durable.EventResumeRequested {
+		if ev.Type == backend.EventResumeRequested {
 			t.Errorf("a resume request was written to history: %+v", ev)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
@@ -80,7 +81,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // waitStatus waits until the run has the status.
-func (e *env) waitStatus(runID string, want durable.Status) durable.RunInfo {
+func (e *env) waitStatus(runID string, want backend.Status) backend.RunInfo {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -223,7 +224,7 @@ const pizzaResult = "SendReceipt(DeliverPizza(PreparePizza(TakeOrder(margherita)
 
 // seedRun writes a run whose history is entries, as a worker that died
 // after writing them would have left it.
-func seedRun(t *testing.T, store durable.Store, info durable.RunInfo, entries [][]byte) {
+func seedRun(t *testing.T, store backend.Store, info backend.RunInfo, entries [][]byte) {
 	t.Helper()
 	ctx := ctxT(t)
 	if _, _, err := store.CreateRun(ctx, info, entries[0]); err != nil {
@@ -233,8 +234,8 @@ func seedRun(t *testing.T, store durable.Store, info durable.RunInfo, entries []
 	if err != nil {
 		t.Fatal(err)
 	}
-	info.Status = durable.StatusRunning
-	if err := store.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Events: entries[1:], Run: info, Release: true}); err != nil {
+	info.Status = backend.StatusRunning
+	if err := store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1:], Run: info, Release: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,7 +258,7 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	history, err := durable.DecodeHistory(entries, 1, nil)
+	history, err := backend.DecodeHistory(entries, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 		t.Run(fmt.Sprintf("after_%d_%s", cut, history[cut-1].Type), func(t *testing.T) {
 			p := newPizza(time.Millisecond)
 			e := newIdleEnv(t)
-			seedRun(t, e.store, durable.RunInfo{ID: "pizza", Workflow: info.Workflow, InputHash: info.InputHash}, entries[:cut])
+			seedRun(t, e.store, backend.RunInfo{ID: "pizza", Workflow: info.Workflow, InputHash: info.InputHash}, entries[:cut])
 			e.start(p.workflow)
 			got, err := p.workflow.Get(e.client, "pizza").Result(ctxT(t))
 			if err != nil || got != pizzaResult {
@@ -278,9 +279,9 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 			for _, ev := range history[:cut] {
 				name := history[stepEvent(history, ev.Step)].Name
 				switch ev.Type {
-				case durable.EventActivityCompleted:
+				case backend.EventActivityCompleted:
 					completed[name] = true
-				case durable.EventActivityScheduled:
+				case backend.EventActivityScheduled:
 					scheduled[name] = true
 				}
 			}
@@ -316,7 +317,7 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 }
 
 // stepEvent returns the index of the event that issued step.
-func stepEvent(history []durable.Event, step int) int {
+func stepEvent(history []backend.Event, step int) int {
 	for i, ev := range history {
 		if ev.Step == step && ev.Type.IsCommand() {
 			return i
@@ -405,11 +406,11 @@ func TestLeaseRenewedWhileBusy(t *testing.T) {
 // flakyStore fails the first commits it is given, as a store whose server
 // cannot be reached for a moment.
 type flakyStore struct {
-	durable.Store
+	backend.Store
 	failures atomic.Int32
 }
 
-func (s *flakyStore) Commit(ctx context.Context, c durable.Commit) error {
+func (s *flakyStore) Commit(ctx context.Context, c backend.Commit) error {
 	if s.failures.Add(-1) >= 0 {
 		return errors.New("connection refused")
 	}

@@ -2,9 +2,10 @@ package durable
 
 import "errors"
 
-// Errors of the engine. Failures recorded in history unwrap to these (see
-// Failure.Unwrap), so errors.Is works the same on first execution and on
-// replay.
+// Errors of the engine. The errors workflow code and clients get for
+// recorded failures (ActivityError, ChildError, RunError) unwrap to the one
+// of the failure's kind, so errors.Is works the same on first execution and
+// on replay.
 var (
 	// ErrCanceled means the run was canceled. Workflow calls made on a
 	// cancelable Context return it once the cancellation is delivered;
@@ -27,12 +28,6 @@ var (
 	// ErrNondeterminism means the workflow code did not issue the
 	// commands its history recorded. The run is parked, not failed.
 	ErrNondeterminism = errors.New("non-deterministic workflow")
-	// ErrCorruptHistory means a history or inbox entry cannot be decoded.
-	// The run is parked.
-	ErrCorruptHistory = errors.New("corrupt history entry")
-	// ErrUnknownEvent means an entry was written by a newer version of
-	// cairn. The run is parked until a worker that knows it runs it.
-	ErrUnknownEvent = errors.New("unknown event")
 	// ErrUnregistered means no workflow of the run's name is registered in
 	// the worker. The run is parked.
 	ErrUnregistered = errors.New("workflow not registered")

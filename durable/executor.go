@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cairn-dev/cairn/durable/backend"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -21,8 +22,8 @@ type executor struct {
 	w     *Worker
 	runID string
 	log   *slog.Logger
-	lease Lease
-	info  RunInfo
+	lease backend.Lease
+	info  backend.RunInfo
 	rt    *workflowRuntime
 	// committed is the length of the history in the store.
 	committed int64
@@ -44,10 +45,10 @@ type executor struct {
 	parked error
 	// newHistory is the first event of a history that replaces the
 	// current one at the next commit (continue-as-new).
-	newHistory *Event
+	newHistory *backend.Event
 	// previous are the events of the history that newHistory replaces
 	// that were never written; observers hear of them with newHistory.
-	previous []Event
+	previous []backend.Event
 	// resumes are the inbox entries that asked for a parked run to be
 	// tried again: removed by the first commit, or by parking again.
 	resumes []string
@@ -88,7 +89,7 @@ func (ex *executor) run(ctx context.Context) error {
 		if ex.parked != nil {
 			return ex.park(ctx)
 		}
-		if o := ex.rt.outcome; o != nil && o.Type == EventRunStarted {
+		if o := ex.rt.outcome; o != nil && o.Type == backend.EventRunStarted {
 			ex.continueAsNew(*o)
 			continue
 		}
@@ -160,13 +161,13 @@ func (ex *executor) load(ctx context.Context) error {
 		ex.parked = fmt.Errorf("%w: %q", ErrUnregistered, ex.info.Workflow)
 		return nil
 	}
-	history, err := DecodeHistory(entries, 1, ex.w.codec)
+	history, err := backend.DecodeHistory(entries, 1, ex.w.codec)
 	if err != nil {
 		ex.parked = err
 		return nil
 	}
-	if len(history) == 0 || history[0].Type != EventRunStarted {
-		ex.parked = fmt.Errorf("%w: history does not begin with %s", ErrCorruptHistory, EventRunStarted)
+	if len(history) == 0 || history[0].Type != backend.EventRunStarted {
+		ex.parked = fmt.Errorf("%w: history does not begin with %s", backend.ErrCorruptHistory, backend.EventRunStarted)
 		return nil
 	}
 	if ex.info.Trace.IsZero() {
@@ -188,12 +189,12 @@ func (ex *executor) load(ctx context.Context) error {
 		switch {
 		case !cmd.recorded:
 			// Issued by this replay: started after the first commit.
-		case cmd.kind == EventActivityScheduled && cmd.running && cmd.queued():
+		case cmd.kind == backend.EventActivityScheduled && cmd.running && cmd.queued():
 			// Its result comes through the inbox, or its deadline passes.
-		case cmd.kind == EventActivityScheduled && cmd.running:
-			ex.retryOrFail(cmd, &Failure{Kind: KindLost,
+		case cmd.kind == backend.EventActivityScheduled && cmd.running:
+			ex.retryOrFail(cmd, &backend.Failure{Kind: backend.KindLost,
 				Message: fmt.Sprintf("attempt %d lost: its worker stopped before it finished", cmd.attempt)}, 0)
-		case cmd.kind == EventChildStarted:
+		case cmd.kind == backend.EventChildStarted:
 			ex.children = append(ex.children, cmd)
 		}
 	}
@@ -205,9 +206,9 @@ func (ex *executor) load(ctx context.Context) error {
 func (ex *executor) adopt(issued []*command) {
 	for _, cmd := range issued {
 		switch cmd.kind {
-		case EventActivityScheduled:
+		case backend.EventActivityScheduled:
 			ex.toStart = append(ex.toStart, cmd)
-		case EventChildStarted:
+		case backend.EventChildStarted:
 			ex.children = append(ex.children, cmd)
 		}
 	}
@@ -241,7 +242,7 @@ func (ex *executor) gather(ctx context.Context) error {
 func (ex *executor) now() time.Time { return ex.w.clock.Now() }
 
 // apply delivers an incoming event unless the run has stopped.
-func (ex *executor) apply(e Event) {
+func (ex *executor) apply(e backend.Event) {
 	if ex.rt.stopped() {
 		return
 	}
@@ -253,11 +254,11 @@ func (ex *executor) apply(e Event) {
 func (ex *executor) applyResult(r attemptResult) {
 	delete(ex.running, r.step)
 	cmd := ex.rt.pending[r.step]
-	if cmd == nil || cmd.kind != EventActivityScheduled || cmd.attempt != r.attempt {
+	if cmd == nil || cmd.kind != backend.EventActivityScheduled || cmd.attempt != r.attempt {
 		return // a result for an attempt given up on
 	}
 	if r.failure == nil {
-		ex.apply(Event{Type: EventActivityCompleted, Step: r.step, Attempt: r.attempt, Payload: r.payload})
+		ex.apply(backend.Event{Type: backend.EventActivityCompleted, Step: r.step, Attempt: r.attempt, Payload: r.payload})
 		return
 	}
 	ex.retryOrFail(cmd, r.failure, r.retryAfter)
@@ -265,18 +266,18 @@ func (ex *executor) applyResult(r attemptResult) {
 
 // retryOrFail records a failed attempt: retried per the activity's policy,
 // or the activity's final failure.
-func (ex *executor) retryOrFail(cmd *command, f *Failure, after time.Duration) {
+func (ex *executor) retryOrFail(cmd *command, f *backend.Failure, after time.Duration) {
 	policy := cmd.activity.opts.RetryPolicy
 	if (ex.rt.canceled && cmd.cancelable) || !policy.retries(cmd.attempt, f) {
-		ex.apply(Event{Type: EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f})
+		ex.apply(backend.Event{Type: backend.EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f})
 		return
 	}
 	wait := policy.Backoff(cmd.attempt)
-	if f.Kind == KindLost {
+	if f.Kind == backend.KindLost {
 		wait = 0
 	}
 	wait = max(wait, after)
-	ex.apply(Event{Type: EventActivityAttemptFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f,
+	ex.apply(backend.Event{Type: backend.EventActivityAttemptFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f,
 		FireAt: ex.now().Add(wait)})
 }
 
@@ -298,22 +299,22 @@ func (ex *executor) fireDue() {
 		if ex.rt.pending[cmd.step] != cmd {
 			continue // resolved or canceled by an earlier one
 		}
-		if cmd.kind == EventTimerStarted {
-			ex.apply(Event{Type: EventTimerFired, Step: cmd.step})
+		if cmd.kind == backend.EventTimerStarted {
+			ex.apply(backend.Event{Type: backend.EventTimerFired, Step: cmd.step})
 			continue
 		}
 		if cmd.running {
-			ex.retryOrFail(cmd, &Failure{Kind: KindTimeout, Message: fmt.Sprintf(
+			ex.retryOrFail(cmd, &backend.Failure{Kind: backend.KindTimeout, Message: fmt.Sprintf(
 				"activity %s: no result from task queue %s within %v", cmd.name, cmd.activity.opts.TaskQueue,
 				cmd.activity.opts.startToClose())}, 0)
 			continue
 		}
 		if ex.rt.canceled && cmd.cancelable {
-			ex.apply(Event{Type: EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt,
-				Failure: &Failure{Message: "canceled before retry", Kind: KindCanceled}})
+			ex.apply(backend.Event{Type: backend.EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt,
+				Failure: &backend.Failure{Message: "canceled before retry", Kind: backend.KindCanceled}})
 			continue
 		}
-		ex.apply(Event{Type: EventActivityAttemptStarted, Step: cmd.step, Attempt: cmd.attempt + 1})
+		ex.apply(backend.Event{Type: backend.EventActivityAttemptStarted, Step: cmd.step, Attempt: cmd.attempt + 1})
 		ex.toStart = append(ex.toStart, cmd)
 	}
 }
@@ -322,11 +323,11 @@ func (ex *executor) fireDue() {
 // time, or a failed activity's retry time.
 func wakeOf(cmd *command) (time.Time, bool) {
 	switch {
-	case cmd.kind == EventTimerStarted:
+	case cmd.kind == backend.EventTimerStarted:
 		return cmd.fireAt, true
-	case cmd.kind == EventActivityScheduled && !cmd.running:
+	case cmd.kind == backend.EventActivityScheduled && !cmd.running:
 		return cmd.retryAt, true
-	case cmd.kind == EventActivityScheduled && cmd.queued():
+	case cmd.kind == backend.EventActivityScheduled && cmd.queued():
 		return cmd.remoteDeadline(), true
 	}
 	return time.Time{}, false
@@ -353,39 +354,39 @@ func (ex *executor) readInbox(ctx context.Context) error {
 		if ex.rt.stopped() {
 			// The workflow ended or continues as new: what is left
 			// stays in the inbox for the next history, if any.
-			ex.inboxDirty = ex.rt.outcome != nil && ex.rt.outcome.Type == EventRunStarted
+			ex.inboxDirty = ex.rt.outcome != nil && ex.rt.outcome.Type == backend.EventRunStarted
 			return nil
 		}
 		if slices.Contains(ex.consumed, entry.ID) {
 			continue // applied already, not yet committed
 		}
-		e, err := DecodeEvent(entry.Event, ex.w.codec)
+		e, err := backend.DecodeEvent(entry.Event, ex.w.codec)
 		if err != nil {
 			ex.parked = fmt.Errorf("inbox entry %s: %w", entry.ID, err)
 			return nil
 		}
 		ex.consumed = append(ex.consumed, entry.ID)
 		switch e.Type {
-		case EventSignalReceived:
-			ex.apply(Event{Type: e.Type, Name: e.Name, Payload: e.Payload, Sender: e.Sender})
-		case EventCancelRequested:
+		case backend.EventSignalReceived:
+			ex.apply(backend.Event{Type: e.Type, Name: e.Name, Payload: e.Payload, Sender: e.Sender})
+		case backend.EventCancelRequested:
 			if !ex.rt.canceled {
-				ex.apply(Event{Type: e.Type, Sender: e.Sender})
+				ex.apply(backend.Event{Type: e.Type, Sender: e.Sender})
 				ex.cancelWork(ctx)
 			}
-		case EventActivityCompleted, EventActivityAttemptFailed:
+		case backend.EventActivityCompleted, backend.EventActivityAttemptFailed:
 			if r, ok := ex.remoteResult(e); ok {
 				ex.applyResult(r)
 			}
-		case EventResumeRequested:
+		case backend.EventResumeRequested:
 			// Done by executing the run: nothing to deliver.
 			ex.resumes = append(ex.resumes, entry.ID)
-		case EventChildCompleted:
-			if cmd := ex.rt.pending[e.Step]; cmd != nil && cmd.kind == EventChildStarted && cmd.childID == e.RunID {
-				ex.apply(Event{Type: e.Type, Step: e.Step, RunID: e.RunID, Payload: e.Payload, Failure: e.Failure})
+		case backend.EventChildCompleted:
+			if cmd := ex.rt.pending[e.Step]; cmd != nil && cmd.kind == backend.EventChildStarted && cmd.childID == e.RunID {
+				ex.apply(backend.Event{Type: e.Type, Step: e.Step, RunID: e.RunID, Payload: e.Payload, Failure: e.Failure})
 			}
 		default:
-			ex.parked = fmt.Errorf("inbox entry %s: %w: %s cannot be sent to a run", entry.ID, ErrCorruptHistory, e.Type)
+			ex.parked = fmt.Errorf("inbox entry %s: %w: %s cannot be sent to a run", entry.ID, backend.ErrCorruptHistory, e.Type)
 			return nil
 		}
 	}
@@ -401,7 +402,7 @@ func (ex *executor) cancelWork(ctx context.Context) {
 		}
 	}
 	for _, cmd := range ex.rt.pending {
-		if cmd.kind == EventChildStarted && cmd.cancelable {
+		if cmd.kind == backend.EventChildStarted && cmd.cancelable {
 			if err := ex.w.client.Cancel(ctx, cmd.childID); err != nil && !errors.Is(err, ErrRunEnded) {
 				ex.log.Warn("cancel child run", "child", cmd.childID, "err", err)
 			}
@@ -471,7 +472,7 @@ func (ex *executor) startWork(ctx context.Context) bool {
 
 // attemptTrace is the run's trace under the span of the current attempt of
 // activity cmd: its parent is the parent of the spans the activity makes.
-func (ex *executor) attemptTrace(cmd *command) Trace {
+func (ex *executor) attemptTrace(cmd *command) backend.Trace {
 	t := ex.info.Trace
 	if !t.IsZero() {
 		t.Parent = t.StepSpanID(ex.info.ID, ex.rt.generation, cmd.step, cmd.attempt)

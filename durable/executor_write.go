@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
 )
 
 // status is the record to commit for the run's current state.
-func (ex *executor) status(s Status) RunInfo {
+func (ex *executor) status(s backend.Status) backend.RunInfo {
 	info := ex.info
 	info.Status = s
 	info.Step = ex.rt.lastStep
@@ -25,25 +26,25 @@ func (ex *executor) status(s Status) RunInfo {
 // timer is due), a busy one stays running.
 func (ex *executor) commit(ctx context.Context, idle bool) error {
 	fresh := ex.rt.takeFresh()
-	var c Commit
+	var c backend.Commit
 	switch o := ex.rt.outcome; {
 	case o != nil:
-		c.Run = ex.status(map[EventType]Status{EventRunCompleted: StatusCompleted,
-			EventRunFailed: StatusFailed, EventRunCanceled: StatusCanceled}[o.Type])
+		c.Run = ex.status(map[backend.EventType]backend.Status{backend.EventRunCompleted: backend.StatusCompleted,
+			backend.EventRunFailed: backend.StatusFailed, backend.EventRunCanceled: backend.StatusCanceled}[o.Type])
 		c.Run.Waiting, c.Run.WakeAt, c.Run.Failure = "", time.Time{}, o.Failure
 		// A child keeps its lease until its parent has been told, so that
 		// a crash in between leaves a lease to expire and a worker to tell.
 		c.Release = ex.info.ParentID == ""
 	case idle:
-		c.Run, c.Release = ex.status(cmp.Or(ex.rt.waitStatus, StatusWaiting)), true
+		c.Run, c.Release = ex.status(cmp.Or(ex.rt.waitStatus, backend.StatusWaiting)), true
 	default:
-		c.Run = ex.status(StatusRunning)
-		if len(fresh) == 0 && len(ex.consumed) == 0 && ex.info.Status == StatusRunning && ex.newHistory == nil {
+		c.Run = ex.status(backend.StatusRunning)
+		if len(fresh) == 0 && len(ex.consumed) == 0 && ex.info.Status == backend.StatusRunning && ex.newHistory == nil {
 			return nil
 		}
 	}
 	if ex.newHistory != nil {
-		fresh = append([]Event{*ex.newHistory}, fresh...)
+		fresh = append([]backend.Event{*ex.newHistory}, fresh...)
 		c.NewHistory = true
 		c.Run.Generation = ex.rt.generation
 	}
@@ -56,7 +57,7 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 
 // write commits c, whose encoded events are events, with the executor's
 // lease and position, and tells the worker's observers.
-func (ex *executor) write(ctx context.Context, c Commit, events []Event) error {
+func (ex *executor) write(ctx context.Context, c backend.Commit, events []backend.Event) error {
 	if c.Release {
 		if len(ex.w.observers) > 0 {
 			// The next executor of the run, which may start as soon
@@ -72,7 +73,7 @@ func (ex *executor) write(ctx context.Context, c Commit, events []Event) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	ex.consumed = nil
-	var previous []Event
+	var previous []backend.Event
 	if c.NewHistory {
 		ex.committed = int64(len(c.Events))
 		ex.info.Generation++
@@ -96,12 +97,12 @@ func (ex *executor) write(ctx context.Context, c Commit, events []Event) error {
 // be reached, so that a blip does not make the run wait for its lease to
 // expire. A retry of a commit that was applied after all is rejected as a
 // conflict: fencing makes retries safe.
-func (ex *executor) commitRetrying(ctx context.Context, c Commit) error {
+func (ex *executor) commitRetrying(ctx context.Context, c backend.Commit) error {
 	wait := 20 * time.Millisecond
 	deadline := ex.now().Add(ex.w.leaseTTL / 3)
 	for {
 		err := ex.w.store.Commit(ctx, c)
-		if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRunNotFound) ||
+		if err == nil || errors.Is(err, backend.ErrFenced) || errors.Is(err, backend.ErrConflict) || errors.Is(err, backend.ErrRunNotFound) ||
 			ctx.Err() != nil || ex.now().Add(wait).After(deadline) {
 			return err
 		}
@@ -117,10 +118,10 @@ func (ex *executor) commitRetrying(ctx context.Context, c Commit) error {
 	}
 }
 
-func (ex *executor) encode(events []Event) [][]byte {
+func (ex *executor) encode(events []backend.Event) [][]byte {
 	out := make([][]byte, 0, len(events))
 	for _, e := range events {
-		data, err := EncodeEvent(e, ex.w.codec)
+		data, err := backend.EncodeEvent(e, ex.w.codec)
 		if err != nil {
 			// Payloads are JSON already; only a codec can fail here.
 			ex.parked = err
@@ -136,7 +137,7 @@ func (ex *executor) encode(events []Event) [][]byte {
 // Signals delivered and not yet received are delivered again, after
 // whatever the workflow did when it started, as they would have been had
 // they arrived then.
-func (ex *executor) continueAsNew(start Event) {
+func (ex *executor) continueAsNew(start backend.Event) {
 	start.Seq, start.Time, start.Name, start.Trace = 1, ex.now(), ex.info.Workflow, ex.info.Trace
 	carried := ex.rt.carriedSignals()
 	ex.previous = append(ex.previous, ex.rt.takeFresh()...)
@@ -148,11 +149,11 @@ func (ex *executor) continueAsNew(start Event) {
 	def := ex.rt.def
 	ex.rt.close()
 	ex.rt = newRuntime(ex.info.ID, ex.info.Generation+1, def, ex.w.log)
-	ex.rt.load([]Event{start})
+	ex.rt.load([]backend.Event{start})
 	ex.newHistory = &start
 	ex.adopt(ex.rt.takeIssued())
 	for _, s := range carried {
-		ex.apply(Event{Type: s.Type, Name: s.Name, Payload: s.Payload, Sender: s.Sender})
+		ex.apply(backend.Event{Type: s.Type, Name: s.Name, Payload: s.Payload, Sender: s.Sender})
 	}
 }
 
@@ -170,9 +171,9 @@ func (ex *executor) finish(ctx context.Context) error {
 func (ex *executor) handOff() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	info := ex.status(StatusRunning)
+	info := ex.status(backend.StatusRunning)
 	info.WakeAt = ex.now()
-	if err := ex.write(ctx, Commit{Run: info, Release: true}, nil); err != nil {
+	if err := ex.write(ctx, backend.Commit{Run: info, Release: true}, nil); err != nil {
 		ex.log.Warn("hand run off", "err", err)
 	}
 }
@@ -183,17 +184,17 @@ func (ex *executor) park(ctx context.Context) error {
 	var nd *NondeterminismError
 	switch {
 	case errors.As(ex.parked, &nd):
-		f.Kind, f.Details = KindNondeterminism, nd.Diff()
+		f.Kind, f.Details = backend.KindNondeterminism, nd.Diff()
 	case errors.Is(ex.parked, ErrUnregistered):
-		f.Kind = KindUnregistered
-	case errors.Is(ex.parked, ErrUnknownEvent):
-		f.Kind = KindUnknownEvent
-	case errors.Is(ex.parked, ErrCorruptHistory):
-		f.Kind = KindCorrupt
+		f.Kind = backend.KindUnregistered
+	case errors.Is(ex.parked, backend.ErrUnknownEvent):
+		f.Kind = backend.KindUnknownEvent
+	case errors.Is(ex.parked, backend.ErrCorruptHistory):
+		f.Kind = backend.KindCorrupt
 	}
 	ex.log.Error("run parked", "reason", f.Message)
 	info := ex.info
-	info.Status, info.Failure, info.Waiting = StatusParked, f, ""
+	info.Status, info.Failure, info.Waiting = backend.StatusParked, f, ""
 	ex.consumed = ex.resumes // what was not journaled stays in the inbox, but resume requests were answered
-	return ex.write(ctx, Commit{Run: info, Release: true}, nil)
+	return ex.write(ctx, backend.Commit{Run: info, Release: true}, nil)
 }

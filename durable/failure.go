@@ -3,6 +3,7 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
 )
 
@@ -49,11 +50,11 @@ func retryAfter(err error) time.Duration {
 
 // failureOf turns an error into the Failure to record. A *Failure in err's
 // chain keeps its kind; the recorded type is that of the innermost error.
-func failureOf(err error) *Failure {
-	f := &Failure{Message: err.Error(), Type: rootType(err)}
+func failureOf(err error) *backend.Failure {
+	f := &backend.Failure{Message: err.Error(), Type: rootType(err)}
 	var nr *nonRetryableError
 	f.NonRetryable = errors.As(err, &nr)
-	var inner *Failure
+	var inner *backend.Failure
 	switch {
 	case errors.As(err, &inner):
 		f.Kind, f.Stack, f.Details = inner.Kind, inner.Stack, inner.Details
@@ -62,11 +63,11 @@ func failureOf(err error) *Failure {
 			f.Type = inner.Type
 		}
 	case errors.Is(err, ErrCanceled):
-		f.Kind = KindCanceled
+		f.Kind = backend.KindCanceled
 	case errors.Is(err, ErrTimeout):
-		f.Kind = KindTimeout
+		f.Kind = backend.KindTimeout
 	case errors.Is(err, ErrHeartbeatTimeout):
-		f.Kind = KindHeartbeat
+		f.Kind = backend.KindHeartbeat
 	}
 	return f
 }
@@ -105,3 +106,40 @@ func (e *NondeterminismError) Diff() string {
 }
 
 func (e *NondeterminismError) Unwrap() error { return ErrNondeterminism }
+
+// kindError is the sentinel error of a failure's kind, nil for KindError.
+func kindError(f *backend.Failure) error {
+	switch f.Kind {
+	case backend.KindCanceled:
+		return ErrCanceled
+	case backend.KindTimeout:
+		return ErrTimeout
+	case backend.KindHeartbeat:
+		return ErrHeartbeatTimeout
+	case backend.KindPanic:
+		return ErrPanic
+	case backend.KindLost:
+		return ErrAttemptLost
+	case backend.KindNondeterminism:
+		return ErrNondeterminism
+	case backend.KindCorrupt:
+		return backend.ErrCorruptHistory
+	case backend.KindUnknownEvent:
+		return backend.ErrUnknownEvent
+	case backend.KindUnregistered:
+		return ErrUnregistered
+	}
+	return nil
+}
+
+// unwrapFailure is what an error that carries f unwraps to: f itself, and
+// the sentinel of its kind.
+func unwrapFailure(f *backend.Failure) []error {
+	if f == nil {
+		return nil
+	}
+	if k := kindError(f); k != nil {
+		return []error{f, k}
+	}
+	return []error{f}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 var approve = durable.NewSignal[string]("approve")
@@ -38,7 +39,7 @@ func TestSignalsBeforeAndAfterWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("collect", durable.StatusWaiting)
+	e.waitStatus("collect", backend.StatusWaiting)
 	for _, s := range []string{"a", "b"} {
 		if err := approve.Send(ctx, e.client, "collect", s); err != nil {
 			t.Fatal(err)
@@ -47,7 +48,7 @@ func TestSignalsBeforeAndAfterWait(t *testing.T) {
 	if err := gate.Send(ctx, e.client, "collect", struct{}{}); err != nil {
 		t.Fatal(err)
 	}
-	info := e.waitStatus("collect", durable.StatusWaiting)
+	info := e.waitStatus("collect", backend.StatusWaiting)
 	for info.Waiting != "signal approve" {
 		time.Sleep(time.Millisecond)
 		info, _ = e.client.Describe(ctx, "collect")
@@ -64,7 +65,7 @@ func TestSignalsBeforeAndAfterWait(t *testing.T) {
 	if err := approve.Send(ctx, e.client, "collect", "late"); !errors.Is(err, durable.ErrRunEnded) {
 		t.Errorf("signal to ended run: %v, want ErrRunEnded", err)
 	}
-	if err := approve.Send(ctx, e.client, "nope", "x"); !errors.Is(err, durable.ErrRunNotFound) {
+	if err := approve.Send(ctx, e.client, "nope", "x"); !errors.Is(err, backend.ErrRunNotFound) {
 		t.Errorf("signal to unknown run: %v, want ErrRunNotFound", err)
 	}
 }
@@ -95,7 +96,7 @@ func TestReceiveTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("fast", durable.StatusWaiting)
+	e.waitStatus("fast", backend.StatusWaiting)
 	if err := approve.Send(ctx, e.client, "fast", "ann"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +121,8 @@ func TestSelectRecordsTheWinner(t *testing.T) {
 	})
 	fast := durable.NewActivity("fast", func(ctx context.Context, _ struct{}) (string, error) { return "fast", nil })
 	wf := durable.NewWorkflow("race", func(ctx durable.Context, _ struct{}) (string, error) {
-		a := durable.Start(ctx, slow, 50*time.Millisecond)
-		b := durable.Start(ctx, fast, struct{}{})
+		a := durable.StartActivity(ctx, slow, 50*time.Millisecond)
+		b := durable.StartActivity(ctx, fast, struct{}{})
 		i, err := durable.Select(ctx, a, b)
 		if err != nil {
 			return "", err
@@ -143,7 +144,7 @@ func TestSelectRecordsTheWinner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("race", durable.StatusWaiting)
+	e.waitStatus("race", backend.StatusWaiting)
 	// Deploy: a new worker replays the run; the winner must be the same.
 	e.start(wf)
 	if err := approve.Send(ctx, e.client, "race", "go"); err != nil {
@@ -190,7 +191,7 @@ func TestCancelRunsCompensations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for info := e.waitStatus("o-1", durable.StatusRunning); !strings.Contains(info.Waiting, "ship"); {
+	for info := e.waitStatus("o-1", backend.StatusRunning); !strings.Contains(info.Waiting, "ship"); {
 		time.Sleep(time.Millisecond)
 		info, _ = e.client.Describe(ctx, "o-1")
 	}
@@ -199,7 +200,7 @@ func TestCancelRunsCompensations(t *testing.T) {
 	}
 	_, err = run.Result(ctx)
 	var runErr *durable.RunError
-	if !errors.As(err, &runErr) || runErr.Status != durable.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
+	if !errors.As(err, &runErr) || runErr.Status != backend.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
 		t.Fatalf("result error = %v, want a canceled RunError", err)
 	}
 	if got, want := log.String(), "reserve(o-1) charge(o-1) refund(o-1) release(o-1) "; got != want {
@@ -210,7 +211,7 @@ func TestCancelRunsCompensations(t *testing.T) {
 	}
 	hist, _ := e.client.History(ctx, "o-1")
 	for _, ev := range hist {
-		if ev.Type == durable.EventCancelRequested && ev.Sender != "ops@example.com" {
+		if ev.Type == backend.EventCancelRequested && ev.Sender != "ops@example.com" {
 			t.Errorf("cancel sender = %q", ev.Sender)
 		}
 	}
@@ -264,7 +265,7 @@ func TestContinueAsNew(t *testing.T) {
 		t.Errorf("generation = %d, want 2", info.Generation)
 	}
 	hist, _ := e.client.History(ctx, "chat")
-	if hist[0].Type != durable.EventRunStarted || len(hist) > 6 {
+	if hist[0].Type != backend.EventRunStarted || len(hist) > 6 {
 		t.Errorf("last history should be fresh and short, got %d events from %s", len(hist), hist[0].Type)
 	}
 	for _, n := range []string{"0", "1", "2"} {
@@ -323,7 +324,7 @@ func TestRetries(t *testing.T) {
 	hist, _ := e.client.History(ctx, "r")
 	var waits []time.Duration
 	for _, ev := range hist {
-		if ev.Type == durable.EventActivityAttemptFailed && hist[stepEvent(hist, ev.Step)].Name == "exhausted" {
+		if ev.Type == backend.EventActivityAttemptFailed && hist[stepEvent(hist, ev.Step)].Name == "exhausted" {
 			waits = append(waits, ev.FireAt.Sub(ev.Time).Round(time.Millisecond))
 		}
 	}
@@ -388,13 +389,13 @@ func TestPanics(t *testing.T) {
 		t.Fatalf("result = %q, %v", got, err)
 	}
 	hist, _ := e.client.History(ctx, "activity-panic")
-	var failed *durable.Failure
+	var failed *backend.Failure
 	for _, ev := range hist {
-		if ev.Type == durable.EventActivityAttemptFailed {
+		if ev.Type == backend.EventActivityAttemptFailed {
 			failed = ev.Failure
 		}
 	}
-	if failed == nil || failed.Kind != durable.KindPanic || !strings.Contains(failed.Stack, "features_test.go") {
+	if failed == nil || failed.Kind != backend.KindPanic || !strings.Contains(failed.Stack, "features_test.go") {
 		t.Errorf("panicked attempt recorded as %+v", failed)
 	}
 
@@ -404,7 +405,7 @@ func TestPanics(t *testing.T) {
 		t.Fatalf("err = %v, want a workflow panic", err)
 	}
 	info, _ := e.client.Describe(ctx, "workflow-panic")
-	if info.Status != durable.StatusFailed || !strings.Contains(info.Failure.Stack, "features_test.go") {
+	if info.Status != backend.StatusFailed || !strings.Contains(info.Failure.Stack, "features_test.go") {
 		t.Errorf("status %s, stack %q", info.Status, info.Failure.Stack)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 func TestChildWorkflows(t *testing.T) {
@@ -46,7 +47,7 @@ func TestChildWorkflows(t *testing.T) {
 		t.Fatalf("result = %q, %v; want %q", got, err, want)
 	}
 	info, err := e.client.Describe(ctx, "p/0/1")
-	if err != nil || info.ParentID != "p" || info.ParentStep != 1 || info.Status != durable.StatusCompleted {
+	if err != nil || info.ParentID != "p" || info.ParentStep != 1 || info.Status != backend.StatusCompleted {
 		t.Errorf("child record = %+v, %v", info, err)
 	}
 }
@@ -61,14 +62,14 @@ func TestCancelPropagatesToChildren(t *testing.T) {
 	e := newEnv(t, parent, child)
 	ctx := ctxT(t)
 	run, _ := parent.Start(ctx, e.client, "boss", struct{}{})
-	e.waitStatus("boss/0/1", durable.StatusWaiting)
+	e.waitStatus("boss/0/1", backend.StatusWaiting)
 	if err := e.client.Cancel(ctx, "boss"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := run.Result(ctx); !errors.Is(err, durable.ErrCanceled) {
 		t.Fatalf("parent err = %v, want canceled", err)
 	}
-	e.waitStatus("boss/0/1", durable.StatusCanceled)
+	e.waitStatus("boss/0/1", backend.StatusCanceled)
 }
 
 func TestDeterministicServicesSurviveReplay(t *testing.T) {
@@ -104,7 +105,7 @@ func TestDeterministicServicesSurviveReplay(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "s", struct{}{})
-	e.waitStatus("s", durable.StatusWaiting)
+	e.waitStatus("s", backend.StatusWaiting)
 	e.start(wf) // a new process: nothing of the first execution is in memory
 	time.Sleep(time.Millisecond)
 	if err := approve.Send(ctx, e.client, "s", "go"); err != nil {
@@ -130,7 +131,7 @@ func TestDeterministicServicesSurviveReplay(t *testing.T) {
 func TestBadHistoryParksTheRun(t *testing.T) {
 	wf := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) { return in, nil })
 	start := func(t *testing.T) [][]byte {
-		first, err := durable.EncodeEvent(durable.Event{Seq: 1, Type: durable.EventRunStarted, Name: "flow", Payload: []byte(`"x"`), Time: time.Now()}, nil)
+		first, err := backend.EncodeEvent(backend.Event{Seq: 1, Type: backend.EventRunStarted, Name: "flow", Payload: []byte(`"x"`), Time: time.Now()}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,21 +140,21 @@ func TestBadHistoryParksTheRun(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		entry string
-		want  error
+		want  backend.FailureKind
 	}{
-		{"garbage", "\x00\xffnot json", durable.ErrCorruptHistory},
-		{"truncated", `{"v":1,"seq":2,"type":"timer_fi`, durable.ErrCorruptHistory},
-		{"unknown type", `{"v":1,"seq":2,"type":"quantum_leap"}`, durable.ErrUnknownEvent},
-		{"newer encoding", `{"v":7,"seq":2,"type":"timer_fired"}`, durable.ErrUnknownEvent},
-		{"wrong position", `{"v":1,"seq":9,"type":"signal_received","name":"x"}`, durable.ErrCorruptHistory},
-		{"event for no step", `{"v":1,"seq":2,"type":"activity_completed","step":4}`, durable.ErrNondeterminism},
+		{"garbage", "\x00\xffnot json", backend.KindCorrupt},
+		{"truncated", `{"v":1,"seq":2,"type":"timer_fi`, backend.KindCorrupt},
+		{"unknown type", `{"v":1,"seq":2,"type":"quantum_leap"}`, backend.KindUnknownEvent},
+		{"newer encoding", `{"v":7,"seq":2,"type":"timer_fired"}`, backend.KindUnknownEvent},
+		{"wrong position", `{"v":1,"seq":9,"type":"signal_received","name":"x"}`, backend.KindCorrupt},
+		{"event for no step", `{"v":1,"seq":2,"type":"activity_completed","step":4}`, backend.KindNondeterminism},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newIdleEnv(t)
-			seedRun(t, e.store, durable.RunInfo{ID: "r", Workflow: "flow"}, append(start(t), []byte(tc.entry)))
+			seedRun(t, e.store, backend.RunInfo{ID: "r", Workflow: "flow"}, append(start(t), []byte(tc.entry)))
 			e.start(wf)
-			info := e.waitStatus("r", durable.StatusParked)
-			if !errors.Is(info.Failure, tc.want) {
+			info := e.waitStatus("r", backend.StatusParked)
+			if info.Failure == nil || info.Failure.Kind != tc.want {
 				t.Errorf("failure = %+v, want %v", info.Failure, tc.want)
 			}
 		})
@@ -161,11 +162,11 @@ func TestBadHistoryParksTheRun(t *testing.T) {
 	t.Run("bad inbox entry", func(t *testing.T) {
 		waiter := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) { return approve.Receive(ctx) })
 		e := newIdleEnv(t)
-		seedRun(t, e.store, durable.RunInfo{ID: "r", Workflow: "flow"}, start(t))
+		seedRun(t, e.store, backend.RunInfo{ID: "r", Workflow: "flow"}, start(t))
 		_ = e.store.Send(ctxT(t), "r", []byte(`{"v":1,"type":"from_the_future"}`))
 		e.start(waiter)
-		info := e.waitStatus("r", durable.StatusParked)
-		if !errors.Is(info.Failure, durable.ErrUnknownEvent) {
+		info := e.waitStatus("r", backend.StatusParked)
+		if info.Failure == nil || info.Failure.Kind != backend.KindUnknownEvent {
 			t.Errorf("failure = %+v", info.Failure)
 		}
 		inbox, _ := e.store.ReadInbox(ctxT(t), "r")
@@ -213,7 +214,7 @@ func TestCodecProtectsPayloads(t *testing.T) {
 			t.Errorf("payload stored in clear: %s", entry)
 		}
 	}
-	if _, err := e.client.History(ctx, "pay"); !errors.Is(err, durable.ErrCorruptHistory) {
+	if _, err := e.client.History(ctx, "pay"); !errors.Is(err, backend.ErrCorruptHistory) {
 		t.Errorf("reading without the codec: %v, want a clear error", err)
 	}
 }
@@ -226,20 +227,20 @@ func TestDescribeAndList(t *testing.T) {
 		if _, err := wf.Start(ctx, e.client, id, id); err != nil {
 			t.Fatal(err)
 		}
-		e.waitStatus(id, durable.StatusWaiting)
+		e.waitStatus(id, backend.StatusWaiting)
 	}
 	_ = approve.Send(ctx, e.client, "w1", "z")
-	e.waitStatus("w1", durable.StatusCompleted)
+	e.waitStatus("w1", backend.StatusCompleted)
 	info, err := e.client.Describe(ctx, "w2")
 	if err != nil || info.Waiting != "signal approve" || info.Step != 1 || info.Workflow != "flow" {
 		t.Errorf("describe = %+v, %v", info, err)
 	}
-	waiting, _ := e.client.ListRuns(ctx, durable.RunFilter{Status: durable.StatusWaiting})
-	done, _ := e.client.ListRuns(ctx, durable.RunFilter{Status: durable.StatusCompleted, Workflow: "flow"})
+	waiting, _ := e.client.ListRuns(ctx, backend.RunFilter{Status: backend.StatusWaiting})
+	done, _ := e.client.ListRuns(ctx, backend.RunFilter{Status: backend.StatusCompleted, Workflow: "flow"})
 	if len(waiting) != 1 || waiting[0].ID != "w2" || len(done) != 1 || done[0].ID != "w1" {
 		t.Errorf("waiting = %v, completed = %v", waiting, done)
 	}
-	if _, err := e.client.Describe(ctx, "nope"); !errors.Is(err, durable.ErrRunNotFound) {
+	if _, err := e.client.Describe(ctx, "nope"); !errors.Is(err, backend.ErrRunNotFound) {
 		t.Errorf("describe unknown: %v", err)
 	}
 }

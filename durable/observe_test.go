@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
 // observed collects what a worker's observer is told.
 type observed struct {
 	mu     sync.Mutex
-	events []durable.Event
-	status []durable.Status
+	events []backend.Event
+	status []backend.Status
 }
 
 func (o *observed) observe(_ context.Context, w durable.Written) {
@@ -45,7 +46,7 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 		if err := durable.Record(ctx, "asked", what); err != nil {
 			return "", err
 		}
-		durable.SetWaitingStatus(ctx, durable.StatusAwaitingApproval)
+		durable.SetWaitingStatus(ctx, backend.StatusAwaitingApproval)
 		ok, err := decision.Receive(ctx)
 		durable.SetWaitingStatus(ctx, "")
 		if err != nil || !ok {
@@ -75,7 +76,7 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := waitForStatus(t, client, "ask-1", durable.StatusAwaitingApproval)
+	info := waitForStatus(t, client, "ask-1", backend.StatusAwaitingApproval)
 	if info.Waiting != "signal decision" {
 		t.Errorf("waiting = %q", info.Waiting)
 	}
@@ -107,7 +108,7 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 		}
 	}
 	rec := history[1]
-	if rec.Type != durable.EventSideEffect || rec.Name != "asked" || string(rec.Payload) != `"refund"` {
+	if rec.Type != backend.EventSideEffect || rec.Name != "asked" || string(rec.Payload) != `"refund"` {
 		t.Errorf("record event = %+v", rec)
 	}
 
@@ -121,7 +122,7 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 	}
 }
 
-func waitForStatus(t *testing.T, c *durable.Client, runID string, want durable.Status) durable.RunInfo {
+func waitForStatus(t *testing.T, c *durable.Client, runID string, want backend.Status) backend.RunInfo {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -162,7 +163,7 @@ func TestObserversInOrderAcrossRelease(t *testing.T) {
 	later := make(chan struct{}) // closed by the first observer call after the slow one
 	var laterOnce sync.Once
 	observer := func(_ context.Context, w durable.Written) {
-		if w.Run.Status == durable.StatusWaiting && len(w.Events) > 0 && !slowed.Swap(true) {
+		if w.Run.Status == backend.StatusWaiting && len(w.Events) > 0 && !slowed.Swap(true) {
 			// The run was let go with the first signal: send the
 			// second, and give a next executor time to write it
 			// and tell the observers first, if it does not wait.
@@ -193,7 +194,7 @@ func TestObserversInOrderAcrossRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitForStatus(t, client, "sleepy-1", durable.StatusWaiting)
+	waitForStatus(t, client, "sleepy-1", backend.StatusWaiting)
 	if err := wake.Send(ctx, client, "sleepy-1", 1); err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-dev/cairn/durable/backend"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // queuedAttempt is an activity attempt sent to a task queue: the attempt as
 // an event (run id, activity, step, attempt, and the input as its payload,
 // through the codec) and what the serving worker needs besides.
+// attemptVersion is the version of the queuedAttempt encoding.
+const attemptVersion = 1
+
 type queuedAttempt struct {
 	V        int             `json:"v"`
 	Workflow string          `json:"workflow"`
@@ -20,7 +24,7 @@ type queuedAttempt struct {
 	Event    json.RawMessage `json:"event"`
 	// Trace is the run's trace under the attempt's span: the parent of
 	// the spans the activity makes.
-	Trace Trace `json:"trace,omitzero"`
+	Trace backend.Trace `json:"trace,omitzero"`
 }
 
 // remoteGrace is how much longer than its start-to-close timeout the owner
@@ -37,16 +41,16 @@ func (cmd *command) remoteDeadline() time.Time {
 
 // pushAttempt sends an attempt of a queued activity to its task queue.
 func (ex *executor) pushAttempt(ctx context.Context, cmd *command) error {
-	q, ok := ex.w.store.(ActivityQueue)
+	q, ok := ex.w.store.(backend.ActivityQueue)
 	if !ok {
 		return NonRetryable(fmt.Errorf("activity %s: task queue %q: the store has no activity queues", cmd.name, cmd.activity.opts.TaskQueue))
 	}
-	e, err := EncodeEvent(Event{Type: EventActivityScheduled, RunID: ex.info.ID, Name: cmd.name, Step: cmd.step,
+	e, err := backend.EncodeEvent(backend.Event{Type: backend.EventActivityScheduled, RunID: ex.info.ID, Name: cmd.name, Step: cmd.step,
 		Attempt: cmd.attempt, Payload: cmd.input}, ex.w.codec)
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(queuedAttempt{V: eventVersion, Workflow: ex.info.Workflow,
+	data, err := json.Marshal(queuedAttempt{V: attemptVersion, Workflow: ex.info.Workflow,
 		Key: stepKey(ex.info.ID, ex.rt.generation, cmd.step), Event: e, Trace: ex.attemptTrace(cmd)})
 	if err != nil {
 		return err
@@ -56,16 +60,16 @@ func (ex *executor) pushAttempt(ctx context.Context, cmd *command) error {
 
 // remoteResult turns the result of a queued attempt, found in the inbox,
 // into an attempt result, if the attempt is still awaited.
-func (ex *executor) remoteResult(e Event) (attemptResult, bool) {
+func (ex *executor) remoteResult(e backend.Event) (attemptResult, bool) {
 	cmd := ex.rt.pending[e.Step]
-	if cmd == nil || cmd.kind != EventActivityScheduled || !cmd.queued() || !cmd.running || cmd.attempt != e.Attempt {
+	if cmd == nil || cmd.kind != backend.EventActivityScheduled || !cmd.queued() || !cmd.running || cmd.attempt != e.Attempt {
 		return attemptResult{}, false
 	}
 	r := attemptResult{step: e.Step, attempt: e.Attempt, payload: e.Payload, failure: e.Failure}
-	if e.Type == EventActivityCompleted {
+	if e.Type == backend.EventActivityCompleted {
 		r.failure = nil
 	} else if r.failure == nil {
-		r.failure = &Failure{Message: "failed"}
+		r.failure = &backend.Failure{Message: "failed"}
 	}
 	if !e.FireAt.IsZero() {
 		r.retryAfter = e.FireAt.Sub(ex.now())
@@ -76,7 +80,7 @@ func (ex *executor) remoteResult(e Event) (attemptResult, bool) {
 // serveQueues runs attempts from the worker's task queues until ctx is
 // done.
 func (w *Worker) serveQueues(ctx context.Context) {
-	q, ok := w.store.(ActivityQueue)
+	q, ok := w.store.(backend.ActivityQueue)
 	if !ok {
 		w.log.Error("the store has no activity queues; not serving", "queues", w.queues)
 		return
@@ -103,7 +107,7 @@ func (w *Worker) serveQueues(ctx context.Context) {
 
 // serveAttempt runs a queued attempt in a goroutine, sends its result to
 // the run's inbox and acknowledges it. It owns one activity slot.
-func (w *Worker) serveAttempt(ctx context.Context, q ActivityQueue, task ActivityTask) {
+func (w *Worker) serveAttempt(ctx context.Context, q backend.ActivityQueue, task backend.ActivityTask) {
 	w.mu.Lock()
 	w.serving++
 	w.mu.Unlock()
@@ -126,23 +130,23 @@ func (w *Worker) serveAttempt(ctx context.Context, q ActivityQueue, task Activit
 }
 
 // runQueued runs one queued attempt and reports its result to the run.
-func (w *Worker) runQueued(ctx context.Context, task ActivityTask) error {
+func (w *Worker) runQueued(ctx context.Context, task backend.ActivityTask) error {
 	var qa queuedAttempt
 	if err := json.Unmarshal(task.Attempt, &qa); err != nil {
 		w.log.Error("dropping undecodable queued attempt", "queue", task.Queue, "err", err)
 		return nil
 	}
-	e, err := DecodeEvent(qa.Event, w.codec)
-	if err != nil || qa.V > eventVersion {
-		w.log.Error("dropping undecodable queued attempt", "queue", task.Queue, "err", errors.Join(err, ErrUnknownEvent))
+	e, err := backend.DecodeEvent(qa.Event, w.codec)
+	if err != nil || qa.V > attemptVersion {
+		w.log.Error("dropping undecodable queued attempt", "queue", task.Queue, "err", errors.Join(err, backend.ErrUnknownEvent))
 		return nil
 	}
-	result := Event{Type: EventActivityCompleted, Step: e.Step, Attempt: e.Attempt}
+	result := backend.Event{Type: backend.EventActivityCompleted, Step: e.Step, Attempt: e.Attempt}
 	def, ok := w.activities[e.Name]
 	if !ok {
-		result.Type = EventActivityAttemptFailed
-		result.Failure = &Failure{Message: fmt.Sprintf("activity %s is not registered in worker %s, which serves queue %s",
-			e.Name, w.id, task.Queue), Kind: KindUnregistered}
+		result.Type = backend.EventActivityAttemptFailed
+		result.Failure = &backend.Failure{Message: fmt.Sprintf("activity %s is not registered in worker %s, which serves queue %s",
+			e.Name, w.id, task.Queue), Kind: backend.KindUnregistered}
 	} else {
 		info := ActivityInfo{RunID: e.RunID, Workflow: qa.Workflow, Activity: e.Name, Step: e.Step, Attempt: e.Attempt, IdempotencyKey: qa.Key}
 		actCtx := ctx
@@ -155,13 +159,13 @@ func (w *Worker) runQueued(ctx context.Context, task ActivityTask) error {
 		}
 		result.Payload = r.payload
 		if r.failure != nil {
-			result.Type, result.Failure = EventActivityAttemptFailed, r.failure
+			result.Type, result.Failure = backend.EventActivityAttemptFailed, r.failure
 			if r.retryAfter > 0 {
 				result.FireAt = w.clock.Now().Add(r.retryAfter)
 			}
 		}
 	}
-	if err := w.client.send(ctx, e.RunID, result); err != nil && !errors.Is(err, ErrRunEnded) && !errors.Is(err, ErrRunNotFound) {
+	if err := w.client.send(ctx, e.RunID, result); err != nil && !errors.Is(err, ErrRunEnded) && !errors.Is(err, backend.ErrRunNotFound) {
 		return fmt.Errorf("report %s to run %s: %w", e.Name, e.RunID, err)
 	}
 	return nil

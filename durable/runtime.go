@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
@@ -33,10 +34,10 @@ type workflowRuntime struct {
 	// seq is the position of the last event, committed or not.
 	seq int64
 	// fresh are events after the last commit, in order.
-	fresh []Event
+	fresh []backend.Event
 	// recorded are the command events of the loaded history not yet
 	// matched by the code, by type and step.
-	recorded map[cmdKey]Event
+	recorded map[cmdKey]backend.Event
 	versions map[string]int
 	// replaying is true while delivering an event that has later events
 	// in the loaded history.
@@ -49,20 +50,20 @@ type workflowRuntime struct {
 	lastStep int
 	pending  map[int]*command
 	issued   []*command
-	signals  map[string][]Event
+	signals  map[string][]backend.Event
 	canceled bool
 	// waitStatus is the status the run is reported with while it waits,
 	// set by SetWaitingStatus; empty means StatusWaiting.
-	waitStatus Status
+	waitStatus backend.Status
 
 	// outcome is set when the workflow has ended.
-	outcome *Event
+	outcome *backend.Event
 	// fatal is set when the run cannot go on with this code; it parks.
 	fatal error
 }
 
 type cmdKey struct {
-	t    EventType
+	t    backend.EventType
 	step int
 }
 
@@ -70,9 +71,9 @@ type cmdKey struct {
 // or a child run.
 type command struct {
 	step     int
-	kind     EventType
+	kind     backend.EventType
 	name     string
-	resolve  func(Event)
+	resolve  func(backend.Event)
 	recorded bool
 
 	// Activities.
@@ -95,10 +96,10 @@ func newRuntime(runID string, generation int, def workflowDef, log *slog.Logger)
 		runID:      runID,
 		generation: generation,
 		def:        def,
-		recorded:   map[cmdKey]Event{},
+		recorded:   map[cmdKey]backend.Event{},
 		versions:   map[string]int{},
 		pending:    map[int]*command{},
-		signals:    map[string][]Event{},
+		signals:    map[string][]backend.Event{},
 	}
 	rt.log = slog.New(replayHandler{log.Handler(), rt}).With("run_id", runID, "workflow", def.name)
 	return rt
@@ -107,10 +108,10 @@ func newRuntime(runID string, generation int, def workflowDef, log *slog.Logger)
 // load replays a history: incoming events are delivered, command events are
 // kept to be matched by the commands the code issues. Afterwards fresh holds
 // what the code did beyond the history (normally nothing).
-func (rt *workflowRuntime) load(history []Event) {
+func (rt *workflowRuntime) load(history []backend.Event) {
 	for _, e := range history {
 		switch {
-		case e.Type == EventVersion:
+		case e.Type == backend.EventVersion:
 			rt.versions[e.Name] = e.Version
 		case e.Type.IsCommand():
 			rt.recorded[cmdKey{e.Type, e.Step}] = e
@@ -144,23 +145,23 @@ func (rt *workflowRuntime) load(history []Event) {
 // checkUnmatched parks the run if history recorded commands the code did
 // not issue.
 func (rt *workflowRuntime) checkUnmatched() {
-	var left []Event
+	var left []backend.Event
 	for _, e := range rt.recorded {
 		left = append(left, e)
 	}
 	if len(left) == 0 {
 		return
 	}
-	first := slices.MinFunc(left, func(a, b Event) int { return int(a.Seq - b.Seq) })
+	first := slices.MinFunc(left, func(a, b backend.Event) int { return int(a.Seq - b.Seq) })
 	rt.fail(&NondeterminismError{RunID: rt.runID, Seq: first.Seq, Step: first.Step,
 		Expected: describeEvent(first), Actual: "did not issue it"})
 }
 
 // apply appends a new incoming event and delivers it.
-func (rt *workflowRuntime) apply(e Event) {
+func (rt *workflowRuntime) apply(e backend.Event) {
 	rt.seq++
 	e.Seq = rt.seq
-	if cmd := rt.pending[e.Step]; e.Step > 0 && cmd != nil && e.Type != EventActivityAttemptStarted {
+	if cmd := rt.pending[e.Step]; e.Step > 0 && cmd != nil && e.Type != backend.EventActivityAttemptStarted {
 		e.Started = cmd.startedAt
 		if e.Name == "" {
 			e.Name = cmd.name
@@ -171,7 +172,7 @@ func (rt *workflowRuntime) apply(e Event) {
 }
 
 // record appends a command event the code issued, unless history has it.
-func (rt *workflowRuntime) record(e Event) {
+func (rt *workflowRuntime) record(e backend.Event) {
 	rt.seq++
 	e.Seq = rt.seq
 	e.Time = rt.now
@@ -179,7 +180,7 @@ func (rt *workflowRuntime) record(e Event) {
 }
 
 // takeFresh returns the events since the last call and forgets them.
-func (rt *workflowRuntime) takeFresh() []Event {
+func (rt *workflowRuntime) takeFresh() []backend.Event {
 	f := rt.fresh
 	rt.fresh = nil
 	return f
@@ -187,9 +188,9 @@ func (rt *workflowRuntime) takeFresh() []Event {
 
 // deliver hands an incoming event to the workflow and runs it until it
 // blocks.
-func (rt *workflowRuntime) deliver(e Event) {
+func (rt *workflowRuntime) deliver(e backend.Event) {
 	switch e.Type {
-	case EventRunStarted:
+	case backend.EventRunStarted:
 		rt.now = e.Time
 		rt.rng = rand.New(rand.NewPCG(e.Seed, e.Seed^0x9e3779b97f4a7c15))
 		input := e.Payload
@@ -198,21 +199,21 @@ func (rt *workflowRuntime) deliver(e Event) {
 			out, err := rt.def.run(ctx, input)
 			rt.finish(out, err)
 		})
-	case EventActivityAttemptFailed, EventActivityAttemptStarted:
+	case backend.EventActivityAttemptFailed, backend.EventActivityAttemptStarted:
 		// Bookkeeping of retries; the workflow does not see attempts.
 		cmd := rt.pending[e.Step]
-		if cmd == nil || cmd.kind != EventActivityScheduled {
+		if cmd == nil || cmd.kind != backend.EventActivityScheduled {
 			rt.unexpected(e)
 			return
 		}
 		cmd.attempt = e.Attempt
-		cmd.running = e.Type == EventActivityAttemptStarted
+		cmd.running = e.Type == backend.EventActivityAttemptStarted
 		cmd.retryAt = e.FireAt
 		if cmd.running {
 			cmd.startedAt = e.Time
 		}
 		return
-	case EventActivityCompleted, EventActivityFailed, EventTimerFired, EventChildCompleted:
+	case backend.EventActivityCompleted, backend.EventActivityFailed, backend.EventTimerFired, backend.EventChildCompleted:
 		cmd := rt.pending[e.Step]
 		if cmd == nil || cmd.kind != resolvedBy(e.Type) {
 			rt.unexpected(e)
@@ -221,31 +222,31 @@ func (rt *workflowRuntime) deliver(e Event) {
 		delete(rt.pending, e.Step)
 		rt.now = e.Time
 		cmd.resolve(e)
-	case EventSignalReceived:
+	case backend.EventSignalReceived:
 		rt.now = e.Time
 		rt.signals[e.Name] = append(rt.signals[e.Name], e)
-	case EventCancelRequested:
+	case backend.EventCancelRequested:
 		rt.now = e.Time
 		rt.canceled = true
 	default:
-		rt.fail(fmt.Errorf("%w: %s event %d cannot be delivered", ErrCorruptHistory, e.Type, e.Seq))
+		rt.fail(fmt.Errorf("%w: %s event %d cannot be delivered", backend.ErrCorruptHistory, e.Type, e.Seq))
 		return
 	}
 	rt.runUntilBlocked()
 }
 
-func resolvedBy(t EventType) EventType {
+func resolvedBy(t backend.EventType) backend.EventType {
 	switch t {
-	case EventActivityCompleted, EventActivityFailed:
-		return EventActivityScheduled
-	case EventTimerFired:
-		return EventTimerStarted
+	case backend.EventActivityCompleted, backend.EventActivityFailed:
+		return backend.EventActivityScheduled
+	case backend.EventTimerFired:
+		return backend.EventTimerStarted
 	}
-	return EventChildStarted
+	return backend.EventChildStarted
 }
 
 // unexpected parks the run on an event for a step the code has not issued.
-func (rt *workflowRuntime) unexpected(e Event) {
+func (rt *workflowRuntime) unexpected(e backend.Event) {
 	actual := fmt.Sprintf("has no pending step %d for it", e.Step)
 	if rt.outcome != nil {
 		actual = "had already ended"
@@ -263,7 +264,7 @@ func (rt *workflowRuntime) fail(err error) {
 
 // issue registers a step-owning command the code issued: it is matched with
 // history, or recorded as new.
-func (rt *workflowRuntime) issue(cmd *command, e Event) {
+func (rt *workflowRuntime) issue(cmd *command, e backend.Event) {
 	rt.check()
 	rt.lastStep++
 	cmd.step, e.Step = rt.lastStep, rt.lastStep
@@ -297,7 +298,7 @@ func (rt *workflowRuntime) takeIssued() []*command {
 
 // matchOrRecord matches a command with the recorded one at its step, or
 // records it and reports true. A mismatch parks the run.
-func (rt *workflowRuntime) matchOrRecord(e Event) bool {
+func (rt *workflowRuntime) matchOrRecord(e backend.Event) bool {
 	key := cmdKey{e.Type, e.Step}
 	if rec, ok := rt.recorded[key]; ok {
 		if rec.Name != e.Name {
@@ -308,8 +309,8 @@ func (rt *workflowRuntime) matchOrRecord(e Event) bool {
 		delete(rt.recorded, key)
 		return false
 	}
-	if e.Step > 0 && e.Type != EventTimerCanceled {
-		for _, t := range []EventType{EventActivityScheduled, EventTimerStarted, EventSideEffect, EventChildStarted} {
+	if e.Step > 0 && e.Type != backend.EventTimerCanceled {
+		for _, t := range []backend.EventType{backend.EventActivityScheduled, backend.EventTimerStarted, backend.EventSideEffect, backend.EventChildStarted} {
 			if rec, ok := rt.recorded[cmdKey{t, e.Step}]; ok {
 				rt.fail(&NondeterminismError{RunID: rt.runID, Seq: rec.Seq, Step: e.Step,
 					Expected: describeEvent(rec), Actual: "issued " + describeEvent(e)})
@@ -326,27 +327,27 @@ func (rt *workflowRuntime) finish(out []byte, err error) {
 	if rt.outcome != nil || rt.stopped() {
 		return
 	}
-	e := Event{Type: EventRunCompleted, Payload: out}
+	e := backend.Event{Type: backend.EventRunCompleted, Payload: out}
 	var can *continueAsNewError
 	switch {
 	case errors.As(err, &can):
 		if got := reflect.TypeOf(can.input); got != rt.def.inType {
-			e = Event{Type: EventRunFailed, Failure: &Failure{Message: fmt.Sprintf(
+			e = backend.Event{Type: backend.EventRunFailed, Failure: &backend.Failure{Message: fmt.Sprintf(
 				"continue as new: input is %v, workflow %s takes %v", got, rt.def.name, rt.def.inType), NonRetryable: true}}
 			break
 		}
 		payload, encErr := json.Marshal(can.input)
 		if encErr != nil {
-			e = Event{Type: EventRunFailed, Failure: &Failure{Message: "continue as new: " + encErr.Error()}}
+			e = backend.Event{Type: backend.EventRunFailed, Failure: &backend.Failure{Message: "continue as new: " + encErr.Error()}}
 			break
 		}
-		e = Event{Type: EventRunStarted, Payload: payload, Seed: rt.rng.Uint64()}
+		e = backend.Event{Type: backend.EventRunStarted, Payload: payload, Seed: rt.rng.Uint64()}
 	case errors.Is(err, ErrCanceled) && rt.canceled:
-		e = Event{Type: EventRunCanceled, Failure: failureOf(err)}
+		e = backend.Event{Type: backend.EventRunCanceled, Failure: failureOf(err)}
 	case err != nil:
-		e = Event{Type: EventRunFailed, Failure: failureOf(err)}
+		e = backend.Event{Type: backend.EventRunFailed, Failure: failureOf(err)}
 	}
-	if e.Type != EventRunStarted {
+	if e.Type != backend.EventRunStarted {
 		if rec, ok := rt.terminalRecorded(); ok && rec.Type != e.Type {
 			rt.fail(&NondeterminismError{RunID: rt.runID, Seq: rec.Seq,
 				Expected: describeEvent(rec), Actual: "ended with " + describeEvent(e)})
@@ -357,13 +358,13 @@ func (rt *workflowRuntime) finish(out []byte, err error) {
 	rt.outcome = &e
 }
 
-func (rt *workflowRuntime) terminalRecorded() (Event, bool) {
-	for _, t := range []EventType{EventRunCompleted, EventRunFailed, EventRunCanceled} {
+func (rt *workflowRuntime) terminalRecorded() (backend.Event, bool) {
+	for _, t := range []backend.EventType{backend.EventRunCompleted, backend.EventRunFailed, backend.EventRunCanceled} {
 		if e, ok := rt.recorded[cmdKey{t, 0}]; ok {
 			return e, true
 		}
 	}
-	return Event{}, false
+	return backend.Event{}, false
 }
 
 // continueAsNewError is returned by ContinueAsNew.
@@ -384,38 +385,38 @@ func ContinueAsNew(ctx Context, input any) error {
 
 // carriedSignals are the signals delivered and not received, in order, for
 // the next history of a run that continues as new.
-func (rt *workflowRuntime) carriedSignals() []Event {
-	var all []Event
+func (rt *workflowRuntime) carriedSignals() []backend.Event {
+	var all []backend.Event
 	for _, q := range rt.signals {
 		all = append(all, q...)
 	}
-	slices.SortFunc(all, func(a, b Event) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(all, func(a, b backend.Event) int { return int(a.Seq - b.Seq) })
 	return all
 }
 
 // describeEvent renders an event for humans: "activity TakeOrder (step 1)".
-func describeEvent(e Event) string {
+func describeEvent(e backend.Event) string {
 	switch e.Type {
-	case EventActivityScheduled:
+	case backend.EventActivityScheduled:
 		return fmt.Sprintf("activity %s (step %d)", e.Name, e.Step)
-	case EventTimerStarted:
+	case backend.EventTimerStarted:
 		return fmt.Sprintf("timer (step %d)", e.Step)
-	case EventTimerCanceled:
+	case backend.EventTimerCanceled:
 		return fmt.Sprintf("cancellation of timer step %d", e.Step)
-	case EventSideEffect:
+	case backend.EventSideEffect:
 		if e.Name != "" {
 			return fmt.Sprintf("record %s (step %d)", e.Name, e.Step)
 		}
 		return fmt.Sprintf("side effect (step %d)", e.Step)
-	case EventChildStarted:
+	case backend.EventChildStarted:
 		return fmt.Sprintf("child workflow %s (step %d)", e.Name, e.Step)
-	case EventVersion:
+	case backend.EventVersion:
 		return fmt.Sprintf("version %d of change %q", e.Version, e.Name)
-	case EventRunCompleted:
+	case backend.EventRunCompleted:
 		return "run completed"
-	case EventRunFailed:
+	case backend.EventRunFailed:
 		return "run failed"
-	case EventRunCanceled:
+	case backend.EventRunCanceled:
 		return "run canceled"
 	}
 	if e.Step > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -31,8 +32,8 @@ func NewTimer(ctx Context, d time.Duration) Future[struct{}] {
 	}
 	fireAt := rt.now.Add(d)
 	cmd := &command{fireAt: fireAt}
-	cmd.resolve = func(Event) { f.set(struct{}{}, nil) }
-	rt.issue(cmd, Event{Type: EventTimerStarted, FireAt: fireAt})
+	cmd.resolve = func(backend.Event) { f.set(struct{}{}, nil) }
+	rt.issue(cmd, backend.Event{Type: backend.EventTimerStarted, FireAt: fireAt})
 	f.what = description{kind: "timer", until: fireAt, step: cmd.step}
 	return &timerFuture{future: f, step: cmd.step}
 }
@@ -51,7 +52,7 @@ func (rt *workflowRuntime) cancelTimer(f Future[struct{}]) {
 		return
 	}
 	delete(rt.pending, t.step)
-	e := Event{Type: EventTimerCanceled, Step: t.step}
+	e := backend.Event{Type: backend.EventTimerCanceled, Step: t.step}
 	rt.matchOrRecord(e)
 	rt.check()
 }
@@ -72,8 +73,8 @@ func SideEffect[T any](ctx Context, fn func() T) (T, error) {
 	rt.check()
 	var v T
 	cmd := &command{}
-	if rec, ok := rt.recorded[cmdKey{EventSideEffect, rt.lastStep + 1}]; ok {
-		rt.issue(cmd, Event{Type: EventSideEffect})
+	if rec, ok := rt.recorded[cmdKey{backend.EventSideEffect, rt.lastStep + 1}]; ok {
+		rt.issue(cmd, backend.Event{Type: backend.EventSideEffect})
 		if err := json.Unmarshal(rec.Payload, &v); err != nil {
 			return v, fmt.Errorf("decode side effect (step %d): %w", cmd.step, err)
 		}
@@ -84,7 +85,7 @@ func SideEffect[T any](ctx Context, fn func() T) (T, error) {
 	if err != nil {
 		return v, fmt.Errorf("side effect: %w", err)
 	}
-	rt.issue(cmd, Event{Type: EventSideEffect, Payload: payload})
+	rt.issue(cmd, backend.Event{Type: backend.EventSideEffect, Payload: payload})
 	return v, nil
 }
 
@@ -105,7 +106,7 @@ func Record(ctx Context, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("record %s: %w", name, err)
 	}
-	rt.issue(&command{}, Event{Type: EventSideEffect, Name: name, Payload: payload})
+	rt.issue(&command{}, backend.Event{Type: backend.EventSideEffect, Name: name, Payload: payload})
 	return nil
 }
 
@@ -114,7 +115,7 @@ func Record(ctx Context, name string, v any) error {
 // for a person's decision, so that operators can list such runs. The empty
 // status restores StatusWaiting. It is workflow state, not journaled:
 // replay sets it again as the code runs.
-func SetWaitingStatus(ctx Context, s Status) {
+func SetWaitingStatus(ctx Context, s backend.Status) {
 	rt := ctx.runtime()
 	rt.check()
 	rt.waitStatus = s
@@ -147,7 +148,7 @@ func Version(ctx Context, changeID string, minSupported, maxSupported int) int {
 		if rt.replaying {
 			v = DefaultVersion
 		} else {
-			rt.record(Event{Type: EventVersion, Name: changeID, Version: v})
+			rt.record(backend.Event{Type: backend.EventVersion, Name: changeID, Version: v})
 		}
 		rt.versions[changeID] = v
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func (s Signal[T]) Send(ctx context.Context, c *Client, runID string, v T) error
 	if err != nil {
 		return fmt.Errorf("signal %s: encode payload: %w", s.name, err)
 	}
-	return c.send(ctx, runID, Event{Type: EventSignalReceived, Name: s.name, Payload: payload, Sender: SenderFrom(ctx)})
+	return c.send(ctx, runID, backend.Event{Type: backend.EventSignalReceived, Name: s.name, Payload: payload, Sender: SenderFrom(ctx)})
 }
 
 // Receive waits for the next signal and returns its payload. A payload

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"io"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ const timelineDetailRunes = 60
 // to about 60 runes and every cell is made one line of valid UTF-8, so a
 // hostile payload cannot break the table. The output depends only on
 // events; it is the same every time.
-func WriteTimeline(w io.Writer, events []Event) error {
+func WriteTimeline(w io.Writer, events []backend.Event) error {
 	header, rows := Timeline(events)
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
@@ -52,7 +53,7 @@ func WriteTimeline(w io.Writer, events []Event) error {
 // header, and a row for each event, every cell one line without tabs. A
 // program that shows events as they come (a watch) lays out the rows of
 // the new ones, computed from the whole history so far.
-func Timeline(events []Event) (header []string, rows [][]string) {
+func Timeline(events []backend.Event) (header []string, rows [][]string) {
 	names := map[int]string{}
 	for _, e := range events {
 		if e.Step > 0 && e.Type.IsCommand() && e.Name != "" {
@@ -81,7 +82,7 @@ func Timeline(events []Event) (header []string, rows [][]string) {
 
 // timelineTook is the TOOK cell of an event that ends work: how long the
 // attempt, timer or child it ends took.
-func timelineTook(e Event) string {
+func timelineTook(e backend.Event) string {
 	if e.Started.IsZero() {
 		return ""
 	}
@@ -89,28 +90,28 @@ func timelineTook(e Event) string {
 }
 
 // timelineDetail is the DETAIL cell of an event.
-func timelineDetail(e Event) string {
+func timelineDetail(e backend.Event) string {
 	switch e.Type {
-	case EventTimerStarted:
+	case backend.EventTimerStarted:
 		if e.FireAt.IsZero() {
 			return ""
 		}
 		return "fires " + timelineOffset(e.FireAt.Sub(e.Time))
-	case EventActivityAttemptFailed:
+	case backend.EventActivityAttemptFailed:
 		if e.FireAt.IsZero() {
 			return timelineFailure(e.Failure)
 		}
 		return "retry " + timelineOffset(e.FireAt.Sub(e.Time)) + ": " + timelineFailure(e.Failure)
-	case EventVersion:
+	case backend.EventVersion:
 		return "version " + strconv.Itoa(e.Version)
-	case EventChildStarted:
+	case backend.EventChildStarted:
 		return "run " + e.RunID
-	case EventCancelRequested:
+	case backend.EventCancelRequested:
 		if e.Sender != "" {
 			return "by " + e.Sender
 		}
 		return ""
-	case EventSignalReceived:
+	case backend.EventSignalReceived:
 		d := timelinePayload(e.Payload)
 		if e.Sender != "" {
 			d += " from " + e.Sender
@@ -135,7 +136,7 @@ func timelinePayload(p json.RawMessage) string {
 	return timelineTruncate(buf.String())
 }
 
-func timelineFailure(f *Failure) string {
+func timelineFailure(f *backend.Failure) string {
 	if f == nil {
 		return ""
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
@@ -28,59 +29,59 @@ func TestWriteTimeline(t *testing.T) {
 	long := `"` + strings.Repeat("ab", 50) + `"`
 	tests := []struct {
 		name   string
-		events []durable.Event
+		events []backend.Event
 		// last is the expected last row, spaces squeezed to one.
 		last string
 	}{
 		{"empty", nil, "SEQ TIME STEP EVENT NAME ATTEMPT TOOK DETAIL"},
-		{"how long the work took", []durable.Event{
-			{Seq: 1, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
-			{Seq: 2, Type: durable.EventActivityCompleted, Time: tlAt(1500 * time.Millisecond), Started: tlAt(250 * time.Millisecond),
+		{"how long the work took", []backend.Event{
+			{Seq: 1, Type: backend.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
+			{Seq: 2, Type: backend.EventActivityCompleted, Time: tlAt(1500 * time.Millisecond), Started: tlAt(250 * time.Millisecond),
 				Step: 1, Attempt: 1, Payload: json.RawMessage(`1`)},
 		}, `2 +1.5s 1 activity_completed charge 1 1.25s 1`},
-		{"completion named by its command", []durable.Event{
-			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "checkout"},
-			{Seq: 2, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
-			{Seq: 3, Type: durable.EventActivityCompleted, Time: tlAt(1500 * time.Millisecond), Step: 1, Attempt: 1, Payload: json.RawMessage(`{"ok": true}`)},
+		{"completion named by its command", []backend.Event{
+			{Seq: 1, Type: backend.EventRunStarted, Time: tlStart, Name: "checkout"},
+			{Seq: 2, Type: backend.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
+			{Seq: 3, Type: backend.EventActivityCompleted, Time: tlAt(1500 * time.Millisecond), Step: 1, Attempt: 1, Payload: json.RawMessage(`{"ok": true}`)},
 		}, `3 +1.5s 1 activity_completed charge 1 {"ok":true}`},
-		{"time rounded to ms", []durable.Event{
-			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "w"},
-			{Seq: 2, Type: durable.EventRunCompleted, Time: tlAt(5*time.Second + 3400*time.Microsecond), Payload: json.RawMessage(`1`)},
+		{"time rounded to ms", []backend.Event{
+			{Seq: 1, Type: backend.EventRunStarted, Time: tlStart, Name: "w"},
+			{Seq: 2, Type: backend.EventRunCompleted, Time: tlAt(5*time.Second + 3400*time.Microsecond), Payload: json.RawMessage(`1`)},
 		}, `2 +5.003s run_completed 1`},
-		{"timer", []durable.Event{
-			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "w"},
-			{Seq: 2, Type: durable.EventTimerStarted, Time: tlAt(time.Second), Step: 1, FireAt: tlAt(6 * time.Second)},
+		{"timer", []backend.Event{
+			{Seq: 1, Type: backend.EventRunStarted, Time: tlStart, Name: "w"},
+			{Seq: 2, Type: backend.EventTimerStarted, Time: tlAt(time.Second), Step: 1, FireAt: tlAt(6 * time.Second)},
 		}, `2 +1s 1 timer_started fires +5s`},
-		{"retry", []durable.Event{
-			{Seq: 1, Type: durable.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
-			{Seq: 2, Type: durable.EventActivityAttemptFailed, Time: tlAt(time.Second), Step: 1, Attempt: 1,
-				FireAt: tlAt(3 * time.Second), Failure: &durable.Failure{Message: "bank unreachable"}},
+		{"retry", []backend.Event{
+			{Seq: 1, Type: backend.EventActivityScheduled, Time: tlStart, Step: 1, Attempt: 1, Name: "charge"},
+			{Seq: 2, Type: backend.EventActivityAttemptFailed, Time: tlAt(time.Second), Step: 1, Attempt: 1,
+				FireAt: tlAt(3 * time.Second), Failure: &backend.Failure{Message: "bank unreachable"}},
 		}, `2 +1s 1 activity_attempt_failed charge 1 retry +2s: bank unreachable`},
-		{"final failure", []durable.Event{
-			{Seq: 1, Type: durable.EventActivityScheduled, Time: tlStart, Step: 3, Attempt: 1, Name: "charge"},
-			{Seq: 2, Type: durable.EventActivityFailed, Time: tlStart, Step: 3, Attempt: 4,
-				Failure: &durable.Failure{Message: "card declined", NonRetryable: true}},
+		{"final failure", []backend.Event{
+			{Seq: 1, Type: backend.EventActivityScheduled, Time: tlStart, Step: 3, Attempt: 1, Name: "charge"},
+			{Seq: 2, Type: backend.EventActivityFailed, Time: tlStart, Step: 3, Attempt: 4,
+				Failure: &backend.Failure{Message: "card declined", NonRetryable: true}},
 		}, `2 +0s 3 activity_failed charge 4 card declined`},
-		{"long payload cut to 60 runes", []durable.Event{
-			{Seq: 1, Type: durable.EventRunCompleted, Time: tlStart, Payload: json.RawMessage(long)},
+		{"long payload cut to 60 runes", []backend.Event{
+			{Seq: 1, Type: backend.EventRunCompleted, Time: tlStart, Payload: json.RawMessage(long)},
 		}, `1 +0s run_completed ` + long[:59] + "…"},
-		{"signal", []durable.Event{
-			{Seq: 1, Type: durable.EventSignalReceived, Time: tlStart, Name: "approve", Payload: json.RawMessage(`{"ok":true}`), Sender: "ana"},
+		{"signal", []backend.Event{
+			{Seq: 1, Type: backend.EventSignalReceived, Time: tlStart, Name: "approve", Payload: json.RawMessage(`{"ok":true}`), Sender: "ana"},
 		}, `1 +0s signal_received approve {"ok":true} from ana`},
-		{"version", []durable.Event{
-			{Seq: 1, Type: durable.EventVersion, Time: tlStart, Name: "add-discount", Version: 2},
+		{"version", []backend.Event{
+			{Seq: 1, Type: backend.EventVersion, Time: tlStart, Name: "add-discount", Version: 2},
 		}, `1 +0s version add-discount version 2`},
-		{"child", []durable.Event{
-			{Seq: 1, Type: durable.EventChildStarted, Time: tlStart, Step: 2, Name: "ship", RunID: "order-1/0/2"},
-			{Seq: 2, Type: durable.EventChildCompleted, Time: tlAt(time.Minute), Step: 2, RunID: "order-1/0/2", Payload: json.RawMessage(`"shipped"`)},
+		{"child", []backend.Event{
+			{Seq: 1, Type: backend.EventChildStarted, Time: tlStart, Step: 2, Name: "ship", RunID: "order-1/0/2"},
+			{Seq: 2, Type: backend.EventChildCompleted, Time: tlAt(time.Minute), Step: 2, RunID: "order-1/0/2", Payload: json.RawMessage(`"shipped"`)},
 		}, `2 +1m0s 2 child_completed ship "shipped"`},
-		{"control characters stay in their cell", []durable.Event{
-			{Seq: 1, Type: durable.EventRunStarted, Time: tlStart, Name: "w"},
-			{Seq: 2, Type: durable.EventSignalReceived, Time: tlStart, Name: "a\tb\nc", Payload: json.RawMessage("{\n\t\"k\": 1\n}")},
-			{Seq: 3, Type: durable.EventRunFailed, Time: tlStart, Failure: &durable.Failure{Message: "bad\tline\nnext \xff"}},
+		{"control characters stay in their cell", []backend.Event{
+			{Seq: 1, Type: backend.EventRunStarted, Time: tlStart, Name: "w"},
+			{Seq: 2, Type: backend.EventSignalReceived, Time: tlStart, Name: "a\tb\nc", Payload: json.RawMessage("{\n\t\"k\": 1\n}")},
+			{Seq: 3, Type: backend.EventRunFailed, Time: tlStart, Failure: &backend.Failure{Message: "bad\tline\nnext \xff"}},
 		}, "3 +0s run_failed bad line next \uFFFD"},
-		{"invalid JSON payload", []durable.Event{
-			{Seq: 1, Type: durable.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`{oops`)},
+		{"invalid JSON payload", []backend.Event{
+			{Seq: 1, Type: backend.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`{oops`)},
 		}, `1 +0s 1 side_effect {oops`},
 	}
 	for _, tt := range tests {
@@ -121,30 +122,30 @@ func checkTimelineAligned(t *testing.T, lines []string) {
 // Run with -update to rewrite testdata/timeline.golden.
 func TestWriteTimelineGolden(t *testing.T) {
 	ms := time.Millisecond
-	events := []durable.Event{
-		{Type: durable.EventRunStarted, Time: tlStart, Name: "PizzaOrder", Payload: json.RawMessage(`"margherita"`), Seed: 42},
-		{Type: durable.EventVersion, Time: tlStart, Name: "oven-v2", Version: 1},
-		{Type: durable.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`"5b1c9e0a-7d1e-4c39-a2f4-0f6b2d3c4e5f"`)},
-		{Type: durable.EventActivityScheduled, Time: tlStart, Step: 2, Attempt: 1, Name: "TakeOrder", InputHash: "ab12"},
-		{Type: durable.EventActivityCompleted, Time: tlAt(3 * ms), Started: tlStart, Step: 2, Attempt: 1, Payload: json.RawMessage(`"order-pizza-1-0-2"`)},
-		{Type: durable.EventActivityScheduled, Time: tlAt(3 * ms), Step: 3, Attempt: 1, Name: "PreparePizza", InputHash: "cd34"},
-		{Type: durable.EventActivityAttemptFailed, Time: tlAt(250 * ms), Step: 3, Attempt: 1, FireAt: tlAt(1250 * ms),
-			Failure: &durable.Failure{Message: "oven not hot yet", Type: "*errors.errorString"}},
-		{Type: durable.EventActivityAttemptStarted, Time: tlAt(1250 * ms), Step: 3, Attempt: 2},
-		{Type: durable.EventActivityCompleted, Time: tlAt(1304 * ms), Step: 3, Attempt: 2,
+	events := []backend.Event{
+		{Type: backend.EventRunStarted, Time: tlStart, Name: "PizzaOrder", Payload: json.RawMessage(`"margherita"`), Seed: 42},
+		{Type: backend.EventVersion, Time: tlStart, Name: "oven-v2", Version: 1},
+		{Type: backend.EventSideEffect, Time: tlStart, Step: 1, Payload: json.RawMessage(`"5b1c9e0a-7d1e-4c39-a2f4-0f6b2d3c4e5f"`)},
+		{Type: backend.EventActivityScheduled, Time: tlStart, Step: 2, Attempt: 1, Name: "TakeOrder", InputHash: "ab12"},
+		{Type: backend.EventActivityCompleted, Time: tlAt(3 * ms), Started: tlStart, Step: 2, Attempt: 1, Payload: json.RawMessage(`"order-pizza-1-0-2"`)},
+		{Type: backend.EventActivityScheduled, Time: tlAt(3 * ms), Step: 3, Attempt: 1, Name: "PreparePizza", InputHash: "cd34"},
+		{Type: backend.EventActivityAttemptFailed, Time: tlAt(250 * ms), Step: 3, Attempt: 1, FireAt: tlAt(1250 * ms),
+			Failure: &backend.Failure{Message: "oven not hot yet", Type: "*errors.errorString"}},
+		{Type: backend.EventActivityAttemptStarted, Time: tlAt(1250 * ms), Step: 3, Attempt: 2},
+		{Type: backend.EventActivityCompleted, Time: tlAt(1304 * ms), Step: 3, Attempt: 2,
 			Payload: json.RawMessage(`{"order": "order-pizza-1-0-2", "pizza": "margherita", "toppings": ["basil", "mozzarella", "tomato"]}`)},
-		{Type: durable.EventTimerStarted, Time: tlAt(1304 * ms), Step: 4, FireAt: tlAt(6304 * ms)},
-		{Type: durable.EventSignalReceived, Time: tlAt(2 * time.Second), Name: "note", Payload: json.RawMessage(`"ring twice"`), Sender: "customer"},
-		{Type: durable.EventTimerFired, Time: tlAt(6307 * ms), Started: tlAt(1304 * ms), Step: 4},
-		{Type: durable.EventChildStarted, Time: tlAt(6307 * ms), Step: 5, Name: "Delivery", RunID: "pizza-1/0/5", InputHash: "ef56"},
-		{Type: durable.EventChildCompleted, Time: tlAt(9 * time.Minute), Step: 5, RunID: "pizza-1/0/5", Payload: json.RawMessage(`"delivered"`)},
-		{Type: durable.EventTimerStarted, Time: tlAt(9 * time.Minute), Step: 6, FireAt: tlAt(69 * time.Minute)},
-		{Type: durable.EventTimerCanceled, Time: tlAt(9 * time.Minute), Step: 6},
-		{Type: durable.EventActivityScheduled, Time: tlAt(9 * time.Minute), Step: 7, Attempt: 1, Name: "SendReceipt", InputHash: "0789"},
-		{Type: durable.EventActivityFailed, Time: tlAt(9*time.Minute + 10*time.Second), Step: 7, Attempt: 1,
-			Failure: &durable.Failure{Message: "activity SendReceipt timed out after 10s", Kind: durable.KindTimeout}},
-		{Type: durable.EventCancelRequested, Time: tlAt(10 * time.Minute), Sender: "ops"},
-		{Type: durable.EventRunCanceled, Time: tlAt(10 * time.Minute), Failure: &durable.Failure{Message: "canceled", Kind: durable.KindCanceled}},
+		{Type: backend.EventTimerStarted, Time: tlAt(1304 * ms), Step: 4, FireAt: tlAt(6304 * ms)},
+		{Type: backend.EventSignalReceived, Time: tlAt(2 * time.Second), Name: "note", Payload: json.RawMessage(`"ring twice"`), Sender: "customer"},
+		{Type: backend.EventTimerFired, Time: tlAt(6307 * ms), Started: tlAt(1304 * ms), Step: 4},
+		{Type: backend.EventChildStarted, Time: tlAt(6307 * ms), Step: 5, Name: "Delivery", RunID: "pizza-1/0/5", InputHash: "ef56"},
+		{Type: backend.EventChildCompleted, Time: tlAt(9 * time.Minute), Step: 5, RunID: "pizza-1/0/5", Payload: json.RawMessage(`"delivered"`)},
+		{Type: backend.EventTimerStarted, Time: tlAt(9 * time.Minute), Step: 6, FireAt: tlAt(69 * time.Minute)},
+		{Type: backend.EventTimerCanceled, Time: tlAt(9 * time.Minute), Step: 6},
+		{Type: backend.EventActivityScheduled, Time: tlAt(9 * time.Minute), Step: 7, Attempt: 1, Name: "SendReceipt", InputHash: "0789"},
+		{Type: backend.EventActivityFailed, Time: tlAt(9*time.Minute + 10*time.Second), Step: 7, Attempt: 1,
+			Failure: &backend.Failure{Message: "activity SendReceipt timed out after 10s", Kind: backend.KindTimeout}},
+		{Type: backend.EventCancelRequested, Time: tlAt(10 * time.Minute), Sender: "ops"},
+		{Type: backend.EventRunCanceled, Time: tlAt(10 * time.Minute), Failure: &backend.Failure{Message: "canceled", Kind: backend.KindCanceled}},
 	}
 	for i := range events {
 		events[i].Seq = int64(i + 1)

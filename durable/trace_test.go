@@ -13,79 +13,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/syncbuf"
 )
-
-func TestTraceText(t *testing.T) {
-	const text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	var tr durable.Trace
-	if err := tr.UnmarshalText([]byte(text)); err != nil {
-		t.Fatal(err)
-	}
-	if tr.TraceID.String() != "4bf92f3577b34da6a3ce929d0e0e4736" || tr.Parent.String() != "00f067aa0ba902b7" || !tr.Sampled() {
-		t.Errorf("decoded %+v", tr)
-	}
-	if out, _ := tr.MarshalText(); string(out) != text {
-		t.Errorf("encoded %s, want %s", out, text)
-	}
-	root := "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-00"
-	if err := tr.UnmarshalText([]byte(root)); err != nil || tr.Parent.IsValid() || tr.Sampled() {
-		t.Errorf("a trace without a parent: %+v, %v", tr, err)
-	}
-	if tr.ParentContext().IsValid() {
-		t.Error("a trace without a parent has a parent context")
-	}
-	if err := tr.UnmarshalText(nil); err != nil || !tr.IsZero() {
-		t.Errorf("empty text: %+v, %v", tr, err)
-	}
-	for _, bad := range []string{
-		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version
-		"00-00000000000000000000000000000000-00f067aa0ba902b7-01", // zero trace id
-		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", // upper case
-		"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short
-		"00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01", // not hex
-		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",    // no flags
-		"garbage",
-	} {
-		var got durable.Trace
-		if err := got.UnmarshalText([]byte(bad)); err == nil {
-			t.Errorf("%q decoded as %+v; want an error", bad, got)
-		}
-	}
-}
-
-func TestSpanIDsAreDerived(t *testing.T) {
-	tr := durable.TraceFrom(context.Background())
-	if !tr.TraceID.IsValid() || tr.Parent.IsValid() || !tr.Sampled() {
-		t.Fatalf("a trace started outside any span: %+v", tr)
-	}
-	ids := map[trace.SpanID]string{}
-	add := func(id trace.SpanID, what string) {
-		if !id.IsValid() {
-			t.Errorf("%s: invalid span id", what)
-		}
-		if other, ok := ids[id]; ok {
-			t.Errorf("%s has the span id of %s", what, other)
-		}
-		ids[id] = what
-	}
-	add(tr.RunSpanID("r1"), "run r1")
-	add(tr.RunSpanID("r2"), "run r2")
-	for gen := range 2 {
-		for step := range 3 {
-			for attempt := range 3 {
-				add(tr.StepSpanID("r1", gen, step+1, attempt), "a step")
-			}
-		}
-	}
-	if tr.StepSpanID("r1", 0, 1, 1) != tr.StepSpanID("r1", 0, 1, 1) {
-		t.Error("the same step has two span ids")
-	}
-	other := durable.TraceFrom(context.Background())
-	if other.TraceID == tr.TraceID || other.RunSpanID("r1") == tr.RunSpanID("r1") {
-		t.Error("two traces share ids")
-	}
-}
 
 // TestRunTrace: a run started under a span joins its trace; its activities
 // run under their attempts' derived spans, its child under the child's
@@ -151,10 +81,10 @@ func TestRunTrace(t *testing.T) {
 	waitFor(t, "the last write observed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(written) > 0 && written[len(written)-1].Run.Status == durable.StatusCompleted &&
+		return len(written) > 0 && written[len(written)-1].Run.Status == backend.StatusCompleted &&
 			written[len(written)-1].Run.ID == "p1"
 	})
-	want := durable.Trace{TraceID: caller.TraceID(), Parent: caller.SpanID(), Flags: trace.FlagsSampled}
+	want := backend.Trace{TraceID: caller.TraceID(), Parent: caller.SpanID(), Flags: trace.FlagsSampled}
 	info, err := e.client.Describe(ctx, "p1")
 	if err != nil || info.Trace != want || info.Generation != 1 {
 		t.Fatalf("record: trace %v generation %d (%v); want trace %v, generation 1", info.Trace, info.Generation, err, want)
@@ -182,11 +112,11 @@ func TestRunTrace(t *testing.T) {
 	}
 
 	// The child hangs under its step (2) of generation 0.
-	children, err := e.client.ListRuns(ctx, durable.RunFilter{Workflow: "child"})
+	children, err := e.client.ListRuns(ctx, backend.RunFilter{Workflow: "child"})
 	if err != nil || len(children) != 1 {
 		t.Fatalf("children %v, %v", children, err)
 	}
-	wantChild := durable.Trace{TraceID: want.TraceID, Parent: want.StepSpanID("p1", 0, 2, 0), Flags: want.Flags}
+	wantChild := backend.Trace{TraceID: want.TraceID, Parent: want.StepSpanID("p1", 0, 2, 0), Flags: want.Flags}
 	if children[0].Trace != wantChild {
 		t.Errorf("child trace %v; want %v", children[0].Trace, wantChild)
 	}
@@ -196,12 +126,12 @@ func TestRunTrace(t *testing.T) {
 	for _, wr := range written {
 		for _, ev := range append(wr.Previous, wr.Events...) {
 			switch ev.Type {
-			case durable.EventActivityAttemptFailed, durable.EventActivityCompleted, durable.EventChildCompleted:
+			case backend.EventActivityAttemptFailed, backend.EventActivityCompleted, backend.EventChildCompleted:
 				ends++
 				if ev.Started.IsZero() || ev.Started.After(ev.Time) {
 					t.Errorf("%s of step %d: started %v, time %v", ev.Type, ev.Step, ev.Started, ev.Time)
 				}
-			case durable.EventActivityScheduled, durable.EventRunStarted:
+			case backend.EventActivityScheduled, backend.EventRunStarted:
 				if !ev.Started.IsZero() {
 					t.Errorf("%s has a start time", ev.Type)
 				}
@@ -242,7 +172,7 @@ func TestReplayedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus("s1", durable.StatusWaiting)
+	e.waitStatus("s1", backend.StatusWaiting)
 	if err := wake.Send(ctx, e.client, "s1", "up"); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
 	"os"
 	"slices"
@@ -26,16 +27,16 @@ type Observer func(ctx context.Context, w Written)
 // Written is one write a worker made to a run.
 type Written struct {
 	// Run is the run's record as written.
-	Run RunInfo
+	Run backend.RunInfo
 	// Events are the events appended, in history order: none when only
 	// the record changed, as when a run is parked or handed off; the new
 	// history from its first event when the run continued as new.
-	Events []Event
+	Events []backend.Event
 	// Previous are, when the run continued as new, the events of the
 	// history it ended that were never written: that history was replaced
 	// before they were (they belong to generation Run.Generation-1).
 	// This is their only notice.
-	Previous []Event
+	Previous []backend.Event
 	// Replayed says the worker rebuilt the run by replaying its history
 	// (it picked the run up after a crash, a hand-off or a wait) rather
 	// than keeping it in memory since it started.
@@ -54,11 +55,11 @@ type WorkerOptions struct {
 	// died. The worker renews leases every third of it. Default 30s.
 	LeaseTTL time.Duration
 	// Clock tells time. Default: SystemClock.
-	Clock Clock
+	Clock backend.Clock
 	// Logger receives the worker's logs. Default: slog.Default.
 	Logger *slog.Logger
 	// Codec transforms payloads at rest; clients must use the same.
-	Codec Codec
+	Codec backend.Codec
 	// ActivityMiddleware wraps every activity call, the first outermost.
 	ActivityMiddleware []ActivityMiddleware
 	// TaskQueues are the activity task queues the worker serves, running
@@ -79,14 +80,14 @@ type WorkerOptions struct {
 // one at a time, and the runs of a worker that dies are taken over by others
 // once their leases expire.
 type Worker struct {
-	store      Store
+	store      backend.Store
 	client     *Client
 	id         string
 	maxRuns    int
 	leaseTTL   time.Duration
-	clock      Clock
+	clock      backend.Clock
 	log        *slog.Logger
-	codec      Codec
+	codec      backend.Codec
 	observers  []Observer
 	middleware []ActivityMiddleware
 	workflows  map[string]workflowDef
@@ -110,9 +111,9 @@ type Worker struct {
 }
 
 // NewWorker returns a worker for store. Register workflows before Run.
-func NewWorker(store Store, opts WorkerOptions) *Worker {
+func NewWorker(s backend.Store, opts WorkerOptions) *Worker {
 	w := &Worker{
-		store:      store,
+		store:      s,
 		id:         opts.ID,
 		maxRuns:    opts.MaxRuns,
 		leaseTTL:   opts.LeaseTTL,
@@ -139,7 +140,7 @@ func NewWorker(store Store, opts WorkerOptions) *Worker {
 		w.leaseTTL = 30 * time.Second
 	}
 	if w.clock == nil {
-		w.clock = SystemClock()
+		w.clock = backend.SystemClock()
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -147,7 +148,7 @@ func NewWorker(store Store, opts WorkerOptions) *Worker {
 	w.log = w.log.With("worker", w.id)
 	w.slots = make(chan struct{}, w.maxRuns)
 	w.activitySlots = make(chan struct{}, cmp.Or(max(opts.MaxActivities, 0), 100))
-	w.client = NewClient(store, ClientOptions{Codec: w.codec, Clock: w.clock})
+	w.client = NewClient(s, ClientOptions{Codec: w.codec, Clock: w.clock})
 	return w
 }
 
@@ -260,7 +261,7 @@ func (w *Worker) takeReady(ctx, done context.Context) (bool, error) {
 	if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		return false, fmt.Errorf("poll: %w", err)
 	}
-	q, ok := w.store.(ActivityQueue)
+	q, ok := w.store.(backend.ActivityQueue)
 	if len(w.queues) == 0 || !ok {
 		return false, nil
 	}
@@ -279,7 +280,7 @@ func (w *Worker) takeReady(ctx, done context.Context) (bool, error) {
 // dispatch hands a task to the executor of its run, or starts one. It owns
 // one slot, which it gives back when the run is let go. Parked runs are
 // executed only when retryParked is set.
-func (w *Worker) dispatch(ctx context.Context, task Task, retryParked bool) {
+func (w *Worker) dispatch(ctx context.Context, task backend.Task, retryParked bool) {
 	w.mu.Lock()
 	if ex := w.active[task.RunID]; ex != nil {
 		w.mu.Unlock()
@@ -336,7 +337,7 @@ func (w *Worker) detach(ex *executor) {
 }
 
 // execute takes a run's lease and runs it until it is let go.
-func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryParked bool) error {
+func (w *Worker) execute(ctx context.Context, ex *executor, task backend.Task, retryParked bool) error {
 	w.mu.Lock()
 	prev := w.observing[task.RunID]
 	w.mu.Unlock()
@@ -348,13 +349,13 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryPark
 		}
 	}
 	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
-	if errors.Is(err, ErrLeaseHeld) {
+	if errors.Is(err, backend.ErrLeaseHeld) {
 		// Another worker has the run. It sees the inbox when it renews
 		// or releases; the task comes back if that worker died.
 		return nil
 	}
 	w.ack(ctx, task)
-	if errors.Is(err, ErrRunNotFound) {
+	if errors.Is(err, backend.ErrRunNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -365,14 +366,14 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryPark
 		return fmt.Errorf("get run: %w", err)
 	}
 	ex.lease, ex.info = lease, info
-	if info.Status == StatusParked && !retryParked {
+	if info.Status == backend.StatusParked && !retryParked {
 		resumes, err := w.resumeRequests(ctx, info.ID)
 		if err != nil {
 			return err
 		}
 		if len(resumes) == 0 {
 			// News for a parked run waits for it to be retried.
-			return w.store.Commit(ctx, Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+			return w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
 		}
 		w.log.Info("resuming parked run", "run_id", info.ID)
 		// The requests are answered by this attempt, whether the run
@@ -389,25 +390,25 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task Task, retryPark
 
 // finishEnded tells the parent of an ended child run, if it has one, and
 // releases the run.
-func (w *Worker) finishEnded(ctx context.Context, lease Lease, info RunInfo) error {
+func (w *Worker) finishEnded(ctx context.Context, lease backend.Lease, info backend.RunInfo) error {
 	if info.ParentID == "" {
-		return w.store.Commit(ctx, Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+		return w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
 	}
 	entries, err := w.store.ReadHistory(ctx, info.ID, info.HistoryLen)
 	if err != nil {
 		return fmt.Errorf("read end of history: %w", err)
 	}
-	end, err := DecodeHistory(entries, info.HistoryLen, w.codec)
+	end, err := backend.DecodeHistory(entries, info.HistoryLen, w.codec)
 	if err != nil || len(end) != 1 {
-		return fmt.Errorf("read end of history: %w", errors.Join(err, ErrCorruptHistory))
+		return fmt.Errorf("read end of history: %w", errors.Join(err, backend.ErrCorruptHistory))
 	}
 	return w.notifyParent(ctx, lease, info, info.HistoryLen, end[0])
 }
 
 // notifyParent sends the outcome of a child run to its parent's inbox and
 // then releases the child.
-func (w *Worker) notifyParent(ctx context.Context, lease Lease, info RunInfo, committed int64, outcome Event) error {
-	msg := Event{Type: EventChildCompleted, Step: info.ParentStep, RunID: info.ID,
+func (w *Worker) notifyParent(ctx context.Context, lease backend.Lease, info backend.RunInfo, committed int64, outcome backend.Event) error {
+	msg := backend.Event{Type: backend.EventChildCompleted, Step: info.ParentStep, RunID: info.ID,
 		Payload: outcome.Payload, Failure: outcome.Failure}
 	if err := w.client.send(ctx, info.ParentID, msg); err != nil && !errors.Is(err, ErrRunEnded) {
 		return fmt.Errorf("tell parent %s: %w", info.ParentID, err)
@@ -416,10 +417,10 @@ func (w *Worker) notifyParent(ctx context.Context, lease Lease, info RunInfo, co
 	if err != nil {
 		return err
 	}
-	return w.store.Commit(ctx, Commit{Lease: lease, Expect: committed, Run: info, Release: true})
+	return w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: committed, Run: info, Release: true})
 }
 
-func (w *Worker) ack(ctx context.Context, task Task) {
+func (w *Worker) ack(ctx context.Context, task backend.Task) {
 	if err := w.store.Ack(ctx, task); err != nil {
 		w.log.Warn("ack task", "run_id", task.RunID, "err", err)
 	}
@@ -434,7 +435,7 @@ func (w *Worker) resumeRequests(ctx context.Context, runID string) ([]string, er
 	}
 	var ids []string
 	for _, entry := range entries {
-		if e, err := DecodeEvent(entry.Event, w.codec); err == nil && e.Type == EventResumeRequested {
+		if e, err := backend.DecodeEvent(entry.Event, w.codec); err == nil && e.Type == backend.EventResumeRequested {
 			ids = append(ids, entry.ID)
 		}
 	}
@@ -443,7 +444,7 @@ func (w *Worker) resumeRequests(ctx context.Context, runID string) ([]string, er
 
 // retryParked tries the parked runs of the registered workflows again.
 func (w *Worker) retryParked(ctx context.Context) {
-	parked, err := w.store.ListRuns(ctx, RunFilter{Status: StatusParked})
+	parked, err := w.store.ListRuns(ctx, backend.RunFilter{Status: backend.StatusParked})
 	if err != nil {
 		w.log.Error("list parked runs", "err", err)
 		return
@@ -458,7 +459,7 @@ func (w *Worker) retryParked(ctx context.Context) {
 			return
 		}
 		w.log.Info("retrying parked run", "run_id", run.ID)
-		w.dispatch(ctx, Task{RunID: run.ID}, true)
+		w.dispatch(ctx, backend.Task{RunID: run.ID}, true)
 	}
 }
 

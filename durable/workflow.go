@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"reflect"
 	"time"
 )
@@ -252,8 +253,8 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 }
 
 // retries reports whether a failed attempt should be retried.
-func (p RetryPolicy) retries(attempt int, f *Failure) bool {
-	if f.NonRetryable || f.Kind == KindCanceled || f.Kind == KindNondeterminism {
+func (p RetryPolicy) retries(attempt int, f *backend.Failure) bool {
+	if f.NonRetryable || f.Kind == backend.KindCanceled || f.Kind == backend.KindNondeterminism {
 		return false
 	}
 	for _, t := range p.NonRetryableErrorTypes {

@@ -5,12 +5,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-var _ durable.Clock = (*Clock)(nil)
+var _ backend.Clock = (*Clock)(nil)
 
-// Clock is a fake durable.Clock whose time moves only when told to, so that
+// Clock is a fake backend.Clock whose time moves only when told to, so that
 // tests skip over timers, retries, timeouts and lease expiries without
 // sleeping. It is safe for concurrent use.
 type Clock struct {

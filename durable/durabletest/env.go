@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
@@ -124,7 +125,7 @@ func (e *Env) Settle(runID string) error {
 		if info.Status.Terminal() {
 			return nil
 		}
-		if info.Status == durable.StatusParked {
+		if info.Status == backend.StatusParked {
 			return fmt.Errorf("run %s parked: %w", runID, info.Failure)
 		}
 		next, ok := e.Clock.Next()
@@ -136,7 +137,7 @@ func (e *Env) Settle(runID string) error {
 }
 
 // History returns a run's history, or nil if it cannot be read.
-func (e *Env) History(runID string) []durable.Event {
+func (e *Env) History(runID string) []backend.Event {
 	h, err := e.Client.History(context.Background(), runID)
 	if err != nil && e.t != nil {
 		e.t.Errorf("history of %s: %v", runID, err)

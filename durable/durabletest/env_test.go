@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 )
 
@@ -100,7 +101,7 @@ func TestCheckReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	history, err := durable.UnmarshalHistory(f)
+	history, err := backend.UnmarshalHistory(f)
 	if err != nil {
 		t.Fatal(err)
 	}

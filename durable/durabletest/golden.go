@@ -7,10 +7,11 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // CheckReplay replays the history recorded in the file at path (written by
-// durable.MarshalHistory, Golden or an export of a real run) against wf's
+// backend.MarshalHistory, Golden or an export of a real run) against wf's
 // current code, and fails the test with the first divergence as an
 // expected-versus-actual diff.
 func CheckReplay(t testing.TB, wf durable.WorkflowDefinition, path string) {
@@ -20,7 +21,7 @@ func CheckReplay(t testing.TB, wf durable.WorkflowDefinition, path string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	history, err := durable.UnmarshalHistory(f)
+	history, err := backend.UnmarshalHistory(f)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -37,14 +38,14 @@ func CheckReplay(t testing.TB, wf durable.WorkflowDefinition, path string) {
 // your test). Random seeds and trace ids are left out, so the file is
 // stable across runs of an Env, whose clock starts at the same time every
 // time.
-func Golden(t testing.TB, path string, history []durable.Event, update bool) {
+func Golden(t testing.TB, path string, history []backend.Event, update bool) {
 	t.Helper()
-	stable := make([]durable.Event, len(history))
+	stable := make([]backend.Event, len(history))
 	for i, e := range history {
-		e.Seed, e.Trace = 0, durable.Trace{}
+		e.Seed, e.Trace = 0, backend.Trace{}
 		stable[i] = e
 	}
-	got, err := durable.MarshalHistory(stable)
+	got, err := backend.MarshalHistory(stable)
 	if err != nil {
 		t.Fatal(err)
 	}

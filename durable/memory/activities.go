@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-var _ durable.ActivityQueue = (*Store)(nil)
+var _ backend.ActivityQueue = (*Store)(nil)
 
-// PushActivity implements durable.ActivityQueue.
+// PushActivity implements backend.ActivityQueue.
 func (s *Store) PushActivity(ctx context.Context, queue string, attempt []byte) error {
 	if queue == "" {
 		return fmt.Errorf("push activity: empty queue name")
@@ -23,17 +23,17 @@ func (s *Store) PushActivity(ctx context.Context, queue string, attempt []byte) 
 	return nil
 }
 
-// PollActivity implements durable.ActivityQueue. Queues are tried in the
+// PollActivity implements backend.ActivityQueue. Queues are tried in the
 // order given.
-func (s *Store) PollActivity(ctx context.Context, worker string, queues []string) (durable.ActivityTask, error) {
-	var task durable.ActivityTask
+func (s *Store) PollActivity(ctx context.Context, worker string, queues []string) (backend.ActivityTask, error) {
+	var task backend.ActivityTask
 	err := s.await(ctx, func() bool {
 		s.tick()
 		for _, q := range queues {
 			if pending := s.activities[q]; len(pending) > 0 {
 				s.activities[q] = pending[1:]
 				s.lastTask++
-				task = durable.ActivityTask{Queue: q, ID: "a" + strconv.FormatInt(s.lastTask, 10), Attempt: pending[0]}
+				task = backend.ActivityTask{Queue: q, ID: "a" + strconv.FormatInt(s.lastTask, 10), Attempt: pending[0]}
 				s.actOut[task.ID] = task
 				s.addDeadline(deadline{at: s.clock.Now().Add(s.visibility), kind: activityDue, task: task.ID})
 				task.Attempt = bytes.Clone(task.Attempt)
@@ -43,13 +43,13 @@ func (s *Store) PollActivity(ctx context.Context, worker string, queues []string
 		return false
 	})
 	if err != nil {
-		return durable.ActivityTask{}, fmt.Errorf("poll activity: %w", err)
+		return backend.ActivityTask{}, fmt.Errorf("poll activity: %w", err)
 	}
 	return task, nil
 }
 
-// AckActivity implements durable.ActivityQueue.
-func (s *Store) AckActivity(ctx context.Context, task durable.ActivityTask) error {
+// AckActivity implements backend.ActivityQueue.
+func (s *Store) AckActivity(ctx context.Context, task backend.ActivityTask) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.actOut, task.ID)

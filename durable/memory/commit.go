@@ -6,31 +6,31 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// Lease implements durable.Store. A lease is expired once the clock reaches
+// Lease implements backend.Store. A lease is expired once the clock reaches
 // its Expires; an expired lease gets a new token even when its holder
 // takes it again. ttl must be positive.
-func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Duration) (durable.Lease, error) {
+func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Duration) (backend.Lease, error) {
 	if ttl <= 0 {
-		return durable.Lease{}, fmt.Errorf("lease %s: ttl %v is not positive", runID, ttl)
+		return backend.Lease{}, fmt.Errorf("lease %s: ttl %v is not positive", runID, ttl)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, err := s.lookup(runID)
 	if err != nil {
-		return durable.Lease{}, fmt.Errorf("lease: %w", err)
+		return backend.Lease{}, fmt.Errorf("lease: %w", err)
 	}
 	now := s.clock.Now()
 	live := r.held && now.Before(r.lease.Expires)
 	switch {
 	case live && r.lease.Worker != worker:
-		return durable.Lease{}, fmt.Errorf("lease %s: %w: %s", runID, durable.ErrLeaseHeld, r.lease.Worker)
+		return backend.Lease{}, fmt.Errorf("lease %s: %w: %s", runID, backend.ErrLeaseHeld, r.lease.Worker)
 	case live:
 		r.lease.Expires = now.Add(ttl)
 	default:
-		r.lease = durable.Lease{RunID: runID, Worker: worker, Token: r.lease.Token + 1, Expires: now.Add(ttl)}
+		r.lease = backend.Lease{RunID: runID, Worker: worker, Token: r.lease.Token + 1, Expires: now.Add(ttl)}
 		r.held = true
 	}
 	s.addDeadline(deadline{at: r.lease.Expires, kind: leaseDue, run: runID, token: r.lease.Token})
@@ -39,10 +39,10 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 	return lease, nil
 }
 
-// Commit implements durable.Store. A lease that expired is still current
+// Commit implements backend.Store. A lease that expired is still current
 // until another Lease call takes it. Consumed ids not in the inbox are
 // ignored.
-func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
+func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	runID := c.Lease.RunID
@@ -51,10 +51,10 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if !r.held || r.lease.Token != c.Lease.Token {
-		return fmt.Errorf("commit %s: %w: token %d", runID, durable.ErrFenced, c.Lease.Token)
+		return fmt.Errorf("commit %s: %w: token %d", runID, backend.ErrFenced, c.Lease.Token)
 	}
 	if n := int64(len(r.history)); n != c.Expect {
-		return fmt.Errorf("commit %s: %w: history has %d events, commit expects %d", runID, durable.ErrConflict, n, c.Expect)
+		return fmt.Errorf("commit %s: %w: history has %d events, commit expects %d", runID, backend.ErrConflict, n, c.Expect)
 	}
 
 	info := cloneInfo(c.Run)
@@ -72,7 +72,7 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 	info.UpdatedAt = s.clock.Now()
 	info.Version = prev.Version + 1
 	r.info = info
-	r.inbox = slices.DeleteFunc(r.inbox, func(e durable.InboxEntry) bool {
+	r.inbox = slices.DeleteFunc(r.inbox, func(e backend.InboxEntry) bool {
 		return slices.Contains(c.Consumed, e.ID)
 	})
 	s.notify()

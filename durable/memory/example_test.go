@@ -6,18 +6,18 @@ import (
 	"log"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
 // A worker's round with a store: poll a task, lease the run, commit the
 // events of a step with the lease, and read the history back. Events are
-// opaque bytes to a store; the engine encodes them with durable.EncodeEvent.
+// opaque bytes to a store; the engine encodes them with backend.EncodeEvent.
 func Example() {
 	ctx := context.Background()
 	store := memory.New()
 
-	run := durable.RunInfo{ID: "order-42", Workflow: "checkout", Status: durable.StatusPending}
+	run := backend.RunInfo{ID: "order-42", Workflow: "checkout", Status: backend.StatusPending}
 	if _, _, err := store.CreateRun(ctx, run, []byte("run started")); err != nil {
 		log.Fatal(err)
 	}
@@ -30,11 +30,11 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = store.Commit(ctx, durable.Commit{
+	err = store.Commit(ctx, backend.Commit{
 		Lease:   lease,
 		Expect:  1, // the history holds the first event
 		Events:  [][]byte{[]byte("payment charged"), []byte("run completed")},
-		Run:     durable.RunInfo{Status: durable.StatusCompleted},
+		Run:     backend.RunInfo{Status: backend.StatusCompleted},
 		Release: true,
 	})
 	if err != nil {
@@ -58,7 +58,7 @@ func Example() {
 	fmt.Println(info.Status, info.HistoryLen)
 
 	// A stale writer, here one that still expects one event, is rejected.
-	err = store.Commit(ctx, durable.Commit{Lease: lease, Expect: 1})
+	err = store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1})
 	fmt.Println(err)
 	// Output:
 	// 1: run started

@@ -7,10 +7,10 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-var _ durable.Feed = (*Store)(nil)
+var _ backend.Feed = (*Store)(nil)
 
 const (
 	// MaxFeedLen is how many entries a run's feed keeps: publishing one
@@ -45,7 +45,7 @@ func (s *Store) feed(runID string) *feed {
 	return f
 }
 
-// Publish implements durable.Feed. Entry ids are sequence numbers from 1,
+// Publish implements backend.Feed. Entry ids are sequence numbers from 1,
 // as 20 zero-padded decimal digits ("00000000000000000001"), so they
 // compare as strings as they do as numbers. The feed keeps its last
 // MaxFeedLen entries. The run need not exist.
@@ -68,11 +68,11 @@ func (s *Store) Publish(ctx context.Context, runID string, entries ...[]byte) ([
 	return ids, nil
 }
 
-// ReadFeed implements durable.Feed. An after that is not "" must be a
+// ReadFeed implements backend.Feed. An after that is not "" must be a
 // decimal number (the ids Publish returns are); any other gives an error at
 // once. Like Poll, a call with a done context still returns the entries
 // that are ready, and ctx's error only if there are none.
-func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([]durable.FeedEntry, error) {
+func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([]backend.FeedEntry, error) {
 	var seq uint64
 	if after != "" {
 		n, err := strconv.ParseUint(after, 10, 64)
@@ -89,9 +89,9 @@ func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([
 		f := s.feed(runID)
 		i := sort.Search(len(f.entries), func(i int) bool { return f.entries[i].seq > seq })
 		if n := min(len(f.entries)-i, limit); n > 0 {
-			out := make([]durable.FeedEntry, n)
+			out := make([]backend.FeedEntry, n)
 			for j, e := range f.entries[i : i+n] {
-				out[j] = durable.FeedEntry{ID: feedID(e.seq), Data: bytes.Clone(e.data)}
+				out[j] = backend.FeedEntry{ID: feedID(e.seq), Data: bytes.Clone(e.data)}
 			}
 			s.mu.Unlock()
 			return out, nil

@@ -5,20 +5,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/storetest"
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 		return memory.New(memory.WithClock(clock))
 	})
 }
 
 // pollNow returns a ready task, if any, without blocking.
-func pollNow(t *testing.T, s *memory.Store) (durable.Task, bool) {
+func pollNow(t *testing.T, s *memory.Store) (backend.Task, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -29,7 +29,7 @@ func pollNow(t *testing.T, s *memory.Store) (durable.Task, bool) {
 func TestPollDeduplicates(t *testing.T) {
 	ctx := t.Context()
 	s := memory.New()
-	if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "r1"}, []byte("first")); err != nil {
+	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first")); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -49,7 +49,7 @@ func TestWithVisibilityTimeout(t *testing.T) {
 	ctx := t.Context()
 	clock := durabletest.NewClock(time.Unix(0, 0))
 	s := memory.New(memory.WithClock(clock), memory.WithVisibilityTimeout(5*time.Second))
-	if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "r1"}, []byte("first")); err != nil {
+	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first")); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := pollNow(t, s); !ok {
@@ -71,7 +71,7 @@ func TestWakeAtSystemClock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s := memory.New()
-	if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "r1"}, []byte("first")); err != nil {
+	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first")); err != nil {
 		t.Fatal(err)
 	}
 	task, err := s.Poll(ctx, "w")
@@ -86,7 +86,7 @@ func TestWakeAtSystemClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	wake := time.Now().Add(20 * time.Millisecond)
-	err = s.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Run: durable.RunInfo{WakeAt: wake}, Release: true})
+	err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{WakeAt: wake}, Release: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,14 +7,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// Poll implements durable.Store. A run has at most one task waiting to be
+// Poll implements backend.Store. A run has at most one task waiting to be
 // polled: a run queued again before it is polled gives one task. A run
 // queued while a task for it is out gets a second task.
-func (s *Store) Poll(ctx context.Context, worker string) (durable.Task, error) {
-	var task durable.Task
+func (s *Store) Poll(ctx context.Context, worker string) (backend.Task, error) {
+	var task backend.Task
 	err := s.await(ctx, func() bool {
 		s.tick()
 		var ok bool
@@ -22,13 +22,13 @@ func (s *Store) Poll(ctx context.Context, worker string) (durable.Task, error) {
 		return ok
 	})
 	if err != nil {
-		return durable.Task{}, fmt.Errorf("poll: %w", err)
+		return backend.Task{}, fmt.Errorf("poll: %w", err)
 	}
 	return task, nil
 }
 
-// Ack implements durable.Store.
-func (s *Store) Ack(ctx context.Context, task durable.Task) error {
+// Ack implements backend.Store.
+func (s *Store) Ack(ctx context.Context, task backend.Task) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight[task.ID] == task.RunID {
@@ -49,16 +49,16 @@ func (s *Store) enqueue(r *run) {
 
 // deliver takes the oldest queued task, if any, and arranges for it to be
 // delivered again unless it is acknowledged in time. s.mu must be held.
-func (s *Store) deliver() (durable.Task, bool) {
+func (s *Store) deliver() (backend.Task, bool) {
 	if len(s.queue) == 0 {
-		return durable.Task{}, false
+		return backend.Task{}, false
 	}
 	r := s.queue[0]
 	s.queue[0] = nil
 	s.queue = s.queue[1:]
 	r.queued = false
 	s.lastTask++
-	task := durable.Task{RunID: r.info.ID, ID: strconv.FormatInt(s.lastTask, 10)}
+	task := backend.Task{RunID: r.info.ID, ID: strconv.FormatInt(s.lastTask, 10)}
 	s.inflight[task.ID] = task.RunID
 	s.addDeadline(deadline{at: s.clock.Now().Add(s.visibility), kind: taskDue, run: task.RunID, task: task.ID})
 	return task, true

@@ -1,4 +1,4 @@
-// Package memory is a durable.Store that keeps everything in the memory of
+// Package memory is a backend.Store that keeps everything in the memory of
 // the process, for tests, examples and the zero-setup quickstart. Every
 // run is lost when the process exits; runs that must outlive the process
 // belong in the Redis store. It passes the same conformance suite
@@ -17,12 +17,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 var (
-	_ durable.Store   = (*Store)(nil)
-	_ durable.Watcher = (*Store)(nil)
+	_ backend.Store   = (*Store)(nil)
+	_ backend.Watcher = (*Store)(nil)
 )
 
 // DefaultVisibilityTimeout is how long a polled task may stay
@@ -30,8 +30,8 @@ var (
 // WithVisibilityTimeout says otherwise.
 const DefaultVisibilityTimeout = 30 * time.Second
 
-// Store is an in-memory durable.Store, durable.Watcher, durable.ActivityQueue
-// and durable.Feed. It is safe for concurrent use. It copies every byte slice it is given or returns, so
+// Store is an in-memory backend.Store, backend.Watcher, backend.ActivityQueue
+// and backend.Feed. It is safe for concurrent use. It copies every byte slice it is given or returns, so
 // callers cannot change what it holds.
 //
 // Poll and WatchRun block on a channel that is closed whenever a task is
@@ -40,7 +40,7 @@ const DefaultVisibilityTimeout = 30 * time.Second
 // the earliest of them. Nothing polls. ReadFeed blocks on a channel of
 // the run's feed, closed whenever an entry is published to it.
 type Store struct {
-	clock      durable.Clock
+	clock      backend.Clock
 	visibility time.Duration
 
 	mu        sync.Mutex
@@ -53,18 +53,18 @@ type Store struct {
 	changed   chan struct{} // closed and replaced when a task is queued or a record changes
 
 	activities map[string][][]byte             // activity attempts by queue, oldest first
-	actOut     map[string]durable.ActivityTask // polled, unacknowledged attempts by task id
+	actOut     map[string]backend.ActivityTask // polled, unacknowledged attempts by task id
 
 	feeds map[string]*feed // progress feeds by run id; see feed.go
 }
 
 // run is everything the store holds about one run.
 type run struct {
-	info      durable.RunInfo
+	info      backend.RunInfo
 	history   [][]byte
-	inbox     []durable.InboxEntry
+	inbox     []backend.InboxEntry
 	lastEntry int64         // id of the last inbox entry
-	lease     durable.Lease // the current or last lease; Token is 0 if none was given
+	lease     backend.Lease // the current or last lease; Token is 0 if none was given
 	held      bool          // lease is current: taken and not released
 	wakeAt    time.Time     // when to queue the run; zero if never
 	queued    bool          // the run is in Store.queue
@@ -75,7 +75,7 @@ type Option func(*Store)
 
 // WithClock makes the store take its time from clock instead of the
 // system clock.
-func WithClock(clock durable.Clock) Option {
+func WithClock(clock backend.Clock) Option {
 	return func(s *Store) { s.clock = clock }
 }
 
@@ -89,13 +89,13 @@ func WithVisibilityTimeout(d time.Duration) Option {
 // New returns an empty store.
 func New(opts ...Option) *Store {
 	s := &Store{
-		clock:      durable.SystemClock(),
+		clock:      backend.SystemClock(),
 		visibility: DefaultVisibilityTimeout,
 		runs:       make(map[string]*run),
 		inflight:   make(map[string]string),
 		changed:    make(chan struct{}),
 		activities: make(map[string][][]byte),
-		actOut:     make(map[string]durable.ActivityTask),
+		actOut:     make(map[string]backend.ActivityTask),
 		feeds:      make(map[string]*feed),
 	}
 	for _, opt := range opts {
@@ -104,11 +104,11 @@ func New(opts ...Option) *Store {
 	return s
 }
 
-// CreateRun implements durable.Store. A zero CreatedAt is set to the
-// clock's time and an empty Status to durable.StatusPending.
-func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byte) (durable.RunInfo, bool, error) {
+// CreateRun implements backend.Store. A zero CreatedAt is set to the
+// clock's time and an empty Status to backend.StatusPending.
+func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byte) (backend.RunInfo, bool, error) {
 	if info.ID == "" {
-		return durable.RunInfo{}, false, errors.New("create run: empty id")
+		return backend.RunInfo{}, false, errors.New("create run: empty id")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -121,7 +121,7 @@ func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byt
 		info.CreatedAt = now
 	}
 	if info.Status == "" {
-		info.Status = durable.StatusPending
+		info.Status = backend.StatusPending
 	}
 	info.UpdatedAt = now
 	info.HistoryLen = 1
@@ -132,29 +132,29 @@ func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byt
 	return cloneInfo(info), true, nil
 }
 
-// GetRun implements durable.Store.
-func (s *Store) GetRun(ctx context.Context, runID string) (durable.RunInfo, error) {
+// GetRun implements backend.Store.
+func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, err := s.lookup(runID)
 	if err != nil {
-		return durable.RunInfo{}, fmt.Errorf("get run: %w", err)
+		return backend.RunInfo{}, fmt.Errorf("get run: %w", err)
 	}
 	return cloneInfo(r.info), nil
 }
 
-// ListRuns implements durable.Store. Runs created at the same time are
+// ListRuns implements backend.Store. Runs created at the same time are
 // ordered by id, greatest first.
-func (s *Store) ListRuns(ctx context.Context, filter durable.RunFilter) ([]durable.RunInfo, error) {
+func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backend.RunInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var list []durable.RunInfo
+	var list []backend.RunInfo
 	for _, r := range s.runs {
 		if filter.Match(r.info) {
 			list = append(list, cloneInfo(r.info))
 		}
 	}
-	slices.SortFunc(list, func(a, b durable.RunInfo) int {
+	slices.SortFunc(list, func(a, b backend.RunInfo) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})
 	if filter.Limit > 0 && len(list) > filter.Limit {
@@ -163,7 +163,7 @@ func (s *Store) ListRuns(ctx context.Context, filter durable.RunFilter) ([]durab
 	return list, nil
 }
 
-// ReadHistory implements durable.Store. A from below 1 reads from 1.
+// ReadHistory implements backend.Store. A from below 1 reads from 1.
 func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,7 +178,7 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 	return cloneAll(r.history[from-1:]), nil
 }
 
-// Send implements durable.Store.
+// Send implements backend.Store.
 func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,30 +188,30 @@ func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
 	}
 	r.lastEntry++
 	id := strconv.FormatInt(r.lastEntry, 10)
-	r.inbox = append(r.inbox, durable.InboxEntry{ID: id, Event: bytes.Clone(event)})
+	r.inbox = append(r.inbox, backend.InboxEntry{ID: id, Event: bytes.Clone(event)})
 	s.enqueue(r)
 	return nil
 }
 
-// ReadInbox implements durable.Store. It returns an error wrapping
-// durable.ErrRunNotFound for an unknown run.
-func (s *Store) ReadInbox(ctx context.Context, runID string) ([]durable.InboxEntry, error) {
+// ReadInbox implements backend.Store. It returns an error wrapping
+// backend.ErrRunNotFound for an unknown run.
+func (s *Store) ReadInbox(ctx context.Context, runID string) ([]backend.InboxEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, err := s.lookup(runID)
 	if err != nil {
 		return nil, fmt.Errorf("read inbox: %w", err)
 	}
-	entries := make([]durable.InboxEntry, len(r.inbox))
+	entries := make([]backend.InboxEntry, len(r.inbox))
 	for i, entry := range r.inbox {
-		entries[i] = durable.InboxEntry{ID: entry.ID, Event: bytes.Clone(entry.Event)}
+		entries[i] = backend.InboxEntry{ID: entry.ID, Event: bytes.Clone(entry.Event)}
 	}
 	return entries, nil
 }
 
-// WatchRun implements durable.Watcher: it returns nil as soon as the run's
+// WatchRun implements backend.Watcher: it returns nil as soon as the run's
 // Version differs from version. It returns an error wrapping
-// durable.ErrRunNotFound for an unknown run.
+// backend.ErrRunNotFound for an unknown run.
 func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error {
 	var err error
 	waitErr := s.await(ctx, func() bool {
@@ -259,13 +259,13 @@ func (s *Store) notify() {
 func (s *Store) lookup(runID string) (*run, error) {
 	r, ok := s.runs[runID]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", durable.ErrRunNotFound, runID)
+		return nil, fmt.Errorf("%w: %s", backend.ErrRunNotFound, runID)
 	}
 	return r, nil
 }
 
 // cloneInfo returns a copy of info that shares no memory with it.
-func cloneInfo(info durable.RunInfo) durable.RunInfo {
+func cloneInfo(info backend.RunInfo) backend.RunInfo {
 	if info.Failure != nil {
 		f := *info.Failure
 		info.Failure = &f

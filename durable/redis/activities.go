@@ -14,10 +14,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// Activity task queues (durable.ActivityQueue). Each queue is a stream of
+// Activity task queues (backend.ActivityQueue). Each queue is a stream of
 // attempts, read through the consumer group "workers", and a set of the
 // deadlines of the attempts delivered from it, both with the queue's hash
 // tag (see keys.go). As in the run task queue, an attempt that is not
@@ -48,7 +48,7 @@ type activityQueue struct {
 	// Guarded by activityQueues.mu.
 	demand  demand                // the waiters that want this queue
 	reading bool                  // the reader was started
-	held    *durable.ActivityTask // read by the reader, wanted by no waiter yet
+	held    *backend.ActivityTask // read by the reader, wanted by no waiter yet
 	taken   chan struct{}         // closed when held is taken
 }
 
@@ -57,7 +57,7 @@ type activityWaiter struct {
 	queues []*activityQueue
 	// got receives one attempt, from a reader that removed the waiter
 	// first: a send never blocks.
-	got chan durable.ActivityTask
+	got chan backend.ActivityTask
 }
 
 func newActivityQueues() *activityQueues {
@@ -91,7 +91,7 @@ func (s *Store) activityQueues(names []string) ([]*activityQueue, error) {
 	return qs, nil
 }
 
-// PushActivity implements durable.ActivityQueue in one round trip: an
+// PushActivity implements backend.ActivityQueue in one round trip: an
 // XADD to the queue's stream. A push that go-redis sends again after a
 // lost reply may queue the attempt twice; queued attempts are run at
 // least once in any case.
@@ -106,7 +106,7 @@ func (s *Store) PushActivity(ctx context.Context, queue string, attempt []byte) 
 	return nil
 }
 
-// PollActivity implements durable.ActivityQueue. An attempt is delivered
+// PollActivity implements backend.ActivityQueue. An attempt is delivered
 // when it is read; one not acknowledged within the visibility timeout goes
 // back to the end of its queue and is delivered again.
 //
@@ -119,39 +119,39 @@ func (s *Store) PushActivity(ctx context.Context, queue string, attempt []byte) 
 // PollActivity waits for it, and hands over what it reads. A reader holds
 // at most one attempt that no PollActivity has taken yet, for at most a
 // second, then hands it back to the end of its queue.
-func (s *Store) PollActivity(ctx context.Context, worker string, queues []string) (durable.ActivityTask, error) {
+func (s *Store) PollActivity(ctx context.Context, worker string, queues []string) (backend.ActivityTask, error) {
 	if s.closed() {
-		return durable.ActivityTask{}, errors.New("poll activity: store closed")
+		return backend.ActivityTask{}, errors.New("poll activity: store closed")
 	}
 	if worker == "" {
-		return durable.ActivityTask{}, errors.New("poll activity: empty worker name")
+		return backend.ActivityTask{}, errors.New("poll activity: empty worker name")
 	}
 	qs, err := s.activityQueues(queues)
 	if err != nil {
-		return durable.ActivityTask{}, fmt.Errorf("poll activity: %w", err)
+		return backend.ActivityTask{}, fmt.Errorf("poll activity: %w", err)
 	}
 	task, ok, err := s.pollActivityNow(ctx, worker, qs)
 	switch {
 	case err != nil:
-		return durable.ActivityTask{}, fmt.Errorf("poll activity: %w", err)
+		return backend.ActivityTask{}, fmt.Errorf("poll activity: %w", err)
 	case ok:
 		return task, nil
 	case ctx.Err() != nil:
-		return durable.ActivityTask{}, fmt.Errorf("poll activity: %w", ctx.Err())
+		return backend.ActivityTask{}, fmt.Errorf("poll activity: %w", ctx.Err())
 	}
 	return s.awaitActivity(ctx, qs)
 }
 
 // pollActivityNow takes the oldest ready attempt of qs, if there is one,
 // without blocking: an attempt a reader holds, or one read for worker.
-func (s *Store) pollActivityNow(ctx context.Context, worker string, qs []*activityQueue) (durable.ActivityTask, bool, error) {
+func (s *Store) pollActivityNow(ctx context.Context, worker string, qs []*activityQueue) (backend.ActivityTask, bool, error) {
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 	defer cancel()
 	order, oldest := qs, ""
 	if len(qs) > 1 {
 		heads, err := s.peekActivities(bg, qs)
 		if err != nil {
-			return durable.ActivityTask{}, false, err
+			return backend.ActivityTask{}, false, err
 		}
 		type head struct {
 			q  *activityQueue
@@ -181,13 +181,13 @@ func (s *Store) pollActivityNow(ctx context.Context, worker string, qs []*activi
 			return firstActivity(tasks), len(tasks) > 0, err
 		}
 	}
-	return durable.ActivityTask{}, false, nil
+	return backend.ActivityTask{}, false, nil
 }
 
 // awaitActivity waits for a reader of one of qs to hand over an attempt.
-func (s *Store) awaitActivity(ctx context.Context, qs []*activityQueue) (durable.ActivityTask, error) {
+func (s *Store) awaitActivity(ctx context.Context, qs []*activityQueue) (backend.ActivityTask, error) {
 	a := s.acts
-	w := &activityWaiter{queues: qs, got: make(chan durable.ActivityTask, 1)}
+	w := &activityWaiter{queues: qs, got: make(chan backend.ActivityTask, 1)}
 	a.mu.Lock()
 	// A reader may have read one since pollActivityNow looked.
 	if task, ok := a.takeHeldLocked(qs, ""); ok {
@@ -228,23 +228,23 @@ func (s *Store) awaitActivity(ctx context.Context, qs []*activityQueue) (durable
 	}
 	a.mu.Unlock()
 	if waited {
-		return durable.ActivityTask{}, err
+		return backend.ActivityTask{}, err
 	}
 	// A reader handed one over as ctx ended: it is ready, so return it.
 	task := <-w.got
 	if s.closed() {
 		s.giveBackActivity(task)
-		return durable.ActivityTask{}, err
+		return backend.ActivityTask{}, err
 	}
 	return task, nil
 }
 
-// AckActivity implements durable.ActivityQueue in one round trip: it
+// AckActivity implements backend.ActivityQueue in one round trip: it
 // acknowledges and deletes the attempt's entry and its deadline. An
 // attempt whose visibility timeout passed before it was acknowledged is
 // in its queue again, and is delivered again all the same. A task without
 // an id (one the caller made up, not polled) needs no acknowledgement.
-func (s *Store) AckActivity(ctx context.Context, task durable.ActivityTask) error {
+func (s *Store) AckActivity(ctx context.Context, task backend.ActivityTask) error {
 	if task.ID == "" {
 		return nil
 	}
@@ -259,7 +259,7 @@ func (s *Store) AckActivity(ctx context.Context, task durable.ActivityTask) erro
 
 // giveBackActivity hands an attempt that was read but never returned by
 // PollActivity back to the end of its queue at once.
-func (s *Store) giveBackActivity(task durable.ActivityTask) {
+func (s *Store) giveBackActivity(task backend.ActivityTask) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	_, err := s.run(ctx, s.scripts.actAck, s.queueKeys(task.Queue).list(), group, task.ID, "1")
@@ -274,7 +274,7 @@ func (s *Store) giveBackActivity(task durable.ActivityTask) {
 // count more attempts for consumer. It sets the queue's alarm for the next
 // deadline, and returns the attempts delivered and, when consumer is "",
 // the id of the next entry to be read ("" if none).
-func (s *Store) takeActivities(ctx context.Context, q *activityQueue, consumer string, count int, read []goredis.XMessage) ([]durable.ActivityTask, string, error) {
+func (s *Store) takeActivities(ctx context.Context, q *activityQueue, consumer string, count int, read []goredis.XMessage) ([]backend.ActivityTask, string, error) {
 	v, err := s.run(ctx, s.scripts.actTake, q.keys.list(), s.takeActivityArgs(consumer, count, read)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("take from queue %s: %w", q.name, err)
@@ -295,17 +295,17 @@ func (s *Store) takeActivityArgs(consumer string, count int, read []goredis.XMes
 }
 
 // takenActivities reads activity_take's reply v, for the entries in read.
-func (s *Store) takenActivities(q *activityQueue, v any, read []goredis.XMessage) ([]durable.ActivityTask, string, error) {
+func (s *Store) takenActivities(q *activityQueue, v any, read []goredis.XMessage) ([]backend.ActivityTask, string, error) {
 	r := newReply(v)
 	got, next, following := r.list(0), r.str(1), r.str(2)
-	var tasks []durable.ActivityTask
+	var tasks []backend.ActivityTask
 	for _, msg := range read {
 		if attempt, ok := msg.Values["a"].(string); ok {
-			tasks = append(tasks, durable.ActivityTask{Queue: q.name, ID: msg.ID, Attempt: []byte(attempt)})
+			tasks = append(tasks, backend.ActivityTask{Queue: q.name, ID: msg.ID, Attempt: []byte(attempt)})
 		}
 	}
 	for i := 0; i+1 < len(got.items); i += 2 {
-		tasks = append(tasks, durable.ActivityTask{Queue: q.name, ID: got.str(i), Attempt: []byte(got.str(i + 1))})
+		tasks = append(tasks, backend.ActivityTask{Queue: q.name, ID: got.str(i), Attempt: []byte(got.str(i + 1))})
 	}
 	if err := firstErr(r.err, got.err); err != nil {
 		return nil, "", fmt.Errorf("take from queue %s: %w", q.name, err)
@@ -387,9 +387,9 @@ func splitEntry(id string) (ms, seq uint64) {
 	return ms, seq
 }
 
-func firstActivity(tasks []durable.ActivityTask) durable.ActivityTask {
+func firstActivity(tasks []backend.ActivityTask) backend.ActivityTask {
 	if len(tasks) == 0 {
-		return durable.ActivityTask{}
+		return backend.ActivityTask{}
 	}
 	return tasks[0]
 }

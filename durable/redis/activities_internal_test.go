@@ -8,7 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 )
 
@@ -28,7 +28,7 @@ func exerciseActivities(t *testing.T, s *Store, clock *durabletest.Clock, names 
 			t.Fatalf("PushActivity(%q): %v", name, err)
 		}
 	}
-	poll := func(ctx context.Context, name, want string, queues ...string) durable.ActivityTask {
+	poll := func(ctx context.Context, name, want string, queues ...string) backend.ActivityTask {
 		t.Helper()
 		task, err := s.PollActivity(ctx, "w1", append([]string{name}, queues...))
 		if err != nil || task.Queue != name || string(task.Attempt) != want {
@@ -36,7 +36,7 @@ func exerciseActivities(t *testing.T, s *Store, clock *durabletest.Clock, names 
 		}
 		return task
 	}
-	ack := func(task durable.ActivityTask) {
+	ack := func(task backend.ActivityTask) {
 		t.Helper()
 		if err := s.AckActivity(ctx, task); err != nil {
 			t.Fatalf("AckActivity(%q): %v", task.Queue, err)
@@ -45,7 +45,7 @@ func exerciseActivities(t *testing.T, s *Store, clock *durabletest.Clock, names 
 
 	for _, name := range names {
 		// A PollActivity that waits: the reader reads and records.
-		got := make(chan durable.ActivityTask, 1)
+		got := make(chan backend.ActivityTask, 1)
 		go func() {
 			task, err := s.PollActivity(ctx, "w1", []string{name})
 			if err != nil {

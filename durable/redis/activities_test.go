@@ -9,7 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -28,7 +28,7 @@ func pushActivity(t *testing.T, s *redis.Store, queue, attempt string) {
 
 // pollActivityNow returns a ready attempt of the queues, if any, without
 // blocking.
-func pollActivityNow(t *testing.T, s *redis.Store, queues ...string) (durable.ActivityTask, bool) {
+func pollActivityNow(t *testing.T, s *redis.Store, queues ...string) (backend.ActivityTask, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -39,7 +39,7 @@ func pollActivityNow(t *testing.T, s *redis.Store, queues ...string) (durable.Ac
 	return task, err == nil
 }
 
-func ackActivity(t *testing.T, s *redis.Store, task durable.ActivityTask) {
+func ackActivity(t *testing.T, s *redis.Store, task backend.ActivityTask) {
 	t.Helper()
 	if err := s.AckActivity(t.Context(), task); err != nil {
 		t.Fatalf("AckActivity(%+v): %v", task, err)
@@ -79,7 +79,7 @@ func TestActivityQueueNames(t *testing.T) {
 	if _, err := s.PollActivity(ctx, "", []string{"gpu"}); err == nil {
 		t.Error("PollActivity by an empty worker name: no error")
 	}
-	if err := s.AckActivity(ctx, durable.ActivityTask{Queue: "gpu", ID: "not an id"}); err == nil {
+	if err := s.AckActivity(ctx, backend.ActivityTask{Queue: "gpu", ID: "not an id"}); err == nil {
 		t.Error("AckActivity of a malformed id: no error")
 	}
 }
@@ -95,7 +95,7 @@ func TestPollActivityOldestFirst(t *testing.T) {
 			time.Sleep(2 * time.Millisecond) // entry ids are in milliseconds
 		}
 		for _, want := range []string{"b1", "c1", "a1", "b2", "a2"} {
-			var task durable.ActivityTask
+			var task backend.ActivityTask
 			var ok bool
 			if wait {
 				var err error
@@ -130,7 +130,7 @@ func TestActivityRedelivery(t *testing.T) {
 		if !ok {
 			t.Fatal("PollActivity: nothing ready")
 		}
-		got := make(chan durable.ActivityTask, 1)
+		got := make(chan backend.ActivityTask, 1)
 		go func() {
 			task, err := waiter.PollActivity(ctx, "w", []string{"gpu"})
 			if err != nil {
@@ -179,7 +179,7 @@ func TestActivityHandedBack(t *testing.T) {
 	// hold makes one of holder's readers hold an attempt, and returns it.
 	hold := func(attempt string) string {
 		t.Helper()
-		got := make(chan durable.ActivityTask, 1)
+		got := make(chan backend.ActivityTask, 1)
 		go func() {
 			task, err := holder.PollActivity(ctx, "w", []string{"a", "b"})
 			if err != nil {
@@ -213,7 +213,7 @@ func TestActivityHandedBack(t *testing.T) {
 	}
 
 	held := hold("1")
-	var task durable.ActivityTask
+	var task backend.ActivityTask
 	waitUntil(t, "the held attempt is handed back", func() bool {
 		var ok bool
 		task, ok = pollActivityNow(t, other, "a", "b")

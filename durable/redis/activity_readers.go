@@ -9,7 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // The readers of activity queues, and how they hand attempts over. A
@@ -81,7 +81,7 @@ func (s *Store) readActivities(q *activityQueue) {
 
 // nextActivity takes the queue's next attempt: a non-blocking take first,
 // then a read that blocks up to blockFor.
-func (s *Store) nextActivity(ctx context.Context, q *activityQueue) (durable.ActivityTask, bool, error) {
+func (s *Store) nextActivity(ctx context.Context, q *activityQueue) (backend.ActivityTask, bool, error) {
 	consumer := s.acts.consumer
 	tasks, _, err := s.takeActivities(ctx, q, consumer, 1, nil)
 	if err != nil || len(tasks) > 0 {
@@ -92,11 +92,11 @@ func (s *Store) nextActivity(ctx context.Context, q *activityQueue) (durable.Act
 	}).Result()
 	switch {
 	case errors.Is(err, goredis.Nil):
-		return durable.ActivityTask{}, false, nil
+		return backend.ActivityTask{}, false, nil
 	case err != nil:
-		return durable.ActivityTask{}, false, fmt.Errorf("read queue %s: %w", q.name, err)
+		return backend.ActivityTask{}, false, fmt.Errorf("read queue %s: %w", q.name, err)
 	case len(streams) == 0 || len(streams[0].Messages) == 0:
-		return durable.ActivityTask{}, false, nil
+		return backend.ActivityTask{}, false, nil
 	}
 	// Record the deliveries. Until this is done, only the janitor would
 	// see the entries again if this process died.
@@ -107,7 +107,7 @@ func (s *Store) nextActivity(ctx context.Context, q *activityQueue) (durable.Act
 // offerActivity hands an attempt to the oldest waiter that wants its
 // queue, or holds it until a PollActivity takes it, for up to holdFor,
 // and then hands it back to the queue.
-func (s *Store) offerActivity(q *activityQueue, task durable.ActivityTask) {
+func (s *Store) offerActivity(q *activityQueue, task backend.ActivityTask) {
 	a := s.acts
 	a.mu.Lock()
 	for _, w := range a.waiters {
@@ -147,13 +147,13 @@ func (s *Store) offerActivity(q *activityQueue, task durable.ActivityTask) {
 
 // takeHeld takes the oldest attempt that the readers of qs hold, if it
 // is older than before ("" for any).
-func (a *activityQueues) takeHeld(qs []*activityQueue, before string) (durable.ActivityTask, bool) {
+func (a *activityQueues) takeHeld(qs []*activityQueue, before string) (backend.ActivityTask, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.takeHeldLocked(qs, before)
 }
 
-func (a *activityQueues) takeHeldLocked(qs []*activityQueue, before string) (durable.ActivityTask, bool) {
+func (a *activityQueues) takeHeldLocked(qs []*activityQueue, before string) (backend.ActivityTask, bool) {
 	var oldest *activityQueue
 	for _, q := range qs {
 		if q.held != nil && (oldest == nil || compareEntries(q.held.ID, oldest.held.ID) < 0) {
@@ -161,7 +161,7 @@ func (a *activityQueues) takeHeldLocked(qs []*activityQueue, before string) (dur
 		}
 	}
 	if oldest == nil || (before != "" && compareEntries(oldest.held.ID, before) >= 0) {
-		return durable.ActivityTask{}, false
+		return backend.ActivityTask{}, false
 	}
 	task := *oldest.held
 	oldest.held = nil
@@ -207,7 +207,7 @@ func (a *activityQueues) disarm() {
 // queues (Close).
 func (s *Store) handBackActivities() {
 	a := s.acts
-	var tasks []durable.ActivityTask
+	var tasks []backend.ActivityTask
 	a.mu.Lock()
 	for _, q := range a.byName {
 		if q.held != nil {

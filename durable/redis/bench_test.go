@@ -6,7 +6,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -23,7 +23,7 @@ func BenchmarkCommit(b *testing.B) {
 	client.AddHook(count)
 	s := redis.New(client)
 	b.Cleanup(func() { s.Close() })
-	info, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "bench", Workflow: "wf"}, []byte("started"))
+	info, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "bench", Workflow: "wf"}, []byte("started"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	event := []byte(`{"v":1,"seq":2,"type":"activity_completed","step":1,"payload":"ok"}`)
 	run := info
-	run.Status = durable.StatusRunning
+	run.Status = backend.StatusRunning
 	expect := int64(1)
 
 	const pings = 1000
@@ -48,7 +48,7 @@ func BenchmarkCommit(b *testing.B) {
 	b.ResetTimer()
 	before := count.n.Load()
 	for b.Loop() {
-		c := durable.Commit{Lease: lease, Expect: expect, Events: [][]byte{event, event}, Run: run}
+		c := backend.Commit{Lease: lease, Expect: expect, Events: [][]byte{event, event}, Run: run}
 		if err := s.Commit(ctx, c); err != nil {
 			b.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/storetest"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -88,7 +88,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 		return s
 	}
 	var n int
-	storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 		n++
 		return open(t, WithClock(clock), WithPrefix(fmt.Sprintf("slots%d", n)))
 	})
@@ -127,7 +127,7 @@ var s0 = newScripts()
 func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 	ctx := t.Context()
 	for _, id := range ids {
-		if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: id, Workflow: "wf"}, []byte("first")); err != nil {
+		if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: id, Workflow: "wf"}, []byte("first")); err != nil {
 			t.Fatalf("CreateRun(%q): %v", id, err)
 		}
 		if err := s.Send(ctx, id, []byte("hello")); err != nil {
@@ -141,8 +141,8 @@ func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 		if err != nil || len(inbox) != 1 {
 			t.Fatalf("ReadInbox(%q) = %v, %v", id, inbox, err)
 		}
-		err = s.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("second")},
-			Consumed: []string{inbox[0].ID}, Run: durable.RunInfo{Status: durable.StatusWaiting, WakeAt: clock.Now().Add(time.Second)},
+		err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("second")},
+			Consumed: []string{inbox[0].ID}, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: clock.Now().Add(time.Second)},
 			Release: true})
 		if err != nil {
 			t.Fatalf("Commit(%q): %v", id, err)
@@ -168,7 +168,7 @@ func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 			break
 		}
 	}
-	if runs, err := s.ListRuns(ctx, durable.RunFilter{}); err != nil || len(runs) != len(ids) {
+	if runs, err := s.ListRuns(ctx, backend.RunFilter{}); err != nil || len(runs) != len(ids) {
 		t.Fatalf("ListRuns = %d runs, %v; want %d", len(runs), err, len(ids))
 	}
 	for _, id := range ids {
@@ -258,7 +258,7 @@ func TestClusterConformance(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var n int
-	storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 		n++
 		client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{srv.Addr()}})
 		s := New(client, WithClock(clock), WithPrefix(fmt.Sprintf("cluster%d", n)))

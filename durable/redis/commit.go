@@ -9,10 +9,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// Lease implements durable.Store in one round trip. A lease is expired
+// Lease implements backend.Store in one round trip. A lease is expired
 // once the clock reaches its Expires; times are kept in milliseconds. ttl
 // must be at least a millisecond.
 //
@@ -20,9 +20,9 @@ import (
 // the run is queued if its worker dies holding the lease. A worker that
 // does not get the lease leaves a deadline too; when it comes due, the
 // store reads the run's record and drops it.
-func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Duration) (durable.Lease, error) {
+func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Duration) (backend.Lease, error) {
 	if ttl < time.Millisecond {
-		return durable.Lease{}, fmt.Errorf("lease %s: ttl %v is less than a millisecond", runID, ttl)
+		return backend.Lease{}, fmt.Errorf("lease %s: ttl %v is less than a millisecond", runID, ttl)
 	}
 	rk, part := s.runKeys(runID), s.partFor(runID)
 	now := s.clock.Now()
@@ -33,23 +33,23 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 		res = s.scripts.lease.EvalSha(ctx, p, rk.recordAndInbox(), worker, millis(now), ttl.Milliseconds())
 	})
 	if err != nil {
-		return durable.Lease{}, fmt.Errorf("lease %s: %w", runID, err)
+		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, err)
 	}
 	s.arm(part, expires)
 	r := newReply(res.Val())
 	switch code := r.str(0); {
 	case r.err != nil:
-		return durable.Lease{}, fmt.Errorf("lease %s: %w", runID, r.err)
+		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, r.err)
 	case code == "notfound":
-		return durable.Lease{}, fmt.Errorf("lease: %w: %s", durable.ErrRunNotFound, runID)
+		return backend.Lease{}, fmt.Errorf("lease: %w: %s", backend.ErrRunNotFound, runID)
 	case code == "held":
-		return durable.Lease{}, fmt.Errorf("lease %s: %w: %s", runID, durable.ErrLeaseHeld, r.str(1))
+		return backend.Lease{}, fmt.Errorf("lease %s: %w: %s", runID, backend.ErrLeaseHeld, r.str(1))
 	case code != "ok":
-		return durable.Lease{}, fmt.Errorf("lease %s: unexpected script reply %q", runID, code)
+		return backend.Lease{}, fmt.Errorf("lease %s: unexpected script reply %q", runID, code)
 	}
-	lease := durable.Lease{RunID: runID, Worker: worker, Token: r.int(1), Expires: expires, Pending: int(r.int(2))}
+	lease := backend.Lease{RunID: runID, Worker: worker, Token: r.int(1), Expires: expires, Pending: int(r.int(2))}
 	if r.err != nil {
-		return durable.Lease{}, fmt.Errorf("lease %s: %w", runID, r.err)
+		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, r.err)
 	}
 	return lease, nil
 }
@@ -58,7 +58,7 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 // not, as they cannot be in the inbox.
 var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 
-// Commit implements durable.Store. A lease that expired is still current
+// Commit implements backend.Store. A lease that expired is still current
 // until another Lease call takes it. Consumed ids not in the inbox are
 // ignored. A commit that go-redis sends again after a lost reply is
 // recognised and applied once.
@@ -73,7 +73,7 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // second round trip follows only when there is more to queue or repair:
 // the lease was released with messages left in the inbox, c.Run.CreatedAt
 // was not the run's, or the commit was rejected after writing a deadline.
-func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
+func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	runID, token := c.Lease.RunID, strconv.FormatInt(c.Lease.Token, 10)
 	if runID == "" {
 		return fmt.Errorf("commit: lease has no run id")
@@ -131,15 +131,15 @@ func (s *Store) Commit(ctx context.Context, c durable.Commit) error {
 			after = append(after, func(p goredis.Pipeliner) { zadd(ctx, p, s.statusIndex(status), created, runID, false) })
 		}
 	case "notfound":
-		rejected = fmt.Errorf("commit: %w: %s", durable.ErrRunNotFound, runID)
+		rejected = fmt.Errorf("commit: %w: %s", backend.ErrRunNotFound, runID)
 	case "fenced":
-		rejected = fmt.Errorf("commit %s: %w: token %d", runID, durable.ErrFenced, c.Lease.Token)
+		rejected = fmt.Errorf("commit %s: %w: token %d", runID, backend.ErrFenced, c.Lease.Token)
 	case "conflict":
 		rejected = fmt.Errorf("commit %s: %w: history has %d events, commit expects %d",
-			runID, durable.ErrConflict, r.int(3), c.Expect)
+			runID, backend.ErrConflict, r.int(3), c.Expect)
 	case "corrupt":
 		rejected = fmt.Errorf("commit %s: %w: record says %d events, history stream holds %d",
-			runID, durable.ErrCorruptHistory, r.int(3), r.int(4))
+			runID, backend.ErrCorruptHistory, r.int(3), r.int(4))
 	default:
 		rejected = fmt.Errorf("commit %s: unexpected script reply %q", runID, code)
 	}

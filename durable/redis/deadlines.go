@@ -9,7 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Deadlines are the times at which a partition's runs may need a worker:
@@ -90,7 +90,7 @@ type claim struct {
 // records the delivery of the entries in read, and reads up to count more
 // tasks for consumer. It schedules the partition's timer for the next
 // deadline, settles the lease deadlines it claimed, and returns the tasks.
-func (s *Store) take(ctx context.Context, p *partition, consumer string, count int, read []goredis.XMessage) ([]durable.Task, error) {
+func (s *Store) take(ctx context.Context, p *partition, consumer string, count int, read []goredis.XMessage) ([]backend.Task, error) {
 	now := s.clock.Now()
 	args := []any{group, consumer, count, millis(now), s.visibility.Milliseconds(), sweepLimit}
 	for _, msg := range read {
@@ -106,9 +106,9 @@ func (s *Store) take(ctx context.Context, p *partition, consumer string, count i
 	if r.err != nil || got.err != nil || claimed.err != nil {
 		return nil, fmt.Errorf("take from partition %d: %w", p.n, firstErr(r.err, got.err, claimed.err))
 	}
-	var tasks []durable.Task
+	var tasks []backend.Task
 	for i := 0; i+1 < len(got.items); i += 2 {
-		tasks = append(tasks, durable.Task{RunID: got.str(i + 1), ID: taskID(p.n, got.str(i))})
+		tasks = append(tasks, backend.Task{RunID: got.str(i + 1), ID: taskID(p.n, got.str(i))})
 	}
 	var claims []claim
 	for i := 0; i+1 < len(claimed.items); i += 2 {

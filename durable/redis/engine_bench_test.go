@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -77,7 +78,7 @@ func separateClient(b *testing.B, rdb *goredis.Client) *durable.Client {
 	return durable.NewClient(store, durable.ClientOptions{})
 }
 
-func newWorker(store durable.Store) *durable.Worker {
+func newWorker(store backend.Store) *durable.Worker {
 	w := durable.NewWorker(store, durable.WorkerOptions{Logger: slog.New(slog.DiscardHandler)})
 	w.Register(benchSteps)
 	return w
@@ -159,7 +160,7 @@ func BenchmarkResume10k(b *testing.B) {
 		b.StopTimer()
 		store, _, _ := benchStore(b)
 		id := fmt.Sprintf("long-%d", i)
-		info := durable.RunInfo{ID: id, Workflow: "steps"}
+		info := backend.RunInfo{ID: id, Workflow: "steps"}
 		if _, _, err := store.CreateRun(ctx, info, mem[0]); err != nil {
 			b.Fatal(err)
 		}
@@ -167,8 +168,8 @@ func BenchmarkResume10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		info.Status = durable.StatusRunning
-		if err := store.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Events: mem[1 : len(mem)-1], Run: info, Release: true}); err != nil {
+		info.Status = backend.StatusRunning
+		if err := store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: mem[1 : len(mem)-1], Run: info, Release: true}); err != nil {
 			b.Fatal(err)
 		}
 		w := newWorker(store)
@@ -179,7 +180,7 @@ func BenchmarkResume10k(b *testing.B) {
 		}
 		total += time.Since(start)
 		b.StopTimer()
-		if got, _ := store.GetRun(ctx, id); got.Status != durable.StatusCompleted || got.HistoryLen != 10000 {
+		if got, _ := store.GetRun(ctx, id); got.Status != backend.StatusCompleted || got.HistoryLen != 10000 {
 			b.Fatalf("run %s with %d events", got.Status, got.HistoryLen)
 		}
 		b.StartTimer()
@@ -220,9 +221,9 @@ func BenchmarkTimerLateness(b *testing.B) {
 			var fireAt time.Time
 			for _, e := range history {
 				switch e.Type {
-				case durable.EventTimerStarted:
+				case backend.EventTimerStarted:
 					fireAt = e.FireAt
-				case durable.EventTimerFired:
+				case backend.EventTimerFired:
 					late = append(late, e.Time.Sub(fireAt))
 				}
 			}

@@ -9,10 +9,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-var _ durable.Feed = (*Store)(nil)
+var _ backend.Feed = (*Store)(nil)
 
 const (
 	// MaxFeedLen is about how many entries a run's feed keeps. Publish
@@ -28,7 +28,7 @@ const (
 // feedField is the field of a feed entry that holds its data.
 const feedField = "d"
 
-// Publish implements durable.Feed. The feed is a Redis Stream under the
+// Publish implements backend.Feed. The feed is a Redis Stream under the
 // run's hash tag, appended to with XADD and an automatic id, and capped at
 // about MaxFeedLen entries. An entry's id is its stream id with both parts
 // zero-padded to 20 digits ("<ms>-<seq>", 41 characters), so that ids
@@ -93,7 +93,7 @@ func (s *Store) Publish(ctx context.Context, runID string, entries ...[]byte) ([
 	return ids, nil
 }
 
-// ReadFeed implements durable.Feed. after must be "" or an id that Publish
+// ReadFeed implements backend.Feed. after must be "" or an id that Publish
 // returned (any "<ms>-<seq>" of decimal numbers is taken); any other gives
 // an error at once. Like Poll, a call with a done context still returns the
 // entries that are ready, and ctx's error only if there are none.
@@ -103,7 +103,7 @@ func (s *Store) Publish(ctx context.Context, runID string, entries ...[]byte) ([
 // read runs in its own goroutine, so that ReadFeed returns as soon as ctx
 // is done (go-redis does not interrupt a blocked read); the read ends on
 // its own within blockFor.
-func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([]durable.FeedEntry, error) {
+func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([]backend.FeedEntry, error) {
 	from := "0-0"
 	if after != "" {
 		id, err := decodeFeedID(after)
@@ -129,7 +129,7 @@ func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([
 		return entries, nil
 	}
 	type result struct {
-		entries []durable.FeedEntry
+		entries []backend.FeedEntry
 		err     error
 	}
 	for {
@@ -155,7 +155,7 @@ func (s *Store) ReadFeed(ctx context.Context, runID, after string, limit int) ([
 // readFeed reads up to limit entries of the feed stream key after the
 // stream id from, blocking up to block for the first (not at all if block
 // is negative). It returns no entries and no error if none came.
-func (s *Store) readFeed(ctx context.Context, key, from string, limit int, block time.Duration) ([]durable.FeedEntry, error) {
+func (s *Store) readFeed(ctx context.Context, key, from string, limit int, block time.Duration) ([]backend.FeedEntry, error) {
 	streams, err := s.client.XRead(ctx, &goredis.XReadArgs{
 		Streams: []string{key, from}, Count: int64(limit), Block: block,
 	}).Result()
@@ -165,7 +165,7 @@ func (s *Store) readFeed(ctx context.Context, key, from string, limit int, block
 	if err != nil {
 		return nil, err
 	}
-	var entries []durable.FeedEntry
+	var entries []backend.FeedEntry
 	for _, st := range streams {
 		for _, msg := range st.Messages {
 			id, err := encodeFeedID(msg.ID)
@@ -176,7 +176,7 @@ func (s *Store) readFeed(ctx context.Context, key, from string, limit int, block
 			if err != nil {
 				return nil, fmt.Errorf("feed entry %s: %v", msg.ID, err)
 			}
-			entries = append(entries, durable.FeedEntry{ID: id, Data: data})
+			entries = append(entries, backend.FeedEntry{ID: id, Data: data})
 		}
 	}
 	return entries, nil

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -34,7 +34,7 @@ func TestFeedRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	commit := func(id string, status durable.Status) {
+	commit := func(id string, status backend.Status) {
 		t.Helper()
 		lease, err := s.Lease(ctx, id, "w1", time.Minute)
 		if err != nil {
@@ -44,7 +44,7 @@ func TestFeedRetention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := durable.Commit{Lease: lease, Expect: int64(info.HistoryLen), Run: durable.RunInfo{Status: status}, Release: true}
+		c := backend.Commit{Lease: lease, Expect: int64(info.HistoryLen), Run: backend.RunInfo{Status: status}, Release: true}
 		if err := s.Commit(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -57,19 +57,19 @@ func TestFeedRetention(t *testing.T) {
 	if d := ttl("before"); d != -1 {
 		t.Errorf("feed of a running run has TTL %v; want none", d)
 	}
-	commit("before", durable.StatusCompleted)
+	commit("before", backend.StatusCompleted)
 	if d := ttl("before"); !expires(d) {
 		t.Errorf("feed of a run that ended has TTL %v; want the retention", d)
 	}
 	// Retried: the feed is kept again, with the run's other keys.
-	commit("before", durable.StatusRunning)
+	commit("before", backend.StatusRunning)
 	if d := ttl("before"); d != -1 {
 		t.Errorf("feed of a retried run has TTL %v; want none", d)
 	}
 
 	// Published to only after the run ended.
 	mustCreate(t, s, "after")
-	commit("after", durable.StatusFailed)
+	commit("after", backend.StatusFailed)
 	publish("after")
 	if d := ttl("after"); !expires(d) {
 		t.Errorf("feed published to after its run ended has TTL %v; want the retention", d)

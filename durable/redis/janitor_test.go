@@ -8,7 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -31,7 +31,7 @@ func TestJanitorRequeuesUnrecordedTask(t *testing.T) {
 	if _, err := s.take(ctx, p, "w", 1, nil); err != nil { // a reader's first look creates the group
 		t.Fatal(err)
 	}
-	if _, _, err := s.CreateRun(ctx, durable.RunInfo{ID: "r1", Workflow: "wf"}, []byte("first")); err != nil {
+	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1", Workflow: "wf"}, []byte("first")); err != nil {
 		t.Fatal(err)
 	}
 	err = s.client.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "dead",

@@ -13,7 +13,7 @@ import (
 //	<prefix>:{r:<run id>}:history    stream: the current history, entry ids <position>-0
 //	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
 //	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
-//	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (durable.Feed)
+//	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
 //	<prefix>:{p:<n>}:tasks           stream with consumer group "workers": the task queue
 //	<prefix>:{p:<n>}:deadlines       sorted set of deadline members, by due time (ms)
 //	<prefix>:{p:<n>}:queued          set: runs with a task that waits in the stream

@@ -10,7 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // listPage is the most index entries ListRuns reads per round trip.
@@ -22,7 +22,7 @@ const listPage = 200
 // before the record.
 const forgetMissingAfter = time.Hour
 
-// ListRuns implements durable.Store. It reads the index of the filter's
+// ListRuns implements backend.Store. It reads the index of the filter's
 // status (else of its workflow, else of all runs) newest first, and each
 // record it names; the record decides. Runs created at the same time are
 // ordered by id, greatest first.
@@ -31,7 +31,7 @@ const forgetMissingAfter = time.Hour
 // skipped, and removed if that status is final (completed, failed or
 // canceled runs never change again); an entry whose run no longer exists
 // (it expired) is removed.
-func (s *Store) ListRuns(ctx context.Context, filter durable.RunFilter) ([]durable.RunInfo, error) {
+func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backend.RunInfo, error) {
 	index := s.runsIndex()
 	switch {
 	case filter.Status != "":
@@ -39,7 +39,7 @@ func (s *Store) ListRuns(ctx context.Context, filter durable.RunFilter) ([]durab
 	case filter.Workflow != "":
 		index = s.workflowIndex(filter.Workflow)
 	}
-	var list []durable.RunInfo
+	var list []backend.RunInfo
 	var stale []string
 	var lastScore float64
 	page := int64(listPage)
@@ -107,7 +107,7 @@ func (s *Store) ListRuns(ctx context.Context, filter durable.RunFilter) ([]durab
 			s.log.Warn("list runs: remove stale index entries", "index", index, "err", err)
 		}
 	}
-	slices.SortFunc(list, func(a, b durable.RunInfo) int {
+	slices.SortFunc(list, func(a, b backend.RunInfo) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
 	})
 	if filter.Limit > 0 && len(list) > filter.Limit {

@@ -11,7 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 const (
@@ -26,7 +26,7 @@ const (
 	backoffMax = time.Second
 )
 
-// Poll implements durable.Store. It never polls Redis in a loop: the first
+// Poll implements backend.Store. It never polls Redis in a loop: the first
 // blocking Poll for a worker starts one reader per partition, which blocks
 // in XREADGROUP while a Poll for that worker waits, and hands over what it
 // reads. A Poll with a done context checks the partitions once, each in
@@ -38,12 +38,12 @@ const (
 // then hands it back to the queue; at once if the worker's last Poll ended
 // with its context (the worker stopped), so that another worker's readers
 // get the task without delay.
-func (s *Store) Poll(ctx context.Context, worker string) (durable.Task, error) {
+func (s *Store) Poll(ctx context.Context, worker string) (backend.Task, error) {
 	if s.closed() {
-		return durable.Task{}, errors.New("poll: store closed")
+		return backend.Task{}, errors.New("poll: store closed")
 	}
 	if worker == "" {
-		return durable.Task{}, errors.New("poll: empty worker name")
+		return backend.Task{}, errors.New("poll: empty worker name")
 	}
 	p := s.poller(worker)
 	select {
@@ -62,16 +62,16 @@ func (s *Store) Poll(ctx context.Context, worker string) (durable.Task, error) {
 		return t, nil
 	case <-ctx.Done():
 		p.giveUp()
-		return durable.Task{}, fmt.Errorf("poll: %w", ctx.Err())
+		return backend.Task{}, fmt.Errorf("poll: %w", ctx.Err())
 	case <-s.done:
 		p.want(-1)
-		return durable.Task{}, errors.New("poll: store closed")
+		return backend.Task{}, errors.New("poll: store closed")
 	}
 }
 
 // pollNow checks every partition once, without blocking, starting from a
 // different one each time.
-func (s *Store) pollNow(ctx context.Context, worker string) (durable.Task, error) {
+func (s *Store) pollNow(ctx context.Context, worker string) (backend.Task, error) {
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 	defer cancel()
 	start := int(s.rotor.Add(1))
@@ -79,19 +79,19 @@ func (s *Store) pollNow(ctx context.Context, worker string) (durable.Task, error
 		p := s.parts[(start+i)%len(s.parts)]
 		tasks, err := s.take(bg, p, worker, 1, nil)
 		if err != nil {
-			return durable.Task{}, fmt.Errorf("poll: %w", err)
+			return backend.Task{}, fmt.Errorf("poll: %w", err)
 		}
 		if len(tasks) > 0 {
 			return tasks[0], nil
 		}
 	}
-	return durable.Task{}, fmt.Errorf("poll: %w", ctx.Err())
+	return backend.Task{}, fmt.Errorf("poll: %w", ctx.Err())
 }
 
-// Ack implements durable.Store: it acknowledges and deletes the task's
+// Ack implements backend.Store: it acknowledges and deletes the task's
 // entry and its in-flight deadline, in one round trip. A task without an
 // id (one the caller made up, not polled) needs no acknowledgement.
-func (s *Store) Ack(ctx context.Context, task durable.Task) error {
+func (s *Store) Ack(ctx context.Context, task backend.Task) error {
 	if task.ID == "" {
 		return nil
 	}
@@ -108,7 +108,7 @@ func (s *Store) Ack(ctx context.Context, task durable.Task) error {
 
 // giveBack hands a task that was read but never returned by Poll back to
 // the queue at once.
-func (s *Store) giveBack(task durable.Task) {
+func (s *Store) giveBack(task backend.Task) {
 	p, entry, err := s.parseTaskID(task.ID)
 	if err != nil {
 		return
@@ -139,13 +139,13 @@ type poller struct {
 	s      *Store
 	worker string
 	// handoff passes tasks from readers to Polls.
-	handoff chan durable.Task
+	handoff chan backend.Task
 	started sync.Once
 
 	mu sync.Mutex
 	// demand counts the worker's waiting Polls.
 	demand demand
-	held   map[string]durable.Task
+	held   map[string]backend.Task
 }
 
 func (s *Store) poller(worker string) *poller {
@@ -153,8 +153,8 @@ func (s *Store) poller(worker string) *poller {
 	defer s.mu.Unlock()
 	p := s.pollers[worker]
 	if p == nil {
-		p = &poller{s: s, worker: worker, handoff: make(chan durable.Task), demand: newDemand(),
-			held: make(map[string]durable.Task)}
+		p = &poller{s: s, worker: worker, handoff: make(chan backend.Task), demand: newDemand(),
+			held: make(map[string]backend.Task)}
 		s.pollers[worker] = p
 	}
 	return p
@@ -259,7 +259,7 @@ func (p *poller) read(part *partition) {
 
 // next takes the partition's next task: a non-blocking take first, then a
 // read that blocks up to blockFor.
-func (p *poller) next(ctx context.Context, part *partition) (durable.Task, bool, error) {
+func (p *poller) next(ctx context.Context, part *partition) (backend.Task, bool, error) {
 	s := p.s
 	tasks, err := s.take(ctx, part, p.worker, 1, nil)
 	if err != nil || len(tasks) > 0 {
@@ -269,10 +269,10 @@ func (p *poller) next(ctx context.Context, part *partition) (durable.Task, bool,
 		Group: group, Consumer: p.worker, Streams: []string{part.keys.tasks, ">"}, Count: 1, Block: blockFor,
 	}).Result()
 	if errors.Is(err, goredis.Nil) || len(streams) == 0 {
-		return durable.Task{}, false, nil
+		return backend.Task{}, false, nil
 	}
 	if err != nil {
-		return durable.Task{}, false, fmt.Errorf("read partition %d: %w", part.n, err)
+		return backend.Task{}, false, fmt.Errorf("read partition %d: %w", part.n, err)
 	}
 	// Record the delivery: its in-flight deadline, and the end of its
 	// queued mark. Until this is done, only the janitor would see the
@@ -283,7 +283,7 @@ func (p *poller) next(ctx context.Context, part *partition) (durable.Task, bool,
 
 // offer hands task to a Poll, or back to the queue if no Poll wants one
 // for holdFor, if the worker stopped polling, or if the store closes.
-func (p *poller) offer(task durable.Task) {
+func (p *poller) offer(task backend.Task) {
 	s := p.s
 	p.mu.Lock()
 	p.held[task.ID] = task
@@ -339,7 +339,7 @@ func (p *poller) unhold(id string) bool {
 // handBack hands the tasks that readers hold back to the queue (Close).
 func (s *Store) handBack() {
 	s.mu.Lock()
-	var tasks []durable.Task
+	var tasks []backend.Task
 	for _, p := range s.pollers {
 		p.mu.Lock()
 		for id, t := range p.held {
@@ -354,9 +354,9 @@ func (s *Store) handBack() {
 	}
 }
 
-func first(tasks []durable.Task) durable.Task {
+func first(tasks []backend.Task) backend.Task {
 	if len(tasks) == 0 {
-		return durable.Task{}
+		return backend.Task{}
 	}
 	return tasks[0]
 }

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // A run's record lives in its hash as these fields (scripts also keep the
@@ -28,7 +28,7 @@ type meta struct {
 	ParentID   string        `json:"parent_id,omitempty"`
 	ParentStep int           `json:"parent_step,omitempty"`
 	CreatedAt  time.Time     `json:"created_at"`
-	Trace      durable.Trace `json:"trace,omitzero"`
+	Trace      backend.Trace `json:"trace,omitzero"`
 }
 
 // state is the part of a record that each commit saves.
@@ -36,16 +36,16 @@ type state struct {
 	Step    int              `json:"step,omitempty"`
 	Waiting string           `json:"waiting,omitempty"`
 	WakeAt  time.Time        `json:"wake_at,omitzero"`
-	Failure *durable.Failure `json:"failure,omitempty"`
+	Failure *backend.Failure `json:"failure,omitempty"`
 }
 
-func encodeMeta(info durable.RunInfo) string {
+func encodeMeta(info backend.RunInfo) string {
 	data, _ := json.Marshal(meta{ID: info.ID, Workflow: info.Workflow, InputHash: info.InputHash,
 		ParentID: info.ParentID, ParentStep: info.ParentStep, CreatedAt: info.CreatedAt.UTC(), Trace: info.Trace})
 	return string(data)
 }
 
-func encodeState(info durable.RunInfo) string {
+func encodeState(info backend.RunInfo) string {
 	data, _ := json.Marshal(state{Step: info.Step, Waiting: info.Waiting, WakeAt: info.WakeAt.UTC(), Failure: info.Failure})
 	return string(data)
 }
@@ -61,23 +61,23 @@ func millis(t time.Time) int64 { return max(t.UnixMilli(), 1) }
 
 // decodeRecord rebuilds a record from its hash fields. It returns an
 // error, not a panic, for fields that Redis holds but this code cannot read.
-func decodeRecord(f map[string]string) (durable.RunInfo, error) {
+func decodeRecord(f map[string]string) (backend.RunInfo, error) {
 	var m meta
 	if err := json.Unmarshal([]byte(f["meta"]), &m); err != nil {
-		return durable.RunInfo{}, fmt.Errorf("decode record: meta: %w", err)
+		return backend.RunInfo{}, fmt.Errorf("decode record: meta: %w", err)
 	}
 	var st state
 	if err := json.Unmarshal([]byte(f["state"]), &st); err != nil {
-		return durable.RunInfo{}, fmt.Errorf("decode record %s: state: %w", m.ID, err)
+		return backend.RunInfo{}, fmt.Errorf("decode record %s: state: %w", m.ID, err)
 	}
-	info := durable.RunInfo{
+	info := backend.RunInfo{
 		ID: m.ID, Workflow: m.Workflow, InputHash: m.InputHash, ParentID: m.ParentID,
 		ParentStep: m.ParentStep, CreatedAt: m.CreatedAt, Trace: m.Trace,
-		Status: durable.Status(f["st"]), Step: st.Step, Waiting: st.Waiting, WakeAt: st.WakeAt, Failure: st.Failure,
+		Status: backend.Status(f["st"]), Step: st.Step, Waiting: st.Waiting, WakeAt: st.WakeAt, Failure: st.Failure,
 	}
 	var err error
 	if info.UpdatedAt, err = time.Parse(time.RFC3339Nano, f["upd"]); err != nil {
-		return durable.RunInfo{}, fmt.Errorf("decode record %s: updated: %w", m.ID, err)
+		return backend.RunInfo{}, fmt.Errorf("decode record %s: updated: %w", m.ID, err)
 	}
 	ints := []struct {
 		name string
@@ -85,12 +85,12 @@ func decodeRecord(f map[string]string) (durable.RunInfo, error) {
 	}{{"ver", &info.Version}, {"hlen", &info.HistoryLen}}
 	for _, field := range ints {
 		if *field.dst, err = strconv.ParseInt(f[field.name], 10, 64); err != nil {
-			return durable.RunInfo{}, fmt.Errorf("decode record %s: %s: %w", m.ID, field.name, err)
+			return backend.RunInfo{}, fmt.Errorf("decode record %s: %s: %w", m.ID, field.name, err)
 		}
 	}
 	gen, err := strconv.Atoi(f["gen"])
 	if err != nil {
-		return durable.RunInfo{}, fmt.Errorf("decode record %s: gen: %w", m.ID, err)
+		return backend.RunInfo{}, fmt.Errorf("decode record %s: gen: %w", m.ID, err)
 	}
 	info.Generation = gen
 	return info, nil

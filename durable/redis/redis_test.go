@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/durable/storetest"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -16,7 +16,7 @@ import (
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	var n atomic.Int64
-	storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 		s, err := redis.Open(srv.URL(), redis.WithClock(clock), redis.WithPrefix(fmt.Sprintf("suite%d", n.Add(1))))
 		if err != nil {
 			t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -53,10 +53,10 @@ func TestRoundTrips(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 
 	var (
-		info  durable.RunInfo
-		lease durable.Lease
-		task  durable.Task
-		inbox []durable.InboxEntry
+		info  backend.RunInfo
+		lease backend.Lease
+		task  backend.Task
+		inbox []backend.InboxEntry
 	)
 	pollNow := func() error {
 		done, cancel := context.WithCancel(ctx)
@@ -67,11 +67,11 @@ func TestRoundTrips(t *testing.T) {
 	}
 	// commit is a step as the engine commits it: the record it read,
 	// with a new status.
-	commit := func(status durable.Status, wake time.Time, release bool, events ...string) func() error {
+	commit := func(status backend.Status, wake time.Time, release bool, events ...string) func() error {
 		return func() error {
 			run := info
 			run.Status, run.WakeAt = status, wake
-			c := durable.Commit{Lease: lease, Expect: info.HistoryLen, Run: run, Release: release}
+			c := backend.Commit{Lease: lease, Expect: info.HistoryLen, Run: run, Release: release}
 			for _, e := range events {
 				c.Events = append(c.Events, []byte(e))
 			}
@@ -86,7 +86,7 @@ func TestRoundTrips(t *testing.T) {
 			return nil
 		}
 	}
-	var attempt durable.ActivityTask
+	var attempt backend.ActivityTask
 	push := func(queue, data string) func() error {
 		return func() error { return s.PushActivity(ctx, queue, []byte(data)) }
 	}
@@ -117,7 +117,7 @@ func TestRoundTrips(t *testing.T) {
 	}{
 		{"CreateRun", func() error {
 			var err error
-			info, _, err = s.CreateRun(ctx, durable.RunInfo{ID: "order-1", Workflow: "checkout"}, []byte("started"))
+			info, _, err = s.CreateRun(ctx, backend.RunInfo{ID: "order-1", Workflow: "checkout"}, []byte("started"))
 			return err
 		}, 2},
 		{"Poll (done context)", pollNow, 1},
@@ -125,15 +125,15 @@ func TestRoundTrips(t *testing.T) {
 		{"Ack", func() error { return s.Ack(ctx, task) }, 1},
 		{"GetRun", func() error { var err error; info, err = s.GetRun(ctx, "order-1"); return err }, 1},
 		{"ReadHistory", func() error { _, err := s.ReadHistory(ctx, "order-1", 1); return err }, 1},
-		{"Commit (first step, new status)", commit(durable.StatusRunning, time.Time{}, false, "step 1 scheduled"), 1},
-		{"Commit (step)", commit(durable.StatusRunning, time.Time{}, false, "step 1 done", "step 2 scheduled"), 1},
-		{"Commit (wait for a timer, release)", commit(durable.StatusWaiting, clock.Now().Add(time.Hour), true), 1},
+		{"Commit (first step, new status)", commit(backend.StatusRunning, time.Time{}, false, "step 1 scheduled"), 1},
+		{"Commit (step)", commit(backend.StatusRunning, time.Time{}, false, "step 1 done", "step 2 scheduled"), 1},
+		{"Commit (wait for a timer, release)", commit(backend.StatusWaiting, clock.Now().Add(time.Hour), true), 1},
 		{"Send", func() error { return s.Send(ctx, "order-1", []byte("signal")) }, 1},
 		{"Lease again", func() error { var err error; lease, err = s.Lease(ctx, "order-1", "w1", time.Minute); return err }, 1},
 		{"ReadInbox", func() error { var err error; inbox, err = s.ReadInbox(ctx, "order-1"); return err }, 1},
-		{"Commit (signal consumed, timer kept, release)", commit(durable.StatusWaiting, clock.Now().Add(time.Hour), true, "signal received"), 1},
+		{"Commit (signal consumed, timer kept, release)", commit(backend.StatusWaiting, clock.Now().Add(time.Hour), true, "signal received"), 1},
 		{"Lease renewal", func() error { var err error; lease, err = s.Lease(ctx, "order-1", "w1", time.Minute); return err }, 1},
-		{"Commit (run completed, timer cleared)", commit(durable.StatusCompleted, time.Time{}, true, "completed"), 1},
+		{"Commit (run completed, timer cleared)", commit(backend.StatusCompleted, time.Time{}, true, "completed"), 1},
 
 		{"PushActivity", push("gpu", "render frame 1"), 1},
 		{"PollActivity (one queue, done context)", pollActivity(true, "render frame 1", "gpu"), 1},
@@ -152,7 +152,7 @@ func TestRoundTrips(t *testing.T) {
 			if _, err := client.Del(ctx, "cairn:{r:order-1}:run").Result(); err != nil {
 				t.Fatal(err)
 			}
-			info, inbox = durable.RunInfo{}, nil
+			info, inbox = backend.RunInfo{}, nil
 			if err := drain(ctx, s); err != nil {
 				t.Fatal(err)
 			}

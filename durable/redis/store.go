@@ -1,6 +1,6 @@
-// Package redis is the durable.Store for production: runs, histories,
+// Package redis is the backend.Store for production: runs, histories,
 // inboxes, leases, timers, the task queue, the activity task queues
-// (durable.ActivityQueue) and the runs' progress feeds (durable.Feed) live
+// (backend.ActivityQueue) and the runs' progress feeds (backend.Feed) live
 // in Redis, through go-redis's UniversalClient, so one store serves a
 // single server, Sentinel and Cluster alike. It passes the conformance
 // suite in durable/storetest, as the in-memory store does.
@@ -45,13 +45,13 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 var (
-	_ durable.Store         = (*Store)(nil)
-	_ durable.Watcher       = (*Store)(nil)
-	_ durable.ActivityQueue = (*Store)(nil)
+	_ backend.Store         = (*Store)(nil)
+	_ backend.Watcher       = (*Store)(nil)
+	_ backend.ActivityQueue = (*Store)(nil)
 )
 
 // Defaults of the options.
@@ -62,13 +62,13 @@ const (
 	DefaultRetention         = 7 * 24 * time.Hour
 )
 
-// Store is a durable.Store, durable.Watcher, durable.ActivityQueue and
-// durable.Feed on Redis. It is safe for concurrent use. Several processes may share one
+// Store is a backend.Store, backend.Watcher, backend.ActivityQueue and
+// backend.Feed on Redis. It is safe for concurrent use. Several processes may share one
 // Redis through stores with the same prefix and number of partitions.
 type Store struct {
 	client     goredis.UniversalClient
 	owned      bool // Close closes client
-	clock      durable.Clock
+	clock      backend.Clock
 	prefix     string
 	parts      []*partition
 	visibility time.Duration
@@ -91,7 +91,7 @@ type Option func(*Store)
 
 // WithClock makes the store take every time it records or compares, and
 // schedule its timers, on clock instead of the system clock.
-func WithClock(clock durable.Clock) Option { return func(s *Store) { s.clock = clock } }
+func WithClock(clock backend.Clock) Option { return func(s *Store) { s.clock = clock } }
 
 // WithPrefix sets the prefix of every key (DefaultPrefix if not set).
 // Stores with different prefixes share nothing. A prefix should hold no
@@ -140,7 +140,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 func New(client goredis.UniversalClient, opts ...Option) *Store {
 	s := &Store{
 		client:     client,
-		clock:      durable.SystemClock(),
+		clock:      backend.SystemClock(),
 		prefix:     DefaultPrefix,
 		parts:      make([]*partition, DefaultPartitions),
 		visibility: DefaultVisibilityTimeout,
@@ -218,20 +218,20 @@ func (s *Store) closed() bool {
 	}
 }
 
-// CreateRun implements durable.Store. A zero CreatedAt is set to the
-// clock's time and an empty Status to durable.StatusPending. It costs two
+// CreateRun implements backend.Store. A zero CreatedAt is set to the
+// clock's time and an empty Status to backend.StatusPending. It costs two
 // round trips: the run is queued only once the script says it was created,
 // and a deadline written with the run stands in for the task until then.
-func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byte) (durable.RunInfo, bool, error) {
+func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byte) (backend.RunInfo, bool, error) {
 	if info.ID == "" {
-		return durable.RunInfo{}, false, errors.New("create run: empty id")
+		return backend.RunInfo{}, false, errors.New("create run: empty id")
 	}
 	now := s.clock.Now()
 	if info.CreatedAt.IsZero() {
 		info.CreatedAt = now
 	}
 	if info.Status == "" {
-		info.Status = durable.StatusPending
+		info.Status = backend.StatusPending
 	}
 	info.UpdatedAt, info.HistoryLen, info.Version, info.Generation = now, 1, 1, 0
 	rk, part := s.runKeys(info.ID), s.partFor(info.ID)
@@ -249,7 +249,7 @@ func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byt
 			encodeState(info), created, encodeTime(now), first)
 	})
 	if err != nil {
-		return durable.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
+		return backend.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
 	}
 	r := newReply(res.Val())
 	made := r.str(0) == "created"
@@ -258,7 +258,7 @@ func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byt
 		existing, r.err = pairsToMap(r.at(1))
 	}
 	if r.err != nil {
-		return durable.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, r.err)
+		return backend.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, r.err)
 	}
 	queue := ""
 	if made {
@@ -274,23 +274,23 @@ func (s *Store) CreateRun(ctx context.Context, info durable.RunInfo, first []byt
 	}
 	old, err := decodeRecord(existing)
 	if err != nil {
-		return durable.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
+		return backend.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
 	}
 	return old, false, nil
 }
 
-// GetRun implements durable.Store.
-func (s *Store) GetRun(ctx context.Context, runID string) (durable.RunInfo, error) {
+// GetRun implements backend.Store.
+func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, error) {
 	fields, err := s.client.HGetAll(ctx, s.runKeys(runID).run).Result()
 	if err != nil {
-		return durable.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
+		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
 	if len(fields) == 0 {
-		return durable.RunInfo{}, fmt.Errorf("get run: %w: %s", durable.ErrRunNotFound, runID)
+		return backend.RunInfo{}, fmt.Errorf("get run: %w: %s", backend.ErrRunNotFound, runID)
 	}
 	info, err := decodeRecord(fields)
 	if err != nil {
-		return durable.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
+		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
 	return info, nil
 }
@@ -298,7 +298,7 @@ func (s *Store) GetRun(ctx context.Context, runID string) (durable.RunInfo, erro
 // historyPage is how many events ReadHistory reads per round trip.
 const historyPage = 1000
 
-// ReadHistory implements durable.Store. A from below 1 reads from 1. It
+// ReadHistory implements backend.Store. A from below 1 reads from 1. It
 // reads historyPage events per round trip.
 func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error) {
 	rk := s.runKeys(runID)
@@ -318,15 +318,15 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 			return nil, fmt.Errorf("read history of %s: %w", runID, err)
 		}
 		if first && exists.Val() == 0 {
-			return nil, fmt.Errorf("read history: %w: %s", durable.ErrRunNotFound, runID)
+			return nil, fmt.Errorf("read history: %w: %s", backend.ErrRunNotFound, runID)
 		}
 		for _, msg := range page.Val() {
 			if msg.ID != fmt.Sprintf("%d-0", from) {
-				return nil, fmt.Errorf("read history of %s: %w: entry %s where position %d belongs", runID, durable.ErrCorruptHistory, msg.ID, from)
+				return nil, fmt.Errorf("read history of %s: %w: entry %s where position %d belongs", runID, backend.ErrCorruptHistory, msg.ID, from)
 			}
 			data, err := field(msg, "e")
 			if err != nil {
-				return nil, fmt.Errorf("read history of %s: %w: position %d: %v", runID, durable.ErrCorruptHistory, from, err)
+				return nil, fmt.Errorf("read history of %s: %w: position %d: %v", runID, backend.ErrCorruptHistory, from, err)
 			}
 			out = append(out, data)
 			from++
@@ -337,7 +337,7 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 	}
 }
 
-// Send implements durable.Store. It queues the run and appends to its
+// Send implements backend.Store. It queues the run and appends to its
 // inbox in one round trip, the queue first: a Send to an unknown run
 // leaves a spurious task. A call that go-redis sends again after a lost
 // reply appends nothing more.
@@ -356,14 +356,14 @@ func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
 	case r.err != nil:
 		return fmt.Errorf("send to %s: %w", runID, r.err)
 	case code == "notfound":
-		return fmt.Errorf("send: %w: %s", durable.ErrRunNotFound, runID)
+		return fmt.Errorf("send: %w: %s", backend.ErrRunNotFound, runID)
 	}
 	return nil
 }
 
-// ReadInbox implements durable.Store. It returns an error wrapping
-// durable.ErrRunNotFound for an unknown run.
-func (s *Store) ReadInbox(ctx context.Context, runID string) ([]durable.InboxEntry, error) {
+// ReadInbox implements backend.Store. It returns an error wrapping
+// backend.ErrRunNotFound for an unknown run.
+func (s *Store) ReadInbox(ctx context.Context, runID string) ([]backend.InboxEntry, error) {
 	rk := s.runKeys(runID)
 	var exists *goredis.IntCmd
 	var msgs *goredis.XMessageSliceCmd
@@ -376,15 +376,15 @@ func (s *Store) ReadInbox(ctx context.Context, runID string) ([]durable.InboxEnt
 		return nil, fmt.Errorf("read inbox of %s: %w", runID, err)
 	}
 	if exists.Val() == 0 {
-		return nil, fmt.Errorf("read inbox: %w: %s", durable.ErrRunNotFound, runID)
+		return nil, fmt.Errorf("read inbox: %w: %s", backend.ErrRunNotFound, runID)
 	}
-	entries := make([]durable.InboxEntry, 0, len(msgs.Val()))
+	entries := make([]backend.InboxEntry, 0, len(msgs.Val()))
 	for _, msg := range msgs.Val() {
 		data, err := field(msg, "e")
 		if err != nil {
-			return nil, fmt.Errorf("read inbox of %s: %w: entry %s: %v", runID, durable.ErrCorruptHistory, msg.ID, err)
+			return nil, fmt.Errorf("read inbox of %s: %w: entry %s: %v", runID, backend.ErrCorruptHistory, msg.ID, err)
 		}
-		entries = append(entries, durable.InboxEntry{ID: msg.ID, Event: data})
+		entries = append(entries, backend.InboxEntry{ID: msg.ID, Event: data})
 	}
 	return entries, nil
 }

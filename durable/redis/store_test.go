@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -26,13 +26,13 @@ func open(t *testing.T, url string, opts ...redis.Option) *redis.Store {
 
 func mustCreate(t *testing.T, s *redis.Store, id string) {
 	t.Helper()
-	if _, _, err := s.CreateRun(t.Context(), durable.RunInfo{ID: id, Workflow: "wf"}, []byte(id+"/1")); err != nil {
+	if _, _, err := s.CreateRun(t.Context(), backend.RunInfo{ID: id, Workflow: "wf"}, []byte(id+"/1")); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // pollNow returns a ready task, if any, without blocking.
-func pollNow(t *testing.T, s *redis.Store) (durable.Task, bool) {
+func pollNow(t *testing.T, s *redis.Store) (backend.Task, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -62,11 +62,11 @@ func TestOpenACLUser(t *testing.T) {
 	if !ok || task.RunID != "r1" {
 		t.Fatalf("Poll = %+v, %v; want a task for r1", task, ok)
 	}
-	if err := s.Commit(t.Context(), durable.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("r1/2")},
-		Run: durable.RunInfo{Status: durable.StatusCompleted}, Release: true}); err != nil {
+	if err := s.Commit(t.Context(), backend.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("r1/2")},
+		Run: backend.RunInfo{Status: backend.StatusCompleted}, Release: true}); err != nil {
 		t.Fatal(err)
 	}
-	if runs, err := s.ListRuns(t.Context(), durable.RunFilter{Status: durable.StatusCompleted}); err != nil || len(runs) != 1 {
+	if runs, err := s.ListRuns(t.Context(), backend.RunFilter{Status: backend.StatusCompleted}); err != nil || len(runs) != 1 {
 		t.Fatalf("ListRuns = %v, %v; want r1", runs, err)
 	}
 
@@ -100,7 +100,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 	var want []string
 	commit := func(expect int64, events ...string) error {
-		c := durable.Commit{Lease: lease, Expect: expect, Run: durable.RunInfo{Status: durable.StatusRunning}}
+		c := backend.Commit{Lease: lease, Expect: expect, Run: backend.RunInfo{Status: backend.StatusRunning}}
 		for _, e := range events {
 			c.Events = append(c.Events, []byte(e))
 		}
@@ -192,7 +192,7 @@ func TestWakeAtSystemClock(t *testing.T) {
 			t.Fatal(err)
 		}
 		wake := time.Now().Add(50 * time.Millisecond)
-		err = s.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Run: durable.RunInfo{WakeAt: wake}, Release: true})
+		err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{WakeAt: wake}, Release: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,15 +225,15 @@ func TestStaleWriterKeepsWakeTime(t *testing.T) {
 	}
 	// w1 waits for a timer in an hour and lets the run go.
 	wake := clock.Now().Add(time.Hour)
-	commit := durable.Commit{Lease: l1, Expect: 1, Run: durable.RunInfo{Status: durable.StatusWaiting, WakeAt: wake}, Release: true}
+	commit := backend.Commit{Lease: l1, Expect: 1, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: wake}, Release: true}
 	if err := s.Commit(ctx, commit); err != nil {
 		t.Fatal(err)
 	}
 	// A late copy of w1 writes again with the same, released lease: once
 	// with a later wake time, once with none.
 	for _, at := range []time.Time{wake.Add(time.Hour), {}} {
-		stale := durable.Commit{Lease: l1, Expect: 1, Run: durable.RunInfo{Status: durable.StatusRunning, WakeAt: at}}
-		if err := s.Commit(ctx, stale); !errors.Is(err, durable.ErrFenced) {
+		stale := backend.Commit{Lease: l1, Expect: 1, Run: backend.RunInfo{Status: backend.StatusRunning, WakeAt: at}}
+		if err := s.Commit(ctx, stale); !errors.Is(err, backend.ErrFenced) {
 			t.Fatalf("stale commit: %v; want ErrFenced", err)
 		}
 	}
@@ -253,11 +253,11 @@ func TestStaleWriterKeepsWakeTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	wake = clock.Now().Add(30 * time.Minute)
-	if err := s.Commit(ctx, durable.Commit{Lease: l2, Expect: 1, Run: durable.RunInfo{Status: durable.StatusWaiting, WakeAt: wake}}); err != nil {
+	if err := s.Commit(ctx, backend.Commit{Lease: l2, Expect: 1, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: wake}}); err != nil {
 		t.Fatal(err)
 	}
-	stale := durable.Commit{Lease: l1, Expect: 1, Run: durable.RunInfo{Status: durable.StatusRunning, WakeAt: wake.Add(time.Hour)}}
-	if err := s.Commit(ctx, stale); !errors.Is(err, durable.ErrFenced) {
+	stale := backend.Commit{Lease: l1, Expect: 1, Run: backend.RunInfo{Status: backend.StatusRunning, WakeAt: wake.Add(time.Hour)}}
+	if err := s.Commit(ctx, stale); !errors.Is(err, backend.ErrFenced) {
 		t.Fatalf("stale commit: %v; want ErrFenced", err)
 	}
 	clock.Advance(30 * time.Minute)
@@ -286,16 +286,16 @@ func TestRetention(t *testing.T) {
 	s := open(t, srv.URL(), redis.WithRetention(time.Hour))
 	ctx := t.Context()
 	for _, tc := range []struct {
-		status durable.Status
+		status backend.Status
 		ttl    bool
-	}{{durable.StatusRunning, false}, {durable.StatusCompleted, true}} {
+	}{{backend.StatusRunning, false}, {backend.StatusCompleted, true}} {
 		id := "ret-" + string(tc.status)
 		mustCreate(t, s, id)
 		lease, err := s.Lease(ctx, id, "w1", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Commit(ctx, durable.Commit{Lease: lease, Expect: 1, Run: durable.RunInfo{Status: tc.status}, Release: true}); err != nil {
+		if err := s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{Status: tc.status}, Release: true}); err != nil {
 			t.Fatal(err)
 		}
 		keys, err := srv.Client().Keys(ctx, "cairn:{r:"+id+"}:*").Result()

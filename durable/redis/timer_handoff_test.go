@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
@@ -43,7 +44,7 @@ func TestTimerAfterWorkerSwap(t *testing.T) {
 			wf := durable.NewWorkflow("bake", func(ctx durable.Context, _ int) (string, error) {
 				var f durable.Future[int]
 				if busy {
-					f = durable.Start(ctx, block, 0)
+					f = durable.StartActivity(ctx, block, 0)
 				}
 				if err := durable.Sleep(ctx, 700*time.Millisecond); err != nil {
 					return "", err
@@ -86,7 +87,7 @@ func TestTimerAfterWorkerSwap(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, e := range history {
-					if e.Type == durable.EventTimerStarted {
+					if e.Type == backend.EventTimerStarted {
 						fireAt = e.FireAt
 					}
 				}
@@ -107,7 +108,7 @@ func TestTimerAfterWorkerSwap(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range history {
-				if e.Type == durable.EventTimerFired {
+				if e.Type == backend.EventTimerFired {
 					late := e.Time.Sub(fireAt)
 					t.Logf("timer due at %s fired %v late", fireAt.Format(time.StampMilli), late)
 					if late > 500*time.Millisecond {

@@ -7,12 +7,12 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// WatchRun implements durable.Watcher: it returns nil as soon as the run's
+// WatchRun implements backend.Watcher: it returns nil as soon as the run's
 // Version differs from version, and an error wrapping
-// durable.ErrRunNotFound for an unknown run.
+// backend.ErrRunNotFound for an unknown run.
 //
 // It blocks in Redis, not in a polling loop: every commit adds an entry to
 // the run's changes stream, and WatchRun reads that stream with XREAD BLOCK
@@ -33,7 +33,7 @@ func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error
 			return nil
 		})
 		if ver != nil && ver.Err() == goredis.Nil {
-			return fmt.Errorf("watch run: %w: %s", durable.ErrRunNotFound, runID)
+			return fmt.Errorf("watch run: %w: %s", backend.ErrRunNotFound, runID)
 		}
 		if err != nil {
 			return fmt.Errorf("watch run %s: %w", runID, err)

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// activityTests are run on stores that implement durable.ActivityQueue.
+// activityTests are run on stores that implement backend.ActivityQueue.
 var activityTests = []struct {
 	name string
-	fn   func(*env, durable.ActivityQueue)
+	fn   func(*env, backend.ActivityQueue)
 }{
 	{"ActivityQueue/Order", testActivityOrder},
 	{"ActivityQueue/Blocks", testActivityBlocks},
@@ -19,7 +19,7 @@ var activityTests = []struct {
 	{"ActivityQueue/Redelivers", testActivityRedelivers},
 }
 
-func (e *env) pollActivity(q durable.ActivityQueue, ctx context.Context, queues ...string) durable.ActivityTask {
+func (e *env) pollActivity(q backend.ActivityQueue, ctx context.Context, queues ...string) backend.ActivityTask {
 	e.t.Helper()
 	task, err := q.PollActivity(ctx, "w1", queues)
 	if err != nil {
@@ -28,14 +28,14 @@ func (e *env) pollActivity(q durable.ActivityQueue, ctx context.Context, queues 
 	return task
 }
 
-func (e *env) push(q durable.ActivityQueue, queue, attempt string) {
+func (e *env) push(q backend.ActivityQueue, queue, attempt string) {
 	e.t.Helper()
 	if err := q.PushActivity(e.ctx(), queue, []byte(attempt)); err != nil {
 		e.t.Fatalf("PushActivity(%q): %v", queue, err)
 	}
 }
 
-func (e *env) noActivity(q durable.ActivityQueue, when string, queues ...string) {
+func (e *env) noActivity(q backend.ActivityQueue, when string, queues ...string) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
@@ -44,7 +44,7 @@ func (e *env) noActivity(q durable.ActivityQueue, when string, queues ...string)
 	}
 }
 
-func testActivityOrder(e *env, q durable.ActivityQueue) {
+func testActivityOrder(e *env, q backend.ActivityQueue) {
 	e.push(q, "gpu", "g1")
 	e.push(q, "cpu", "c1")
 	e.push(q, "gpu", "g2")
@@ -59,8 +59,8 @@ func testActivityOrder(e *env, q durable.ActivityQueue) {
 	}
 }
 
-func testActivityBlocks(e *env, q durable.ActivityQueue) {
-	ch := make(chan durable.ActivityTask, 1)
+func testActivityBlocks(e *env, q backend.ActivityQueue) {
+	ch := make(chan backend.ActivityTask, 1)
 	ctx := e.ctx()
 	go func() {
 		task, _ := q.PollActivity(ctx, "w1", []string{"gpu"})
@@ -77,7 +77,7 @@ func testActivityBlocks(e *env, q durable.ActivityQueue) {
 	}
 }
 
-func testActivityDoneContext(e *env, q durable.ActivityQueue) {
+func testActivityDoneContext(e *env, q backend.ActivityQueue) {
 	e.push(q, "gpu", "g1")
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
@@ -87,7 +87,7 @@ func testActivityDoneContext(e *env, q durable.ActivityQueue) {
 	e.noActivity(q, "after the only attempt was taken", "gpu")
 }
 
-func testActivityRedelivers(e *env, q durable.ActivityQueue) {
+func testActivityRedelivers(e *env, q backend.ActivityQueue) {
 	e.push(q, "gpu", "g1")
 	e.push(q, "gpu", "g2")
 	first := e.pollActivity(q, e.ctx(), "gpu")

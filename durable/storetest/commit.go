@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Commits: fenced, positioned, atomic writes by the lease holder.
@@ -25,7 +25,7 @@ func testCommitAppends(e *env) {
 }
 
 // wantUnchanged fails if r1's record, history or inbox differ from before.
-func (e *env) wantUnchanged(before durable.RunInfo, history []string, inbox int) {
+func (e *env) wantUnchanged(before backend.RunInfo, history []string, inbox int) {
 	e.t.Helper()
 	if d := diffRun(e.get("r1"), before); d != "" {
 		e.t.Errorf("record changed by a rejected commit:\n%s", d)
@@ -49,7 +49,7 @@ func testCommitConflict(e *env) {
 		commit.NewHistory = c.newHistory
 		commit.Consumed = []string{e.inbox("r1")[0].ID}
 		commit.Release = true
-		e.commitErr(commit, durable.ErrConflict)
+		e.commitErr(commit, backend.ErrConflict)
 		e.wantUnchanged(before, []string{"r1/1"}, 1)
 	}
 	e.commit(step(l, 1, "r1/2")) // the lease was not released
@@ -64,10 +64,10 @@ func testCommitFenced(e *env) {
 	before := e.get("r1")
 	c := step(l1, 1, "stale")
 	c.Consumed = []string{e.inbox("r1")[0].ID}
-	e.commitErr(c, durable.ErrFenced)
+	e.commitErr(c, backend.ErrFenced)
 	e.wantUnchanged(before, []string{"r1/1"}, 1)
 	e.commit(step(l2, 1, "r1/2"))
-	e.commitErr(step(l1, 2, "stale"), durable.ErrFenced)
+	e.commitErr(step(l1, 2, "stale"), backend.ErrFenced)
 }
 
 func testCommitReleased(e *env) {
@@ -76,7 +76,7 @@ func testCommitReleased(e *env) {
 	c := step(l, 1, "r1/2")
 	c.Release = true
 	e.commit(c)
-	e.commitErr(step(l, 2, "r1/3"), durable.ErrFenced)
+	e.commitErr(step(l, 2, "r1/3"), backend.ErrFenced)
 	l2 := e.lease("r1", "w2", time.Minute)
 	if l2.Token <= l.Token {
 		e.t.Errorf("token after release = %d; want more than %d", l2.Token, l.Token)
@@ -94,21 +94,21 @@ func testCommitExpiredNotTaken(e *env) {
 // testCommitRecord checks which fields of Commit.Run are saved and which
 // the store keeps or sets.
 func testCommitRecord(e *env) {
-	orig := e.createRun(durable.RunInfo{
-		ID: "r1", Workflow: "wf", InputHash: "h", Status: durable.StatusPending,
+	orig := e.createRun(backend.RunInfo{
+		ID: "r1", Workflow: "wf", InputHash: "h", Status: backend.StatusPending,
 		ParentID: "parent", ParentStep: 2,
 	}, []byte("r1/1"))
 	l := e.lease("r1", "w1", time.Hour)
 	e.clock.Advance(3 * time.Second)
 	c := step(l, 1, "r1/2")
-	c.Run = durable.RunInfo{
+	c.Run = backend.RunInfo{
 		// Kept or set by the store:
 		ID: "other", Workflow: "other", InputHash: "other", ParentID: "other", ParentStep: 9,
 		CreatedAt: never(), UpdatedAt: never(), Generation: 7, HistoryLen: 99, Version: 999,
 		// Saved:
-		Status: durable.StatusWaiting, Step: 4, Waiting: "signal approve",
+		Status: backend.StatusWaiting, Step: 4, Waiting: "signal approve",
 		WakeAt:  e.clock.Now().Add(time.Hour),
-		Failure: &durable.Failure{Message: "boom", Kind: durable.KindPanic},
+		Failure: &backend.Failure{Message: "boom", Kind: backend.KindPanic},
 	}
 	e.commit(c)
 	got := e.get("r1")
@@ -152,13 +152,13 @@ func testReleaseRequeues(e *env) {
 	cases := []struct {
 		name    string
 		consume bool
-		status  durable.Status
+		status  backend.Status
 		queued  bool
 	}{
-		{"inbox left", false, durable.StatusRunning, true},
-		{"inbox consumed", true, durable.StatusRunning, false},
-		{"parked", false, durable.StatusParked, false},
-		{"ended", false, durable.StatusCompleted, false},
+		{"inbox left", false, backend.StatusRunning, true},
+		{"inbox consumed", true, backend.StatusRunning, false},
+		{"parked", false, backend.StatusParked, false},
+		{"ended", false, backend.StatusCompleted, false},
 	}
 	for i, c := range cases {
 		id := fmt.Sprint("r", i)
@@ -238,7 +238,7 @@ func testNewHistory(e *env) {
 	e.commit(step(l, 1, "r1/2", "r1/3"))
 	fresh := step(l, 1, "new/1")
 	fresh.NewHistory = true
-	e.commitErr(fresh, durable.ErrConflict) // Expect names the old length
+	e.commitErr(fresh, backend.ErrConflict) // Expect names the old length
 	fresh.Expect = 3
 	e.commit(fresh)
 	e.wantHistory("r1", 1, "new/1")
@@ -246,7 +246,7 @@ func testNewHistory(e *env) {
 	if got := e.get("r1"); got.Generation != 1 || got.HistoryLen != 1 {
 		e.t.Errorf("after NewHistory: generation %d, history length %d; want 1, 1", got.Generation, got.HistoryLen)
 	}
-	e.commitErr(step(l, 3, "x"), durable.ErrConflict)
+	e.commitErr(step(l, 3, "x"), backend.ErrConflict)
 	e.commit(step(l, 1, "new/2"))
 	e.wantHistory("r1", 1, "new/1", "new/2")
 	if g := e.get("r1").Generation; g != 1 {
@@ -279,7 +279,7 @@ func testConcurrentCommits(e *env) {
 			e.t.Fatalf("writers %d and %d both committed at position 2", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, durable.ErrConflict):
+		case !errors.Is(err, backend.ErrConflict):
 			e.t.Errorf("losing writer %d: %v; want ErrConflict", i, err)
 		}
 	}
@@ -290,9 +290,9 @@ func testConcurrentCommits(e *env) {
 }
 
 func testWatcher(e *env) {
-	w, ok := e.s.(durable.Watcher)
+	w, ok := e.s.(backend.Watcher)
 	if !ok {
-		e.t.Skip("store does not implement durable.Watcher")
+		e.t.Skip("store does not implement backend.Watcher")
 	}
 	orig := e.create("r1")
 	if err := w.WatchRun(e.ctx(), "r1", orig.Version-1); err != nil {

@@ -3,7 +3,7 @@ package storetest_test
 import (
 	"testing"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/storetest"
 )
@@ -12,7 +12,7 @@ import (
 // store around the clock the suite gives it.
 func ExampleRun() {
 	_ = func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T, clock durable.Clock) durable.Store {
+		storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 			return memory.New(memory.WithClock(clock))
 		})
 	}

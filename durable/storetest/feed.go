@@ -7,13 +7,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// feedTests are run on stores that implement durable.Feed.
+// feedTests are run on stores that implement backend.Feed.
 var feedTests = []struct {
 	name string
-	fn   func(*env, durable.Feed)
+	fn   func(*env, backend.Feed)
 }{
 	{"Feed/PublishAndRead", testFeedPublishRead},
 	{"Feed/Limit", testFeedLimit},
@@ -28,7 +28,7 @@ var feedTests = []struct {
 
 // testFeedPublishMany: several entries published at once come in order,
 // with increasing ids, after what was there; none is nothing.
-func testFeedPublishMany(e *env, f durable.Feed) {
+func testFeedPublishMany(e *env, f backend.Feed) {
 	e.create("r1")
 	first := e.publish(f, "r1", "first")
 	ids, err := f.Publish(e.ctx(), "r1", []byte("a"), []byte("b"), []byte("c"))
@@ -52,7 +52,7 @@ func testFeedPublishMany(e *env, f durable.Feed) {
 // once its context is canceled.
 const promptly = 5 * time.Second
 
-func (e *env) publish(f durable.Feed, runID, data string) string {
+func (e *env) publish(f backend.Feed, runID, data string) string {
 	e.t.Helper()
 	ids, err := f.Publish(e.ctx(), runID, []byte(data))
 	if err != nil {
@@ -64,7 +64,7 @@ func (e *env) publish(f durable.Feed, runID, data string) string {
 	return ids[0]
 }
 
-func (e *env) readFeed(f durable.Feed, runID, after string, limit int) []durable.FeedEntry {
+func (e *env) readFeed(f backend.Feed, runID, after string, limit int) []backend.FeedEntry {
 	e.t.Helper()
 	entries, err := f.ReadFeed(e.ctx(), runID, after, limit)
 	if err != nil {
@@ -74,7 +74,7 @@ func (e *env) readFeed(f durable.Feed, runID, after string, limit int) []durable
 }
 
 // wantFeed fails unless entries hold the data want, in order.
-func (e *env) wantFeed(entries []durable.FeedEntry, when string, want ...string) {
+func (e *env) wantFeed(entries []backend.FeedEntry, when string, want ...string) {
 	e.t.Helper()
 	got := make([]string, len(entries))
 	for i, entry := range entries {
@@ -86,7 +86,7 @@ func (e *env) wantFeed(entries []durable.FeedEntry, when string, want ...string)
 }
 
 // noFeed fails unless ReadFeed waits, for quiet, for an entry after after.
-func (e *env) noFeed(f durable.Feed, runID, after, when string) {
+func (e *env) noFeed(f backend.Feed, runID, after, when string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx(), quiet)
 	defer cancel()
@@ -97,7 +97,7 @@ func (e *env) noFeed(f durable.Feed, runID, after, when string) {
 
 // readFeedAsync reads in a goroutine and delivers the result on the
 // channel.
-func (e *env) readFeedAsync(ctx context.Context, f durable.Feed, runID, after string) <-chan feedOrError {
+func (e *env) readFeedAsync(ctx context.Context, f backend.Feed, runID, after string) <-chan feedOrError {
 	ch := make(chan feedOrError, 1)
 	go func() {
 		entries, err := f.ReadFeed(ctx, runID, after, 0)
@@ -107,7 +107,7 @@ func (e *env) readFeedAsync(ctx context.Context, f durable.Feed, runID, after st
 }
 
 type feedOrError struct {
-	entries []durable.FeedEntry
+	entries []backend.FeedEntry
 	err     error
 }
 
@@ -121,7 +121,7 @@ func (e *env) feedBlocked(ch <-chan feedOrError, when string) {
 	}
 }
 
-func testFeedPublishRead(e *env, f durable.Feed) {
+func testFeedPublishRead(e *env, f backend.Feed) {
 	e.create("r1")
 	// More than ten entries, published as fast as may be: ids that share a
 	// millisecond must still compare as strings in order.
@@ -165,7 +165,7 @@ func testFeedPublishRead(e *env, f durable.Feed) {
 	}
 }
 
-func testFeedLimit(e *env, f durable.Feed) {
+func testFeedLimit(e *env, f backend.Feed) {
 	e.create("r1")
 	for i := range 5 {
 		e.publish(f, "r1", fmt.Sprint("e", i+1))
@@ -178,7 +178,7 @@ func testFeedLimit(e *env, f durable.Feed) {
 	e.wantFeed(e.readFeed(f, "r1", "", -1), "limit -1 from the start", "e1", "e2", "e3", "e4", "e5")
 }
 
-func testFeedBlocks(e *env, f durable.Feed) {
+func testFeedBlocks(e *env, f backend.Feed) {
 	e.create("r1")
 	ch := e.readFeedAsync(e.ctx(), f, "r1", "")
 	e.feedBlocked(ch, "on an empty feed")
@@ -199,7 +199,7 @@ func testFeedBlocks(e *env, f durable.Feed) {
 	e.wantFeed(r.entries, "blocked ReadFeed after the last entry", "b")
 }
 
-func testFeedCanceled(e *env, f durable.Feed) {
+func testFeedCanceled(e *env, f backend.Feed) {
 	e.create("r1")
 	ctx, cancel := context.WithCancel(e.ctx())
 	ch := e.readFeedAsync(ctx, f, "r1", "")
@@ -218,7 +218,7 @@ func testFeedCanceled(e *env, f durable.Feed) {
 	}
 }
 
-func testFeedDoneReady(e *env, f durable.Feed) {
+func testFeedDoneReady(e *env, f backend.Feed) {
 	e.create("r1")
 	e.publish(f, "r1", "a")
 	ctx, cancel := context.WithCancel(e.ctx())
@@ -230,7 +230,7 @@ func testFeedDoneReady(e *env, f durable.Feed) {
 	e.wantFeed(entries, "with a done context", "a")
 }
 
-func testFeedSeparate(e *env, f durable.Feed) {
+func testFeedSeparate(e *env, f backend.Feed) {
 	e.create("r1")
 	e.create("r2")
 	e.publish(f, "r1", "a1")
@@ -241,15 +241,15 @@ func testFeedSeparate(e *env, f durable.Feed) {
 	e.noFeed(f, "r2", last, "r2 after its last entry")
 }
 
-func testFeedUnknownRun(e *env, f durable.Feed) {
+func testFeedUnknownRun(e *env, f backend.Feed) {
 	e.publish(f, "nobody", "a")
 	e.wantFeed(e.readFeed(f, "nobody", "", 0), "the feed of a run that does not exist", "a")
-	if _, err := e.s.GetRun(e.ctx(), "nobody"); !errors.Is(err, durable.ErrRunNotFound) {
-		e.t.Fatalf("GetRun after Publish to an unknown run: %v; want durable.ErrRunNotFound", err)
+	if _, err := e.s.GetRun(e.ctx(), "nobody"); !errors.Is(err, backend.ErrRunNotFound) {
+		e.t.Fatalf("GetRun after Publish to an unknown run: %v; want backend.ErrRunNotFound", err)
 	}
 }
 
-func testFeedMalformed(e *env, f durable.Feed) {
+func testFeedMalformed(e *env, f backend.Feed) {
 	e.create("r1")
 	e.publish(f, "r1", "a")
 	for _, after := range []string{"bogus", "-", "1-2-3-x"} {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Leases: who may write a run, and reclaiming the runs of dead workers.
@@ -32,7 +32,7 @@ func testLeaseExtend(e *env) {
 		e.t.Errorf("extended lease expires %v; want %v", l2.Expires, want)
 	}
 	e.clock.Advance(6 * time.Second) // past the first expiry, not the second
-	if _, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second); !errors.Is(err, durable.ErrLeaseHeld) {
+	if _, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second); !errors.Is(err, backend.ErrLeaseHeld) {
 		e.t.Errorf("Lease by w2 of an extended lease: %v; want ErrLeaseHeld", err)
 	}
 	e.commit(step(l1, 1, "r1/2"))
@@ -50,7 +50,7 @@ func testLeaseHeld(e *env) {
 	e.create("r1")
 	e.lease("r1", "w1", 10*time.Second)
 	e.clock.Advance(9 * time.Second)
-	if _, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second); !errors.Is(err, durable.ErrLeaseHeld) {
+	if _, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second); !errors.Is(err, backend.ErrLeaseHeld) {
 		e.t.Errorf("Lease by w2 of w1's lease: %v; want ErrLeaseHeld", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // The task queue: Poll, Ack and redelivery.
@@ -41,7 +41,7 @@ func (e *env) pollAsync() <-chan taskOrError {
 }
 
 type taskOrError struct {
-	task durable.Task
+	task backend.Task
 	err  error
 }
 

@@ -6,14 +6,14 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Records, histories and inboxes: what clients read and write.
 
 func testCreateRun(e *env) {
-	in := durable.RunInfo{
-		ID: "r1", Workflow: "greet", InputHash: "h1", Status: durable.StatusPending,
+	in := backend.RunInfo{
+		ID: "r1", Workflow: "greet", InputHash: "h1", Status: backend.StatusPending,
 		ParentID: "parent", ParentStep: 3,
 	}
 	if err := in.Trace.UnmarshalText([]byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")); err != nil {
@@ -49,7 +49,7 @@ func testCreateRunDuplicate(e *env) {
 	e.drain()
 	e.clock.Advance(time.Second)
 
-	again := durable.RunInfo{ID: "r1", Workflow: "other", InputHash: "other", Status: durable.StatusPending}
+	again := backend.RunInfo{ID: "r1", Workflow: "other", InputHash: "other", Status: backend.StatusPending}
 	got, created, err := e.s.CreateRun(e.ctx(), again, []byte("other first"))
 	if err != nil || created {
 		e.t.Fatalf("CreateRun of an existing id = created %v, %v; want not created, no error", created, err)
@@ -78,7 +78,7 @@ func testUnknownRun(e *env) {
 	}
 	e.create("r1")
 	for _, c := range calls {
-		if err := c.call(); !errors.Is(err, durable.ErrRunNotFound) {
+		if err := c.call(); !errors.Is(err, backend.ErrRunNotFound) {
 			e.t.Errorf("%s of an unknown run: %v; want ErrRunNotFound", c.name, err)
 		}
 	}
@@ -95,27 +95,27 @@ func testListRuns(e *env) {
 		{"c", "x", 3 * time.Second},
 		{"d", "x", 3 * time.Second}, // same time as c: ordered by id
 	} {
-		info := durable.RunInfo{ID: r.id, Workflow: r.workflow, Status: durable.StatusPending, CreatedAt: t0.Add(r.created)}
+		info := backend.RunInfo{ID: r.id, Workflow: r.workflow, Status: backend.StatusPending, CreatedAt: t0.Add(r.created)}
 		if got := e.createRun(info, []byte("first")); !got.CreatedAt.Equal(info.CreatedAt) {
 			e.t.Fatalf("CreateRun changed CreatedAt %v to %v", info.CreatedAt, got.CreatedAt)
 		}
 	}
 	l := e.lease("c", "w1", time.Minute)
 	done := step(l, 1)
-	done.Run.Status = durable.StatusCompleted
+	done.Run.Status = backend.StatusCompleted
 	e.commit(done)
 
 	cases := []struct {
-		filter durable.RunFilter
+		filter backend.RunFilter
 		want   []string
 	}{
-		{durable.RunFilter{}, []string{"d", "c", "b", "a"}},
-		{durable.RunFilter{Workflow: "x"}, []string{"d", "c", "a"}},
-		{durable.RunFilter{Status: durable.StatusCompleted}, []string{"c"}},
-		{durable.RunFilter{Status: durable.StatusPending, Workflow: "x"}, []string{"d", "a"}},
-		{durable.RunFilter{Limit: 2}, []string{"d", "c"}},
-		{durable.RunFilter{Workflow: "x", Limit: 5}, []string{"d", "c", "a"}},
-		{durable.RunFilter{Workflow: "none"}, nil},
+		{backend.RunFilter{}, []string{"d", "c", "b", "a"}},
+		{backend.RunFilter{Workflow: "x"}, []string{"d", "c", "a"}},
+		{backend.RunFilter{Status: backend.StatusCompleted}, []string{"c"}},
+		{backend.RunFilter{Status: backend.StatusPending, Workflow: "x"}, []string{"d", "a"}},
+		{backend.RunFilter{Limit: 2}, []string{"d", "c"}},
+		{backend.RunFilter{Workflow: "x", Limit: 5}, []string{"d", "c", "a"}},
+		{backend.RunFilter{Workflow: "none"}, nil},
 	}
 	for _, c := range cases {
 		runs, err := e.s.ListRuns(e.ctx(), c.filter)
@@ -176,7 +176,7 @@ func testSend(e *env) {
 // slices they passed in or got back.
 func testCopiesBytes(e *env) {
 	first := []byte("first")
-	e.createRun(durable.RunInfo{ID: "r1", Workflow: "wf", Status: durable.StatusPending}, first)
+	e.createRun(backend.RunInfo{ID: "r1", Workflow: "wf", Status: backend.StatusPending}, first)
 	first[0] = 'X'
 	h, err := e.s.ReadHistory(e.ctx(), "r1", 1)
 	if err != nil {
@@ -196,7 +196,7 @@ func testCopiesBytes(e *env) {
 	}
 
 	c := step(e.lease("r1", "w1", time.Minute), 1, "second")
-	c.Run.Failure = &durable.Failure{Message: "boom"}
+	c.Run.Failure = &backend.Failure{Message: "boom"}
 	e.commit(c)
 	c.Events[0][0] = 'X'
 	c.Run.Failure.Message = "changed"

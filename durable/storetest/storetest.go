@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite of durable.Store: a store is
+// Package storetest is the conformance suite of backend.Store: a store is
 // done when it passes Run, as a file system is when it passes
 // testing/fstest.TestFS.
 //
@@ -9,7 +9,7 @@
 // the clock's AfterFunc. Events are arbitrary bytes: a store must not
 // interpret them.
 //
-// Where durable.Store leaves a choice open, the suite holds stores to
+// Where backend.Store leaves a choice open, the suite holds stores to
 // these readings:
 //
 //   - An unacknowledged task is delivered again once VisibilityTimeout of
@@ -28,7 +28,7 @@
 //   - A run is queued when the clock reaches Run.WakeAt, or at once if
 //     WakeAt has passed already.
 //   - ReadInbox on an unknown run returns an error wrapping
-//     durable.ErrRunNotFound.
+//     backend.ErrRunNotFound.
 //   - Feed ids compare as strings in the order the entries were
 //     published, however many share a millisecond.
 //   - ReadFeed with a done context returns the entries that are ready,
@@ -49,7 +49,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 )
 
@@ -69,7 +69,7 @@ const (
 // Run runs the conformance suite against the stores that newStore
 // returns. newStore is called once per subtest and must return an empty
 // store that takes its time from clock; it may register cleanups with t.
-func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.Store) {
+func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.Store) {
 	tests := []struct {
 		name string
 		fn   func(e *env)
@@ -120,7 +120,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 		t.Run(tt.name, func(t *testing.T) {
 			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			s := newStore(t, clock)
-			q, ok := s.(durable.ActivityQueue)
+			q, ok := s.(backend.ActivityQueue)
 			if !ok {
 				t.Skip("the store has no activity queues")
 			}
@@ -131,7 +131,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 		t.Run(tt.name, func(t *testing.T) {
 			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			s := newStore(t, clock)
-			f, ok := s.(durable.Feed)
+			f, ok := s.(backend.Feed)
 			if !ok {
 				t.Skip("the store has no feeds")
 			}
@@ -143,7 +143,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock durable.Clock) durable.
 // env is what a subtest works with, and helpers that fail it.
 type env struct {
 	t     *testing.T
-	s     durable.Store
+	s     backend.Store
 	clock *durabletest.Clock
 }
 
@@ -156,13 +156,13 @@ func (e *env) ctx() context.Context {
 
 // create creates a pending run of workflow "wf" whose first event is
 // id+"/1".
-func (e *env) create(id string) durable.RunInfo {
+func (e *env) create(id string) backend.RunInfo {
 	e.t.Helper()
-	info := durable.RunInfo{ID: id, Workflow: "wf", InputHash: "hash-" + id, Status: durable.StatusPending}
+	info := backend.RunInfo{ID: id, Workflow: "wf", InputHash: "hash-" + id, Status: backend.StatusPending}
 	return e.createRun(info, []byte(id+"/1"))
 }
 
-func (e *env) createRun(info durable.RunInfo, first []byte) durable.RunInfo {
+func (e *env) createRun(info backend.RunInfo, first []byte) backend.RunInfo {
 	e.t.Helper()
 	got, created, err := e.s.CreateRun(e.ctx(), info, first)
 	if err != nil || !created {
@@ -171,7 +171,7 @@ func (e *env) createRun(info durable.RunInfo, first []byte) durable.RunInfo {
 	return got
 }
 
-func (e *env) get(id string) durable.RunInfo {
+func (e *env) get(id string) backend.RunInfo {
 	e.t.Helper()
 	info, err := e.s.GetRun(e.ctx(), id)
 	if err != nil {
@@ -187,7 +187,7 @@ func (e *env) send(id, event string) {
 	}
 }
 
-func (e *env) inbox(id string) []durable.InboxEntry {
+func (e *env) inbox(id string) []backend.InboxEntry {
 	e.t.Helper()
 	entries, err := e.s.ReadInbox(e.ctx(), id)
 	if err != nil {
@@ -196,7 +196,7 @@ func (e *env) inbox(id string) []durable.InboxEntry {
 	return entries
 }
 
-func (e *env) lease(id, worker string, ttl time.Duration) durable.Lease {
+func (e *env) lease(id, worker string, ttl time.Duration) backend.Lease {
 	e.t.Helper()
 	l, err := e.s.Lease(e.ctx(), id, worker, ttl)
 	if err != nil {
@@ -205,7 +205,7 @@ func (e *env) lease(id, worker string, ttl time.Duration) durable.Lease {
 	return l
 }
 
-func (e *env) commit(c durable.Commit) {
+func (e *env) commit(c backend.Commit) {
 	e.t.Helper()
 	if err := e.s.Commit(e.ctx(), c); err != nil {
 		e.t.Fatalf("Commit(expect %d, %d events): %v", c.Expect, len(c.Events), err)
@@ -213,7 +213,7 @@ func (e *env) commit(c durable.Commit) {
 }
 
 // commitErr commits c and fails unless the error wraps want.
-func (e *env) commitErr(c durable.Commit, want error) {
+func (e *env) commitErr(c backend.Commit, want error) {
 	e.t.Helper()
 	if err := e.s.Commit(e.ctx(), c); !errors.Is(err, want) {
 		e.t.Fatalf("Commit(expect %d): %v; want %v", c.Expect, err, want)
@@ -234,7 +234,7 @@ func (e *env) wantHistory(id string, from int64, want ...string) {
 
 // pollNow polls with a done context, so it returns a task only if one is
 // ready.
-func (e *env) pollNow() (durable.Task, bool) {
+func (e *env) pollNow() (backend.Task, bool) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(e.t.Context())
 	cancel()
@@ -245,11 +245,11 @@ func (e *env) pollNow() (durable.Task, bool) {
 	if !errors.Is(err, context.Canceled) {
 		e.t.Fatalf("Poll with done context: %v; want a task or context.Canceled", err)
 	}
-	return durable.Task{}, false
+	return backend.Task{}, false
 }
 
 // expectTask waits for a task and fails unless it is for runID.
-func (e *env) expectTask(runID string) durable.Task {
+func (e *env) expectTask(runID string) backend.Task {
 	e.t.Helper()
 	task, err := e.s.Poll(e.ctx(), "worker-wait")
 	if err != nil {
@@ -282,7 +282,7 @@ func (e *env) drain() {
 	e.t.Fatal("Poll still gives tasks after 1000 were acknowledged")
 }
 
-func (e *env) ack(task durable.Task) {
+func (e *env) ack(task backend.Task) {
 	e.t.Helper()
 	if err := e.s.Ack(e.ctx(), task); err != nil {
 		e.t.Fatalf("Ack(%+v): %v", task, err)
@@ -290,12 +290,12 @@ func (e *env) ack(task durable.Task) {
 }
 
 // step is a commit by l of events after expect, with a running record.
-func step(l durable.Lease, expect int64, evs ...string) durable.Commit {
-	return durable.Commit{
+func step(l backend.Lease, expect int64, evs ...string) backend.Commit {
+	return backend.Commit{
 		Lease:  l,
 		Expect: expect,
 		Events: events(evs...),
-		Run:    durable.RunInfo{Status: durable.StatusRunning},
+		Run:    backend.RunInfo{Status: backend.StatusRunning},
 	}
 }
 
@@ -309,14 +309,14 @@ func events(evs ...string) [][]byte {
 
 // diffRun describes how got differs from want, or returns "". Times are
 // compared as instants.
-func diffRun(got, want durable.RunInfo) string {
+func diffRun(got, want backend.RunInfo) string {
 	if reflect.DeepEqual(normalize(got), normalize(want)) {
 		return ""
 	}
 	return fmt.Sprintf("got  %+v\nwant %+v", got, want)
 }
 
-func normalize(r durable.RunInfo) durable.RunInfo {
+func normalize(r backend.RunInfo) backend.RunInfo {
 	r.CreatedAt = r.CreatedAt.UTC()
 	r.UpdatedAt = r.UpdatedAt.UTC()
 	r.WakeAt = r.WakeAt.UTC()

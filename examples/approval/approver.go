@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // The people of the example.
@@ -52,7 +52,7 @@ func nextApproval(ctx context.Context, approver *agent.Runtime, runID string, de
 		if info.Status.Terminal() {
 			return agent.Request{}, false, nil
 		}
-		if info.Status == durable.StatusAwaitingApproval {
+		if info.Status == backend.StatusAwaitingApproval {
 			reqs, err := approver.Approvals(ctx) // across all runs
 			if err != nil {
 				return agent.Request{}, false, err

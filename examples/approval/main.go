@@ -47,6 +47,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/spantree"
@@ -105,7 +106,7 @@ func mainErr(redisURL string, cfg config) error {
 
 // openStore opens the store runs are kept in: Redis if a URL is given, or
 // else memory, which needs no setup but forgets everything on exit.
-func openStore(redisURL string) (durable.Store, func(), error) {
+func openStore(redisURL string) (backend.Store, func(), error) {
 	if redisURL == "" {
 		return memory.New(), func() {}, nil
 	}
@@ -128,7 +129,7 @@ func newModel() (providers.Model, error) {
 
 // run starts the customer's request, decides its approvals as cfg says,
 // and prints the answer and the run's history, and its trace if asked.
-func run(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, cfg config) error {
+func run(ctx context.Context, w io.Writer, store backend.Store, model providers.Model, cfg config) error {
 	// Spans go to a TracerProvider of the example's own: every Runtime
 	// is given it.
 	// It is shut down last, once the worker has stopped: the worker
@@ -216,7 +217,7 @@ func decideAll(ctx context.Context, w io.Writer, approver *agent.Runtime, runID 
 		if err != nil || !ok {
 			return err
 		}
-		fmt.Fprintf(w, "Run %s is %s: it holds no worker while it waits.\n", runID, durable.StatusAwaitingApproval)
+		fmt.Fprintf(w, "Run %s is %s: it holds no worker while it waits.\n", runID, backend.StatusAwaitingApproval)
 		showRequest(w, req)
 		if err := tryAs(ctx, w, approver, req, customer); err != nil {
 			return err

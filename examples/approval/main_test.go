@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/otlptest"
@@ -99,8 +100,8 @@ func TestApprovalWithNoWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if info, err := run.Describe(ctx); err != nil || info.Status != durable.StatusAwaitingApproval {
-		t.Fatalf("with no worker the run is %s (%v), want %s", info.Status, err, durable.StatusAwaitingApproval)
+	if info, err := run.Describe(ctx); err != nil || info.Status != backend.StatusAwaitingApproval {
+		t.Fatalf("with no worker the run is %s (%v), want %s", info.Status, err, backend.StatusAwaitingApproval)
 	}
 	if pay.count() != 0 {
 		t.Fatal("refunded with no worker running")
@@ -132,7 +133,7 @@ func TestApprovalWithNoWorker(t *testing.T) {
 }
 
 // service is what a process that runs the agent sets up.
-func service(t *testing.T, store durable.Store, pay *payments) (*agent.Runtime, *agent.Agent) {
+func service(t *testing.T, store backend.Store, pay *payments) (*agent.Runtime, *agent.Agent) {
 	t.Helper()
 	support := newSupportAgent(scriptedSupport(), pay)
 	rt := agent.NewRuntime(store, agent.Options{Authorizer: onlyManagers(manager)})

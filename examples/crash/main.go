@@ -51,6 +51,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 )
 
@@ -120,7 +121,7 @@ type report struct {
 	Killed  bool                   // worker 1 was killed in the middle of the run
 	Effects map[string]effectCount // by tool
 	Refs    map[string]string      // "tool key" -> reference of the change
-	History []durable.Event
+	History []backend.Event
 }
 
 // run runs the demonstration and narrates it on out.

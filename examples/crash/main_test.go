@@ -12,7 +12,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
@@ -114,10 +114,10 @@ func testCrash(t *testing.T, url, killIn string) {
 	lost := false
 	name := map[int]string{}
 	for _, e := range rep.History {
-		if e.Type == durable.EventActivityScheduled {
+		if e.Type == backend.EventActivityScheduled {
 			name[e.Step] = e.Name
 		}
-		if e.Type == durable.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == durable.KindLost {
+		if e.Type == backend.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == backend.KindLost {
 			if name[e.Step] != "tool:"+agentName+"/"+killIn {
 				t.Errorf("lost attempt of %s, want %s", name[e.Step], killIn)
 			}

@@ -52,6 +52,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/spantree"
@@ -104,7 +105,7 @@ func mainErr(redisURL string, cfg config) error {
 
 // openStore opens the store runs are kept in: Redis if a URL is given, or
 // else memory, which needs no setup but forgets everything on exit.
-func openStore(redisURL string) (durable.Store, func(), error) {
+func openStore(redisURL string) (backend.Store, func(), error) {
 	if redisURL == "" {
 		return memory.New(), func() {}, nil
 	}
@@ -127,12 +128,12 @@ func newModel() (providers.Model, error) {
 
 // run orders a pizza from the agent, the pizza baking for wait, and shows
 // the run: its live events, its final answer and its history.
-func run(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, wait time.Duration) error {
+func run(ctx context.Context, w io.Writer, store backend.Store, model providers.Model, wait time.Duration) error {
 	return runWith(ctx, w, store, model, config{wait: wait})
 }
 
 // runWith is run as cfg says: it also shows the run's trace if asked.
-func runWith(ctx context.Context, w io.Writer, store durable.Store, model providers.Model, cfg config) error {
+func runWith(ctx context.Context, w io.Writer, store backend.Store, model providers.Model, cfg config) error {
 	// Spans go to a TracerProvider of the example's own, given to the
 	// Runtime.
 	// It is shut down last, once the worker has stopped: the worker

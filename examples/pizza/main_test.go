@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -63,8 +63,8 @@ func TestRunOnRedis(t *testing.T) {
 // Ctrl-C does, and runs it again: the run goes on from where it stopped,
 // and every side effect happens once in all.
 func TestInterruptedRunCarriesOn(t *testing.T) {
-	for name, store := range map[string]func(*testing.T) durable.Store{
-		"memory": func(*testing.T) durable.Store { return memory.New() },
+	for name, store := range map[string]func(*testing.T) backend.Store{
+		"memory": func(*testing.T) backend.Store { return memory.New() },
 		"redis":  openRedis,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestInterruptedRunCarriesOn(t *testing.T) {
 
 // runExample runs the example with the scripted model and a short wait,
 // and returns what it wrote.
-func runExample(t *testing.T, store durable.Store) string {
+func runExample(t *testing.T, store backend.Store) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -104,7 +104,7 @@ func runExample(t *testing.T, store durable.Store) string {
 }
 
 // openRedis opens a store on a redis-server of the test's own.
-func openRedis(t *testing.T) durable.Store {
+func openRedis(t *testing.T) backend.Store {
 	store, err := redis.Open(redistest.Start(t).URL())
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/crashtest"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -99,7 +100,7 @@ func (w *agentWorld) approveWhenAsked() {
 }
 
 // describe returns the run's record.
-func (w *agentWorld) describe() durable.RunInfo {
+func (w *agentWorld) describe() backend.RunInfo {
 	w.t.Helper()
 	info, err := w.rt.Run(clerkRun).Describe(context.Background())
 	if err != nil {
@@ -122,7 +123,7 @@ func (w *agentWorld) result() agent.Result {
 }
 
 // history returns the run's history.
-func (w *agentWorld) history() []durable.Event {
+func (w *agentWorld) history() []backend.Event {
 	w.t.Helper()
 	h, err := w.rt.Run(clerkRun).History(context.Background())
 	if err != nil {
@@ -261,20 +262,20 @@ func (w *agentWorld) check(got, want agent.Result, e expect) {
 
 // lostAttempts counts the attempts lost with their worker in a clerk
 // history, by step name ("model N" or the tool's name).
-func lostAttempts(t *testing.T, history []durable.Event) map[string]int {
+func lostAttempts(t *testing.T, history []backend.Event) map[string]int {
 	t.Helper()
 	names := map[int]string{}
 	turn := 0
 	lost := map[string]int{}
 	for _, e := range history {
 		switch {
-		case e.Type == durable.EventActivityScheduled && e.Name == "model:"+crashtest.ClerkName:
+		case e.Type == backend.EventActivityScheduled && e.Name == "model:"+crashtest.ClerkName:
 			names[e.Step] = fmt.Sprintf("model %d", turn)
 			turn++
-		case e.Type == durable.EventActivityScheduled:
+		case e.Type == backend.EventActivityScheduled:
 			names[e.Step] = strings.TrimPrefix(e.Name, "tool:"+crashtest.ClerkName+"/")
-		case (e.Type == durable.EventActivityAttemptFailed || e.Type == durable.EventActivityFailed) &&
-			e.Failure != nil && e.Failure.Kind == durable.KindLost:
+		case (e.Type == backend.EventActivityAttemptFailed || e.Type == backend.EventActivityFailed) &&
+			e.Failure != nil && e.Failure.Kind == backend.KindLost:
 			name, ok := names[e.Step]
 			if !ok {
 				t.Errorf("lost attempt of step %d, which was never scheduled", e.Step)
@@ -411,7 +412,7 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 	doomed := w.worker("doomed")
 	w.start()
 	deadline := time.Now().Add(20 * time.Second)
-	for w.describe().Status != durable.StatusAwaitingApproval {
+	for w.describe().Status != backend.StatusAwaitingApproval {
 		if time.Now().After(deadline) {
 			t.Fatalf("the run does not wait for approval: %+v", w.describe())
 		}
@@ -433,7 +434,7 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 	if n := w.rdb.HGet(ctx, crashtest.ToolRunsKey, "refund").Val(); n != "" {
 		t.Fatalf("the refund ran (%s) before any worker took the approval", n)
 	}
-	if info := w.describe(); info.Status != durable.StatusAwaitingApproval {
+	if info := w.describe(); info.Status != backend.StatusAwaitingApproval {
 		t.Fatalf("with no worker, the run went from awaiting approval to %s", info.Status)
 	}
 	w.worker("heir")
@@ -444,10 +445,10 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 	// agent package's records).
 	decided := 0
 	for _, e := range w.history() {
-		if e.Type == durable.EventSignalReceived && e.Sender != "alice" {
+		if e.Type == backend.EventSignalReceived && e.Sender != "alice" {
 			t.Errorf("signal %s recorded as sent by %q, want alice", e.Name, e.Sender)
 		}
-		if e.Type == durable.EventSideEffect && e.Name == "approval_decided" {
+		if e.Type == backend.EventSideEffect && e.Name == "approval_decided" {
 			decided++
 			var rec struct {
 				Approved bool   `json:"approved"`
@@ -478,8 +479,8 @@ func TestAgentKillDuringDurableWait(t *testing.T) {
 			doomed.waitFor(crashtest.Stopped)
 			info := w.describe()
 			t.Logf("killed while the run is %s (%s)", info.Status, info.Waiting)
-			if info.Status != durable.StatusWaiting {
-				t.Errorf("run status %s when killed, want %s", info.Status, durable.StatusWaiting)
+			if info.Status != backend.StatusWaiting {
+				t.Errorf("run status %s when killed, want %s", info.Status, backend.StatusWaiting)
 			}
 			doomed.kill()
 			if late {
@@ -494,7 +495,7 @@ func TestAgentKillDuringDurableWait(t *testing.T) {
 			due := timerDue(t, w.history())
 			fired := 0
 			for _, e := range w.history() {
-				if e.Type == durable.EventTimerFired {
+				if e.Type == backend.EventTimerFired {
 					fired++
 					if e.Time.Before(due) {
 						t.Errorf("the timer fired at %v, before its time %v", e.Time, due)
@@ -509,10 +510,10 @@ func TestAgentKillDuringDurableWait(t *testing.T) {
 }
 
 // timerDue returns when the timer of a clerk history is due.
-func timerDue(t *testing.T, history []durable.Event) time.Time {
+func timerDue(t *testing.T, history []backend.Event) time.Time {
 	t.Helper()
 	for _, e := range history {
-		if e.Type == durable.EventTimerStarted {
+		if e.Type == backend.EventTimerStarted {
 			return e.FireAt
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools"
@@ -267,7 +268,7 @@ func AgentChild(out io.Writer) error {
 			}
 		}
 	}
-	var wrapped durable.Store = &timerStopStore{
+	var wrapped backend.Store = &timerStopStore{
 		stopStore: &stopStore{Store: c.store, stopAfter: c.stopAfter, stop: block, say: say},
 		stop:      os.Getenv(EnvStopAfterTimer) != "",
 	}
@@ -300,16 +301,16 @@ type timerStopStore struct {
 	stop bool
 }
 
-func (s *timerStopStore) Commit(ctx context.Context, c durable.Commit) error {
+func (s *timerStopStore) Commit(ctx context.Context, c backend.Commit) error {
 	types := make([]string, 0, len(c.Events))
 	timer := false
 	for _, data := range c.Events {
-		e, err := durable.DecodeEvent(data, nil)
+		e, err := backend.DecodeEvent(data, nil)
 		if err != nil {
 			return errors.Join(errors.New("crashtest: decode an event to commit"), err)
 		}
 		types = append(types, fmt.Sprintf("%s/%d", e.Type, e.Step))
-		timer = timer || e.Type == durable.EventTimerStarted
+		timer = timer || e.Type == backend.EventTimerStarted
 	}
 	// Said before the commit, so that it comes before the commit's
 	// number (and the stop) in the output.
@@ -325,6 +326,6 @@ func (s *timerStopStore) Commit(ctx context.Context, c durable.Commit) error {
 
 // feedStore is a store with the live feed of another.
 type feedStore struct {
-	durable.Store
-	durable.Feed
+	backend.Store
+	backend.Feed
 }

@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/crashtest"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -308,7 +309,7 @@ func (w *world) attemptLost(name string) {
 		w.t.Fatal(err)
 	}
 	for _, e := range history {
-		if e.Type == durable.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == durable.KindLost {
+		if e.Type == backend.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == backend.KindLost {
 			return
 		}
 	}
@@ -324,9 +325,9 @@ func (w *world) logTimerLateness() {
 	fireAt := map[int]time.Time{}
 	for _, e := range history {
 		switch e.Type {
-		case durable.EventTimerStarted:
+		case backend.EventTimerStarted:
 			fireAt[e.Step] = e.FireAt
-		case durable.EventTimerFired:
+		case backend.EventTimerFired:
 			w.t.Logf("timer fired %v late", e.Time.Sub(fireAt[e.Step]).Round(time.Millisecond))
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/crashtest"
 	"github.com/cairn-dev/cairn/internal/otlptest"
 )
@@ -85,7 +85,7 @@ func hasSpan(spans []otlptest.Span, name string) bool {
 // checkTrace checks that spans are one trace under caller: the run's span,
 // and one span for each step or attempt that history says ended, each
 // once, under the run's span; the attempt lost by the kill among them.
-func checkTrace(t *testing.T, spans []otlptest.Span, history []durable.Event, caller trace.SpanContext, cutOffTurn int) {
+func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, caller trace.SpanContext, cutOffTurn int) {
 	t.Helper()
 	// What history says ended: "step/attempt" of each activity attempt,
 	// "step/0" of each timer, decision and workflow tool.
@@ -93,15 +93,15 @@ func checkTrace(t *testing.T, spans []otlptest.Span, history []durable.Event, ca
 	lost := ""
 	for _, e := range history {
 		switch {
-		case e.Type == durable.EventActivityCompleted || e.Type == durable.EventActivityAttemptFailed || e.Type == durable.EventActivityFailed:
+		case e.Type == backend.EventActivityCompleted || e.Type == backend.EventActivityAttemptFailed || e.Type == backend.EventActivityFailed:
 			key := fmt.Sprintf("%d/%d", e.Step, e.Attempt)
 			expected[key] = e.Name
-			if e.Failure != nil && e.Failure.Kind == durable.KindLost {
+			if e.Failure != nil && e.Failure.Kind == backend.KindLost {
 				lost = key
 			}
-		case e.Type == durable.EventTimerFired:
+		case e.Type == backend.EventTimerFired:
 			expected[fmt.Sprintf("%d/0", e.Step)] = "timer"
-		case e.Type == durable.EventSideEffect && (e.Name == "approval_decided" || e.Name == "workflow_tool_finished"):
+		case e.Type == backend.EventSideEffect && (e.Name == "approval_decided" || e.Name == "workflow_tool_finished"):
 			expected[fmt.Sprintf("%d/0", e.Step)] = e.Name
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 )
 
@@ -200,7 +201,7 @@ func openChild(out io.Writer) (*child, error) {
 // stopStore stops the process after its Nth successful commit and reports
 // fenced commits.
 type stopStore struct {
-	durable.Store
+	backend.Store
 	mu        sync.Mutex
 	commits   int
 	stopAfter int
@@ -208,9 +209,9 @@ type stopStore struct {
 	say       func(string)
 }
 
-func (s *stopStore) Commit(ctx context.Context, c durable.Commit) error {
+func (s *stopStore) Commit(ctx context.Context, c backend.Commit) error {
 	err := s.Store.Commit(ctx, c)
-	if errors.Is(err, durable.ErrFenced) || errors.Is(err, durable.ErrConflict) {
+	if errors.Is(err, backend.ErrFenced) || errors.Is(err, backend.ErrConflict) {
 		s.say(Fenced)
 	}
 	if err != nil {

@@ -33,6 +33,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 )
 
@@ -62,7 +63,7 @@ type App struct {
 	Agents    []*agent.Agent
 	Workflows []durable.WorkflowDefinition
 	// Codec decodes payloads at rest; it must be the workers' codec.
-	Codec durable.Codec
+	Codec backend.Codec
 	// Authorizer checks approve and reject. Default: anyone who gives a
 	// name with --by.
 	Authorizer agent.Authorizer
@@ -288,7 +289,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 // explain rewords errors a person can act on.
 func explain(err error) string {
 	switch {
-	case errors.Is(err, durable.ErrRunNotFound):
+	case errors.Is(err, backend.ErrRunNotFound):
 		return err.Error() + " (no run has that id in this store; list runs with: runs)"
 	case errors.Is(err, agent.ErrNotPending):
 		return err.Error() + " (list what waits with: approvals, questions)"

@@ -12,12 +12,13 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // statuses are the run statuses runs --status takes.
-var statuses = []durable.Status{durable.StatusPending, durable.StatusRunning, durable.StatusWaiting,
-	durable.StatusAwaitingApproval, durable.StatusCompleted, durable.StatusFailed, durable.StatusParked,
-	durable.StatusCanceled}
+var statuses = []backend.Status{backend.StatusPending, backend.StatusRunning, backend.StatusWaiting,
+	backend.StatusAwaitingApproval, backend.StatusCompleted, backend.StatusFailed, backend.StatusParked,
+	backend.StatusCanceled}
 
 func exactly(n int) func(int) bool { return func(got int) bool { return got == n } }
 
@@ -83,7 +84,7 @@ func decisionFlags(fs *flag.FlagSet, o *opts) {
 }
 
 func cmdRuns(ctx context.Context, e *env, _ []string) error {
-	filter := durable.RunFilter{Status: durable.Status(e.o.status), Workflow: e.o.workflow, Limit: max(e.o.limit, 0)}
+	filter := backend.RunFilter{Status: backend.Status(e.o.status), Workflow: e.o.workflow, Limit: max(e.o.limit, 0)}
 	if filter.Status != "" && !slices.Contains(statuses, filter.Status) {
 		return usageError("--status %q: not one of %s", e.o.status, joinStatuses())
 	}
@@ -107,7 +108,7 @@ func cmdRuns(ctx context.Context, e *env, _ []string) error {
 }
 
 // failureOf is the first line of a run's failure, if it has one.
-func failureOf(r durable.RunInfo) string {
+func failureOf(r backend.RunInfo) string {
 	if r.Failure == nil {
 		return ""
 	}
@@ -128,8 +129,8 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 		enc := json.NewEncoder(e.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Run     durable.RunInfo `json:"run"`
-			History []durable.Event `json:"history"`
+			Run     backend.RunInfo `json:"run"`
+			History []backend.Event `json:"history"`
 		}{info, history})
 	}
 	writeSummary(e, info)
@@ -153,7 +154,7 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 }
 
 // writeSummary prints a run's record, one field a line.
-func writeSummary(e *env, info durable.RunInfo) {
+func writeSummary(e *env, info backend.RunInfo) {
 	field := func(name, value string) {
 		if value != "" {
 			fmt.Fprintf(e.out, "%-10s %s\n", name, value)
@@ -319,7 +320,7 @@ func cmdHistoryExport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := durable.MarshalHistory(history)
+	data, err := backend.MarshalHistory(history)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 )
@@ -18,7 +19,7 @@ import (
 func TestApprovalSession(t *testing.T) {
 	w := newWorld(t)
 	w.start(supportAgent(), "refund-1", agent.Input{Message: "My pizza came cold, refund my 120 euros."},
-		durable.StatusAwaitingApproval)
+		backend.StatusAwaitingApproval)
 
 	w.check("runs", 0, "runs")
 	w.check("runs_awaiting", 0, "runs", "--status", "awaiting_approval")
@@ -29,7 +30,7 @@ func TestApprovalSession(t *testing.T) {
 		t.Fatalf("approvals do not list the refund's call:\n%s", r.out)
 	}
 	w.check("approve", 0, "approve", "refund-1", "call_1_0", "--by", "alice@example.com", "--reason", "receipt checked")
-	w.waitStatus("refund-1", durable.StatusCompleted)
+	w.waitStatus("refund-1", backend.StatusCompleted)
 	w.check("show_done", 0, "show", "refund-1")
 	w.check("approvals_none", 0, "approvals")
 	w.check("approve_again", 1, "approve", "refund-1", "call_1_0", "--by", "alice@example.com")
@@ -37,10 +38,10 @@ func TestApprovalSession(t *testing.T) {
 
 func TestReject(t *testing.T) {
 	w := newWorld(t)
-	w.start(supportAgent(), "refund-2", agent.Input{Message: "Refund 120 euros."}, durable.StatusAwaitingApproval)
+	w.start(supportAgent(), "refund-2", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
 	w.check("reject_no_reason", 2, "reject", "refund-2", "call_1_0", "--by", "bob")
 	w.check("reject", 0, "reject", "refund-2", "call_1_0", "--by", "bob", "--reason", "over the limit")
-	w.waitStatus("refund-2", durable.StatusCompleted)
+	w.waitStatus("refund-2", backend.StatusCompleted)
 	res, err := w.rt.Run("refund-2").Result(traced())
 	if err != nil || !strings.Contains(res.Text, "over the limit") {
 		t.Errorf("the model was not told the reason: %+v, %v", res, err)
@@ -49,16 +50,16 @@ func TestReject(t *testing.T) {
 
 func TestJSONOutput(t *testing.T) {
 	w := newWorld(t)
-	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, durable.StatusAwaitingApproval)
+	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
 	r := w.cairn("runs", "--json")
-	var info durable.RunInfo
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &info) != nil || info.ID != "refund-3" || info.Status != durable.StatusAwaitingApproval {
+	var info backend.RunInfo
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &info) != nil || info.ID != "refund-3" || info.Status != backend.StatusAwaitingApproval {
 		t.Errorf("runs --json: %d %q %q", r.code, r.out, r.err)
 	}
 	r = w.cairn("show", "refund-3", "--json")
 	var shown struct {
-		Run     durable.RunInfo `json:"run"`
-		History []durable.Event `json:"history"`
+		Run     backend.RunInfo `json:"run"`
+		History []backend.Event `json:"history"`
 	}
 	if r.code != 0 || json.Unmarshal([]byte(r.out), &shown) != nil || shown.Run.ID != "refund-3" || len(shown.History) != int(shown.Run.HistoryLen) {
 		t.Errorf("show --json: %d %q %q", r.code, r.out, r.err)
@@ -72,12 +73,12 @@ func TestJSONOutput(t *testing.T) {
 
 func TestSignalSendCancel(t *testing.T) {
 	w := newWorld(t)
-	w.start(chatAgent(), "chat-1", agent.Input{Conversation: true}, durable.StatusWaiting)
+	w.start(chatAgent(), "chat-1", agent.Input{Conversation: true}, backend.StatusWaiting)
 	w.check("send", 0, "send", "chat-1", "hello there", "--reply")
 	w.check("signal_bad_json", 2, "signal", "chat-1", "cairn.message", "{not json")
 	w.check("signal", 0, "signal", "chat-1", "nudge", `{"x":1}`, "--by", "ops")
 	w.check("cancel", 0, "cancel", "chat-1", "--by", "ops")
-	w.waitStatus("chat-1", durable.StatusCanceled)
+	w.waitStatus("chat-1", backend.StatusCanceled)
 	w.check("cancel_ended", 1, "cancel", "chat-1")
 	history, err := w.rt.Run("chat-1").History(traced())
 	if err != nil {
@@ -85,7 +86,7 @@ func TestSignalSendCancel(t *testing.T) {
 	}
 	var senders []string
 	for _, e := range history {
-		if e.Type == durable.EventSignalReceived && e.Name == "nudge" || e.Type == durable.EventCancelRequested {
+		if e.Type == backend.EventSignalReceived && e.Name == "nudge" || e.Type == backend.EventCancelRequested {
 			senders = append(senders, e.Sender)
 		}
 	}
@@ -96,9 +97,9 @@ func TestSignalSendCancel(t *testing.T) {
 
 func TestHistoryExport(t *testing.T) {
 	w := newWorld(t)
-	w.start(chatAgent(), "chat-2", agent.Input{Conversation: true}, durable.StatusWaiting)
+	w.start(chatAgent(), "chat-2", agent.Input{Conversation: true}, backend.StatusWaiting)
 	r := w.cairn("history", "export", "chat-2")
-	history, err := durable.UnmarshalHistory(strings.NewReader(r.out))
+	history, err := backend.UnmarshalHistory(strings.NewReader(r.out))
 	if r.code != 0 || err != nil || len(history) == 0 || history[0].Name != "chat" {
 		t.Fatalf("history export: %d %v\n%s%s", r.code, err, r.out, r.err)
 	}
@@ -140,10 +141,10 @@ func TestResume(t *testing.T) {
 	if err := approveSignal.Send(traced(), w.rt.Client(), "flow-1", "ann"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitStatus("flow-1", durable.StatusParked)
+	w.waitStatus("flow-1", backend.StatusParked)
 	w.check("runs_parked", 0, "runs", "--status", "parked")
 	w.check("show_parked", 0, "show", "flow-1")
-	before := w.waitStatus("flow-1", durable.StatusParked)
+	before := w.waitStatus("flow-1", backend.StatusParked)
 	w.check("resume", 0, "resume", "flow-1")
 	// Still the same code: tried again (the request is answered, it
 	// leaves the inbox), parked again.
@@ -153,11 +154,11 @@ func TestResume(t *testing.T) {
 		inbox, ierr := w.store.ReadInbox(traced(), "flow-1")
 		answered := ierr == nil
 		for _, entry := range inbox {
-			if e, _ := durable.DecodeEvent(entry.Event, nil); e.Type == durable.EventResumeRequested {
+			if e, _ := backend.DecodeEvent(entry.Event, nil); e.Type == backend.EventResumeRequested {
 				answered = false
 			}
 		}
-		if err == nil && answered && info.Status == durable.StatusParked && info.Version > before.Version {
+		if err == nil && answered && info.Status == backend.StatusParked && info.Version > before.Version {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -169,7 +170,7 @@ func TestResume(t *testing.T) {
 	// The fix, guarded by a version: a worker that starts tries parked
 	// runs again by itself.
 	w.startWorkerWith(flowV3())
-	w.waitStatus("flow-1", durable.StatusCompleted)
+	w.waitStatus("flow-1", backend.StatusCompleted)
 	w.check("resume_done", 1, "resume", "flow-1")
 }
 
@@ -187,11 +188,11 @@ func askAgent() *agent.Agent {
 
 func TestQuestions(t *testing.T) {
 	w := newWorld(t, askAgent())
-	w.start(askAgent(), "ask-1", agent.Input{Message: "Deliver my pizza."}, durable.StatusWaiting)
+	w.start(askAgent(), "ask-1", agent.Input{Message: "Deliver my pizza."}, backend.StatusWaiting)
 	w.check("questions", 0, "questions")
 	w.check("answer_no_by", 2, "answer", "ask-1", "call_0_0", "12 Via Roma")
 	w.check("answer", 0, "answer", "ask-1", "call_0_0", "12 Via Roma", "--by", "carol")
-	w.waitStatus("ask-1", durable.StatusCompleted)
+	w.waitStatus("ask-1", backend.StatusCompleted)
 	w.check("questions_none", 0, "questions")
 	res, err := w.rt.Run("ask-1").Result(traced())
 	if err != nil || !strings.Contains(res.Text, "12 Via Roma") {

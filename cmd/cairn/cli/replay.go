@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
@@ -27,7 +28,7 @@ type replayFlags struct {
 // the first divergence as an expected-versus-actual diff.
 //
 // The histories are, in this order: the FILE arguments (exported by
-// history export, in the durable.MarshalHistory format), the runs named
+// history export, in the backend.MarshalHistory format), the runs named
 // by --run, and the runs of --workflow; with none of these, every run in
 // flight in Redis. Runs in flight are those not ended (parked runs
 // included: resuming them runs the new code); --all takes ended runs
@@ -82,7 +83,7 @@ type replaySource struct {
 // replayCheck is replay-check's work.
 func replayCheck(ctx context.Context, e *env, files []string, rf replayFlags) error {
 	o := e.o
-	if o.status != "" && !slices.Contains(statuses, durable.Status(o.status)) {
+	if o.status != "" && !slices.Contains(statuses, backend.Status(o.status)) {
 		return usageError("--status %q: not one of %s", o.status, joinStatuses())
 	}
 	if o.status != "" && rf.all {
@@ -126,12 +127,12 @@ func replayCheck(ctx context.Context, e *env, files []string, rf replayFlags) er
 		defer e.close()
 	}
 	if o.workflow != "" || scan {
-		runs, err := e.client.ListRuns(ctx, durable.RunFilter{Workflow: o.workflow, Status: durable.Status(o.status)})
+		runs, err := e.client.ListRuns(ctx, backend.RunFilter{Workflow: o.workflow, Status: backend.Status(o.status)})
 		if err != nil {
 			return err
 		}
 		// By id, so that CI logs compare from one check to the next.
-		slices.SortFunc(runs, func(a, b durable.RunInfo) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(runs, func(a, b backend.RunInfo) int { return strings.Compare(a.ID, b.ID) })
 		for _, r := range runs {
 			if seen[r.ID] || (o.status == "" && !rf.all && r.Status.Terminal()) {
 				continue
@@ -204,13 +205,13 @@ func (e *env) checkOne(ctx context.Context, s replaySource, defs map[string]dura
 		// Known from the run's record: no need to read its history.
 		return replayUnknown, s.workflow, notRegistered(s.workflow)
 	}
-	var history []durable.Event
+	var history []backend.Event
 	if s.file {
 		f, err := os.Open(s.label)
 		if err != nil {
 			return replayError, "", err.Error()
 		}
-		history, err = durable.UnmarshalHistory(f)
+		history, err = backend.UnmarshalHistory(f)
 		f.Close()
 		if err != nil {
 			return replayError, "", fmt.Sprintf("not a history exported by history export: %v", err)
@@ -221,8 +222,8 @@ func (e *env) checkOne(ctx context.Context, s replaySource, defs map[string]dura
 			return replayError, "", explain(err)
 		}
 	}
-	if len(history) == 0 || history[0].Type != durable.EventRunStarted {
-		return replayError, "", fmt.Sprintf("the history does not begin with %s", durable.EventRunStarted)
+	if len(history) == 0 || history[0].Type != backend.EventRunStarted {
+		return replayError, "", fmt.Sprintf("the history does not begin with %s", backend.EventRunStarted)
 	}
 	workflow = history[0].Name
 	def := defs[workflow]
@@ -241,7 +242,7 @@ func (e *env) checkOne(ctx context.Context, s replaySource, defs map[string]dura
 		named := *nd
 		named.RunID = s.label
 		return replayDiverged, workflow, "\n" + named.Diff()
-	case errors.Is(err, durable.ErrCorruptHistory):
+	case errors.Is(err, backend.ErrCorruptHistory):
 		return replayError, workflow, err.Error()
 	}
 	// The code cannot replay the history for another reason.

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -85,7 +86,7 @@ func (w *world) startFlow(wf *durable.Workflow[string, string], runID string) {
 	if _, err := wf.Start(traced(), w.rt.Client(), runID, "x"); err != nil {
 		w.t.Fatal(err)
 	}
-	w.waitStatus(runID, durable.StatusWaiting)
+	w.waitStatus(runID, backend.StatusWaiting)
 }
 
 // export writes a run's history, as history export prints it, to
@@ -198,11 +199,11 @@ func TestReplayCheckDeploy(t *testing.T) {
 	if err := approveSignal.Send(context.Background(), w.rt.Client(), "flow-0", "ann"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitStatus("flow-0", durable.StatusCompleted)
+	w.waitStatus("flow-0", backend.StatusCompleted)
 	w.startFlow(flowV1(), "flow-1")
 	w.startWorkerWith(flowV3())
 	w.startFlow(flowV3(), "flow-2")
-	w.start(supportAgent(), "refund-1", agent.Input{Message: "Refund my 120 euros."}, durable.StatusAwaitingApproval)
+	w.start(supportAgent(), "refund-1", agent.Input{Message: "Refund my 120 euros."}, backend.StatusAwaitingApproval)
 
 	v1, v3 := []durable.WorkflowDefinition{flowV1()}, []durable.WorkflowDefinition{flowV3()}
 	checkApp(t, w.with(v3, supportAgent()), "replay_deploy_v3", "", cli.ExitOK, "replay-check")
@@ -241,7 +242,7 @@ func renamedTool() *agent.Agent {
 func TestReplayCheckAgent(t *testing.T) {
 	w := newWorld(t, supportAgent())
 	w.start(supportAgent(), "refund-1", agent.Input{Message: "My pizza came cold, refund my 120 euros."},
-		durable.StatusAwaitingApproval)
+		backend.StatusAwaitingApproval)
 	tmp := t.TempDir()
 	file := w.export("refund-1", tmp)
 	checkApp(t, w.with(nil, supportAgent()), "replay_agent_ok", tmp, cli.ExitOK, "replay-check", file, "--run", "refund-1")
@@ -301,7 +302,7 @@ func TestReplayFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	history, err := durable.UnmarshalHistory(f)
+	history, err := backend.UnmarshalHistory(f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // watchFlags are watch's flags that opts has no field for. Each Run
@@ -54,9 +55,9 @@ type watchFlags struct {
 // script that waits with watch --follow --timeout can tell. An unknown
 // run is an error, exit status 1.
 //
-// --json prints each new event as a JSON object (durable.Event) on a
+// --json prints each new event as a JSON object (backend.Event) on a
 // line of its own, and, when watch stops for whatever reason, a last line
-// with the run's record (durable.RunInfo) as watch last read it; no
+// with the run's record (backend.RunInfo) as watch last read it; no
 // summary, progress or wait lines.
 //
 // --live also prints the live events of an agent run (agent.Runtime's
@@ -140,7 +141,7 @@ type watcher struct {
 	con    *console
 
 	// info is the run's record as last read.
-	info durable.RunInfo
+	info backend.RunInfo
 	// gen is the generation whose history is being read (-1: none yet);
 	// next is the position of its next event to read.
 	gen  int
@@ -148,9 +149,9 @@ type watcher struct {
 	// first is the generation's first event (the TIME column counts from
 	// it), named the first command event of each step with a name (the
 	// NAME of the step's other events); last is the last event read.
-	first durable.Event
-	named map[int]durable.Event
-	last  durable.Event
+	first backend.Event
+	named map[int]backend.Event
+	last  backend.Event
 	// widths are the widths of the columns of the rows so far (nil
 	// before the header is printed).
 	widths []int
@@ -210,11 +211,11 @@ func (w *watcher) watch(ctx context.Context) error {
 // an activity (status waiting, Waiting "activity NAME (step N)") does
 // not: it waits to retry a failed attempt, or for another worker to
 // finish one, and goes on by itself.
-func waits(info durable.RunInfo) bool {
+func waits(info backend.RunInfo) bool {
 	switch info.Status {
-	case durable.StatusAwaitingApproval, durable.StatusParked:
+	case backend.StatusAwaitingApproval, backend.StatusParked:
 		return true
-	case durable.StatusWaiting:
+	case backend.StatusWaiting:
 		return !strings.HasPrefix(info.Waiting, "activity ")
 	}
 	return false
@@ -247,7 +248,7 @@ func (w *watcher) catchUp(ctx context.Context) error {
 			// The history read may be of either generation: read again.
 			continue
 		}
-		events, err := durable.DecodeHistory(entries, w.next, w.e.app.Codec)
+		events, err := backend.DecodeHistory(entries, w.next, w.e.app.Codec)
 		if err != nil {
 			return fmt.Errorf("run %s: %w", w.id, err)
 		}
@@ -270,12 +271,12 @@ func (w *watcher) newGeneration(gen int) {
 		w.con.line(fmt.Sprintf("Run %s continued as new: history %d starts.", w.id, gen))
 	}
 	w.gen, w.next = gen, 1
-	w.first, w.named = durable.Event{}, map[int]durable.Event{}
+	w.first, w.named = backend.Event{}, map[int]backend.Event{}
 }
 
 // print prints events, the next ones of the history: as JSON, or as
 // timeline rows.
-func (w *watcher) print(events []durable.Event) error {
+func (w *watcher) print(events []backend.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -301,7 +302,7 @@ func (w *watcher) print(events []durable.Event) error {
 			w.named[ev.Step] = ev
 		}
 	}
-	before := []durable.Event{w.first}
+	before := []backend.Event{w.first}
 	steps := map[int]bool{}
 	for _, ev := range events {
 		if named, ok := w.named[ev.Step]; ok && !steps[ev.Step] {
@@ -330,7 +331,7 @@ func (w *watcher) print(events []durable.Event) error {
 
 // minWidths are the least widths of the columns of watch's rows, so that
 // rows of the usual events printed one by one line up.
-var minWidths = []int{3, 4, 4, len(durable.EventActivityCompleted), 26, 7, 5}
+var minWidths = []int{3, 4, 4, len(backend.EventActivityCompleted), 26, 7, 5}
 
 // grow widens the columns to fit the cells of a row. A column only
 // widens: rows printed already keep their place.
@@ -360,7 +361,7 @@ func (w *watcher) format(cells []string) string {
 }
 
 // summaryLine is a run's record in a line: what watch starts with.
-func summaryLine(info durable.RunInfo) string {
+func summaryLine(info backend.RunInfo) string {
 	parts := []string{"Run " + info.ID, "workflow " + info.Workflow, "created " + formatTime(info.CreatedAt)}
 	if info.ParentID != "" {
 		parts = append(parts, fmt.Sprintf("child of %s (step %d)", info.ParentID, info.ParentStep))
@@ -376,7 +377,7 @@ func summaryLine(info durable.RunInfo) string {
 
 // progressLine says where a run is: its status, step, number of events,
 // what it waits for.
-func progressLine(info durable.RunInfo) string {
+func progressLine(info backend.RunInfo) string {
 	parts := []string{"status " + string(info.Status)}
 	if info.Step > 0 {
 		parts = append(parts, fmt.Sprintf("step %d", info.Step))
@@ -415,7 +416,7 @@ func (w *watcher) reportWait(ctx context.Context) error {
 	name := w.e.app.name()
 	var lines []string
 	switch {
-	case w.info.Status == durable.StatusParked:
+	case w.info.Status == backend.StatusParked:
 		lines = append(lines, "Parked: "+failureOf(w.info),
 			fmt.Sprintf("  resume with: %s resume %s --by NAME (once the fix is deployed)", name, w.id))
 	default:
@@ -460,9 +461,9 @@ func (w *watcher) outcome() {
 	}
 	info := w.info
 	switch info.Status {
-	case durable.StatusCompleted:
+	case backend.StatusCompleted:
 		w.con.line(fmt.Sprintf("Run %s completed.", w.id))
-		if w.last.Type == durable.EventRunCompleted {
+		if w.last.Type == backend.EventRunCompleted {
 			w.con.line(resultText(w.last.Payload))
 		}
 	default:

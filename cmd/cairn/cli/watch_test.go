@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/agent"
-	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/syncbuf"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
@@ -23,7 +23,7 @@ import (
 func TestWatchAwaitingApproval(t *testing.T) {
 	w := newWorld(t)
 	w.start(supportAgent(), "refund-1", agent.Input{Message: "My pizza came cold, refund my 120 euros."},
-		durable.StatusAwaitingApproval)
+		backend.StatusAwaitingApproval)
 	w.check("watch_awaiting", 0, "watch", "refund-1")
 	w.check("watch_help", 0, "watch", "--help")
 }
@@ -107,19 +107,19 @@ func TestWatchLive(t *testing.T) {
 // TestWatchJSON reads watch --json line by line: events, then the record.
 func TestWatchJSON(t *testing.T) {
 	w := newWorld(t)
-	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, durable.StatusAwaitingApproval)
+	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
 	r := w.cairn("watch", "refund-3", "--json")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
 	lines := strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
-	var info durable.RunInfo
+	var info backend.RunInfo
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &info); err != nil || info.ID != "refund-3" ||
-		info.Status != durable.StatusAwaitingApproval || info.HistoryLen != int64(len(lines)-1) {
+		info.Status != backend.StatusAwaitingApproval || info.HistoryLen != int64(len(lines)-1) {
 		t.Fatalf("last line %q: %+v, %v", lines[len(lines)-1], info, err)
 	}
 	for i, l := range lines[:len(lines)-1] {
-		var e durable.Event
+		var e backend.Event
 		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Seq != int64(i+1) {
 			t.Errorf("line %d %q: seq %d, %v", i+1, l, e.Seq, err)
 		}
@@ -129,10 +129,10 @@ func TestWatchJSON(t *testing.T) {
 	if err := w.rt.Approve(context.Background(), "refund-3", "call_1_0", "alice", "ok"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitStatus("refund-3", durable.StatusCompleted)
+	w.waitStatus("refund-3", backend.StatusCompleted)
 	r = w.cairn("watch", "refund-3", "--json", "--follow")
 	lines = strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
-	if r.code != 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &info) != nil || info.Status != durable.StatusCompleted ||
+	if r.code != 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &info) != nil || info.Status != backend.StatusCompleted ||
 		info.HistoryLen != int64(len(lines)-1) {
 		t.Errorf("watch --json of an ended run: exit %d\n%s%s", r.code, r.out, r.err)
 	}
@@ -142,14 +142,14 @@ func TestWatchJSON(t *testing.T) {
 // waits for a message.
 func TestWatchEnded(t *testing.T) {
 	w := newWorld(t)
-	w.start(chatAgent(), "chat-1", agent.Input{Conversation: true}, durable.StatusWaiting)
+	w.start(chatAgent(), "chat-1", agent.Input{Conversation: true}, backend.StatusWaiting)
 	w.check("watch_chat", 0, "watch", "chat-1")
 	if err := w.rt.Run("chat-1").Cancel(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	w.waitStatus("chat-1", durable.StatusCanceled)
+	w.waitStatus("chat-1", backend.StatusCanceled)
 	w.check("watch_canceled", 0, "watch", "chat-1")
-	w.start(chatAgent(), "chat-2", agent.Input{Message: "hi"}, durable.StatusCompleted)
+	w.start(chatAgent(), "chat-2", agent.Input{Message: "hi"}, backend.StatusCompleted)
 	w.check("watch_completed", 0, "watch", "chat-2")
 }
 
@@ -159,7 +159,7 @@ func TestWatchStops(t *testing.T) {
 	w.check("watch_unknown_run", 1, "watch", "no-such-run")
 	w.check("watch_live_json", 2, "watch", "no-such-run", "--live", "--json")
 
-	w.start(chatAgent(), "chat-3", agent.Input{Conversation: true}, durable.StatusWaiting)
+	w.start(chatAgent(), "chat-3", agent.Input{Conversation: true}, backend.StatusWaiting)
 	r := w.cairn("watch", "chat-3", "--follow", "--timeout", "200ms")
 	if r.code != 1 || r.err != "cairn watch: timed out after 200ms: run chat-3 is waiting\n" {
 		t.Errorf("--timeout: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
@@ -191,7 +191,7 @@ func TestWatchRetry(t *testing.T) {
 	if _, err := w.rt.Start(traced(), a, "flaky-1", agent.Input{Message: "go"}); err != nil {
 		t.Fatal(err)
 	}
-	info := w.waitStatus("flaky-1", durable.StatusWaiting)
+	info := w.waitStatus("flaky-1", backend.StatusWaiting)
 	r := w.cairn("watch", "flaky-1", "--timeout", "300ms")
 	if r.code != 1 || r.err != "cairn watch: timed out after 300ms: run flaky-1 is waiting\n" ||
 		!strings.Contains(r.out, "retry +1s: tool flaky: busy\n") ||

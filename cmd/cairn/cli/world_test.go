@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -148,7 +149,7 @@ func traced() context.Context {
 }
 
 // start starts a run of a and waits until it has the status.
-func (w *world) start(a *agent.Agent, runID string, in agent.Input, want durable.Status) {
+func (w *world) start(a *agent.Agent, runID string, in agent.Input, want backend.Status) {
 	w.t.Helper()
 	if _, err := w.rt.Start(traced(), a, runID, in); err != nil {
 		w.t.Fatal(err)
@@ -156,7 +157,7 @@ func (w *world) start(a *agent.Agent, runID string, in agent.Input, want durable
 	w.waitStatus(runID, want)
 }
 
-func (w *world) waitStatus(runID string, want durable.Status) durable.RunInfo {
+func (w *world) waitStatus(runID string, want backend.Status) backend.RunInfo {
 	w.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

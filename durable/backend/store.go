@@ -1,4 +1,4 @@
-package durable
+package backend
 
 import (
 	"context"
@@ -101,6 +101,12 @@ var (
 	// ErrConflict means the history did not have the expected length. The
 	// writer's view of the run is stale; it must drop its state.
 	ErrConflict = errors.New("history position conflict")
+	// ErrCorruptHistory means a history or inbox entry cannot be decoded.
+	// The run is parked.
+	ErrCorruptHistory = errors.New("corrupt history entry")
+	// ErrUnknownEvent means an entry was written by a newer version of
+	// cairn. The run is parked until a worker that knows it runs it.
+	ErrUnknownEvent = errors.New("unknown event")
 )
 
 // Status is the state of a run.
@@ -116,7 +122,7 @@ const (
 	// no worker.
 	StatusWaiting Status = "waiting"
 	// StatusAwaitingApproval: waiting, as StatusWaiting, for a person to
-	// approve or reject something (see SetWaitingStatus).
+	// approve or reject something (see durable.SetWaitingStatus).
 	StatusAwaitingApproval Status = "awaiting_approval"
 	// StatusCompleted: the workflow returned a result.
 	StatusCompleted Status = "completed"
@@ -140,7 +146,7 @@ func (s Status) Terminal() bool {
 func (s Status) Dormant() bool { return s.Terminal() || s == StatusParked }
 
 // RunInfo is the record of a run: what a store keeps beside its history
-// and what Client.Describe returns.
+// and what durable.Client.Describe returns.
 type RunInfo struct {
 	ID         string    `json:"id"`
 	Workflow   string    `json:"workflow"`
@@ -243,7 +249,7 @@ type Commit struct {
 
 // ActivityQueue is an optional capability of a Store: named queues of
 // activity attempts, served by workers in other processes (see
-// ActivityOptions.TaskQueue and WorkerOptions.TaskQueues).
+// durable.ActivityOptions.TaskQueue and durable.WorkerOptions.TaskQueues).
 type ActivityQueue interface {
 	// PushActivity appends an encoded activity attempt to a queue.
 	PushActivity(ctx context.Context, queue string, attempt []byte) error

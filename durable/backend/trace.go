@@ -1,4 +1,4 @@
-package durable
+package backend
 
 import (
 	"context"
@@ -100,16 +100,6 @@ func (t Trace) spanID(runID string, generation, step, attempt int) trace.SpanID 
 		id[7] = 1 // all zeros is not a span id; 2^-64 of the time
 	}
 	return id
-}
-
-// child is the trace of a child run started by step of run parent: it hangs
-// under that step's span.
-func (t Trace) child(parent RunInfo, step int) Trace {
-	if t.IsZero() {
-		return t
-	}
-	t.Parent = t.StepSpanID(parent.ID, parent.Generation, step, 0)
-	return t
 }
 
 // String returns the trace's text form; see MarshalText.

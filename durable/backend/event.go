@@ -1,4 +1,4 @@
-package durable
+package backend
 
 import (
 	"encoding/base64"
@@ -59,7 +59,7 @@ const (
 	// with a new history whose input is Payload.
 	EventRunContinued EventType = "run_continued"
 	// EventResumeRequested asks a parked run to be tried again with the
-	// code deployed (Client.Resume). It is sent to the inbox only, never
+	// code deployed (durable.Client.Resume). It is sent to the inbox only, never
 	// written to history.
 	EventResumeRequested EventType = "resume_requested"
 )
@@ -149,7 +149,8 @@ type Failure struct {
 	Details string `json:"details,omitempty"`
 }
 
-// FailureKind classifies a Failure for errors.Is; see Failure.Unwrap.
+// FailureKind classifies a Failure. The engine's errors that carry a
+// Failure unwrap to the sentinel error of its kind (see package durable).
 type FailureKind string
 
 // Failure kinds.
@@ -167,33 +168,6 @@ const (
 )
 
 func (f *Failure) Error() string { return f.Message }
-
-// Unwrap lets errors.Is match the sentinel of the failure's kind:
-// ErrCanceled, ErrTimeout, ErrHeartbeatTimeout, ErrPanic, ErrAttemptLost,
-// ErrNondeterminism, ErrCorruptHistory, ErrUnknownEvent, ErrUnregistered.
-func (f *Failure) Unwrap() error {
-	switch f.Kind {
-	case KindCanceled:
-		return ErrCanceled
-	case KindTimeout:
-		return ErrTimeout
-	case KindHeartbeat:
-		return ErrHeartbeatTimeout
-	case KindPanic:
-		return ErrPanic
-	case KindLost:
-		return ErrAttemptLost
-	case KindNondeterminism:
-		return ErrNondeterminism
-	case KindCorrupt:
-		return ErrCorruptHistory
-	case KindUnknownEvent:
-		return ErrUnknownEvent
-	case KindUnregistered:
-		return ErrUnregistered
-	}
-	return nil
-}
 
 // eventVersion is the version of the event encoding written by this code.
 const eventVersion = 1
