@@ -78,11 +78,11 @@ func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (provide
 		if rt.feed == nil {
 			return a.Model.Generate(ctx, c.Request)
 		}
-		base := Event{Type: EventTextDelta, Agent: a.Name, Step: info.Step, Attempt: info.Attempt}
+		base := LiveEvent{Type: LiveTextDelta, Agent: a.Name, Step: info.Step, Attempt: info.Attempt}
 		if info.Attempt > 1 {
 			// What an earlier attempt streamed is void: readers drop it.
 			abandoned := base
-			abandoned.Type, abandoned.Attempt = EventAttemptAbandoned, info.Attempt-1
+			abandoned.Type, abandoned.Attempt = LiveAttemptAbandoned, info.Attempt-1
 			rt.publish(info.RunID, abandoned)
 		}
 		return providers.Stream(ctx, a.Model, c.Request, func(d providers.Delta) error {
@@ -102,9 +102,9 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 	return func(ctx context.Context, c toolCall) (toolOutcome, error) {
 		info, _ := durable.ActivityInfoFrom(ctx)
 		rt.tel.recordToolInput(ctx, c.Arguments)
-		ev := Event{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
+		ev := LiveEvent{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
 		started := ev
-		started.Type, started.Arguments = EventToolStarted, c.Arguments
+		started.Type, started.Arguments = LiveToolStarted, c.Arguments
 		rt.publish(info.RunID, started)
 
 		if info.Attempt > 1 && !t.HonorsIdempotencyKey() {
@@ -117,7 +117,7 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 		ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
 		res, err := t.Call(ctx, json.RawMessage(c.Arguments))
 		finished := ev
-		finished.Type = EventToolFinished
+		finished.Type = LiveToolFinished
 		switch {
 		case err == nil:
 			finished.Result = &res
@@ -128,7 +128,7 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 			rt.publish(info.RunID, finished)
 			return toolOutcome{CallID: c.CallID, Fatal: err.Error()}, nil
 		}
-		finished.Type, finished.Error = EventToolFailed, err.Error()
+		finished.Type, finished.Error = LiveToolFailed, err.Error()
 		rt.publish(info.RunID, finished)
 		var panicked *tools.PanicError
 		if errors.As(err, &panicked) {

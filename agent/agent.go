@@ -275,8 +275,8 @@ type Input struct {
 	LastOutput json.RawMessage `json:"last_output,omitempty"`
 }
 
-// Result is what a run ends with.
-type Result struct {
+// RunResult is what a run ends with.
+type RunResult struct {
 	// Text is the final answer's text.
 	Text string `json:"text"`
 	// Output is the final answer as JSON, when the agent has an Output
@@ -293,7 +293,7 @@ type Result struct {
 }
 
 // OutputAs decodes a result's structured output.
-func OutputAs[T any](r Result) (T, error) {
+func OutputAs[T any](r RunResult) (T, error) {
 	var v T
 	if r.Output == nil {
 		return v, errors.New("agent: the result has no structured output")

@@ -14,24 +14,24 @@ import (
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// RequestKind says what a pending request asks of a person.
-type RequestKind string
+// PendingKind says what a pending call asks of a person.
+type PendingKind string
 
-// Request kinds.
+// Kinds of pending calls.
 const (
-	KindApproval RequestKind = "approval" // approve or reject a tool call
-	KindQuestion RequestKind = "question" // answer the model's question
+	KindApproval PendingKind = "approval" // approve or reject a tool call
+	KindQuestion PendingKind = "question" // answer the model's question
 )
 
-// Request is a tool call that waits for a person: a call to approve or
-// reject, or a question to answer. Requests are read from the run's
+// PendingCall is a tool call that waits for a person: a call to approve or
+// reject, or a question to answer. Pending calls are read from the run's
 // history, where the run recorded them.
-type Request struct {
-	Kind  RequestKind `json:"kind"`
+type PendingCall struct {
+	Kind  PendingKind `json:"kind"`
 	RunID string      `json:"run_id"`
 	Agent string      `json:"agent"`
 	// Turn is the model turn whose call waits; CallID is the model's id
-	// of the call, which names it in Approve, Reject and Answer.
+	// of the call, which names it in Decide and Answer.
 	Turn      int    `json:"turn"`
 	CallID    string `json:"call_id"`
 	Tool      string `json:"tool"`
@@ -46,12 +46,24 @@ type Request struct {
 
 // Decision is a person's verdict on a request.
 type Decision struct {
+	// CallID is the model's id of the call (PendingCall.CallID).
+	CallID   string
 	Approved bool
 	// By identifies the person; it is checked by the Authorizer and
 	// recorded in the run's history.
 	By string
 	// Reason says why; a rejection's reason is told to the model.
 	Reason string
+}
+
+// Answer is a person's answer to a question the model asked.
+type Answer struct {
+	// CallID is the model's id of the call that asked (PendingCall.CallID).
+	CallID string
+	// By identifies the person, as in Decision.
+	By string
+	// Text is the answer the model reads.
+	Text string
 }
 
 // Authorizer decides whether the person by may decide (or answer) a
@@ -62,14 +74,14 @@ type Decision struct {
 // store: whoever can write to the store can send a run a signal directly,
 // so give approvers the Runtime, not store credentials.
 type Authorizer interface {
-	Authorize(ctx context.Context, req Request, by string) error
+	Authorize(ctx context.Context, req PendingCall, by string) error
 }
 
 // AuthorizerFunc adapts a function to an Authorizer.
-type AuthorizerFunc func(ctx context.Context, req Request, by string) error
+type AuthorizerFunc func(ctx context.Context, req PendingCall, by string) error
 
 // Authorize calls f.
-func (f AuthorizerFunc) Authorize(ctx context.Context, req Request, by string) error {
+func (f AuthorizerFunc) Authorize(ctx context.Context, req PendingCall, by string) error {
 	return f(ctx, req, by)
 }
 
@@ -78,7 +90,7 @@ func (f AuthorizerFunc) Authorize(ctx context.Context, req Request, by string) e
 type RequireName struct{}
 
 // Authorize refuses an empty name.
-func (RequireName) Authorize(_ context.Context, _ Request, by string) error {
+func (RequireName) Authorize(_ context.Context, _ PendingCall, by string) error {
 	if by == "" {
 		return errors.New("the decider's identity is required")
 	}
@@ -94,9 +106,39 @@ var (
 	ErrNotAuthorized = errors.New("not authorized")
 )
 
-// Pending returns the requests a run waits on, in the order they were
-// made.
-func (rt *Runtime) Pending(ctx context.Context, runID string) ([]Request, error) {
+// PendingFilter selects pending calls in Pending. Zero fields match
+// everything.
+type PendingFilter struct {
+	// RunID limits the list to one run; empty means every run that may
+	// wait for a person (awaiting approval, waiting, or running with a
+	// call waiting while another call of its turn still runs).
+	RunID string
+	// Kind limits the list to approvals or to questions.
+	Kind PendingKind
+}
+
+// Pending returns the calls that wait for a person: of one run, in the
+// order the run made them, or across runs, oldest run first. A call whose
+// decision or answer was sent but not yet taken in by the run is not
+// pending.
+func (rt *Runtime) Pending(ctx context.Context, f PendingFilter) ([]PendingCall, error) {
+	if f.RunID != "" {
+		calls, err := rt.pendingOf(ctx, f.RunID)
+		return filterKind(calls, f.Kind), err
+	}
+	return rt.pendingAcross(ctx, f.Kind)
+}
+
+// filterKind keeps the calls of kind k; an empty k keeps them all.
+func filterKind(calls []PendingCall, k PendingKind) []PendingCall {
+	if k == "" {
+		return calls
+	}
+	return slices.DeleteFunc(calls, func(c PendingCall) bool { return c.Kind != k })
+}
+
+// pendingOf returns the calls a run waits on, in the order they were made.
+func (rt *Runtime) pendingOf(ctx context.Context, runID string) ([]PendingCall, error) {
 	// The inbox is read before the history, so that a message moved from
 	// one to the other in between is seen in the history.
 	inbox, err := rt.store.ReadInbox(ctx, runID)
@@ -119,11 +161,11 @@ func (rt *Runtime) Pending(ctx context.Context, runID string) ([]Request, error)
 	// holds the run, or just now) settles its request: another one would
 	// be dropped by the run, so it must be refused.
 	sent := rt.sentIn(inbox)
-	return slices.DeleteFunc(out, func(r Request) bool { return sent[sentKey{r.Kind, r.Turn, r.CallID}] }), nil
+	return slices.DeleteFunc(out, func(r PendingCall) bool { return sent[sentKey{r.Kind, r.Turn, r.CallID}] }), nil
 }
 
 type sentKey struct {
-	kind RequestKind
+	kind PendingKind
 	turn int
 	call string
 }
@@ -155,13 +197,13 @@ func (rt *Runtime) sentIn(inbox []backend.InboxEntry) map[sentKey]bool {
 }
 
 // pendingIn reads the open requests out of a history.
-func pendingIn(runID string, history []backend.Event) []Request {
+func pendingIn(runID string, history []backend.Event) []PendingCall {
 	type key struct {
 		turn int
 		call string
 	}
 	var order []key
-	open := map[key]Request{}
+	open := map[key]PendingCall{}
 	for _, e := range history {
 		if e.Type != backend.EventSideEffect {
 			continue
@@ -178,7 +220,7 @@ func pendingIn(runID string, history []backend.Event) []Request {
 		k := key{r.Turn, r.CallID}
 		switch e.Name {
 		case recApprovalRequested, recQuestionAsked:
-			req := Request{Kind: KindApproval, RunID: runID, Agent: r.Agent, Turn: r.Turn, CallID: r.CallID,
+			req := PendingCall{Kind: KindApproval, RunID: runID, Agent: r.Agent, Turn: r.Turn, CallID: r.CallID,
 				Tool: r.Tool, Arguments: r.Arguments, RequestedAt: e.Time, Deadline: r.Deadline}
 			if e.Name == recQuestionAsked {
 				req.Kind, req.Question, req.Arguments = KindQuestion, r.Text, ""
@@ -189,7 +231,7 @@ func pendingIn(runID string, history []backend.Event) []Request {
 			delete(open, k)
 		}
 	}
-	var out []Request
+	var out []PendingCall
 	for _, k := range order {
 		if r, ok := open[k]; ok {
 			out = append(out, r)
@@ -199,26 +241,19 @@ func pendingIn(runID string, history []backend.Event) []Request {
 	return out
 }
 
-// Approvals returns the tool calls waiting for approval across all runs,
-// oldest run first.
-func (rt *Runtime) Approvals(ctx context.Context) ([]Request, error) {
-	return rt.pendingAcross(ctx, KindApproval, backend.StatusAwaitingApproval)
-}
-
-// Questions returns the questions waiting for an answer across all runs,
-// oldest run first.
-func (rt *Runtime) Questions(ctx context.Context) ([]Request, error) {
-	return rt.pendingAcross(ctx, KindQuestion, backend.StatusWaiting, backend.StatusAwaitingApproval)
-}
-
-// pendingAcross returns the requests of a kind of the runs in the given
-// statuses, and of the running ones: a run whose turn has a call waiting
-// for a person while another call of that turn still runs is reported as
-// running until that call ends.
-func (rt *Runtime) pendingAcross(ctx context.Context, kind RequestKind, statuses ...backend.Status) ([]Request, error) {
+// pendingAcross returns the calls of a kind (any if empty) of the runs
+// that may wait for a person: awaiting approval, waiting (a question), and
+// running (a run whose turn has a call waiting for a person while another
+// call of that turn still runs is reported as running until that call
+// ends).
+func (rt *Runtime) pendingAcross(ctx context.Context, kind PendingKind) ([]PendingCall, error) {
+	statuses := []backend.Status{backend.StatusAwaitingApproval, backend.StatusRunning}
+	if kind != KindApproval {
+		statuses = append(statuses, backend.StatusWaiting)
+	}
 	var runs []backend.RunInfo
 	seen := map[string]bool{}
-	for _, s := range append(statuses, backend.StatusRunning) {
+	for _, s := range statuses {
 		list, err := rt.client.ListRuns(ctx, backend.RunFilter{Status: s})
 		if err != nil {
 			return nil, err
@@ -233,75 +268,62 @@ func (rt *Runtime) pendingAcross(ctx context.Context, kind RequestKind, statuses
 	slices.SortStableFunc(runs, func(a, b backend.RunInfo) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	var out []Request
+	var out []PendingCall
 	for _, run := range runs {
-		reqs, err := rt.Pending(ctx, run.ID)
+		calls, err := rt.pendingOf(ctx, run.ID)
 		if errors.Is(err, backend.ErrRunNotFound) {
 			continue // expired since it was listed
 		}
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range reqs {
-			if r.Kind == kind {
-				out = append(out, r)
-			}
-		}
+		out = append(out, filterKind(calls, kind)...)
 	}
 	return out, nil
 }
 
-// Approve approves a pending tool call of a run (see Decide).
-func (rt *Runtime) Approve(ctx context.Context, runID, callID, by, reason string) error {
-	return rt.Decide(ctx, runID, callID, Decision{Approved: true, By: by, Reason: reason})
-}
-
-// Reject rejects a pending tool call of a run (see Decide). The model is
-// told that the call was rejected, by whom and why.
-func (rt *Runtime) Reject(ctx context.Context, runID, callID, by, reason string) error {
-	return rt.Decide(ctx, runID, callID, Decision{Approved: false, By: by, Reason: reason})
-}
-
-// Decide sends a decision on the pending call callID of a run, after the
+// Decide sends a person's decision on a pending call of a run, after the
 // Authorizer allowed it. It returns an error wrapping ErrNotPending if the
 // run does not wait for that call, and ErrNotAuthorized if the Authorizer
 // refused. The run need not be held by any worker: the decision waits in
-// its inbox and takes effect when a worker picks the run up.
-func (rt *Runtime) Decide(ctx context.Context, runID, callID string, d Decision) error {
-	req, err := rt.find(ctx, runID, callID, KindApproval)
+// its inbox and takes effect when a worker picks the run up. A rejected
+// call is not made; the model is told who rejected it and why.
+func (rt *Runtime) Decide(ctx context.Context, runID string, d Decision) error {
+	req, err := rt.find(ctx, runID, d.CallID, KindApproval)
 	if err != nil {
 		return err
 	}
 	if err := rt.auth.Authorize(ctx, req, d.By); err != nil {
-		return fmt.Errorf("decide call %s of run %s: %w: %v", callID, runID, ErrNotAuthorized, err)
+		return fmt.Errorf("decide call %s of run %s: %w: %v", d.CallID, runID, ErrNotAuthorized, err)
 	}
-	msg := decisionMsg{Turn: req.Turn, CallID: callID, Approved: d.Approved, By: d.By, Reason: d.Reason}
+	msg := decisionMsg{Turn: req.Turn, CallID: d.CallID, Approved: d.Approved, By: d.By, Reason: d.Reason}
 	return decisionSignal.Send(durable.WithSender(ctx, d.By), rt.client, runID, msg)
 }
 
-// Answer answers the question that call callID of a run asked, after the
-// Authorizer allowed the person by to.
-func (rt *Runtime) Answer(ctx context.Context, runID, callID, by, answer string) error {
-	req, err := rt.find(ctx, runID, callID, KindQuestion)
+// Answer sends a person's answer to the question a pending call of a run
+// asked (see AskHumanTool), after the Authorizer allowed it. Errors are
+// those of Decide.
+func (rt *Runtime) Answer(ctx context.Context, runID string, a Answer) error {
+	req, err := rt.find(ctx, runID, a.CallID, KindQuestion)
 	if err != nil {
 		return err
 	}
-	if err := rt.auth.Authorize(ctx, req, by); err != nil {
-		return fmt.Errorf("answer call %s of run %s: %w: %v", callID, runID, ErrNotAuthorized, err)
+	if err := rt.auth.Authorize(ctx, req, a.By); err != nil {
+		return fmt.Errorf("answer call %s of run %s: %w: %v", a.CallID, runID, ErrNotAuthorized, err)
 	}
-	msg := answerMsg{Turn: req.Turn, CallID: callID, By: by, Text: answer}
-	return answerSignal.Send(durable.WithSender(ctx, by), rt.client, runID, msg)
+	msg := answerMsg{Turn: req.Turn, CallID: a.CallID, By: a.By, Text: a.Text}
+	return answerSignal.Send(durable.WithSender(ctx, a.By), rt.client, runID, msg)
 }
 
-func (rt *Runtime) find(ctx context.Context, runID, callID string, kind RequestKind) (Request, error) {
-	reqs, err := rt.Pending(ctx, runID)
+func (rt *Runtime) find(ctx context.Context, runID, callID string, kind PendingKind) (PendingCall, error) {
+	reqs, err := rt.pendingOf(ctx, runID)
 	if err != nil {
-		return Request{}, err
+		return PendingCall{}, err
 	}
 	for i := len(reqs) - 1; i >= 0; i-- {
 		if reqs[i].CallID == callID && reqs[i].Kind == kind {
 			return reqs[i], nil
 		}
 	}
-	return Request{}, fmt.Errorf("run %s, call %s: %w (%s)", runID, callID, ErrNotPending, kind)
+	return PendingCall{}, fmt.Errorf("run %s, call %s: %w (%s)", runID, callID, ErrNotPending, kind)
 }

@@ -97,7 +97,7 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 		t.Fatalf("refunds before any decision: %v, want only the small one", got)
 	}
 
-	pending, err := e.rt.Pending(ctx, run.ID)
+	pending, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,21 +116,21 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 	if !slices.Equal(got, want) {
 		t.Fatalf("pending\n got %+v\nwant %+v", got, want)
 	}
-	all, err := e.rt.Approvals(ctx)
+	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.EqualFunc(all, pending, func(x, y agent.Request) bool { return x.CallID == y.CallID && x.RunID == y.RunID }) {
+	if !slices.EqualFunc(all, pending, func(x, y agent.PendingCall) bool { return x.CallID == y.CallID && x.RunID == y.RunID }) {
 		t.Fatalf("approvals across runs %+v, want %+v", all, pending)
 	}
 
 	// Approve the first refund: it runs; the second still waits.
-	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", "looks right"); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice", Reason: "looks right"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the approved refund", func() bool { return len(s.refunded()) == 2 })
 	eventually(t, "one pending call", func() bool {
-		p, err := e.rt.Pending(ctx, run.ID)
+		p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 		return err == nil && len(p) == 1 && p[0].CallID == "call_0_2"
 	})
 	if info := e.waitStatus(run.ID, backend.StatusAwaitingApproval); info.Status != backend.StatusAwaitingApproval {
@@ -138,12 +138,12 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 	}
 	// A decided call is no longer pending, nor is a call never made.
 	for _, id := range []string{"call_0_1", "call_0_3", "call_9_9"} {
-		if err := e.rt.Approve(ctx, run.ID, id, "alice", ""); !errors.Is(err, agent.ErrNotPending) {
+		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: id, Approved: true, By: "alice"}); !errors.Is(err, agent.ErrNotPending) {
 			t.Errorf("approve %s: %v, want ErrNotPending", id, err)
 		}
 	}
 
-	if err := e.rt.Reject(ctx, run.ID, "call_0_2", "bob", "over the limit"); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "bob", Reason: "over the limit"}); err != nil {
 		t.Fatal(err)
 	}
 	res := e.result(run)
@@ -199,7 +199,7 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 	if !slices.Equal(senders, []string{"alice", "bob"}) {
 		t.Errorf("signal senders %v", senders)
 	}
-	if p, err := e.rt.Pending(ctx, run.ID); err != nil || len(p) != 0 {
+	if p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID}); err != nil || len(p) != 0 {
 		t.Errorf("pending after the end: %v, %v", p, err)
 	}
 	e.replays(a, run.ID)
@@ -216,7 +216,7 @@ func TestApprovalsListedAcrossRuns(t *testing.T) {
 		e.startRun(a, id, agent.Input{Message: "refund"})
 		e.waitStatus(id, backend.StatusAwaitingApproval)
 	}
-	all, err := e.rt.Approvals(ctx)
+	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,13 +228,13 @@ func TestApprovalsListedAcrossRuns(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("approvals %v, want %v", got, want)
 	}
-	qs, err := e.rt.Questions(ctx)
+	qs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 	if err != nil || len(qs) != 0 {
 		t.Errorf("questions %v, %v: want none", qs, err)
 	}
 	for _, id := range []string{"r-1", "r-2"} {
 		for _, c := range []string{"call_0_1", "call_0_2"} {
-			if err := e.rt.Approve(ctx, id, c, "alice", ""); err != nil {
+			if err := e.rt.Decide(ctx, id, agent.Decision{CallID: c, Approved: true, By: "alice"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -242,7 +242,7 @@ func TestApprovalsListedAcrossRuns(t *testing.T) {
 			t.Fatalf("run %s: %+v", id, res)
 		}
 	}
-	if all, err := e.rt.Approvals(ctx); err != nil || len(all) != 0 {
+	if all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval}); err != nil || len(all) != 0 {
 		t.Errorf("approvals after the end: %v, %v", all, err)
 	}
 }
@@ -255,7 +255,7 @@ func TestApprovalAuthorization(t *testing.T) {
 	_, a := refundAgent(&s, t, "refunder")
 	var mu sync.Mutex
 	var seen []string
-	auth := agent.AuthorizerFunc(func(ctx context.Context, req agent.Request, by string) error {
+	auth := agent.AuthorizerFunc(func(ctx context.Context, req agent.PendingCall, by string) error {
 		mu.Lock()
 		seen = append(seen, fmt.Sprintf("%s %s %s %s", by, req.RunID, req.CallID, req.Tool))
 		mu.Unlock()
@@ -269,12 +269,12 @@ func TestApprovalAuthorization(t *testing.T) {
 	run := e.startRun(a, "auth-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 
-	err := e.rt.Approve(ctx, run.ID, "call_0_1", "intern", "")
+	err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "intern"})
 	if !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Fatalf("approve by intern: %v, want ErrNotAuthorized", err)
 	}
 	mustContain(t, "refusal", err.Error(), "only managers approve refunds")
-	if err := e.rt.Reject(ctx, run.ID, "call_0_2", "intern", "no"); !errors.Is(err, agent.ErrNotAuthorized) {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "intern", Reason: "no"}); !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Fatalf("reject by intern: %v, want ErrNotAuthorized", err)
 	}
 	mu.Lock()
@@ -286,12 +286,12 @@ func TestApprovalAuthorization(t *testing.T) {
 	if n := countEvents(e.history(run.ID), backend.EventSignalReceived); n != 0 {
 		t.Fatalf("%d signals in history after refused decisions", n)
 	}
-	if p, _ := e.rt.Pending(ctx, run.ID); len(p) != 2 {
+	if p, _ := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID}); len(p) != 2 {
 		t.Fatalf("pending %v, want both calls", p)
 	}
 
 	for _, c := range []string{"call_0_1", "call_0_2"} {
-		if err := e.rt.Approve(ctx, run.ID, c, "manager", ""); err != nil {
+		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "manager"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -306,10 +306,10 @@ func TestApprovalAuthorization(t *testing.T) {
 	e2 := newEnv(t, a)
 	run2 := e2.startRun(a, "auth-2", agent.Input{Message: "refund"})
 	e2.waitStatus(run2.ID, backend.StatusAwaitingApproval)
-	if err := e2.rt.Approve(ctx, run2.ID, "call_0_1", "", ""); !errors.Is(err, agent.ErrNotAuthorized) {
+	if err := e2.rt.Decide(ctx, run2.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: ""}); !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Fatalf("approve with no name: %v, want ErrNotAuthorized", err)
 	}
-	if err := e2.rt.Decide(ctx, run2.ID, "call_0_2", agent.Decision{Approved: false}); !errors.Is(err, agent.ErrNotAuthorized) {
+	if err := e2.rt.Decide(ctx, run2.ID, agent.Decision{CallID: "call_0_2", Approved: false}); !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Fatalf("reject with no name: %v, want ErrNotAuthorized", err)
 	}
 	if n := countEvents(e2.history(run2.ID), backend.EventSignalReceived); n != 0 {
@@ -329,10 +329,10 @@ func TestApprovalWhileNoWorkerRuns(t *testing.T) {
 	eventually(t, "the free calls", func() bool { return s.looked() == 1 && len(s.refunded()) == 1 })
 	e.halt()
 
-	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rt.Reject(ctx, run.ID, "call_0_2", "alice", "duplicate"); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "alice", Reason: "duplicate"}); err != nil {
 		t.Fatal(err)
 	}
 	// Nobody ran anything while no worker ran.
@@ -424,17 +424,17 @@ func TestApprovalRequiredAlways(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "del-1", agent.Input{Message: "clean"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	if err := e.rt.Approve(ctx, run.ID, "call_1_0", "alice", ""); !errors.Is(err, agent.ErrNotPending) {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_1_0", Approved: true, By: "alice"}); !errors.Is(err, agent.ErrNotPending) {
 		t.Fatalf("approve a call not yet made: %v", err)
 	}
-	if err := e.rt.Approve(ctx, run.ID, "call_0_0", "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the second approval", func() bool {
-		p, err := e.rt.Pending(ctx, run.ID)
+		p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 		return err == nil && len(p) == 1 && p[0].CallID == "call_1_0" && p[0].Turn == 2
 	})
-	if err := e.rt.Approve(ctx, run.ID, "call_1_0", "bob", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_1_0", Approved: true, By: "bob"}); err != nil {
 		t.Fatal(err)
 	}
 	e.result(run)
@@ -478,22 +478,22 @@ func TestApprovalsListedWhileAToolRuns(t *testing.T) {
 	run := e.startRun(a, "busy-1", agent.Input{Message: "refund"})
 	<-running
 	eventually(t, "the recorded requests", func() bool {
-		p, err := e.rt.Pending(ctx, run.ID)
+		p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 		return err == nil && len(p) == 2
 	})
-	all, err := e.rt.Approvals(ctx)
+	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 	if err != nil || len(all) != 1 || all[0].CallID != "call_0_1" {
 		info, _ := run.Describe(ctx)
 		t.Fatalf("approvals %+v, %v (run status %s): want the refund", all, err, info.Status)
 	}
-	qs, err := e.rt.Questions(ctx)
+	qs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 	if err != nil || len(qs) != 1 || qs[0].CallID != "call_0_2" {
 		t.Fatalf("questions %+v, %v: want the question", qs, err)
 	}
-	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rt.Answer(ctx, run.ID, "call_0_2", "alice", "yes"); err != nil {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_2", By: "alice", Text: "yes"}); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
@@ -524,17 +524,17 @@ func TestCancelWhileAwaitingApproval(t *testing.T) {
 	if !errors.As(err, &re) || re.Status != backend.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
 		t.Fatalf("result error %v, want canceled", err)
 	}
-	if p, err := e.rt.Pending(ctx, run.ID); err != nil || len(p) != 0 {
+	if p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID}); err != nil || len(p) != 0 {
 		t.Errorf("pending after cancel: %v, %v", p, err)
 	}
-	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", ""); !errors.Is(err, agent.ErrNotPending) {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); !errors.Is(err, agent.ErrNotPending) {
 		t.Errorf("approve after cancel: %v, want ErrNotPending", err)
 	}
 	if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
 		t.Errorf("refunds %v", got)
 	}
 	events := follow(t, e, run.ID, "")
-	if last := events[len(events)-1]; last.Type != agent.EventRunFinished || last.Status != backend.StatusCanceled {
+	if last := events[len(events)-1]; last.Type != agent.LiveRunFinished || last.Status != backend.StatusCanceled {
 		t.Errorf("last event %+v", last)
 	}
 	e.replays(a, run.ID)
@@ -565,10 +565,10 @@ func TestUndecodableSignalsAreIgnored(t *testing.T) {
 	if info, err := run.Describe(ctx); err != nil || info.Status.Terminal() {
 		t.Fatalf("run after bad signals: %+v, %v", info, err)
 	}
-	if err := e.rt.Approve(ctx, run.ID, "call_0_0", "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rt.Answer(ctx, run.ID, "call_0_1", "alice", "broken"); err != nil {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "alice", Text: "broken"}); err != nil {
 		t.Fatal(err)
 	}
 	if res := e.result(run); res.Text != "Done." {
@@ -588,21 +588,21 @@ func TestSecondDecisionWhileNoWorkerRuns(t *testing.T) {
 	run := e.startRun(a, "twice-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
-	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rt.Reject(ctx, run.ID, "call_0_1", "bob", "no"); !errors.Is(err, agent.ErrNotPending) {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", By: "bob", Reason: "no"}); !errors.Is(err, agent.ErrNotPending) {
 		t.Fatalf("second decision: %v, want ErrNotPending", err)
 	}
-	p, err := e.rt.Pending(ctx, run.ID)
+	p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 	if err != nil || len(p) != 1 || p[0].CallID != "call_0_2" {
 		t.Fatalf("pending %+v, %v: want only the undecided call", p, err)
 	}
-	all, err := e.rt.Approvals(ctx)
+	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 	if err != nil || len(all) != 1 || all[0].CallID != "call_0_2" {
 		t.Fatalf("approvals %+v, %v: want only the undecided call", all, err)
 	}
-	if err := e.rt.Reject(ctx, run.ID, "call_0_2", "bob", "no"); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "bob", Reason: "no"}); err != nil {
 		t.Fatal(err)
 	}
 	e.start()

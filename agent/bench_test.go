@@ -96,7 +96,7 @@ func benchAgent(b *testing.B) *agent.Agent {
 // the conversation so far, the tool calls of a turn run in parallel on
 // goroutines, and their results are appended in the model's order, as the
 // durable loop does.
-func benchPlain(ctx context.Context, a *agent.Agent, message string) (agent.Result, error) {
+func benchPlain(ctx context.Context, a *agent.Agent, message string) (agent.RunResult, error) {
 	messages := []providers.Message{{Role: providers.RoleUser, Content: message}}
 	var usage providers.Usage
 	for turn := range a.MaxTurns {
@@ -106,7 +106,7 @@ func benchPlain(ctx context.Context, a *agent.Agent, message string) (agent.Resu
 		}
 		resp, err := a.Model.Generate(ctx, req)
 		if err != nil {
-			return agent.Result{}, err
+			return agent.RunResult{}, err
 		}
 		usage.InputTokens += resp.Usage.InputTokens
 		usage.OutputTokens += resp.Usage.OutputTokens
@@ -115,7 +115,7 @@ func benchPlain(ctx context.Context, a *agent.Agent, message string) (agent.Resu
 		msg.Role = providers.RoleAssistant
 		messages = append(messages, msg)
 		if len(msg.ToolCalls) == 0 {
-			return agent.Result{Text: msg.Content, Agent: a.Name, Messages: messages, Turns: turn + 1, Usage: usage}, nil
+			return agent.RunResult{Text: msg.Content, Agent: a.Name, Messages: messages, Turns: turn + 1, Usage: usage}, nil
 		}
 		results := make([]tools.Result, len(msg.ToolCalls))
 		var wg sync.WaitGroup
@@ -138,7 +138,7 @@ func benchPlain(ctx context.Context, a *agent.Agent, message string) (agent.Resu
 			messages = append(messages, providers.Message{Role: providers.RoleTool, ToolCallID: c.ID, Content: results[i].Content})
 		}
 	}
-	return agent.Result{}, agent.ErrMaxTurns
+	return agent.RunResult{}, agent.ErrMaxTurns
 }
 
 // benchPlainPerRun times benchCalibration plain runs, after a warm-up,
@@ -162,7 +162,7 @@ func benchPlainPerRun(b *testing.B, a *agent.Agent) time.Duration {
 
 // benchCheck fails the benchmark if a run did not have the expected shape,
 // or if its conversation is not the plain loop's.
-func benchCheck(b *testing.B, a *agent.Agent, res agent.Result) {
+func benchCheck(b *testing.B, a *agent.Agent, res agent.RunResult) {
 	b.Helper()
 	plain, err := benchPlain(context.Background(), a, "go")
 	if err != nil {
@@ -217,7 +217,7 @@ func benchWorker(b *testing.B, rt *agent.Runtime) {
 func benchDurable(b *testing.B, a *agent.Agent, starter *agent.Runtime, trips *atomic.Int64, rtt time.Duration,
 	serverCPU func() time.Duration) {
 	ctx := context.Background()
-	runOnce := func() agent.Result {
+	runOnce := func() agent.RunResult {
 		run, err := starter.Start(ctx, a, fmt.Sprintf("bench-%d", benchRunIDs.Add(1)), agent.Input{Message: "go"})
 		if err != nil {
 			b.Fatal(err)

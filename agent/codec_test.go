@@ -38,12 +38,12 @@ func TestCodec(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "secret-1", agent.Input{Message: "Refund order A1 please."})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	p, err := e.rt.Pending(ctx, run.ID)
+	p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 	if err != nil || len(p) != 2 || p[0].Arguments != `{"order":"A1","amount":500}` {
 		t.Fatalf("pending %+v, %v", p, err)
 	}
 	for _, c := range []string{"call_0_1", "call_0_2"} {
-		if err := e.rt.Approve(ctx, run.ID, c, "alice", "not over the limit"); err != nil {
+		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice", Reason: "not over the limit"}); err != nil {
 			t.Fatal(err)
 		}
 	}

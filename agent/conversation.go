@@ -37,15 +37,6 @@ func (rt *Runtime) Send(ctx context.Context, runID, text string) (string, error)
 	return id, nil
 }
 
-// Say sends a message to a conversation run and waits for its reply.
-func (rt *Runtime) Say(ctx context.Context, runID, text string) (Reply, error) {
-	id, err := rt.Send(ctx, runID, text)
-	if err != nil {
-		return Reply{}, err
-	}
-	return rt.Reply(ctx, runID, id)
-}
-
 // End ends a conversation run: it completes with the last exchange's
 // result once the messages sent before are answered.
 func (rt *Runtime) End(ctx context.Context, runID string) error {

@@ -32,9 +32,9 @@ func TestConversation(t *testing.T) {
 	run := e.startRun(a, "chat-1", agent.Input{Conversation: true})
 	e.waitStatus(run.ID, backend.StatusWaiting)
 
-	say := func(text string) agent.Reply {
+	sayNow := func(text string) agent.Reply {
 		t.Helper()
-		r, err := e.rt.Say(ctx, run.ID, text)
+		r, err := say(ctx, e.rt, run.ID, text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestConversation(t *testing.T) {
 		}
 		return r
 	}
-	if r := say("one"); r.Text != "#0 one" {
+	if r := sayNow("one"); r.Text != "#0 one" {
 		t.Fatalf("reply %q", r.Text)
 	}
 	id, err := e.rt.Send(ctx, run.ID, "two")
@@ -64,7 +64,7 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("reply after continue-as-new %+v, %v; want %+v", again, err, r2)
 	}
 	// The conversation was carried forward.
-	if r := say("three"); r.Text != "#2 one|two|three" {
+	if r := sayNow("three"); r.Text != "#2 one|two|three" {
 		t.Fatalf("reply %q", r.Text)
 	}
 	if err := e.rt.End(ctx, run.ID); err != nil {
@@ -80,7 +80,7 @@ func TestConversation(t *testing.T) {
 	if res.Usage.TotalTokens == 0 {
 		t.Errorf("usage lost over continue-as-new: %+v", res.Usage)
 	}
-	if _, err := e.rt.Say(ctx, run.ID, "four"); !errors.Is(err, durable.ErrRunEnded) {
+	if _, err := say(ctx, e.rt, run.ID, "four"); !errors.Is(err, durable.ErrRunEnded) {
 		t.Errorf("say to an ended conversation: %v, want ErrRunEnded", err)
 	}
 	e.replays(a, run.ID)
@@ -99,7 +99,7 @@ func TestConversationEndsRightAfterContinue(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-2", agent.Input{Conversation: true, Message: "first"})
 	for _, text := range []string{"second", "third"} {
-		if _, err := e.rt.Say(ctx, run.ID, text); err != nil {
+		if _, err := say(ctx, e.rt, run.ID, text); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,7 +168,7 @@ func TestConversationFailedExchange(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-4", agent.Input{Conversation: true})
-	r, err := e.rt.Say(ctx, run.ID, "loop")
+	r, err := say(ctx, e.rt, run.ID, "loop")
 	if err != nil {
 		e.dump()
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestConversationFailedExchange(t *testing.T) {
 	if r.Text != "" || !strings.Contains(r.Error, "turn limit reached") {
 		t.Fatalf("reply %+v, want the turn limit", r)
 	}
-	if r, err := e.rt.Say(ctx, run.ID, "hello"); err != nil || r.Text != "fine" || r.Error != "" {
+	if r, err := say(ctx, e.rt, run.ID, "hello"); err != nil || r.Text != "fine" || r.Error != "" {
 		t.Fatalf("reply %+v, %v", r, err)
 	}
 	if err := e.rt.End(ctx, run.ID); err != nil {
@@ -204,7 +204,7 @@ func TestConversationHandoffCarriedOver(t *testing.T) {
 	run := e.startRun(front, "chat-5", agent.Input{Conversation: true})
 	var got []string
 	for _, text := range []string{"one", "two", "three"} {
-		r, err := e.rt.Say(ctx, run.ID, text)
+		r, err := say(ctx, e.rt, run.ID, text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestConversationUndecodableMessage(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-6", agent.Input{Conversation: true})
-	if r, err := e.rt.Say(ctx, run.ID, "one"); err != nil || r.Text != "#0 one" {
+	if r, err := say(ctx, e.rt, run.ID, "one"); err != nil || r.Text != "#0 one" {
 		t.Fatalf("reply %+v, %v", r, err)
 	}
 	if err := e.rt.Client().Signal(ctx, run.ID, "cairn.message", []int{1, 2}); err != nil {
@@ -242,7 +242,7 @@ func TestConversationUndecodableMessage(t *testing.T) {
 	if info, err := run.Describe(ctx); err != nil || info.Generation != 0 || info.Status.Terminal() {
 		t.Fatalf("after a bad message: %+v, %v", info, err)
 	}
-	if r, err := e.rt.Say(ctx, run.ID, "two"); err != nil || r.Text != "#1 one|two" {
+	if r, err := say(ctx, e.rt, run.ID, "two"); err != nil || r.Text != "#1 one|two" {
 		t.Fatalf("reply %+v, %v", r, err)
 	}
 	eventually(t, "continue-as-new", func() bool {

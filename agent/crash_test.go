@@ -83,18 +83,18 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 // question, whichever of them wait.
 func decide(t *testing.T, e *env, runID string) {
 	ctx := ctxT(t)
-	pending, err := e.rt.Pending(ctx, runID)
+	pending, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: runID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range pending {
 		switch p.CallID {
 		case "call_0_1":
-			err = e.rt.Approve(ctx, runID, p.CallID, "alice", "")
+			err = e.rt.Decide(ctx, runID, agent.Decision{CallID: p.CallID, Approved: true, By: "alice"})
 		case "call_0_2":
-			err = e.rt.Reject(ctx, runID, p.CallID, "bob", "twice")
+			err = e.rt.Decide(ctx, runID, agent.Decision{CallID: p.CallID, By: "bob", Reason: "twice"})
 		case "call_0_3":
-			err = e.rt.Answer(ctx, runID, p.CallID, "carol", "fraud")
+			err = e.rt.Answer(ctx, runID, agent.Answer{CallID: p.CallID, By: "carol", Text: "fraud"})
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -119,10 +119,10 @@ func TestHelperAwaitingApproval(t *testing.T) {
 	e := newEnv(t, boss)
 	ctx := ctxT(t)
 	run := e.startRun(boss, "boss-2", agent.Input{Message: "refund Z9"})
-	var reqs []agent.Request
+	var reqs []agent.PendingCall
 	eventually(t, "the child's approval", func() bool {
 		var err error
-		reqs, err = e.rt.Approvals(ctx)
+		reqs, err = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 		return err == nil && len(reqs) == 1
 	})
 	child := reqs[0]
@@ -131,7 +131,7 @@ func TestHelperAwaitingApproval(t *testing.T) {
 	}
 	e.waitStatus(run.ID, backend.StatusWaiting) // for its child
 	e.halt()
-	if err := e.rt.Approve(ctx, child.RunID, child.CallID, "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, child.RunID, agent.Decision{CallID: child.CallID, Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	e.start()

@@ -64,7 +64,7 @@ func TestModelMistakesAreFedBack(t *testing.T) {
 	// the live feed.
 	errs := 0
 	for _, ev := range follow(t, e, run.ID, "") {
-		if ev.Type == agent.EventToolFinished && ev.Result != nil && ev.Result.IsError {
+		if ev.Type == agent.LiveToolFinished && ev.Result != nil && ev.Result.IsError {
 			errs++
 		}
 	}
@@ -112,7 +112,7 @@ func TestToolPanicIsRetriedThenReported(t *testing.T) {
 	if final == nil || !strings.Contains(final.Stack, "goroutine") {
 		t.Errorf("history keeps no stack of the panic: %+v", final)
 	}
-	failed := ofType(follow(t, e, run.ID, ""), agent.EventToolFailed)
+	failed := ofType(follow(t, e, run.ID, ""), agent.LiveToolFailed)
 	if len(failed) != 3 || failed[2].Attempt != 3 || !strings.Contains(failed[0].Error, "kaboom") {
 		t.Errorf("tool_failed events %+v", failed)
 	}
@@ -159,7 +159,7 @@ func TestFatalToolErrorFailsTheRun(t *testing.T) {
 	if calls.Load() != 1 || rec.calls(1) != 0 {
 		t.Errorf("tool called %d times, model asked again %d times", calls.Load(), rec.calls(1))
 	}
-	finished := ofType(follow(t, e, run.ID, ""), agent.EventToolFinished)
+	finished := ofType(follow(t, e, run.ID, ""), agent.LiveToolFinished)
 	if len(finished) != 1 || !strings.Contains(finished[0].Error, "card revoked") {
 		t.Errorf("tool_finished %+v", finished)
 	}

@@ -14,50 +14,50 @@ import (
 	"github.com/cairn-dev/cairn/tools"
 )
 
-// EventType names a kind of live event.
-type EventType string
+// LiveEventType names a kind of live event.
+type LiveEventType string
 
 // Live event types.
 const (
-	// EventTextDelta is a piece of the model's answer, as it is written.
-	EventTextDelta EventType = "text_delta"
-	// EventAttemptAbandoned says that the model call attempt (Step,
+	// LiveTextDelta is a piece of the model's answer, as it is written.
+	LiveTextDelta LiveEventType = "text_delta"
+	// LiveAttemptAbandoned says that the model call attempt (Step,
 	// Attempt) failed and is retried: drop the text it streamed.
-	EventAttemptAbandoned EventType = "attempt_abandoned"
-	// EventToolStarted: an attempt of a tool call started.
-	EventToolStarted EventType = "tool_started"
-	// EventToolFinished: a tool call finished with Result (or, fatally,
+	LiveAttemptAbandoned LiveEventType = "attempt_abandoned"
+	// LiveToolStarted: an attempt of a tool call started.
+	LiveToolStarted LiveEventType = "tool_started"
+	// LiveToolFinished: a tool call finished with Result (or, fatally,
 	// with Error).
-	EventToolFinished EventType = "tool_finished"
-	// EventToolFailed: an attempt of a tool call failed with Error; it is
+	LiveToolFinished LiveEventType = "tool_finished"
+	// LiveToolFailed: an attempt of a tool call failed with Error; it is
 	// retried if its policy allows.
-	EventToolFailed EventType = "tool_failed"
-	// EventApprovalRequested: a tool call waits for a person's decision.
-	EventApprovalRequested EventType = "approval_requested"
-	// EventApprovalDecided: a call was approved or rejected.
-	EventApprovalDecided EventType = "approval_decided"
-	// EventQuestionAsked: the model asked a person a question.
-	EventQuestionAsked EventType = "question_asked"
-	// EventQuestionAnswered: the question was answered.
-	EventQuestionAnswered EventType = "question_answered"
-	// EventHandoff: the conversation passed to another agent.
-	EventHandoff EventType = "handoff"
-	// EventReply: a conversation answered a user message.
-	EventReply EventType = "reply"
-	// EventRunFinished: the run ended, with Status and, unless it
+	LiveToolFailed LiveEventType = "tool_failed"
+	// LiveApprovalRequested: a tool call waits for a person's decision.
+	LiveApprovalRequested LiveEventType = "approval_requested"
+	// LiveApprovalDecided: a call was approved or rejected.
+	LiveApprovalDecided LiveEventType = "approval_decided"
+	// LiveQuestionAsked: the model asked a person a question.
+	LiveQuestionAsked LiveEventType = "question_asked"
+	// LiveQuestionAnswered: the question was answered.
+	LiveQuestionAnswered LiveEventType = "question_answered"
+	// LiveHandoff: the conversation passed to another agent.
+	LiveHandoff LiveEventType = "handoff"
+	// LiveReply: a conversation answered a user message.
+	LiveReply LiveEventType = "reply"
+	// LiveRunFinished: the run ended, with Status and, unless it
 	// completed, Error.
-	EventRunFinished EventType = "run_finished"
+	LiveRunFinished LiveEventType = "run_finished"
 )
 
-// Event is an entry of a run's live feed. Which fields are set depends on
+// LiveEvent is an entry of a run's live feed. Which fields are set depends on
 // Type.
-type Event struct {
+type LiveEvent struct {
 	// ID is the feed's id of the event: read on after it to resume.
-	ID    string    `json:"-"`
-	Type  EventType `json:"type"`
-	RunID string    `json:"run_id"`
-	Time  time.Time `json:"time"`
-	Agent string    `json:"agent,omitempty"`
+	ID    string        `json:"-"`
+	Type  LiveEventType `json:"type"`
+	RunID string        `json:"run_id"`
+	Time  time.Time     `json:"time"`
+	Agent string        `json:"agent,omitempty"`
 	// Step and Attempt name the activity attempt an event belongs to.
 	Step    int `json:"step,omitempty"`
 	Attempt int `json:"attempt,omitempty"`
@@ -80,7 +80,7 @@ type Event struct {
 // background, in the order they were queued, so that no model or tool call
 // waits for the feed; the feed is a view, and an event that cannot be
 // written is logged and dropped, as are those queued when a process dies.
-func (rt *Runtime) publish(runID string, e Event) {
+func (rt *Runtime) publish(runID string, e LiveEvent) {
 	if rt.feed == nil {
 		return
 	}
@@ -98,7 +98,7 @@ func (rt *Runtime) publish(runID string, e Event) {
 type publisher struct {
 	rt      *Runtime
 	mu      sync.Mutex
-	queue   []Event
+	queue   []LiveEvent
 	running bool
 	idle    chan struct{} // closed when running becomes false; nil while idle
 }
@@ -119,12 +119,12 @@ func (p *publisher) flush(ctx context.Context) error {
 	}
 }
 
-func (p *publisher) add(e Event) {
+func (p *publisher) add(e LiveEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n := len(p.queue); n > 0 && e.Type == EventTextDelta {
+	if n := len(p.queue); n > 0 && e.Type == LiveTextDelta {
 		last := &p.queue[n-1]
-		if last.Type == EventTextDelta && last.RunID == e.RunID && last.Step == e.Step && last.Attempt == e.Attempt {
+		if last.Type == LiveTextDelta && last.RunID == e.RunID && last.Step == e.Step && last.Attempt == e.Attempt {
 			last.Text += e.Text
 			return
 		}
@@ -163,7 +163,7 @@ func (p *publisher) drain() {
 }
 
 // write publishes events of run runID, in order, at once.
-func (p *publisher) write(runID string, events []Event) {
+func (p *publisher) write(runID string, events []LiveEvent) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	entries := make([][]byte, 0, len(events))
@@ -195,11 +195,11 @@ func (rt *Runtime) observe(ctx context.Context, w durable.Written) {
 }
 
 // liveEvent is the live event for a journaled event, if it has one.
-func liveEvent(run backend.RunInfo, e backend.Event) (Event, bool) {
-	le := Event{Time: e.Time, Agent: run.Workflow, Step: e.Step}
+func liveEvent(run backend.RunInfo, e backend.Event) (LiveEvent, bool) {
+	le := LiveEvent{Time: e.Time, Agent: run.Workflow, Step: e.Step}
 	switch e.Type {
 	case backend.EventRunCompleted, backend.EventRunFailed, backend.EventRunCanceled:
-		le.Type = EventRunFinished
+		le.Type = LiveRunFinished
 		le.Status = map[backend.EventType]backend.Status{backend.EventRunCompleted: backend.StatusCompleted,
 			backend.EventRunFailed: backend.StatusFailed, backend.EventRunCanceled: backend.StatusCanceled}[e.Type]
 		if e.Failure != nil {
@@ -220,21 +220,21 @@ func liveEvent(run backend.RunInfo, e backend.Event) (Event, bool) {
 	le.Text = r.Text
 	switch e.Name {
 	case recApprovalRequested:
-		le.Type = EventApprovalRequested
+		le.Type = LiveApprovalRequested
 	case recApprovalDecided:
-		le.Type = EventApprovalDecided
+		le.Type = LiveApprovalDecided
 	case recQuestionAsked:
-		le.Type = EventQuestionAsked
+		le.Type = LiveQuestionAsked
 	case recQuestionAnswered:
-		le.Type = EventQuestionAnswered
+		le.Type = LiveQuestionAnswered
 	case recHandoff:
-		le.Type = EventHandoff
+		le.Type = LiveHandoff
 	case recToolStarted:
-		le.Type = EventToolStarted
+		le.Type = LiveToolStarted
 	case recToolFinished:
-		le.Type, le.Result = EventToolFinished, r.Result
+		le.Type, le.Result = LiveToolFinished, r.Result
 	case recReply:
-		le.Type = EventReply
+		le.Type = LiveReply
 	default:
 		return le, false
 	}
@@ -248,10 +248,10 @@ const followCheckEvery = 2 * time.Second
 // ErrNoFeed means the store keeps no live feeds (see backend.Feed).
 var ErrNoFeed = fmt.Errorf("agent: the store has no live feed")
 
-// Events returns the run's live events after the event with id after ("":
+// LiveEvents returns the run's live events after the event with id after ("":
 // from the oldest kept), waiting until there is at least one or ctx is
 // done. Keep the ID of the last event to resume after a reconnect.
-func (rt *Runtime) Events(ctx context.Context, runID, after string) ([]Event, error) {
+func (rt *Runtime) LiveEvents(ctx context.Context, runID, after string) ([]LiveEvent, error) {
 	if rt.feed == nil {
 		return nil, ErrNoFeed
 	}
@@ -259,9 +259,9 @@ func (rt *Runtime) Events(ctx context.Context, runID, after string) ([]Event, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Event, 0, len(entries))
+	out := make([]LiveEvent, 0, len(entries))
 	for _, en := range entries {
-		var e Event
+		var e LiveEvent
 		if err := json.Unmarshal(en.Data, &e); err != nil {
 			// Not ours, or damaged: skip it rather than stop the reader.
 			rt.log.Warn("undecodable live event", "run", runID, "id", en.ID, "err", err)
@@ -288,12 +288,12 @@ func (rt *Runtime) Flush(ctx context.Context) error { return rt.pub.flush(ctx) }
 // Text of abandoned attempts is not withheld: a reader that shows text
 // drops what it showed for (Step, Attempt) when EventAttemptAbandoned
 // comes, or uses a Transcript, which does.
-func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(Event) error) error {
+func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(LiveEvent) error) error {
 	for {
 		// Read in slices, to check now and then that the run has not
 		// ended without its run_finished event.
 		sliceCtx, cancel := context.WithTimeout(ctx, followCheckEvery)
-		events, err := rt.Events(sliceCtx, runID, after)
+		events, err := rt.LiveEvents(sliceCtx, runID, after)
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			info, derr := rt.client.Describe(ctx, runID)
@@ -313,7 +313,7 @@ func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(Even
 			if err := fn(e); err != nil {
 				return err
 			}
-			if e.Type == EventRunFinished {
+			if e.Type == LiveRunFinished {
 				return nil
 			}
 		}
@@ -331,14 +331,14 @@ type Transcript struct {
 
 // Add takes in an event; events other than text deltas and abandoned
 // attempts are ignored.
-func (t *Transcript) Add(e Event) {
+func (t *Transcript) Add(e LiveEvent) {
 	switch e.Type {
-	case EventAttemptAbandoned:
+	case LiveAttemptAbandoned:
 		if t.void == nil {
 			t.void = map[[2]int]bool{}
 		}
 		t.void[[2]int{e.Step, e.Attempt}] = true
-	case EventTextDelta:
+	case LiveTextDelta:
 		if t.text == nil {
 			t.text = map[int]map[int]*strings.Builder{}
 		}

@@ -16,10 +16,10 @@ import (
 )
 
 // follow reads a run's live events until it finishes.
-func follow(t *testing.T, e *env, runID, after string) []agent.Event {
+func follow(t *testing.T, e *env, runID, after string) []agent.LiveEvent {
 	t.Helper()
-	var events []agent.Event
-	err := e.rt.Follow(ctxT(t), runID, after, func(ev agent.Event) error {
+	var events []agent.LiveEvent
+	err := e.rt.Follow(ctxT(t), runID, after, func(ev agent.LiveEvent) error {
 		events = append(events, ev)
 		return nil
 	})
@@ -34,30 +34,30 @@ func follow(t *testing.T, e *env, runID, after string) []agent.Event {
 // observers of a write that lets a run go (it waits for a person, a
 // message) after the run is let go, so another worker or goroutine that
 // takes the run up at once may publish later events before those.
-func feedUntil(t *testing.T, e *env, runID string, what string, cond func([]agent.Event) bool) []agent.Event {
+func feedUntil(t *testing.T, e *env, runID string, what string, cond func([]agent.LiveEvent) bool) []agent.LiveEvent {
 	t.Helper()
-	var events []agent.Event
+	var events []agent.LiveEvent
 	eventually(t, what, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var err error
-		events, err = e.rt.Events(ctx, runID, "")
+		events, err = e.rt.LiveEvents(ctx, runID, "")
 		return err == nil && cond(events)
 	})
 	return events
 }
 
 // counts says how many events of each type there are.
-func counts(events []agent.Event) map[agent.EventType]int {
-	n := map[agent.EventType]int{}
+func counts(events []agent.LiveEvent) map[agent.LiveEventType]int {
+	n := map[agent.LiveEventType]int{}
 	for _, ev := range events {
 		n[ev.Type]++
 	}
 	return n
 }
 
-func ofType(events []agent.Event, typ agent.EventType) []agent.Event {
-	var out []agent.Event
+func ofType(events []agent.LiveEvent, typ agent.LiveEventType) []agent.LiveEvent {
+	var out []agent.LiveEvent
 	for _, ev := range events {
 		if ev.Type == typ {
 			out = append(out, ev)
@@ -81,13 +81,13 @@ func TestLiveEvents(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "live-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	if err := e.rt.Approve(ctx, run.ID, "call_0_1", "alice", "ok"); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	e.result(run)
-	events := feedUntil(t, e, run.ID, "the approval events", func(evs []agent.Event) bool {
+	events := feedUntil(t, e, run.ID, "the approval events", func(evs []agent.LiveEvent) bool {
 		n := counts(evs)
-		return n[agent.EventRunFinished] == 1 && n[agent.EventApprovalRequested] == 1 && n[agent.EventApprovalDecided] == 1
+		return n[agent.LiveRunFinished] == 1 && n[agent.LiveApprovalRequested] == 1 && n[agent.LiveApprovalDecided] == 1
 	})
 
 	var ids []string
@@ -101,7 +101,7 @@ func TestLiveEvents(t *testing.T) {
 		t.Errorf("event ids not increasing: %v", ids)
 	}
 
-	started, finished := ofType(events, agent.EventToolStarted), ofType(events, agent.EventToolFinished)
+	started, finished := ofType(events, agent.LiveToolStarted), ofType(events, agent.LiveToolFinished)
 	if len(started) != 2 || len(finished) != 2 {
 		t.Fatalf("tool events: %d started, %d finished; want 2 and 2", len(started), len(finished))
 	}
@@ -122,7 +122,7 @@ func TestLiveEvents(t *testing.T) {
 		}
 	}
 
-	req, dec := ofType(events, agent.EventApprovalRequested), ofType(events, agent.EventApprovalDecided)
+	req, dec := ofType(events, agent.LiveApprovalRequested), ofType(events, agent.LiveApprovalDecided)
 	if len(req) != 1 || req[0].CallID != "call_0_1" || req[0].Tool != "refund" || req[0].Arguments != `{"order":"A1","amount":500}` {
 		t.Errorf("approval_requested %+v", req)
 	}
@@ -134,33 +134,33 @@ func TestLiveEvents(t *testing.T) {
 	var tr agent.Transcript
 	for _, ev := range events {
 		tr.Add(ev)
-		if ev.Type == agent.EventTextDelta {
+		if ev.Type == agent.LiveTextDelta {
 			text.WriteString(ev.Text)
 		}
 	}
 	if text.String() != "Refund done for order A1." || tr.Text() != "Refund done for order A1." {
 		t.Errorf("streamed text %q, transcript %q", text.String(), tr.Text())
 	}
-	fin := ofType(events, agent.EventRunFinished)
+	fin := ofType(events, agent.LiveRunFinished)
 	if fin[0].Status != backend.StatusCompleted || fin[0].Error != "" {
 		t.Errorf("run_finished %+v, want completed", fin[0])
 	}
 	// The order of what one worker did in a row: the decision, then the
 	// refund it allowed, then the answer's text, then the end.
-	pos := func(match func(agent.Event) bool) int {
+	pos := func(match func(agent.LiveEvent) bool) int {
 		return slices.IndexFunc(events, match)
 	}
-	decAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventApprovalDecided })
-	refundAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventToolStarted && ev.Tool == "refund" })
-	textAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventTextDelta })
-	endAt := pos(func(ev agent.Event) bool { return ev.Type == agent.EventRunFinished })
+	decAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveApprovalDecided })
+	refundAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveToolStarted && ev.Tool == "refund" })
+	textAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveTextDelta })
+	endAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveRunFinished })
 	if !(decAt < refundAt && refundAt < textAt && textAt < endAt) {
 		t.Errorf("order: decided %d, refund %d, text %d, end %d", decAt, refundAt, textAt, endAt)
 	}
 
 	// Resuming after an event gives exactly the events after it.
 	for _, mid := range []int{0, len(events) / 2, len(events) - 2} {
-		rest, err := e.rt.Events(ctx, run.ID, events[mid].ID)
+		rest, err := e.rt.LiveEvents(ctx, run.ID, events[mid].ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +177,7 @@ func TestLiveEvents(t *testing.T) {
 	}
 	// Follow, resumed near the end, delivers up to run_finished.
 	tail := follow(t, e, run.ID, events[endAt-1].ID)
-	if len(tail) != 1 || tail[0].Type != agent.EventRunFinished {
+	if len(tail) != 1 || tail[0].Type != agent.LiveRunFinished {
 		t.Errorf("follow from before the end: %+v", tail)
 	}
 }
@@ -237,7 +237,7 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	events := follow(t, e, run.ID, "")
-	abandoned := ofType(events, agent.EventAttemptAbandoned)
+	abandoned := ofType(events, agent.LiveAttemptAbandoned)
 	if len(abandoned) != 1 || abandoned[0].Attempt != 1 || abandoned[0].Step == 0 {
 		t.Fatalf("abandoned %+v", abandoned)
 	}
@@ -245,7 +245,7 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 	var tr agent.Transcript
 	for _, ev := range events {
 		tr.Add(ev)
-		if ev.Type == agent.EventTextDelta {
+		if ev.Type == agent.LiveTextDelta {
 			if ev.Step != abandoned[0].Step {
 				t.Errorf("delta of step %d, want %d", ev.Step, abandoned[0].Step)
 			}
@@ -269,16 +269,16 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 // only the latest attempt that was not abandoned.
 func TestTranscriptSteps(t *testing.T) {
 	var tr agent.Transcript
-	for _, ev := range []agent.Event{
-		{Type: agent.EventTextDelta, Step: 1, Attempt: 1, Text: "Let me "},
-		{Type: agent.EventTextDelta, Step: 1, Attempt: 1, Text: "check."},
-		{Type: agent.EventToolStarted, Step: 2, Attempt: 1},
-		{Type: agent.EventTextDelta, Step: 3, Attempt: 1, Text: "It is"},
-		{Type: agent.EventAttemptAbandoned, Step: 3, Attempt: 1},
-		{Type: agent.EventTextDelta, Step: 3, Attempt: 2, Text: "It is "},
-		{Type: agent.EventTextDelta, Step: 3, Attempt: 2, Text: "sunny."},
-		{Type: agent.EventTextDelta, Step: 4, Attempt: 1, Text: "lost"},
-		{Type: agent.EventAttemptAbandoned, Step: 4, Attempt: 1},
+	for _, ev := range []agent.LiveEvent{
+		{Type: agent.LiveTextDelta, Step: 1, Attempt: 1, Text: "Let me "},
+		{Type: agent.LiveTextDelta, Step: 1, Attempt: 1, Text: "check."},
+		{Type: agent.LiveToolStarted, Step: 2, Attempt: 1},
+		{Type: agent.LiveTextDelta, Step: 3, Attempt: 1, Text: "It is"},
+		{Type: agent.LiveAttemptAbandoned, Step: 3, Attempt: 1},
+		{Type: agent.LiveTextDelta, Step: 3, Attempt: 2, Text: "It is "},
+		{Type: agent.LiveTextDelta, Step: 3, Attempt: 2, Text: "sunny."},
+		{Type: agent.LiveTextDelta, Step: 4, Attempt: 1, Text: "lost"},
+		{Type: agent.LiveAttemptAbandoned, Step: 4, Attempt: 1},
 	} {
 		tr.Add(ev)
 	}
@@ -303,12 +303,12 @@ func TestLiveEventsFailedRun(t *testing.T) {
 	e.failure(run)
 	events := follow(t, e, run.ID, "")
 	last := events[len(events)-1]
-	if last.Type != agent.EventRunFinished || last.Status != backend.StatusFailed || !strings.Contains(last.Error, "bad model") {
+	if last.Type != agent.LiveRunFinished || last.Status != backend.StatusFailed || !strings.Contains(last.Error, "bad model") {
 		t.Errorf("last event %+v", last)
 	}
 	// Follow stops when fn says so, with its error.
 	stop := errors.New("stop")
-	if err := e.rt.Follow(ctxT(t), run.ID, "", func(agent.Event) error { return stop }); !errors.Is(err, stop) {
+	if err := e.rt.Follow(ctxT(t), run.ID, "", func(agent.LiveEvent) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("follow with a failing fn: %v", err)
 	}
 }
@@ -328,10 +328,10 @@ func TestNoFeed(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	ctx := ctxT(t)
-	if _, err := e.rt.Events(ctx, run.ID, ""); !errors.Is(err, agent.ErrNoFeed) {
+	if _, err := e.rt.LiveEvents(ctx, run.ID, ""); !errors.Is(err, agent.ErrNoFeed) {
 		t.Errorf("events: %v, want ErrNoFeed", err)
 	}
-	if err := e.rt.Follow(ctx, run.ID, "", func(agent.Event) error { return nil }); !errors.Is(err, agent.ErrNoFeed) {
+	if err := e.rt.Follow(ctx, run.ID, "", func(agent.LiveEvent) error { return nil }); !errors.Is(err, agent.ErrNoFeed) {
 		t.Errorf("follow: %v, want ErrNoFeed", err)
 	}
 }
@@ -355,15 +355,15 @@ func TestLiveEventsOfPeopleAndHandoffs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var qs []agent.Request
+	var qs []agent.PendingCall
 	eventually(t, "the question", func() bool {
-		qs, _ = e.rt.Questions(ctx)
+		qs, _ = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 		return len(qs) == 1
 	})
 	if qs[0].Agent != "expert" || qs[0].Turn != 2 || qs[0].CallID != "call_1_0" {
 		t.Fatalf("question %+v", qs[0])
 	}
-	if err := e.rt.Answer(ctx, run.ID, "call_1_0", "erin", "A7"); err != nil {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_1_0", By: "erin", Text: "A7"}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.rt.Reply(ctx, run.ID, id)
@@ -374,22 +374,22 @@ func TestLiveEventsOfPeopleAndHandoffs(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.result(run)
-	events := feedUntil(t, e, run.ID, "five events", func(evs []agent.Event) bool {
+	events := feedUntil(t, e, run.ID, "five events", func(evs []agent.LiveEvent) bool {
 		n := counts(evs)
-		return n[agent.EventHandoff]+n[agent.EventQuestionAsked]+n[agent.EventQuestionAnswered]+n[agent.EventReply]+n[agent.EventRunFinished] == 5
+		return n[agent.LiveHandoff]+n[agent.LiveQuestionAsked]+n[agent.LiveQuestionAnswered]+n[agent.LiveReply]+n[agent.LiveRunFinished] == 5
 	})
 	var got []string
 	for _, ev := range events {
 		switch ev.Type {
-		case agent.EventHandoff:
+		case agent.LiveHandoff:
 			got = append(got, "handoff "+ev.Agent+" "+ev.Tool)
-		case agent.EventQuestionAsked:
+		case agent.LiveQuestionAsked:
 			got = append(got, "asked "+ev.Agent+" "+ev.CallID+" "+ev.Text)
-		case agent.EventQuestionAnswered:
+		case agent.LiveQuestionAnswered:
 			got = append(got, "answered "+ev.CallID+" "+ev.By+" "+ev.Text)
-		case agent.EventReply:
+		case agent.LiveReply:
 			got = append(got, "reply "+ev.Agent+" "+ev.Text)
-		case agent.EventRunFinished:
+		case agent.LiveRunFinished:
 			got = append(got, "finished "+string(ev.Status))
 		}
 	}

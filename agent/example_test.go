@@ -75,7 +75,7 @@ func Example() {
 
 // A tool that needs a person's approval pauses the run, which holds no
 // worker while it waits; an approval from any process resumes it.
-func ExampleRuntime_Approve() {
+func ExampleRuntime_Decide() {
 	type refundArgs struct {
 		Amount int `json:"amount"`
 	}
@@ -107,16 +107,16 @@ func ExampleRuntime_Approve() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	var pending []agent.Request
+	var pending []agent.PendingCall
 	for len(pending) == 0 { // the run gets there in a moment
-		pending, err = rt.Approvals(ctx)
+		pending, err = rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 		if err != nil {
 			log.Fatal(err)
 		}
 	}
 	p := pending[0]
 	fmt.Println("pending:", p.Tool, p.Arguments)
-	if err := rt.Approve(ctx, p.RunID, p.CallID, "alice@example.com", "receipt checked"); err != nil {
+	if err := rt.Decide(ctx, p.RunID, agent.Decision{CallID: p.CallID, Approved: true, By: "alice@example.com", Reason: "receipt checked"}); err != nil {
 		log.Fatal(err)
 	}
 	res, err := run.Result(ctx)

@@ -26,10 +26,10 @@ func TestAskHuman(t *testing.T) {
 	run := e.startRun(a, "ask-1", agent.Input{Message: "Order me a shirt."})
 	// A question is not an approval: the run waits as waiting.
 	e.waitStatus(run.ID, backend.StatusWaiting)
-	var qs []agent.Request
+	var qs []agent.PendingCall
 	eventually(t, "the question", func() bool {
 		var err error
-		qs, err = e.rt.Questions(ctx)
+		qs, err = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 		return err == nil && len(qs) == 1
 	})
 	q := qs[0]
@@ -37,20 +37,20 @@ func TestAskHuman(t *testing.T) {
 		q.Question != "Which size, M or L?" || q.Arguments != "" || q.Agent != "clerk" {
 		t.Fatalf("question %+v", q)
 	}
-	if aps, err := e.rt.Approvals(ctx); err != nil || len(aps) != 0 {
+	if aps, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval}); err != nil || len(aps) != 0 {
 		t.Errorf("approvals %v, %v: a question is not one", aps, err)
 	}
 	// A question is answered, not approved; and it needs a name.
-	if err := e.rt.Approve(ctx, run.ID, "call_0_0", "dana", ""); !errors.Is(err, agent.ErrNotPending) {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "dana"}); !errors.Is(err, agent.ErrNotPending) {
 		t.Errorf("approve a question: %v, want ErrNotPending", err)
 	}
-	if err := e.rt.Answer(ctx, run.ID, "call_0_0", "", "L"); !errors.Is(err, agent.ErrNotAuthorized) {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "", Text: "L"}); !errors.Is(err, agent.ErrNotAuthorized) {
 		t.Errorf("answer with no name: %v, want ErrNotAuthorized", err)
 	}
-	if err := e.rt.Answer(ctx, run.ID, "call_0_1", "dana", "L"); !errors.Is(err, agent.ErrNotPending) {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "dana", Text: "L"}); !errors.Is(err, agent.ErrNotPending) {
 		t.Errorf("answer a bad call: %v, want ErrNotPending", err)
 	}
-	if err := e.rt.Answer(ctx, run.ID, "call_0_0", "dana", "L, please"); err != nil {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "dana", Text: "L, please"}); err != nil {
 		t.Fatal(err)
 	}
 	res := e.result(run)
@@ -76,7 +76,7 @@ func TestAskHuman(t *testing.T) {
 	if len(answered) != 1 || answered[0]["by"] != "dana" || answered[0]["text"] != "L, please" {
 		t.Errorf("answers recorded %v", answered)
 	}
-	if qs, _ := e.rt.Questions(ctx); len(qs) != 0 {
+	if qs, _ := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion}); len(qs) != 0 {
 		t.Errorf("questions after the end: %v", qs)
 	}
 	e.replays(a, run.ID)
@@ -96,16 +96,16 @@ func TestAskHumanWhileApproving(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "mixed-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	qs, err := e.rt.Questions(ctx)
+	qs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 	if err != nil || len(qs) != 1 || qs[0].CallID != "call_0_1" {
 		t.Fatalf("questions %v, %v", qs, err)
 	}
-	if err := e.rt.Approve(ctx, run.ID, "call_0_0", "alice", ""); err != nil {
+	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(run.ID, backend.StatusWaiting)
 	eventually(t, "the approved refund", func() bool { return len(s.refunded()) == 1 })
-	if err := e.rt.Answer(ctx, run.ID, "call_0_1", "carol", "broken"); err != nil {
+	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "carol", Text: "broken"}); err != nil {
 		t.Fatal(err)
 	}
 	res := e.result(run)
@@ -198,7 +198,7 @@ func TestStructuredOutputExhausted(t *testing.T) {
 			e.replays(a, run.ID)
 		})
 	}
-	if _, err := agent.OutputAs[verdict](agent.Result{Text: "x"}); err == nil {
+	if _, err := agent.OutputAs[verdict](agent.RunResult{Text: "x"}); err == nil {
 		t.Error("OutputAs of a result without output: no error")
 	}
 }

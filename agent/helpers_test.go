@@ -36,7 +36,7 @@ func mustSet(t *testing.T, ts ...*tools.Tool) *tools.Set {
 }
 
 // start starts a run and fails the test if it cannot.
-func (e *env) startRun(a *agent.Agent, runID string, in agent.Input) *agent.Run {
+func (e *env) startRun(a *agent.Agent, runID string, in agent.Input) *durable.Run[agent.RunResult] {
 	e.t.Helper()
 	run, err := e.rt.Start(ctxT(e.t), a, runID, in)
 	if err != nil {
@@ -46,7 +46,7 @@ func (e *env) startRun(a *agent.Agent, runID string, in agent.Input) *agent.Run 
 }
 
 // result waits for a run's result and fails the test on an error.
-func (e *env) result(run *agent.Run) agent.Result {
+func (e *env) result(run *durable.Run[agent.RunResult]) agent.RunResult {
 	e.t.Helper()
 	res, err := run.Result(ctxT(e.t))
 	if err != nil {
@@ -77,7 +77,7 @@ func (e *env) dump() {
 }
 
 // failure waits for a run to fail and returns its error message.
-func (e *env) failure(run *agent.Run) string {
+func (e *env) failure(run *durable.Run[agent.RunResult]) string {
 	e.t.Helper()
 	res, err := run.Result(ctxT(e.t))
 	var re *durable.RunError
@@ -243,3 +243,12 @@ func mustContain(t *testing.T, what, s string, subs ...string) {
 }
 
 func newMemoryStore() backend.Store { return memory.New() }
+
+// say sends text to a conversation run and waits for its reply.
+func say(ctx context.Context, rt *agent.Runtime, runID, text string) (agent.Reply, error) {
+	id, err := rt.Send(ctx, runID, text)
+	if err != nil {
+		return agent.Reply{}, err
+	}
+	return rt.Reply(ctx, runID, id)
+}

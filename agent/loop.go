@@ -93,11 +93,11 @@ type state struct {
 
 // loop is the workflow of every agent run. It is deterministic: all it
 // learns from the world comes from journaled activities and signals.
-func (rt *Runtime) loop(ctx durable.Context, in Input) (Result, error) {
+func (rt *Runtime) loop(ctx durable.Context, in Input) (RunResult, error) {
 	name := cmp.Or(in.Agent, ctx.Workflow())
 	reg, ok := rt.lookup(name)
 	if !ok {
-		return Result{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
+		return RunResult{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
 	}
 	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns}
 	if in.Conversation {
@@ -111,7 +111,7 @@ func (rt *Runtime) loop(ctx durable.Context, in Input) (Result, error) {
 
 // converse runs a chat session: it answers each message sent to the run,
 // and starts a fresh history every ConversationLimit exchanges.
-func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, error) {
+func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (RunResult, error) {
 	limit := cmp.Or(st.reg.agent.ConversationLimit, DefaultConversationLimit)
 	next := userMessage{Text: in.Message}
 	last := st.result(in.LastText, in.LastOutput)
@@ -125,7 +125,7 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, e
 	var replies []Reply // given in this history
 	for exchanges := 0; ; {
 		if exchanges >= limit {
-			return Result{}, durable.ContinueAsNew(ctx, Input{Conversation: true, History: st.messages,
+			return RunResult{}, durable.ContinueAsNew(ctx, Input{Conversation: true, History: st.messages,
 				Agent: st.reg.agent.Name, Replies: replies, Usage: st.usage, Turns: st.turns,
 				LastText: last.Text, LastOutput: last.Output})
 		}
@@ -167,7 +167,7 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (Result, e
 
 // exchange calls the model and runs the tools it asks for until it gives a
 // final answer.
-func (rt *Runtime) exchange(ctx durable.Context, st *state) (Result, error) {
+func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 	corrections := 0
 	for turn := 0; ; turn++ {
 		a := st.reg.agent
@@ -247,8 +247,8 @@ func (st *state) request() providers.Request {
 	return req
 }
 
-func (st *state) result(text string, output json.RawMessage) Result {
-	return Result{Text: text, Output: output, Agent: st.reg.agent.Name, Messages: st.messages,
+func (st *state) result(text string, output json.RawMessage) RunResult {
+	return RunResult{Text: text, Output: output, Agent: st.reg.agent.Name, Messages: st.messages,
 		Turns: st.turns, Usage: st.usage}
 }
 
@@ -266,7 +266,7 @@ type turnTools struct {
 	results []tools.Result
 	// Futures of calls in flight, by call index.
 	tools    map[int]durable.Future[toolOutcome]
-	children map[int]durable.Future[Result]
+	children map[int]durable.Future[RunResult]
 	inline   map[int]durable.Future[tools.Result]
 	// Calls waiting for a person, by call index, with when they were
 	// put to that person.
@@ -281,7 +281,7 @@ type turnTools struct {
 // where needed, and appends their results in the model's order.
 func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.ToolCall) error {
 	tt := &turnTools{rt: rt, st: st, calls: calls, results: make([]tools.Result, len(calls)),
-		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[Result]{},
+		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[RunResult]{},
 		inline:    map[int]durable.Future[tools.Result]{},
 		approvals: map[int]time.Time{}, questions: map[int]time.Time{}}
 	for i := range calls {

@@ -98,7 +98,7 @@ func TestParallelToolsReplayWhateverTheOrder(t *testing.T) {
 	a := weatherAgent(t, &calls, func() time.Duration { return time.Duration(rand.IntN(20)) * time.Millisecond })
 	e := newEnv(t, a)
 	ctx := ctxT(t)
-	var first agent.Result
+	var first agent.RunResult
 	orders := map[string]bool{}
 	for i := range 12 {
 		id := fmt.Sprintf("w-%d", i)

@@ -28,7 +28,7 @@ func TestRedisApprovals(t *testing.T) {
 	e := newRedisEnv(t, agent.Options{}, a)
 	testApprovalsDecidedOneByOne(t, e, a, &s)
 	events := follow(t, e, "refund-1", "")
-	if n := len(ofType(events, agent.EventApprovalDecided)); n != 2 {
+	if n := len(ofType(events, agent.LiveApprovalDecided)); n != 2 {
 		t.Errorf("%d approval_decided events on Redis, want 2", n)
 	}
 }
@@ -44,7 +44,7 @@ func TestRedisApprovalWhileNoWorkerRuns(t *testing.T) {
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
 	for _, c := range []string{"call_0_1", "call_0_2"} {
-		if err := e.rt.Approve(ctx, run.ID, c, "alice", ""); err != nil {
+		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -64,7 +64,7 @@ func TestRedisConversation(t *testing.T) {
 	run := e.startRun(a, "chat-r", agent.Input{Conversation: true})
 	var last agent.Reply
 	for _, text := range []string{"one", "two", "three"} {
-		r, err := e.rt.Say(ctx, run.ID, text)
+		r, err := say(ctx, e.rt, run.ID, text)
 		if err != nil {
 			t.Fatal(err)
 		}

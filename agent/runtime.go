@@ -70,7 +70,7 @@ type Runtime struct {
 // registration is an agent with the durable definitions of its runs.
 type registration struct {
 	agent    *Agent
-	workflow *durable.Workflow[Input, Result]
+	workflow *durable.Workflow[Input, RunResult]
 	model    *durable.Activity[modelCall, providers.Response]
 	tools    map[string]*durable.Activity[toolCall, toolOutcome]
 }
@@ -163,51 +163,28 @@ func (rt *Runtime) lookup(name string) (*registration, bool) {
 	return r, ok
 }
 
-// Run is a handle on an agent run.
-type Run struct {
-	ID string
-	rt *Runtime
-}
-
 // Start starts a run of agent a with the caller's run id. Starting an id
 // that exists with the same agent and input returns the existing run; with
 // another it is an error wrapping durable.ErrRunExists. The agent need not
 // be registered in this process, only in the workers'.
-func (rt *Runtime) Start(ctx context.Context, a *Agent, runID string, in Input) (*Run, error) {
+func (rt *Runtime) Start(ctx context.Context, a *Agent, runID string, in Input) (*durable.Run[RunResult], error) {
 	if a == nil || !namePattern.MatchString(a.Name) {
 		return nil, errors.New("agent: start: a named agent is required")
 	}
 	if in.Message == "" && len(in.History) == 0 && !in.Conversation {
 		return nil, fmt.Errorf("agent %s: start: the input has no message", a.Name)
 	}
-	if _, err := rt.workflow(a.Name).Start(ctx, rt.client, runID, in); err != nil {
-		return nil, err
-	}
-	return &Run{ID: runID, rt: rt}, nil
+	return rt.workflow(a.Name).Start(ctx, rt.client, runID, in)
 }
 
-// Run returns a handle on an existing run.
-func (rt *Runtime) Run(runID string) *Run { return &Run{ID: runID, rt: rt} }
-
-// Result waits for the run to end and returns its result. A run that
-// failed or was canceled gives a *durable.RunError. Bound the wait with
-// ctx: a run may wait for approvals for days.
-func (r *Run) Result(ctx context.Context) (Result, error) {
-	return r.rt.workflow("agent").Get(r.rt.client, r.ID).Result(ctx)
-}
-
-// Describe returns the run's record: its status (awaiting_approval while
-// it waits for a decision), its step, what it waits for.
-func (r *Run) Describe(ctx context.Context) (backend.RunInfo, error) {
-	return r.rt.client.Describe(ctx, r.ID)
-}
-
-// Cancel asks the run to stop.
-func (r *Run) Cancel(ctx context.Context) error { return r.rt.client.Cancel(ctx, r.ID) }
-
-// History returns the run's current history.
-func (r *Run) History(ctx context.Context) ([]backend.Event, error) {
-	return r.rt.client.History(ctx, r.ID)
+// Run returns a handle on an existing agent run: its result, record,
+// history, and cancellation. A run that failed or was canceled gives a
+// *durable.RunError from Result. Bound the wait for a result with ctx: a
+// run may wait for approvals for days.
+func (rt *Runtime) Run(runID string) *durable.Run[RunResult] {
+	// The handle does not depend on the agent's name: any workflow of
+	// Input and RunResult reads the run's record and result.
+	return rt.workflow("agent").Get(rt.client, runID)
 }
 
 // now is the runtime's time, for records made outside workflows.
@@ -220,6 +197,6 @@ func (rt *Runtime) Workflow(a *Agent) durable.WorkflowDefinition { return rt.wor
 // workflow is the durable workflow of the runs of the agent named name.
 // One function serves every agent: it finds its agent by the workflow's
 // name.
-func (rt *Runtime) workflow(name string) *durable.Workflow[Input, Result] {
+func (rt *Runtime) workflow(name string) *durable.Workflow[Input, RunResult] {
 	return durable.NewWorkflow(name, rt.loop)
 }

@@ -340,7 +340,7 @@ func (o *observation) run(ctx context.Context, e backend.Event) {
 	if run.ParentID != "" {
 		s.attrs = append(s.attrs, attribute.String("cairn.run.parent_id", run.ParentID))
 	}
-	var res Result
+	var res RunResult
 	if e.Type == backend.EventRunCompleted && json.Unmarshal(e.Payload, &res) == nil {
 		s.attrs = append(s.attrs, semconv.GenAIUsageInputTokens(res.Usage.InputTokens),
 			semconv.GenAIUsageOutputTokens(res.Usage.OutputTokens), attribute.Int("cairn.turns", res.Turns))

@@ -98,10 +98,10 @@ func TestTraceOfARun(t *testing.T) {
 	}
 	caller.End()
 	<-slowStarted
-	var pending []agent.Request
+	var pending []agent.PendingCall
 	eventually(t, "the approval request", func() bool {
 		var err error
-		pending, err = e.rt.Pending(ctx, "traced-1")
+		pending, err = e.rt.Pending(ctx, agent.PendingFilter{RunID: "traced-1"})
 		return err == nil && len(pending) == 1
 	})
 	eventually(t, "the lookup's result in history", func() bool {
@@ -114,7 +114,7 @@ func TestTraceOfARun(t *testing.T) {
 	})
 	e.halt() // the slow tool's attempt is cut off
 	e.start()
-	if err := e.rt.Approve(ctx, "traced-1", pending[0].CallID, "alice", "fine"); err != nil {
+	if err := e.rt.Decide(ctx, "traced-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice", Reason: "fine"}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.rt.Run("traced-1").Result(ctx)
@@ -449,7 +449,7 @@ func TestTraceOfAConversation(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-1", agent.Input{Conversation: true})
 	for _, text := range []string{"one", "two", "three", "four", "five"} {
-		if _, err := e.rt.Say(ctx, run.ID, text); err != nil {
+		if _, err := say(ctx, e.rt, run.ID, text); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -91,6 +91,19 @@ func (r *Run[Out]) Result(ctx context.Context) (Out, error) {
 	return out, nil
 }
 
+// Describe returns the run's record (see Client.Describe).
+func (r *Run[Out]) Describe(ctx context.Context) (backend.RunInfo, error) {
+	return r.client.Describe(ctx, r.ID)
+}
+
+// Cancel asks the run to stop (see Client.Cancel).
+func (r *Run[Out]) Cancel(ctx context.Context) error { return r.client.Cancel(ctx, r.ID) }
+
+// History returns the run's current history (see Client.History).
+func (r *Run[Out]) History(ctx context.Context) ([]backend.Event, error) {
+	return r.client.History(ctx, r.ID)
+}
+
 // RunError is the error of a run that failed or was canceled.
 type RunError struct {
 	RunID   string

@@ -26,7 +26,7 @@ const (
 // in the process that sends a decision, before the decision reaches the
 // run; the run records who decided.
 func onlyManagers(managers ...string) agent.Authorizer {
-	return agent.AuthorizerFunc(func(ctx context.Context, req agent.Request, by string) error {
+	return agent.AuthorizerFunc(func(ctx context.Context, req agent.PendingCall, by string) error {
 		if req.Tool != "refund" {
 			return agent.RequireName{}.Authorize(ctx, req, by)
 		}
@@ -43,19 +43,19 @@ func onlyManagers(managers ...string) agent.Authorizer {
 // A run that waits holds no worker: it is only data in the store, and any
 // process can list what waits (Runtime.Approvals) and decide it. A UI
 // would list approvals when asked; here we look every 20 ms.
-func nextApproval(ctx context.Context, approver *agent.Runtime, runID string, decided map[string]bool) (req agent.Request, ok bool, err error) {
+func nextApproval(ctx context.Context, approver *agent.Runtime, runID string, decided map[string]bool) (req agent.PendingCall, ok bool, err error) {
 	for {
 		info, err := approver.Run(runID).Describe(ctx)
 		if err != nil {
-			return agent.Request{}, false, err
+			return agent.PendingCall{}, false, err
 		}
 		if info.Status.Terminal() {
-			return agent.Request{}, false, nil
+			return agent.PendingCall{}, false, nil
 		}
 		if info.Status == backend.StatusAwaitingApproval {
-			reqs, err := approver.Approvals(ctx) // across all runs
+			reqs, err := approver.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval}) // across all runs
 			if err != nil {
-				return agent.Request{}, false, err
+				return agent.PendingCall{}, false, err
 			}
 			for _, r := range reqs {
 				if r.RunID == runID && !decided[r.CallID] {
@@ -66,13 +66,13 @@ func nextApproval(ctx context.Context, approver *agent.Runtime, runID string, de
 		select {
 		case <-time.After(20 * time.Millisecond):
 		case <-ctx.Done():
-			return agent.Request{}, false, ctx.Err()
+			return agent.PendingCall{}, false, ctx.Err()
 		}
 	}
 }
 
 // showRequest prints a pending approval.
-func showRequest(w io.Writer, req agent.Request) {
+func showRequest(w io.Writer, req agent.PendingCall) {
 	fmt.Fprintf(w, "\nPending approval\n  run:       %s (agent %s, turn %d)\n  call:      %s\n  tool:      %s\n  arguments: %s\n",
 		req.RunID, req.Agent, req.Turn, req.CallID, req.Tool, req.Arguments)
 }
@@ -80,8 +80,8 @@ func showRequest(w io.Writer, req agent.Request) {
 // tryAs tries to approve req as someone the Authorizer refuses: Decide
 // returns an error wrapping agent.ErrNotAuthorized, and nothing reaches
 // the run.
-func tryAs(ctx context.Context, w io.Writer, approver *agent.Runtime, req agent.Request, by string) error {
-	err := approver.Approve(ctx, req.RunID, req.CallID, by, "please")
+func tryAs(ctx context.Context, w io.Writer, approver *agent.Runtime, req agent.PendingCall, by string) error {
+	err := approver.Decide(ctx, req.RunID, agent.Decision{CallID: req.CallID, Approved: true, By: by, Reason: "please"})
 	switch {
 	case errors.Is(err, agent.ErrNotAuthorized):
 		fmt.Fprintf(w, "%s tries to approve it: refused (%v)\n", by, err)
@@ -94,14 +94,14 @@ func tryAs(ctx context.Context, w io.Writer, approver *agent.Runtime, req agent.
 
 // decideAs has the person by approve every request, with a reason, as the
 // example's manager does without being asked.
-func decideAs(by string) func(agent.Request) (agent.Decision, error) {
-	return func(agent.Request) (agent.Decision, error) {
-		return agent.Decision{Approved: true, By: by, Reason: "late and cold: a full refund is fair"}, nil
+func decideAs(by string) func(agent.PendingCall) (agent.Decision, error) {
+	return func(req agent.PendingCall) (agent.Decision, error) {
+		return agent.Decision{CallID: req.CallID, Approved: true, By: by, Reason: "late and cold: a full refund is fair"}, nil
 	}
 }
 
 // ask has the person by decide req at a terminal: y or n, and a reason.
-func ask(in io.Reader, w io.Writer, by string) func(agent.Request) (agent.Decision, error) {
+func ask(in io.Reader, w io.Writer, by string) func(agent.PendingCall) (agent.Decision, error) {
 	lines := bufio.NewScanner(in)
 	read := func(prompt string) (string, error) {
 		fmt.Fprint(w, prompt)
@@ -110,7 +110,7 @@ func ask(in io.Reader, w io.Writer, by string) func(agent.Request) (agent.Decisi
 		}
 		return strings.TrimSpace(lines.Text()), nil
 	}
-	return func(req agent.Request) (agent.Decision, error) {
+	return func(req agent.PendingCall) (agent.Decision, error) {
 		yes, err := read(fmt.Sprintf("Approve %s %s as %s? [y/N] ", req.Tool, req.Arguments, by))
 		if err != nil {
 			return agent.Decision{}, err
@@ -120,6 +120,6 @@ func ask(in io.Reader, w io.Writer, by string) func(agent.Request) (agent.Decisi
 			return agent.Decision{}, err
 		}
 		approved := strings.EqualFold(yes, "y") || strings.EqualFold(yes, "yes")
-		return agent.Decision{Approved: approved, By: by, Reason: reason}, nil
+		return agent.Decision{CallID: req.CallID, Approved: approved, By: by, Reason: reason}, nil
 	}
 }

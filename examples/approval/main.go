@@ -168,7 +168,7 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 	}
 	fmt.Fprintf(w, "Customer: %s\n", complaint)
 	// The run's spans hang under the span of the code that starts it.
-	var run *agent.Run
+	var run *durable.Run[agent.RunResult]
 	err = tel.InSpan(ctx, "handle request", func(ctx context.Context) (err error) {
 		run, err = rt.Start(ctx, support, runID, agent.Input{Message: complaint})
 		return err
@@ -210,7 +210,7 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 
 // decideAll decides each call the run asks approval for, until it ends.
 func decideAll(ctx context.Context, w io.Writer, approver *agent.Runtime, runID string,
-	decide func(agent.Request) (agent.Decision, error)) error {
+	decide func(agent.PendingCall) (agent.Decision, error)) error {
 	decided := map[string]bool{}
 	for {
 		req, ok, err := nextApproval(ctx, approver, runID, decided)
@@ -226,7 +226,7 @@ func decideAll(ctx context.Context, w io.Writer, approver *agent.Runtime, runID 
 		if err != nil {
 			return err
 		}
-		if err := approver.Decide(ctx, runID, req.CallID, d); err != nil {
+		if err := approver.Decide(ctx, runID, d); err != nil {
 			if errors.Is(err, agent.ErrNotAuthorized) {
 				return fmt.Errorf("%w; the run waits on, for someone who may", err)
 			}

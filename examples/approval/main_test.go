@@ -96,7 +96,7 @@ func TestApprovalWithNoWorker(t *testing.T) {
 	if err := tryAs(ctx, &out, backOffice, req, customer); err != nil {
 		t.Fatal(err)
 	}
-	if err := backOffice.Approve(ctx, runID, req.CallID, manager, "fair"); err != nil {
+	if err := backOffice.Decide(ctx, runID, agent.Decision{CallID: req.CallID, Approved: true, By: manager, Reason: "fair"}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -244,7 +244,7 @@ func TestServe(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("no approval: %v, %v", ok, err)
 	}
-	if err := operator.Approve(ctx, runID, req.CallID, manager, "from the command line"); err != nil {
+	if err := operator.Decide(ctx, runID, agent.Decision{CallID: req.CallID, Approved: true, By: manager, Reason: "from the command line"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

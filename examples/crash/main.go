@@ -117,7 +117,7 @@ type config struct {
 // report is what run observed.
 type report struct {
 	RunID   string
-	Result  agent.Result
+	Result  agent.RunResult
 	Killed  bool                   // worker 1 was killed in the middle of the run
 	Effects map[string]effectCount // by tool
 	Refs    map[string]string      // "tool key" -> reference of the change

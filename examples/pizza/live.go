@@ -14,21 +14,21 @@ import (
 // process, or a web page; a reader that reconnects passes the id of the
 // last event it saw (here "": from the start) and misses nothing.
 func follow(ctx context.Context, rt *agent.Runtime, runID string, out *console) error {
-	return rt.Follow(ctx, runID, "", func(e agent.Event) error {
+	return rt.Follow(ctx, runID, "", func(e agent.LiveEvent) error {
 		switch e.Type {
-		case agent.EventTextDelta:
+		case agent.LiveTextDelta:
 			out.text(e.Agent, e.Step, e.Text) // the model's answer, a few words at a time
-		case agent.EventAttemptAbandoned:
+		case agent.LiveAttemptAbandoned:
 			// A retried model call streams its text again: what the
 			// failed attempt streamed is void.
 			fmt.Fprintf(out, "  [model] attempt %d failed; retrying (drop its text above, if any)\n", e.Attempt)
-		case agent.EventToolStarted:
+		case agent.LiveToolStarted:
 			fmt.Fprintf(out, "  [tool] %s started %s\n", e.Tool, e.Arguments)
-		case agent.EventToolFinished:
+		case agent.LiveToolFinished:
 			fmt.Fprintf(out, "  [tool] %s finished: %s\n", e.Tool, outcome(e))
-		case agent.EventToolFailed:
+		case agent.LiveToolFailed:
 			fmt.Fprintf(out, "  [tool] %s attempt %d failed: %s\n", e.Tool, e.Attempt, e.Error)
-		case agent.EventRunFinished:
+		case agent.LiveRunFinished:
 			if e.Error != "" {
 				fmt.Fprintf(out, "Run %s %s: %s\n", e.RunID, e.Status, e.Error)
 			} else {
@@ -39,7 +39,7 @@ func follow(ctx context.Context, rt *agent.Runtime, runID string, out *console) 
 	})
 }
 
-func outcome(e agent.Event) string {
+func outcome(e agent.LiveEvent) string {
 	if e.Result == nil {
 		return e.Error
 	}

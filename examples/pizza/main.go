@@ -179,7 +179,7 @@ func runWith(ctx context.Context, w io.Writer, store backend.Store, model provid
 	}
 	fmt.Fprintf(out, "Customer: %s\n", order)
 	// The run's spans hang under the span of the code that starts it.
-	var run *agent.Run
+	var run *durable.Run[agent.RunResult]
 	err = tel.InSpan(ctx, "handle request", func(ctx context.Context) (err error) {
 		run, err = rt.Start(ctx, pizza, runID, agent.Input{Message: order})
 		return err
@@ -208,7 +208,7 @@ func runWith(ctx context.Context, w io.Writer, store backend.Store, model provid
 // result. The result is the truth; the live feed is a view, which may have
 // expired or lost an event. So once the result is in, the feed is given a
 // moment to show its last events and no more.
-func followUntilDone(ctx context.Context, rt *agent.Runtime, run *agent.Run, out *console) (agent.Result, error) {
+func followUntilDone(ctx context.Context, rt *agent.Runtime, run *durable.Run[agent.RunResult], out *console) (agent.RunResult, error) {
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	followed := make(chan struct{})
 	go func() {

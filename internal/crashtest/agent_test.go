@@ -88,9 +88,9 @@ func (w *agentWorld) approveWhenAsked() {
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			reqs, _ := w.rt.Pending(ctx, clerkRun)
+			reqs, _ := w.rt.Pending(ctx, agent.PendingFilter{RunID: clerkRun})
 			for _, r := range reqs {
-				if r.Tool == "refund" && w.rt.Approve(ctx, clerkRun, r.CallID, "alice", "refund ok") == nil {
+				if r.Tool == "refund" && w.rt.Decide(ctx, clerkRun, agent.Decision{CallID: r.CallID, Approved: true, By: "alice", Reason: "refund ok"}) == nil {
 					return
 				}
 			}
@@ -110,7 +110,7 @@ func (w *agentWorld) describe() backend.RunInfo {
 }
 
 // result waits for the run's result.
-func (w *agentWorld) result() agent.Result {
+func (w *agentWorld) result() agent.RunResult {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,7 +185,7 @@ type expect struct {
 // died between journaling its start and starting it). Charge and refund,
 // which honour their idempotency key, have their effect exactly once; the
 // retry of a lost attempt uses the same key.
-func (w *agentWorld) check(got, want agent.Result, e expect) {
+func (w *agentWorld) check(got, want agent.RunResult, e expect) {
 	t := w.t
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
@@ -313,14 +313,14 @@ func lastEvents(c *child) string {
 var clean struct {
 	sync.Mutex
 	done    bool
-	result  agent.Result
+	result  agent.RunResult
 	commits int
 }
 
 // cleanClerkRun runs the clerk once without crashing, the first time it
 // is called, and returns its result and the number of commits its worker
 // made.
-func cleanClerkRun(t *testing.T) (agent.Result, int) {
+func cleanClerkRun(t *testing.T) (agent.RunResult, int) {
 	t.Helper()
 	clean.Lock()
 	defer clean.Unlock()
@@ -353,7 +353,7 @@ func cleanClerkRun(t *testing.T) (agent.Result, int) {
 // killClerkAndTakeOver starts the clerk run in a worker that stops where env
 // says, waits until it is there, kills it with SIGKILL, and lets a new
 // worker process finish the run.
-func killClerkAndTakeOver(t *testing.T, env string, stopped string) (*agentWorld, agent.Result) {
+func killClerkAndTakeOver(t *testing.T, env string, stopped string) (*agentWorld, agent.RunResult) {
 	t.Helper()
 	w := newAgentWorld(t)
 	doomed := w.worker("doomed", env)
@@ -421,14 +421,14 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 	doomed.kill()
 
 	ctx := context.Background()
-	reqs, err := w.rt.Pending(ctx, clerkRun)
+	reqs, err := w.rt.Pending(ctx, agent.PendingFilter{RunID: clerkRun})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(reqs) != 1 || reqs[0].Tool != "refund" || reqs[0].Kind != agent.KindApproval {
 		t.Fatalf("pending requests %+v, want the refund's approval", reqs)
 	}
-	if err := w.rt.Approve(ctx, clerkRun, reqs[0].CallID, "alice", "refund ok"); err != nil {
+	if err := w.rt.Decide(ctx, clerkRun, agent.Decision{CallID: reqs[0].CallID, Approved: true, By: "alice", Reason: "refund ok"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := w.rdb.HGet(ctx, crashtest.ToolRunsKey, "refund").Val(); n != "" {
@@ -566,13 +566,13 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 	defer cancel()
 	step, partial := 0, ""
 	for after := ""; step == 0; {
-		events, err := w.rt.Events(ctx, clerkRun, after)
+		events, err := w.rt.LiveEvents(ctx, clerkRun, after)
 		if err != nil {
 			t.Fatalf("read the live feed: %v", err)
 		}
 		for _, e := range events {
 			after = e.ID
-			if e.Type == agent.EventTextDelta && e.Attempt == 1 {
+			if e.Type == agent.LiveTextDelta && e.Attempt == 1 {
 				step, partial = e.Step, e.Text
 			}
 		}
@@ -584,9 +584,9 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 
 	var tr agent.Transcript
 	abandoned := false
-	err := w.rt.Follow(ctx, clerkRun, "", func(e agent.Event) error {
+	err := w.rt.Follow(ctx, clerkRun, "", func(e agent.LiveEvent) error {
 		tr.Add(e)
-		abandoned = abandoned || e.Type == agent.EventAttemptAbandoned && e.Step == step && e.Attempt == 1
+		abandoned = abandoned || e.Type == agent.LiveAttemptAbandoned && e.Step == step && e.Attempt == 1
 		return nil
 	})
 	if err != nil {

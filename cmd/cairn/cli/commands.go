@@ -136,7 +136,7 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	writeSummary(e, info)
 	if !info.Status.Dormant() {
 		// What an agent run waits for from people.
-		reqs, err := e.rt.Pending(ctx, info.ID)
+		reqs, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: info.ID})
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func writeSummary(e *env, info backend.RunInfo) {
 }
 
 func cmdApprovals(ctx context.Context, e *env, _ []string) error {
-	reqs, err := e.rt.Approvals(ctx)
+	reqs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func cmdApprovals(ctx context.Context, e *env, _ []string) error {
 }
 
 func cmdQuestions(ctx context.Context, e *env, _ []string) error {
-	reqs, err := e.rt.Questions(ctx)
+	reqs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,7 @@ func cmdAnswer(ctx context.Context, e *env, args []string) error {
 	if e.o.by == "" {
 		return usageError("--by is required: who answers is checked and recorded")
 	}
-	if err := e.rt.Answer(ctx, args[0], args[1], e.o.by, args[2]); err != nil {
+	if err := e.rt.Answer(ctx, args[0], agent.Answer{CallID: args[1], By: e.o.by, Text: args[2]}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.out, "Answered call %s of run %s, as %s.\n", args[1], args[0], e.o.by)
@@ -252,7 +252,7 @@ func cmdDecide(approve bool) func(ctx context.Context, e *env, args []string) er
 			return usageError("--reason is required: the model is told why its call was rejected")
 		}
 		runID, callID := args[0], args[1]
-		err := e.rt.Decide(ctx, runID, callID, agent.Decision{Approved: approve, By: e.o.by, Reason: e.o.reason})
+		err := e.rt.Decide(ctx, runID, agent.Decision{CallID: callID, Approved: approve, By: e.o.by, Reason: e.o.reason})
 		if err != nil {
 			return err
 		}

@@ -65,7 +65,7 @@ func TestJSONOutput(t *testing.T) {
 		t.Errorf("show --json: %d %q %q", r.code, r.out, r.err)
 	}
 	r = w.cairn("approvals", "--json")
-	var req agent.Request
+	var req agent.PendingCall
 	if r.code != 0 || json.Unmarshal([]byte(r.out), &req) != nil || req.RunID != "refund-3" || req.Tool != "refund" {
 		t.Errorf("approvals --json: %d %q %q", r.code, r.out, r.err)
 	}

@@ -420,7 +420,7 @@ func (w *watcher) reportWait(ctx context.Context) error {
 		lines = append(lines, "Parked: "+failureOf(w.info),
 			fmt.Sprintf("  resume with: %s resume %s --by NAME (once the fix is deployed)", name, w.id))
 	default:
-		reqs, err := w.e.rt.Pending(ctx, w.id)
+		reqs, err := w.e.rt.Pending(ctx, agent.PendingFilter{RunID: w.id})
 		if err != nil {
 			return err
 		}
@@ -479,7 +479,7 @@ func (w *watcher) outcome() {
 }
 
 // resultText is a run's result as a person reads it: the answer's text
-// of an agent's result (agent.Result), or else the result as compact
+// of an agent's result (agent.RunResult), or else the result as compact
 // JSON, cut short.
 func resultText(payload json.RawMessage) string {
 	var r struct {

@@ -21,7 +21,7 @@ func (w *watcher) startLive(ctx context.Context) (stop func(ended bool)) {
 	done, cancelDone := context.WithCancel(ctx)
 	cancelDone()
 	for {
-		events, err := w.e.rt.Events(done, w.id, after)
+		events, err := w.e.rt.LiveEvents(done, w.id, after)
 		if err != nil || len(events) == 0 {
 			break
 		}
@@ -31,7 +31,7 @@ func (w *watcher) startLive(ctx context.Context) (stop func(ended bool)) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		err := w.e.rt.Follow(lctx, w.id, after, func(ev agent.Event) error {
+		err := w.e.rt.Follow(lctx, w.id, after, func(ev agent.LiveEvent) error {
 			w.live(ev)
 			return nil
 		})
@@ -61,17 +61,17 @@ const liveGrace = 3 * time.Second
 
 // live prints a live event: model text as a stream, tool calls as lines.
 // The other events have rows of their own in the history.
-func (w *watcher) live(ev agent.Event) {
+func (w *watcher) live(ev agent.LiveEvent) {
 	switch ev.Type {
-	case agent.EventTextDelta:
+	case agent.LiveTextDelta:
 		w.con.text(ev.Step, ev.Attempt, ev.Text)
-	case agent.EventAttemptAbandoned:
+	case agent.LiveAttemptAbandoned:
 		w.con.line(fmt.Sprintf("  | step %d: model attempt %d abandoned; its text above is void", ev.Step, ev.Attempt))
-	case agent.EventToolStarted:
+	case agent.LiveToolStarted:
 		w.con.line(fmt.Sprintf("  | step %d: tool %s started (%s) %s", ev.Step, ev.Tool, ev.CallID, cut(ev.Arguments, 60)))
-	case agent.EventToolFailed:
+	case agent.LiveToolFailed:
 		w.con.line(fmt.Sprintf("  | step %d: tool %s failed (%s, attempt %d): %s", ev.Step, ev.Tool, ev.CallID, ev.Attempt, cut(ev.Error, 60)))
-	case agent.EventToolFinished:
+	case agent.LiveToolFinished:
 		what := ev.Error
 		if ev.Result != nil {
 			what = ev.Result.Content

@@ -41,7 +41,7 @@ func TestWatchFollow(t *testing.T) {
 	wt.waitOutput("status pending")
 	w.startWorker()
 	wt.waitOutput("approve with:")
-	if err := w.rt.Approve(context.Background(), "refund-9", "call_1_0", "alice", "ok"); err != nil {
+	if err := w.rt.Decide(context.Background(), "refund-9", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	r := wt.result()
@@ -74,7 +74,7 @@ func TestWatchLive(t *testing.T) {
 	wt.waitOutput("status pending")
 	w.startWorker()
 	wt.waitOutput("approve with:")
-	if err := w.rt.Approve(context.Background(), "refund-8", "call_1_0", "alice", "ok"); err != nil {
+	if err := w.rt.Decide(context.Background(), "refund-8", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	r := wt.result()
@@ -126,7 +126,7 @@ func TestWatchJSON(t *testing.T) {
 	}
 
 	// An ended run: its whole history, then its record.
-	if err := w.rt.Approve(context.Background(), "refund-3", "call_1_0", "alice", "ok"); err != nil {
+	if err := w.rt.Decide(context.Background(), "refund-3", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	w.waitStatus("refund-3", backend.StatusCompleted)
