@@ -14,6 +14,7 @@ import (
 // most a day, and ships. The activity runs once, whatever happens to the
 // worker in between; the wait holds no worker.
 func Example() {
+	// snippet:workflow
 	ship := durable.NewActivity("ship", func(ctx context.Context, order string) (string, error) {
 		info, _ := durable.ActivityInfoFrom(ctx)
 		// Pass info.IdempotencyKey to the carrier so a retry ships once.
@@ -21,7 +22,7 @@ func Example() {
 	})
 	approve := durable.NewSignal[string]("approve")
 	order := durable.NewWorkflow("order", func(ctx durable.Context, id string) (string, error) {
-		who, ok, err := approve.ReceiveTimeout(ctx, 24*time.Hour)
+		who, ok, err := approve.ReceiveTimeout(ctx, 24*time.Hour) // holds no worker while it waits
 		if err != nil {
 			return "", err
 		}
@@ -40,9 +41,10 @@ func Example() {
 	go worker.Run(ctx)
 
 	client := durable.NewClient(store, durable.ClientOptions{})
-	run, _ := order.Start(ctx, client, "order-7", "order-7")
-	_ = approve.Send(ctx, client, "order-7", "kim")
+	run, _ := order.Start(ctx, client, "order-7", "order-7") // the caller's id: starting it again is harmless
+	_ = approve.Send(ctx, client, "order-7", "kim")          // from any process, minutes or days later
 	result, err := run.Result(ctx)
+	// end snippet:workflow
 	fmt.Println(result, err)
 
 	history, _ := client.History(ctx, "order-7")

@@ -19,6 +19,7 @@ type RefundArgs struct {
 // checked against the schema, and the result goes back as JSON. Mistakes
 // the model makes are explained to it instead of reaching the function.
 func Example() {
+	// snippet:tools
 	refund := tools.MustNew("refund", "Refund an order.",
 		func(ctx context.Context, in RefundArgs) (string, error) {
 			return fmt.Sprintf("refunded %.2f on %s (%s)", in.Amount, in.OrderID, in.Reason), nil
@@ -40,6 +41,7 @@ func Example() {
 	for _, d := range set.Definitions() {
 		fmt.Printf("%s: %s\n", d.Name, d.Description)
 	}
+	// end snippet:tools
 
 	ctx := context.Background()
 	calls := []struct{ name, args string }{

@@ -10,6 +10,7 @@ import (
 )
 
 func Example() {
+	// snippet:durabletest
 	remind := durable.NewActivity("remind", func(ctx context.Context, who string) (string, error) {
 		return "", fmt.Errorf("would send a real e-mail")
 	})
@@ -27,6 +28,8 @@ func Example() {
 	out, err := durabletest.Run(env, trial, "trial-1", "kim")
 	fmt.Println(out, err)
 	fmt.Println("days passed:", env.Clock.Now().Sub(durabletest.Start()).Hours()/24)
+	// end snippet:durabletest
+
 	// Output:
 	// reminded kim <nil>
 	// days passed: 14

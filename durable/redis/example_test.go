@@ -15,12 +15,14 @@ import (
 func Example() {
 	ctx := context.Background()
 	// rediss:// for TLS; the user and password of an ACL user.
+	// snippet:redis
 	store, err := redis.Open("redis://cairn-worker:s3cret@localhost:6379/0",
 		redis.WithRetention(30*24*time.Hour))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer store.Close()
+	// end snippet:redis
 
 	greet := durable.NewActivity("greet", func(ctx context.Context, name string) (string, error) {
 		return "hello, " + name, nil

@@ -75,6 +75,7 @@ func Example() {
 		defs = append(defs, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})
 	}
 
+	// snippet:model
 	req := providers.Request{
 		System:   "You are a pizza shop assistant.",
 		Messages: []providers.Message{{Role: providers.RoleUser, Content: "Where is order A-7, and do you have margheritas?"}},
@@ -101,6 +102,8 @@ func Example() {
 			req.Messages = append(req.Messages, providers.Message{Role: providers.RoleTool, ToolCallID: call.ID, Content: result.Content})
 		}
 	}
+	// end snippet:model
+
 	// Output:
 	// tool_calls: 137 tokens
 	//   lookup_order({"order_id":"A-7"}) = {"order_id":"A-7","status":"ships today"}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/durable"
 )
@@ -36,4 +37,13 @@ func Example() {
 	// OK        testdata/histories/flow_v1.json  flow  5 events
 	// 1 history: 1 OK, 0 diverged, 0 not checked
 	// exit status 0
+}
+
+// supportOps is how a program mounts the tool with its own agents, so that
+// replay-check knows their code and decisions pass its Authorizer; its main
+// calls it. Compiled, not run.
+func supportOps(support *agent.Agent) {
+	// snippet:cli
+	cli.Main(cli.App{Name: "support-ops", Agents: []*agent.Agent{support}}) // in your program's main
+	// end snippet:cli
 }
