@@ -41,7 +41,7 @@ func Execute[In, Out any](ctx Context, act *Activity[In, Out], in In) (Out, erro
 
 // ActivityError is the error workflow code gets from an activity that
 // failed for good: its last attempt's failure with where it happened.
-// errors.Is(err, ErrTimeout) and the like work through Failure.
+// errors.Is(err, ErrTimeout) and the like work through its backend.Failure.
 type ActivityError struct {
 	Activity string
 	Step     int

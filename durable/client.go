@@ -19,7 +19,7 @@ var ErrRunEnded = errors.New("run has ended")
 type ClientOptions struct {
 	// Codec transforms payloads at rest; it must be the workers' codec.
 	Codec backend.Codec
-	// Clock tells time. Default: SystemClock.
+	// Clock tells time. Default: backend.SystemClock.
 	Clock backend.Clock
 }
 

@@ -110,11 +110,12 @@ func Record(ctx Context, name string, v any) error {
 	return nil
 }
 
-// SetWaitingStatus sets the status the run is reported with while it waits
-// (instead of StatusWaiting), such as StatusAwaitingApproval while it waits
-// for a person's decision, so that operators can list such runs. The empty
-// status restores StatusWaiting. It is workflow state, not journaled:
-// replay sets it again as the code runs.
+// SetWaitingStatus sets the status the run is reported with while it
+// waits (instead of backend.StatusWaiting), such as
+// backend.StatusAwaitingApproval while it waits for a person's decision, so
+// that operators can list such runs. The empty status restores
+// backend.StatusWaiting. It is workflow state, not journaled: replay sets
+// it again as the code runs.
 func SetWaitingStatus(ctx Context, s backend.Status) {
 	rt := ctx.runtime()
 	rt.check()
@@ -184,8 +185,8 @@ func NewID(ctx Context) string {
 }
 
 // Logger returns a logger for workflow code. Its records carry the run id
-// (run_id) and the run's trace id (trace_id, see Trace). It drops records
-// while the run is replaying, so each line is logged once.
+// (run_id) and the run's trace id (trace_id, see backend.Trace). It drops
+// records while the run is replaying, so each line is logged once.
 func Logger(ctx Context) *slog.Logger {
 	rt := ctx.runtime()
 	rt.check()

@@ -54,7 +54,7 @@ type WorkerOptions struct {
 	// after which another worker takes over the runs of a worker that
 	// died. The worker renews leases every third of it. Default 30s.
 	LeaseTTL time.Duration
-	// Clock tells time. Default: SystemClock.
+	// Clock tells time. Default: backend.SystemClock.
 	Clock backend.Clock
 	// Logger receives the worker's logs. Default: slog.Default.
 	Logger *slog.Logger
