@@ -2,11 +2,12 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -24,23 +25,19 @@ func exerciseActivities(t *testing.T, s *Store, clock *durabletest.Clock, names 
 	cancel()
 	push := func(name, attempt string) {
 		t.Helper()
-		if err := s.PushActivity(ctx, name, []byte(attempt)); err != nil {
-			t.Fatalf("PushActivity(%q): %v", name, err)
-		}
+		require.NoError(t, s.PushActivity(ctx, name, []byte(attempt)), "PushActivity(%q)", name)
 	}
 	poll := func(ctx context.Context, name, want string, queues ...string) backend.ActivityTask {
 		t.Helper()
 		task, err := s.PollActivity(ctx, "w1", append([]string{name}, queues...))
-		if err != nil || task.Queue != name || string(task.Attempt) != want {
-			t.Fatalf("PollActivity(%q) = %q from %q, %v; want %q", name, task.Attempt, task.Queue, err, want)
-		}
+		require.NoError(t, err, "PollActivity(%q)", name)
+		require.Equal(t, name, task.Queue, "PollActivity(%q): queue", name)
+		require.Equal(t, want, string(task.Attempt), "PollActivity(%q): attempt", name)
 		return task
 	}
 	ack := func(task backend.ActivityTask) {
 		t.Helper()
-		if err := s.AckActivity(ctx, task); err != nil {
-			t.Fatalf("AckActivity(%q): %v", task.Queue, err)
-		}
+		require.NoError(t, s.AckActivity(ctx, task), "AckActivity(%q)", task.Queue)
 	}
 
 	for _, name := range names {
@@ -48,18 +45,15 @@ func exerciseActivities(t *testing.T, s *Store, clock *durabletest.Clock, names 
 		got := make(chan backend.ActivityTask, 1)
 		go func() {
 			task, err := s.PollActivity(ctx, "w1", []string{name})
-			if err != nil {
-				t.Errorf("blocked PollActivity(%q): %v", name, err)
-			}
+			assert.NoError(t, err, "blocked PollActivity(%q)", name)
 			got <- task
 		}()
 		time.Sleep(20 * time.Millisecond)
 		push(name, "waited for")
-		if task := <-got; task.Queue != name || string(task.Attempt) != "waited for" {
-			t.Fatalf("blocked PollActivity(%q) = %q from %q", name, task.Attempt, task.Queue)
-		} else {
-			ack(task)
-		}
+		task := <-got
+		require.Equal(t, name, task.Queue, "blocked PollActivity(%q): queue", name)
+		require.Equal(t, "waited for", string(task.Attempt), "blocked PollActivity(%q): attempt", name)
+		ack(task)
 
 		push(name, "first")
 		push(name, "second")
@@ -77,19 +71,14 @@ func exerciseActivities(t *testing.T, s *Store, clock *durabletest.Clock, names 
 		push(name, "orphan")
 		err := s.client.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "dead",
 			Streams: []string{s.queueKeys(name).attempts, ">"}, Count: 1, Block: -1}).Err()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if task, err := s.PollActivity(done, "w1", []string{name}); !errors.Is(err, context.Canceled) {
-			t.Fatalf("PollActivity(%q) = %+v, %v; want nothing ready before the janitor runs", name, task, err)
-		}
+		require.NoError(t, err)
+		task, err := s.PollActivity(done, "w1", []string{name})
+		require.ErrorIs(t, err, context.Canceled, "PollActivity(%q) = %+v; want nothing ready before the janitor runs", name, task)
 		n, err := s.run(ctx, s.scripts.actJanitor, s.queueKeys(name).list(), group, "janitor", 0, 10, 1)
-		if err != nil || n != int64(1) {
-			t.Fatalf("janitor on %q = %v, %v; want 1 attempt queued again", name, n, err)
-		}
+		require.NoError(t, err, "janitor on %q", name)
+		require.Equal(t, int64(1), n, "janitor on %q: want 1 attempt queued again", name)
 		ack(poll(done, name, "orphan"))
-		if task, err := s.PollActivity(done, "w1", []string{name}); !errors.Is(err, context.Canceled) {
-			t.Fatalf("PollActivity(%q) = %+v, %v; want the queue empty", name, task, err)
-		}
+		task, err = s.PollActivity(done, "w1", []string{name})
+		require.ErrorIs(t, err, context.Canceled, "PollActivity(%q) = %+v; want the queue empty", name, task)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -21,9 +23,7 @@ func newClock() *durabletest.Clock {
 
 func pushActivity(t *testing.T, s *redis.Store, queue, attempt string) {
 	t.Helper()
-	if err := s.PushActivity(t.Context(), queue, []byte(attempt)); err != nil {
-		t.Fatalf("PushActivity(%q): %v", queue, err)
-	}
+	require.NoError(t, s.PushActivity(t.Context(), queue, []byte(attempt)), "PushActivity(%q)", queue)
 }
 
 // pollActivityNow returns a ready attempt of the queues, if any, without
@@ -33,17 +33,15 @@ func pollActivityNow(t *testing.T, s *redis.Store, queues ...string) (backend.Ac
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	task, err := s.PollActivity(ctx, "w", queues)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("PollActivity(%q): %v", queues, err)
+	if !errors.Is(err, context.Canceled) {
+		require.NoError(t, err, "PollActivity(%q)", queues)
 	}
 	return task, err == nil
 }
 
 func ackActivity(t *testing.T, s *redis.Store, task backend.ActivityTask) {
 	t.Helper()
-	if err := s.AckActivity(t.Context(), task); err != nil {
-		t.Fatalf("AckActivity(%+v): %v", task, err)
-	}
+	require.NoError(t, s.AckActivity(t.Context(), task), "AckActivity(%+v)", task)
 }
 
 // TestActivityQueueNames checks that queue names may hold any characters,
@@ -58,30 +56,24 @@ func TestActivityQueueNames(t *testing.T) {
 	}
 	for _, name := range names {
 		task, ok := pollActivityNow(t, s, name)
-		if !ok || task.Queue != name || string(task.Attempt) != "for "+name {
-			t.Fatalf("PollActivity(%q) = %q from %q, %v; want %q", name, task.Attempt, task.Queue, ok, "for "+name)
-		}
-		if task, ok := pollActivityNow(t, s, name); ok {
-			t.Fatalf("PollActivity(%q) again = %q from %q; want nothing", name, task.Attempt, task.Queue)
-		}
+		require.True(t, ok, "PollActivity(%q): nothing ready", name)
+		require.Equal(t, name, task.Queue, "PollActivity(%q): queue", name)
+		require.Equal(t, "for "+name, string(task.Attempt), "PollActivity(%q): attempt", name)
+		again, ok := pollActivityNow(t, s, name)
+		require.False(t, ok, "PollActivity(%q) again = %q from %q; want nothing", name, again.Attempt, again.Queue)
 		ackActivity(t, s, task)
 	}
 
 	ctx := t.Context()
-	if err := s.PushActivity(ctx, "", []byte("x")); err == nil {
-		t.Error("PushActivity to an empty queue name: no error")
-	}
+	assert.Error(t, s.PushActivity(ctx, "", []byte("x")), "PushActivity to an empty queue name")
 	for _, queues := range [][]string{nil, {""}, {"gpu", ""}} {
-		if _, err := s.PollActivity(ctx, "w", queues); err == nil || errors.Is(err, context.Canceled) {
-			t.Errorf("PollActivity(%q): %v; want an error", queues, err)
-		}
+		_, err := s.PollActivity(ctx, "w", queues)
+		assert.Error(t, err, "PollActivity(%q)", queues)
+		assert.NotErrorIs(t, err, context.Canceled, "PollActivity(%q): want an error of its own", queues)
 	}
-	if _, err := s.PollActivity(ctx, "", []string{"gpu"}); err == nil {
-		t.Error("PollActivity by an empty worker name: no error")
-	}
-	if err := s.AckActivity(ctx, backend.ActivityTask{Queue: "gpu", ID: "not an id"}); err == nil {
-		t.Error("AckActivity of a malformed id: no error")
-	}
+	_, err := s.PollActivity(ctx, "", []string{"gpu"})
+	assert.Error(t, err, "PollActivity by an empty worker name")
+	assert.Error(t, s.AckActivity(ctx, backend.ActivityTask{Queue: "gpu", ID: "not an id"}), "AckActivity of a malformed id")
 }
 
 // TestPollActivityOldestFirst checks that PollActivity over several queues
@@ -96,17 +88,16 @@ func TestPollActivityOldestFirst(t *testing.T) {
 		}
 		for _, want := range []string{"b1", "c1", "a1", "b2", "a2"} {
 			var task backend.ActivityTask
-			var ok bool
 			if wait {
 				var err error
 				task, err = s.PollActivity(t.Context(), "w", []string{"a", "b", "c"})
-				ok = err == nil
+				require.NoError(t, err, "PollActivity(a, b, c)")
 			} else {
+				var ok bool
 				task, ok = pollActivityNow(t, s, "a", "b", "c")
+				require.True(t, ok, "PollActivity(a, b, c): nothing ready")
 			}
-			if !ok || string(task.Attempt) != want {
-				t.Fatalf("PollActivity(a, b, c) = %q, %v; want %q", task.Attempt, ok, want)
-			}
+			require.Equal(t, want, string(task.Attempt), "PollActivity(a, b, c)")
 			ackActivity(t, s, task)
 		}
 	}
@@ -127,15 +118,11 @@ func TestActivityRedelivery(t *testing.T) {
 		taker := open(t, srv.URL(), redis.WithClock(clock))
 		pushActivity(t, taker, "gpu", "render")
 		lost, ok := pollActivityNow(t, taker, "gpu")
-		if !ok {
-			t.Fatal("PollActivity: nothing ready")
-		}
+		require.True(t, ok, "PollActivity: nothing ready")
 		got := make(chan backend.ActivityTask, 1)
 		go func() {
 			task, err := waiter.PollActivity(ctx, "w", []string{"gpu"})
-			if err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, err)
 			got <- task
 		}()
 		time.Sleep(50 * time.Millisecond) // the PollActivity waits
@@ -146,17 +133,15 @@ func TestActivityRedelivery(t *testing.T) {
 		clock.Advance(redis.DefaultVisibilityTimeout)
 		task := <-got
 		t.Logf("taker closed %v: delivered again %v after the visibility timeout", closeTaker, time.Since(start))
-		if string(task.Attempt) != "render" || task.ID == lost.ID {
-			t.Fatalf("PollActivity = %+v; want the attempt delivered again, with a new id", task)
-		}
+		require.Equal(t, "render", string(task.Attempt), "PollActivity = %+v; want the attempt delivered again", task)
+		require.NotEqual(t, lost.ID, task.ID, "PollActivity = %+v; want the attempt delivered again, with a new id", task)
 		if !closeTaker {
 			// A late acknowledgement of the first delivery changes nothing.
 			ackActivity(t, taker, lost)
 		}
 		ackActivity(t, waiter, task)
-		if task, ok := pollActivityNow(t, waiter, "gpu"); ok {
-			t.Fatalf("PollActivity = %+v; want nothing", task)
-		}
+		left, ok := pollActivityNow(t, waiter, "gpu")
+		require.False(t, ok, "PollActivity = %+v; want nothing", left)
 	}
 }
 
@@ -182,9 +167,7 @@ func TestActivityHandedBack(t *testing.T) {
 		got := make(chan backend.ActivityTask, 1)
 		go func() {
 			task, err := holder.PollActivity(ctx, "w", []string{"a", "b"})
-			if err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, err)
 			got <- task
 		}()
 		waitUntil(t, "both readers block in Redis", func() bool {
@@ -219,19 +202,19 @@ func TestActivityHandedBack(t *testing.T) {
 		task, ok = pollActivityNow(t, other, "a", "b")
 		return ok
 	})
-	if string(task.Attempt) != held {
-		t.Fatalf("PollActivity = %q; want the held %q", task.Attempt, held)
-	}
+	assert.Equal(t, held, string(task.Attempt), "PollActivity: want the held attempt")
 	ackActivity(t, other, task)
 
 	held = hold("2")
 	holder.Close()
 	task, ok := pollActivityNow(t, other, "a", "b")
-	if !ok || string(task.Attempt) != held {
-		t.Fatalf("PollActivity after Close = %q, %v; want the held %q", task.Attempt, ok, held)
-	}
+	require.True(t, ok, "PollActivity after Close: nothing ready; want the held %q", held)
+	assert.Equal(t, held, string(task.Attempt), "PollActivity after Close: want the held attempt")
 }
 
+// waitUntil polls cond on the test's goroutine (not require.Eventually,
+// which calls it on another): a cond may fail the test, as
+// pollActivityNow does.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {

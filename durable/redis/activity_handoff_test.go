@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -42,9 +45,7 @@ func TestQueuedActivityAfterWorkerSwap(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := w.Run(wctx); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, w.Run(wctx))
 		}()
 		return func() { cancel(); <-done }
 	}
@@ -61,21 +62,17 @@ func TestQueuedActivityAfterWorkerSwap(t *testing.T) {
 	client := durable.NewClient(open(t, srv.URL()), durable.ClientOptions{})
 	started := time.Now()
 	r, err := wf.Start(ctx, client, "order-1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	time.Sleep(100 * time.Millisecond) // the first server's reader blocks in Redis
 	stopFirst()
 	defer run(server("second"))()
 
-	if got, err := r.Result(ctx); err != nil || got != "baked" {
-		t.Fatalf("result %q, %v", got, err)
-	}
+	got, err := r.Result(ctx)
+	require.NoError(t, err, "result")
+	require.Equal(t, "baked", got, "result")
 	mu.Lock()
 	late := ranAt.Sub(started) - wait
 	mu.Unlock()
 	t.Logf("the attempt ran %v after it was due", late)
-	if late > 700*time.Millisecond {
-		t.Errorf("the attempt ran %v after it was due: the stopped worker's reader held it", late)
-	}
+	assert.LessOrEqual(t, late, 700*time.Millisecond, "the attempt ran %v after it was due: the stopped worker's reader held it", late)
 }

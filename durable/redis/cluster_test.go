@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -62,12 +64,8 @@ func TestSlotMatchesRedis(t *testing.T) {
 	}
 	for _, key := range keys {
 		want, err := srv.Client().ClusterKeySlot(t.Context(), key).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := slot(key); got != int(want) {
-			t.Errorf("slot(%q) = %d; CLUSTER KEYSLOT says %d", key, got, want)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, int(want), slot(key), "slot(%q); want what CLUSTER KEYSLOT says", key)
 	}
 }
 
@@ -80,9 +78,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	check := &slotCheck{t: t, seen: map[string]bool{}}
 	open := func(t *testing.T, opts ...Option) *Store {
 		s, err := Open(srv.URL(), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		s.Client().AddHook(check)
 		t.Cleanup(func() { s.Close() })
 		return s
@@ -98,9 +94,8 @@ func TestScriptKeysShareSlot(t *testing.T) {
 		exercise(t, s, clock, oddRunIDs)
 		// The janitor runs on real time; call it as its loop does.
 		for _, p := range s.parts {
-			if _, err := s.run(t.Context(), s.scripts.janitor, p.keys.list(), group, "janitor", 1, 10, 1); err != nil {
-				t.Fatal(err)
-			}
+			_, err := s.run(t.Context(), s.scripts.janitor, p.keys.list(), group, "janitor", 1, 10, 1)
+			require.NoError(t, err)
 		}
 	})
 	t.Run("OddQueueNames", func(t *testing.T) {
@@ -114,9 +109,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	for name, sc := range map[string]*goredis.Script{"create": s0.create, "lease": s0.lease, "commit": s0.commit,
 		"send": s0.send, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack, "janitor": s0.janitor,
 		"activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
-		if !check.seen[sc.Hash()] {
-			t.Errorf("script %s never ran", name)
-		}
+		assert.True(t, check.seen[sc.Hash()], "script %s never ran", name)
 	}
 }
 
@@ -127,55 +120,39 @@ var s0 = newScripts()
 func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 	ctx := t.Context()
 	for _, id := range ids {
-		if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: id, Workflow: "wf"}, []byte("first")); err != nil {
-			t.Fatalf("CreateRun(%q): %v", id, err)
-		}
-		if err := s.Send(ctx, id, []byte("hello")); err != nil {
-			t.Fatalf("Send(%q): %v", id, err)
-		}
+		_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: id, Workflow: "wf"}, []byte("first"))
+		require.NoError(t, err, "CreateRun(%q)", id)
+		require.NoError(t, s.Send(ctx, id, []byte("hello")), "Send(%q)", id)
 		lease, err := s.Lease(ctx, id, "w1", time.Minute)
-		if err != nil {
-			t.Fatalf("Lease(%q): %v", id, err)
-		}
+		require.NoError(t, err, "Lease(%q)", id)
 		inbox, err := s.ReadInbox(ctx, id)
-		if err != nil || len(inbox) != 1 {
-			t.Fatalf("ReadInbox(%q) = %v, %v", id, inbox, err)
-		}
+		require.NoError(t, err, "ReadInbox(%q)", id)
+		require.Len(t, inbox, 1, "ReadInbox(%q)", id)
 		err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("second")},
 			Consumed: []string{inbox[0].ID}, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: clock.Now().Add(time.Second)},
 			Release: true})
-		if err != nil {
-			t.Fatalf("Commit(%q): %v", id, err)
-		}
-		if _, err := s.Lease(ctx, id, "w2", time.Second); err != nil {
-			t.Fatalf("Lease(%q) by w2: %v", id, err)
-		}
-		if err := s.WatchRun(ctx, id, 0); err != nil {
-			t.Fatalf("WatchRun(%q): %v", id, err)
-		}
+		require.NoError(t, err, "Commit(%q)", id)
+		_, err = s.Lease(ctx, id, "w2", time.Second)
+		require.NoError(t, err, "Lease(%q) by w2", id)
+		require.NoError(t, s.WatchRun(ctx, id, 0), "WatchRun(%q)", id)
 	}
 	clock.Advance(2 * time.Second) // wake times and lease expiries: take claims, settle queues
 	seen := map[string]bool{}
 	for range 3 * len(ids) {
 		task, err := s.Poll(ctx, "w1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Ack(ctx, task); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, s.Ack(ctx, task))
 		if seen[task.RunID] = true; len(seen) == len(ids) {
 			break
 		}
 	}
-	if runs, err := s.ListRuns(ctx, backend.RunFilter{}); err != nil || len(runs) != len(ids) {
-		t.Fatalf("ListRuns = %d runs, %v; want %d", len(runs), err, len(ids))
-	}
+	runs, err := s.ListRuns(ctx, backend.RunFilter{})
+	require.NoError(t, err, "ListRuns")
+	assert.Len(t, runs, len(ids), "ListRuns")
 	for _, id := range ids {
 		h, err := s.ReadHistory(ctx, id, 1)
-		if err != nil || len(h) != 2 {
-			t.Fatalf("ReadHistory(%q) = %q, %v", id, h, err)
-		}
+		require.NoError(t, err, "ReadHistory(%q)", id)
+		assert.Len(t, h, 2, "ReadHistory(%q)", id)
 	}
 }
 
@@ -244,19 +221,12 @@ func (c *slotCheck) check(cmd goredis.Cmder) {
 func TestClusterConformance(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithArgs("--cluster-enabled", "yes"))
 	ctx := t.Context()
-	if err := srv.Client().Do(ctx, "cluster", "addslotsrange", 0, 16383).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	require.NoError(t, srv.Client().Do(ctx, "cluster", "addslotsrange", 0, 16383).Err())
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		info, err := srv.Client().ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ready: %q, %v", info, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		require.NoError(c, err)
+		assert.Contains(c, info, "cluster_state:ok")
+	}, 10*time.Second, 20*time.Millisecond, "cluster not ready")
 	var n int
 	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 		n++

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -62,9 +65,7 @@ func TestEngine(t *testing.T) {
 		w := durable.NewWorker(store, durable.WorkerOptions{ID: fmt.Sprint("w", i), LeaseTTL: 2 * time.Second})
 		w.Register(parent, child)
 		wg.Go(func() {
-			if err := w.Run(workerCtx); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, w.Run(workerCtx))
 		})
 	}
 	defer func() {
@@ -76,16 +77,13 @@ func TestEngine(t *testing.T) {
 	const runs = 10
 	for i := range runs {
 		id := fmt.Sprint("order-", i)
-		if _, err := parent.Start(ctx, client, id, i); err != nil {
-			t.Fatal(err)
-		}
+		_, err := parent.Start(ctx, client, id, i)
+		require.NoError(t, err)
 		go func() {
 			for ctx.Err() == nil {
 				info, err := client.Describe(ctx, id)
 				if err == nil && strings.Contains(info.Waiting, "approve") {
-					if err := approve.Send(ctx, client, id, "ann"); err != nil {
-						t.Error(err)
-					}
+					assert.NoError(t, approve.Send(ctx, client, id, "ann"))
 					return
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -94,18 +92,13 @@ func TestEngine(t *testing.T) {
 	}
 	for i := range runs {
 		got, err := parent.Get(client, fmt.Sprint("order-", i)).Result(ctx)
-		if want := fmt.Sprintf("%d approved by ann", 4*i); err != nil || got != want {
-			t.Fatalf("run %d = %q, %v; want %q", i, got, err, want)
-		}
+		require.NoError(t, err, "run %d", i)
+		require.Equal(t, fmt.Sprintf("%d approved by ann", 4*i), got, "run %d", i)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(ran) != 2*runs {
-		t.Errorf("%d activity steps ran; want %d", len(ran), 2*runs)
-	}
+	assert.Len(t, ran, 2*runs, "activity steps ran")
 	for key, n := range ran {
-		if n != 1 {
-			t.Errorf("activity %s ran %d times; want once", key, n)
-		}
+		assert.Equal(t, 1, n, "activity %s: want it run once", key)
 	}
 }

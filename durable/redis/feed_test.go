@@ -2,10 +2,12 @@ package redis_test
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
@@ -23,68 +25,50 @@ func TestFeedRetention(t *testing.T) {
 	ttl := func(id string) time.Duration {
 		t.Helper()
 		d, err := srv.Client().PTTL(ctx, "cairn:{r:"+id+"}:feed").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return d
 	}
 	publish := func(id string) {
 		t.Helper()
-		if _, err := s.Publish(ctx, id, []byte("progress")); err != nil {
-			t.Fatal(err)
-		}
+		_, err := s.Publish(ctx, id, []byte("progress"))
+		require.NoError(t, err)
 	}
 	commit := func(id string, status backend.Status) {
 		t.Helper()
 		lease, err := s.Lease(ctx, id, "w1", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		info, err := s.GetRun(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		c := backend.Commit{Lease: lease, Expect: int64(info.HistoryLen), Run: backend.RunInfo{Status: status}, Release: true}
-		if err := s.Commit(ctx, c); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, s.Commit(ctx, c))
 	}
 	expires := func(d time.Duration) bool { return d > 0 && d <= time.Hour }
 
 	// Published to while running, then ended.
 	mustCreate(t, s, "before")
 	publish("before")
-	if d := ttl("before"); d != -1 {
-		t.Errorf("feed of a running run has TTL %v; want none", d)
-	}
+	assert.Equal(t, time.Duration(-1), ttl("before"), "feed of a running run: want no TTL")
 	commit("before", backend.StatusCompleted)
-	if d := ttl("before"); !expires(d) {
-		t.Errorf("feed of a run that ended has TTL %v; want the retention", d)
-	}
+	d := ttl("before")
+	assert.True(t, expires(d), "feed of a run that ended has TTL %v; want the retention", d)
 	// Retried: the feed is kept again, with the run's other keys.
 	commit("before", backend.StatusRunning)
-	if d := ttl("before"); d != -1 {
-		t.Errorf("feed of a retried run has TTL %v; want none", d)
-	}
+	assert.Equal(t, time.Duration(-1), ttl("before"), "feed of a retried run: want no TTL")
 
 	// Published to only after the run ended.
 	mustCreate(t, s, "after")
 	commit("after", backend.StatusFailed)
 	publish("after")
-	if d := ttl("after"); !expires(d) {
-		t.Errorf("feed published to after its run ended has TTL %v; want the retention", d)
-	}
+	d = ttl("after")
+	assert.True(t, expires(d), "feed published to after its run ended has TTL %v; want the retention", d)
 
 	// Published to before the run exists.
 	publish("early")
-	if d := ttl("early"); !expires(d) {
-		t.Errorf("feed of a run that does not exist has TTL %v; want the retention", d)
-	}
+	d = ttl("early")
+	assert.True(t, expires(d), "feed of a run that does not exist has TTL %v; want the retention", d)
 	mustCreate(t, s, "early")
 	publish("early")
-	if d := ttl("early"); d != -1 {
-		t.Errorf("feed of a run created since has TTL %v; want none", d)
-	}
+	assert.Equal(t, time.Duration(-1), ttl("early"), "feed of a run created since: want no TTL")
 }
 
 // TestFeedKeptForGood checks that with a retention of 0 no feed expires.
@@ -96,12 +80,9 @@ func TestFeedKeptForGood(t *testing.T) {
 		if id == "r1" {
 			mustCreate(t, s, id)
 		}
-		if _, err := s.Publish(ctx, id, []byte("progress")); err != nil {
-			t.Fatal(err)
-		}
-		if d := srv.Client().PTTL(ctx, "cairn:{r:"+id+"}:feed").Val(); d != -1 {
-			t.Errorf("feed of %s has TTL %v; want none", id, d)
-		}
+		_, err := s.Publish(ctx, id, []byte("progress"))
+		require.NoError(t, err)
+		assert.Equal(t, time.Duration(-1), srv.Client().PTTL(ctx, "cairn:{r:"+id+"}:feed").Val(), "feed of %s: want no TTL", id)
 	}
 }
 
@@ -116,23 +97,20 @@ func TestFeedIDs(t *testing.T) {
 	var last string
 	for range 3 {
 		ids, err := s.Publish(ctx, "r1", []byte("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NotEmpty(t, ids, "Publish gave no id")
 		id := ids[0]
-		if !form.MatchString(id) {
-			t.Fatalf("Publish gave id %q; want <20 digits>-<20 digits>", id)
-		}
+		require.Regexp(t, form, id, "Publish gave id %q; want <20 digits>-<20 digits>", id)
 		last = id
 	}
 	entries, err := s.ReadFeed(ctx, "r1", "", 0)
-	if err != nil || len(entries) != 3 || entries[2].ID != last {
-		t.Fatalf("ReadFeed = %v, %v; want 3 entries ending with %q", entries, err, last)
-	}
+	require.NoError(t, err, "ReadFeed")
+	require.Len(t, entries, 3, "ReadFeed")
+	assert.Equal(t, last, entries[2].ID, "ReadFeed: want the entries to end with the last published")
 	// An unpadded stream id is taken too.
-	if entries, err := s.ReadFeed(ctx, "r1", "1-0", 1); err != nil || len(entries) != 1 {
-		t.Fatalf("ReadFeed after 1-0 = %v, %v; want the first entry", entries, err)
-	}
+	entries, err = s.ReadFeed(ctx, "r1", "1-0", 1)
+	require.NoError(t, err, "ReadFeed after 1-0")
+	assert.Len(t, entries, 1, "ReadFeed after 1-0: want the first entry")
 
 	wait, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -145,12 +123,9 @@ func TestFeedIDs(t *testing.T) {
 	start := time.Now()
 	select {
 	case err := <-done:
-		if took := time.Since(start); took > 500*time.Millisecond {
-			t.Errorf("ReadFeed returned %v after its context was canceled; want at once", took)
-		}
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("canceled ReadFeed: %v; want context.Canceled", err)
-		}
+		took := time.Since(start)
+		assert.LessOrEqual(t, took, 500*time.Millisecond, "ReadFeed returned %v after its context was canceled; want at once", took)
+		assert.ErrorIs(t, err, context.Canceled, "canceled ReadFeed")
 	case <-time.After(5 * time.Second):
 		t.Fatal("ReadFeed still blocked 5s after its context was canceled")
 	}
@@ -164,18 +139,16 @@ func TestFeedCap(t *testing.T) {
 	ctx := t.Context()
 	const extra = 500
 	for range redis.MaxFeedLen + extra {
-		if _, err := s.Publish(ctx, "r1", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
+		_, err := s.Publish(ctx, "r1", []byte("x"))
+		require.NoError(t, err)
 	}
 	n, err := srv.Client().XLen(ctx, "cairn:{r:r1}:feed").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n < redis.MaxFeedLen || n >= redis.MaxFeedLen+extra {
-		t.Errorf("feed holds %d entries after %d were published; want about %d", n, redis.MaxFeedLen+extra, redis.MaxFeedLen)
-	}
-	if entries, err := s.ReadFeed(ctx, "r1", "", 0); err != nil || len(entries) != redis.DefaultFeedLimit {
-		t.Fatalf("ReadFeed with limit 0 = %d entries, %v; want %d", len(entries), err, redis.DefaultFeedLimit)
-	}
+	require.NoError(t, err)
+	const published = redis.MaxFeedLen + extra
+	assert.GreaterOrEqual(t, n, int64(redis.MaxFeedLen), "feed holds %d entries after %d were published; want about %d", n, published, redis.MaxFeedLen)
+	assert.Less(t, n, int64(published), "feed holds %d entries after %d were published; want about %d", n, published, redis.MaxFeedLen)
+	entries, err := s.ReadFeed(ctx, "r1", "", 0)
+	require.NoError(t, err, "ReadFeed with limit 0")
+	// Not assert.Len: it would print every entry.
+	assert.Equal(t, redis.DefaultFeedLimit, len(entries), "ReadFeed with limit 0: number of entries")
 }

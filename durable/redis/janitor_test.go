@@ -2,11 +2,12 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -23,32 +24,24 @@ func TestJanitorRequeuesUnrecordedTask(t *testing.T) {
 	srv := redistest.Start(t)
 	clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	s, err := Open(srv.URL(), WithClock(clock), WithPartitions(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	p := s.parts[0]
-	if _, err := s.take(ctx, p, "w", 1, nil); err != nil { // a reader's first look creates the group
-		t.Fatal(err)
-	}
-	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1", Workflow: "wf"}, []byte("first")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = s.take(ctx, p, "w", 1, nil) // a reader's first look creates the group
+	require.NoError(t, err)
+	_, _, err = s.CreateRun(ctx, backend.RunInfo{ID: "r1", Workflow: "wf"}, []byte("first"))
+	require.NoError(t, err)
 	err = s.client.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "dead",
 		Streams: []string{p.keys.tasks, ">"}, Count: 1, Block: -1}).Err()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if task, err := s.Poll(done, "w"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Poll = %+v, %v; want nothing ready before the janitor runs", task, err)
-	}
+	task, err := s.Poll(done, "w")
+	require.ErrorIs(t, err, context.Canceled, "Poll = %+v; want nothing ready before the janitor runs", task)
 	n, err := s.run(ctx, s.scripts.janitor, p.keys.list(), group, "janitor", 0, 10, forgetConsumersAfter.Milliseconds())
-	if err != nil || n != int64(1) {
-		t.Fatalf("janitor = %v, %v; want 1 run queued again", n, err)
-	}
-	if task, err := s.Poll(done, "w"); err != nil || task.RunID != "r1" {
-		t.Fatalf("Poll after the janitor = %+v, %v; want a task for r1", task, err)
-	}
+	require.NoError(t, err, "janitor")
+	require.Equal(t, int64(1), n, "janitor: want 1 run queued again")
+	task, err = s.Poll(done, "w")
+	require.NoError(t, err, "Poll after the janitor")
+	assert.Equal(t, "r1", task.RunID, "Poll after the janitor: want a task for r1")
 }

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/durable/storetest"
@@ -18,9 +20,7 @@ func TestConformance(t *testing.T) {
 	var n atomic.Int64
 	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
 		s, err := redis.Open(srv.URL(), redis.WithClock(clock), redis.WithPrefix(fmt.Sprintf("suite%d", n.Add(1))))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s
 	})

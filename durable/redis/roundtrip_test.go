@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -149,22 +151,14 @@ func TestRoundTrips(t *testing.T) {
 	// The first pass loads the scripts; the second counts.
 	for pass := range 2 {
 		if pass == 1 {
-			if _, err := client.Del(ctx, "cairn:{r:order-1}:run").Result(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, client.Del(ctx, "cairn:{r:order-1}:run").Err())
 			info, inbox = backend.RunInfo{}, nil
-			if err := drain(ctx, s); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, drain(ctx, s))
 		}
 		for _, st := range steps {
 			before := count.n.Load()
-			if err := st.call(); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			if got := count.n.Load() - before; pass == 1 && got != st.want {
-				t.Errorf("%s: %d round trips; want %d", st.name, got, st.want)
-			} else if pass == 1 {
+			require.NoError(t, st.call(), st.name)
+			if got := count.n.Load() - before; pass == 1 && assert.Equal(t, st.want, got, "%s: round trips", st.name) {
 				t.Logf("%-50s %d round trip(s)", st.name, got)
 			}
 		}

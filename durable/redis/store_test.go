@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/redis"
@@ -17,18 +20,15 @@ import (
 func open(t *testing.T, url string, opts ...redis.Option) *redis.Store {
 	t.Helper()
 	s, err := redis.Open(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
 func mustCreate(t *testing.T, s *redis.Store, id string) {
 	t.Helper()
-	if _, _, err := s.CreateRun(t.Context(), backend.RunInfo{ID: id, Workflow: "wf"}, []byte(id+"/1")); err != nil {
-		t.Fatal(err)
-	}
+	_, _, err := s.CreateRun(t.Context(), backend.RunInfo{ID: id, Workflow: "wf"}, []byte(id+"/1"))
+	require.NoError(t, err)
 }
 
 // pollNow returns a ready task, if any, without blocking.
@@ -37,8 +37,8 @@ func pollNow(t *testing.T, s *redis.Store) (backend.Task, bool) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	task, err := s.Poll(ctx, "w")
-	if err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatal(err)
+	if !errors.Is(err, context.Canceled) {
+		require.NoError(t, err)
 	}
 	return task, err == nil
 }
@@ -48,35 +48,26 @@ func pollNow(t *testing.T, s *redis.Store) (backend.Task, bool) {
 func TestOpenACLUser(t *testing.T) {
 	srv := redistest.Start(t)
 	err := srv.Client().Do(t.Context(), "acl", "setuser", "cairn-worker", "on", ">s3cret", "~cairn:*", "resetchannels", "+@all").Err()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	url := strings.Replace(srv.URL(), "redis://", "redis://cairn-worker:s3cret@", 1)
 	s := open(t, url, redis.WithClock(durabletest.NewClock(time.Unix(1e9, 0))))
 	mustCreate(t, s, "r1")
 	lease, err := s.Lease(t.Context(), "r1", "w1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	task, ok := pollNow(t, s)
-	if !ok || task.RunID != "r1" {
-		t.Fatalf("Poll = %+v, %v; want a task for r1", task, ok)
-	}
-	if err := s.Commit(t.Context(), backend.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("r1/2")},
-		Run: backend.RunInfo{Status: backend.StatusCompleted}, Release: true}); err != nil {
-		t.Fatal(err)
-	}
-	if runs, err := s.ListRuns(t.Context(), backend.RunFilter{Status: backend.StatusCompleted}); err != nil || len(runs) != 1 {
-		t.Fatalf("ListRuns = %v, %v; want r1", runs, err)
-	}
+	require.True(t, ok, "Poll: want a task for r1")
+	assert.Equal(t, "r1", task.RunID, "Poll: want a task for r1")
+	require.NoError(t, s.Commit(t.Context(), backend.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("r1/2")},
+		Run: backend.RunInfo{Status: backend.StatusCompleted}, Release: true}))
+	runs, err := s.ListRuns(t.Context(), backend.RunFilter{Status: backend.StatusCompleted})
+	require.NoError(t, err, "ListRuns")
+	assert.Len(t, runs, 1, "ListRuns: want r1")
 
 	wrong := open(t, strings.Replace(url, "s3cret", "wrong", 1))
-	if _, err := wrong.GetRun(t.Context(), "r1"); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
-		t.Fatalf("GetRun with a wrong password: %v; want WRONGPASS", err)
-	}
-	if _, err := redis.Open("http://nowhere"); err == nil {
-		t.Fatal("Open of an http URL: no error")
-	}
+	_, err = wrong.GetRun(t.Context(), "r1")
+	assert.ErrorContains(t, err, "WRONGPASS", "GetRun with a wrong password")
+	_, err = redis.Open("http://nowhere")
+	assert.Error(t, err, "Open of an http URL")
 }
 
 // TestRedisRestart kills Redis (running with appendfsync always) in the
@@ -88,16 +79,10 @@ func TestRedisRestart(t *testing.T) {
 	s := open(t, srv.URL())
 	mustCreate(t, s, "r1")
 	task, err := s.Poll(ctx, "w1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lease, err := s.Lease(ctx, "r1", "w1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ack(ctx, task); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, s.Ack(ctx, task))
 	var want []string
 	commit := func(expect int64, events ...string) error {
 		c := backend.Commit{Lease: lease, Expect: expect, Run: backend.RunInfo{Status: backend.StatusRunning}}
@@ -109,9 +94,7 @@ func TestRedisRestart(t *testing.T) {
 	want = append(want, "r1/1")
 	for i := 2; i <= 5; i++ {
 		ev := fmt.Sprintf("r1/%d", i)
-		if err := commit(int64(i-1), ev); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, commit(int64(i-1), ev))
 		want = append(want, ev)
 	}
 
@@ -125,38 +108,23 @@ func TestRedisRestart(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond) // the Poll blocks in Redis
 	srv.Kill()
-	if err := commit(5, "lost"); err == nil {
-		t.Fatal("Commit with Redis down: no error")
-	}
+	require.Error(t, commit(5, "lost"), "Commit with Redis down")
 	srv.Restart() // scripts are gone: the store loads them again
 
 	// go-redis fails fast for a moment after failed dials, then reconnects.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := s.GetRun(ctx, "r1"); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("store still failing 10s after the restart: %v", err)
-		}
-	}
-	if err := commit(5, "r1/6"); err != nil {
-		t.Fatalf("Commit after restart: %v", err)
-	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := s.GetRun(ctx, "r1")
+		assert.NoError(c, err)
+	}, 10*time.Second, 50*time.Millisecond, "store still failing 10s after the restart")
+	require.NoError(t, commit(5, "r1/6"), "Commit after restart")
 	want = append(want, "r1/6")
 	history, err := s.ReadHistory(ctx, "r1", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(strs(history), " "); got != strings.Join(want, " ") {
-		t.Fatalf("history after restart = %s; want %s", got, strings.Join(want, " "))
-	}
-	if err := s.Send(ctx, "r1", []byte("m1")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, want, strs(history), "history after restart")
+	require.NoError(t, s.Send(ctx, "r1", []byte("m1")))
 	select {
 	case err := <-polled:
-		if err != nil {
-			t.Fatalf("Poll across the restart: %v", err)
-		}
+		require.NoError(t, err, "Poll across the restart")
 	case <-time.After(10 * time.Second):
 		t.Fatal("Poll blocked across the restart did not return the task sent after it")
 	}
@@ -180,33 +148,22 @@ func TestWakeAtSystemClock(t *testing.T) {
 	s := open(t, srv.URL())
 	mustCreate(t, s, "r1")
 	task, err := s.Poll(ctx, "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ack(ctx, task); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, s.Ack(ctx, task))
 	for i := range 5 {
 		lease, err := s.Lease(ctx, "r1", "w", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		wake := time.Now().Add(50 * time.Millisecond)
 		err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{WakeAt: wake}, Release: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if task, err = s.Poll(ctx, "w"); err != nil || task.RunID != "r1" {
-			t.Fatalf("Poll = %+v, %v; want a task for r1 at its wake time", task, err)
-		}
+		require.NoError(t, err)
+		task, err = s.Poll(ctx, "w")
+		require.NoError(t, err, "Poll: want a task for r1 at its wake time")
+		require.Equal(t, "r1", task.RunID, "Poll: want a task for r1 at its wake time")
 		late := time.Since(wake)
 		t.Logf("wake %d: polled %v after the wake time", i, late)
-		if late < 0 || late > 500*time.Millisecond {
-			t.Errorf("woken %v after the wake time; want on time", late)
-		}
-		if err := s.Ack(ctx, task); err != nil {
-			t.Fatal(err)
-		}
+		assert.GreaterOrEqual(t, late, time.Duration(0), "woken %v after the wake time; want on time", late)
+		assert.LessOrEqual(t, late, 500*time.Millisecond, "woken %v after the wake time; want on time", late)
+		require.NoError(t, s.Ack(ctx, task))
 	}
 }
 
@@ -220,50 +177,37 @@ func TestStaleWriterKeepsWakeTime(t *testing.T) {
 	mustCreate(t, s, "r1")
 	drainAll(t, s)
 	l1, err := s.Lease(ctx, "r1", "w1", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// w1 waits for a timer in an hour and lets the run go.
 	wake := clock.Now().Add(time.Hour)
 	commit := backend.Commit{Lease: l1, Expect: 1, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: wake}, Release: true}
-	if err := s.Commit(ctx, commit); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Commit(ctx, commit))
 	// A late copy of w1 writes again with the same, released lease: once
 	// with a later wake time, once with none.
 	for _, at := range []time.Time{wake.Add(time.Hour), {}} {
 		stale := backend.Commit{Lease: l1, Expect: 1, Run: backend.RunInfo{Status: backend.StatusRunning, WakeAt: at}}
-		if err := s.Commit(ctx, stale); !errors.Is(err, backend.ErrFenced) {
-			t.Fatalf("stale commit: %v; want ErrFenced", err)
-		}
+		require.ErrorIs(t, s.Commit(ctx, stale), backend.ErrFenced, "stale commit")
 	}
 	clock.Advance(time.Hour - time.Second)
-	if task, ok := pollNow(t, s); ok {
-		t.Fatalf("task %+v before the wake time", task)
-	}
+	task, ok := pollNow(t, s)
+	require.False(t, ok, "task %+v before the wake time", task)
 	clock.Advance(time.Second)
-	if task, ok := pollNow(t, s); !ok || task.RunID != "r1" {
-		t.Fatalf("Poll at the wake time = %+v, %v; want r1", task, ok)
-	}
+	task, ok = pollNow(t, s)
+	require.True(t, ok, "Poll at the wake time: want r1")
+	require.Equal(t, "r1", task.RunID, "Poll at the wake time")
 	drainAll(t, s)
 
 	// w2 takes over and sets a wake time; w1's stale writes change nothing.
 	l2, err := s.Lease(ctx, "r1", "w2", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	wake = clock.Now().Add(30 * time.Minute)
-	if err := s.Commit(ctx, backend.Commit{Lease: l2, Expect: 1, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: wake}}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Commit(ctx, backend.Commit{Lease: l2, Expect: 1, Run: backend.RunInfo{Status: backend.StatusWaiting, WakeAt: wake}}))
 	stale := backend.Commit{Lease: l1, Expect: 1, Run: backend.RunInfo{Status: backend.StatusRunning, WakeAt: wake.Add(time.Hour)}}
-	if err := s.Commit(ctx, stale); !errors.Is(err, backend.ErrFenced) {
-		t.Fatalf("stale commit: %v; want ErrFenced", err)
-	}
+	require.ErrorIs(t, s.Commit(ctx, stale), backend.ErrFenced, "stale commit")
 	clock.Advance(30 * time.Minute)
-	if task, ok := pollNow(t, s); !ok || task.RunID != "r1" {
-		t.Fatalf("Poll at w2's wake time = %+v, %v; want r1", task, ok)
-	}
+	task, ok = pollNow(t, s)
+	require.True(t, ok, "Poll at w2's wake time: want r1")
+	assert.Equal(t, "r1", task.RunID, "Poll at w2's wake time")
 }
 
 func drainAll(t *testing.T, s *redis.Store) {
@@ -273,9 +217,7 @@ func drainAll(t *testing.T, s *redis.Store) {
 		if !ok {
 			return
 		}
-		if err := s.Ack(t.Context(), task); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, s.Ack(t.Context(), task))
 	}
 }
 
@@ -292,21 +234,14 @@ func TestRetention(t *testing.T) {
 		id := "ret-" + string(tc.status)
 		mustCreate(t, s, id)
 		lease, err := s.Lease(ctx, id, "w1", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{Status: tc.status}, Release: true}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{Status: tc.status}, Release: true}))
 		keys, err := srv.Client().Keys(ctx, "cairn:{r:"+id+"}:*").Result()
-		if err != nil || len(keys) == 0 {
-			t.Fatalf("keys of %s: %v, %v", id, keys, err)
-		}
+		require.NoError(t, err, "keys of %s", id)
+		require.NotEmpty(t, keys, "keys of %s", id)
 		for _, k := range keys {
 			ttl := srv.Client().PTTL(ctx, k).Val()
-			if tc.ttl != (ttl > 0 && ttl <= time.Hour) {
-				t.Errorf("%s run: key %s has TTL %v", tc.status, k, ttl)
-			}
+			assert.Equal(t, tc.ttl, ttl > 0 && ttl <= time.Hour, "%s run: key %s has TTL %v; want an expiry within the retention: %v", tc.status, k, ttl, tc.ttl)
 		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -55,9 +58,7 @@ func TestQueuedActivities(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, w := range []*durable.Worker{owner, server} {
 		wg.Go(func() {
-			if err := w.Run(workerCtx); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, w.Run(workerCtx))
 		})
 	}
 	defer func() {
@@ -68,24 +69,20 @@ func TestQueuedActivities(t *testing.T) {
 	client := durable.NewClient(ownerStore, durable.ClientOptions{})
 	const runs = 10
 	for i := range runs {
-		if _, err := film.Start(ctx, client, fmt.Sprint("film-", i), fmt.Sprint("scene ", i)); err != nil {
-			t.Fatal(err)
-		}
+		_, err := film.Start(ctx, client, fmt.Sprint("film-", i), fmt.Sprint("scene ", i))
+		require.NoError(t, err)
 	}
 	for i := range runs {
 		got, err := film.Get(client, fmt.Sprint("film-", i)).Result(ctx)
-		if want := fmt.Sprint("frame of scene ", i); err != nil || got != want {
-			t.Fatalf("run %d = %q, %v; want %q", i, got, err, want)
-		}
+		require.NoError(t, err, "run %d", i)
+		require.Equal(t, fmt.Sprint("frame of scene ", i), got, "run %d", i)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(attempts) != runs {
-		t.Errorf("the serving worker ran %d activity steps; want %d", len(attempts), runs)
-	}
+	assert.Len(t, attempts, runs, "activity steps the serving worker ran")
 	for key, seen := range attempts {
-		if len(seen) != 2 || seen[0] == seen[1] {
-			t.Errorf("step %s ran attempts %v; want two attempts, the first failed", key, seen)
+		if assert.Len(t, seen, 2, "step %s: want two attempts, the first failed", key) {
+			assert.NotEqual(t, seen[0], seen[1], "step %s ran attempts %v; want two attempts, the first failed", key, seen)
 		}
 	}
 }

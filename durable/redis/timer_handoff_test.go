@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -63,9 +66,7 @@ func TestTimerAfterWorkerSwap(t *testing.T) {
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					if err := w.Run(wctx); err != nil {
-						t.Error(err)
-					}
+					assert.NoError(t, w.Run(wctx))
 				}()
 				return func() {
 					cancel()
@@ -76,44 +77,34 @@ func TestTimerAfterWorkerSwap(t *testing.T) {
 			stop := worker("first")
 			client := durable.NewClient(store, durable.ClientOptions{})
 			run, err := wf.Start(ctx, client, "pizza", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			// Wait until the timer is journaled, then let 300 ms pass.
 			var fireAt time.Time
 			for fireAt.IsZero() {
 				history, err := client.History(ctx, run.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				for _, e := range history {
 					if e.Type == backend.EventTimerStarted {
 						fireAt = e.FireAt
 					}
 				}
-				if ctx.Err() != nil {
-					t.Fatal("no timer_started event")
-				}
+				require.NoError(t, ctx.Err(), "no timer_started event")
 				time.Sleep(5 * time.Millisecond)
 			}
 			time.Sleep(time.Until(fireAt.Add(-400 * time.Millisecond)))
 			stop()
 			defer worker("second")()
 
-			if got, err := run.Result(ctx); err != nil || got != "baked" {
-				t.Fatalf("result = %q, %v; want baked", got, err)
-			}
+			got, err := run.Result(ctx)
+			require.NoError(t, err, "result")
+			require.Equal(t, "baked", got, "result")
 			history, err := client.History(ctx, run.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for _, e := range history {
 				if e.Type == backend.EventTimerFired {
 					late := e.Time.Sub(fireAt)
 					t.Logf("timer due at %s fired %v late", fireAt.Format(time.StampMilli), late)
-					if late > 500*time.Millisecond {
-						t.Errorf("timer fired %v late; want it about on time", late)
-					}
+					assert.LessOrEqual(t, late, 500*time.Millisecond, "timer fired %v late; want it about on time", late)
 					return
 				}
 			}
