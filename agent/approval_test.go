@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -93,69 +96,50 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	// The calls that need no approval ran without waiting for a decision.
 	eventually(t, "the free calls", func() bool { return s.looked() == 1 && len(s.refunded()) == 1 })
-	if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
-		t.Fatalf("refunds before any decision: %v, want only the small one", got)
-	}
+	assert.Equal(t, []string{"C3:20"}, s.refunded(), "refunds before any decision: want only the small one")
 
 	pending, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	type brief struct{ kind, call, tool, args string }
 	var got []brief
 	for _, r := range pending {
-		if r.RunID != run.ID || r.Agent != a.Name || r.Turn != 1 || r.RequestedAt.IsZero() || !r.Deadline.IsZero() {
-			t.Errorf("pending request %+v", r)
-		}
+		assert.Equal(t, run.ID, r.RunID, "pending request %+v", r)
+		assert.Equal(t, a.Name, r.Agent, "pending request %+v", r)
+		assert.Equal(t, 1, r.Turn, "pending request %+v", r)
+		assert.False(t, r.RequestedAt.IsZero(), "pending request %+v: no time of request", r)
+		assert.True(t, r.Deadline.IsZero(), "pending request %+v: a deadline without a timeout", r)
 		got = append(got, brief{string(r.Kind), r.CallID, r.Tool, r.Arguments})
 	}
 	want := []brief{
 		{"approval", "call_0_1", "refund", `{"order":"A1","amount":500}`},
 		{"approval", "call_0_2", "refund", `{"order":"B2","amount":300}`},
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("pending\n got %+v\nwant %+v", got, want)
-	}
+	assert.Equal(t, want, got, "pending")
 	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.EqualFunc(all, pending, func(x, y agent.PendingCall) bool { return x.CallID == y.CallID && x.RunID == y.RunID }) {
-		t.Fatalf("approvals across runs %+v, want %+v", all, pending)
-	}
+	require.NoError(t, err)
+	assert.True(t, slices.EqualFunc(all, pending, func(x, y agent.PendingCall) bool { return x.CallID == y.CallID && x.RunID == y.RunID }),
+		"approvals across runs %+v, want %+v", all, pending)
 
 	// Approve the first refund: it runs; the second still waits.
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice", Reason: "looks right"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice", Reason: "looks right"}))
 	eventually(t, "the approved refund", func() bool { return len(s.refunded()) == 2 })
 	eventually(t, "one pending call", func() bool {
 		p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 		return err == nil && len(p) == 1 && p[0].CallID == "call_0_2"
 	})
-	if info := e.waitStatus(run.ID, backend.StatusAwaitingApproval); info.Status != backend.StatusAwaitingApproval {
-		t.Fatalf("status %s", info.Status)
-	}
+	assert.Equal(t, backend.StatusAwaitingApproval, e.waitStatus(run.ID, backend.StatusAwaitingApproval).Status)
 	// A decided call is no longer pending, nor is a call never made.
 	for _, id := range []string{"call_0_1", "call_0_3", "call_9_9"} {
-		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: id, Approved: true, By: "alice"}); !errors.Is(err, agent.ErrNotPending) {
-			t.Errorf("approve %s: %v, want ErrNotPending", id, err)
-		}
+		err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: id, Approved: true, By: "alice"})
+		assert.ErrorIs(t, err, agent.ErrNotPending, "approve %s", id)
 	}
 
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "bob", Reason: "over the limit"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "bob", Reason: "over the limit"}))
 	res := e.result(run)
-	if res.Text != "Done." || res.Turns != 2 {
-		t.Fatalf("result %+v", res)
-	}
-	if got := s.refunded(); !slices.Equal(got, []string{"C3:20", "A1:500"}) {
-		t.Errorf("refunds %v: the rejected call must not run", got)
-	}
-	if s.looked() != 1 {
-		t.Errorf("lookups %d, want 1", s.looked())
-	}
+	assert.Equal(t, "Done.", res.Text)
+	assert.Equal(t, 2, res.Turns)
+	assert.Equal(t, []string{"C3:20", "A1:500"}, s.refunded(), "the rejected call must not run")
+	assert.Equal(t, 1, s.looked(), "lookups")
 	wantResults := map[string]string{
 		"call_0_0": `"order A1 is paid"`,
 		"call_0_1": `"refunded 500 on A1"`,
@@ -163,30 +147,23 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 		"call_0_3": `"refunded 20 on C3"`,
 	}
 	for id, want := range wantResults {
-		if got := toolResult(t, res.Messages, id); got != want {
-			t.Errorf("tool result %s = %q, want %q", id, got, want)
-		}
+		assert.Equal(t, want, toolResult(t, res.Messages, id), "tool result %s", id)
 	}
 
 	h := e.history(run.ID)
 	requested := records(t, h, "approval_requested")
 	decided := records(t, h, "approval_decided")
-	if len(requested) != 2 || len(decided) != 2 {
-		t.Fatalf("history has %d approval requests and %d decisions, want 2 and 2", len(requested), len(decided))
-	}
+	require.Len(t, requested, 2, "approval requests in history")
+	require.Len(t, decided, 2, "approval decisions in history")
 	wantDecided := []map[string]any{
 		{"agent": a.Name, "turn": 1.0, "call_id": "call_0_1", "tool": "refund", "approved": true, "by": "alice", "reason": "looks right"},
 		{"agent": a.Name, "turn": 1.0, "call_id": "call_0_2", "tool": "refund", "by": "bob", "reason": "over the limit"},
 	}
 	for i, w := range wantDecided {
 		// A decision says when its request was made.
-		if decided[i]["since"] == nil {
-			t.Errorf("decision %d has no time of request: %v", i, decided[i])
-		}
+		assert.NotNil(t, decided[i]["since"], "decision %d has no time of request: %v", i, decided[i])
 		delete(decided[i], "since")
-		if fmt.Sprint(decided[i]) != fmt.Sprint(w) {
-			t.Errorf("decision %d = %v, want %v", i, decided[i], w)
-		}
+		assert.Equal(t, w, decided[i], "decision %d", i)
 	}
 	// The approver is also the sender of the signal that carried the
 	// decision.
@@ -196,12 +173,10 @@ func testApprovalsDecidedOneByOne(t *testing.T, e *env, a *agent.Agent, s *shop)
 			senders = append(senders, ev.Sender)
 		}
 	}
-	if !slices.Equal(senders, []string{"alice", "bob"}) {
-		t.Errorf("signal senders %v", senders)
-	}
-	if p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID}); err != nil || len(p) != 0 {
-		t.Errorf("pending after the end: %v, %v", p, err)
-	}
+	assert.Equal(t, []string{"alice", "bob"}, senders, "signal senders")
+	p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+	assert.NoError(t, err)
+	assert.Empty(t, p, "pending after the end")
 	e.replays(a, run.ID)
 }
 
@@ -217,34 +192,25 @@ func TestApprovalsListedAcrossRuns(t *testing.T) {
 		e.waitStatus(id, backend.StatusAwaitingApproval)
 	}
 	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var got []string
 	for _, r := range all {
 		got = append(got, r.RunID+"/"+r.CallID)
 	}
 	want := []string{"r-1/call_0_1", "r-1/call_0_2", "r-2/call_0_1", "r-2/call_0_2"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("approvals %v, want %v", got, want)
-	}
+	assert.Equal(t, want, got, "approvals")
 	qs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-	if err != nil || len(qs) != 0 {
-		t.Errorf("questions %v, %v: want none", qs, err)
-	}
+	assert.NoError(t, err)
+	assert.Empty(t, qs, "questions: want none")
 	for _, id := range []string{"r-1", "r-2"} {
 		for _, c := range []string{"call_0_1", "call_0_2"} {
-			if err := e.rt.Decide(ctx, id, agent.Decision{CallID: c, Approved: true, By: "alice"}); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, e.rt.Decide(ctx, id, agent.Decision{CallID: c, Approved: true, By: "alice"}))
 		}
-		if res := e.result(e.rt.Run(id)); res.Text != "Done." {
-			t.Fatalf("run %s: %+v", id, res)
-		}
+		assert.Equal(t, "Done.", e.result(e.rt.Run(id)).Text, "run %s", id)
 	}
-	if all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval}); err != nil || len(all) != 0 {
-		t.Errorf("approvals after the end: %v, %v", all, err)
-	}
+	all, err = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
+	assert.NoError(t, err)
+	assert.Empty(t, all, "approvals after the end")
 }
 
 // TestApprovalAuthorization: the Authorizer sees the request and the
@@ -270,51 +236,36 @@ func TestApprovalAuthorization(t *testing.T) {
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 
 	err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "intern"})
-	if !errors.Is(err, agent.ErrNotAuthorized) {
-		t.Fatalf("approve by intern: %v, want ErrNotAuthorized", err)
-	}
+	require.ErrorIs(t, err, agent.ErrNotAuthorized, "approve by intern")
 	mustContain(t, "refusal", err.Error(), "only managers approve refunds")
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "intern", Reason: "no"}); !errors.Is(err, agent.ErrNotAuthorized) {
-		t.Fatalf("reject by intern: %v, want ErrNotAuthorized", err)
-	}
+	err = e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "intern", Reason: "no"})
+	assert.ErrorIs(t, err, agent.ErrNotAuthorized, "reject by intern")
 	mu.Lock()
-	if want := []string{"intern auth-1 call_0_1 refund", "intern auth-1 call_0_2 refund"}; !slices.Equal(seen, want) {
-		t.Errorf("authorizer saw %v, want %v", seen, want)
-	}
+	assert.Equal(t, []string{"intern auth-1 call_0_1 refund", "intern auth-1 call_0_2 refund"}, seen, "authorizer saw")
 	mu.Unlock()
 	// Nothing was sent: no signal reached the run, and both calls wait.
-	if n := countEvents(e.history(run.ID), backend.EventSignalReceived); n != 0 {
-		t.Fatalf("%d signals in history after refused decisions", n)
-	}
-	if p, _ := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID}); len(p) != 2 {
-		t.Fatalf("pending %v, want both calls", p)
-	}
+	assert.Zero(t, countEvents(e.history(run.ID), backend.EventSignalReceived), "signals in history after refused decisions")
+	p, _ := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+	assert.Len(t, p, 2, "pending: want both calls")
 
 	for _, c := range []string{"call_0_1", "call_0_2"} {
-		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "manager"}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "manager"}))
 	}
 	e.result(run)
 	for _, d := range records(t, e.history(run.ID), "approval_decided") {
-		if d["by"] != "manager" || d["approved"] != true {
-			t.Errorf("decision %v", d)
-		}
+		assert.Equal(t, "manager", d["by"], "decision %v", d)
+		assert.Equal(t, true, d["approved"], "decision %v", d)
 	}
 
 	// The default authorizer wants a name.
 	e2 := newEnv(t, a)
 	run2 := e2.startRun(a, "auth-2", agent.Input{Message: "refund"})
 	e2.waitStatus(run2.ID, backend.StatusAwaitingApproval)
-	if err := e2.rt.Decide(ctx, run2.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: ""}); !errors.Is(err, agent.ErrNotAuthorized) {
-		t.Fatalf("approve with no name: %v, want ErrNotAuthorized", err)
-	}
-	if err := e2.rt.Decide(ctx, run2.ID, agent.Decision{CallID: "call_0_2", Approved: false}); !errors.Is(err, agent.ErrNotAuthorized) {
-		t.Fatalf("reject with no name: %v, want ErrNotAuthorized", err)
-	}
-	if n := countEvents(e2.history(run2.ID), backend.EventSignalReceived); n != 0 {
-		t.Fatalf("%d signals in history after refused decisions", n)
-	}
+	err = e2.rt.Decide(ctx, run2.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: ""})
+	assert.ErrorIs(t, err, agent.ErrNotAuthorized, "approve with no name")
+	err = e2.rt.Decide(ctx, run2.ID, agent.Decision{CallID: "call_0_2", Approved: false})
+	assert.ErrorIs(t, err, agent.ErrNotAuthorized, "reject with no name")
+	assert.Zero(t, countEvents(e2.history(run2.ID), backend.EventSignalReceived), "signals in history after refused decisions")
 }
 
 // TestApprovalWhileNoWorkerRuns: a decision sent while no worker holds
@@ -329,28 +280,17 @@ func TestApprovalWhileNoWorkerRuns(t *testing.T) {
 	eventually(t, "the free calls", func() bool { return s.looked() == 1 && len(s.refunded()) == 1 })
 	e.halt()
 
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "alice", Reason: "duplicate"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}))
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "alice", Reason: "duplicate"}))
 	// Nobody ran anything while no worker ran.
-	if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
-		t.Fatalf("refunds with no worker: %v", got)
-	}
-	if info, _ := run.Describe(ctx); info.Status != backend.StatusAwaitingApproval {
-		t.Fatalf("status with no worker: %s", info.Status)
-	}
+	assert.Equal(t, []string{"C3:20"}, s.refunded(), "refunds with no worker")
+	info, _ := run.Describe(ctx)
+	assert.Equal(t, backend.StatusAwaitingApproval, info.Status, "status with no worker")
 
 	e.start()
 	res := e.result(run)
-	if got := s.refunded(); !slices.Equal(got, []string{"C3:20", "A1:500"}) {
-		t.Errorf("refunds %v", got)
-	}
-	if s.looked() != 1 {
-		t.Errorf("lookups %d: a completed call ran again", s.looked())
-	}
+	assert.Equal(t, []string{"C3:20", "A1:500"}, s.refunded(), "refunds")
+	assert.Equal(t, 1, s.looked(), "lookups: a completed call ran again")
 	mustContain(t, "rejected call result", toolResult(t, res.Messages, "call_0_2"), "rejected by alice: duplicate", "not run")
 	e.replays(a, run.ID)
 }
@@ -368,30 +308,21 @@ func TestApprovalTimeout(t *testing.T) {
 			res := e.result(run)
 			h := e.history(run.ID)
 			requested := records(t, h, "approval_requested")
-			if len(requested) != 2 || requested[0]["deadline"] == nil {
-				t.Errorf("approval requests %v: want a deadline", requested)
+			if assert.Len(t, requested, 2, "approval requests") {
+				assert.NotNil(t, requested[0]["deadline"], "approval requests %v: want a deadline", requested)
 			}
 			decided := records(t, h, "approval_decided")
-			if len(decided) != 2 {
-				t.Fatalf("decisions %v", decided)
-			}
+			assert.Len(t, decided, 2, "decisions")
 			for _, d := range decided {
-				if d["by"] != "timeout" || (d["approved"] == true) != onTimeout {
-					t.Errorf("decision %v", d)
-				}
+				assert.Equal(t, "timeout", d["by"], "decision %v", d)
+				assert.Equal(t, onTimeout, d["approved"] == true, "decision %v", d)
 				mustContain(t, "decision reason", fmt.Sprint(d["reason"]), "no decision within 50ms")
 			}
 			if onTimeout {
-				if got := s.refunded(); len(got) != 3 {
-					t.Errorf("refunds %v, want all three", got)
-				}
-				if got := toolResult(t, res.Messages, "call_0_1"); got != `"refunded 500 on A1"` {
-					t.Errorf("result %q", got)
-				}
+				assert.Len(t, s.refunded(), 3, "refunds: want all three")
+				assert.Equal(t, `"refunded 500 on A1"`, toolResult(t, res.Messages, "call_0_1"))
 			} else {
-				if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
-					t.Errorf("refunds %v, want only the small one", got)
-				}
+				assert.Equal(t, []string{"C3:20"}, s.refunded(), "refunds: want only the small one")
 				for _, id := range []string{"call_0_1", "call_0_2"} {
 					mustContain(t, "result", toolResult(t, res.Messages, id), "rejected by timeout", "not run")
 				}
@@ -424,25 +355,18 @@ func TestApprovalRequiredAlways(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "del-1", agent.Input{Message: "clean"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_1_0", Approved: true, By: "alice"}); !errors.Is(err, agent.ErrNotPending) {
-		t.Fatalf("approve a call not yet made: %v", err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
+	err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_1_0", Approved: true, By: "alice"})
+	assert.ErrorIs(t, err, agent.ErrNotPending, "approve a call not yet made")
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}))
 	eventually(t, "the second approval", func() bool {
 		p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 		return err == nil && len(p) == 1 && p[0].CallID == "call_1_0" && p[0].Turn == 2
 	})
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_1_0", Approved: true, By: "bob"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_1_0", Approved: true, By: "bob"}))
 	e.result(run)
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(deleted, []string{"/a", "/b"}) {
-		t.Errorf("deleted %v", deleted)
-	}
+	assert.Equal(t, []string{"/a", "/b"}, deleted)
 	e.replays(a, run.ID)
 }
 
@@ -464,9 +388,7 @@ func TestApprovalsListedWhileAToolRuns(t *testing.T) {
 	})
 	var s shop
 	set, err := tools.Join(s.tools(t), mustSet(t, slow))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, model := script(
 		toolTurn(call("slow", `{"order":"A1"}`), call("refund", `{"order":"A1","amount":500}`),
 			call("ask_human", `{"question":"Sure?"}`)),
@@ -482,28 +404,21 @@ func TestApprovalsListedWhileAToolRuns(t *testing.T) {
 		return err == nil && len(p) == 2
 	})
 	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
+	// A plain if: the run's status, read only on a failure, tells why.
 	if err != nil || len(all) != 1 || all[0].CallID != "call_0_1" {
 		info, _ := run.Describe(ctx)
 		t.Fatalf("approvals %+v, %v (run status %s): want the refund", all, err, info.Status)
 	}
 	qs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-	if err != nil || len(qs) != 1 || qs[0].CallID != "call_0_2" {
-		t.Fatalf("questions %+v, %v: want the question", qs, err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_2", By: "alice", Text: "yes"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.Len(t, qs, 1, "questions: want the question")
+	assert.Equal(t, "call_0_2", qs[0].CallID)
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}))
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_2", By: "alice", Text: "yes"}))
 	close(release)
 	res := e.result(run)
-	if got := toolResult(t, res.Messages, "call_0_0"); got != `"report A1"` {
-		t.Errorf("slow result %q", got)
-	}
-	if got := s.refunded(); !slices.Equal(got, []string{"A1:500"}) {
-		t.Errorf("refunds %v", got)
-	}
+	assert.Equal(t, `"report A1"`, toolResult(t, res.Messages, "call_0_0"), "slow result")
+	assert.Equal(t, []string{"A1:500"}, s.refunded(), "refunds")
 	e.replays(a, run.ID)
 }
 
@@ -516,27 +431,23 @@ func TestCancelWhileAwaitingApproval(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "cancel-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	if err := run.Cancel(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run.Cancel(ctx))
 	_, err := run.Result(ctx)
 	var re *durable.RunError
-	if !errors.As(err, &re) || re.Status != backend.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
-		t.Fatalf("result error %v, want canceled", err)
-	}
-	if p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID}); err != nil || len(p) != 0 {
-		t.Errorf("pending after cancel: %v, %v", p, err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); !errors.Is(err, agent.ErrNotPending) {
-		t.Errorf("approve after cancel: %v, want ErrNotPending", err)
-	}
-	if got := s.refunded(); !slices.Equal(got, []string{"C3:20"}) {
-		t.Errorf("refunds %v", got)
-	}
+	require.ErrorAs(t, err, &re, "result error: want canceled")
+	assert.Equal(t, backend.StatusCanceled, re.Status)
+	assert.ErrorIs(t, err, durable.ErrCanceled)
+	p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+	assert.NoError(t, err)
+	assert.Empty(t, p, "pending after cancel")
+	err = e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"})
+	assert.ErrorIs(t, err, agent.ErrNotPending, "approve after cancel")
+	assert.Equal(t, []string{"C3:20"}, s.refunded(), "refunds")
 	events := follow(t, e, run.ID, "")
-	if last := events[len(events)-1]; last.Type != agent.LiveRunFinished || last.Status != backend.StatusCanceled {
-		t.Errorf("last event %+v", last)
-	}
+	require.NotEmpty(t, events)
+	last := events[len(events)-1]
+	assert.Equal(t, agent.LiveRunFinished, last.Type, "last event %+v", last)
+	assert.Equal(t, backend.StatusCanceled, last.Status, "last event %+v", last)
 	e.replays(a, run.ID)
 }
 
@@ -555,25 +466,17 @@ func TestUndecodableSignalsAreIgnored(t *testing.T) {
 	run := e.startRun(a, "garbage-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	for _, name := range []string{"cairn.approval", "cairn.answer"} {
-		if err := e.rt.Client().Signal(ctx, run.ID, name, "not an object"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.rt.Client().Signal(ctx, run.ID, name, "not an object"))
 	}
 	eventually(t, "the bad signals in history", func() bool {
 		return countEvents(e.history(run.ID), backend.EventSignalReceived) == 2
 	})
-	if info, err := run.Describe(ctx); err != nil || info.Status.Terminal() {
-		t.Fatalf("run after bad signals: %+v, %v", info, err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "alice", Text: "broken"}); err != nil {
-		t.Fatal(err)
-	}
-	if res := e.result(run); res.Text != "Done." {
-		t.Fatalf("result %+v", res)
-	}
+	info, err := run.Describe(ctx)
+	require.NoError(t, err)
+	assert.False(t, info.Status.Terminal(), "run after bad signals: %+v", info)
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}))
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "alice", Text: "broken"}))
+	assert.Equal(t, "Done.", e.result(run).Text)
 	e.replays(a, run.ID)
 }
 
@@ -588,30 +491,23 @@ func TestSecondDecisionWhileNoWorkerRuns(t *testing.T) {
 	run := e.startRun(a, "twice-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", By: "bob", Reason: "no"}); !errors.Is(err, agent.ErrNotPending) {
-		t.Fatalf("second decision: %v, want ErrNotPending", err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}))
+	err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", By: "bob", Reason: "no"})
+	assert.ErrorIs(t, err, agent.ErrNotPending, "second decision")
 	p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-	if err != nil || len(p) != 1 || p[0].CallID != "call_0_2" {
-		t.Fatalf("pending %+v, %v: want only the undecided call", p, err)
-	}
+	require.NoError(t, err)
+	require.Len(t, p, 1, "pending: want only the undecided call")
+	assert.Equal(t, "call_0_2", p[0].CallID, "pending: want only the undecided call")
 	all, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
-	if err != nil || len(all) != 1 || all[0].CallID != "call_0_2" {
-		t.Fatalf("approvals %+v, %v: want only the undecided call", all, err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "bob", Reason: "no"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.Len(t, all, 1, "approvals: want only the undecided call")
+	assert.Equal(t, "call_0_2", all[0].CallID, "approvals: want only the undecided call")
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "bob", Reason: "no"}))
 	e.start()
 	res := e.result(run)
-	if got := toolResult(t, res.Messages, "call_0_1"); got != `"refunded 500 on A1"` {
-		t.Errorf("approved call result %q", got)
-	}
+	assert.Equal(t, `"refunded 500 on A1"`, toolResult(t, res.Messages, "call_0_1"), "approved call result")
 	decided := records(t, e.history(run.ID), "approval_decided")
-	if len(decided) != 2 || decided[0]["by"] != "alice" || decided[1]["by"] != "bob" {
-		t.Errorf("decisions %v", decided)
-	}
+	require.Len(t, decided, 2, "decisions")
+	assert.Equal(t, "alice", decided[0]["by"])
+	assert.Equal(t, "bob", decided[1]["by"])
 }

@@ -1,9 +1,11 @@
 package agent_test
 
 import (
-	"bytes"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -39,27 +41,20 @@ func TestCodec(t *testing.T) {
 	run := e.startRun(a, "secret-1", agent.Input{Message: "Refund order A1 please."})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	p, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-	if err != nil || len(p) != 2 || p[0].Arguments != `{"order":"A1","amount":500}` {
-		t.Fatalf("pending %+v, %v", p, err)
-	}
+	require.NoError(t, err)
+	require.Len(t, p, 2)
+	assert.Equal(t, `{"order":"A1","amount":500}`, p[0].Arguments)
 	for _, c := range []string{"call_0_1", "call_0_2"} {
-		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice", Reason: "not over the limit"}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice", Reason: "not over the limit"}))
 	}
 	res := e.result(run)
-	if got := slices.Sorted(slices.Values(s.refunded())); res.Text != "Done." || !slices.Equal(got, []string{"A1:500", "B2:300", "C3:20"}) {
-		t.Fatalf("result %+v, refunds %v", res, s.refunded())
-	}
+	assert.Equal(t, "Done.", res.Text)
+	assert.Equal(t, []string{"A1:500", "B2:300", "C3:20"}, slices.Sorted(slices.Values(s.refunded())))
 	raw, err := store.ReadHistory(ctx, run.ID, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, entry := range raw {
 		for _, secret := range []string{"Refund order A1", "amount", "over the limit"} {
-			if bytes.Contains(entry, []byte(secret)) {
-				t.Errorf("%q readable at rest in %s", secret, entry)
-			}
+			assert.NotContains(t, string(entry), secret, "readable at rest")
 		}
 	}
 	e.replays(a, run.ID)

@@ -1,11 +1,12 @@
 package agent_test
 
 import (
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -35,54 +36,38 @@ func TestConversation(t *testing.T) {
 	sayNow := func(text string) agent.Reply {
 		t.Helper()
 		r, err := say(ctx, e.rt, run.ID, text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Error != "" || r.Agent != "chat" || r.MessageID == "" {
-			t.Fatalf("reply %+v", r)
-		}
+		require.NoError(t, err)
+		assert.Empty(t, r.Error, "reply %+v", r)
+		assert.Equal(t, "chat", r.Agent, "reply %+v", r)
+		assert.NotEmpty(t, r.MessageID, "reply %+v", r)
 		return r
 	}
-	if r := sayNow("one"); r.Text != "#0 one" {
-		t.Fatalf("reply %q", r.Text)
-	}
+	assert.Equal(t, "#0 one", sayNow("one").Text, "reply")
 	id, err := e.rt.Send(ctx, run.ID, "two")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r2, err := e.rt.Reply(ctx, run.ID, id)
-	if err != nil || r2.Text != "#1 one|two" {
-		t.Fatalf("reply %+v, %v", r2, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "#1 one|two", r2.Text, "reply")
 	// Two exchanges: the run starts a fresh history.
 	eventually(t, "continue-as-new", func() bool {
 		info, err := run.Describe(ctx)
 		return err == nil && info.Generation == 1 && !info.Status.Terminal()
 	})
 	// The reply given just before is still found, in the new history.
-	if again, err := e.rt.Reply(ctx, run.ID, id); err != nil || again != r2 {
-		t.Fatalf("reply after continue-as-new %+v, %v; want %+v", again, err, r2)
-	}
+	again, err := e.rt.Reply(ctx, run.ID, id)
+	require.NoError(t, err, "reply after continue-as-new")
+	assert.Equal(t, r2, again, "reply after continue-as-new")
 	// The conversation was carried forward.
-	if r := sayNow("three"); r.Text != "#2 one|two|three" {
-		t.Fatalf("reply %q", r.Text)
-	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, "#2 one|two|three", sayNow("three").Text, "reply")
+	require.NoError(t, e.rt.End(ctx, run.ID))
 	res := e.result(run)
-	if res.Text != "#2 one|two|three" || res.Turns != 3 || res.Agent != "chat" {
-		t.Fatalf("result %+v", res)
-	}
-	if got := len(res.Messages); got != 6 {
-		t.Errorf("result has %d messages, want 6", got)
-	}
-	if res.Usage.TotalTokens == 0 {
-		t.Errorf("usage lost over continue-as-new: %+v", res.Usage)
-	}
-	if _, err := say(ctx, e.rt, run.ID, "four"); !errors.Is(err, durable.ErrRunEnded) {
-		t.Errorf("say to an ended conversation: %v, want ErrRunEnded", err)
-	}
+	assert.Equal(t, "#2 one|two|three", res.Text)
+	assert.Equal(t, 3, res.Turns)
+	assert.Equal(t, "chat", res.Agent)
+	assert.Len(t, res.Messages, 6)
+	assert.NotZero(t, res.Usage.TotalTokens, "usage lost over continue-as-new: %+v", res.Usage)
+	_, err = say(ctx, e.rt, run.ID, "four")
+	assert.ErrorIs(t, err, durable.ErrRunEnded, "say to an ended conversation")
 	e.replays(a, run.ID)
 }
 
@@ -99,25 +84,20 @@ func TestConversationEndsRightAfterContinue(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-2", agent.Input{Conversation: true, Message: "first"})
 	for _, text := range []string{"second", "third"} {
-		if _, err := say(ctx, e.rt, run.ID, text); err != nil {
-			t.Fatal(err)
-		}
+		_, err := say(ctx, e.rt, run.ID, text)
+		require.NoError(t, err)
 	}
 	eventually(t, "continue-as-new", func() bool {
 		info, err := run.Describe(ctx)
 		return err == nil && info.Generation == 3
 	})
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.End(ctx, run.ID))
 	res := e.result(run)
-	if res.Text != `{"label":"ham","score":2}` || res.Turns != 3 {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, `{"label":"ham","score":2}`, res.Text)
+	assert.Equal(t, 3, res.Turns)
 	v, err := agent.OutputAs[verdict](res)
-	if err != nil || v.Score != 2 {
-		t.Fatalf("output %+v, %v", v, err)
-	}
+	require.NoError(t, err, "output")
+	assert.Equal(t, 2, v.Score)
 	e.replays(a, run.ID)
 }
 
@@ -131,27 +111,19 @@ func TestConversationQueuedMessages(t *testing.T) {
 	var ids []string
 	for _, text := range []string{"a", "b", "c", "d", "e"} {
 		id, err := e.rt.Send(ctx, run.ID, text)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ids = append(ids, id)
 	}
 	// The last reply is the proof that every message was answered in
 	// order: each reply echoes the user messages the model saw.
 	r, err := e.rt.Reply(ctx, run.ID, ids[4])
-	if err != nil || r.Text != "#4 a|b|c|d|e" {
-		t.Fatalf("last reply %+v, %v", r, err)
-	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
-	if res := e.result(run); res.Text != "#4 a|b|c|d|e" {
-		t.Fatalf("result %+v", res)
-	}
+	require.NoError(t, err, "last reply")
+	assert.Equal(t, "#4 a|b|c|d|e", r.Text, "last reply")
+	require.NoError(t, e.rt.End(ctx, run.ID))
+	assert.Equal(t, "#4 a|b|c|d|e", e.result(run).Text, "result")
 	info, err := run.Describe(ctx)
-	if err != nil || info.Generation != 2 {
-		t.Errorf("generation %d, %v; want 2", info.Generation, err)
-	}
+	assert.NoError(t, err)
+	assert.Equal(t, 2, info.Generation)
 }
 
 // TestConversationFailedExchange: an exchange that runs out of turns is
@@ -171,20 +143,16 @@ func TestConversationFailedExchange(t *testing.T) {
 	r, err := say(ctx, e.rt, run.ID, "loop")
 	if err != nil {
 		e.dump()
-		t.Fatal(err)
 	}
-	if r.Text != "" || !strings.Contains(r.Error, "turn limit reached") {
-		t.Fatalf("reply %+v, want the turn limit", r)
-	}
-	if r, err := say(ctx, e.rt, run.ID, "hello"); err != nil || r.Text != "fine" || r.Error != "" {
-		t.Fatalf("reply %+v, %v", r, err)
-	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
-	if res := e.result(run); res.Text != "fine" {
-		t.Fatalf("result %+v", res)
-	}
+	require.NoError(t, err)
+	assert.Empty(t, r.Text, "reply %+v, want the turn limit", r)
+	assert.Contains(t, r.Error, "turn limit reached")
+	r, err = say(ctx, e.rt, run.ID, "hello")
+	require.NoError(t, err)
+	assert.Equal(t, "fine", r.Text)
+	assert.Empty(t, r.Error)
+	require.NoError(t, e.rt.End(ctx, run.ID))
+	assert.Equal(t, "fine", e.result(run).Text, "result")
 	e.replays(a, run.ID)
 }
 
@@ -205,21 +173,15 @@ func TestConversationHandoffCarriedOver(t *testing.T) {
 	var got []string
 	for _, text := range []string{"one", "two", "three"} {
 		r, err := say(ctx, e.rt, run.ID, text)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got = append(got, r.Agent+"="+r.Text)
 	}
 	want := []string{"expert=expert: one", "expert=expert: two", "expert=expert: three"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("replies %v, want %v", got, want)
-	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
-	if res := e.result(run); res.Agent != "expert" || res.Text != "expert: three" {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, want, got, "replies")
+	require.NoError(t, e.rt.End(ctx, run.ID))
+	res := e.result(run)
+	assert.Equal(t, "expert", res.Agent)
+	assert.Equal(t, "expert: three", res.Text)
 	e.replays(front, run.ID)
 }
 
@@ -230,31 +192,26 @@ func TestConversationUndecodableMessage(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-6", agent.Input{Conversation: true})
-	if r, err := say(ctx, e.rt, run.ID, "one"); err != nil || r.Text != "#0 one" {
-		t.Fatalf("reply %+v, %v", r, err)
-	}
-	if err := e.rt.Client().Signal(ctx, run.ID, "cairn.message", []int{1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	r, err := say(ctx, e.rt, run.ID, "one")
+	require.NoError(t, err)
+	assert.Equal(t, "#0 one", r.Text)
+	require.NoError(t, e.rt.Client().Signal(ctx, run.ID, "cairn.message", []int{1, 2}))
 	eventually(t, "the bad message in history", func() bool {
 		return countEvents(e.history(run.ID), backend.EventSignalReceived) == 2
 	})
-	if info, err := run.Describe(ctx); err != nil || info.Generation != 0 || info.Status.Terminal() {
-		t.Fatalf("after a bad message: %+v, %v", info, err)
-	}
-	if r, err := say(ctx, e.rt, run.ID, "two"); err != nil || r.Text != "#1 one|two" {
-		t.Fatalf("reply %+v, %v", r, err)
-	}
+	info, err := run.Describe(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, info.Generation, "after a bad message: %+v", info)
+	assert.False(t, info.Status.Terminal(), "after a bad message: %+v", info)
+	r, err = say(ctx, e.rt, run.ID, "two")
+	require.NoError(t, err)
+	assert.Equal(t, "#1 one|two", r.Text)
 	eventually(t, "continue-as-new", func() bool {
 		info, err := run.Describe(ctx)
 		return err == nil && info.Generation == 1
 	})
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
-	if res := e.result(run); res.Text != "#1 one|two" {
-		t.Fatalf("result %+v", res)
-	}
+	require.NoError(t, e.rt.End(ctx, run.ID))
+	assert.Equal(t, "#1 one|two", e.result(run).Text, "result")
 }
 
 // TestConversationRepliesAcrossContinue: every reply of the history that
@@ -267,26 +224,21 @@ func TestConversationRepliesAcrossContinue(t *testing.T) {
 	var ids []string
 	for _, text := range []string{"a", "b", "c"} {
 		id, err := e.rt.Send(ctx, run.ID, text)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ids = append(ids, id)
 	}
-	if r, err := e.rt.Reply(ctx, run.ID, ids[2]); err != nil || r.Text != "#2 a|b|c" {
-		t.Fatalf("reply c %+v, %v", r, err)
-	}
-	if info, err := run.Describe(ctx); err != nil || info.Generation != 1 {
-		t.Fatalf("generation %d, %v; want 1", info.Generation, err)
-	}
+	r, err := e.rt.Reply(ctx, run.ID, ids[2])
+	require.NoError(t, err, "reply c")
+	assert.Equal(t, "#2 a|b|c", r.Text, "reply c")
+	info, err := run.Describe(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, info.Generation, "the run should have continued as new")
 	for i, want := range []string{"#0 a", "#1 a|b"} {
 		r, err := e.rt.Reply(ctx, run.ID, ids[i])
-		if err != nil || r.Text != want {
-			t.Errorf("reply %d after continue-as-new: %+v, %v; want %q", i, r, err, want)
-		}
+		assert.NoError(t, err, "reply %d after continue-as-new", i)
+		assert.Equal(t, want, r.Text, "reply %d after continue-as-new", i)
 	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.End(ctx, run.ID))
 	e.result(run)
 	e.replays(a, run.ID)
 }

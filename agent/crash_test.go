@@ -1,9 +1,11 @@
 package agent_test
 
 import (
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -35,9 +37,7 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 	restarts, busyRestarts := 0, 0
 	for {
 		info, err := run.Describe(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if info.Status.Terminal() {
 			break
 		}
@@ -55,26 +55,17 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 		if info.Status == backend.StatusAwaitingApproval || info.Status == backend.StatusWaiting {
 			decide(t, e, run.ID)
 		}
-		if err := e.store.(backend.Watcher).WatchRun(ctx, run.ID, info.Version); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.store.(backend.Watcher).WatchRun(ctx, run.ID, info.Version))
 	}
 	res := e.result(run)
-	if res.Text != "Done." || res.Turns != 3 {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "Done.", res.Text)
+	assert.Equal(t, 3, res.Turns)
 	mustContain(t, "rejected call", toolResult(t, res.Messages, "call_0_2"), "rejected by bob")
-	if got := toolResult(t, res.Messages, "call_0_3"); got != `{"answer":"fraud","answered_by":"carol"}` {
-		t.Errorf("answer %q", got)
-	}
+	assert.Equal(t, `{"answer":"fraud","answered_by":"carol"}`, toolResult(t, res.Messages, "call_0_3"), "answer")
 	for _, r := range s.refunded() {
-		if r != "A1:500" {
-			t.Errorf("refund %s ran: only the approved one may", r)
-		}
+		assert.Equal(t, "A1:500", r, "a refund ran: only the approved one may")
 	}
-	if !slices.Contains(s.refunded(), "A1:500") {
-		t.Errorf("the approved refund did not run: %v", s.refunded())
-	}
+	assert.Contains(t, s.refunded(), "A1:500", "the approved refund did not run")
 	t.Logf("%d restarts", restarts)
 	e.replays(a, run.ID)
 }
@@ -84,9 +75,7 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 func decide(t *testing.T, e *env, runID string) {
 	ctx := ctxT(t)
 	pending, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: runID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, p := range pending {
 		switch p.CallID {
 		case "call_0_1":
@@ -96,9 +85,7 @@ func decide(t *testing.T, e *env, runID string) {
 		case "call_0_3":
 			err = e.rt.Answer(ctx, runID, agent.Answer{CallID: p.CallID, By: "carol", Text: "fraud"})
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	}
 }
 
@@ -126,22 +113,17 @@ func TestHelperAwaitingApproval(t *testing.T) {
 		return err == nil && len(reqs) == 1
 	})
 	child := reqs[0]
-	if child.RunID == run.ID || child.Agent != "clerk" || child.Tool != "refund" {
-		t.Fatalf("approval %+v, want the child run's", child)
-	}
+	require.NotEqual(t, run.ID, child.RunID, "approval %+v, want the child run's", child)
+	assert.Equal(t, "clerk", child.Agent, "approval %+v", child)
+	assert.Equal(t, "refund", child.Tool, "approval %+v", child)
 	e.waitStatus(run.ID, backend.StatusWaiting) // for its child
 	e.halt()
-	if err := e.rt.Decide(ctx, child.RunID, agent.Decision{CallID: child.CallID, Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, child.RunID, agent.Decision{CallID: child.CallID, Approved: true, By: "alice"}))
 	e.start()
 	res := e.result(run)
-	if res.Text != "The clerk refunded Z9." || toolResult(t, res.Messages, "call_0_0") != `"refunded Z9"` {
-		t.Fatalf("result %+v", res)
-	}
-	if !slices.Equal(s.refunded(), []string{"Z9:900"}) {
-		t.Errorf("refunds %v", s.refunded())
-	}
+	assert.Equal(t, "The clerk refunded Z9.", res.Text)
+	assert.Equal(t, `"refunded Z9"`, toolResult(t, res.Messages, "call_0_0"))
+	assert.Equal(t, []string{"Z9:900"}, s.refunded(), "refunds")
 	e.replays(boss, run.ID)
 	e.replays(clerk, child.RunID)
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -32,9 +35,7 @@ func newEnvOn(t *testing.T, store backend.Store, opts agent.Options, agents ...*
 	t.Helper()
 	opts.Logger = quietLogger()
 	e := &env{t: t, store: store, rt: agent.NewRuntime(store, opts)}
-	if err := e.rt.Register(agents...); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Register(agents...))
 	e.start()
 	t.Cleanup(func() { e.halt() })
 	return e
@@ -48,9 +49,7 @@ func (e *env) start() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := w.Run(ctx); err != nil {
-			e.t.Errorf("worker: %v", err)
-		}
+		assert.NoError(e.t, w.Run(ctx), "worker")
 	}()
 	e.stop = func() { cancel(); <-done }
 }

@@ -3,10 +3,12 @@ package agent_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -34,9 +36,8 @@ func TestModelMistakesAreFedBack(t *testing.T) {
 	e := newEnv(t, a)
 	run := e.startRun(a, "mistakes-1", agent.Input{Message: "check A1"})
 	res := e.result(run)
-	if res.Text != "A1 is paid." || res.Turns != 3 {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "A1 is paid.", res.Text)
+	assert.Equal(t, 3, res.Turns)
 	cases := []struct {
 		call string
 		want []string
@@ -49,17 +50,12 @@ func TestModelMistakesAreFedBack(t *testing.T) {
 	for _, c := range cases {
 		mustContain(t, "result of "+c.call, toolResult(t, res.Messages, c.call), c.want...)
 	}
-	if got := toolResult(t, res.Messages, "call_1_0"); got != `"order A1 is paid"` {
-		t.Errorf("corrected call result %q", got)
-	}
+	assert.Equal(t, `"order A1 is paid"`, toolResult(t, res.Messages, "call_1_0"), "corrected call result")
 	// The model read the errors in its next request.
 	req := rec.request(t, 1)
-	if n := len(req.Messages); n != 6 {
-		t.Errorf("turn 1 request has %d messages, want 6", n)
-	}
-	if s.looked() != 1 || len(s.refunded()) != 0 {
-		t.Errorf("lookups %d, refunds %v: a bad call reached a tool", s.looked(), s.refunded())
-	}
+	assert.Len(t, req.Messages, 6, "turn 1 request")
+	assert.Equal(t, 1, s.looked(), "lookups: a bad call reached a tool")
+	assert.Empty(t, s.refunded(), "refunds: a bad call reached a tool")
 	// The bad calls that reached the tool activity are error results in
 	// the live feed.
 	errs := 0
@@ -68,9 +64,7 @@ func TestModelMistakesAreFedBack(t *testing.T) {
 			errs++
 		}
 	}
-	if errs != 2 {
-		t.Errorf("%d error results in the feed, want 2 (the lookups with bad arguments)", errs)
-	}
+	assert.Equal(t, 2, errs, "error results in the feed: want the lookups with bad arguments")
 	e.replays(a, run.ID)
 }
 
@@ -88,33 +82,27 @@ func TestToolPanicIsRetriedThenReported(t *testing.T) {
 	e := newEnv(t, a)
 	run := e.startRun(a, "boom-1", agent.Input{Message: "go"})
 	res := e.result(run)
-	if res.Text != "It failed." {
-		t.Fatalf("result %+v", res)
-	}
-	if attempts.Load() != 3 {
-		t.Errorf("%d attempts, want the default 3", attempts.Load())
-	}
+	assert.Equal(t, "It failed.", res.Text)
+	assert.Equal(t, int64(3), attempts.Load(), "attempts: want the default 3")
 	got := toolResult(t, res.Messages, "call_0_0")
 	mustContain(t, "failed tool result", got, "the tool boom failed", "kaboom")
-	if strings.Contains(got, "goroutine") || strings.Contains(got, ".go:") {
-		t.Errorf("the model was shown a stack trace: %q", got)
-	}
+	assert.NotContains(t, got, "goroutine", "the model was shown a stack trace")
+	assert.NotContains(t, got, ".go:", "the model was shown a stack trace")
 	h := e.history(run.ID)
-	if n := countEvents(h, backend.EventActivityAttemptFailed); n != 2 {
-		t.Errorf("%d failed attempts in history, want 2 (then the failure)", n)
-	}
+	assert.Equal(t, 2, countEvents(h, backend.EventActivityAttemptFailed), "failed attempts in history: want 2, then the failure")
 	var final *backend.Failure
 	for _, ev := range h {
 		if ev.Type == backend.EventActivityFailed {
 			final = ev.Failure
 		}
 	}
-	if final == nil || !strings.Contains(final.Stack, "goroutine") {
-		t.Errorf("history keeps no stack of the panic: %+v", final)
+	if assert.NotNil(t, final, "history keeps no failure of the panic") {
+		assert.Contains(t, final.Stack, "goroutine", "history keeps no stack of the panic")
 	}
 	failed := ofType(follow(t, e, run.ID, ""), agent.LiveToolFailed)
-	if len(failed) != 3 || failed[2].Attempt != 3 || !strings.Contains(failed[0].Error, "kaboom") {
-		t.Errorf("tool_failed events %+v", failed)
+	if assert.Len(t, failed, 3, "tool_failed events") {
+		assert.Equal(t, 3, failed[2].Attempt, "tool_failed events %+v", failed)
+		assert.Contains(t, failed[0].Error, "kaboom", "tool_failed events %+v", failed)
 	}
 	e.replays(a, run.ID)
 }
@@ -136,9 +124,8 @@ func TestToolErrorsAndRetries(t *testing.T) {
 	a := &agent.Agent{Name: "mixed", Model: model, Tools: mustSet(t, flaky, picky)}
 	e := newEnv(t, a)
 	res := e.result(e.startRun(a, "mixed-1", agent.Input{Message: "go"}))
-	if got := toolResult(t, res.Messages, "call_0_0"); got != `"ok A1"` || flakyAttempts.Load() != 2 {
-		t.Errorf("flaky result %q after %d attempts", got, flakyAttempts.Load())
-	}
+	assert.Equal(t, `"ok A1"`, toolResult(t, res.Messages, "call_0_0"), "flaky result")
+	assert.Equal(t, int64(2), flakyAttempts.Load(), "flaky attempts")
 	mustContain(t, "picky result", toolResult(t, res.Messages, "call_0_1"), "no such order")
 	e.replays(a, "mixed-1")
 }
@@ -156,12 +143,11 @@ func TestFatalToolErrorFailsTheRun(t *testing.T) {
 	run := e.startRun(a, "fatal-1", agent.Input{Message: "go"})
 	msg := e.failure(run)
 	mustContain(t, "failure", msg, "fatal tool error", "card revoked")
-	if calls.Load() != 1 || rec.calls(1) != 0 {
-		t.Errorf("tool called %d times, model asked again %d times", calls.Load(), rec.calls(1))
-	}
+	assert.Equal(t, int64(1), calls.Load(), "tool calls")
+	assert.Zero(t, rec.calls(1), "the model was asked again")
 	finished := ofType(follow(t, e, run.ID, ""), agent.LiveToolFinished)
-	if len(finished) != 1 || !strings.Contains(finished[0].Error, "card revoked") {
-		t.Errorf("tool_finished %+v", finished)
+	if assert.Len(t, finished, 1, "tool_finished") {
+		assert.Contains(t, finished[0].Error, "card revoked", "tool_finished")
 	}
 	e.replays(a, run.ID)
 }
@@ -199,11 +185,11 @@ func TestLimits(t *testing.T) {
 			for turn := range 20 {
 				calls += rec.calls(turn)
 			}
-			if c.wantCalls > 0 && calls != c.wantCalls {
-				t.Errorf("model calls %d, want %d", calls, c.wantCalls)
-			}
-			if c.wantCalls == 0 && (calls < 2 || calls >= agent.DefaultMaxTurns) {
-				t.Errorf("model calls %d: the budget should stop the run after a few", calls)
+			if c.wantCalls > 0 {
+				assert.Equal(t, c.wantCalls, calls, "model calls")
+			} else {
+				assert.GreaterOrEqual(t, calls, 2, "model calls: the budget should stop the run after a few")
+				assert.Less(t, calls, agent.DefaultMaxTurns, "model calls: the budget should stop the run after a few")
 			}
 			e.replays(a, run.ID)
 		})
@@ -240,19 +226,13 @@ func TestModelErrors(t *testing.T) {
 			e := newEnv(t, a)
 			run := e.startRun(a, "model-1", agent.Input{Message: "hi"})
 			if c.wantFail == "" {
-				if res := e.result(run); res.Text != "hello" {
-					t.Fatalf("result %+v", res)
-				}
+				assert.Equal(t, "hello", e.result(run).Text, "result")
 			} else {
 				mustContain(t, "failure", e.failure(run), "model call", c.wantFail)
 			}
-			if calls.Load() != int64(c.wantCalls) {
-				t.Errorf("model calls %d, want %d", calls.Load(), c.wantCalls)
-			}
+			assert.Equal(t, int64(c.wantCalls), calls.Load(), "model calls")
 			h := e.history(run.ID)
-			if n := countEvents(h, backend.EventActivityAttemptFailed); n != min(c.failures, c.wantCalls-1) {
-				t.Errorf("%d failed attempts in history, want %d", n, min(c.failures, c.wantCalls-1))
-			}
+			assert.Equal(t, min(c.failures, c.wantCalls-1), countEvents(h, backend.EventActivityAttemptFailed), "failed attempts in history")
 			e.replays(a, run.ID)
 		})
 	}
@@ -280,30 +260,19 @@ func TestStartAndRegisterErrors(t *testing.T) {
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			rt := agent.NewRuntime(newMemoryStore(), agent.Options{Logger: quietLogger()})
-			err := rt.Register(c.agent)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("register: %v, want an error about %q", err, c.want)
-			}
+			assert.ErrorContains(t, rt.Register(c.agent), c.want, "register")
 		})
 	}
 	rt := agent.NewRuntime(newMemoryStore(), agent.Options{Logger: quietLogger()})
-	if err := rt.Register(ok, ok); err != nil {
-		t.Errorf("register twice: %v", err)
-	}
-	if err := rt.Register(&agent.Agent{Name: "ok", Model: model}); err == nil {
-		t.Error("register another agent of the same name: no error")
-	}
+	assert.NoError(t, rt.Register(ok, ok), "register twice")
+	assert.Error(t, rt.Register(&agent.Agent{Name: "ok", Model: model}), "register another agent of the same name")
 	ctx := ctxT(t)
-	if _, err := rt.Start(ctx, ok, "x", agent.Input{}); err == nil {
-		t.Error("start with no message: no error")
-	}
-	if _, err := rt.Start(ctx, ok, "x", agent.Input{Message: "a"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rt.Start(ctx, ok, "x", agent.Input{Message: "a"}); err != nil {
-		t.Errorf("start the same run again: %v", err)
-	}
-	if _, err := rt.Start(ctx, ok, "x", agent.Input{Message: "b"}); !errors.Is(err, durable.ErrRunExists) {
-		t.Errorf("start another run with the same id: %v, want ErrRunExists", err)
-	}
+	_, err := rt.Start(ctx, ok, "x", agent.Input{})
+	assert.Error(t, err, "start with no message")
+	_, err = rt.Start(ctx, ok, "x", agent.Input{Message: "a"})
+	require.NoError(t, err)
+	_, err = rt.Start(ctx, ok, "x", agent.Input{Message: "a"})
+	assert.NoError(t, err, "start the same run again")
+	_, err = rt.Start(ctx, ok, "x", agent.Input{Message: "b"})
+	assert.ErrorIs(t, err, durable.ErrRunExists, "start another run with the same id")
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
@@ -23,9 +26,7 @@ func follow(t *testing.T, e *env, runID, after string) []agent.LiveEvent {
 		events = append(events, ev)
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("follow %s: %v", runID, err)
-	}
+	require.NoError(t, err, "follow %s", runID)
 	return events
 }
 
@@ -81,9 +82,7 @@ func TestLiveEvents(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "live-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice", Reason: "ok"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice", Reason: "ok"}))
 	e.result(run)
 	events := feedUntil(t, e, run.ID, "the approval events", func(evs []agent.LiveEvent) bool {
 		n := counts(evs)
@@ -92,43 +91,44 @@ func TestLiveEvents(t *testing.T) {
 
 	var ids []string
 	for _, ev := range events {
-		if ev.RunID != run.ID || ev.ID == "" || ev.Time.IsZero() {
-			t.Errorf("event %+v", ev)
-		}
+		assert.Equal(t, run.ID, ev.RunID, "event %+v", ev)
+		assert.NotEmpty(t, ev.ID, "event %+v", ev)
+		assert.False(t, ev.Time.IsZero(), "event %+v", ev)
 		ids = append(ids, ev.ID)
 	}
-	if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
-		t.Errorf("event ids not increasing: %v", ids)
-	}
+	assert.IsIncreasing(t, ids, "event ids")
 
 	started, finished := ofType(events, agent.LiveToolStarted), ofType(events, agent.LiveToolFinished)
-	if len(started) != 2 || len(finished) != 2 {
-		t.Fatalf("tool events: %d started, %d finished; want 2 and 2", len(started), len(finished))
-	}
+	assert.Len(t, started, 2, "tool_started events")
+	assert.Len(t, finished, 2, "tool_finished events")
 	results := map[string]string{}
 	for _, ev := range finished {
-		if ev.Result == nil || ev.Result.IsError || ev.Attempt != 1 || ev.Step == 0 || ev.Agent != "refunder" {
-			t.Errorf("tool_finished %+v", ev)
+		if !assert.NotNil(t, ev.Result, "tool_finished %+v", ev) {
 			continue
 		}
+		assert.False(t, ev.Result.IsError, "tool_finished %+v", ev)
+		assert.Equal(t, 1, ev.Attempt, "tool_finished %+v", ev)
+		assert.NotZero(t, ev.Step, "tool_finished %+v", ev)
+		assert.Equal(t, "refunder", ev.Agent, "tool_finished %+v", ev)
 		results[ev.CallID+" "+ev.Tool] = ev.Result.Content
 	}
-	if want := map[string]string{"call_0_0 lookup": `"order A1 is paid"`, "call_0_1 refund": `"refunded 500 on A1"`}; !mapsEqual(results, want) {
-		t.Errorf("tool results %v, want %v", results, want)
-	}
+	assert.Equal(t, map[string]string{"call_0_0 lookup": `"order A1 is paid"`, "call_0_1 refund": `"refunded 500 on A1"`}, results, "tool results")
 	for _, ev := range started {
-		if ev.CallID == "call_0_1" && ev.Arguments != `{"order":"A1","amount":500}` {
-			t.Errorf("tool_started %+v", ev)
+		if ev.CallID == "call_0_1" {
+			assert.Equal(t, `{"order":"A1","amount":500}`, ev.Arguments, "tool_started %+v", ev)
 		}
 	}
 
 	req, dec := ofType(events, agent.LiveApprovalRequested), ofType(events, agent.LiveApprovalDecided)
-	if len(req) != 1 || req[0].CallID != "call_0_1" || req[0].Tool != "refund" || req[0].Arguments != `{"order":"A1","amount":500}` {
-		t.Errorf("approval_requested %+v", req)
-	}
-	if len(dec) != 1 || dec[0].CallID != "call_0_1" || !dec[0].Approved || dec[0].By != "alice" || dec[0].Reason != "ok" {
-		t.Errorf("approval_decided %+v", dec)
-	}
+	require.Len(t, req, 1, "approval_requested")
+	assert.Equal(t, "call_0_1", req[0].CallID, "approval_requested")
+	assert.Equal(t, "refund", req[0].Tool, "approval_requested")
+	assert.Equal(t, `{"order":"A1","amount":500}`, req[0].Arguments, "approval_requested")
+	require.Len(t, dec, 1, "approval_decided")
+	assert.Equal(t, "call_0_1", dec[0].CallID, "approval_decided")
+	assert.True(t, dec[0].Approved, "approval_decided")
+	assert.Equal(t, "alice", dec[0].By, "approval_decided")
+	assert.Equal(t, "ok", dec[0].Reason, "approval_decided")
 
 	var text strings.Builder
 	var tr agent.Transcript
@@ -138,13 +138,11 @@ func TestLiveEvents(t *testing.T) {
 			text.WriteString(ev.Text)
 		}
 	}
-	if text.String() != "Refund done for order A1." || tr.Text() != "Refund done for order A1." {
-		t.Errorf("streamed text %q, transcript %q", text.String(), tr.Text())
-	}
+	assert.Equal(t, "Refund done for order A1.", text.String(), "streamed text")
+	assert.Equal(t, "Refund done for order A1.", tr.Text(), "transcript")
 	fin := ofType(events, agent.LiveRunFinished)
-	if fin[0].Status != backend.StatusCompleted || fin[0].Error != "" {
-		t.Errorf("run_finished %+v, want completed", fin[0])
-	}
+	assert.Equal(t, backend.StatusCompleted, fin[0].Status, "run_finished %+v", fin[0])
+	assert.Empty(t, fin[0].Error, "run_finished %+v", fin[0])
 	// The order of what one worker did in a row: the decision, then the
 	// refund it allowed, then the answer's text, then the end.
 	pos := func(match func(agent.LiveEvent) bool) int {
@@ -154,16 +152,12 @@ func TestLiveEvents(t *testing.T) {
 	refundAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveToolStarted && ev.Tool == "refund" })
 	textAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveTextDelta })
 	endAt := pos(func(ev agent.LiveEvent) bool { return ev.Type == agent.LiveRunFinished })
-	if !(decAt < refundAt && refundAt < textAt && textAt < endAt) {
-		t.Errorf("order: decided %d, refund %d, text %d, end %d", decAt, refundAt, textAt, endAt)
-	}
+	assert.IsIncreasing(t, []int{decAt, refundAt, textAt, endAt}, "order: decided, refund, text, end")
 
 	// Resuming after an event gives exactly the events after it.
 	for _, mid := range []int{0, len(events) / 2, len(events) - 2} {
 		rest, err := e.rt.LiveEvents(ctx, run.ID, events[mid].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var got, want []string
 		for _, ev := range rest {
 			got = append(got, ev.ID)
@@ -171,27 +165,12 @@ func TestLiveEvents(t *testing.T) {
 		for _, ev := range events[mid+1:] {
 			want = append(want, ev.ID)
 		}
-		if !slices.Equal(got, want) {
-			t.Errorf("resumed after %s: %v, want %v", events[mid].ID, got, want)
-		}
+		assert.Equal(t, want, got, "resumed after %s", events[mid].ID)
 	}
 	// Follow, resumed near the end, delivers up to run_finished.
 	tail := follow(t, e, run.ID, events[endAt-1].ID)
-	if len(tail) != 1 || tail[0].Type != agent.LiveRunFinished {
-		t.Errorf("follow from before the end: %+v", tail)
-	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	require.Len(t, tail, 1, "follow from before the end")
+	assert.Equal(t, agent.LiveRunFinished, tail[0].Type, "follow from before the end")
 }
 
 // flakyStream is a streaming model whose first attempt at each turn
@@ -233,35 +212,25 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 	e := newEnv(t, a)
 	run := e.startRun(a, "stream-1", agent.Input{Message: "hi"})
 	res := e.result(run)
-	if res.Text != "Hello, world." {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "Hello, world.", res.Text)
 	events := follow(t, e, run.ID, "")
 	abandoned := ofType(events, agent.LiveAttemptAbandoned)
-	if len(abandoned) != 1 || abandoned[0].Attempt != 1 || abandoned[0].Step == 0 {
-		t.Fatalf("abandoned %+v", abandoned)
-	}
+	require.Len(t, abandoned, 1, "abandoned")
+	assert.Equal(t, 1, abandoned[0].Attempt, "abandoned %+v", abandoned)
+	require.NotZero(t, abandoned[0].Step, "abandoned %+v", abandoned)
 	var raw strings.Builder
 	var tr agent.Transcript
 	for _, ev := range events {
 		tr.Add(ev)
 		if ev.Type == agent.LiveTextDelta {
-			if ev.Step != abandoned[0].Step {
-				t.Errorf("delta of step %d, want %d", ev.Step, abandoned[0].Step)
-			}
+			assert.Equal(t, abandoned[0].Step, ev.Step, "delta of step")
 			raw.WriteString(ev.Text)
 		}
 	}
-	if raw.String() != "Hello, Hello, world." {
-		t.Errorf("raw deltas %q: want the abandoned attempt's text, then the retry's", raw.String())
-	}
-	if tr.Text() != "Hello, world." {
-		t.Errorf("transcript %q, want no duplicate text", tr.Text())
-	}
+	assert.Equal(t, "Hello, Hello, world.", raw.String(), "raw deltas: want the abandoned attempt's text, then the retry's")
+	assert.Equal(t, "Hello, world.", tr.Text(), "transcript: want no duplicate text")
 	h := e.history(run.ID)
-	if n := countEvents(h, backend.EventActivityAttemptFailed); n != 1 {
-		t.Errorf("%d failed attempts in history, want 1", n)
-	}
+	assert.Equal(t, 1, countEvents(h, backend.EventActivityAttemptFailed), "failed attempts in history")
 	e.replays(a, run.ID)
 }
 
@@ -282,13 +251,9 @@ func TestTranscriptSteps(t *testing.T) {
 	} {
 		tr.Add(ev)
 	}
-	if got, want := tr.Text(), "Let me check.\nIt is sunny."; got != want {
-		t.Errorf("transcript %q, want %q", got, want)
-	}
+	assert.Equal(t, "Let me check.\nIt is sunny.", tr.Text(), "transcript")
 	var zero agent.Transcript
-	if zero.Text() != "" {
-		t.Errorf("zero transcript %q", zero.Text())
-	}
+	assert.Empty(t, zero.Text(), "zero transcript")
 }
 
 // TestLiveEventsFailedRun: a failed run ends its feed with run_finished
@@ -302,15 +267,15 @@ func TestLiveEventsFailedRun(t *testing.T) {
 	run := e.startRun(a, "dead-1", agent.Input{Message: "hi"})
 	e.failure(run)
 	events := follow(t, e, run.ID, "")
+	require.NotEmpty(t, events)
 	last := events[len(events)-1]
-	if last.Type != agent.LiveRunFinished || last.Status != backend.StatusFailed || !strings.Contains(last.Error, "bad model") {
-		t.Errorf("last event %+v", last)
-	}
+	assert.Equal(t, agent.LiveRunFinished, last.Type, "last event %+v", last)
+	assert.Equal(t, backend.StatusFailed, last.Status, "last event %+v", last)
+	assert.Contains(t, last.Error, "bad model", "last event %+v", last)
 	// Follow stops when fn says so, with its error.
 	stop := errors.New("stop")
-	if err := e.rt.Follow(ctxT(t), run.ID, "", func(agent.LiveEvent) error { return stop }); !errors.Is(err, stop) {
-		t.Errorf("follow with a failing fn: %v", err)
-	}
+	err := e.rt.Follow(ctxT(t), run.ID, "", func(agent.LiveEvent) error { return stop })
+	assert.ErrorIs(t, err, stop, "follow with a failing fn")
 }
 
 // noFeed hides the store's live feed.
@@ -324,16 +289,12 @@ func TestNoFeed(t *testing.T) {
 	a := &agent.Agent{Name: "quiet", Model: model, Tools: s.tools(t)}
 	e := newEnvOn(t, noFeed{newMemoryStore()}, agent.Options{}, a)
 	run := e.startRun(a, "quiet-1", agent.Input{Message: "?"})
-	if res := e.result(run); res.Text != "paid" {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "paid", e.result(run).Text, "result")
 	ctx := ctxT(t)
-	if _, err := e.rt.LiveEvents(ctx, run.ID, ""); !errors.Is(err, agent.ErrNoFeed) {
-		t.Errorf("events: %v, want ErrNoFeed", err)
-	}
-	if err := e.rt.Follow(ctx, run.ID, "", func(agent.LiveEvent) error { return nil }); !errors.Is(err, agent.ErrNoFeed) {
-		t.Errorf("follow: %v, want ErrNoFeed", err)
-	}
+	_, err := e.rt.LiveEvents(ctx, run.ID, "")
+	assert.ErrorIs(t, err, agent.ErrNoFeed, "events")
+	err = e.rt.Follow(ctx, run.ID, "", func(agent.LiveEvent) error { return nil })
+	assert.ErrorIs(t, err, agent.ErrNoFeed, "follow")
 }
 
 // TestLiveEventsOfPeopleAndHandoffs: questions, answers, handoffs and
@@ -352,27 +313,21 @@ func TestLiveEventsOfPeopleAndHandoffs(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(front, "people-1", agent.Input{Conversation: true})
 	id, err := e.rt.Send(ctx, run.ID, "help")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var qs []agent.PendingCall
 	eventually(t, "the question", func() bool {
 		qs, _ = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 		return len(qs) == 1
 	})
-	if qs[0].Agent != "expert" || qs[0].Turn != 2 || qs[0].CallID != "call_1_0" {
-		t.Fatalf("question %+v", qs[0])
-	}
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_1_0", By: "erin", Text: "A7"}); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, "expert", qs[0].Agent, "question %+v", qs[0])
+	assert.Equal(t, 2, qs[0].Turn, "question %+v", qs[0])
+	assert.Equal(t, "call_1_0", qs[0].CallID, "question %+v", qs[0])
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_1_0", By: "erin", Text: "A7"}))
 	r, err := e.rt.Reply(ctx, run.ID, id)
-	if err != nil || r.Agent != "expert" || !strings.Contains(r.Text, "A7") {
-		t.Fatalf("reply %+v, %v", r, err)
-	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "reply")
+	assert.Equal(t, "expert", r.Agent, "reply %+v", r)
+	assert.Contains(t, r.Text, "A7", "reply %+v", r)
+	require.NoError(t, e.rt.End(ctx, run.ID))
 	e.result(run)
 	events := feedUntil(t, e, run.ID, "five events", func(evs []agent.LiveEvent) bool {
 		n := counts(evs)
@@ -403,9 +358,7 @@ func TestLiveEventsOfPeopleAndHandoffs(t *testing.T) {
 		"handoff front transfer_to_expert",
 		`reply expert Order {"answer":"A7","answered_by":"erin"}`,
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("events\n got %q\nwant %q", got, want)
-	}
+	assert.Equal(t, want, got, "events")
 	e.replays(front, run.ID)
 }
 

@@ -2,10 +2,10 @@ package agent_test
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -33,52 +33,40 @@ func TestAskHuman(t *testing.T) {
 		return err == nil && len(qs) == 1
 	})
 	q := qs[0]
-	if q.Kind != agent.KindQuestion || q.RunID != run.ID || q.CallID != "call_0_0" || q.Tool != "ask_human" ||
-		q.Question != "Which size, M or L?" || q.Arguments != "" || q.Agent != "clerk" {
-		t.Fatalf("question %+v", q)
-	}
-	if aps, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval}); err != nil || len(aps) != 0 {
-		t.Errorf("approvals %v, %v: a question is not one", aps, err)
-	}
+	assert.Equal(t, agent.KindQuestion, q.Kind, "question %+v", q)
+	assert.Equal(t, run.ID, q.RunID, "question %+v", q)
+	assert.Equal(t, "call_0_0", q.CallID, "question %+v", q)
+	assert.Equal(t, "ask_human", q.Tool, "question %+v", q)
+	assert.Equal(t, "Which size, M or L?", q.Question, "question %+v", q)
+	assert.Empty(t, q.Arguments, "question %+v", q)
+	assert.Equal(t, "clerk", q.Agent, "question %+v", q)
+	aps, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindApproval})
+	assert.NoError(t, err)
+	assert.Empty(t, aps, "approvals: a question is not one")
 	// A question is answered, not approved; and it needs a name.
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "dana"}); !errors.Is(err, agent.ErrNotPending) {
-		t.Errorf("approve a question: %v, want ErrNotPending", err)
-	}
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "", Text: "L"}); !errors.Is(err, agent.ErrNotAuthorized) {
-		t.Errorf("answer with no name: %v, want ErrNotAuthorized", err)
-	}
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "dana", Text: "L"}); !errors.Is(err, agent.ErrNotPending) {
-		t.Errorf("answer a bad call: %v, want ErrNotPending", err)
-	}
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "dana", Text: "L, please"}); err != nil {
-		t.Fatal(err)
-	}
+	err = e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "dana"})
+	assert.ErrorIs(t, err, agent.ErrNotPending, "approve a question")
+	err = e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "", Text: "L"})
+	assert.ErrorIs(t, err, agent.ErrNotAuthorized, "answer with no name")
+	err = e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "dana", Text: "L"})
+	assert.ErrorIs(t, err, agent.ErrNotPending, "answer a bad call")
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "dana", Text: "L, please"}))
 	res := e.result(run)
-	if res.Text != "Ordering size L." {
-		t.Fatalf("result %+v", res)
-	}
-	var got map[string]string
-	if err := json.Unmarshal([]byte(toolResult(t, res.Messages, "call_0_0")), &got); err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]string{"answer": "L, please", "answered_by": "dana"}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("answer result %v, want %v", got, want)
-	}
+	assert.Equal(t, "Ordering size L.", res.Text)
+	assert.JSONEq(t, `{"answer":"L, please","answered_by":"dana"}`, toolResult(t, res.Messages, "call_0_0"), "answer result")
 	for _, id := range []string{"call_0_1", "call_0_2"} {
 		mustContain(t, "bad ask_human result", toolResult(t, res.Messages, id), `ask_human needs arguments {"question": "..."}`)
 	}
 	// The model was offered the tool.
-	if tools := toolNamesOf(rec.request(t, 0)); !slices.Equal(tools, []string{"ask_human"}) {
-		t.Errorf("tools offered %v", tools)
-	}
+	assert.Equal(t, []string{"ask_human"}, toolNamesOf(rec.request(t, 0)), "tools offered")
 	h := e.history(run.ID)
 	answered := records(t, h, "question_answered")
-	if len(answered) != 1 || answered[0]["by"] != "dana" || answered[0]["text"] != "L, please" {
-		t.Errorf("answers recorded %v", answered)
+	if assert.Len(t, answered, 1, "answers recorded") {
+		assert.Equal(t, "dana", answered[0]["by"], "answers recorded")
+		assert.Equal(t, "L, please", answered[0]["text"], "answers recorded")
 	}
-	if qs, _ := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion}); len(qs) != 0 {
-		t.Errorf("questions after the end: %v", qs)
-	}
+	qs, _ = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
+	assert.Empty(t, qs, "questions after the end")
 	e.replays(a, run.ID)
 }
 
@@ -97,24 +85,16 @@ func TestAskHumanWhileApproving(t *testing.T) {
 	run := e.startRun(a, "mixed-1", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	qs, err := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-	if err != nil || len(qs) != 1 || qs[0].CallID != "call_0_1" {
-		t.Fatalf("questions %v, %v", qs, err)
-	}
-	if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.Len(t, qs, 1, "questions")
+	assert.Equal(t, "call_0_1", qs[0].CallID, "questions")
+	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "alice"}))
 	e.waitStatus(run.ID, backend.StatusWaiting)
 	eventually(t, "the approved refund", func() bool { return len(s.refunded()) == 1 })
-	if err := e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "carol", Text: "broken"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "carol", Text: "broken"}))
 	res := e.result(run)
-	if got := toolResult(t, res.Messages, "call_0_0"); got != `"refunded 500 on A1"` {
-		t.Errorf("refund result %q", got)
-	}
-	if got := toolResult(t, res.Messages, "call_0_1"); got != `{"answer":"broken","answered_by":"carol"}` {
-		t.Errorf("answer result %q", got)
-	}
+	assert.Equal(t, `"refunded 500 on A1"`, toolResult(t, res.Messages, "call_0_0"), "refund result")
+	assert.Equal(t, `{"answer":"broken","answered_by":"carol"}`, toolResult(t, res.Messages, "call_0_1"), "answer result")
 	e.replays(a, run.ID)
 }
 
@@ -128,32 +108,28 @@ type verdict struct {
 // the corrected one is decoded, and every request carries the schema.
 func TestStructuredOutput(t *testing.T) {
 	out, err := agent.OutputOf[verdict]("verdict", "the classification")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rec, model := script(answer(`{"label":"maybe","score":3}`), answer(`{"label":"spam","score":9}`))
 	a := &agent.Agent{Name: "classifier", Model: model, Output: out}
 	e := newEnv(t, a)
 	run := e.startRun(a, "out-1", agent.Input{Message: "WIN A PRIZE"})
 	res := e.result(run)
 	v, err := agent.OutputAs[verdict](res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v != (verdict{Label: "spam", Score: 9}) || res.Text != `{"label":"spam","score":9}` || res.Turns != 2 {
-		t.Fatalf("output %+v, result %+v", v, res)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, verdict{Label: "spam", Score: 9}, v, "output")
+	assert.Equal(t, `{"label":"spam","score":9}`, res.Text)
+	assert.Equal(t, 2, res.Turns)
 	for turn := range 2 {
 		req := rec.request(t, turn)
-		if req.Output == nil || req.Output.Name != "verdict" || req.Output.Description != "the classification" {
-			t.Fatalf("turn %d: output schema %+v", turn, req.Output)
-		}
+		require.NotNil(t, req.Output, "turn %d: output schema", turn)
+		assert.Equal(t, "verdict", req.Output.Name, "turn %d: output schema", turn)
+		assert.Equal(t, "the classification", req.Output.Description, "turn %d: output schema", turn)
 		var schema struct {
 			Properties map[string]json.RawMessage `json:"properties"`
 		}
-		if err := json.Unmarshal(req.Output.Schema, &schema); err != nil || schema.Properties["label"] == nil || schema.Properties["score"] == nil {
-			t.Fatalf("turn %d: schema %s (%v)", turn, req.Output.Schema, err)
-		}
+		require.NoError(t, json.Unmarshal(req.Output.Schema, &schema), "turn %d: schema %s", turn, req.Output.Schema)
+		assert.Contains(t, schema.Properties, "label", "turn %d: schema %s", turn, req.Output.Schema)
+		assert.Contains(t, schema.Properties, "score", "turn %d: schema %s", turn, req.Output.Schema)
 	}
 	// The correction names the problem.
 	correction := lastUser(rec.request(t, 1))
@@ -176,9 +152,7 @@ func TestStructuredOutputExhausted(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := agent.OutputOf[verdict]("verdict", "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			out.MaxCorrections = c.corrections
 			var calls int
 			rec, model := newRecorder(func(turn int, req providers.Request) (providers.Response, error) {
@@ -192,15 +166,12 @@ func TestStructuredOutputExhausted(t *testing.T) {
 			for turn := range 10 {
 				calls += rec.calls(turn)
 			}
-			if calls != c.wantCalls {
-				t.Errorf("model calls %d, want %d", calls, c.wantCalls)
-			}
+			assert.Equal(t, c.wantCalls, calls, "model calls")
 			e.replays(a, run.ID)
 		})
 	}
-	if _, err := agent.OutputAs[verdict](agent.RunResult{Text: "x"}); err == nil {
-		t.Error("OutputAs of a result without output: no error")
-	}
+	_, err := agent.OutputAs[verdict](agent.RunResult{Text: "x"})
+	assert.Error(t, err, "OutputAs of a result without output")
 }
 
 // TestStructuredOutputRefusal: a model that refuses the schema fails the
@@ -233,40 +204,27 @@ func TestHandoff(t *testing.T) {
 	e := newEnv(t, triage)
 	run := e.startRun(triage, "handoff-1", agent.Input{Message: "Is my order paid?"})
 	res := e.result(run)
-	if res.Agent != "billing" || res.Text != "Billing: your order is paid." || res.Turns != 3 {
-		t.Fatalf("result %+v", res)
-	}
-	if n := triageRec.calls(0) + triageRec.calls(1) + triageRec.calls(2); n != 1 {
-		t.Errorf("triage model called %d times, want 1", n)
-	}
+	assert.Equal(t, "billing", res.Agent)
+	assert.Equal(t, "Billing: your order is paid.", res.Text)
+	assert.Equal(t, 3, res.Turns)
+	assert.Equal(t, 1, triageRec.calls(0)+triageRec.calls(1)+triageRec.calls(2), "triage model calls")
 	treq := triageRec.request(t, 0)
-	if tools := toolNamesOf(treq); !slices.Equal(tools, []string{"transfer_to_billing"}) {
-		t.Errorf("triage tools %v", tools)
-	}
+	require.Equal(t, []string{"transfer_to_billing"}, toolNamesOf(treq), "triage tools")
 	mustContain(t, "handoff tool description", treq.Tools[0].Description, "Handles invoices.")
 	for turn := 1; turn <= 2; turn++ {
 		req := billingRec.request(t, turn)
-		if req.System != "You do billing." {
-			t.Errorf("turn %d: system %q, want billing's", turn, req.System)
-		}
-		if tools := toolNamesOf(req); !slices.Equal(tools, []string{"lookup", "refund"}) && !slices.Equal(tools, []string{"refund", "lookup"}) {
-			t.Errorf("turn %d: tools %v, want billing's", turn, tools)
-		}
-		if got := userTexts(req); !slices.Equal(got, []string{"Is my order paid?"}) {
-			t.Errorf("turn %d: billing sees user messages %q", turn, got)
-		}
+		assert.Equal(t, "You do billing.", req.System, "turn %d: system, want billing's", turn)
+		assert.ElementsMatch(t, []string{"lookup", "refund"}, toolNamesOf(req), "turn %d: tools, want billing's", turn)
+		assert.Equal(t, []string{"Is my order paid?"}, userTexts(req), "turn %d: user messages billing sees", turn)
 	}
-	if got := toolResult(t, res.Messages, "call_0_0"); got != `{"transferred_to":"billing"}` {
-		t.Errorf("handoff result %q", got)
-	}
+	assert.Equal(t, `{"transferred_to":"billing"}`, toolResult(t, res.Messages, "call_0_0"), "handoff result")
 	mustContain(t, "unknown handoff result", toolResult(t, res.Messages, "call_0_1"), `unknown tool "transfer_to_nowhere"`)
-	if s.looked() != 1 {
-		t.Errorf("billing's lookup ran %d times", s.looked())
-	}
+	assert.Equal(t, 1, s.looked(), "billing's lookup runs")
 	h := e.history(run.ID)
 	hand := records(t, h, "handoff")
-	if len(hand) != 1 || hand[0]["to"] != "billing" || hand[0]["agent"] != "triage" {
-		t.Errorf("handoff records %v", hand)
+	if assert.Len(t, hand, 1, "handoff records") {
+		assert.Equal(t, "billing", hand[0]["to"], "handoff records")
+		assert.Equal(t, "triage", hand[0]["agent"], "handoff records")
 	}
 	e.replays(triage, run.ID)
 }
@@ -284,9 +242,8 @@ func TestHandoffOnlyOnce(t *testing.T) {
 	front := &agent.Agent{Name: "front", Model: model, Handoffs: []*agent.Agent{one, two}}
 	e := newEnv(t, front)
 	res := e.result(e.startRun(front, "twice", agent.Input{Message: "hi"}))
-	if res.Agent != "two" || res.Text != "two" {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "two", res.Agent)
+	assert.Equal(t, "two", res.Text)
 	mustContain(t, "second handoff", toolResult(t, res.Messages, "call_0_1"), "ignored", "already handed to two")
 	e.replays(front, "twice")
 }
@@ -310,26 +267,19 @@ func TestHelpers(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(boss, "boss-1", agent.Input{Message: "What is the answer?"})
 	res := e.result(run)
-	if res.Text != "It is 42." || res.Agent != "boss" {
-		t.Fatalf("result %+v", res)
-	}
-	if got := toolResult(t, res.Messages, "call_0_0"); got != `"The answer to life is 42."` {
-		t.Errorf("helper result %q", got)
-	}
+	assert.Equal(t, "It is 42.", res.Text)
+	assert.Equal(t, "boss", res.Agent)
+	assert.Equal(t, `"The answer to life is 42."`, toolResult(t, res.Messages, "call_0_0"), "helper result")
 	mustContain(t, "bad helper call", toolResult(t, res.Messages, "call_0_1"), `researcher needs arguments {"input": "..."}`)
-	if got := toolResult(t, res.Messages, "call_0_2"); got != `{"label":"ham","score":1}` {
-		t.Errorf("structured helper result %q", got)
-	}
+	assert.Equal(t, `{"label":"ham","score":1}`, toolResult(t, res.Messages, "call_0_2"), "structured helper result")
 	// The helper's own request: its instructions, the input as the user
 	// message, nothing of the parent's conversation.
 	hreq := researcherRec.request(t, 0)
-	if hreq.System != "Research." || !slices.Equal(userTexts(hreq), []string{"life"}) || len(hreq.Messages) != 1 {
-		t.Errorf("helper request %+v", hreq)
-	}
+	assert.Equal(t, "Research.", hreq.System, "helper request")
+	assert.Equal(t, []string{"life"}, userTexts(hreq), "helper request")
+	assert.Len(t, hreq.Messages, 1, "helper request")
 	req := rec.request(t, 0)
-	if tools := toolNamesOf(req); !slices.Equal(tools, []string{"researcher", "judge"}) {
-		t.Errorf("tools offered %v", tools)
-	}
+	require.Equal(t, []string{"researcher", "judge"}, toolNamesOf(req), "tools offered")
 	mustContain(t, "helper description", req.Tools[0].Description, "Finds facts.")
 	// The children are runs of their own, with the parent recorded.
 	h := e.history(run.ID)
@@ -339,18 +289,14 @@ func TestHelpers(t *testing.T) {
 			children = append(children, ev.RunID)
 		}
 	}
-	if len(children) != 2 {
-		t.Fatalf("children %v", children)
-	}
+	require.Len(t, children, 2, "children")
 	for i, id := range children {
 		info, err := e.rt.Run(id).Describe(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		want := []string{"researcher", "judge"}[i]
-		if info.Workflow != want || info.ParentID != run.ID || info.Status != backend.StatusCompleted {
-			t.Errorf("child %s: %+v", id, info)
-		}
+		assert.Equal(t, want, info.Workflow, "child %s", id)
+		assert.Equal(t, run.ID, info.ParentID, "child %s", id)
+		assert.Equal(t, backend.StatusCompleted, info.Status, "child %s", id)
 		e.replays(map[string]*agent.Agent{"researcher": researcher, "judge": judge}[want], id)
 	}
 	e.replays(boss, run.ID)
@@ -367,9 +313,7 @@ func TestHelperFails(t *testing.T) {
 	a := &agent.Agent{Name: "parent", Model: model, Helpers: []*agent.Agent{helper}}
 	e := newEnv(t, a)
 	res := e.result(e.startRun(a, "p-1", agent.Input{Message: "go"}))
-	if res.Text != "sorry" {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "sorry", res.Text)
 	mustContain(t, "failed helper result", toolResult(t, res.Messages, "call_0_0"), "the agent helper failed", "not authorized")
 	e.replays(a, "p-1")
 }
@@ -385,22 +329,19 @@ func toolNamesOf(req providers.Request) []string {
 // TestOutputOfOptions: Strict reaches the request; a type that is not an
 // object cannot be an output.
 func TestOutputOfOptions(t *testing.T) {
-	if _, err := agent.OutputOf[string]("text", ""); err == nil {
-		t.Error("OutputOf[string]: no error")
-	}
+	_, err := agent.OutputOf[string]("text", "")
+	assert.Error(t, err, "OutputOf[string]")
 	out, err := agent.OutputOf[verdict]("verdict", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	out.Strict = true
 	rec, model := script(answer(`{"label":"ham","score":0}`))
 	a := &agent.Agent{Name: "strict", Model: model, Output: out}
 	e := newEnv(t, a)
 	res := e.result(e.startRun(a, "strict-1", agent.Input{Message: "x"}))
-	if v, err := agent.OutputAs[verdict](res); err != nil || v.Label != "ham" {
-		t.Fatalf("output %+v, %v", v, err)
-	}
-	if req := rec.request(t, 0); req.Output == nil || !req.Output.Strict {
-		t.Errorf("request output %+v, want strict", req.Output)
-	}
+	v, err := agent.OutputAs[verdict](res)
+	require.NoError(t, err, "output")
+	assert.Equal(t, "ham", v.Label, "output")
+	req := rec.request(t, 0)
+	require.NotNil(t, req.Output, "request output")
+	assert.True(t, req.Output.Strict, "request output %+v, want strict", req.Output)
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -29,9 +31,7 @@ var fastRetry = tools.Retry(durable.RetryPolicy{InitialInterval: 5 * time.Millis
 func mustSet(t *testing.T, ts ...*tools.Tool) *tools.Set {
 	t.Helper()
 	set, err := tools.NewSet(ts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return set
 }
 
@@ -39,9 +39,7 @@ func mustSet(t *testing.T, ts ...*tools.Tool) *tools.Set {
 func (e *env) startRun(a *agent.Agent, runID string, in agent.Input) *durable.Run[agent.RunResult] {
 	e.t.Helper()
 	run, err := e.rt.Start(ctxT(e.t), a, runID, in)
-	if err != nil {
-		e.t.Fatalf("start %s: %v", runID, err)
-	}
+	require.NoError(e.t, err, "start %s", runID)
 	return run
 }
 
@@ -51,8 +49,8 @@ func (e *env) result(run *durable.Run[agent.RunResult]) agent.RunResult {
 	res, err := run.Result(ctxT(e.t))
 	if err != nil {
 		e.dump()
-		e.t.Fatalf("run %s: %v", run.ID, err)
 	}
+	require.NoError(e.t, err, "run %s", run.ID)
 	return res
 }
 
@@ -81,12 +79,8 @@ func (e *env) failure(run *durable.Run[agent.RunResult]) string {
 	e.t.Helper()
 	res, err := run.Result(ctxT(e.t))
 	var re *durable.RunError
-	if !errors.As(err, &re) {
-		e.t.Fatalf("run %s: got result %+v, err %v; want a *durable.RunError", run.ID, res, err)
-	}
-	if re.Status != backend.StatusFailed {
-		e.t.Fatalf("run %s: status %s, want failed (%v)", run.ID, re.Status, err)
-	}
+	require.ErrorAs(e.t, err, &re, "run %s: got result %+v", run.ID, res)
+	require.Equal(e.t, backend.StatusFailed, re.Status, "run %s: %v", run.ID, err)
 	return err.Error()
 }
 
@@ -94,9 +88,7 @@ func (e *env) failure(run *durable.Run[agent.RunResult]) string {
 func (e *env) history(runID string) []backend.Event {
 	e.t.Helper()
 	h, err := e.rt.Run(runID).History(ctxT(e.t))
-	if err != nil {
-		e.t.Fatalf("history of %s: %v", runID, err)
-	}
+	require.NoError(e.t, err, "history of %s", runID)
 	return h
 }
 
@@ -105,9 +97,7 @@ func (e *env) history(runID string) []backend.Event {
 func (e *env) replays(a *agent.Agent, runID string) {
 	e.t.Helper()
 	h := e.history(runID)
-	if err := durable.ReplayHistory(e.rt.Workflow(a), h); err != nil {
-		e.t.Errorf("run %s: replay: %v", runID, err)
-	}
+	assert.NoError(e.t, durable.ReplayHistory(e.rt.Workflow(a), h), "run %s: replay", runID)
 }
 
 // records returns the payloads of the side effects named name in a
@@ -120,9 +110,7 @@ func records(t *testing.T, history []backend.Event, name string) []map[string]an
 			continue
 		}
 		var m map[string]any
-		if err := json.Unmarshal(ev.Payload, &m); err != nil {
-			t.Fatalf("record %s: %v", name, err)
-		}
+		require.NoError(t, json.Unmarshal(ev.Payload, &m), "record %s", name)
 		out = append(out, m)
 	}
 	return out
@@ -199,9 +187,7 @@ func (r *recorder) request(t *testing.T, turn int) providers.Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	reqs := r.reqs[turn]
-	if len(reqs) == 0 {
-		t.Fatalf("the model was not called for turn %d", turn)
-	}
+	require.NotEmpty(t, reqs, "the model was not called for turn %d", turn)
 	return reqs[len(reqs)-1]
 }
 
@@ -236,9 +222,7 @@ func userTexts(req providers.Request) []string {
 func mustContain(t *testing.T, what, s string, subs ...string) {
 	t.Helper()
 	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			t.Errorf("%s = %q, want it to contain %q", what, s, sub)
-		}
+		assert.Contains(t, s, sub, what)
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -46,9 +48,7 @@ func weatherAgent(t *testing.T, calls *atomic.Int64, delay func() time.Duration)
 		return "sunny in " + in.City, nil
 	})
 	set, err := tools.NewSet(weather)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &agent.Agent{
 		Name:         "forecaster",
 		Instructions: "Tell the weather.",
@@ -66,28 +66,21 @@ func TestLoopRunsToolsAndAnswers(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run, err := e.rt.Start(ctx, a, "w-1", agent.Input{Message: "Weather?"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res, err := run.Result(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Text != "Sunny everywhere." || res.Turns != 2 || res.Agent != "forecaster" || calls.Load() != 3 {
-		t.Fatalf("result %+v, %d tool calls", res, calls.Load())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "Sunny everywhere.", res.Text)
+	assert.Equal(t, 2, res.Turns)
+	assert.Equal(t, "forecaster", res.Agent)
+	assert.Equal(t, int64(3), calls.Load(), "tool calls")
 	var got []string
 	for _, m := range res.Messages {
 		got = append(got, string(m.Role)+":"+m.Content+m.ToolCallID)
 	}
 	want := []string{"user:Weather?", "assistant:", `tool:"sunny in Oslo"call_0_0`, `tool:"sunny in Rome"call_0_1`,
 		`tool:"sunny in Lima"call_0_2`, "assistant:Sunny everywhere."}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("messages\n got %q\nwant %q", got, want)
-	}
-	if res.Usage.TotalTokens == 0 {
-		t.Errorf("usage not summed: %+v", res.Usage)
-	}
+	assert.Equal(t, want, got, "messages")
+	assert.NotZero(t, res.Usage.TotalTokens, "usage not summed: %+v", res.Usage)
 }
 
 // TestParallelToolsReplayWhateverTheOrder runs the same turn many times
@@ -103,22 +96,16 @@ func TestParallelToolsReplayWhateverTheOrder(t *testing.T) {
 	for i := range 12 {
 		id := fmt.Sprintf("w-%d", i)
 		run, err := e.rt.Start(ctx, a, id, agent.Input{Message: "Weather?"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		res, err := run.Result(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if i == 0 {
 			first = res
-		} else if !reflect.DeepEqual(res.Messages, first.Messages) {
-			t.Fatalf("run %d: conversation differs:\n%+v\n%+v", i, res.Messages, first.Messages)
+		} else {
+			assert.Equal(t, first.Messages, res.Messages, "run %d: conversation differs", i)
 		}
 		history, err := run.History(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var order []string
 		for _, ev := range history {
 			if ev.Type == backend.EventActivityCompleted {
@@ -126,9 +113,7 @@ func TestParallelToolsReplayWhateverTheOrder(t *testing.T) {
 			}
 		}
 		orders[strings.Join(order, ",")] = true
-		if err := durable.ReplayHistory(e.rt.Workflow(a), history); err != nil {
-			t.Fatalf("run %d: replay: %v", i, err)
-		}
+		assert.NoError(t, durable.ReplayHistory(e.rt.Workflow(a), history), "run %d: replay", i)
 	}
 	if len(orders) < 2 {
 		t.Logf("only one completion order seen: %v", orders)
@@ -158,22 +143,16 @@ func TestCrashedRunResumesWithoutRepeating(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run, err := e.rt.Start(ctx, a, "slow-1", agent.Input{Message: "go"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for toolCalls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return toolCalls.Load() != 0 }, 30*time.Second, time.Millisecond, "the first tool attempt")
 	e.halt()
 	e.start()
 	close(release)
 	res, err := run.Result(ctx)
-	if err != nil || res.Text != "ok" {
-		t.Fatalf("result %+v, %v", res, err)
-	}
-	if modelCalls.Load() != 2 || toolCalls.Load() != 2 {
-		t.Errorf("model calls %d (want 2), tool attempts %d (want 2: one cut off, one retried)", modelCalls.Load(), toolCalls.Load())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "ok", res.Text)
+	assert.Equal(t, int64(2), modelCalls.Load(), "model calls")
+	assert.Equal(t, int64(2), toolCalls.Load(), "tool attempts: one cut off, one retried")
 }
 
 var _ = json.Marshal
@@ -196,18 +175,12 @@ func TestWorkflowToolWaitsDurably(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run, err := e.rt.Start(ctx, a, "wait-1", agent.Input{Message: "wait"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("wait-1", backend.StatusWaiting)
 	res, err := run.Result(ctx)
-	if err != nil || res.Text != "done" {
-		t.Fatalf("result %+v, %v", res, err)
-	}
-	if got := res.Messages[2].Content; got != `"waited"` {
-		t.Errorf("wait result %q", got)
-	}
-	if m := res.Messages[4]; !strings.Contains(m.Content, "millis") {
-		t.Errorf("bad arguments result %q, want the model told what is wrong", m.Content)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "done", res.Text)
+	require.GreaterOrEqual(t, len(res.Messages), 5, "messages")
+	assert.Equal(t, `"waited"`, res.Messages[2].Content, "wait result")
+	assert.Contains(t, res.Messages[4].Content, "millis", "bad arguments result: want the model told what is wrong")
 }

@@ -3,6 +3,9 @@ package agent_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
@@ -14,9 +17,7 @@ func newRedisEnv(t *testing.T, opts agent.Options, agents ...*agent.Agent) *env 
 	t.Helper()
 	srv := redistest.Start(t)
 	store, err := redis.Open(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
 	return newEnvOn(t, store, opts, agents...)
 }
@@ -28,9 +29,7 @@ func TestRedisApprovals(t *testing.T) {
 	e := newRedisEnv(t, agent.Options{}, a)
 	testApprovalsDecidedOneByOne(t, e, a, &s)
 	events := follow(t, e, "refund-1", "")
-	if n := len(ofType(events, agent.LiveApprovalDecided)); n != 2 {
-		t.Errorf("%d approval_decided events on Redis, want 2", n)
-	}
+	assert.Len(t, ofType(events, agent.LiveApprovalDecided), 2, "approval_decided events on Redis")
 }
 
 // TestRedisApprovalWhileNoWorkerRuns: on Redis, a decision sent while no
@@ -44,15 +43,12 @@ func TestRedisApprovalWhileNoWorkerRuns(t *testing.T) {
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
 	for _, c := range []string{"call_0_1", "call_0_2"} {
-		if err := e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice"}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice"}))
 	}
 	e.start()
 	res := e.result(run)
-	if res.Text != "Done." || len(s.refunded()) != 3 {
-		t.Fatalf("result %+v, refunds %v", res, s.refunded())
-	}
+	assert.Equal(t, "Done.", res.Text)
+	assert.Len(t, s.refunded(), 3)
 	e.replays(a, run.ID)
 }
 
@@ -65,19 +61,11 @@ func TestRedisConversation(t *testing.T) {
 	var last agent.Reply
 	for _, text := range []string{"one", "two", "three"} {
 		r, err := say(ctx, e.rt, run.ID, text)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		last = r
 	}
-	if last.Text != "#2 one|two|three" {
-		t.Fatalf("last reply %+v", last)
-	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
-	if res := e.result(run); res.Text != last.Text {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "#2 one|two|three", last.Text, "last reply")
+	require.NoError(t, e.rt.End(ctx, run.ID))
+	assert.Equal(t, last.Text, e.result(run).Text, "result")
 	e.replays(a, run.ID)
 }

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -93,9 +94,8 @@ func TestTraceOfARun(t *testing.T) {
 	ctx := ctxT(t)
 
 	callerCtx, caller := e.tp.Tracer("test").Start(ctx, "handle request")
-	if _, err := e.rt.Start(callerCtx, a, "traced-1", agent.Input{Message: "Refund A1."}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := e.rt.Start(callerCtx, a, "traced-1", agent.Input{Message: "Refund A1."})
+	require.NoError(t, err)
 	caller.End()
 	<-slowStarted
 	var pending []agent.PendingCall
@@ -114,37 +114,27 @@ func TestTraceOfARun(t *testing.T) {
 	})
 	e.halt() // the slow tool's attempt is cut off
 	e.start()
-	if err := e.rt.Decide(ctx, "traced-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice", Reason: "fine"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.Decide(ctx, "traced-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice", Reason: "fine"}))
 	res, err := e.rt.Run("traced-1").Result(ctx)
-	if err != nil || res.Text != "Done." {
-		t.Fatalf("result %+v, %v", res, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "Done.", res.Text)
 	info, err := e.rt.Run("traced-1").Describe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 
 	// Observers hear of a write after the store accepted it: the last
 	// write brings the run's span.
 	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent traced") })
 	spans := e.spans.GetSpans()
-	if len(spans) != 12 {
-		t.Errorf("%d spans, want 12: %v", len(spans), names(spans))
-	}
+	assert.Len(t, names(spans), 12, "spans")
 	byName := map[string][]tracetest.SpanStub{}
 	ids := map[trace.SpanID]string{}
 	var runSpan tracetest.SpanStub
 	for _, s := range spans {
 		byName[s.Name] = append(byName[s.Name], s)
-		if other, dup := ids[s.SpanContext.SpanID()]; dup {
-			t.Errorf("span %s has the id of %s", s.Name, other)
-		}
+		other, dup := ids[s.SpanContext.SpanID()]
+		assert.False(t, dup, "span %s has the id of %s", s.Name, other)
 		ids[s.SpanContext.SpanID()] = s.Name
-		if s.SpanContext.TraceID() != caller.SpanContext().TraceID() {
-			t.Errorf("span %s is in trace %s, not the caller's", s.Name, s.SpanContext.TraceID())
-		}
+		assert.Equal(t, caller.SpanContext().TraceID(), s.SpanContext.TraceID(), "span %s is not in the caller's trace", s.Name)
 		if s.Name == "invoke_agent traced" {
 			runSpan = s
 		}
@@ -153,49 +143,34 @@ func TestTraceOfARun(t *testing.T) {
 		"execute_tool lookup": 2, "execute_tool refund": 1, "execute_tool slow": 2, "execute_tool wait": 1,
 		"timer": 1, "await_approval refund": 1}
 	for name, n := range want {
-		if len(byName[name]) != n {
-			t.Errorf("%d spans %q, want %d", len(byName[name]), name, n)
-		}
+		assert.Equal(t, n, len(byName[name]), "spans %q", name)
 	}
 
 	// The run's span hangs under the caller's; every other under the run's.
-	if runSpan.Parent.SpanID() != caller.SpanContext().SpanID() {
-		t.Errorf("the run's span has parent %s, want the caller's %s", runSpan.Parent.SpanID(), caller.SpanContext().SpanID())
-	}
-	if runSpan.SpanContext.SpanID() != info.Trace.RunSpanID("traced-1") {
-		t.Error("the run's span does not have the id derived from the run")
-	}
+	assert.Equal(t, caller.SpanContext().SpanID(), runSpan.Parent.SpanID(), "the run's span should hang under the caller's")
+	assert.Equal(t, info.Trace.RunSpanID("traced-1"), runSpan.SpanContext.SpanID(), "the run's span should have the id derived from the run")
 	wantAttrs(t, runSpan, map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "traced",
 		"gen_ai.agent.description": "refunds orders", "gen_ai.conversation.id": "traced-1",
 		"gen_ai.provider.name": "cairn.scripted", "gen_ai.request.model": "scripted",
 		"gen_ai.usage.input_tokens": int64(250), "gen_ai.usage.output_tokens": int64(25), "cairn.run.status": "completed"})
-	if !runSpan.StartTime.Equal(info.CreatedAt) || runSpan.EndTime.Before(runSpan.StartTime) {
-		t.Errorf("the run's span runs from %v to %v; the run was created at %v", runSpan.StartTime, runSpan.EndTime, info.CreatedAt)
-	}
+	assert.True(t, runSpan.StartTime.Equal(info.CreatedAt), "the run's span starts at %v; the run was created at %v", runSpan.StartTime, info.CreatedAt)
+	assert.False(t, runSpan.EndTime.Before(runSpan.StartTime), "the run's span runs from %v to %v", runSpan.StartTime, runSpan.EndTime)
 	for _, s := range spans {
 		if s.Name == "handle request" || s.Name == runSpan.Name {
 			continue
 		}
-		if s.Parent.SpanID() != runSpan.SpanContext.SpanID() {
-			t.Errorf("span %s hangs under %s, not the run", s.Name, ids[s.Parent.SpanID()])
-		}
+		assert.Equal(t, runSpan.SpanContext.SpanID(), s.Parent.SpanID(), "span %s hangs under %s, not the run", s.Name, ids[s.Parent.SpanID()])
 		step, attempt := intAttr(s, "cairn.step"), intAttr(s, "cairn.attempt")
-		if s.SpanContext.SpanID() != info.Trace.StepSpanID("traced-1", 0, int(step), int(attempt)) {
-			t.Errorf("span %s (step %d attempt %d) does not have its derived id", s.Name, step, attempt)
-		}
-		if s.EndTime.Before(s.StartTime) {
-			t.Errorf("span %s ends before it starts", s.Name)
-		}
-		if _, ok := attr(s, "gen_ai.input.messages"); ok {
-			t.Errorf("span %s records content, which was not asked for", s.Name)
-		}
+		assert.Equal(t, info.Trace.StepSpanID("traced-1", 0, int(step), int(attempt)), s.SpanContext.SpanID(),
+			"span %s (step %d attempt %d) should have its derived id", s.Name, step, attempt)
+		assert.False(t, s.EndTime.Before(s.StartTime), "span %s ends before it starts", s.Name)
+		_, ok := attr(s, "gen_ai.input.messages")
+		assert.False(t, ok, "span %s records content, which was not asked for", s.Name)
 	}
 
 	chat := byName["chat scripted"]
 	if len(chat) == 2 {
-		if chat[0].SpanKind != trace.SpanKindClient {
-			t.Errorf("chat span kind %v", chat[0].SpanKind)
-		}
+		assert.Equal(t, trace.SpanKindClient, chat[0].SpanKind, "chat span kind")
 		wantAttrs(t, chat[0], map[string]any{"gen_ai.operation.name": "chat", "gen_ai.provider.name": "cairn.scripted",
 			"gen_ai.request.model": "scripted", "gen_ai.response.model": "scripted-2026", "gen_ai.response.id": "resp-1",
 			"gen_ai.response.finish_reasons": []string{"tool_calls"}, "gen_ai.usage.input_tokens": int64(100),
@@ -207,11 +182,12 @@ func TestTraceOfARun(t *testing.T) {
 		wantAttrs(t, s, map[string]any{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"})
 		if intAttr(s, "cairn.attempt") == 1 {
 			wantAttrs(t, s, map[string]any{"cairn.attempt.retried": true})
-			if s.Status.Code != codes.Error || !strings.Contains(s.Status.Description, "database busy") {
-				t.Errorf("failed attempt status %+v", s.Status)
-			}
-		} else if _, ok := attr(s, "gen_ai.tool.call.id"); !ok || s.Status.Code == codes.Error {
-			t.Errorf("completed lookup: status %+v, call id %v", s.Status, ok)
+			assert.Equal(t, codes.Error, s.Status.Code, "failed attempt status %+v", s.Status)
+			assert.Contains(t, s.Status.Description, "database busy", "failed attempt status")
+		} else {
+			_, ok := attr(s, "gen_ai.tool.call.id")
+			assert.True(t, ok, "completed lookup has no call id")
+			assert.NotEqual(t, codes.Error, s.Status.Code, "completed lookup: status %+v", s.Status)
 		}
 	}
 	for _, s := range byName["execute_tool slow"] {
@@ -221,23 +197,20 @@ func TestTraceOfARun(t *testing.T) {
 		}
 		// Cut off by the worker's stop: reported, not lost.
 		wantAttrs(t, s, map[string]any{"error.type": "attempt_lost"})
-		if s.Status.Code != codes.Error || len(s.Events) != 1 || s.Events[0].Name != "attempt_lost" {
-			t.Errorf("lost attempt: status %+v, events %v", s.Status, s.Events)
+		assert.Equal(t, codes.Error, s.Status.Code, "lost attempt: status %+v", s.Status)
+		if assert.Len(t, s.Events, 1, "lost attempt: events") {
+			assert.Equal(t, "attempt_lost", s.Events[0].Name, "lost attempt: event")
 		}
 	}
 	for _, s := range byName["await_approval refund"] {
 		wantAttrs(t, s, map[string]any{"cairn.approval.approved": true, "cairn.approval.by": "alice",
 			"cairn.approval.reason": "fine", "gen_ai.tool.call.id": pending[0].CallID, "cairn.replayed": true})
-		if !s.StartTime.Equal(pending[0].RequestedAt) {
-			t.Errorf("approval span starts at %v, the request was made at %v", s.StartTime, pending[0].RequestedAt)
-		}
+		assert.True(t, s.StartTime.Equal(pending[0].RequestedAt), "approval span starts at %v, the request was made at %v", s.StartTime, pending[0].RequestedAt)
 	}
 
 	// Metrics.
 	var rm metricdata.ResourceMetrics
-	if err := e.metrics.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.metrics.Collect(ctx, &rm))
 	got := metricSums(rm)
 	for name, n := range map[string]float64{
 		"gen_ai.client.token.usage": 275, "gen_ai.client.token.usage/count": 4,
@@ -245,9 +218,7 @@ func TestTraceOfARun(t *testing.T) {
 		"cairn.retries": 2, "cairn.runs": 1,
 		"cairn.steps": 7, // 2 chat, lookup, refund, slow, timer, workflow tool wait
 	} {
-		if got[name] != n {
-			t.Errorf("metric %s = %v, want %v", name, got[name], n)
-		}
+		assert.Equal(t, n, got[name], "metric %s", name)
 	}
 }
 
@@ -268,9 +239,8 @@ func TestTraceContent(t *testing.T) {
 	tp.Store(e.tp)
 	ctx := ctxT(t)
 	run := e.startRun(a, "talk-1", agent.Input{Message: "Is A1 paid?"})
-	if _, err := run.Result(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, err := run.Result(ctx)
+	require.NoError(t, err)
 	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent talker") })
 	var chats, tools int
 	var query, call tracetest.SpanStub
@@ -281,10 +251,9 @@ func TestTraceContent(t *testing.T) {
 			in, _ := attr(s, "gen_ai.input.messages")
 			out, _ := attr(s, "gen_ai.output.messages")
 			sys, _ := attr(s, "gen_ai.system_instructions")
-			if !strings.Contains(in.AsString(), `{"role":"user","parts":[{"type":"text","content":"Is A1 paid?"}]}`) ||
-				!strings.Contains(sys.AsString(), "Look orders up.") || !strings.Contains(out.AsString(), `"role":"assistant"`) {
-				t.Errorf("chat content: in %s, system %s, out %s", in.AsString(), sys.AsString(), out.AsString())
-			}
+			assert.Contains(t, in.AsString(), `{"role":"user","parts":[{"type":"text","content":"Is A1 paid?"}]}`, "chat input")
+			assert.Contains(t, sys.AsString(), "Look orders up.", "chat system instructions")
+			assert.Contains(t, out.AsString(), `"role":"assistant"`, "chat output")
 		case "SELECT order":
 			query = s
 		case "execute_tool lookup":
@@ -294,12 +263,10 @@ func TestTraceContent(t *testing.T) {
 				"gen_ai.tool.call.result": `"order A1 is paid"`})
 		}
 	}
-	if chats != 2 || tools != 1 {
-		t.Errorf("%d chat spans and %d tool spans, want 2 and 1", chats, tools)
-	}
-	if query.Parent.SpanID() != call.SpanContext.SpanID() || !query.Parent.IsValid() {
-		t.Errorf("the tool's own span hangs under %s, not under its call's span %s", query.Parent.SpanID(), call.SpanContext.SpanID())
-	}
+	assert.Equal(t, 2, chats, "chat spans")
+	assert.Equal(t, 1, tools, "tool spans")
+	assert.True(t, query.Parent.IsValid(), "the tool's own span has no parent")
+	assert.Equal(t, call.SpanContext.SpanID(), query.Parent.SpanID(), "the tool's own span should hang under its call's span")
 }
 
 // TestSpansWithoutIDGenerator: a TracerProvider that draws its own ids
@@ -312,39 +279,31 @@ func TestSpansWithoutIDGenerator(t *testing.T) {
 	var logs syncbuf.Buffer
 	store := memory.New()
 	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tp, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := rt.Register(a); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rt.Register(a))
 	ctx := ctxT(t)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = rt.NewWorker(durable.WorkerOptions{}).Run(wctx) }()
 	run, err := rt.Start(ctx, a, "plain-1", agent.Input{Message: "Hi"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run.Result(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = run.Result(ctx)
+	require.NoError(t, err)
 	eventually(t, "the run's span", func() bool { return len(spans.GetSpans()) >= 2 })
-	if got := names(spans.GetSpans()); len(got) != 2 {
-		t.Errorf("spans %v, want a chat and the run", got)
-	}
-	if !strings.Contains(logs.String(), "WithIDGenerator") {
-		t.Errorf("no warning about the ids in the logs:\n%s", logs.String())
-	}
+	assert.Len(t, names(spans.GetSpans()), 2, "spans: want a chat and the run")
+	assert.Contains(t, logs.String(), "WithIDGenerator", "no warning about the ids in the logs")
 }
 
 func TestIDGeneratorDrawsIDsForOtherSpans(t *testing.T) {
 	var g agent.IDGenerator
 	tid, sid := g.NewIDs(context.Background())
 	tid2, sid2 := g.NewIDs(context.Background())
-	if !tid.IsValid() || !sid.IsValid() || tid == tid2 || sid == sid2 {
-		t.Errorf("ids %s %s then %s %s", tid, sid, tid2, sid2)
-	}
-	if s := g.NewSpanID(context.Background(), tid); !s.IsValid() || s == sid {
-		t.Errorf("span id %s", s)
-	}
+	assert.True(t, tid.IsValid(), "trace id %s", tid)
+	assert.True(t, sid.IsValid(), "span id %s", sid)
+	assert.NotEqual(t, tid, tid2, "trace ids")
+	assert.NotEqual(t, sid, sid2, "span ids")
+	s := g.NewSpanID(context.Background(), tid)
+	assert.True(t, s.IsValid(), "span id %s", s)
+	assert.NotEqual(t, sid, s, "span ids")
 }
 
 func names(spans tracetest.SpanStubs) []string {
@@ -374,13 +333,10 @@ func wantAttrs(t *testing.T, s tracetest.SpanStub, want map[string]any) {
 	t.Helper()
 	for key, w := range want {
 		v, ok := attr(s, key)
-		if !ok {
-			t.Errorf("span %s has no %s", s.Name, key)
+		if !assert.True(t, ok, "span %s has no %s", s.Name, key) {
 			continue
 		}
-		if got := v.AsInterface(); fmt.Sprint(got) != fmt.Sprint(w) {
-			t.Errorf("span %s: %s = %v, want %v", s.Name, key, got, w)
-		}
+		assert.Equal(t, fmt.Sprint(w), fmt.Sprint(v.AsInterface()), "span %s: %s", s.Name, key)
 	}
 }
 
@@ -420,23 +376,18 @@ func TestTraceOfAHelper(t *testing.T) {
 	boss := &agent.Agent{Name: "boss", Model: model, Helpers: []*agent.Agent{researcher}}
 	e := newTelemetryEnv(t, false, boss)
 	run := e.startRun(boss, "boss-1", agent.Input{Message: "What is the answer?"})
-	if res := e.result(run); res.Text != "It is 42." {
-		t.Fatalf("result %+v", res)
-	}
+	assert.Equal(t, "It is 42.", e.result(run).Text, "result")
 	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent boss") })
 	byName := map[string]tracetest.SpanStub{}
 	for _, s := range e.spans.GetSpans() {
-		if _, dup := byName[s.Name]; dup && s.Name != "chat scripted" {
-			t.Errorf("span %s twice", s.Name)
-		}
+		_, dup := byName[s.Name]
+		assert.False(t, dup && s.Name != "chat scripted", "span %s twice", s.Name)
 		byName[s.Name] = s
 	}
 	call, child, parent := byName["execute_tool researcher"], byName["invoke_agent researcher"], byName["invoke_agent boss"]
-	if call.Parent.SpanID() != parent.SpanContext.SpanID() || child.Parent.SpanID() != call.SpanContext.SpanID() ||
-		child.SpanContext.TraceID() != parent.SpanContext.TraceID() {
-		t.Errorf("the helper's run is not under its call: call %v under %v; helper run under %v",
-			call.SpanContext.SpanID(), call.Parent.SpanID(), child.Parent.SpanID())
-	}
+	assert.Equal(t, parent.SpanContext.SpanID(), call.Parent.SpanID(), "the helper's call should hang under the parent's run")
+	assert.Equal(t, call.SpanContext.SpanID(), child.Parent.SpanID(), "the helper's run should hang under its call")
+	assert.Equal(t, parent.SpanContext.TraceID(), child.SpanContext.TraceID(), "the helper's run should be in the parent's trace")
 	wantAttrs(t, call, map[string]any{"gen_ai.tool.name": "researcher", "gen_ai.operation.name": "execute_tool"})
 }
 
@@ -449,13 +400,10 @@ func TestTraceOfAConversation(t *testing.T) {
 	ctx := ctxT(t)
 	run := e.startRun(a, "chat-1", agent.Input{Conversation: true})
 	for _, text := range []string{"one", "two", "three", "four", "five"} {
-		if _, err := say(ctx, e.rt, run.ID, text); err != nil {
-			t.Fatal(err)
-		}
+		_, err := say(ctx, e.rt, run.ID, text)
+		require.NoError(t, err)
 	}
-	if err := e.rt.End(ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.rt.End(ctx, run.ID))
 	e.result(run)
 	// A worker lets a waiting run go before it reports the write that
 	// let it go, so a span of an earlier exchange may come after the
@@ -465,18 +413,15 @@ func TestTraceOfAConversation(t *testing.T) {
 	ids := map[trace.SpanID]bool{}
 	gens := map[int64]int{}
 	for _, s := range spans {
-		if ids[s.SpanContext.SpanID()] {
-			t.Errorf("span id of %s twice", s.Name)
-		}
+		assert.False(t, ids[s.SpanContext.SpanID()], "span id of %s twice", s.Name)
 		ids[s.SpanContext.SpanID()] = true
 		if s.Name == "chat scripted" {
 			gens[intAttr(s, "cairn.run.generation")]++
 		}
 	}
 	// Five exchanges, two per history: histories 0, 1 and 2.
-	if len(spans) != 6 || gens[0] != 2 || gens[1] != 2 || gens[2] != 1 {
-		t.Errorf("spans %v; chat spans by history %v, want 2, 2, 1", names(spans), gens)
-	}
+	assert.Len(t, names(spans), 6, "spans")
+	assert.Equal(t, []int{2, 2, 1}, []int{gens[0], gens[1], gens[2]}, "chat spans of histories 0, 1 and 2: %v", gens)
 }
 
 // TestUnsampledCallerIsNotTraced: the sampling decision is the caller's,
@@ -492,21 +437,16 @@ func TestUnsampledCallerIsNotTraced(t *testing.T) {
 	ctx := ctxT(t)
 	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}, Remote: true})
 	run, err := e.rt.Start(trace.ContextWithRemoteSpanContext(ctx, unsampled), a, "quiet-1", agent.Input{Message: "Paid?"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run.Result(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = run.Result(ctx)
+	require.NoError(t, err)
 	// A sampled run after it: once its span is in, the first run's
 	// would be too.
-	if _, err := e.rt.Start(ctx, a, "quiet-2", agent.Input{Message: "Paid?"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = e.rt.Start(ctx, a, "quiet-2", agent.Input{Message: "Paid?"})
+	require.NoError(t, err)
 	eventually(t, "the sampled run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent quiet") })
 	for _, s := range e.spans.GetSpans() {
-		if v, _ := attr(s, "cairn.run.id"); v.AsString() == "quiet-1" {
-			t.Errorf("span %s of the unsampled run was exported", s.Name)
-		}
+		v, _ := attr(s, "cairn.run.id")
+		assert.NotEqual(t, "quiet-1", v.AsString(), "span %s of the unsampled run was exported", s.Name)
 	}
 }
