@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
@@ -33,16 +35,12 @@ func BenchmarkSequentialStep(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	if _, err := steps.Start(ctx, client, "bench", b.N); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Drain(ctx); err != nil {
-		b.Fatal(err)
-	}
+	_, err := steps.Start(ctx, client, "bench", b.N)
+	require.NoError(b, err)
+	require.NoError(b, w.Drain(ctx))
 	b.StopTimer()
-	if info, _ := client.Describe(ctx, "bench"); info.Status != backend.StatusCompleted {
-		b.Fatalf("run %s", info.Status)
-	}
+	info, _ := client.Describe(ctx, "bench")
+	require.Equal(b, backend.StatusCompleted, info.Status, "run status")
 }
 
 // BenchmarkSequentialStepBaseline is the loop of BenchmarkSequentialStep
@@ -66,16 +64,13 @@ func history10k(b *testing.B) [][]byte {
 	w.Register(steps)
 	client := durable.NewClient(store, durable.ClientOptions{})
 	ctx := context.Background()
-	if _, err := steps.Start(ctx, client, "long", 4999); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Drain(ctx); err != nil {
-		b.Fatal(err)
-	}
+	_, err := steps.Start(ctx, client, "long", 4999)
+	require.NoError(b, err)
+	require.NoError(b, w.Drain(ctx))
 	entries, err := store.ReadHistory(ctx, "long", 1)
-	if err != nil || len(entries) != 10000 {
-		b.Fatalf("history of %d events, %v", len(entries), err)
-	}
+	require.NoError(b, err)
+	// Lengths compared, not require.Len: that would print 10,000 entries.
+	require.Equal(b, 10000, len(entries), "history events")
 	return entries
 }
 
@@ -87,12 +82,8 @@ func BenchmarkReplay10k(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		history, err := backend.DecodeHistory(entries, 1, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := durable.ReplayHistory(steps, history); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
+		require.NoError(b, durable.ReplayHistory(steps, history))
 	}
 }
 
@@ -108,24 +99,19 @@ func BenchmarkResume10k(b *testing.B) {
 		b.StopTimer()
 		store := memory.New()
 		first := entries[0]
-		if _, _, err := store.CreateRun(ctx, backend.RunInfo{ID: "long", Workflow: "steps"}, first); err != nil {
-			b.Fatal(err)
-		}
+		_, _, err := store.CreateRun(ctx, backend.RunInfo{ID: "long", Workflow: "steps"}, first)
+		require.NoError(b, err)
 		lease, _ := store.Lease(ctx, "long", "dead", 1)
-		if err := store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1 : len(entries)-1],
-			Run: backend.RunInfo{Status: backend.StatusRunning}, Release: true}); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1 : len(entries)-1],
+			Run: backend.RunInfo{Status: backend.StatusRunning}, Release: true}))
 		w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
 		w.Register(steps)
 		b.StartTimer()
-		if err := w.Drain(ctx); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, w.Drain(ctx))
 		b.StopTimer()
-		if info, _ := store.GetRun(ctx, "long"); info.Status != backend.StatusCompleted || info.HistoryLen != 10000 {
-			b.Fatalf("run %s with %d events", info.Status, info.HistoryLen)
-		}
+		info, _ := store.GetRun(ctx, "long")
+		require.Equal(b, backend.StatusCompleted, info.Status, "run status")
+		require.Equal(b, int64(10000), info.HistoryLen, "history events")
 		b.StartTimer()
 	}
 }

@@ -3,9 +3,11 @@ package durable_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -41,41 +43,31 @@ func TestNondeterminismParksUntilFixed(t *testing.T) {
 	e := newEnv(t, v1)
 	ctx := ctxT(t)
 	run, err := v1.Start(ctx, e.client, "f", "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("f", backend.StatusWaiting)
 
 	e.start(broken)
-	if err := approve.Send(ctx, e.client, "f", "ann"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, approve.Send(ctx, e.client, "f", "ann"))
 	info := e.waitStatus("f", backend.StatusParked)
-	if info.Failure == nil || info.Failure.Kind != backend.KindNondeterminism {
-		t.Fatalf("parked with %+v, want a non-determinism failure", info.Failure)
-	}
+	require.NotNil(t, info.Failure, "parked without a failure, want a non-determinism failure")
+	require.Equal(t, backend.KindNondeterminism, info.Failure.Kind, "parked with %+v", info.Failure)
 	for _, want := range []string{"step 2", "- expected (history): activity b (step 2)", "+ actual   (code):    issued activity c (step 2)"} {
-		if !strings.Contains(info.Failure.Details, want) {
-			t.Errorf("diff lacks %q:\n%s", want, info.Failure.Details)
-		}
+		assert.Contains(t, info.Failure.Details, want, "diff")
 	}
 	hist, _ := e.client.History(ctx, "f")
-	if n := len(hist); n != 5 {
-		t.Errorf("parking changed history: %d events, want 5", n)
-	}
+	assert.Len(t, hist, 5, "parking changed history")
 	// A parked run with a message in its inbox stays parked: news does
 	// not make the worker replay it again and again.
 	time.Sleep(50 * time.Millisecond)
-	if again, _ := e.client.Describe(ctx, "f"); again.Version != info.Version {
-		t.Errorf("parked run was written %d more times", again.Version-info.Version)
-	}
+	again, _ := e.client.Describe(ctx, "f")
+	assert.Equal(t, info.Version, again.Version, "the parked run's version: it was written again")
 
 	// Deploying code that replays cleanly un-parks the run; the signal
 	// sent meanwhile was kept.
 	e.start(v1)
-	if got, err := run.Result(ctx); err != nil || got != "b(a(x)) approved by ann" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "b(a(x)) approved by ann", got)
 }
 
 func TestVersionLetsOldAndNewRunsFinish(t *testing.T) {
@@ -95,24 +87,20 @@ func TestVersionLetsOldAndNewRunsFinish(t *testing.T) {
 	young, _ := v2.Start(ctx, e.client, "new", "x")
 	e.waitStatus("new", backend.StatusWaiting)
 	for _, id := range []string{"old", "new"} {
-		if err := approve.Send(ctx, e.client, id, "bo"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, approve.Send(ctx, e.client, id, "bo"))
 	}
-	if got, err := old.Result(ctx); err != nil || got != "b(a(x)) approved by bo" {
-		t.Errorf("old run = %q, %v", got, err)
-	}
-	if got, err := young.Result(ctx); err != nil || got != "c(a(x)) approved by bo" {
-		t.Errorf("new run = %q, %v", got, err)
-	}
+	got, err := old.Result(ctx)
+	assert.NoError(t, err, "old run")
+	assert.Equal(t, "b(a(x)) approved by bo", got, "old run")
+	got, err = young.Result(ctx)
+	assert.NoError(t, err, "new run")
+	assert.Equal(t, "c(a(x)) approved by bo", got, "new run")
 	hist, _ := e.client.History(ctx, "new")
 	found := false
 	for _, ev := range hist {
 		found = found || (ev.Type == backend.EventVersion && ev.Name == "c-instead-of-b" && ev.Version == 1)
 	}
-	if !found {
-		t.Error("new run did not record its version")
-	}
+	assert.True(t, found, "new run did not record its version")
 
 	// Dropping support for the default version parks the runs that use it.
 	v3 := flow(func(ctx durable.Context) []*durable.Activity[string, string] {
@@ -120,18 +108,15 @@ func TestVersionLetsOldAndNewRunsFinish(t *testing.T) {
 		return []*durable.Activity[string, string]{a, c}
 	})
 	e.start(v1)
-	if _, err := v1.Start(ctx, e.client, "stale", "x"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = v1.Start(ctx, e.client, "stale", "x")
+	require.NoError(t, err)
 	e.waitStatus("stale", backend.StatusWaiting)
 	e.start(v3)
-	if err := approve.Send(ctx, e.client, "stale", "cy"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, approve.Send(ctx, e.client, "stale", "cy"))
 	info := e.waitStatus("stale", backend.StatusParked)
-	if info.Failure == nil || info.Failure.Kind != backend.KindNondeterminism || !strings.Contains(info.Failure.Message, "supports versions 1 to 1") {
-		t.Errorf("failure = %+v", info.Failure)
-	}
+	require.NotNil(t, info.Failure, "failure")
+	assert.Equal(t, backend.KindNondeterminism, info.Failure.Kind, "failure %+v", info.Failure)
+	assert.Contains(t, info.Failure.Message, "supports versions 1 to 1")
 }
 
 func TestUnregisteredWorkflowParks(t *testing.T) {
@@ -139,17 +124,14 @@ func TestUnregisteredWorkflowParks(t *testing.T) {
 	e := newEnv(t) // knows no workflows
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, e.client, "l", "hi")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	info := e.waitStatus("l", backend.StatusParked)
-	if info.Failure == nil || info.Failure.Kind != backend.KindUnregistered {
-		t.Fatalf("failure = %+v", info.Failure)
-	}
+	require.NotNil(t, info.Failure, "failure")
+	require.Equal(t, backend.KindUnregistered, info.Failure.Kind, "failure %+v", info.Failure)
 	e.start(wf)
-	if got, err := run.Result(ctx); err != nil || got != "hi!" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "hi!", got)
 }
 
 // TestResumeParkedRun: a parked run is tried again when asked, without a
@@ -161,51 +143,30 @@ func TestResumeParkedRun(t *testing.T) {
 	e := newEnv(t, v1)
 	ctx := ctxT(t)
 	run, err := v1.Start(ctx, e.client, "r", "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("r", backend.StatusWaiting)
-	if err := e.client.Resume(ctx, "r"); !errors.Is(err, durable.ErrNotParked) {
-		t.Errorf("resume a waiting run: %v, want ErrNotParked", err)
-	}
+	assert.ErrorIs(t, e.client.Resume(ctx, "r"), durable.ErrNotParked, "resume a waiting run")
 	e.start(broken)
-	if err := approve.Send(ctx, e.client, "r", "ann"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, approve.Send(ctx, e.client, "r", "ann"))
 	parked := e.waitStatus("r", backend.StatusParked)
 
 	// Still broken: tried again, parked again.
-	if err := e.client.Resume(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.NoError(t, e.client.Resume(ctx, "r"))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		info, _ := e.client.Describe(ctx, "r")
-		if info.Status == backend.StatusParked && info.Version > parked.Version {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the resumed run was not tried again: %+v", info)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		assert.Equal(c, backend.StatusParked, info.Status, "the resumed run: %+v", info)
+		assert.Greater(c, info.Version, parked.Version, "the resumed run was not tried again: %+v", info)
+	}, 10*time.Second, 2*time.Millisecond)
 
 	// The resume request was answered: it left the inbox, so news for
 	// the run does not make a worker try it again; the signal stays.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		inbox, err := e.store.ReadInbox(ctx, "r")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(inbox) == 1 {
-			if ev, _ := backend.DecodeEvent(inbox[0].Event, nil); ev.Type == backend.EventSignalReceived {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("inbox has %d entries after the run parked again, want the approval only", len(inbox))
-		}
-	}
+		require.NoError(c, err)
+		require.Len(c, inbox, 1, "inbox after the run parked again: want the approval only")
+		ev, _ := backend.DecodeEvent(inbox[0].Event, nil)
+		assert.Equal(c, backend.EventSignalReceived, ev.Type, "inbox after the run parked again: want the approval only")
+	}, 10*time.Second, 2*time.Millisecond)
 
 	// A worker with fixed code takes the run up (when it starts, or when
 	// asked to).
@@ -213,16 +174,12 @@ func TestResumeParkedRun(t *testing.T) {
 	if err := e.client.Resume(ctx, "r"); err != nil && !errors.Is(err, durable.ErrNotParked) {
 		t.Fatal(err)
 	}
-	if got, err := run.Result(ctx); err != nil || got != "b(a(x)) approved by ann" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
-	if err := e.client.Resume(ctx, "r"); !errors.Is(err, durable.ErrNotParked) {
-		t.Errorf("resume a completed run: %v, want ErrNotParked", err)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "b(a(x)) approved by ann", got)
+	assert.ErrorIs(t, e.client.Resume(ctx, "r"), durable.ErrNotParked, "resume a completed run")
 	hist, _ := e.client.History(ctx, "r")
 	for _, ev := range hist {
-		if ev.Type == backend.EventResumeRequested {
-			t.Errorf("a resume request was written to history: %+v", ev)
-		}
+		assert.NotEqual(t, backend.EventResumeRequested, ev.Type, "a resume request was written to history: %+v", ev)
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
@@ -59,9 +62,7 @@ func (e *env) start(wfs ...durable.WorkflowDefinition) {
 	e.cancel, e.done = cancel, make(chan struct{})
 	go func() {
 		defer close(e.done)
-		if err := e.worker.Run(ctx); err != nil {
-			e.t.Errorf("worker: %v", err)
-		}
+		assert.NoError(e.t, e.worker.Run(ctx), "worker")
 	}()
 	e.t.Cleanup(e.stop)
 }
@@ -83,17 +84,14 @@ func ctxT(t *testing.T) context.Context {
 // waitStatus waits until the run has the status.
 func (e *env) waitStatus(runID string, want backend.Status) backend.RunInfo {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := e.client.Describe(context.Background(), runID)
-		if err == nil && info.Status == want {
-			return info
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("run %s: status %q (%v), want %q; failure %+v", runID, info.Status, err, want, info.Failure)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	var info backend.RunInfo
+	require.EventuallyWithT(e.t, func(c *assert.CollectT) {
+		var err error
+		info, err = e.client.Describe(context.Background(), runID)
+		require.NoError(c, err, "run %s", runID)
+		assert.Equal(c, want, info.Status, "run %s: status; failure %+v", runID, info.Failure)
+	}, 10*time.Second, 2*time.Millisecond)
+	return info
 }
 
 // counter counts activity executions by key.
@@ -135,26 +133,18 @@ func TestSequentialActivities(t *testing.T) {
 	})
 	e := newEnv(t, wf)
 	run, err := wf.Start(ctxT(t), e.client, "chain-1", 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got, err := run.Result(ctxT(t))
-	if err != nil || got != 96 {
-		t.Fatalf("result = %d, %v; want 96", got, err)
-	}
-	if n := calls.get("double"); n != 5 {
-		t.Errorf("activity ran %d times, want 5", n)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 96, got)
+	assert.Equal(t, 5, calls.get("double"), "activity runs")
 	hist, err := e.client.History(ctxT(t), "chain-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// started + 5 × (scheduled, completed) + completed
-	if len(hist) != 12 {
+	if !assert.Equal(t, 12, len(hist), "history events") {
 		for _, ev := range hist {
 			t.Log(ev.Seq, ev.Type, ev.Step)
 		}
-		t.Fatalf("history has %d events, want 12", len(hist))
 	}
 }
 
@@ -163,22 +153,17 @@ func TestStartIsIdempotent(t *testing.T) {
 	other := durable.NewWorkflow("other", func(ctx durable.Context, s string) (string, error) { return s, nil })
 	e := newEnv(t, wf, other)
 	ctx := ctxT(t)
-	if _, err := wf.Start(ctx, e.client, "r", "a"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := wf.Start(ctx, e.client, "r", "a")
+	require.NoError(t, err)
 	run, err := wf.Start(ctx, e.client, "r", "a")
-	if err != nil {
-		t.Fatalf("same start again: %v", err)
-	}
-	if got, err := run.Result(ctx); err != nil || got != "a" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
-	if _, err := wf.Start(ctx, e.client, "r", "b"); !errors.Is(err, durable.ErrRunExists) {
-		t.Errorf("other input: err = %v, want ErrRunExists", err)
-	}
-	if _, err := other.Start(ctx, e.client, "r", "a"); !errors.Is(err, durable.ErrRunExists) {
-		t.Errorf("other workflow: err = %v, want ErrRunExists", err)
-	}
+	require.NoError(t, err, "same start again")
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "a", got)
+	_, err = wf.Start(ctx, e.client, "r", "b")
+	assert.ErrorIs(t, err, durable.ErrRunExists, "other input")
+	_, err = other.Start(ctx, e.client, "r", "a")
+	assert.ErrorIs(t, err, durable.ErrRunExists, "other workflow")
 }
 
 // pizza is the seed scenario: four activities and a durable wait.
@@ -227,17 +212,12 @@ const pizzaResult = "SendReceipt(DeliverPizza(PreparePizza(TakeOrder(margherita)
 func seedRun(t *testing.T, store backend.Store, info backend.RunInfo, entries [][]byte) {
 	t.Helper()
 	ctx := ctxT(t)
-	if _, _, err := store.CreateRun(ctx, info, entries[0]); err != nil {
-		t.Fatal(err)
-	}
+	_, _, err := store.CreateRun(ctx, info, entries[0])
+	require.NoError(t, err)
 	lease, err := store.Lease(ctx, info.ID, "dead-worker", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	info.Status = backend.StatusRunning
-	if err := store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1:], Run: info, Release: true}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1:], Run: info, Release: true}))
 }
 
 // TestReplayAfterEveryEvent cuts a finished run's history after each of its
@@ -248,20 +228,14 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 	orig := newPizza(time.Millisecond)
 	e := newEnv(t, orig.workflow)
 	run, err := orig.workflow.Start(ctx, e.client, "pizza", "margherita")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run.Result(ctx); err != nil || got != pizzaResult {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	require.NoError(t, err)
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pizzaResult, got)
 	entries, err := e.store.ReadHistory(ctx, "pizza", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	history, err := backend.DecodeHistory(entries, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	info, _ := e.client.Describe(ctx, "pizza")
 
 	for cut := 1; cut < len(entries); cut++ {
@@ -271,9 +245,8 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 			seedRun(t, e.store, backend.RunInfo{ID: "pizza", Workflow: info.Workflow, InputHash: info.InputHash}, entries[:cut])
 			e.start(p.workflow)
 			got, err := p.workflow.Get(e.client, "pizza").Result(ctxT(t))
-			if err != nil || got != pizzaResult {
-				t.Fatalf("result = %q, %v", got, err)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, pizzaResult, got)
 			completed := map[string]bool{}
 			scheduled := map[string]bool{}
 			for _, ev := range history[:cut] {
@@ -290,27 +263,22 @@ func TestReplayAfterEveryEvent(t *testing.T) {
 				if completed[name] {
 					want = 0
 				}
-				if got := p.calls.get(name); got != want {
-					t.Errorf("%s ran %d times, want %d", name, got, want)
-				}
+				assert.Equal(t, want, p.calls.get(name), "%s runs", name)
 				if scheduled[name] && !completed[name] {
 					// Cut off mid-attempt: the retry is attempt 2 with
 					// the key attempt 1 had.
 					k1, _ := orig.keys.Load(name + "#1")
 					k2, ok := p.keys.Load(name + "#2")
-					if !ok || k1 != k2 {
-						t.Errorf("%s retried with key %v, want %v", name, k2, k1)
-					}
+					assert.True(t, ok, "%s was not retried", name)
+					assert.Equal(t, k1, k2, "%s retried with another key", name)
 				}
 			}
 			final, err := e.client.History(ctxT(t), "pizza")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, len(final), cut, "events in the final history")
 			for i := range cut {
-				if final[i].Type != history[i].Type || final[i].Step != history[i].Step {
-					t.Fatalf("event %d changed: %s/%d, was %s/%d", i+1, final[i].Type, final[i].Step, history[i].Type, history[i].Step)
-				}
+				require.Equal(t, history[i].Type, final[i].Type, "event %d changed", i+1)
+				require.Equal(t, history[i].Step, final[i].Step, "event %d changed", i+1)
 			}
 		})
 	}
@@ -347,20 +315,17 @@ func TestStoppedWorkerHandsRunsOff(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- first.Run(ctx) }()
 	run, err := wf.Start(ctxT(t), e.client, "slow", struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	<-started
 	stop()
 	<-done
 	// The lease lasts an hour: only a hand-off lets another worker go on.
 	e.start(wf)
-	if got, err := run.Result(ctxT(t)); err != nil || got != "done" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
-	if attempt := <-started; attempt != 2 {
-		t.Errorf("second worker ran attempt %d, want 2", attempt)
-	}
+	got, err := run.Result(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, "done", got)
+	attempt := <-started
+	assert.Equal(t, 2, attempt, "the second worker's attempt")
 }
 
 // TestLeaseRenewedWhileBusy runs a workflow whose steps each take less than
@@ -395,12 +360,10 @@ func TestLeaseRenewedWhileBusy(t *testing.T) {
 		t.Cleanup(func() { stop(); <-done })
 	}
 	run, _ := wf.Start(ctx, e.client, "busy", 0)
-	if got, err := run.Result(ctx); err != nil || got != 10 {
-		t.Fatalf("result = %d, %v", got, err)
-	}
-	if n := runs.Load(); n != 10 {
-		t.Errorf("steps ran %d times, want 10: the lease lapsed and steps ran again", n)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 10, got)
+	assert.Equal(t, int32(10), runs.Load(), "step runs: more means the lease lapsed and steps ran again")
 }
 
 // flakyStore fails the first commits it is given, as a store whose server
@@ -433,14 +396,10 @@ func TestCommitRetriedAfterStoreBlip(t *testing.T) {
 	w.Register(wf)
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "blip", "ok")
-	if err := w.Drain(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.Drain(ctx))
 	// With an hour's lease, the run finishes only if the worker retried.
-	if got, err := run.Result(ctx); err != nil || got != "ok" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
-	if calls.get("once") != 1 {
-		t.Errorf("activity ran %d times", calls.get("once"))
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", got)
+	assert.Equal(t, 1, calls.get("once"), "activity runs")
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -36,38 +39,25 @@ func TestSignalsBeforeAndAfterWait(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, e.client, "collect", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("collect", backend.StatusWaiting)
 	for _, s := range []string{"a", "b"} {
-		if err := approve.Send(ctx, e.client, "collect", s); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, approve.Send(ctx, e.client, "collect", s))
 	}
-	if err := gate.Send(ctx, e.client, "collect", struct{}{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, gate.Send(ctx, e.client, "collect", struct{}{}))
 	info := e.waitStatus("collect", backend.StatusWaiting)
 	for info.Waiting != "signal approve" {
 		time.Sleep(time.Millisecond)
 		info, _ = e.client.Describe(ctx, "collect")
 	}
 	for _, s := range []string{"c", "d"} {
-		if err := approve.Send(ctx, e.client, "collect", s); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, approve.Send(ctx, e.client, "collect", s))
 	}
 	got, err := run.Result(ctx)
-	if err != nil || strings.Join(got, "") != "abcd" {
-		t.Fatalf("result = %v, %v; want [a b c d]", got, err)
-	}
-	if err := approve.Send(ctx, e.client, "collect", "late"); !errors.Is(err, durable.ErrRunEnded) {
-		t.Errorf("signal to ended run: %v, want ErrRunEnded", err)
-	}
-	if err := approve.Send(ctx, e.client, "nope", "x"); !errors.Is(err, backend.ErrRunNotFound) {
-		t.Errorf("signal to unknown run: %v, want ErrRunNotFound", err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "abcd", strings.Join(got, ""), "result %v", got)
+	assert.ErrorIs(t, approve.Send(ctx, e.client, "collect", "late"), durable.ErrRunEnded, "signal to ended run")
+	assert.ErrorIs(t, approve.Send(ctx, e.client, "nope", "x"), backend.ErrRunNotFound, "signal to unknown run")
 }
 
 func TestReceiveTimeout(t *testing.T) {
@@ -85,33 +75,24 @@ func TestReceiveTimeout(t *testing.T) {
 	ctx := ctxT(t)
 
 	timedOut, err := wf.Start(ctx, e.client, "slow", 20*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := timedOut.Result(ctx); err != nil || got != "timed out" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	require.NoError(t, err)
+	got, err := timedOut.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "timed out", got)
 
 	signaled, err := wf.Start(ctx, e.client, "fast", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("fast", backend.StatusWaiting)
-	if err := approve.Send(ctx, e.client, "fast", "ann"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := signaled.Result(ctx); err != nil || got != "approved by ann" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	require.NoError(t, approve.Send(ctx, e.client, "fast", "ann"))
+	got, err = signaled.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "approved by ann", got)
 	hist, _ := e.client.History(ctx, "fast")
 	var types []string
 	for _, ev := range hist {
 		types = append(types, string(ev.Type))
 	}
-	want := "run_started timer_started signal_received timer_canceled run_completed"
-	if strings.Join(types, " ") != want {
-		t.Errorf("history = %v, want %s", types, want)
-	}
+	assert.Equal(t, "run_started timer_started signal_received timer_canceled run_completed", strings.Join(types, " "), "history")
 }
 
 func TestSelectRecordsTheWinner(t *testing.T) {
@@ -141,18 +122,14 @@ func TestSelectRecordsTheWinner(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, e.client, "race", struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("race", backend.StatusWaiting)
 	// Deploy: a new worker replays the run; the winner must be the same.
 	e.start(wf)
-	if err := approve.Send(ctx, e.client, "race", "go"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run.Result(ctx); err != nil || got != "fast" {
-		t.Fatalf("result = %q, %v; want fast", got, err)
-	}
+	require.NoError(t, approve.Send(ctx, e.client, "race", "go"))
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "fast", got)
 }
 
 func TestCancelRunsCompensations(t *testing.T) {
@@ -188,31 +165,23 @@ func TestCancelRunsCompensations(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, e.client, "o-1", "o-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for info := e.waitStatus("o-1", backend.StatusRunning); !strings.Contains(info.Waiting, "ship"); {
 		time.Sleep(time.Millisecond)
 		info, _ = e.client.Describe(ctx, "o-1")
 	}
-	if err := e.client.Cancel(durable.WithSender(ctx, "ops@example.com"), "o-1"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.client.Cancel(durable.WithSender(ctx, "ops@example.com"), "o-1"))
 	_, err = run.Result(ctx)
 	var runErr *durable.RunError
-	if !errors.As(err, &runErr) || runErr.Status != backend.StatusCanceled || !errors.Is(err, durable.ErrCanceled) {
-		t.Fatalf("result error = %v, want a canceled RunError", err)
-	}
-	if got, want := log.String(), "reserve(o-1) charge(o-1) refund(o-1) release(o-1) "; got != want {
-		t.Errorf("activities = %q, want %q", got, want)
-	}
-	if !canceledSeen.Load() {
-		t.Error("running activity did not see its context canceled with ErrCanceled")
-	}
+	require.ErrorAs(t, err, &runErr, "result error: want a canceled RunError")
+	require.Equal(t, backend.StatusCanceled, runErr.Status, "result error: want a canceled RunError")
+	require.ErrorIs(t, err, durable.ErrCanceled, "result error: want a canceled RunError")
+	assert.Equal(t, "reserve(o-1) charge(o-1) refund(o-1) release(o-1) ", log.String(), "activities")
+	assert.True(t, canceledSeen.Load(), "running activity did not see its context canceled with ErrCanceled")
 	hist, _ := e.client.History(ctx, "o-1")
 	for _, ev := range hist {
-		if ev.Type == backend.EventCancelRequested && ev.Sender != "ops@example.com" {
-			t.Errorf("cancel sender = %q", ev.Sender)
+		if ev.Type == backend.EventCancelRequested {
+			assert.Equal(t, "ops@example.com", ev.Sender, "cancel sender")
 		}
 	}
 }
@@ -246,32 +215,24 @@ func TestContinueAsNew(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, e.client, "chat", state{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Three messages at once: the second and third arrive while the
 	// first generation runs and must be carried into the next ones.
 	for _, m := range []string{"hi", "how", "bye"} {
-		if err := msg.Send(ctx, e.client, "chat", m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, msg.Send(ctx, e.client, "chat", m))
 	}
 	got, err := run.Result(ctx)
-	if err != nil || got.N != 3 || strings.Join(got.Seen, " ") != "hi how bye" {
-		t.Fatalf("result = %+v, %v", got, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 3, got.N, "result %+v", got)
+	assert.Equal(t, "hi how bye", strings.Join(got.Seen, " "), "result %+v", got)
 	info, _ := e.client.Describe(ctx, "chat")
-	if info.Generation != 2 {
-		t.Errorf("generation = %d, want 2", info.Generation)
-	}
+	assert.Equal(t, 2, info.Generation, "generation")
 	hist, _ := e.client.History(ctx, "chat")
-	if hist[0].Type != backend.EventRunStarted || len(hist) > 6 {
-		t.Errorf("last history should be fresh and short, got %d events from %s", len(hist), hist[0].Type)
-	}
+	require.NotEmpty(t, hist, "last history")
+	assert.Equal(t, backend.EventRunStarted, hist[0].Type, "last history should be fresh")
+	assert.LessOrEqual(t, len(hist), 6, "last history should be short")
 	for _, n := range []string{"0", "1", "2"} {
-		if calls.get(n) != 1 {
-			t.Errorf("tick(%s) ran %d times", n, calls.get(n))
-		}
+		assert.Equal(t, 1, calls.get(n), "tick(%s) runs", n)
 	}
 }
 
@@ -317,10 +278,8 @@ func TestRetries(t *testing.T) {
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "r", struct{}{})
 	got, err := run.Result(ctx)
-	want := "flaky=3; broken failed after 1: *durable_test.permanentError; marked failed after 1: *errors.errorString; exhausted failed after 5: *errors.errorString"
-	if err != nil || got != want {
-		t.Fatalf("result = %q, %v\nwant %q", got, err, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "flaky=3; broken failed after 1: *durable_test.permanentError; marked failed after 1: *errors.errorString; exhausted failed after 5: *errors.errorString", got)
 	hist, _ := e.client.History(ctx, "r")
 	var waits []time.Duration
 	for _, ev := range hist {
@@ -328,9 +287,7 @@ func TestRetries(t *testing.T) {
 			waits = append(waits, ev.FireAt.Sub(ev.Time).Round(time.Millisecond))
 		}
 	}
-	if fmt.Sprint(waits) != "[1ms 2ms 4ms 4ms]" {
-		t.Errorf("backoff = %v, want [1ms 2ms 4ms 4ms]", waits)
-	}
+	assert.Equal(t, []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 4 * time.Millisecond}, waits, "backoff")
 }
 
 func TestTimeoutsAndHeartbeats(t *testing.T) {
@@ -358,9 +315,9 @@ func TestTimeoutsAndHeartbeats(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "t", struct{}{})
-	if got, err := run.Result(ctx); err != nil || got != "true true alive <nil>" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "true true alive <nil>", got)
 }
 
 func TestPanics(t *testing.T) {
@@ -385,9 +342,9 @@ func TestPanics(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "activity-panic", false)
-	if got, err := run.Result(ctx); err != nil || got != "ok" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", got)
 	hist, _ := e.client.History(ctx, "activity-panic")
 	var failed *backend.Failure
 	for _, ev := range hist {
@@ -395,19 +352,19 @@ func TestPanics(t *testing.T) {
 			failed = ev.Failure
 		}
 	}
-	if failed == nil || failed.Kind != backend.KindPanic || !strings.Contains(failed.Stack, "features_test.go") {
-		t.Errorf("panicked attempt recorded as %+v", failed)
+	if assert.NotNil(t, failed, "the panicked attempt's failure") {
+		assert.Equal(t, backend.KindPanic, failed.Kind, "panicked attempt recorded as %+v", failed)
+		assert.Contains(t, failed.Stack, "features_test.go", "panicked attempt's stack")
 	}
 
 	crash, _ := wf.Start(ctx, e.client, "workflow-panic", true)
-	_, err := crash.Result(ctx)
-	if !errors.Is(err, durable.ErrPanic) || !strings.Contains(err.Error(), "workflow bug") {
-		t.Fatalf("err = %v, want a workflow panic", err)
-	}
+	_, err = crash.Result(ctx)
+	require.ErrorIs(t, err, durable.ErrPanic, "want a workflow panic")
+	require.ErrorContains(t, err, "workflow bug", "want a workflow panic")
 	info, _ := e.client.Describe(ctx, "workflow-panic")
-	if info.Status != backend.StatusFailed || !strings.Contains(info.Failure.Stack, "features_test.go") {
-		t.Errorf("status %s, stack %q", info.Status, info.Failure.Stack)
-	}
+	assert.Equal(t, backend.StatusFailed, info.Status)
+	require.NotNil(t, info.Failure, "the failed run's failure")
+	assert.Contains(t, info.Failure.Stack, "features_test.go", "the failed run's stack")
 }
 
 // TestContinueAsNewLeavesLaterMessages sends several messages at once to a
@@ -429,17 +386,12 @@ func TestContinueAsNewLeavesLaterMessages(t *testing.T) {
 	e := newIdleEnv(t)
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, e.client, "relay", []string{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, m := range []string{"a", "b", "c", "d"} {
-		if err := msg.Send(ctx, e.client, "relay", m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, msg.Send(ctx, e.client, "relay", m))
 	}
 	e.start(wf) // all four wait in the inbox when the worker first looks
 	got, err := run.Result(ctx)
-	if err != nil || strings.Join(got, "") != "abcd" {
-		t.Fatalf("result = %v, %v; want [a b c d]", got, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "abcd", strings.Join(got, ""), "result %v", got)
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -43,13 +46,13 @@ func TestChildWorkflows(t *testing.T) {
 	ctx := ctxT(t)
 	run, _ := parent.Start(ctx, e.client, "p", []string{"x", "bad", "y"})
 	got, err := run.Result(ctx)
-	if want := "a(x), failed: bad input in p/0/2, a(y)"; err != nil || got != want {
-		t.Fatalf("result = %q, %v; want %q", got, err, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "a(x), failed: bad input in p/0/2, a(y)", got)
 	info, err := e.client.Describe(ctx, "p/0/1")
-	if err != nil || info.ParentID != "p" || info.ParentStep != 1 || info.Status != backend.StatusCompleted {
-		t.Errorf("child record = %+v, %v", info, err)
-	}
+	require.NoError(t, err, "child record")
+	assert.Equal(t, "p", info.ParentID, "child record")
+	assert.Equal(t, 1, info.ParentStep, "child record")
+	assert.Equal(t, backend.StatusCompleted, info.Status, "child record")
 }
 
 func TestCancelPropagatesToChildren(t *testing.T) {
@@ -63,12 +66,9 @@ func TestCancelPropagatesToChildren(t *testing.T) {
 	ctx := ctxT(t)
 	run, _ := parent.Start(ctx, e.client, "boss", struct{}{})
 	e.waitStatus("boss/0/1", backend.StatusWaiting)
-	if err := e.client.Cancel(ctx, "boss"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run.Result(ctx); !errors.Is(err, durable.ErrCanceled) {
-		t.Fatalf("parent err = %v, want canceled", err)
-	}
+	require.NoError(t, e.client.Cancel(ctx, "boss"))
+	_, err := run.Result(ctx)
+	require.ErrorIs(t, err, durable.ErrCanceled, "parent err")
 	e.waitStatus("boss/0/1", backend.StatusCanceled)
 }
 
@@ -108,33 +108,23 @@ func TestDeterministicServicesSurviveReplay(t *testing.T) {
 	e.waitStatus("s", backend.StatusWaiting)
 	e.start(wf) // a new process: nothing of the first execution is in memory
 	time.Sleep(time.Millisecond)
-	if err := approve.Send(ctx, e.client, "s", "go"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, approve.Send(ctx, e.client, "s", "go"))
 	got, err := run.Result(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	mu.Lock()
 	defer mu.Unlock()
-	if got != firstSeen {
-		t.Errorf("replayed values %q differ from first execution %q", got, firstSeen)
-	}
-	if sideEffects.Load() != 1 {
-		t.Errorf("side effect ran %d times, want 1", sideEffects.Load())
-	}
-	if id := strings.Fields(got)[0]; len(id) != 36 || id[14] != '4' {
-		t.Errorf("NewID = %q, want a version 4 UUID", id)
-	}
+	assert.Equal(t, firstSeen, got, "replayed values differ from the first execution's")
+	assert.Equal(t, int32(1), sideEffects.Load(), "side effect runs")
+	id := strings.Fields(got)[0]
+	require.Len(t, id, 36, "NewID %q: want a version 4 UUID", id)
+	assert.Equal(t, byte('4'), id[14], "NewID %q: want a version 4 UUID", id)
 }
 
 func TestBadHistoryParksTheRun(t *testing.T) {
 	wf := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) { return in, nil })
 	start := func(t *testing.T) [][]byte {
 		first, err := backend.EncodeEvent(backend.Event{Seq: 1, Type: backend.EventRunStarted, Name: "flow", Payload: []byte(`"x"`), Time: time.Now()}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return [][]byte{first}
 	}
 	for _, tc := range []struct {
@@ -154,9 +144,8 @@ func TestBadHistoryParksTheRun(t *testing.T) {
 			seedRun(t, e.store, backend.RunInfo{ID: "r", Workflow: "flow"}, append(start(t), []byte(tc.entry)))
 			e.start(wf)
 			info := e.waitStatus("r", backend.StatusParked)
-			if info.Failure == nil || info.Failure.Kind != tc.want {
-				t.Errorf("failure = %+v, want %v", info.Failure, tc.want)
-			}
+			require.NotNil(t, info.Failure, "failure")
+			assert.Equal(t, tc.want, info.Failure.Kind, "failure %+v", info.Failure)
 		})
 	}
 	t.Run("bad inbox entry", func(t *testing.T) {
@@ -166,13 +155,11 @@ func TestBadHistoryParksTheRun(t *testing.T) {
 		_ = e.store.Send(ctxT(t), "r", []byte(`{"v":1,"type":"from_the_future"}`))
 		e.start(waiter)
 		info := e.waitStatus("r", backend.StatusParked)
-		if info.Failure == nil || info.Failure.Kind != backend.KindUnknownEvent {
-			t.Errorf("failure = %+v", info.Failure)
+		if assert.NotNil(t, info.Failure, "failure") {
+			assert.Equal(t, backend.KindUnknownEvent, info.Failure.Kind, "failure %+v", info.Failure)
 		}
 		inbox, _ := e.store.ReadInbox(ctxT(t), "r")
-		if len(inbox) != 1 {
-			t.Errorf("inbox has %d entries, want the bad one kept", len(inbox))
-		}
+		assert.Len(t, inbox, 1, "inbox: want the bad entry kept")
 	})
 }
 
@@ -198,25 +185,17 @@ func TestCodecProtectsPayloads(t *testing.T) {
 	client := durable.NewClient(e.store, durable.ClientOptions{Codec: xorCodec{}})
 	ctx := ctxT(t)
 	run, err := wf.Start(ctx, client, "pay", "4242-4242")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Drain(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, w.Drain(ctx))
 	got, err := run.Result(ctx)
-	if err != nil || got != "card 4242-4242" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "card 4242-4242", got)
 	raw, _ := e.store.ReadHistory(ctx, "pay", 1)
 	for _, entry := range raw {
-		if strings.Contains(string(entry), "4242") {
-			t.Errorf("payload stored in clear: %s", entry)
-		}
+		assert.NotContains(t, string(entry), "4242", "payload stored in clear")
 	}
-	if _, err := e.client.History(ctx, "pay"); !errors.Is(err, backend.ErrCorruptHistory) {
-		t.Errorf("reading without the codec: %v, want a clear error", err)
-	}
+	_, err = e.client.History(ctx, "pay")
+	assert.ErrorIs(t, err, backend.ErrCorruptHistory, "reading without the codec: want a clear error")
 }
 
 func TestDescribeAndList(t *testing.T) {
@@ -224,23 +203,25 @@ func TestDescribeAndList(t *testing.T) {
 	e := newEnv(t, wf)
 	ctx := ctxT(t)
 	for _, id := range []string{"w1", "w2"} {
-		if _, err := wf.Start(ctx, e.client, id, id); err != nil {
-			t.Fatal(err)
-		}
+		_, err := wf.Start(ctx, e.client, id, id)
+		require.NoError(t, err)
 		e.waitStatus(id, backend.StatusWaiting)
 	}
 	_ = approve.Send(ctx, e.client, "w1", "z")
 	e.waitStatus("w1", backend.StatusCompleted)
 	info, err := e.client.Describe(ctx, "w2")
-	if err != nil || info.Waiting != "signal approve" || info.Step != 1 || info.Workflow != "flow" {
-		t.Errorf("describe = %+v, %v", info, err)
-	}
+	assert.NoError(t, err, "describe")
+	assert.Equal(t, "signal approve", info.Waiting, "describe")
+	assert.Equal(t, 1, info.Step, "describe")
+	assert.Equal(t, "flow", info.Workflow, "describe")
 	waiting, _ := e.client.ListRuns(ctx, backend.RunFilter{Status: backend.StatusWaiting})
 	done, _ := e.client.ListRuns(ctx, backend.RunFilter{Status: backend.StatusCompleted, Workflow: "flow"})
-	if len(waiting) != 1 || waiting[0].ID != "w2" || len(done) != 1 || done[0].ID != "w1" {
-		t.Errorf("waiting = %v, completed = %v", waiting, done)
+	if assert.Len(t, waiting, 1, "waiting runs") {
+		assert.Equal(t, "w2", waiting[0].ID, "waiting run")
 	}
-	if _, err := e.client.Describe(ctx, "nope"); !errors.Is(err, backend.ErrRunNotFound) {
-		t.Errorf("describe unknown: %v", err)
+	if assert.Len(t, done, 1, "completed runs") {
+		assert.Equal(t, "w1", done[0].ID, "completed run")
 	}
+	_, err = e.client.Describe(ctx, "nope")
+	assert.ErrorIs(t, err, backend.ErrRunNotFound, "describe unknown")
 }

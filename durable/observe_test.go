@@ -2,11 +2,13 @@ package durable_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -73,68 +75,53 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 
 	stop := startWorker()
 	run, err := wf.Start(ctx, client, "ask-1", "refund")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	info := waitForStatus(t, client, "ask-1", backend.StatusAwaitingApproval)
-	if info.Waiting != "signal decision" {
-		t.Errorf("waiting = %q", info.Waiting)
-	}
+	assert.Equal(t, "signal decision", info.Waiting, "waiting")
 	stop()
 
 	// A new worker replays the run when the decision arrives: the
 	// observers hear only of what it writes.
 	before := len(seen.seqs())
 	defer startWorker()()
-	if err := decision.Send(ctx, client, "ask-1", true); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run.Result(ctx); err != nil || got != "approved refund" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	require.NoError(t, decision.Send(ctx, client, "ask-1", true))
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "approved refund", got)
 	history, err := client.History(ctx, "ask-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Observers hear of the last write after the store accepted it.
 	waitFor(t, "the last write observed", func() bool { return len(seen.seqs()) >= len(history)-1 })
 	seqs := seen.seqs()
-	if len(seqs) != len(history)-1 || len(seqs) <= before {
-		t.Fatalf("observed seqs %v for a history of %d events", seqs, len(history))
-	}
+	require.Len(t, seqs, len(history)-1, "observed seqs for a history of %d events", len(history))
+	require.Greater(t, len(seqs), before, "observed seqs %v: none from the new worker", seqs)
 	for i, s := range seqs {
-		if s != int64(i+2) { // the first event is written by the client
-			t.Fatalf("observed seqs %v: want 2, 3, ... once each", seqs)
-		}
+		// The first event is written by the client.
+		require.Equal(t, int64(i+2), s, "observed seqs %v: want 2, 3, ... once each", seqs)
 	}
 	rec := history[1]
-	if rec.Type != backend.EventSideEffect || rec.Name != "asked" || string(rec.Payload) != `"refund"` {
-		t.Errorf("record event = %+v", rec)
-	}
+	assert.Equal(t, backend.EventSideEffect, rec.Type, "record event %+v", rec)
+	assert.Equal(t, "asked", rec.Name, "record event %+v", rec)
+	assert.Equal(t, `"refund"`, string(rec.Payload), "record event %+v", rec)
 
 	// Code that records another name at that step does not replay.
 	changed := durable.NewWorkflow("ask", func(ctx durable.Context, what string) (string, error) {
 		return "", durable.Record(ctx, "told", what)
 	})
 	var nd *durable.NondeterminismError
-	if err := durable.ReplayHistory(changed, history); !errors.As(err, &nd) {
-		t.Errorf("replay with another record name: %v, want a NondeterminismError", err)
-	}
+	assert.ErrorAs(t, durable.ReplayHistory(changed, history), &nd, "replay with another record name")
 }
 
 func waitForStatus(t *testing.T, c *durable.Client, runID string, want backend.Status) backend.RunInfo {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := c.Describe(context.Background(), runID)
-		if err == nil && info.Status == want {
-			return info
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s: status %s, want %s (%v)", runID, info.Status, want, err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	var info backend.RunInfo
+	require.EventuallyWithT(t, func(collect *assert.CollectT) {
+		var err error
+		info, err = c.Describe(context.Background(), runID)
+		require.NoError(collect, err, "run %s", runID)
+		assert.Equal(collect, want, info.Status, "run %s: status", runID)
+	}, 10*time.Second, 2*time.Millisecond)
+	return info
 }
 
 // TestObserversInOrderAcrossRelease: a run let go and taken up again at
@@ -167,9 +154,7 @@ func TestObserversInOrderAcrossRelease(t *testing.T) {
 			// The run was let go with the first signal: send the
 			// second, and give a next executor time to write it
 			// and tell the observers first, if it does not wait.
-			if err := wake.Send(ctx, client, "sleepy-1", 2); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, wake.Send(ctx, client, "sleepy-1", 2))
 			select {
 			case <-later:
 			case <-time.After(200 * time.Millisecond):
@@ -191,21 +176,15 @@ func TestObserversInOrderAcrossRelease(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	run, err := wf.Start(ctx, client, "sleepy-1", struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	waitForStatus(t, client, "sleepy-1", backend.StatusWaiting)
-	if err := wake.Send(ctx, client, "sleepy-1", 1); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run.Result(ctx); err != nil || got != 3 {
-		t.Fatalf("result %d, %v", got, err)
-	}
+	require.NoError(t, wake.Send(ctx, client, "sleepy-1", 1))
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 3, got)
 	mu.Lock()
 	defer mu.Unlock()
 	for i := 1; i < len(seqs); i++ {
-		if seqs[i] != seqs[i-1]+1 {
-			t.Fatalf("observers heard of events %v: not in order", seqs)
-		}
+		require.Equal(t, seqs[i-1]+1, seqs[i], "observers heard of events %v: not in order", seqs)
 	}
 }

@@ -3,10 +3,12 @@ package durable_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable"
 )
@@ -47,12 +49,10 @@ func TestQueuedActivities(t *testing.T) {
 	e.serve(remoteRender)
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "film", "sunrise")
-	if got, err := run.Result(ctx); err != nil || got != "frame of sunrise" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
-	if len(keys) != 2 || keys[0] != keys[1] || keys[0] != "film/0/1" {
-		t.Errorf("attempts saw keys %v, want film/0/1 twice", keys)
-	}
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "frame of sunrise", got)
+	assert.Equal(t, []string{"film/0/1", "film/0/1"}, keys, "the attempts' idempotency keys")
 }
 
 func TestQueuedActivityTimesOutWithoutServer(t *testing.T) {
@@ -65,9 +65,8 @@ func TestQueuedActivityTimesOutWithoutServer(t *testing.T) {
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "film", "sunrise")
 	_, err := run.Result(ctx)
-	if !errors.Is(err, durable.ErrTimeout) || !strings.Contains(err.Error(), "no result from task queue gpu") {
-		t.Fatalf("err = %v, want a timeout of the queued attempt", err)
-	}
+	assert.ErrorIs(t, err, durable.ErrTimeout, "want a timeout of the queued attempt")
+	assert.ErrorContains(t, err, "no result from task queue gpu")
 }
 
 func TestQueuedActivityNotRegistered(t *testing.T) {
@@ -82,7 +81,5 @@ func TestQueuedActivityNotRegistered(t *testing.T) {
 	ctx := ctxT(t)
 	run, _ := wf.Start(ctx, e.client, "film", "sunrise")
 	_, err := run.Result(ctx)
-	if !errors.Is(err, durable.ErrUnregistered) {
-		t.Fatalf("err = %v, want ErrUnregistered", err)
-	}
+	assert.ErrorIs(t, err, durable.ErrUnregistered)
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
@@ -87,16 +90,10 @@ func TestWriteTimeline(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := durable.WriteTimeline(&buf, tt.events); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, durable.WriteTimeline(&buf, tt.events))
 			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-			if len(lines) != len(tt.events)+1 {
-				t.Fatalf("%d lines for %d events:\n%s", len(lines), len(tt.events), buf.String())
-			}
-			if got := strings.Join(strings.Fields(lines[len(lines)-1]), " "); got != tt.last {
-				t.Errorf("last row:\n got %s\nwant %s", got, tt.last)
-			}
+			require.Len(t, lines, len(tt.events)+1, "lines for %d events", len(tt.events))
+			assert.Equal(t, tt.last, strings.Join(strings.Fields(lines[len(lines)-1]), " "), "last row")
 			checkTimelineAligned(t, lines)
 		})
 	}
@@ -109,12 +106,9 @@ func checkTimelineAligned(t *testing.T, lines []string) {
 	col := utf8.RuneCountInString(lines[0][:strings.Index(lines[0], "EVENT")])
 	for _, line := range lines {
 		r := []rune(line)
-		if len(r) <= col || r[col-1] != ' ' || r[col] == ' ' {
-			t.Errorf("row not aligned at column %d: %q", col, line)
-		}
-		if strings.HasSuffix(line, " ") {
-			t.Errorf("row ends in a space: %q", line)
-		}
+		aligned := len(r) > col && r[col-1] == ' ' && r[col] != ' '
+		assert.True(t, aligned, "row not aligned at column %d: %q", col, line)
+		assert.False(t, strings.HasSuffix(line, " "), "row ends in a space: %q", line)
 	}
 }
 
@@ -151,26 +145,16 @@ func TestWriteTimelineGolden(t *testing.T) {
 		events[i].Seq = int64(i + 1)
 	}
 	var buf bytes.Buffer
-	if err := durable.WriteTimeline(&buf, events); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, durable.WriteTimeline(&buf, events))
 	checkTimelineAligned(t, strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"))
 	golden := filepath.Join("testdata", "timeline.golden")
 	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(golden, buf.Bytes(), 0o644))
 	}
 	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestWriteTimelineGolden -update to create it)", err)
-	}
-	if got := buf.String(); got != string(want) {
-		t.Errorf("timeline differs from %s (run with -update if the change is intended)\ngot:\n%s\nwant:\n%s", golden, got, want)
-	}
+	require.NoError(t, err, "run go test -run TestWriteTimelineGolden -update to create it")
+	assert.Equal(t, string(want), buf.String(), "timeline differs from %s (run with -update if the change is intended)", golden)
 }
 
 // TestWriteTimelineOfRun renders the history of a real run: every
@@ -196,34 +180,24 @@ func TestWriteTimelineOfRun(t *testing.T) {
 	go func() { done <- worker.Run(workerCtx) }()
 	defer func() {
 		stop()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
+		assert.NoError(t, <-done, "worker")
 	}()
 	run, err := wf.Start(ctx, client, "greet-1", "ana")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := run.Result(ctx); err != nil || got != "hello ana" {
-		t.Fatalf("result = %q, %v", got, err)
-	}
+	require.NoError(t, err)
+	got, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "hello ana", got)
 	history, err := client.History(ctx, run.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var buf bytes.Buffer
-	if err := durable.WriteTimeline(&buf, history); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, durable.WriteTimeline(&buf, history))
 	out := buf.String()
 	for _, want := range []string{"run_started", "greeter", "timer_started", "fires +1ms", "timer_fired", "run_completed", `"hello ana"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("timeline lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "timeline")
 	}
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "activity_") && !strings.Contains(line, " greet ") {
-			t.Errorf("activity row without its name: %q", line)
+		if strings.Contains(line, "activity_") {
+			assert.Contains(t, line, " greet ", "activity row without its name")
 		}
 	}
 	checkTimelineAligned(t, strings.Split(strings.TrimSuffix(out, "\n"), "\n"))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/durable"
@@ -71,12 +73,10 @@ func TestRunTrace(t *testing.T) {
 	caller := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled})
 	run, err := parent.Start(trace.ContextWithSpanContext(ctx, caller), e.client, "p1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := run.Result(ctx); err != nil || out != "done" {
-		t.Fatalf("result %q, %v", out, err)
-	}
+	require.NoError(t, err)
+	out, err := run.Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "done", out)
 	// Observers hear of the last write after the store accepted it.
 	waitFor(t, "the last write observed", func() bool {
 		mu.Lock()
@@ -86,40 +86,33 @@ func TestRunTrace(t *testing.T) {
 	})
 	want := backend.Trace{TraceID: caller.TraceID(), Parent: caller.SpanID(), Flags: trace.FlagsSampled}
 	info, err := e.client.Describe(ctx, "p1")
-	if err != nil || info.Trace != want || info.Generation != 1 {
-		t.Fatalf("record: trace %v generation %d (%v); want trace %v, generation 1", info.Trace, info.Generation, err, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, want, info.Trace, "the record's trace")
+	assert.Equal(t, 1, info.Generation, "the record's generation")
 	history, err := e.client.History(ctx, "p1")
-	if err != nil || history[0].Trace != want {
-		t.Fatalf("the next history's first event has trace %v (%v); want %v", history[0].Trace, err, want)
-	}
+	require.NoError(t, err)
+	require.NotEmpty(t, history)
+	assert.Equal(t, want, history[0].Trace, "the trace of the next history's first event")
 
 	// Activity attempts: generation 0 step 1 and generation 1 step 1,
 	// attempts 1 and 2 each, each under its own derived span.
 	mu.Lock()
 	defer mu.Unlock()
-	if len(spans) != 4 {
-		t.Fatalf("activity ran %d times; want 4", len(spans))
-	}
+	require.Len(t, spans, 4, "activity runs")
 	for i, s := range spans {
 		gen := i / 2
-		if s.sc.TraceID() != want.TraceID || s.sc.SpanID() != want.StepSpanID("p1", gen, s.step, s.attempt) || !s.sc.IsSampled() {
-			t.Errorf("attempt %d of step %d (generation %d) ran under %v", s.attempt, s.step, gen, s.sc)
-		}
+		assert.Equal(t, want.TraceID, s.sc.TraceID(), "attempt %d of step %d (generation %d): trace", s.attempt, s.step, gen)
+		assert.Equal(t, want.StepSpanID("p1", gen, s.step, s.attempt), s.sc.SpanID(), "attempt %d of step %d (generation %d): span", s.attempt, s.step, gen)
+		assert.True(t, s.sc.IsSampled(), "attempt %d of step %d (generation %d) ran under %v", s.attempt, s.step, gen, s.sc)
 	}
-	if spans[0].sc.SpanID() == spans[1].sc.SpanID() {
-		t.Error("two attempts share a span")
-	}
+	assert.NotEqual(t, spans[0].sc.SpanID(), spans[1].sc.SpanID(), "two attempts share a span")
 
 	// The child hangs under its step (2) of generation 0.
 	children, err := e.client.ListRuns(ctx, backend.RunFilter{Workflow: "child"})
-	if err != nil || len(children) != 1 {
-		t.Fatalf("children %v, %v", children, err)
-	}
+	require.NoError(t, err)
+	require.Len(t, children, 1, "children")
 	wantChild := backend.Trace{TraceID: want.TraceID, Parent: want.StepSpanID("p1", 0, 2, 0), Flags: want.Flags}
-	if children[0].Trace != wantChild {
-		t.Errorf("child trace %v; want %v", children[0].Trace, wantChild)
-	}
+	assert.Equal(t, wantChild, children[0].Trace, "child trace")
 
 	// Events that end work carry when it started.
 	ends := 0
@@ -128,19 +121,14 @@ func TestRunTrace(t *testing.T) {
 			switch ev.Type {
 			case backend.EventActivityAttemptFailed, backend.EventActivityCompleted, backend.EventChildCompleted:
 				ends++
-				if ev.Started.IsZero() || ev.Started.After(ev.Time) {
-					t.Errorf("%s of step %d: started %v, time %v", ev.Type, ev.Step, ev.Started, ev.Time)
-				}
+				assert.False(t, ev.Started.IsZero(), "%s of step %d has no start time", ev.Type, ev.Step)
+				assert.False(t, ev.Started.After(ev.Time), "%s of step %d: started %v, after its time %v", ev.Type, ev.Step, ev.Started, ev.Time)
 			case backend.EventActivityScheduled, backend.EventRunStarted:
-				if !ev.Started.IsZero() {
-					t.Errorf("%s has a start time", ev.Type)
-				}
+				assert.True(t, ev.Started.IsZero(), "%s has a start time", ev.Type)
 			}
 		}
 	}
-	if ends != 5 {
-		t.Errorf("%d events end work; want 5 (2 failed attempts, 2 completions, 1 child)", ends)
-	}
+	assert.Equal(t, 5, ends, "events that end work: 2 failed attempts, 2 completions, 1 child")
 }
 
 // TestReplayedWrites: a worker that picks a run up by replay says so.
@@ -169,16 +157,11 @@ func TestReplayedWrites(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	run, err := wf.Start(ctx, e.client, "s1", struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.waitStatus("s1", backend.StatusWaiting)
-	if err := wake.Send(ctx, e.client, "s1", "up"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run.Result(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, wake.Send(ctx, e.client, "s1", "up"))
+	_, err = run.Result(ctx)
+	require.NoError(t, err)
 	waitFor(t, "the last write observed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -188,9 +171,9 @@ func TestReplayedWrites(t *testing.T) {
 	defer mu.Unlock()
 	// The first write was made by the worker that started the run; the
 	// run then waited, was let go, and was replayed for the signal.
-	if len(replayed) < 2 || replayed[0] || !replayed[len(replayed)-1] {
-		t.Errorf("replayed flags %v; want false first, true last", replayed)
-	}
+	require.GreaterOrEqual(t, len(replayed), 2, "replayed flags %v", replayed)
+	assert.False(t, replayed[0], "replayed flags %v; want false first", replayed)
+	assert.True(t, replayed[len(replayed)-1], "replayed flags %v; want true last", replayed)
 }
 
 // TestLogsCarryTraceAndRunIDs: what a workflow logs through Logger names
@@ -210,35 +193,24 @@ func TestLogsCarryTraceAndRunIDs(t *testing.T) {
 	go func() { defer close(done); _ = w.Run(wctx) }()
 	defer func() { cancel(); <-done }()
 	run, err := wf.Start(ctx, e.client, "chatty-1", struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run.Result(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = run.Result(ctx)
+	require.NoError(t, err)
 	info, err := e.client.Describe(ctx, "chatty-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var line map[string]any
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "hello from the workflow") {
-			if err := json.Unmarshal([]byte(l), &line); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, json.Unmarshal([]byte(l), &line))
 		}
 	}
-	if line["run_id"] != "chatty-1" || line["trace_id"] != info.Trace.TraceID.String() {
-		t.Errorf("log line %v; want run_id chatty-1 and trace_id %s", line, info.Trace.TraceID)
-	}
+	assert.Equal(t, "chatty-1", line["run_id"], "log line %v", line)
+	assert.Equal(t, info.Trace.TraceID.String(), line["trace_id"], "log line %v", line)
 }
 
-// waitFor waits until cond holds, for up to 10 seconds.
+// waitFor waits until cond holds, for up to 10 seconds. cond runs in
+// another goroutine than the test's.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	require.Eventually(t, cond, 10*time.Second, 2*time.Millisecond, "timed out waiting for %s", what)
 }

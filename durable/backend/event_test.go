@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 
@@ -35,16 +38,10 @@ func TestEventRoundTrip(t *testing.T) {
 	for _, codec := range []backend.Codec{nil, xorCodec{}} {
 		for _, e := range sampleEvents() {
 			data, err := backend.EncodeEvent(e, codec)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			got, err := backend.DecodeEvent(data, codec)
-			if err != nil {
-				t.Fatalf("%s: %v", e.Type, err)
-			}
-			if !reflect.DeepEqual(got, e) {
-				t.Errorf("round trip of %s with %v:\n got %+v\nwant %+v", e.Type, codec, got, e)
-			}
+			require.NoError(t, err, "%s", e.Type)
+			assert.Equal(t, e, got, "round trip of %s with %v", e.Type, codec)
 		}
 	}
 }
@@ -52,17 +49,13 @@ func TestEventRoundTrip(t *testing.T) {
 func TestMarshalHistory(t *testing.T) {
 	events := sampleEvents()
 	data, err := backend.MarshalHistory(events)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got, err := backend.UnmarshalHistory(bytes.NewReader(data))
-	if err != nil || !reflect.DeepEqual(got, events) {
-		t.Fatalf("round trip: %v\n%s", err, data)
-	}
+	require.NoError(t, err, "round trip: %s", data)
+	assert.Equal(t, events, got, "round trip: %s", data)
 	for _, bad := range []string{"", "{}", "[1]", `[{"v":1,"seq":2,"type":"run_started"}]`} {
-		if _, err := backend.UnmarshalHistory(bytes.NewReader([]byte(bad))); !errors.Is(err, backend.ErrCorruptHistory) {
-			t.Errorf("UnmarshalHistory(%q) = %v, want ErrCorruptHistory", bad, err)
-		}
+		_, err := backend.UnmarshalHistory(bytes.NewReader([]byte(bad)))
+		assert.ErrorIs(t, err, backend.ErrCorruptHistory, "UnmarshalHistory(%q)", bad)
 	}
 }
 
@@ -95,13 +88,9 @@ func FuzzDecodeEvent(f *testing.F) {
 			return
 		}
 		again, err := backend.EncodeEvent(e, codec)
-		if err != nil {
-			t.Fatalf("decoded event does not encode: %v", err)
-		}
+		require.NoError(t, err, "decoded event does not encode")
 		back, err := backend.DecodeEvent(again, codec)
-		if err != nil {
-			t.Fatalf("re-encoded event does not decode: %v", err)
-		}
+		require.NoError(t, err, "re-encoded event does not decode")
 		if back.Type != e.Type || back.Seq != e.Seq || back.Step != e.Step || !sameJSON(back.Payload, e.Payload) {
 			t.Fatalf("round trip changed the event: %+v -> %+v", e, back)
 		}

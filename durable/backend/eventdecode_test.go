@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // decodeEventJSON is DecodeEvent without the fast path, as it was before
@@ -184,9 +187,7 @@ func FuzzDecodeFastPath(f *testing.F) {
 	for _, e := range fastPathEvents() {
 		for _, codec := range []Codec{nil, flipCodec{}} {
 			data, err := EncodeEvent(e, codec)
-			if err != nil {
-				f.Fatal(err)
-			}
+			require.NoError(f, err)
 			f.Add(data, codec != nil)
 		}
 	}
@@ -199,9 +200,7 @@ func FuzzDecodeFastPath(f *testing.F) {
 		if useCodec {
 			codec = flipCodec{}
 		}
-		if err := checkFastPath(data, codec); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, checkFastPath(data, codec))
 	})
 }
 
@@ -249,9 +248,7 @@ func TestFastPathPerturbations(t *testing.T) {
 				continue // the same entry as without a codec
 			}
 			data, err := EncodeEvent(e, codec)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			var variants [][]byte
 			for p := range len(data) + 1 {
 				variants = append(variants, append(data[:p:p], data[min(p+1, len(data)):]...))
@@ -271,9 +268,9 @@ func TestFastPathPerturbations(t *testing.T) {
 				if !decodeWireFast(v, &fast) {
 					continue
 				}
-				if err := json.Unmarshal(v, &slow); err != nil || !reflect.DeepEqual(fast, slow) {
-					t.Fatalf("fast path decoded %q to\n %#v\nencoding/json to\n %#v, %v", v, fast, slow, err)
-				}
+				// require, not assert: one bug would fail thousands of variants.
+				require.NoError(t, json.Unmarshal(v, &slow), "fast path decoded %q, which encoding/json refuses, to %#v", v, fast)
+				require.Equal(t, slow, fast, "fast path decoded %q unlike encoding/json", v)
 			}
 		}
 	}
@@ -285,22 +282,15 @@ func TestFastPathTakesEncodedEvents(t *testing.T) {
 	for _, e := range fastPathEvents() {
 		for _, codec := range []Codec{nil, flipCodec{}} {
 			data, err := EncodeEvent(e, codec)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			var w wireEvent
-			if !decodeWireFast(data, &w) {
-				t.Errorf("fast path gave up on %s", data)
+			if !assert.True(t, decodeWireFast(data, &w), "fast path gave up on %s", data) {
 				continue
 			}
 			got, err := DecodeEvent(data, codec)
-			if err != nil {
-				t.Fatalf("%s: %v", data, err)
-			}
+			require.NoError(t, err, "%s", data)
 			want, _ := decodeEventJSON(data, codec)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("%s:\n got %#v\nwant %#v", data, got, want)
-			}
+			assert.Equal(t, want, got, "%s", data)
 			if !e.Time.Equal(got.Time) || !e.FireAt.Equal(got.FireAt) || e.Name != got.Name || e.Seed != got.Seed ||
 				!reflect.DeepEqual(e.Failure, got.Failure) || !json.Valid(got.Payload) && e.Payload != nil {
 				t.Errorf("round trip of %s changed it: %+v", data, got)
@@ -314,15 +304,11 @@ func TestFastPathTakesEncodedEvents(t *testing.T) {
 func TestFastPathPayloadIsACopy(t *testing.T) {
 	data, _ := EncodeEvent(Event{Seq: 1, Type: EventSignalReceived, Payload: []byte(`"abc"`)}, nil)
 	e, err := DecodeEvent(data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := range data {
 		data[i] = 'x'
 	}
-	if string(e.Payload) != `"abc"` {
-		t.Fatalf("payload changed with the entry: %s", e.Payload)
-	}
+	assert.Equal(t, `"abc"`, string(e.Payload), "payload changed with the entry")
 }
 
 // BenchmarkDecodeEvent decodes the events of a typical history: activities
@@ -342,9 +328,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		size := 0
 		for _, e := range events {
 			data, err := EncodeEvent(e, codec)
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			entries = append(entries, data)
 			size += len(data)
 		}
@@ -405,9 +389,7 @@ func FuzzFastPathEncoded(f *testing.F) {
 		}
 		var fast, slow wireEvent
 		ok := decodeWireFast(data, &fast)
-		if err := json.Unmarshal(data, &slow); err != nil {
-			t.Fatalf("encoding/json refuses %s: %v", data, err)
-		}
+		require.NoError(t, json.Unmarshal(data, &slow), "encoding/json refuses %s", data)
 		switch {
 		case !ok && (!oddPayload || useCodec) && seq >= 0 && step >= 0:
 			t.Fatalf("fast path gave up on %s", data)
@@ -416,8 +398,7 @@ func FuzzFastPathEncoded(f *testing.F) {
 		}
 		got, gotErr := DecodeEvent(data, codec)
 		want, wantErr := decodeEventJSON(data, codec)
-		if (gotErr != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) {
-			t.Fatalf("DecodeEvent gave %#v, %v\nencoding/json %#v, %v", got, gotErr, want, wantErr)
-		}
+		require.Equal(t, wantErr != nil, gotErr != nil, "DecodeEvent error %v, encoding/json error %v", gotErr, wantErr)
+		require.Equal(t, want, got, "DecodeEvent decoded unlike encoding/json")
 	})
 }

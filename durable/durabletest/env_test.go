@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -50,30 +53,22 @@ func TestTimeSkipsAndMocks(t *testing.T) {
 		return fmt.Sprintf("refund%d", cents), nil
 	})
 	env.After(50*time.Hour, func() {
-		if err := approval.Send(context.Background(), env.Client, "r1", "dana"); err != nil {
-			t.Error(err)
-		}
+		assert.NoError(t, approval.Send(context.Background(), env.Client, "r1", "dana"))
 	})
 	got, err := durabletest.Run(env, refund, "r1", 1250)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Approved at 50 h, then two retries a minute and two minutes apart.
-	if want := "refund-1250 approved by dana at 2026-01-03 11:03:00"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	assert.Equal(t, "refund-1250 approved by dana at 2026-01-03 11:03:00", got)
 	durabletest.Golden(t, filepath.Join("testdata", "refund.history.json"), env.History("r1"), *update)
 }
 
 func TestTimeout(t *testing.T) {
 	env := durabletest.New(t, refund)
 	got, err := durabletest.Run(env, refund, "r2", 100)
-	if err != nil || got != "expired" {
-		t.Fatalf("got %q, %v", got, err)
-	}
-	if now := env.Clock.Now(); now.Sub(durabletest.Start()) != 72*time.Hour {
-		t.Errorf("clock moved to %v", now)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "expired", got)
+	now := env.Clock.Now()
+	assert.Equal(t, 72*time.Hour, now.Sub(durabletest.Start()), "clock moved to %v", now)
 }
 
 func TestStuck(t *testing.T) {
@@ -81,9 +76,8 @@ func TestStuck(t *testing.T) {
 		return approval.Receive(ctx)
 	})
 	env := durabletest.New(t, waiter)
-	if _, err := durabletest.Run(env, waiter, "w", struct{}{}); !errors.Is(err, durabletest.ErrStuck) {
-		t.Fatalf("err = %v, want ErrStuck", err)
-	}
+	_, err := durabletest.Run(env, waiter, "w", struct{}{})
+	assert.ErrorIs(t, err, durabletest.ErrStuck)
 }
 
 func TestCheckReplay(t *testing.T) {
@@ -97,16 +91,12 @@ func TestCheckReplay(t *testing.T) {
 		return durable.Execute(ctx, durable.NewActivity("charge_v2", func(context.Context, int) (string, error) { return "", nil }), -cents)
 	})
 	f, err := os.Open(filepath.Join("testdata", "refund.history.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	history, err := backend.UnmarshalHistory(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var nd *durable.NondeterminismError
-	if err := durable.ReplayHistory(changed, history); !errors.As(err, &nd) || nd.Step != 2 {
-		t.Fatalf("replay of changed code: %v, want a divergence at step 2", err)
-	}
+	err = durable.ReplayHistory(changed, history)
+	require.ErrorAs(t, err, &nd, "replay of changed code: want a divergence at step 2")
+	assert.Equal(t, 2, nd.Step, "replay of changed code: want a divergence at step 2")
 }

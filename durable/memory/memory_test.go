@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/durable/memory"
@@ -29,40 +32,32 @@ func pollNow(t *testing.T, s *memory.Store) (backend.Task, bool) {
 func TestPollDeduplicates(t *testing.T) {
 	ctx := t.Context()
 	s := memory.New()
-	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first")); err != nil {
-		t.Fatal(err)
-	}
+	_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first"))
+	require.NoError(t, err)
 	for range 2 {
-		if err := s.Send(ctx, "r1", []byte("m")); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, s.Send(ctx, "r1", []byte("m")))
 	}
-	if task, ok := pollNow(t, s); !ok || task.RunID != "r1" {
-		t.Fatalf("Poll = %+v, %v; want a task for r1", task, ok)
-	}
-	if task, ok := pollNow(t, s); ok {
-		t.Fatalf("second Poll = %+v; want no task: the run was queued once", task)
-	}
+	task, ok := pollNow(t, s)
+	require.True(t, ok, "Poll: want a task for r1")
+	assert.Equal(t, "r1", task.RunID)
+	task, ok = pollNow(t, s)
+	assert.False(t, ok, "second Poll = %+v; want no task: the run was queued once", task)
 }
 
 func TestWithVisibilityTimeout(t *testing.T) {
 	ctx := t.Context()
 	clock := durabletest.NewClock(time.Unix(0, 0))
 	s := memory.New(memory.WithClock(clock), memory.WithVisibilityTimeout(5*time.Second))
-	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first")); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := pollNow(t, s); !ok {
-		t.Fatal("no task after CreateRun")
-	}
+	_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first"))
+	require.NoError(t, err)
+	_, ok := pollNow(t, s)
+	require.True(t, ok, "no task after CreateRun")
 	clock.Advance(4 * time.Second)
-	if task, ok := pollNow(t, s); ok {
-		t.Fatalf("task %+v delivered again before the visibility timeout", task)
-	}
+	task, ok := pollNow(t, s)
+	require.False(t, ok, "task %+v delivered again before the visibility timeout", task)
 	clock.Advance(time.Second)
-	if _, ok := pollNow(t, s); !ok {
-		t.Fatal("task not delivered again at the visibility timeout")
-	}
+	_, ok = pollNow(t, s)
+	assert.True(t, ok, "task not delivered again at the visibility timeout")
 }
 
 // TestWakeAtSystemClock checks that a blocked Poll returns at a wake time
@@ -71,29 +66,19 @@ func TestWakeAtSystemClock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s := memory.New()
-	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first")); err != nil {
-		t.Fatal(err)
-	}
+	_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first"))
+	require.NoError(t, err)
 	task, err := s.Poll(ctx, "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ack(ctx, task); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, s.Ack(ctx, task))
 	lease, err := s.Lease(ctx, "r1", "w", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	wake := time.Now().Add(20 * time.Millisecond)
 	err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Run: backend.RunInfo{WakeAt: wake}, Release: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if task, err = s.Poll(ctx, "w"); err != nil || task.RunID != "r1" {
-		t.Fatalf("Poll = %+v, %v; want a task for r1 at its wake time", task, err)
-	}
-	if now := time.Now(); now.Before(wake) {
-		t.Errorf("woken %v before the wake time", wake.Sub(now))
-	}
+	require.NoError(t, err)
+	task, err = s.Poll(ctx, "w")
+	now := time.Now()
+	require.NoError(t, err, "Poll: want a task for r1 at its wake time")
+	require.Equal(t, "r1", task.RunID, "Poll: want a task for r1 at its wake time")
+	assert.False(t, now.Before(wake), "woken %v before the wake time", wake.Sub(now))
 }

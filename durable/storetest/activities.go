@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -22,26 +24,21 @@ var activityTests = []struct {
 func (e *env) pollActivity(q backend.ActivityQueue, ctx context.Context, queues ...string) backend.ActivityTask {
 	e.t.Helper()
 	task, err := q.PollActivity(ctx, "w1", queues)
-	if err != nil {
-		e.t.Fatalf("PollActivity(%v): %v", queues, err)
-	}
+	require.NoError(e.t, err, "PollActivity(%v)", queues)
 	return task
 }
 
 func (e *env) push(q backend.ActivityQueue, queue, attempt string) {
 	e.t.Helper()
-	if err := q.PushActivity(e.ctx(), queue, []byte(attempt)); err != nil {
-		e.t.Fatalf("PushActivity(%q): %v", queue, err)
-	}
+	require.NoError(e.t, q.PushActivity(e.ctx(), queue, []byte(attempt)), "PushActivity(%q)", queue)
 }
 
 func (e *env) noActivity(q backend.ActivityQueue, when string, queues ...string) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
-	if task, err := q.PollActivity(ctx, "w1", queues); !errors.Is(err, context.Canceled) {
-		e.t.Fatalf("%s: PollActivity = %+v, %v; want nothing ready", when, task, err)
-	}
+	task, err := q.PollActivity(ctx, "w1", queues)
+	require.ErrorIs(e.t, err, context.Canceled, "%s: PollActivity = %+v; want nothing ready", when, task)
 }
 
 func testActivityOrder(e *env, q backend.ActivityQueue) {
@@ -50,13 +47,11 @@ func testActivityOrder(e *env, q backend.ActivityQueue) {
 	e.push(q, "gpu", "g2")
 	e.noActivity(q, "on a queue nobody pushed to", "other")
 	for _, want := range []string{"g1", "g2"} {
-		if got := e.pollActivity(q, e.ctx(), "gpu"); got.Queue != "gpu" || string(got.Attempt) != want {
-			e.t.Fatalf("PollActivity(gpu) = %q from %q; want %q", got.Attempt, got.Queue, want)
-		}
+		got := e.pollActivity(q, e.ctx(), "gpu")
+		require.Equal(e.t, "gpu", got.Queue, "PollActivity(gpu): the queue")
+		require.Equal(e.t, want, string(got.Attempt), "PollActivity(gpu)")
 	}
-	if got := e.pollActivity(q, e.ctx(), "gpu", "cpu"); string(got.Attempt) != "c1" {
-		e.t.Fatalf("PollActivity(gpu, cpu) = %q; want c1", got.Attempt)
-	}
+	assert.Equal(e.t, "c1", string(e.pollActivity(q, e.ctx(), "gpu", "cpu").Attempt), "PollActivity(gpu, cpu)")
 }
 
 func testActivityBlocks(e *env, q backend.ActivityQueue) {
@@ -72,18 +67,16 @@ func testActivityBlocks(e *env, q backend.ActivityQueue) {
 	case <-time.After(quiet):
 	}
 	e.push(q, "gpu", "g1")
-	if task := <-ch; string(task.Attempt) != "g1" {
-		e.t.Fatalf("blocked PollActivity = %q; want g1", task.Attempt)
-	}
+	task := <-ch
+	assert.Equal(e.t, "g1", string(task.Attempt), "blocked PollActivity")
 }
 
 func testActivityDoneContext(e *env, q backend.ActivityQueue) {
 	e.push(q, "gpu", "g1")
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
-	if got := e.pollActivity(q, ctx, "gpu"); string(got.Attempt) != "g1" {
-		e.t.Fatalf("PollActivity with a done context = %q; want the ready g1", got.Attempt)
-	}
+	got := e.pollActivity(q, ctx, "gpu")
+	require.Equal(e.t, "g1", string(got.Attempt), "PollActivity with a done context: want the ready g1")
 	e.noActivity(q, "after the only attempt was taken", "gpu")
 }
 
@@ -92,18 +85,12 @@ func testActivityRedelivers(e *env, q backend.ActivityQueue) {
 	e.push(q, "gpu", "g2")
 	first := e.pollActivity(q, e.ctx(), "gpu")
 	second := e.pollActivity(q, e.ctx(), "gpu")
-	if err := q.AckActivity(e.ctx(), second); err != nil {
-		e.t.Fatal(err)
-	}
+	require.NoError(e.t, q.AckActivity(e.ctx(), second))
 	e.noActivity(q, "right after delivery", "gpu")
 	e.clock.Advance(VisibilityTimeout + time.Second)
 	again := e.pollActivity(q, e.ctx(), "gpu")
-	if string(again.Attempt) != string(first.Attempt) {
-		e.t.Fatalf("redelivered %q; want the unacknowledged %q", again.Attempt, first.Attempt)
-	}
-	if err := q.AckActivity(e.ctx(), again); err != nil {
-		e.t.Fatal(err)
-	}
+	require.Equal(e.t, string(first.Attempt), string(again.Attempt), "redelivered: want the unacknowledged attempt")
+	require.NoError(e.t, q.AckActivity(e.ctx(), again))
 	e.clock.Advance(VisibilityTimeout + time.Second)
 	e.noActivity(q, "after every attempt was acknowledged", "gpu")
 }

@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -17,9 +19,7 @@ func testCommitAppends(e *env) {
 	l := e.lease("r1", "w1", time.Minute)
 	e.commit(step(l, 1, "r1/2", "r1/3"))
 	e.wantHistory("r1", 1, "r1/1", "r1/2", "r1/3")
-	if n := e.get("r1").HistoryLen; n != 3 {
-		e.t.Errorf("HistoryLen = %d; want 3", n)
-	}
+	assert.Equal(e.t, int64(3), e.get("r1").HistoryLen, "HistoryLen")
 	e.commit(step(l, 3, "r1/4"))
 	e.wantHistory("r1", 1, "r1/1", "r1/2", "r1/3", "r1/4")
 }
@@ -27,13 +27,9 @@ func testCommitAppends(e *env) {
 // wantUnchanged fails if r1's record, history or inbox differ from before.
 func (e *env) wantUnchanged(before backend.RunInfo, history []string, inbox int) {
 	e.t.Helper()
-	if d := diffRun(e.get("r1"), before); d != "" {
-		e.t.Errorf("record changed by a rejected commit:\n%s", d)
-	}
+	assert.Equal(e.t, normalize(before), normalize(e.get("r1")), "record changed by a rejected commit")
 	e.wantHistory("r1", 1, history...)
-	if n := len(e.inbox("r1")); n != inbox {
-		e.t.Errorf("inbox has %d entries after a rejected commit; want %d", n, inbox)
-	}
+	assert.Len(e.t, e.inbox("r1"), inbox, "inbox after a rejected commit")
 }
 
 func testCommitConflict(e *env) {
@@ -78,9 +74,7 @@ func testCommitReleased(e *env) {
 	e.commit(c)
 	e.commitErr(step(l, 2, "r1/3"), backend.ErrFenced)
 	l2 := e.lease("r1", "w2", time.Minute)
-	if l2.Token <= l.Token {
-		e.t.Errorf("token after release = %d; want more than %d", l2.Token, l.Token)
-	}
+	assert.Greater(e.t, l2.Token, l.Token, "token after release")
 	e.commit(step(l2, 2, "r1/3"))
 }
 
@@ -117,18 +111,12 @@ func testCommitRecord(e *env) {
 	want.ParentID, want.ParentStep, want.CreatedAt = orig.ParentID, orig.ParentStep, orig.CreatedAt
 	want.Generation, want.HistoryLen, want.UpdatedAt = orig.Generation, 2, e.clock.Now()
 	want.Version = got.Version
-	if d := diffRun(got, want); d != "" {
-		e.t.Errorf("record after Commit:\n%s", d)
-	}
-	if got.Version <= orig.Version {
-		e.t.Errorf("Version after Commit = %d; want more than %d", got.Version, orig.Version)
-	}
+	assert.Equal(e.t, normalize(want), normalize(got), "record after Commit")
+	assert.Greater(e.t, got.Version, orig.Version, "Version after Commit")
 	c = step(l, 2)
 	c.Run.Version = 0
 	e.commit(c)
-	if v := e.get("r1").Version; v <= got.Version {
-		e.t.Errorf("Version after second Commit = %d; want more than %d", v, got.Version)
-	}
+	assert.Greater(e.t, e.get("r1").Version, got.Version, "Version after second Commit")
 }
 
 // never is a time no store should produce.
@@ -143,9 +131,10 @@ func testCommitConsumed(e *env) {
 	c := step(e.lease("r1", "w1", time.Minute), 1, "got a", "got c")
 	c.Consumed = []string{inbox[0].ID, inbox[2].ID}
 	e.commit(c)
-	if got := e.inbox("r1"); len(got) != 1 || string(got[0].Event) != "b" || got[0].ID != inbox[1].ID {
-		e.t.Errorf("inbox after consuming a and c = %+v; want only b", got)
-	}
+	got := e.inbox("r1")
+	require.Len(e.t, got, 1, "inbox after consuming a and c: want only b")
+	assert.Equal(e.t, "b", string(got[0].Event), "inbox after consuming a and c")
+	assert.Equal(e.t, inbox[1].ID, got[0].ID, "inbox after consuming a and c: the id of b")
 }
 
 func testReleaseRequeues(e *env) {
@@ -174,8 +163,9 @@ func testReleaseRequeues(e *env) {
 		}
 		e.commit(commit)
 		task, ok := e.pollNow()
-		if ok != c.queued || ok && task.RunID != id {
-			e.t.Errorf("%s: after release Poll = %+v, %v; want a task %v", c.name, task, ok, c.queued)
+		assert.Equal(e.t, c.queued, ok, "%s: after release Poll gave a task", c.name)
+		if ok {
+			assert.Equal(e.t, id, task.RunID, "%s: after release Poll", c.name)
 		}
 		e.drain()
 	}
@@ -243,15 +233,13 @@ func testNewHistory(e *env) {
 	e.commit(fresh)
 	e.wantHistory("r1", 1, "new/1")
 	e.wantHistory("r1", 2)
-	if got := e.get("r1"); got.Generation != 1 || got.HistoryLen != 1 {
-		e.t.Errorf("after NewHistory: generation %d, history length %d; want 1, 1", got.Generation, got.HistoryLen)
-	}
+	got := e.get("r1")
+	assert.Equal(e.t, 1, got.Generation, "generation after NewHistory")
+	assert.Equal(e.t, int64(1), got.HistoryLen, "history length after NewHistory")
 	e.commitErr(step(l, 3, "x"), backend.ErrConflict)
 	e.commit(step(l, 1, "new/2"))
 	e.wantHistory("r1", 1, "new/1", "new/2")
-	if g := e.get("r1").Generation; g != 1 {
-		e.t.Errorf("generation after appending to the new history = %d; want 1", g)
-	}
+	assert.Equal(e.t, 1, e.get("r1").Generation, "generation after appending to the new history")
 }
 
 // testConcurrentCommits races commits at the same position: exactly one
@@ -279,13 +267,11 @@ func testConcurrentCommits(e *env) {
 			e.t.Fatalf("writers %d and %d both committed at position 2", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, backend.ErrConflict):
-			e.t.Errorf("losing writer %d: %v; want ErrConflict", i, err)
+		default:
+			assert.ErrorIs(e.t, err, backend.ErrConflict, "losing writer %d", i)
 		}
 	}
-	if winner < 0 {
-		e.t.Fatal("no writer committed")
-	}
+	require.GreaterOrEqual(e.t, winner, 0, "no writer committed")
 	e.wantHistory("r1", 1, "r1/1", fmt.Sprint("writer ", winner))
 }
 
@@ -295,14 +281,10 @@ func testWatcher(e *env) {
 		e.t.Skip("store does not implement backend.Watcher")
 	}
 	orig := e.create("r1")
-	if err := w.WatchRun(e.ctx(), "r1", orig.Version-1); err != nil {
-		e.t.Errorf("WatchRun with an old version: %v; want nil at once", err)
-	}
+	assert.NoError(e.t, w.WatchRun(e.ctx(), "r1", orig.Version-1), "WatchRun with an old version: want nil at once")
 	ctx, cancel := context.WithTimeout(e.ctx(), quiet)
 	defer cancel()
-	if err := w.WatchRun(ctx, "r1", orig.Version); !errors.Is(err, context.DeadlineExceeded) {
-		e.t.Errorf("WatchRun of an unchanged run: %v; want context.DeadlineExceeded", err)
-	}
+	assert.ErrorIs(e.t, w.WatchRun(ctx, "r1", orig.Version), context.DeadlineExceeded, "WatchRun of an unchanged run")
 
 	done := make(chan error, 1)
 	ctx = e.ctx()
@@ -313,7 +295,5 @@ func testWatcher(e *env) {
 	case <-time.After(quiet):
 	}
 	e.commit(step(e.lease("r1", "w1", time.Minute), 1, "r1/2"))
-	if err := <-done; err != nil {
-		e.t.Errorf("WatchRun after a commit: %v; want nil", err)
-	}
+	assert.NoError(e.t, <-done, "WatchRun after a commit")
 }

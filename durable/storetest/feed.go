@@ -2,10 +2,11 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -32,19 +33,16 @@ func testFeedPublishMany(e *env, f backend.Feed) {
 	e.create("r1")
 	first := e.publish(f, "r1", "first")
 	ids, err := f.Publish(e.ctx(), "r1", []byte("a"), []byte("b"), []byte("c"))
-	if err != nil || len(ids) != 3 {
-		e.t.Fatalf("Publish of 3 entries gave ids %q, %v", ids, err)
-	}
+	require.NoError(e.t, err, "Publish of 3 entries")
+	require.Len(e.t, ids, 3, "Publish of 3 entries")
 	got := e.readFeed(f, "r1", first, 0)
 	e.wantFeed(got, "after publishing three at once", "a", "b", "c")
 	for i, entry := range got {
-		if entry.ID != ids[i] {
-			e.t.Errorf("entry %d has id %q; Publish gave %q", i, entry.ID, ids[i])
-		}
+		assert.Equal(e.t, ids[i], entry.ID, "entry %d: want the id Publish gave", i)
 	}
-	if none, err := f.Publish(e.ctx(), "r1"); err != nil || len(none) != 0 {
-		e.t.Errorf("Publish of nothing gave %q, %v", none, err)
-	}
+	none, err := f.Publish(e.ctx(), "r1")
+	assert.NoError(e.t, err, "Publish of nothing")
+	assert.Empty(e.t, none, "Publish of nothing")
 	e.noFeed(f, "r1", ids[2], "after the three")
 }
 
@@ -55,34 +53,27 @@ const promptly = 5 * time.Second
 func (e *env) publish(f backend.Feed, runID, data string) string {
 	e.t.Helper()
 	ids, err := f.Publish(e.ctx(), runID, []byte(data))
-	if err != nil {
-		e.t.Fatalf("Publish(%q, %q): %v", runID, data, err)
-	}
-	if len(ids) != 1 || ids[0] == "" {
-		e.t.Fatalf("Publish(%q, %q) gave ids %q; want one", runID, data, ids)
-	}
+	require.NoError(e.t, err, "Publish(%q, %q)", runID, data)
+	require.Len(e.t, ids, 1, "Publish(%q, %q)", runID, data)
+	require.NotEmpty(e.t, ids[0], "Publish(%q, %q): want an id", runID, data)
 	return ids[0]
 }
 
 func (e *env) readFeed(f backend.Feed, runID, after string, limit int) []backend.FeedEntry {
 	e.t.Helper()
 	entries, err := f.ReadFeed(e.ctx(), runID, after, limit)
-	if err != nil {
-		e.t.Fatalf("ReadFeed(%q, %q, %d): %v", runID, after, limit, err)
-	}
+	require.NoError(e.t, err, "ReadFeed(%q, %q, %d)", runID, after, limit)
 	return entries
 }
 
 // wantFeed fails unless entries hold the data want, in order.
 func (e *env) wantFeed(entries []backend.FeedEntry, when string, want ...string) {
 	e.t.Helper()
-	got := make([]string, len(entries))
-	for i, entry := range entries {
-		got[i] = string(entry.Data)
+	var got []string // nil for none, as want is
+	for _, entry := range entries {
+		got = append(got, string(entry.Data))
 	}
-	if !slices.Equal(got, want) {
-		e.t.Fatalf("%s: ReadFeed = %q; want %q", when, got, want)
-	}
+	require.Equal(e.t, want, got, "%s: ReadFeed", when)
 }
 
 // noFeed fails unless ReadFeed waits, for quiet, for an entry after after.
@@ -90,9 +81,8 @@ func (e *env) noFeed(f backend.Feed, runID, after, when string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx(), quiet)
 	defer cancel()
-	if entries, err := f.ReadFeed(ctx, runID, after, 0); !errors.Is(err, context.DeadlineExceeded) {
-		e.t.Fatalf("%s: ReadFeed = %d entries, %v; want it to wait until the context's deadline", when, len(entries), err)
-	}
+	entries, err := f.ReadFeed(ctx, runID, after, 0)
+	require.ErrorIs(e.t, err, context.DeadlineExceeded, "%s: ReadFeed = %d entries; want it to wait until the context's deadline", when, len(entries))
 }
 
 // readFeedAsync reads in a goroutine and delivers the result on the
@@ -129,40 +119,33 @@ func testFeedPublishRead(e *env, f backend.Feed) {
 	for i := range 25 {
 		d := fmt.Sprintf("e%02d", i+1)
 		id := e.publish(f, "r1", d)
-		if len(ids) > 0 && id <= ids[len(ids)-1] {
-			e.t.Fatalf("Publish of %s gave id %q, not greater than the previous %q", d, id, ids[len(ids)-1])
+		if len(ids) > 0 {
+			require.Greater(e.t, id, ids[len(ids)-1], "Publish of %s gave an id not greater than the previous", d)
 		}
 		ids, data = append(ids, id), append(data, d)
 	}
 	all := e.readFeed(f, "r1", "", 0)
 	e.wantFeed(all, "from the start", data...)
 	for i, entry := range all {
-		if entry.ID != ids[i] {
-			e.t.Fatalf("entry %d has id %q; Publish gave %q", i, entry.ID, ids[i])
-		}
+		require.Equal(e.t, ids[i], entry.ID, "entry %d: want the id Publish gave", i)
 	}
 	after := e.readFeed(f, "r1", ids[9], 0)
 	e.wantFeed(after, "after the 10th entry", data[10:]...)
-	if after[0].ID != ids[10] {
-		e.t.Fatalf("first entry after %q has id %q; want %q", ids[9], after[0].ID, ids[10])
-	}
+	require.Equal(e.t, ids[10], after[0].ID, "first entry after %q", ids[9])
 	e.noFeed(f, "r1", ids[len(ids)-1], "after the last entry")
 
 	// The store copies what it is given and what it returns.
 	buf := []byte("new")
 	published, err := f.Publish(e.ctx(), "r1", buf)
-	if err != nil || len(published) != 1 {
-		e.t.Fatalf("Publish gave %q, %v", published, err)
-	}
+	require.NoError(e.t, err, "Publish")
+	require.Len(e.t, published, 1, "Publish")
 	id := published[0]
 	copy(buf, "xxx")
 	got := e.readFeed(f, "r1", ids[len(ids)-1], 0)
 	e.wantFeed(got, "after changing the published slice", "new")
 	copy(got[0].Data, "yyy")
 	e.wantFeed(e.readFeed(f, "r1", ids[len(ids)-1], 0), "after changing a returned slice", "new")
-	if got[0].ID != id {
-		e.t.Fatalf("entry has id %q; Publish gave %q", got[0].ID, id)
-	}
+	assert.Equal(e.t, id, got[0].ID, "entry: want the id Publish gave")
 }
 
 func testFeedLimit(e *env, f backend.Feed) {
@@ -184,18 +167,14 @@ func testFeedBlocks(e *env, f backend.Feed) {
 	e.feedBlocked(ch, "on an empty feed")
 	e.publish(f, "r1", "a")
 	r := <-ch
-	if r.err != nil {
-		e.t.Fatalf("blocked ReadFeed: %v", r.err)
-	}
+	require.NoError(e.t, r.err, "blocked ReadFeed")
 	e.wantFeed(r.entries, "blocked ReadFeed on an empty feed", "a")
 
 	ch = e.readFeedAsync(e.ctx(), f, "r1", r.entries[0].ID)
 	e.feedBlocked(ch, "after the last entry")
 	e.publish(f, "r1", "b")
 	r = <-ch
-	if r.err != nil {
-		e.t.Fatalf("blocked ReadFeed: %v", r.err)
-	}
+	require.NoError(e.t, r.err, "blocked ReadFeed")
 	e.wantFeed(r.entries, "blocked ReadFeed after the last entry", "b")
 }
 
@@ -207,15 +186,12 @@ func testFeedCanceled(e *env, f backend.Feed) {
 	cancel()
 	select {
 	case r := <-ch:
-		if !errors.Is(r.err, context.Canceled) {
-			e.t.Fatalf("ReadFeed after its context was canceled = %d entries, %v; want context.Canceled", len(r.entries), r.err)
-		}
+		require.ErrorIs(e.t, r.err, context.Canceled, "ReadFeed after its context was canceled = %d entries", len(r.entries))
 	case <-time.After(promptly):
 		e.t.Fatalf("ReadFeed still blocked %v after its context was canceled", promptly)
 	}
-	if entries, err := f.ReadFeed(ctx, "r1", "", 0); !errors.Is(err, context.Canceled) {
-		e.t.Fatalf("ReadFeed with a done context on an empty feed = %d entries, %v; want context.Canceled", len(entries), err)
-	}
+	entries, err := f.ReadFeed(ctx, "r1", "", 0)
+	assert.ErrorIs(e.t, err, context.Canceled, "ReadFeed with a done context on an empty feed = %d entries", len(entries))
 }
 
 func testFeedDoneReady(e *env, f backend.Feed) {
@@ -224,9 +200,7 @@ func testFeedDoneReady(e *env, f backend.Feed) {
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
 	entries, err := f.ReadFeed(ctx, "r1", "", 0)
-	if err != nil {
-		e.t.Fatalf("ReadFeed with a done context and an entry ready: %v; want the entry", err)
-	}
+	require.NoError(e.t, err, "ReadFeed with a done context and an entry ready: want the entry")
 	e.wantFeed(entries, "with a done context", "a")
 }
 
@@ -244,9 +218,8 @@ func testFeedSeparate(e *env, f backend.Feed) {
 func testFeedUnknownRun(e *env, f backend.Feed) {
 	e.publish(f, "nobody", "a")
 	e.wantFeed(e.readFeed(f, "nobody", "", 0), "the feed of a run that does not exist", "a")
-	if _, err := e.s.GetRun(e.ctx(), "nobody"); !errors.Is(err, backend.ErrRunNotFound) {
-		e.t.Fatalf("GetRun after Publish to an unknown run: %v; want backend.ErrRunNotFound", err)
-	}
+	_, err := e.s.GetRun(e.ctx(), "nobody")
+	assert.ErrorIs(e.t, err, backend.ErrRunNotFound, "GetRun after Publish to an unknown run")
 }
 
 func testFeedMalformed(e *env, f backend.Feed) {
@@ -254,8 +227,8 @@ func testFeedMalformed(e *env, f backend.Feed) {
 	e.publish(f, "r1", "a")
 	for _, after := range []string{"bogus", "-", "1-2-3-x"} {
 		entries, err := f.ReadFeed(e.ctx(), "r1", after, 0)
-		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			e.t.Errorf("ReadFeed after %q = %d entries, %v; want an error at once", after, len(entries), err)
-		}
+		assert.Error(e.t, err, "ReadFeed after %q = %d entries; want an error at once", after, len(entries))
+		assert.NotErrorIs(e.t, err, context.DeadlineExceeded, "ReadFeed after %q: want an error at once", after)
+		assert.NotErrorIs(e.t, err, context.Canceled, "ReadFeed after %q: want an error at once", after)
 	}
 }

@@ -1,8 +1,9 @@
 package storetest
 
 import (
-	"errors"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -12,12 +13,11 @@ import (
 func testLeaseAcquire(e *env) {
 	e.create("r1")
 	l := e.lease("r1", "w1", 10*time.Second)
-	if l.RunID != "r1" || l.Worker != "w1" || l.Token <= 0 {
-		e.t.Errorf("Lease = %+v; want run r1, worker w1, a positive token", l)
-	}
-	if want := e.clock.Now().Add(10 * time.Second); !l.Expires.Equal(want) {
-		e.t.Errorf("Lease expires %v; want %v", l.Expires, want)
-	}
+	assert.Equal(e.t, "r1", l.RunID, "Lease run")
+	assert.Equal(e.t, "w1", l.Worker, "Lease worker")
+	assert.Positive(e.t, l.Token, "Lease token")
+	want := e.clock.Now().Add(10 * time.Second)
+	assert.True(e.t, l.Expires.Equal(want), "Lease expires %v; want %v", l.Expires, want)
 }
 
 func testLeaseExtend(e *env) {
@@ -25,34 +25,26 @@ func testLeaseExtend(e *env) {
 	l1 := e.lease("r1", "w1", 10*time.Second)
 	e.clock.Advance(5 * time.Second)
 	l2 := e.lease("r1", "w1", 10*time.Second)
-	if l2.Token != l1.Token {
-		e.t.Errorf("extended lease has token %d; want %d", l2.Token, l1.Token)
-	}
-	if want := e.clock.Now().Add(10 * time.Second); !l2.Expires.Equal(want) {
-		e.t.Errorf("extended lease expires %v; want %v", l2.Expires, want)
-	}
+	assert.Equal(e.t, l1.Token, l2.Token, "extended lease token")
+	want := e.clock.Now().Add(10 * time.Second)
+	assert.True(e.t, l2.Expires.Equal(want), "extended lease expires %v; want %v", l2.Expires, want)
 	e.clock.Advance(6 * time.Second) // past the first expiry, not the second
-	if _, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second); !errors.Is(err, backend.ErrLeaseHeld) {
-		e.t.Errorf("Lease by w2 of an extended lease: %v; want ErrLeaseHeld", err)
-	}
+	_, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second)
+	assert.ErrorIs(e.t, err, backend.ErrLeaseHeld, "Lease by w2 of an extended lease")
 	e.commit(step(l1, 1, "r1/2"))
-	if l1.Pending != 0 {
-		e.t.Errorf("lease of a run with an empty inbox has Pending %d", l1.Pending)
-	}
+	assert.Zero(e.t, l1.Pending, "Pending of a lease of a run with an empty inbox")
 	e.send("r1", "m1")
 	e.send("r1", "m2")
-	if l3 := e.lease("r1", "w1", 10*time.Second); l3.Pending != 2 {
-		e.t.Errorf("extended lease has Pending %d; want 2 inbox entries", l3.Pending)
-	}
+	l3 := e.lease("r1", "w1", 10*time.Second)
+	assert.Equal(e.t, 2, l3.Pending, "extended lease Pending: want 2 inbox entries")
 }
 
 func testLeaseHeld(e *env) {
 	e.create("r1")
 	e.lease("r1", "w1", 10*time.Second)
 	e.clock.Advance(9 * time.Second)
-	if _, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second); !errors.Is(err, backend.ErrLeaseHeld) {
-		e.t.Errorf("Lease by w2 of w1's lease: %v; want ErrLeaseHeld", err)
-	}
+	_, err := e.s.Lease(e.ctx(), "r1", "w2", 10*time.Second)
+	assert.ErrorIs(e.t, err, backend.ErrLeaseHeld, "Lease by w2 of w1's lease")
 }
 
 func testLeaseExpired(e *env) {
@@ -60,14 +52,10 @@ func testLeaseExpired(e *env) {
 	l1 := e.lease("r1", "w1", 10*time.Second)
 	e.clock.Advance(10 * time.Second)
 	l2 := e.lease("r1", "w2", 10*time.Second)
-	if l2.Token <= l1.Token {
-		e.t.Errorf("token after expiry = %d; want more than %d", l2.Token, l1.Token)
-	}
+	assert.Greater(e.t, l2.Token, l1.Token, "token after expiry")
 	e.clock.Advance(11 * time.Second)
 	l3 := e.lease("r1", "w2", 10*time.Second)
-	if l3.Token <= l2.Token {
-		e.t.Errorf("token of an expired lease taken again by its holder = %d; want more than %d", l3.Token, l2.Token)
-	}
+	assert.Greater(e.t, l3.Token, l2.Token, "token of an expired lease taken again by its holder")
 }
 
 // testLeaseReclaim checks that the run of a worker that died holding its
@@ -81,9 +69,7 @@ func testLeaseReclaim(e *env) {
 	e.noTask("before the lease expires")
 	e.clock.Advance(2 * time.Second)
 	e.expectTask("r1")
-	if l := e.lease("r1", "w2", 10*time.Second); l.Worker != "w2" {
-		e.t.Errorf("Lease after reclaim = %+v; want worker w2", l)
-	}
+	assert.Equal(e.t, "w2", e.lease("r1", "w2", 10*time.Second).Worker, "Lease after reclaim")
 }
 
 func testLeaseReleased(e *env) {

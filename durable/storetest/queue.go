@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -16,17 +18,11 @@ func testPollQueued(e *env) {
 	seen := make(map[string]bool)
 	for range 2 {
 		task, ok := e.pollNow()
-		if !ok {
-			e.t.Fatalf("Poll gave %d tasks after two CreateRun calls; want 2", len(seen))
-		}
-		if task.ID == "" {
-			e.t.Errorf("task for %q has no id", task.RunID)
-		}
+		require.True(e.t, ok, "Poll gave %d tasks after two CreateRun calls; want 2", len(seen))
+		assert.NotEmpty(e.t, task.ID, "task for %q has no id", task.RunID)
 		seen[task.RunID] = true
 	}
-	if !seen["r1"] || !seen["r2"] {
-		e.t.Errorf("Poll gave tasks for %v; want r1 and r2", seen)
-	}
+	assert.Equal(e.t, map[string]bool{"r1": true, "r2": true}, seen, "Poll gave tasks for")
 }
 
 // pollAsync polls in a goroutine and delivers the result on the channel.
@@ -59,9 +55,8 @@ func (e *env) stillBlocked(ch <-chan taskOrError, when string) {
 func (e *env) wantPolled(ch <-chan taskOrError, runID string) {
 	e.t.Helper()
 	r := <-ch
-	if r.err != nil || r.task.RunID != runID {
-		e.t.Fatalf("blocked Poll = %+v, %v; want a task for %q", r.task, r.err, runID)
-	}
+	require.NoError(e.t, r.err, "blocked Poll: want a task for %q", runID)
+	require.Equal(e.t, runID, r.task.RunID, "blocked Poll: the task's run")
 }
 
 func testPollBlocks(e *env) {
@@ -93,22 +88,19 @@ func testPollDoneReady(e *env) {
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
 	task, err := e.s.Poll(ctx, "w1")
-	if err != nil || task.RunID != "r1" {
-		e.t.Fatalf("Poll with done context and a ready task = %+v, %v; want the task for r1", task, err)
-	}
+	require.NoError(e.t, err, "Poll with done context and a ready task")
+	assert.Equal(e.t, "r1", task.RunID, "Poll with done context and a ready task")
 }
 
 func testPollDoneEmpty(e *env) {
 	ctx, cancel := context.WithCancel(e.ctx())
 	cancel()
-	if _, err := e.s.Poll(ctx, "w1"); !errors.Is(err, context.Canceled) {
-		e.t.Errorf("Poll with canceled context and no task: %v; want context.Canceled", err)
-	}
+	_, err := e.s.Poll(ctx, "w1")
+	assert.ErrorIs(e.t, err, context.Canceled, "Poll with canceled context and no task")
 	ctx, cancel = context.WithTimeout(e.ctx(), quiet)
 	defer cancel()
-	if _, err := e.s.Poll(ctx, "w1"); !errors.Is(err, context.DeadlineExceeded) {
-		e.t.Errorf("Poll with a deadline and no task: %v; want context.DeadlineExceeded", err)
-	}
+	_, err = e.s.Poll(ctx, "w1")
+	assert.ErrorIs(e.t, err, context.DeadlineExceeded, "Poll with a deadline and no task")
 }
 
 func testAck(e *env) {

@@ -1,10 +1,10 @@
 package storetest
 
 import (
-	"bytes"
-	"errors"
-	"slices"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -16,32 +16,23 @@ func testCreateRun(e *env) {
 		ID: "r1", Workflow: "greet", InputHash: "h1", Status: backend.StatusPending,
 		ParentID: "parent", ParentStep: 3,
 	}
-	if err := in.Trace.UnmarshalText([]byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")); err != nil {
-		e.t.Fatal(err)
-	}
+	require.NoError(e.t, in.Trace.UnmarshalText([]byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")))
 	got, created, err := e.s.CreateRun(e.ctx(), in, []byte("first"))
-	if err != nil || !created {
-		e.t.Fatalf("CreateRun = created %v, %v; want created", created, err)
-	}
-	if got.Version < 1 {
-		e.t.Errorf("Version = %d; want at least 1", got.Version)
-	}
+	require.NoError(e.t, err, "CreateRun")
+	require.True(e.t, created, "CreateRun: want created")
+	assert.GreaterOrEqual(e.t, got.Version, int64(1), "Version")
 	want := in
 	want.CreatedAt = e.clock.Now()
 	want.UpdatedAt = e.clock.Now()
 	want.HistoryLen = 1
 	want.Version = got.Version
-	if d := diffRun(got, want); d != "" {
-		e.t.Errorf("CreateRun returned record:\n%s", d)
-	}
-	if d := diffRun(e.get("r1"), want); d != "" {
-		e.t.Errorf("GetRun after CreateRun:\n%s", d)
-	}
+	assert.Equal(e.t, normalize(want), normalize(got), "CreateRun returned record")
+	assert.Equal(e.t, normalize(want), normalize(e.get("r1")), "GetRun after CreateRun")
 	e.wantHistory("r1", 1, "first")
 	task, ok := e.pollNow()
-	if !ok || task.RunID != "r1" || task.ID == "" {
-		e.t.Fatalf("Poll after CreateRun = %+v, %v; want a task for r1 with an id", task, ok)
-	}
+	require.True(e.t, ok, "Poll after CreateRun: want a task for r1")
+	assert.Equal(e.t, "r1", task.RunID, "Poll after CreateRun")
+	assert.NotEmpty(e.t, task.ID, "Poll after CreateRun: want a task with an id")
 }
 
 func testCreateRunDuplicate(e *env) {
@@ -51,15 +42,10 @@ func testCreateRunDuplicate(e *env) {
 
 	again := backend.RunInfo{ID: "r1", Workflow: "other", InputHash: "other", Status: backend.StatusPending}
 	got, created, err := e.s.CreateRun(e.ctx(), again, []byte("other first"))
-	if err != nil || created {
-		e.t.Fatalf("CreateRun of an existing id = created %v, %v; want not created, no error", created, err)
-	}
-	if d := diffRun(got, orig); d != "" {
-		e.t.Errorf("CreateRun of an existing id returned:\n%s", d)
-	}
-	if d := diffRun(e.get("r1"), orig); d != "" {
-		e.t.Errorf("GetRun after a duplicate CreateRun:\n%s", d)
-	}
+	require.NoError(e.t, err, "CreateRun of an existing id")
+	require.False(e.t, created, "CreateRun of an existing id: want not created")
+	assert.Equal(e.t, normalize(orig), normalize(got), "CreateRun of an existing id returned")
+	assert.Equal(e.t, normalize(orig), normalize(e.get("r1")), "GetRun after a duplicate CreateRun")
 	e.wantHistory("r1", 1, "r1/1")
 	e.noTask("after a duplicate CreateRun")
 }
@@ -78,9 +64,7 @@ func testUnknownRun(e *env) {
 	}
 	e.create("r1")
 	for _, c := range calls {
-		if err := c.call(); !errors.Is(err, backend.ErrRunNotFound) {
-			e.t.Errorf("%s of an unknown run: %v; want ErrRunNotFound", c.name, err)
-		}
+		assert.ErrorIs(e.t, c.call(), backend.ErrRunNotFound, "%s of an unknown run", c.name)
 	}
 }
 
@@ -96,9 +80,8 @@ func testListRuns(e *env) {
 		{"d", "x", 3 * time.Second}, // same time as c: ordered by id
 	} {
 		info := backend.RunInfo{ID: r.id, Workflow: r.workflow, Status: backend.StatusPending, CreatedAt: t0.Add(r.created)}
-		if got := e.createRun(info, []byte("first")); !got.CreatedAt.Equal(info.CreatedAt) {
-			e.t.Fatalf("CreateRun changed CreatedAt %v to %v", info.CreatedAt, got.CreatedAt)
-		}
+		got := e.createRun(info, []byte("first"))
+		require.True(e.t, got.CreatedAt.Equal(info.CreatedAt), "CreateRun changed CreatedAt %v to %v", info.CreatedAt, got.CreatedAt)
 	}
 	l := e.lease("c", "w1", time.Minute)
 	done := step(l, 1)
@@ -119,16 +102,12 @@ func testListRuns(e *env) {
 	}
 	for _, c := range cases {
 		runs, err := e.s.ListRuns(e.ctx(), c.filter)
-		if err != nil {
-			e.t.Fatalf("ListRuns(%+v): %v", c.filter, err)
-		}
+		require.NoError(e.t, err, "ListRuns(%+v)", c.filter)
 		var got []string
 		for _, r := range runs {
 			got = append(got, r.ID)
 		}
-		if !slices.Equal(got, c.want) {
-			e.t.Errorf("ListRuns(%+v) = %q; want %q", c.filter, got, c.want)
-		}
+		assert.Equal(e.t, c.want, got, "ListRuns(%+v)", c.filter)
 	}
 }
 
@@ -161,14 +140,11 @@ func testSend(e *env) {
 	ids := make(map[string]bool)
 	for _, entry := range entries {
 		got = append(got, string(entry.Event))
-		if entry.ID == "" || ids[entry.ID] {
-			e.t.Errorf("inbox entry id %q is empty or repeated", entry.ID)
-		}
+		assert.NotEmpty(e.t, entry.ID, "inbox entry id")
+		assert.False(e.t, ids[entry.ID], "inbox entry id %q is repeated", entry.ID)
 		ids[entry.ID] = true
 	}
-	if !slices.Equal(got, []string{"m1", "m2", "m3"}) {
-		e.t.Errorf("ReadInbox = %q; want m1, m2, m3", got)
-	}
+	assert.Equal(e.t, []string{"m1", "m2", "m3"}, got, "ReadInbox")
 	e.expectTask("r1")
 }
 
@@ -179,21 +155,15 @@ func testCopiesBytes(e *env) {
 	e.createRun(backend.RunInfo{ID: "r1", Workflow: "wf", Status: backend.StatusPending}, first)
 	first[0] = 'X'
 	h, err := e.s.ReadHistory(e.ctx(), "r1", 1)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	require.NoError(e.t, err)
 	h[0][0] = 'Y'
 	e.wantHistory("r1", 1, "first")
 
 	msg := []byte("msg")
-	if err := e.s.Send(e.ctx(), "r1", msg); err != nil {
-		e.t.Fatal(err)
-	}
+	require.NoError(e.t, e.s.Send(e.ctx(), "r1", msg))
 	msg[0] = 'X'
 	e.inbox("r1")[0].Event[0] = 'Y'
-	if got := e.inbox("r1")[0].Event; !bytes.Equal(got, []byte("msg")) {
-		e.t.Errorf("inbox entry = %q after callers changed their slices; want msg", got)
-	}
+	assert.Equal(e.t, "msg", string(e.inbox("r1")[0].Event), "inbox entry after callers changed their slices")
 
 	c := step(e.lease("r1", "w1", time.Minute), 1, "second")
 	c.Run.Failure = &backend.Failure{Message: "boom"}
@@ -202,7 +172,7 @@ func testCopiesBytes(e *env) {
 	c.Run.Failure.Message = "changed"
 	e.get("r1").Failure.Message = "changed again"
 	e.wantHistory("r1", 2, "second")
-	if got := e.get("r1").Failure; got == nil || got.Message != "boom" {
-		e.t.Errorf("record failure = %+v after callers changed theirs; want boom", got)
-	}
+	failure := e.get("r1").Failure
+	require.NotNil(e.t, failure, "record failure after callers changed theirs")
+	assert.Equal(e.t, "boom", failure.Message, "record failure after callers changed theirs")
 }

@@ -40,14 +40,11 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"reflect"
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
@@ -165,71 +162,54 @@ func (e *env) create(id string) backend.RunInfo {
 func (e *env) createRun(info backend.RunInfo, first []byte) backend.RunInfo {
 	e.t.Helper()
 	got, created, err := e.s.CreateRun(e.ctx(), info, first)
-	if err != nil || !created {
-		e.t.Fatalf("CreateRun(%q) = created %v, %v; want created", info.ID, created, err)
-	}
+	require.NoError(e.t, err, "CreateRun(%q)", info.ID)
+	require.True(e.t, created, "CreateRun(%q): want created", info.ID)
 	return got
 }
 
 func (e *env) get(id string) backend.RunInfo {
 	e.t.Helper()
 	info, err := e.s.GetRun(e.ctx(), id)
-	if err != nil {
-		e.t.Fatalf("GetRun(%q): %v", id, err)
-	}
+	require.NoError(e.t, err, "GetRun(%q)", id)
 	return info
 }
 
 func (e *env) send(id, event string) {
 	e.t.Helper()
-	if err := e.s.Send(e.ctx(), id, []byte(event)); err != nil {
-		e.t.Fatalf("Send(%q, %q): %v", id, event, err)
-	}
+	require.NoError(e.t, e.s.Send(e.ctx(), id, []byte(event)), "Send(%q, %q)", id, event)
 }
 
 func (e *env) inbox(id string) []backend.InboxEntry {
 	e.t.Helper()
 	entries, err := e.s.ReadInbox(e.ctx(), id)
-	if err != nil {
-		e.t.Fatalf("ReadInbox(%q): %v", id, err)
-	}
+	require.NoError(e.t, err, "ReadInbox(%q)", id)
 	return entries
 }
 
 func (e *env) lease(id, worker string, ttl time.Duration) backend.Lease {
 	e.t.Helper()
 	l, err := e.s.Lease(e.ctx(), id, worker, ttl)
-	if err != nil {
-		e.t.Fatalf("Lease(%q, %q): %v", id, worker, err)
-	}
+	require.NoError(e.t, err, "Lease(%q, %q)", id, worker)
 	return l
 }
 
 func (e *env) commit(c backend.Commit) {
 	e.t.Helper()
-	if err := e.s.Commit(e.ctx(), c); err != nil {
-		e.t.Fatalf("Commit(expect %d, %d events): %v", c.Expect, len(c.Events), err)
-	}
+	require.NoError(e.t, e.s.Commit(e.ctx(), c), "Commit(expect %d, %d events)", c.Expect, len(c.Events))
 }
 
 // commitErr commits c and fails unless the error wraps want.
 func (e *env) commitErr(c backend.Commit, want error) {
 	e.t.Helper()
-	if err := e.s.Commit(e.ctx(), c); !errors.Is(err, want) {
-		e.t.Fatalf("Commit(expect %d): %v; want %v", c.Expect, err, want)
-	}
+	require.ErrorIs(e.t, e.s.Commit(e.ctx(), c), want, "Commit(expect %d)", c.Expect)
 }
 
 // wantHistory fails unless the history of id from position from is want.
 func (e *env) wantHistory(id string, from int64, want ...string) {
 	e.t.Helper()
 	got, err := e.s.ReadHistory(e.ctx(), id, from)
-	if err != nil {
-		e.t.Fatalf("ReadHistory(%q, %d): %v", id, from, err)
-	}
-	if !slices.EqualFunc(got, events(want...), bytes.Equal) {
-		e.t.Fatalf("ReadHistory(%q, %d) = %q; want %q", id, from, got, want)
-	}
+	require.NoError(e.t, err, "ReadHistory(%q, %d)", id, from)
+	require.Equal(e.t, want, texts(got), "ReadHistory(%q, %d)", id, from)
 }
 
 // pollNow polls with a done context, so it returns a task only if one is
@@ -242,9 +222,7 @@ func (e *env) pollNow() (backend.Task, bool) {
 	if err == nil {
 		return task, true
 	}
-	if !errors.Is(err, context.Canceled) {
-		e.t.Fatalf("Poll with done context: %v; want a task or context.Canceled", err)
-	}
+	require.ErrorIs(e.t, err, context.Canceled, "Poll with done context: want a task or context.Canceled")
 	return backend.Task{}, false
 }
 
@@ -252,21 +230,16 @@ func (e *env) pollNow() (backend.Task, bool) {
 func (e *env) expectTask(runID string) backend.Task {
 	e.t.Helper()
 	task, err := e.s.Poll(e.ctx(), "worker-wait")
-	if err != nil {
-		e.t.Fatalf("Poll, waiting for a task for %q: %v", runID, err)
-	}
-	if task.RunID != runID {
-		e.t.Fatalf("Poll = task for %q; want %q", task.RunID, runID)
-	}
+	require.NoError(e.t, err, "Poll, waiting for a task for %q", runID)
+	require.Equal(e.t, runID, task.RunID, "Poll: the task's run")
 	return task
 }
 
 // noTask fails if a task is ready.
 func (e *env) noTask(when string) {
 	e.t.Helper()
-	if task, ok := e.pollNow(); ok {
-		e.t.Fatalf("%s: Poll gave a task for %q; want none", when, task.RunID)
-	}
+	task, ok := e.pollNow()
+	require.False(e.t, ok, "%s: Poll gave a task for %q; want none", when, task.RunID)
 }
 
 // drain polls and acknowledges every ready task.
@@ -284,9 +257,7 @@ func (e *env) drain() {
 
 func (e *env) ack(task backend.Task) {
 	e.t.Helper()
-	if err := e.s.Ack(e.ctx(), task); err != nil {
-		e.t.Fatalf("Ack(%+v): %v", task, err)
-	}
+	require.NoError(e.t, e.s.Ack(e.ctx(), task), "Ack(%+v)", task)
 }
 
 // step is a commit by l of events after expect, with a running record.
@@ -307,15 +278,18 @@ func events(evs ...string) [][]byte {
 	return out
 }
 
-// diffRun describes how got differs from want, or returns "". Times are
-// compared as instants.
-func diffRun(got, want backend.RunInfo) string {
-	if reflect.DeepEqual(normalize(got), normalize(want)) {
-		return ""
+// texts returns events as strings, nil for none, to compare with the
+// events a test wants.
+func texts(evs [][]byte) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, string(ev))
 	}
-	return fmt.Sprintf("got  %+v\nwant %+v", got, want)
+	return out
 }
 
+// normalize puts a record's times in UTC without monotonic readings, so
+// that records compared with assert.Equal compare times as instants.
 func normalize(r backend.RunInfo) backend.RunInfo {
 	r.CreatedAt = r.CreatedAt.UTC()
 	r.UpdatedAt = r.UpdatedAt.UTC()
