@@ -2,8 +2,8 @@
 // done when it passes Run, as a file system is when it passes
 // testing/fstest.TestFS.
 //
-// Each subtest gets a new store built around a durabletest.Clock that only the
-// suite moves, so wake times, lease expiries and redelivery are tested
+// Each subtest gets a new store built around a fake clock (the clock of
+// durabletest.Clock, which needs no engine) that only the suite moves, so wake times, lease expiries and redelivery are tested
 // without sleeping. A store must therefore take every time it compares or
 // records from the clock it is given, and schedule its own wake-ups with
 // the clock's AfterFunc. Events are arbitrary bytes: a store must not
@@ -47,7 +47,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/durabletest"
+	"github.com/cairn-dev/cairn/internal/fakeclock"
 )
 
 // VisibilityTimeout is the most clock time a store run by the suite may
@@ -109,13 +109,13 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			clock := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			tt.fn(&env{t: t, s: newStore(t, clock), clock: clock})
 		})
 	}
 	for _, tt := range activityTests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			clock := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			s := newStore(t, clock)
 			q, ok := s.(backend.ActivityQueue)
 			if !ok {
@@ -126,7 +126,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 	}
 	for _, tt := range feedTests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := durabletest.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			clock := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			s := newStore(t, clock)
 			f, ok := s.(backend.Feed)
 			if !ok {
@@ -141,7 +141,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 type env struct {
 	t     *testing.T
 	s     backend.Store
-	clock *durabletest.Clock
+	clock *fakeclock.Clock
 }
 
 // ctx returns a context that ends after waitTimeout.
