@@ -37,6 +37,29 @@
 // no goroutine and no memory in any worker. It is only data in the store,
 // and any worker picks it up when there is something to do.
 //
+// # A minimal program
+//
+// The package's examples run this (Example_hello):
+//
+//	greet := durable.NewActivity("greet", func(ctx context.Context, name string) (string, error) {
+//		return "hello, " + name, nil // the I/O goes here: it runs once, its result is journaled
+//	})
+//	hello := durable.NewWorkflow("hello", func(ctx durable.Context, name string) (string, error) {
+//		return durable.Execute(ctx, greet, name)
+//	})
+//
+//	store := memory.New() // redis.Open(url) in production
+//	worker := durable.NewWorker(store, durable.WorkerOptions{})
+//	worker.Register(hello)
+//	go worker.Run(ctx)
+//
+//	client := durable.NewClient(store, durable.ClientOptions{})
+//	run, err := hello.Start(ctx, client, "hello-ann", "ann") // the caller names the run
+//	if err != nil {
+//		return err
+//	}
+//	greeting, err := run.Result(ctx)
+//
 // # Roles
 //
 //   - Workflow authors write Workflows and Activities with the functions

@@ -10,6 +10,35 @@ import (
 	"github.com/cairn-dev/cairn/durable/memory"
 )
 
+// The minimal program of the package documentation.
+func Example_hello() {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	greet := durable.NewActivity("greet", func(ctx context.Context, name string) (string, error) {
+		return "hello, " + name, nil // the I/O goes here: it runs once, its result is journaled
+	})
+	hello := durable.NewWorkflow("hello", func(ctx durable.Context, name string) (string, error) {
+		return durable.Execute(ctx, greet, name)
+	})
+
+	store := memory.New() // redis.Open(url) in production
+	worker := durable.NewWorker(store, durable.WorkerOptions{})
+	worker.Register(hello)
+	go worker.Run(ctx)
+
+	client := durable.NewClient(store, durable.ClientOptions{})
+	run, err := hello.Start(ctx, client, "hello-ann", "ann") // the caller names the run
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	greeting, err := run.Result(ctx)
+	fmt.Println(greeting, err)
+	// Output:
+	// hello, ann <nil>
+}
+
 // A workflow is ordinary Go: here it asks for an approval, waits for it at
 // most a day, and ships. The activity runs once, whatever happens to the
 // worker in between; the wait holds no worker.
