@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/memory"
@@ -60,12 +61,8 @@ func TestJSON(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := json.Marshal(tt.v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(b) != tt.want {
-				t.Fatalf("JSON:\n got %s\nwant %s", b, tt.want)
-			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, string(b), "JSON")
 			back := tt.v
 			switch tt.v.(type) {
 			case *providers.Request:
@@ -73,16 +70,9 @@ func TestJSON(t *testing.T) {
 			case *providers.Response:
 				back = new(providers.Response)
 			}
-			if err := json.Unmarshal(b, back); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, json.Unmarshal(b, back))
 			b2, _ := json.Marshal(back)
-			var v1, v2 any
-			json.Unmarshal(b, &v1)
-			json.Unmarshal(b2, &v2)
-			if !reflect.DeepEqual(v1, v2) {
-				t.Fatalf("round trip:\n got %s\nwant %s", b2, b)
-			}
+			assert.JSONEq(t, string(b), string(b2), "round trip")
 		})
 	}
 }
@@ -105,24 +95,20 @@ func TestStreamFallback(t *testing.T) {
 		got = append(got, string(b))
 		return nil
 	})
-	if err != nil || resp.Message.Content != "Checking." {
-		t.Fatalf("got %+v, %v", resp, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "Checking.", resp.Message.Content)
 	want := []string{
 		`{"text":"Checking."}`,
 		`{"tool_call":{"index":0,"id":"a","name":"f","arguments":"{}"}}`,
 		`{"tool_call":{"index":1,"id":"b","name":"g","arguments":"{\"x\":1}"}}`,
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("deltas:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	assert.Equal(t, want, got, "deltas")
 	stop := errors.New("stop")
-	if _, err := providers.Stream(context.Background(), m, providers.Request{}, func(providers.Delta) error { return stop }); !errors.Is(err, stop) {
-		t.Fatalf("error %v, want stop", err)
-	}
-	if resp, err := providers.Stream(context.Background(), m, providers.Request{}, nil); err != nil || len(resp.Message.ToolCalls) != 2 {
-		t.Fatalf("nil callback: %+v, %v", resp, err)
-	}
+	_, err = providers.Stream(context.Background(), m, providers.Request{}, func(providers.Delta) error { return stop })
+	assert.ErrorIs(t, err, stop)
+	resp, err = providers.Stream(context.Background(), m, providers.Request{}, nil)
+	require.NoError(t, err, "nil callback")
+	assert.Len(t, resp.Message.ToolCalls, 2, "nil callback")
 }
 
 func TestError(t *testing.T) {
@@ -142,14 +128,11 @@ func TestError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := fmt.Errorf("generate: %w", providers.Classify(tt.err))
-		if got := tt.err.Error(); got != tt.text {
-			t.Errorf("Error() = %q, want %q", got, tt.text)
-		}
-		if !errors.Is(err, tt.err.Kind) || tt.err.Retryable() != tt.retryable {
-			t.Errorf("%v: Is kind %v, retryable %v", tt.err, errors.Is(err, tt.err.Kind), tt.err.Retryable())
-		}
-		if tt.err.Err != nil && !errors.Is(err, tt.err.Err) {
-			t.Errorf("%v does not match its cause", err)
+		assert.Equal(t, tt.text, tt.err.Error())
+		assert.ErrorIs(t, err, tt.err.Kind)
+		assert.Equal(t, tt.retryable, tt.err.Retryable(), "%v: Retryable", tt.err)
+		if tt.err.Err != nil {
+			assert.ErrorIs(t, err, tt.err.Err, "an error matches its cause")
 		}
 	}
 }
@@ -188,18 +171,11 @@ func TestClassifyRetries(t *testing.T) {
 			client := durable.NewClient(store, durable.ClientOptions{})
 			start := time.Now()
 			run, err := wf.Start(ctx, client, "run-1", "hi")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := run.Result(ctx); err == nil {
-				t.Fatal("the run succeeded")
-			}
-			if got := attempts.Load(); got != tt.attempts {
-				t.Errorf("%d attempts, want %d", got, tt.attempts)
-			}
-			if waited := time.Since(start); waited < tt.minWait {
-				t.Errorf("finished after %v, want at least %v of Retry-After", waited, tt.minWait)
-			}
+			require.NoError(t, err)
+			_, err = run.Result(ctx)
+			require.Error(t, err, "the run succeeded")
+			assert.Equal(t, tt.attempts, attempts.Load(), "attempts")
+			assert.GreaterOrEqual(t, time.Since(start), tt.minWait, "time to finish, with the Retry-After waited")
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/durabletest"
 	"github.com/cairn-dev/cairn/tools"
@@ -24,9 +26,8 @@ func TestIdempotencyKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			key, ok := tools.IdempotencyKey(tt.ctx)
-			if key != tt.key || ok != tt.ok {
-				t.Fatalf("IdempotencyKey = %q, %v; want %q, %v", key, ok, tt.key, tt.ok)
-			}
+			assert.Equal(t, tt.key, key, "IdempotencyKey")
+			assert.Equal(t, tt.ok, ok, "IdempotencyKey's ok")
 		})
 	}
 }
@@ -55,8 +56,7 @@ func TestIdempotencyKeyFromActivity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := durabletest.Run(env, wf, tt.run, tt.own)
-		if err != nil || got != tt.want {
-			t.Errorf("run %s: key %s, %v; want %s", tt.run, got, err, tt.want)
-		}
+		assert.NoError(t, err, "run %s", tt.run)
+		assert.Equal(t, tt.want, got, "run %s: key", tt.run)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -46,36 +48,24 @@ func FuzzCall(f *testing.F) {
 		calls.Add(1)
 		return in, nil
 	}, tools.MaxResultBytes(512))
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, args []byte) {
 		before := calls.Load()
 		r, err := tool.Call(context.Background(), args)
-		if err != nil {
-			t.Fatalf("Call(%q) error: %v", args, err)
-		}
-		if !utf8.ValidString(r.Content) {
-			t.Fatalf("Call(%q) content is not UTF-8: %q", args, r.Content)
-		}
-		if len(r.Content) > 512+100 {
-			t.Fatalf("content of %d bytes past the limit", len(r.Content))
-		}
+		require.NoError(t, err, "Call(%q)", args)
+		require.True(t, utf8.ValidString(r.Content), "Call(%q) content is not UTF-8: %q", args, r.Content)
+		require.LessOrEqual(t, len(r.Content), 512+100, "content bytes, at most a note past the limit")
 		ran := calls.Load() > before
-		if ran == r.IsError {
-			t.Fatalf("Call(%q): tool ran %v, IsError %v: %s", args, ran, r.IsError, r.Content)
-		}
+		require.NotEqual(t, ran, r.IsError, "Call(%q): tool ran %v, IsError %v: %s", args, ran, r.IsError, r.Content)
 		verr := tool.Validate(args)
-		if (verr == nil) != ran {
-			t.Fatalf("Validate(%q) = %v, but the tool ran %v", args, verr, ran)
-		}
+		require.Equal(t, ran, verr == nil, "Validate(%q) = %v, but the tool ran %v", args, verr, ran)
 		if ran {
 			trimmed := strings.Trim(string(args), " \t\r\n")
-			if trimmed != "" && (!json.Valid(args) || !utf8.Valid(args)) {
-				t.Fatalf("tool ran with invalid JSON %q", args)
+			if trimmed != "" {
+				require.True(t, json.Valid(args) && utf8.Valid(args), "tool ran with invalid JSON %q", args)
 			}
-		} else if !strings.HasPrefix(r.Content, `invalid arguments for tool "order":`) {
-			t.Fatalf("Call(%q) error content %q", args, r.Content)
+		} else {
+			require.True(t, strings.HasPrefix(r.Content, `invalid arguments for tool "order":`), "Call(%q) error content %q", args, r.Content)
 		}
 	})
 }

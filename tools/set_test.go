@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -45,20 +47,17 @@ func TestNewSet(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := tt.set()
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want %q", err, tt.err)
-				}
+				require.ErrorContains(t, err, tt.err)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
+			require.NoError(t, err)
+			if len(tt.names) > 0 {
+				assert.Equal(t, tt.names, s.Names(), "Names")
+			} else {
+				assert.Empty(t, s.Names(), "Names")
 			}
-			if !slices.Equal(s.Names(), tt.names) && len(tt.names)+s.Len() > 0 {
-				t.Errorf("Names = %v, want %v", s.Names(), tt.names)
-			}
-			if s.Len() != len(tt.names) || s.Name() != tt.setName {
-				t.Errorf("Len %d, Name %q", s.Len(), s.Name())
-			}
+			assert.Equal(t, len(tt.names), s.Len(), "Len")
+			assert.Equal(t, tt.setName, s.Name(), "Name")
 		})
 	}
 }
@@ -66,28 +65,21 @@ func TestNewSet(t *testing.T) {
 func TestSetLookupListFilter(t *testing.T) {
 	a, b, c := threeTools(t)
 	s, err := tools.NewNamedSet("support", a, b, c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lookups := []struct {
 		name string
 		want *tools.Tool
 	}{{"refund", b}, {"ship", c}, {"Refund", nil}, {"", nil}}
 	for _, l := range lookups {
 		got, ok := s.Lookup(l.name)
-		if got != l.want || ok != (l.want != nil) {
-			t.Errorf("Lookup(%q) = %v, %v", l.name, got, ok)
-		}
+		assert.Same(t, l.want, got, "Lookup(%q)", l.name)
+		assert.Equal(t, l.want != nil, ok, "Lookup(%q) ok", l.name)
 	}
 
 	list := s.List()
-	if !slices.Equal(list, []*tools.Tool{a, b, c}) {
-		t.Fatalf("List = %v", list)
-	}
+	require.True(t, slices.Equal(list, []*tools.Tool{a, b, c}), "List = %v, want the tools themselves, in order", list)
 	list[0] = nil
-	if s.List()[0] != a {
-		t.Fatal("List returned the set's own slice")
-	}
+	require.Same(t, a, s.List()[0], "List returned the set's own slice")
 
 	filters := []struct {
 		name string
@@ -105,42 +97,41 @@ func TestSetLookupListFilter(t *testing.T) {
 	for _, f := range filters {
 		t.Run(f.name, func(t *testing.T) {
 			got := s.Filter(f.keep)
-			if got.Name() != "support" || got.Len() != len(f.want) || (len(f.want) > 0 && !slices.Equal(got.Names(), f.want)) {
-				t.Fatalf("Filter = %q %v, want %v", got.Name(), got.Names(), f.want)
+			require.Equal(t, "support", got.Name(), "Filter keeps the set's name")
+			require.Equal(t, len(f.want), got.Len(), "Filter's Len")
+			if len(f.want) > 0 {
+				require.Equal(t, f.want, got.Names(), "Filter's Names")
 			}
 			for _, n := range f.want {
-				if _, ok := got.Lookup(n); !ok {
-					t.Errorf("filtered set cannot look up %s", n)
-				}
+				_, ok := got.Lookup(n)
+				assert.True(t, ok, "filtered set cannot look up %s", n)
 			}
-			if _, ok := got.Lookup("refund"); ok != slices.Contains(f.want, "refund") {
-				t.Errorf("filtered set looks up a tool it dropped")
-			}
+			_, ok := got.Lookup("refund")
+			assert.Equal(t, slices.Contains(f.want, "refund"), ok, "filtered set looks up refund, kept or dropped")
 		})
 	}
 }
 
 func TestSetDefinitions(t *testing.T) {
 	a, b, _ := threeTools(t)
-	s, _ := tools.NewSet(b, a)
+	s, err := tools.NewSet(b, a)
+	require.NoError(t, err)
 	defs := s.Definitions()
-	if len(defs) != 2 || defs[0].Name != "refund" || defs[1].Name != "lookup_order" {
-		t.Fatalf("Definitions = %+v", defs)
-	}
+	require.Len(t, defs, 2)
+	require.Equal(t, "refund", defs[0].Name)
+	require.Equal(t, "lookup_order", defs[1].Name)
 	raw, err := json.Marshal(defs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := `{"name":"refund","description":"test tool refund","parameters":{"properties":{"order_id":{"type":"string"},"amount":{"type":"number","minimum":0}},"additionalProperties":false,"type":"object","required":["order_id","amount"]}}`
-	if string(raw) != want {
-		t.Fatalf("definition JSON\n%s\nwant\n%s", raw, want)
-	}
+	assert.Equal(t, want, string(raw), "definition JSON")
 }
 
 func TestJoin(t *testing.T) {
 	a, b, c := threeTools(t)
-	s1, _ := tools.NewNamedSet("orders", a, c)
-	s2, _ := tools.NewNamedSet("billing", b)
+	s1, err := tools.NewNamedSet("orders", a, c)
+	require.NoError(t, err)
+	s2, err := tools.NewNamedSet("billing", b)
+	require.NoError(t, err)
 	tests := []struct {
 		name  string
 		sets  []*tools.Set
@@ -155,22 +146,22 @@ func TestJoin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j, err := tools.Join(tt.sets...)
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("Join error %v, want %q", err, tt.err)
-				}
+				require.ErrorContains(t, err, tt.err, "Join")
 				return
 			}
-			if err != nil || !slices.Equal(j.Names(), tt.names) || j.Name() != "" {
-				t.Fatalf("Join = %v %q, %v", j.Names(), j.Name(), err)
-			}
+			require.NoError(t, err, "Join")
+			assert.Equal(t, tt.names, j.Names(), "Join's Names")
+			assert.Empty(t, j.Name(), "Join's Name")
 		})
 	}
 }
 
 func TestSetCall(t *testing.T) {
 	a, b, _ := threeTools(t)
-	s, _ := tools.NewSet(a, b)
-	empty, _ := tools.NewSet()
+	s, err := tools.NewSet(a, b)
+	require.NoError(t, err)
+	empty, err := tools.NewSet()
+	require.NoError(t, err)
 	tests := []struct {
 		name    string
 		set     *tools.Set
@@ -188,12 +179,9 @@ func TestSetCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := tt.set.Call(context.Background(), tt.tool, json.RawMessage(tt.args))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Content != tt.content || r.IsError != tt.isError {
-				t.Fatalf("Call = %+v\nwant %q, IsError %v", r, tt.content, tt.isError)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.content, r.Content, "Call's Content")
+			assert.Equal(t, tt.isError, r.IsError, "Call's IsError")
 		})
 	}
 }

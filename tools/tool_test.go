@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -47,9 +50,7 @@ func (r *recorder) fn(_ context.Context, in orderArgs) (orderArgs, error) {
 func mustNew[In, Out any](t testing.TB, name string, fn func(context.Context, In) (Out, error), opts ...tools.Option) *tools.Tool {
 	t.Helper()
 	tool, err := tools.New(name, "test tool "+name, fn, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tool
 }
 
@@ -74,12 +75,12 @@ func TestNewNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tools.New(tt.name, "", echo)
-			if (err == nil) != tt.ok {
-				t.Fatalf("New(%q) error = %v, want ok=%v", tt.name, err, tt.ok)
+			if tt.ok {
+				assert.NoError(t, err, "New(%q)", tt.name)
+				return
 			}
-			if err != nil && !strings.HasPrefix(err.Error(), "tool: name ") {
-				t.Errorf("error %q lacks context", err)
-			}
+			require.Error(t, err, "New(%q)", tt.name)
+			assert.True(t, strings.HasPrefix(err.Error(), "tool: name "), "error %q lacks context", err)
 		})
 	}
 }
@@ -121,23 +122,14 @@ func TestNewRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tool, err := tt.new()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v, %v; want error containing %q", tool, err, tt.want)
-			}
-			if !strings.HasPrefix(err.Error(), "tool t: ") {
-				t.Errorf("error %q lacks the tool's name as context", err)
-			}
+			require.ErrorContains(t, err, tt.want, "got tool %v", tool)
+			assert.True(t, strings.HasPrefix(err.Error(), "tool t: "), "error %q lacks the tool's name as context", err)
 		})
 	}
 }
 
 func TestMustNewPanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("MustNew with a bad name did not panic")
-		}
-	}()
-	tools.MustNew("bad name", "", echo)
+	assert.Panics(t, func() { tools.MustNew("bad name", "", echo) }, "MustNew with a bad name did not panic")
 }
 
 func TestSchema(t *testing.T) {
@@ -152,26 +144,19 @@ func TestSchema(t *testing.T) {
 		`"format":"date-time"`,
 		`"minItems":1`,
 	} {
-		if !strings.Contains(raw, want) {
-			t.Errorf("schema lacks %s:\n%s", want, raw)
-		}
+		assert.Contains(t, raw, want, "schema")
 	}
 	for _, bad := range []string{`$ref`, `$defs`, `$schema`, `$id`} {
-		if strings.Contains(raw, bad) {
-			t.Errorf("schema has %s:\n%s", bad, raw)
-		}
+		assert.NotContains(t, raw, bad, "schema")
 	}
 	var top struct {
 		Type string `json:"type"`
 	}
-	if err := json.Unmarshal(tool.Schema(), &top); err != nil || top.Type != "object" {
-		t.Errorf("schema type = %q, %v; want object", top.Type, err)
-	}
+	assert.NoError(t, json.Unmarshal(tool.Schema(), &top))
+	assert.Equal(t, "object", top.Type, "schema type")
 	s := tool.Schema()
 	s[0] = 'X'
-	if tool.Schema()[0] == 'X' {
-		t.Error("Schema returned the tool's own bytes")
-	}
+	assert.NotEqual(t, byte('X'), tool.Schema()[0], "Schema returned the tool's own bytes")
 }
 
 type treeNode struct {
@@ -185,20 +170,17 @@ func TestSchemaRecursive(t *testing.T) {
 		Type string                     `json:"type"`
 		Defs map[string]json.RawMessage `json:"$defs"`
 	}
-	if err := json.Unmarshal(tool.Schema(), &top); err != nil {
-		t.Fatal(err)
-	}
-	if top.Type != "object" || top.Defs["treeNode"] == nil {
-		t.Fatalf("recursive schema: type %q, defs %v:\n%s", top.Type, top.Defs, tool.Schema())
-	}
+	require.NoError(t, json.Unmarshal(tool.Schema(), &top))
+	require.Equal(t, "object", top.Type, "recursive schema:\n%s", tool.Schema())
+	require.Contains(t, top.Defs, "treeNode", "recursive schema:\n%s", tool.Schema())
 	r, err := tool.Call(context.Background(), []byte(`{"name":"a","children":[{"name":"b"},{"children":[]}]}`))
-	if err != nil || !r.IsError || !strings.Contains(r.Content, "at /children/1: missing property 'name'") {
-		t.Fatalf("got %+v, %v", r, err)
-	}
+	require.NoError(t, err)
+	assert.True(t, r.IsError, "Call = %+v", r)
+	assert.Contains(t, r.Content, "at /children/1: missing property 'name'")
 	r, err = tool.Call(context.Background(), []byte(`{"name":"a","children":[{"name":"b"},{"name":"c"}]}`))
-	if err != nil || r.IsError || r.Content != "2" {
-		t.Fatalf("got %+v, %v", r, err)
-	}
+	require.NoError(t, err)
+	assert.False(t, r.IsError, "Call = %+v", r)
+	assert.Equal(t, "2", r.Content)
 }
 
 func TestCallArguments(t *testing.T) {
@@ -244,30 +226,17 @@ func TestCallArguments(t *testing.T) {
 			rec := &recorder{}
 			tool := mustNew(t, "order", rec.fn)
 			r, err := tool.Call(context.Background(), json.RawMessage(tt.args))
-			if err != nil {
-				t.Fatalf("Call error: %v", err)
-			}
-			if r.IsError != tt.bad {
-				t.Fatalf("IsError = %v, want %v; content:\n%s", r.IsError, tt.bad, r.Content)
-			}
+			require.NoError(t, err, "Call")
+			require.Equal(t, tt.bad, r.IsError, "IsError; content:\n%s", r.Content)
 			if tt.bad {
-				if len(rec.calls) != 0 {
-					t.Errorf("bad arguments reached the tool: %+v", rec.calls)
-				}
-				if !strings.HasPrefix(r.Content, `invalid arguments for tool "order":`) || !strings.Contains(r.Content, tt.want) {
-					t.Errorf("content:\n%s\nwant it to contain:\n%s", r.Content, tt.want)
-				}
-				if verr := tool.Validate(json.RawMessage(tt.args)); verr == nil || verr.Error() != r.Content {
-					t.Errorf("Validate = %v, want the same message as Call", verr)
-				}
+				assert.Empty(t, rec.calls, "bad arguments reached the tool")
+				assert.True(t, strings.HasPrefix(r.Content, `invalid arguments for tool "order":`), "content:\n%s", r.Content)
+				assert.Contains(t, r.Content, tt.want)
+				assert.EqualError(t, tool.Validate(json.RawMessage(tt.args)), r.Content, "Validate, the same message as Call")
 				return
 			}
-			if r.Content != tt.want {
-				t.Errorf("content:\n%s\nwant:\n%s", r.Content, tt.want)
-			}
-			if err := tool.Validate(json.RawMessage(tt.args)); err != nil {
-				t.Errorf("Validate = %v", err)
-			}
+			assert.Equal(t, tt.want, r.Content)
+			assert.NoError(t, tool.Validate(json.RawMessage(tt.args)), "Validate")
 		})
 	}
 }
@@ -276,23 +245,15 @@ func TestArgumentErrorIssues(t *testing.T) {
 	tool := mustNew(t, "order", (&recorder{}).fn)
 	err := tool.Validate([]byte(`{"order_id":1,"items":[{"sku":"a","qty":0,"x":1}],"extra":2}`))
 	var ae *tools.ArgumentError
-	if !errors.As(err, &ae) {
-		t.Fatalf("Validate error %T %v, want *ArgumentError", err, err)
-	}
+	require.ErrorAs(t, err, &ae, "Validate")
 	want := []tools.Issue{
 		{Path: "", Message: "additional properties 'extra' not allowed"},
 		{Path: "/items/0", Message: "additional properties 'x' not allowed"},
 		{Path: "/items/0/qty", Message: "minimum: got 0, want 1"},
 		{Path: "/order_id", Message: "got number, want string"},
 	}
-	if ae.Tool != "order" || len(ae.Issues) != len(want) {
-		t.Fatalf("issues of %s = %+v, want %+v", ae.Tool, ae.Issues, want)
-	}
-	for i := range want {
-		if ae.Issues[i] != want[i] {
-			t.Errorf("issue %d = %+v, want %+v", i, ae.Issues[i], want[i])
-		}
-	}
+	assert.Equal(t, "order", ae.Tool)
+	assert.Equal(t, want, ae.Issues)
 }
 
 func TestArgumentErrorCapsIssues(t *testing.T) {
@@ -307,12 +268,9 @@ func TestArgumentErrorCapsIssues(t *testing.T) {
 	}
 	b.WriteString(`]}`)
 	var ae *tools.ArgumentError
-	if !errors.As(tool.Validate([]byte(b.String())), &ae) {
-		t.Fatal("no ArgumentError")
-	}
-	if n := len(ae.Issues); n != 21 || !strings.HasPrefix(ae.Issues[20].Message, "and 80 more issues") {
-		t.Fatalf("%d issues, last %+v", n, ae.Issues[n-1])
-	}
+	require.ErrorAs(t, tool.Validate([]byte(b.String())), &ae)
+	require.Len(t, ae.Issues, 21)
+	assert.True(t, strings.HasPrefix(ae.Issues[20].Message, "and 80 more issues"), "last issue %+v", ae.Issues[20])
 }
 
 type payload struct {
@@ -400,27 +358,17 @@ func TestCallOutcomes(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			r, err := tool.Call(ctx, []byte(`{}`))
-			if time.Since(start) > time.Second {
-				t.Errorf("Call took %v", time.Since(start))
-			}
+			assert.LessOrEqual(t, time.Since(start), time.Second, "time Call took")
 			if tt.err != nil {
-				if err == nil || !tt.err(err) {
-					t.Fatalf("Call = %+v, %v (%T); want another error", r, err, err)
-				}
-				if r != (tools.Result{}) {
-					t.Errorf("result %+v with an error", r)
-				}
-				if !strings.HasPrefix(err.Error(), "tool t: ") {
-					t.Errorf("error %q lacks context", err)
-				}
+				require.Error(t, err, "Call = %+v", r)
+				require.True(t, tt.err(err), "Call = %+v, %v (%T); want another error", r, err, err)
+				assert.Zero(t, r, "result with an error")
+				assert.True(t, strings.HasPrefix(err.Error(), "tool t: "), "error %q lacks context", err)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Call error: %v", err)
-			}
-			if r.Content != tt.content || r.IsError != tt.isError {
-				t.Errorf("Call = %+v, want content %q, IsError %v", r, tt.content, tt.isError)
-			}
+			require.NoError(t, err, "Call")
+			assert.Equal(t, tt.content, r.Content, "Call's Content")
+			assert.Equal(t, tt.isError, r.IsError, "Call's IsError")
 		})
 	}
 }
@@ -428,13 +376,13 @@ func TestCallOutcomes(t *testing.T) {
 func fmtWrap(err error) error { return errors.Join(errors.New("charging"), err) }
 
 func TestFatalAndRetryableOfNil(t *testing.T) {
-	if tools.Fatal(nil) != nil || tools.Retryable(nil) != nil || tools.IsFatal(nil) {
-		t.Fatal("nil errors must stay nil")
-	}
+	assert.NoError(t, tools.Fatal(nil), "nil errors must stay nil")
+	assert.NoError(t, tools.Retryable(nil), "nil errors must stay nil")
+	assert.False(t, tools.IsFatal(nil), "nil errors must stay nil")
 	var fe *tools.FatalError
-	if err := tools.Fatal(errors.New("x")); !errors.As(err, &fe) || err.Error() != "fatal: x" {
-		t.Fatalf("Fatal = %v", err)
-	}
+	err := tools.Fatal(errors.New("x"))
+	assert.ErrorAs(t, err, &fe)
+	assert.EqualError(t, err, "fatal: x")
 }
 
 func TestTruncation(t *testing.T) {
@@ -464,12 +412,10 @@ func TestTruncation(t *testing.T) {
 				return tt.out, nil
 			}, tools.MaxResultBytes(tt.limit))
 			r, err := tool.Call(context.Background(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Content != tt.content || r.Truncated != tt.truncated || r.IsError != tt.fail {
-				t.Errorf("Call = %+v\nwant content %q, truncated %v", r, tt.content, tt.truncated)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.content, r.Content, "Call's Content")
+			assert.Equal(t, tt.truncated, r.Truncated, "Call's Truncated")
+			assert.Equal(t, tt.fail, r.IsError, "Call's IsError")
 		})
 	}
 }
@@ -477,13 +423,13 @@ func TestTruncation(t *testing.T) {
 func TestTruncationDefault(t *testing.T) {
 	big := strings.Repeat("x", 100_000)
 	tool := mustNew(t, "t", func(context.Context, struct{}) (string, error) { return big, nil })
-	if tool.MaxResultBytes() != tools.DefaultMaxResultBytes || tools.DefaultMaxResultBytes != 64<<10 {
-		t.Fatalf("default limit %d", tool.MaxResultBytes())
-	}
-	r, _ := tool.Call(context.Background(), nil)
-	if !r.Truncated || len(r.Content) > tools.DefaultMaxResultBytes+100 || !strings.Contains(r.Content, "only the first 65536 are shown") {
-		t.Fatalf("truncated %v, %d bytes", r.Truncated, len(r.Content))
-	}
+	require.Equal(t, 64<<10, tools.DefaultMaxResultBytes)
+	require.Equal(t, tools.DefaultMaxResultBytes, tool.MaxResultBytes(), "default limit")
+	r, err := tool.Call(context.Background(), nil)
+	require.NoError(t, err)
+	assert.True(t, r.Truncated, "Truncated")
+	assert.LessOrEqual(t, len(r.Content), tools.DefaultMaxResultBytes+100, "bytes of content")
+	assert.Contains(t, r.Content, "only the first 65536 are shown")
 }
 
 type refundArgs struct {
@@ -520,14 +466,13 @@ func TestNeedsApproval(t *testing.T) {
 			tool := mustNew(t, "refund", refund, tt.opts...)
 			got, err := tool.NeedsApproval(json.RawMessage(tt.args))
 			if tt.err != nil {
-				if err == nil || !tt.err(err) || got {
-					t.Fatalf("NeedsApproval = %v, %v; want false and another error", got, err)
-				}
+				require.Error(t, err, "NeedsApproval")
+				assert.True(t, tt.err(err), "NeedsApproval error %v; want another error", err)
+				assert.False(t, got, "NeedsApproval with an error")
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Fatalf("NeedsApproval = %v, %v; want %v", got, err, tt.want)
-			}
+			require.NoError(t, err, "NeedsApproval")
+			assert.Equal(t, tt.want, got, "NeedsApproval")
 		})
 	}
 }
@@ -550,14 +495,14 @@ func TestAccessors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.tool.Timeout() != tt.timeout || tt.tool.RetryPolicy().MaximumAttempts != tt.attempts ||
-				tt.tool.HonorsIdempotencyKey() != tt.idempotent || tt.tool.MaxResultBytes() != tt.limit {
-				t.Fatalf("%v %+v %v %v", tt.tool.Timeout(), tt.tool.RetryPolicy(), tt.tool.HonorsIdempotencyKey(), tt.tool.MaxResultBytes())
-			}
+			assert.Equal(t, tt.timeout, tt.tool.Timeout(), "Timeout")
+			assert.Equal(t, tt.attempts, tt.tool.RetryPolicy().MaximumAttempts, "RetryPolicy().MaximumAttempts")
+			assert.Equal(t, tt.idempotent, tt.tool.HonorsIdempotencyKey(), "HonorsIdempotencyKey")
+			assert.Equal(t, tt.limit, tt.tool.MaxResultBytes(), "MaxResultBytes")
 			d := tt.tool.Definition()
-			if d.Name != tt.tool.Name() || d.Description != tt.tool.Description() || string(d.Parameters) != string(tt.tool.Schema()) {
-				t.Fatalf("definition %+v", d)
-			}
+			assert.Equal(t, tt.tool.Name(), d.Name, "Definition's Name")
+			assert.Equal(t, tt.tool.Description(), d.Description, "Definition's Description")
+			assert.Equal(t, string(tt.tool.Schema()), string(d.Parameters), "Definition's Parameters")
 		})
 	}
 }
@@ -575,13 +520,10 @@ func TestConcurrentCalls(t *testing.T) {
 			if i%3 == 0 {
 				args = `{"order_id":1}`
 			}
-			if _, err := tool.Call(context.Background(), []byte(args)); err != nil {
-				t.Error(err)
-			}
+			_, err := tool.Call(context.Background(), []byte(args))
+			assert.NoError(t, err) // assert, not require: this is not the test's goroutine
 		})
 	}
 	wg.Wait()
-	if n.Load() != 33 {
-		t.Fatalf("%d calls reached the tool, want 33", n.Load())
-	}
+	assert.Equal(t, int64(33), n.Load(), "calls that reached the tool")
 }

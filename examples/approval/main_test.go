@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -21,9 +23,7 @@ import (
 
 func TestApproveAutomatically(t *testing.T) {
 	got, err := runExample(t, config{as: manager})
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, got)
-	}
+	require.NoError(t, err, "run:\n%s", got)
 	inOrder(t, got,
 		"Run refund-1 is awaiting_approval",
 		"Pending approval", "run:       refund-1", "tool:      refund", `"amount":120`,
@@ -34,32 +34,23 @@ func TestApproveAutomatically(t *testing.T) {
 		"Refunds made by this process: 1",
 		"Workflow History", "approval_requested", "signal_received", "from alice@example.com",
 		"approval_decided", "tool:support/refund", "run_completed")
-	if n := strings.Count(got, "[payments]"); n != 1 {
-		t.Errorf("%d refunds, want 1:\n%s", n, got)
-	}
+	assert.Equal(t, 1, strings.Count(got, "[payments]"), "refunds:\n%s", got)
 }
 
 func TestPromptReject(t *testing.T) {
 	got, err := runExample(t, config{prompt: true, as: manager, in: strings.NewReader("n\nover the budget\n")})
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, got)
-	}
+	require.NoError(t, err, "run:\n%s", got)
 	inOrder(t, got, "Approve refund", "[y/N]", "Reason:", "alice@example.com rejected it: over the budget",
 		"support: I'm sorry, I couldn't refund your order: The call was rejected by alice@example.com: over the budget",
 		"Refunds made by this process: 0", "approval_decided", "run_completed")
-	if strings.Contains(got, "[payments]") || strings.Contains(got, "tool:support/refund") {
-		t.Errorf("a rejected refund ran:\n%s", got)
-	}
+	assert.NotContains(t, got, "[payments]", "a rejected refund ran")
+	assert.NotContains(t, got, "tool:support/refund", "a rejected refund ran")
 }
 
 func TestPromptRefusesWhoMayNot(t *testing.T) {
 	got, err := runExample(t, config{prompt: true, as: customer, in: strings.NewReader("y\nplease\n")})
-	if !errors.Is(err, agent.ErrNotAuthorized) {
-		t.Fatalf("run: %v, want agent.ErrNotAuthorized\n%s", err, got)
-	}
-	if strings.Contains(got, "[payments]") {
-		t.Errorf("refunded on the word of %s:\n%s", customer, got)
-	}
+	require.ErrorIs(t, err, agent.ErrNotAuthorized, "run:\n%s", got)
+	assert.NotContains(t, got, "[payments]", "refunded on the word of %s", customer)
 }
 
 // TestApprovalWithNoWorker runs the approval on Redis as three processes
@@ -68,9 +59,7 @@ func TestPromptRefusesWhoMayNot(t *testing.T) {
 // run, making the refund once.
 func TestApprovalWithNoWorker(t *testing.T) {
 	store, err := redis.Open(redistest.Start(t).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer store.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -81,55 +70,37 @@ func TestApprovalWithNoWorker(t *testing.T) {
 	rt, support := service(t, store, pay)
 	stop := startWorker(ctx, rt)
 	run, err := rt.Start(ctx, support, runID, agent.Input{Message: complaint})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	backOffice := agent.NewRuntime(store, agent.Options{Authorizer: onlyManagers(manager)})
 	req, ok, err := nextApproval(ctx, backOffice, runID, nil)
-	if err != nil || !ok {
-		t.Fatalf("no approval: %v, %v", ok, err)
-	}
+	require.NoError(t, err, "no approval")
+	require.True(t, ok, "no approval")
 	stop()
 
 	// The back office decides with no worker running: the decision
 	// waits in the run's inbox.
-	if err := tryAs(ctx, &out, backOffice, req, customer); err != nil {
-		t.Fatal(err)
-	}
-	if err := backOffice.Decide(ctx, runID, agent.Decision{CallID: req.CallID, Approved: true, By: manager, Reason: "fair"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, tryAs(ctx, &out, backOffice, req, customer))
+	require.NoError(t, backOffice.Decide(ctx, runID, agent.Decision{CallID: req.CallID, Approved: true, By: manager, Reason: "fair"}))
 	time.Sleep(50 * time.Millisecond)
-	if info, err := run.Describe(ctx); err != nil || info.Status != backend.StatusAwaitingApproval {
-		t.Fatalf("with no worker the run is %s (%v), want %s", info.Status, err, backend.StatusAwaitingApproval)
-	}
-	if pay.count() != 0 {
-		t.Fatal("refunded with no worker running")
-	}
+	info, err := run.Describe(ctx)
+	require.NoError(t, err)
+	require.Equal(t, backend.StatusAwaitingApproval, info.Status, "with no worker the run")
+	require.Zero(t, pay.count(), "refunded with no worker running")
 
 	// A new worker, in what could be a new process, finishes the run.
 	rt2, _ := service(t, store, pay)
 	defer startWorker(ctx, rt2)()
 	res, err := rt2.Run(runID).Result(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(res.Text, "I've refunded 120.00 euros") || pay.count() != 1 {
-		t.Fatalf("answer %q after %d refunds\n%s", res.Text, pay.count(), out.String())
-	}
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(res.Text, "I've refunded 120.00 euros"), "answer %q\n%s", res.Text, out.String())
+	require.Equal(t, 1, pay.count(), "refunds\n%s", out.String())
 	history, err := run.History(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var timeline bytes.Buffer
-	if err := durable.WriteTimeline(&timeline, history); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, durable.WriteTimeline(&timeline, history))
 	inOrder(t, timeline.String(), "approval_requested", "from alice@example.com", "approval_decided",
 		"tool:support/refund", "run_completed")
-	if strings.Contains(timeline.String(), customer) {
-		t.Errorf("the refused approver reached the run:\n%s", timeline.String())
-	}
+	assert.NotContains(t, timeline.String(), customer, "the refused approver reached the run")
 }
 
 // service is what a process that runs the agent sets up.
@@ -137,9 +108,7 @@ func service(t *testing.T, store backend.Store, pay *payments) (*agent.Runtime, 
 	t.Helper()
 	support := newSupportAgent(scriptedSupport(), pay)
 	rt := agent.NewRuntime(store, agent.Options{Authorizer: onlyManagers(manager)})
-	if err := rt.Register(support); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rt.Register(support))
 	return rt, support
 }
 
@@ -159,28 +128,19 @@ func inOrder(t *testing.T, got string, want ...string) {
 	t.Helper()
 	rest := got
 	for _, w := range want {
-		i := strings.Index(rest, w)
-		if i < 0 {
-			t.Fatalf("output lacks %q after what came before:\n%s", w, got)
-		}
-		rest = rest[i+len(w):]
+		require.Contains(t, rest, w, "output lacks %q after what came before:\n%s", w, got)
+		rest = rest[strings.Index(rest, w)+len(w):]
 	}
 }
 
 func TestTrace(t *testing.T) {
 	got, err := runExample(t, config{as: manager, trace: true})
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, got)
-	}
+	require.NoError(t, err, "run:\n%s", got)
 	_, tree, ok := strings.Cut(got, "\nTrace:\n")
-	if !ok {
-		t.Fatalf("no trace:\n%s", got)
-	}
+	require.True(t, ok, "no trace:\n%s", got)
 	inOrder(t, tree, "handle request", "invoke_agent support", "chat", "execute_tool lookup_order", "chat",
 		"await_approval refund [step", "approved by alice@example.com", "execute_tool refund", "chat")
-	if err := spantree.CheckOnce(tree); err != nil {
-		t.Errorf("%v\n%s", err, tree)
-	}
+	assert.NoError(t, spantree.CheckOnce(tree), "%s", tree)
 }
 
 // TestTraceExported runs the example with OTEL_EXPORTER_OTLP_ENDPOINT
@@ -189,9 +149,8 @@ func TestTraceExported(t *testing.T) {
 	recv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
-	if got, err := runExample(t, config{as: manager}); err != nil {
-		t.Fatalf("run: %v\n%s", err, got)
-	}
+	got, err := runExample(t, config{as: manager})
+	require.NoError(t, err, "run:\n%s", got)
 	// The example has shut its provider down: everything is sent.
 	spans := recv.Spans()
 	byName := map[string]otlptest.Span{}
@@ -199,19 +158,14 @@ func TestTraceExported(t *testing.T) {
 		byName[s.Name] = s
 	}
 	req, run := byName["handle request"], byName["invoke_agent support"]
-	if req.SpanID == "" || run.SpanID == "" {
-		t.Fatalf("received %d spans without handle request and invoke_agent support: %v", len(spans), spans)
-	}
-	if run.ParentSpanID != req.SpanID || run.TraceID != req.TraceID {
-		t.Errorf("invoke_agent's parent is %s/%s, want handle request, %s/%s",
-			run.TraceID, run.ParentSpanID, req.TraceID, req.SpanID)
-	}
-	if got := run.Resource["service.name"]; got != "cairn-example-approval" {
-		t.Errorf("service.name = %v, want cairn-example-approval", got)
-	}
+	require.NotEmpty(t, req.SpanID, "received %d spans without handle request: %v", len(spans), spans)
+	require.NotEmpty(t, run.SpanID, "received %d spans without invoke_agent support: %v", len(spans), spans)
+	assert.Equal(t, req.SpanID, run.ParentSpanID, "invoke_agent's parent, want handle request")
+	assert.Equal(t, req.TraceID, run.TraceID, "invoke_agent's trace, want handle request's")
+	assert.Equal(t, "cairn-example-approval", run.Resource["service.name"], "service.name")
 	for _, name := range []string{"execute_tool lookup_order", "await_approval refund", "execute_tool refund"} {
-		if s, ok := byName[name]; !ok || s.ParentSpanID != run.SpanID {
-			t.Errorf("%s: received %v with parent %s, want under invoke_agent %s", name, ok, s.ParentSpanID, run.SpanID)
+		if assert.Contains(t, byName, name, "span %s not received", name) {
+			assert.Equal(t, run.SpanID, byName[name].ParentSpanID, "%s: parent, want under invoke_agent", name)
 		}
 	}
 }
@@ -221,9 +175,7 @@ func TestTraceExported(t *testing.T) {
 // example finishes the run.
 func TestServe(t *testing.T) {
 	store, err := redis.Open(redistest.Start(t).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer store.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -241,19 +193,12 @@ func TestServe(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	req, ok, err := nextApproval(ctx, operator, runID, nil)
-	if err != nil || !ok {
-		t.Fatalf("no approval: %v, %v", ok, err)
-	}
-	if err := operator.Decide(ctx, runID, agent.Decision{CallID: req.CallID, Approved: true, By: manager, Reason: "from the command line"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "no approval")
+	require.True(t, ok, "no approval")
+	require.NoError(t, operator.Decide(ctx, runID, agent.Decision{CallID: req.CallID, Approved: true, By: manager, Reason: "from the command line"}))
+	require.NoError(t, <-done)
 	got := out.String()
 	for _, want := range []string{"cairn approve " + runID + " <CALL> --by " + manager, "I've refunded 120.00 euros"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q:\n%s", want, got)
-		}
+		assert.Contains(t, got, want, "output")
 	}
 }

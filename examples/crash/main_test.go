@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -38,9 +40,7 @@ func TestCrash(t *testing.T) {
 	backends := map[string]func(t *testing.T) string{
 		"miniredis": func(t *testing.T) string {
 			m := miniredis.NewMiniRedis()
-			if err := m.StartAddr("127.0.0.1:0"); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, m.StartAddr("127.0.0.1:0"))
 			t.Cleanup(m.Close)
 			return "redis://" + m.Addr() + "/0"
 		},
@@ -65,14 +65,10 @@ func testCrash(t *testing.T, url, killIn string) {
 	var out bytes.Buffer
 	rep, err := run(ctx, &out, config{RedisURL: url, KillIn: killIn, Lease: time.Second, Model: "scripted",
 		Stderr: testLog{t}, Timeout: 30 * time.Second})
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, err, "run:\n%s", out.String())
 	got := out.String()
 	t.Logf("output:\n%s", got)
-	if !rep.Killed {
-		t.Fatalf("worker 1 was not killed")
-	}
+	require.True(t, rep.Killed, "worker 1 was not killed")
 
 	// Every change was made exactly once; the tool cut off by the kill
 	// was called twice, with one idempotency key.
@@ -81,12 +77,8 @@ func testCrash(t *testing.T, url, killIn string) {
 		if tool == killIn {
 			want.Calls = 2
 		}
-		if c := rep.Effects[tool]; c != want {
-			t.Errorf("%s: %d changes in %d calls, want %d in %d", tool, c.Effects, c.Calls, want.Effects, want.Calls)
-		}
-		if line := fmt.Sprintf("  %-18s 1 ", tool+":"); !strings.Contains(got, line) {
-			t.Errorf("the output does not count %s once (%q)", tool, line)
-		}
+		assert.Equal(t, want, rep.Effects[tool], "%s: changes and calls", tool)
+		assert.Contains(t, got, fmt.Sprintf("  %-18s 1 ", tool+":"), "the output does not count %s once", tool)
 	}
 
 	// The answer names the references the services recorded: the retried
@@ -94,21 +86,15 @@ func testCrash(t *testing.T, url, killIn string) {
 	ref := map[string]string{}
 	for field, r := range rep.Refs {
 		tool, _, _ := strings.Cut(field, " ")
-		if _, dup := ref[tool]; dup {
-			t.Errorf("%s recorded two changes: %v", tool, rep.Refs)
-		}
+		assert.NotContains(t, ref, tool, "%s recorded two changes: %v", tool, rep.Refs)
 		ref[tool] = r
 	}
 	want := answer(flight{Booking: ref["reserve_flight"], Flight: "TP 433"},
 		hotel{Booking: ref["reserve_hotel"], Hotel: "Alfama Terrace", Nights: 3},
 		charge{Charge: ref["charge_card"], AmountEUR: 212 + 3*180},
 		mail{MessageID: ref["send_confirmation"]})
-	if rep.Result.Text != want {
-		t.Errorf("answer:\n%s\nwant:\n%s", rep.Result.Text, want)
-	}
-	if !strings.Contains(got, "Answer: "+want) {
-		t.Errorf("the output does not show the answer")
-	}
+	assert.Equal(t, want, rep.Result.Text, "answer")
+	assert.Contains(t, got, "Answer: "+want, "the output does not show the answer")
 
 	// History shows the attempt lost with worker 1.
 	lost := false
@@ -118,15 +104,11 @@ func testCrash(t *testing.T, url, killIn string) {
 			name[e.Step] = e.Name
 		}
 		if e.Type == backend.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == backend.KindLost {
-			if name[e.Step] != "tool:"+agentName+"/"+killIn {
-				t.Errorf("lost attempt of %s, want %s", name[e.Step], killIn)
-			}
+			assert.Equal(t, "tool:"+agentName+"/"+killIn, name[e.Step], "the activity of the lost attempt")
 			lost = true
 		}
 	}
-	if !lost {
-		t.Errorf("no lost attempt in history")
-	}
+	assert.True(t, lost, "no lost attempt in history")
 
 	// The narrative, in order.
 	rest := got
@@ -142,27 +124,20 @@ func testCrash(t *testing.T, url, killIn string) {
 		"activity_attempt_failed",
 		"run_completed",
 	} {
-		i := strings.Index(rest, step)
-		if i < 0 {
-			t.Fatalf("the output lacks %q after what came before", step)
-		}
-		rest = rest[i+len(step):]
+		require.Contains(t, rest, step, "the output lacks %q after what came before", step)
+		rest = rest[strings.Index(rest, step)+len(step):]
 	}
 	// Worker 2 replayed the turns that worker 1 had finished: it did not
 	// call the model for them again.
 	k := slices.Index(toolNames, killIn)
 	for turn := 0; turn <= k; turn++ {
-		if line := fmt.Sprintf("worker 2 | model, turn %d:", turn); strings.Contains(got, line) {
-			t.Errorf("worker 2 called the model again for turn %d", turn)
-		}
+		assert.NotContains(t, got, fmt.Sprintf("worker 2 | model, turn %d:", turn), "worker 2 called the model again for turn %d", turn)
 	}
 }
 
 func TestUnknownTool(t *testing.T) {
 	_, err := run(context.Background(), &bytes.Buffer{}, config{KillIn: "book_taxi"})
-	if err == nil || !strings.Contains(err.Error(), "book_taxi") {
-		t.Fatalf("err = %v, want one naming book_taxi", err)
-	}
+	assert.ErrorContains(t, err, "book_taxi")
 }
 
 // testLog writes the workers' logs to the test's log.

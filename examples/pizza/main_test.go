@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/memory"
 	"github.com/cairn-dev/cairn/durable/redis"
@@ -28,15 +31,11 @@ func TestRunInMemory(t *testing.T) {
 	got := runExample(t, memory.New())
 	for _, tool := range toolNames {
 		for _, line := range []string{"[tool] " + tool + " started", "[tool] " + tool + " finished"} {
-			if n := strings.Count(got, line); n != 1 {
-				t.Errorf("%q %d times, want once:\n%s", line, n, got)
-			}
+			assert.Equal(t, 1, strings.Count(got, line), "times %q in:\n%s", line, got)
 		}
 	}
 	for _, line := range sideEffects {
-		if n := strings.Count(got, line); n != 1 {
-			t.Errorf("%q %d times, want once:\n%s", line, n, got)
-		}
+		assert.Equal(t, 1, strings.Count(got, line), "times %q in:\n%s", line, got)
 	}
 	inOrder(t, got, "Customer: One large margherita", "Run pizza-1 completed",
 		"Final answer (5 turns", finalAnswer, "Workflow History", "SEQ  TIME", "side_effect", "workflow_tool_started",
@@ -53,9 +52,7 @@ func TestRunOnRedis(t *testing.T) {
 	again := runExample(t, store)
 	inOrder(t, again, "Run pizza-1 exists already (completed)", "[tool] take_order started", finalAnswer, "run_completed")
 	for _, line := range sideEffects {
-		if strings.Contains(again, line) {
-			t.Errorf("the second run of the example did %q again:\n%s", line, again)
-		}
+		assert.NotContains(t, again, line, "the second run of the example did it again")
 	}
 }
 
@@ -72,19 +69,14 @@ func TestInterruptedRunCarriesOn(t *testing.T) {
 			ctx, interrupt := context.WithTimeout(context.Background(), 20*time.Second)
 			defer interrupt()
 			out := &tripWriter{trip: "[tool] " + waitTool + " started", fn: interrupt}
-			if err := run(ctx, out, store, scriptedWaiter(), 300*time.Millisecond); err == nil {
-				t.Fatalf("the interrupted run returned no error:\n%s", out.String())
-			}
+			require.Error(t, run(ctx, out, store, scriptedWaiter(), 300*time.Millisecond),
+				"the interrupted run returned no error:\n%s", out.String())
 			before := out.String()
-			if strings.Contains(before, "[courier]") {
-				t.Fatalf("delivered before the interruption:\n%s", before)
-			}
+			require.NotContains(t, before, "[courier]", "delivered before the interruption")
 			after := runExample(t, store)
 			inOrder(t, after, "Run pizza-1 exists already (waiting)", "[courier]", finalAnswer, "run_completed")
 			for _, line := range sideEffects {
-				if n := strings.Count(before+after, line); n != 1 {
-					t.Errorf("%q %d times in all, want once:\n%s\n---\n%s", line, n, before, after)
-				}
+				assert.Equal(t, 1, strings.Count(before+after, line), "times %q in all:\n%s\n---\n%s", line, before, after)
 			}
 		})
 	}
@@ -97,18 +89,14 @@ func runExample(t *testing.T, store backend.Store) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, store, scriptedWaiter(), 10*time.Millisecond); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, run(ctx, &out, store, scriptedWaiter(), 10*time.Millisecond), "run:\n%s", out.String())
 	return out.String()
 }
 
 // openRedis opens a store on a redis-server of the test's own.
 func openRedis(t *testing.T) backend.Store {
 	store, err := redis.Open(redistest.Start(t).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	return store
 }
@@ -118,11 +106,8 @@ func inOrder(t *testing.T, got string, want ...string) {
 	t.Helper()
 	rest := got
 	for _, w := range want {
-		i := strings.Index(rest, w)
-		if i < 0 {
-			t.Fatalf("output lacks %q after what came before:\n%s", w, got)
-		}
-		rest = rest[i+len(w):]
+		require.Contains(t, rest, w, "output lacks %q after what came before:\n%s", w, got)
+		rest = rest[strings.Index(rest, w)+len(w):]
 	}
 }
 
@@ -158,27 +143,16 @@ func TestTrace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := runWith(ctx, &out, memory.New(), scriptedWaiter(), config{wait: 10 * time.Millisecond, trace: true}); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, runWith(ctx, &out, memory.New(), scriptedWaiter(), config{wait: 10 * time.Millisecond, trace: true}),
+		"run:\n%s", out.String())
 	got := out.String()
 	_, tree, ok := strings.Cut(got, "\nTrace:\n")
-	if !ok {
-		t.Fatalf("no trace:\n%s", got)
-	}
+	require.True(t, ok, "no trace:\n%s", got)
 	inOrder(t, tree, "handle request", "invoke_agent pizza [completed", "chat", "execute_tool take_order [step")
 	for _, tool := range toolNames {
-		if n := strings.Count(tree, "execute_tool "+tool+" [step"); n != 1 {
-			t.Errorf("execute_tool %s %d times, want once:\n%s", tool, n, tree)
-		}
+		assert.Equal(t, 1, strings.Count(tree, "execute_tool "+tool+" [step"), "execute_tool %s spans in:\n%s", tool, tree)
 	}
-	if n := strings.Count(tree, " chat "); n != 5 {
-		t.Errorf("%d chat spans, want 5 (one a turn):\n%s", n, tree)
-	}
-	if n := strings.Count(tree, " timer [step"); n != 1 {
-		t.Errorf("%d timer spans, want 1:\n%s", n, tree)
-	}
-	if err := spantree.CheckOnce(tree); err != nil {
-		t.Errorf("%v\n%s", err, tree)
-	}
+	assert.Equal(t, 5, strings.Count(tree, " chat "), "chat spans, one a turn, in:\n%s", tree)
+	assert.Equal(t, 1, strings.Count(tree, " timer [step"), "timer spans in:\n%s", tree)
+	assert.NoError(t, spantree.CheckOnce(tree), "%s", tree)
 }

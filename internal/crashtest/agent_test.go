@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
@@ -52,16 +53,12 @@ func newAgentWorld(t *testing.T) *agentWorld {
 	t.Helper()
 	srv := redistest.Start(t)
 	store, err := redis.Open(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	w := &agentWorld{t: t, srv: srv, rdb: srv.Client(),
 		rt: agent.NewRuntime(store, agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})}
 	w.clerk = crashtest.Clerk(w.rdb)
-	if err := w.rt.Register(w.clerk); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.Register(w.clerk))
 	return w
 }
 
@@ -74,9 +71,8 @@ func (w *agentWorld) worker(name string, env ...string) *child {
 // start starts the clerk run.
 func (w *agentWorld) start() {
 	w.t.Helper()
-	if _, err := w.rt.Start(context.Background(), w.clerk, clerkRun, agent.Input{Message: crashtest.ClerkMessage}); err != nil {
-		w.t.Fatal(err)
-	}
+	_, err := w.rt.Start(context.Background(), w.clerk, clerkRun, agent.Input{Message: crashtest.ClerkMessage})
+	require.NoError(w.t, err)
 }
 
 // approveWhenAsked approves the refund, from the test process, as soon as
@@ -103,9 +99,7 @@ func (w *agentWorld) approveWhenAsked() {
 func (w *agentWorld) describe() backend.RunInfo {
 	w.t.Helper()
 	info, err := w.rt.Run(clerkRun).Describe(context.Background())
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, err)
 	return info
 }
 
@@ -126,9 +120,7 @@ func (w *agentWorld) result() agent.RunResult {
 func (w *agentWorld) history() []backend.Event {
 	w.t.Helper()
 	h, err := w.rt.Run(clerkRun).History(context.Background())
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, err)
 	return h
 }
 
@@ -188,15 +180,9 @@ type expect struct {
 func (w *agentWorld) check(got, want agent.RunResult, e expect) {
 	t := w.t
 	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		g, _ := json.MarshalIndent(got, "", "  ")
-		x, _ := json.MarshalIndent(want, "", "  ")
-		t.Errorf("result differs from an uninterrupted run's:\n got %s\nwant %s", g, x)
-	}
+	assert.Equal(t, want, got, "result differs from an uninterrupted run's")
 	history := w.history()
-	if err := durable.ReplayHistory(w.rt.Workflow(w.clerk), history); err != nil {
-		t.Errorf("the history does not replay against the agent's code: %v", err)
-	}
+	assert.NoError(t, durable.ReplayHistory(w.rt.Workflow(w.clerk), history), "the history does not replay against the agent's code")
 	lost := lostAttempts(t, history)
 
 	ctx := context.Background()
@@ -215,9 +201,7 @@ func (w *agentWorld) check(got, want agent.RunResult, e expect) {
 	for turn := range clerkTurns {
 		steps = append(steps, fmt.Sprintf("model %d", turn))
 	}
-	if len(ran) != len(steps) {
-		t.Errorf("steps run: %v, want %v", ran, steps)
-	}
+	assert.Len(t, ran, len(steps), "steps run, want %v", steps)
 	for _, step := range steps {
 		n, l := ran[step], lost[step]
 		switch {
@@ -245,18 +229,13 @@ func (w *agentWorld) check(got, want agent.RunResult, e expect) {
 			// It does not honour its idempotency key.
 			want = ran[tool]
 		}
-		if n, _ := strconv.Atoi(effects[tool]); n != want {
-			t.Errorf("%s had its effect %d times, want %d", tool, n, want)
-		}
+		n, _ := strconv.Atoi(effects[tool])
+		assert.Equal(t, want, n, "times %s had its effect", tool)
 	}
-	if len(keys) != 3 {
-		t.Errorf("idempotency keys used: %v, want one per tool call", keys)
-	}
+	assert.Len(t, keys, 3, "idempotency keys used, want one per tool call")
 	for key, n := range keys {
 		tool, _, _ := strings.Cut(key, " ")
-		if n != strconv.Itoa(ran[tool]) {
-			t.Errorf("%s ran %d times, %s with key %q", tool, ran[tool], n, key)
-		}
+		assert.Equal(t, strconv.Itoa(ran[tool]), n, "times %s ran with key %q, want every time it ran", tool, key)
 	}
 }
 
@@ -277,9 +256,7 @@ func lostAttempts(t *testing.T, history []backend.Event) map[string]int {
 		case (e.Type == backend.EventActivityAttemptFailed || e.Type == backend.EventActivityFailed) &&
 			e.Failure != nil && e.Failure.Kind == backend.KindLost:
 			name, ok := names[e.Step]
-			if !ok {
-				t.Errorf("lost attempt of step %d, which was never scheduled", e.Step)
-			}
+			assert.True(t, ok, "lost attempt of step %d, which was never scheduled", e.Step)
 			lost[name]++
 		}
 	}
@@ -332,9 +309,8 @@ func cleanClerkRun(t *testing.T) (agent.RunResult, int) {
 	w.start()
 	w.approveWhenAsked()
 	res := w.result()
-	if res.Turns != clerkTurns || !strings.HasPrefix(res.Text, "done; ") {
-		t.Fatalf("clean run: %+v", res)
-	}
+	require.Equal(t, clerkTurns, res.Turns, "clean run: %+v", res)
+	require.True(t, strings.HasPrefix(res.Text, "done; "), "clean run: %+v", res)
 	w.check(res, res, expect{})
 	if t.Failed() {
 		t.FailNow()
@@ -422,21 +398,13 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 
 	ctx := context.Background()
 	reqs, err := w.rt.Pending(ctx, agent.PendingFilter{RunID: clerkRun})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(reqs) != 1 || reqs[0].Tool != "refund" || reqs[0].Kind != agent.KindApproval {
-		t.Fatalf("pending requests %+v, want the refund's approval", reqs)
-	}
-	if err := w.rt.Decide(ctx, clerkRun, agent.Decision{CallID: reqs[0].CallID, Approved: true, By: "alice", Reason: "refund ok"}); err != nil {
-		t.Fatal(err)
-	}
-	if n := w.rdb.HGet(ctx, crashtest.ToolRunsKey, "refund").Val(); n != "" {
-		t.Fatalf("the refund ran (%s) before any worker took the approval", n)
-	}
-	if info := w.describe(); info.Status != backend.StatusAwaitingApproval {
-		t.Fatalf("with no worker, the run went from awaiting approval to %s", info.Status)
-	}
+	require.NoError(t, err)
+	require.Len(t, reqs, 1, "pending requests, want the refund's approval")
+	require.Equal(t, "refund", reqs[0].Tool, "pending request %+v, want the refund's approval", reqs[0])
+	require.Equal(t, agent.KindApproval, reqs[0].Kind, "pending request %+v, want the refund's approval", reqs[0])
+	require.NoError(t, w.rt.Decide(ctx, clerkRun, agent.Decision{CallID: reqs[0].CallID, Approved: true, By: "alice", Reason: "refund ok"}))
+	require.Empty(t, w.rdb.HGet(ctx, crashtest.ToolRunsKey, "refund").Val(), "times the refund ran before any worker took the approval")
+	require.Equal(t, backend.StatusAwaitingApproval, w.describe().Status, "with no worker, the run left awaiting approval")
 	w.worker("heir")
 	got := w.result()
 	w.check(got, want, expect{})
@@ -445,8 +413,8 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 	// agent package's records).
 	decided := 0
 	for _, e := range w.history() {
-		if e.Type == backend.EventSignalReceived && e.Sender != "alice" {
-			t.Errorf("signal %s recorded as sent by %q, want alice", e.Name, e.Sender)
+		if e.Type == backend.EventSignalReceived {
+			assert.Equal(t, "alice", e.Sender, "signal %s: its sender", e.Name)
 		}
 		if e.Type == backend.EventSideEffect && e.Name == "approval_decided" {
 			decided++
@@ -454,14 +422,12 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 				Approved bool   `json:"approved"`
 				By       string `json:"by"`
 			}
-			if err := json.Unmarshal(e.Payload, &rec); err != nil || !rec.Approved || rec.By != "alice" {
-				t.Errorf("approval recorded as %s (%v), want approved by alice", e.Payload, err)
-			}
+			assert.NoError(t, json.Unmarshal(e.Payload, &rec), "approval recorded as %s", e.Payload)
+			assert.True(t, rec.Approved, "approval recorded as %s, want approved", e.Payload)
+			assert.Equal(t, "alice", rec.By, "approval recorded as %s, want by alice", e.Payload)
 		}
 	}
-	if decided != 1 {
-		t.Errorf("%d approval decisions in history, want 1", decided)
-	}
+	assert.Equal(t, 1, decided, "approval decisions in history")
 }
 
 // TestAgentKillDuringDurableWait kills the worker right after it started
@@ -479,9 +445,7 @@ func TestAgentKillDuringDurableWait(t *testing.T) {
 			doomed.waitFor(crashtest.Stopped)
 			info := w.describe()
 			t.Logf("killed while the run is %s (%s)", info.Status, info.Waiting)
-			if info.Status != backend.StatusWaiting {
-				t.Errorf("run status %s when killed, want %s", info.Status, backend.StatusWaiting)
-			}
+			assert.Equal(t, backend.StatusWaiting, info.Status, "run status when killed")
 			doomed.kill()
 			if late {
 				// No worker runs when the timer is due.
@@ -497,14 +461,10 @@ func TestAgentKillDuringDurableWait(t *testing.T) {
 			for _, e := range w.history() {
 				if e.Type == backend.EventTimerFired {
 					fired++
-					if e.Time.Before(due) {
-						t.Errorf("the timer fired at %v, before its time %v", e.Time, due)
-					}
+					assert.False(t, e.Time.Before(due), "the timer fired at %v, before its time %v", e.Time, due)
 				}
 			}
-			if fired != 1 {
-				t.Errorf("%d timers fired, want 1", fired)
-			}
+			assert.Equal(t, 1, fired, "timers fired")
 		})
 	}
 }
@@ -567,9 +527,7 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 	step, partial := 0, ""
 	for after := ""; step == 0; {
 		events, err := w.rt.LiveEvents(ctx, clerkRun, after)
-		if err != nil {
-			t.Fatalf("read the live feed: %v", err)
-		}
+		require.NoError(t, err, "read the live feed")
 		for _, e := range events {
 			after = e.ID
 			if e.Type == agent.LiveTextDelta && e.Attempt == 1 {
@@ -589,13 +547,7 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 		abandoned = abandoned || e.Type == agent.LiveAttemptAbandoned && e.Step == step && e.Attempt == 1
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("follow the live feed: %v", err)
-	}
-	if !abandoned {
-		t.Errorf("no attempt_abandoned event for attempt 1 of step %d, whose text %q the feed showed", step, partial)
-	}
-	if tr.Text() != got.Text {
-		t.Errorf("the live feed's transcript is\n%q\nwant the answer once:\n%q", tr.Text(), got.Text)
-	}
+	require.NoError(t, err, "follow the live feed")
+	assert.True(t, abandoned, "no attempt_abandoned event for attempt 1 of step %d, whose text %q the feed showed", step, partial)
+	assert.Equal(t, got.Text, tr.Text(), "the live feed's transcript, want the answer once")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -54,12 +57,8 @@ func startChild(t *testing.T, name, url string, env ...string) *child {
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = &testLog{t: t, prefix: name + ": "}
 	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
 	c := &child{t: t, name: name, cmd: cmd, seen: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
@@ -120,9 +119,7 @@ func (c *child) kill() {
 
 func (c *child) signal(sig syscall.Signal) {
 	c.t.Helper()
-	if err := c.cmd.Process.Signal(sig); err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, c.cmd.Process.Signal(sig))
 }
 
 type testLog struct {
@@ -146,9 +143,7 @@ type world struct {
 func newWorld(t *testing.T, opts ...redistest.Option) *world {
 	srv := redistest.Start(t, opts...)
 	store, err := redis.Open(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	return &world{t: t, srv: srv, rdb: srv.Client(), client: durable.NewClient(store, durable.ClientOptions{})}
 }
@@ -157,9 +152,8 @@ func newWorld(t *testing.T, opts ...redistest.Option) *world {
 func (w *world) start() {
 	w.t.Helper()
 	wf := durable.NewWorkflow("order", func(durable.Context, string) (string, error) { return "", nil })
-	if _, err := wf.Start(context.Background(), w.client, "o-1", "o-1"); err != nil {
-		w.t.Fatal(err)
-	}
+	_, err := wf.Start(context.Background(), w.client, "o-1", "o-1")
+	require.NoError(w.t, err)
 }
 
 // shipWhenAsked sends the Ship signal once the run waits for it, until the
@@ -210,9 +204,7 @@ func commitsOfACleanRun(t *testing.T) int {
 	c := startChild(t, "clean", w.srv.URL())
 	w.start()
 	w.shipWhenAsked()
-	if got := w.result(); got != want {
-		t.Fatalf("clean run = %q, want %q", got, want)
-	}
+	require.Equal(t, want, w.result(), "clean run")
 	n := 0
 	for _, l := range c.output() {
 		if strings.HasPrefix(l, crashtest.Commit+" ") {
@@ -235,9 +227,7 @@ func killAndTakeOver(t *testing.T, stopAt string) *world {
 	doomed.waitFor(crashtest.Stopped)
 	doomed.kill()
 	startChild(t, "heir", w.srv.URL())
-	if got := w.result(); got != want {
-		t.Fatalf("result = %q, want %q", got, want)
-	}
+	require.Equal(t, want, w.result(), "result")
 	return w
 }
 
@@ -253,18 +243,12 @@ func TestKillAtEveryCommit(t *testing.T) {
 			w := killAndTakeOver(t, fmt.Sprintf("%s=%d", crashtest.EnvStopAfterCommit, k))
 			byName, byKey, charges := w.effects()
 			for _, name := range []string{"reserve", "charge", "pack", "ship"} {
-				if byName[name] != "1" {
-					t.Errorf("%s ran %s times, want once", name, byName[name])
-				}
+				assert.Equal(t, "1", byName[name], "times %s ran", name)
 			}
 			for key, n := range byKey {
-				if n != "1" {
-					t.Errorf("key %q used %s times", key, n)
-				}
+				assert.Equal(t, "1", n, "times key %q was used", key)
 			}
-			if charges != "1" {
-				t.Errorf("charged %s times", charges)
-			}
+			assert.Equal(t, "1", charges, "charges")
 			w.logTimerLateness()
 		})
 	}
@@ -284,18 +268,14 @@ func TestKillDuringActivity(t *testing.T) {
 				if other == name {
 					wantN = "2"
 				}
-				if byName[other] != wantN {
-					t.Errorf("%s ran %s times, want %s", other, byName[other], wantN)
-				}
+				assert.Equal(t, wantN, byName[other], "times %s ran", other)
 			}
 			for key, n := range byKey {
-				if strings.HasPrefix(key, name+" ") && n != "2" {
-					t.Errorf("interrupted %s ran %s times with key %q; want twice with one key", name, n, key)
+				if strings.HasPrefix(key, name+" ") {
+					assert.Equal(t, "2", n, "times interrupted %s ran with key %q; want twice with one key", name, key)
 				}
 			}
-			if charges != "1" {
-				t.Errorf("charged %s times, want once", charges)
-			}
+			assert.Equal(t, "1", charges, "charges")
 			w.attemptLost(name)
 		})
 	}
@@ -305,15 +285,10 @@ func TestKillDuringActivity(t *testing.T) {
 func (w *world) attemptLost(name string) {
 	w.t.Helper()
 	history, err := w.client.History(context.Background(), "o-1")
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for _, e := range history {
-		if e.Type == backend.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == backend.KindLost {
-			return
-		}
-	}
-	w.t.Errorf("no lost attempt of %s in history", name)
+	require.NoError(w.t, err)
+	assert.True(w.t, slices.ContainsFunc(history, func(e backend.Event) bool {
+		return e.Type == backend.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == backend.KindLost
+	}), "no lost attempt of %s in history", name)
 }
 
 // logTimerLateness logs how late the durable timer fired.
@@ -345,22 +320,14 @@ func TestStaleWorkerCannotWrite(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // past the stale worker's 1s lease
 	startChild(t, "heir", w.srv.URL())
 	w.shipWhenAsked()
-	if got := w.result(); got != want {
-		t.Fatalf("result = %q, want %q", got, want)
-	}
+	require.Equal(t, want, w.result(), "result")
 	before, err := w.client.History(context.Background(), "o-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	stale.signal(syscall.SIGCONT)
 	stale.waitFor(crashtest.Fenced)
 	after, err := w.client.History(context.Background(), "o-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(after) != len(before) {
-		t.Fatalf("the stale worker wrote: history grew from %d to %d events", len(before), len(after))
-	}
+	require.NoError(t, err)
+	assert.Len(t, after, len(before), "the stale worker wrote: history grew")
 }
 
 // TestRedisRestart kills Redis (AOF, appendfsync always) in the middle of a
@@ -373,31 +340,21 @@ func TestRedisRestart(t *testing.T) {
 	w.shipWhenAsked()
 	worker.waitFor(crashtest.In + " pack")
 	before, err := w.client.History(context.Background(), "o-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w.srv.Kill()
 	time.Sleep(200 * time.Millisecond)
 	w.srv.Restart()
-	if got := w.result(); got != want {
-		t.Fatalf("result = %q, want %q", got, want)
-	}
+	require.Equal(t, want, w.result(), "result")
 	after, err := w.client.History(context.Background(), "o-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(after), len(before), "events lost by the restart")
 	for i, e := range before {
-		if after[i].Type != e.Type || after[i].Step != e.Step {
-			t.Fatalf("event %d lost or changed by the restart: %s/%d became %s/%d", e.Seq, e.Type, e.Step, after[i].Type, after[i].Step)
-		}
+		require.Equal(t, e.Type, after[i].Type, "event %d lost or changed by the restart", e.Seq)
+		require.Equal(t, e.Step, after[i].Step, "event %d lost or changed by the restart", e.Seq)
 	}
 	byName, _, charges := w.effects()
 	for _, name := range []string{"reserve", "charge"} {
-		if byName[name] != "1" {
-			t.Errorf("%s, completed before the restart, ran %s times", name, byName[name])
-		}
+		assert.Equal(t, "1", byName[name], "times %s, completed before the restart, ran", name)
 	}
-	if charges != "1" {
-		t.Errorf("charged %s times", charges)
-	}
+	assert.Equal(t, "1", charges, "charges")
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -37,18 +39,15 @@ func TestAgentKillTraced(t *testing.T) {
 			recv := otlptest.NewReceiver(t)
 			otlp := "OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.URL()
 			exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpoint(recv.Endpoint()), otlptracehttp.WithInsecure())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 			defer tp.Shutdown(context.Background())
 
 			w := newAgentWorld(t)
 			doomed := w.worker("doomed", tc.env, otlp)
 			ctx, caller := tp.Tracer("crashtest").Start(context.Background(), "handle request")
-			if _, err := w.rt.Start(ctx, w.clerk, clerkRun, agent.Input{Message: crashtest.ClerkMessage}); err != nil {
-				t.Fatal(err)
-			}
+			_, err = w.rt.Start(ctx, w.clerk, clerkRun, agent.Input{Message: crashtest.ClerkMessage})
+			require.NoError(t, err)
 			caller.End()
 			w.approveWhenAsked()
 			doomed.waitFor(tc.stopped)
@@ -57,18 +56,12 @@ func TestAgentKillTraced(t *testing.T) {
 			w.check(w.result(), want, expect{cutOff: tc.cutOff})
 
 			var spans []otlptest.Span
-			deadline := time.Now().Add(10 * time.Second)
-			for !hasSpan(spans, "invoke_agent clerk") {
-				if time.Now().After(deadline) {
-					t.Fatalf("no run span; received %d spans", len(spans))
-				}
-				time.Sleep(10 * time.Millisecond)
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
 				spans = recv.Spans()
-			}
+				assert.True(c, hasSpan(spans, "invoke_agent clerk"), "no run span; received %d spans", len(spans))
+			}, 10*time.Second, 10*time.Millisecond)
 			checkTrace(t, spans, w.history(), caller.SpanContext(), tc.turn)
-			if errs := recv.Errors(); len(errs) > 0 {
-				t.Errorf("the receiver refused requests: %v", errs)
-			}
+			assert.Empty(t, recv.Errors(), "the receiver refused requests")
 		})
 	}
 }
@@ -105,92 +98,66 @@ func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, ca
 			expected[fmt.Sprintf("%d/0", e.Step)] = e.Name
 		}
 	}
-	if lost == "" {
-		t.Fatal("history has no lost attempt")
-	}
+	require.NotEmpty(t, lost, "history has no lost attempt")
 
 	traceID := caller.TraceID().String()
 	var run otlptest.Span
 	seen := map[string]otlptest.Span{}
 	ids := map[string]bool{}
 	for _, s := range spans {
-		if s.TraceID != traceID {
-			t.Errorf("span %s is in trace %s, want the caller's %s", s.Name, s.TraceID, traceID)
-		}
-		if ids[s.SpanID] {
-			t.Errorf("span id %s twice (%s)", s.SpanID, s.Name)
-		}
+		assert.Equal(t, traceID, s.TraceID, "span %s: its trace, want the caller's", s.Name)
+		assert.False(t, ids[s.SpanID], "span id %s twice (%s)", s.SpanID, s.Name)
 		ids[s.SpanID] = true
 		switch {
 		case s.Name == "handle request":
 		case s.Name == "invoke_agent clerk":
-			if run.Name != "" {
-				t.Errorf("two run spans")
-			}
+			assert.Empty(t, run.Name, "two run spans")
 			run = s
 		default:
 			key := fmt.Sprintf("%d/%d", s.Attributes["cairn.step"], attrInt(s, "cairn.attempt"))
-			if other, dup := seen[key]; dup {
-				t.Errorf("step %s reported twice: %s and %s", key, other.Name, s.Name)
-			}
+			_, dup := seen[key]
+			assert.False(t, dup, "step %s reported twice: %s and %s", key, seen[key].Name, s.Name)
 			seen[key] = s
 		}
 	}
 	for key, want := range map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "clerk",
 		"gen_ai.conversation.id": clerkRun, "gen_ai.provider.name": "cairn.scripted", "cairn.run.status": "completed"} {
-		if run.Attributes[key] != want {
-			t.Errorf("the run's span: %s = %v, want %v", key, run.Attributes[key], want)
-		}
+		assert.Equal(t, want, run.Attributes[key], "the run's span: %s", key)
 	}
 	for _, s := range seen {
 		want := map[string]any{"gen_ai.conversation.id": clerkRun, "gen_ai.agent.name": "clerk"}
 		switch {
 		case strings.HasPrefix(s.Name, "chat "):
 			want["gen_ai.operation.name"], want["gen_ai.provider.name"] = "chat", "cairn.scripted"
-			if s.Kind != "client" {
-				t.Errorf("span %s is of kind %s, want client", s.Name, s.Kind)
-			}
+			assert.Equal(t, "client", s.Kind, "span %s: its kind", s.Name)
 		case strings.HasPrefix(s.Name, "execute_tool "):
 			want["gen_ai.operation.name"], want["gen_ai.tool.name"] = "execute_tool", strings.TrimPrefix(s.Name, "execute_tool ")
 		}
 		for key, w := range want {
-			if s.Attributes[key] != w {
-				t.Errorf("span %s: %s = %v, want %v", s.Name, key, s.Attributes[key], w)
-			}
+			assert.Equal(t, w, s.Attributes[key], "span %s: %s", s.Name, key)
 		}
 	}
-	if run.ParentSpanID != caller.SpanID().String() {
-		t.Errorf("the run's span hangs under %q, want the caller's span %s", run.ParentSpanID, caller.SpanID())
-	}
+	assert.Equal(t, caller.SpanID().String(), run.ParentSpanID, "the run's span hangs under another than the caller's span")
 	for key, name := range expected {
 		s, ok := seen[key]
-		if !ok {
-			t.Errorf("no span for step %s (%s)", key, name)
+		if !assert.True(t, ok, "no span for step %s (%s)", key, name) {
 			continue
 		}
-		if s.ParentSpanID != run.SpanID {
-			t.Errorf("span %s (%s) hangs under %s, not the run's span %s", s.Name, key, s.ParentSpanID, run.SpanID)
-		}
+		assert.Equal(t, run.SpanID, s.ParentSpanID, "span %s (%s) hangs under another than the run's span", s.Name, key)
 	}
 	for key, s := range seen {
-		if _, ok := expected[key]; !ok {
-			t.Errorf("span %s for step %s, which history does not record as ended", s.Name, key)
-		}
+		assert.Contains(t, expected, key, "span %s for step %s, which history does not record as ended", s.Name, key)
 	}
-	if len(spans) != len(expected)+2 {
-		t.Errorf("%d spans; want %d: one per ended step or attempt, the run's, the caller's", len(spans), len(expected)+2)
-	}
+	assert.Len(t, spans, len(expected)+2, "spans: one per ended step or attempt, the run's, the caller's")
 
 	s := seen[lost]
-	if s.StatusCode != "error" || s.Attributes["error.type"] != "attempt_lost" || s.Attributes["cairn.replayed"] != true {
-		t.Errorf("the lost attempt's span %s: status %s, attributes %v; want an error of type attempt_lost, reported by the heir",
-			s.Name, s.StatusCode, s.Attributes)
-	}
-	if cutOffTurn >= 0 && !strings.HasPrefix(s.Name, "chat") {
-		t.Errorf("the lost attempt's span is %s, want a chat span", s.Name)
-	}
-	if cutOffTurn < 0 && s.Name != "execute_tool refund" {
-		t.Errorf("the lost attempt's span is %s, want execute_tool refund", s.Name)
+	assert.Equal(t, "error", s.StatusCode, "the lost attempt's span %s: its status", s.Name)
+	assert.Equal(t, "attempt_lost", s.Attributes["error.type"], "the lost attempt's span %s: its error type", s.Name)
+	assert.Equal(t, true, s.Attributes["cairn.replayed"], "the lost attempt's span %s: reported by the heir", s.Name)
+	if cutOffTurn >= 0 {
+		assert.True(t, strings.HasPrefix(s.Name, "chat"), "the lost attempt's span is %s, want a chat span", s.Name)
+	} else {
+		assert.Equal(t, "execute_tool refund", s.Name, "the lost attempt's span")
 	}
 	t.Logf("%d spans in one trace; the lost attempt: %s %s (%s)", len(spans), s.Name, lost, s.StatusMessage)
 }

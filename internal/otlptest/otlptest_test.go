@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -32,17 +33,13 @@ func newTracer(t *testing.T, r *otlptest.Receiver, opts ...otlptracehttp.Option)
 	t.Helper()
 	opts = append([]otlptracehttp.Option{otlptracehttp.WithEndpoint(r.Endpoint()), otlptracehttp.WithInsecure()}, opts...)
 	exp, err := otlptracehttp.New(t.Context(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSyncer(exp),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "otlptest"))),
 	)
 	t.Cleanup(func() {
-		if err := tp.Shutdown(context.Background()); err != nil {
-			t.Errorf("TracerProvider.Shutdown: %v", err)
-		}
+		assert.NoError(t, tp.Shutdown(context.Background()), "TracerProvider.Shutdown")
 	})
 	return tp.Tracer("cairn/otlptest-test")
 }
@@ -52,9 +49,7 @@ func byName(t *testing.T, spans []otlptest.Span) map[string]otlptest.Span {
 	t.Helper()
 	m := map[string]otlptest.Span{}
 	for _, s := range spans {
-		if _, dup := m[s.Name]; dup {
-			t.Fatalf("span %q received twice", s.Name)
-		}
+		require.NotContains(t, m, s.Name, "span %q received twice", s.Name)
 		m[s.Name] = s
 	}
 	return m
@@ -62,12 +57,8 @@ func byName(t *testing.T, spans []otlptest.Span) map[string]otlptest.Span {
 
 func TestEndpointAndURL(t *testing.T) {
 	r := otlptest.NewReceiver(t)
-	if !strings.HasPrefix(r.Endpoint(), "127.0.0.1:") {
-		t.Errorf("Endpoint() = %q, want 127.0.0.1:port", r.Endpoint())
-	}
-	if r.URL() != "http://"+r.Endpoint() {
-		t.Errorf("URL() = %q, want http://%s", r.URL(), r.Endpoint())
-	}
+	assert.True(t, strings.HasPrefix(r.Endpoint(), "127.0.0.1:"), "Endpoint() = %q, want 127.0.0.1:port", r.Endpoint())
+	assert.Equal(t, "http://"+r.Endpoint(), r.URL())
 }
 
 func TestExportedSpansDecode(t *testing.T) {
@@ -108,15 +99,9 @@ func testExportedSpansDecode(t *testing.T, opts []otlptracehttp.Option) {
 	parent.End()
 
 	got := byName(t, r.WaitForSpans(t, 3, waitTimeout))
-	if len(got) != 3 {
-		t.Fatalf("got spans %v, want other, parent, child", got)
-	}
-	if n := r.Requests(); n != 3 {
-		t.Errorf("Requests() = %d, want 3 (one per span with a syncer)", n)
-	}
-	if errs := r.Errors(); len(errs) != 0 {
-		t.Errorf("Errors() = %v, want none", errs)
-	}
+	require.Len(t, got, 3, "want other, parent, child")
+	assert.Equal(t, 3, r.Requests(), "one request per span with a syncer")
+	assert.Empty(t, r.Errors())
 
 	for name, want := range map[string]struct {
 		sc     trace.SpanContext
@@ -129,46 +114,30 @@ func testExportedSpansDecode(t *testing.T, opts []otlptracehttp.Option) {
 		"child":  {child.SpanContext(), parent.SpanContext().SpanID().String(), "client", "error"},
 	} {
 		s := got[name]
-		if s.TraceID != want.sc.TraceID().String() || s.SpanID != want.sc.SpanID().String() {
-			t.Errorf("%s: ids %s/%s, want %s/%s", name, s.TraceID, s.SpanID, want.sc.TraceID(), want.sc.SpanID())
-		}
-		if s.ParentSpanID != want.parent {
-			t.Errorf("%s: ParentSpanID %q, want %q", name, s.ParentSpanID, want.parent)
-		}
-		if s.Kind != want.kind || s.StatusCode != want.status {
-			t.Errorf("%s: Kind %q StatusCode %q, want %q %q", name, s.Kind, s.StatusCode, want.kind, want.status)
-		}
-		if s.Scope != "cairn/otlptest-test" || s.Resource["service.name"] != "otlptest" {
-			t.Errorf("%s: Scope %q Resource %v, want cairn/otlptest-test and service.name=otlptest", name, s.Scope, s.Resource)
-		}
+		assert.Equal(t, want.sc.TraceID().String(), s.TraceID, "%s: TraceID", name)
+		assert.Equal(t, want.sc.SpanID().String(), s.SpanID, "%s: SpanID", name)
+		assert.Equal(t, want.parent, s.ParentSpanID, "%s: ParentSpanID", name)
+		assert.Equal(t, want.kind, s.Kind, "%s: Kind", name)
+		assert.Equal(t, want.status, s.StatusCode, "%s: StatusCode", name)
+		assert.Equal(t, "cairn/otlptest-test", s.Scope, "%s: Scope", name)
+		assert.Equal(t, "otlptest", s.Resource["service.name"], "%s: Resource service.name", name)
 	}
 
 	c := got["child"]
-	if c.TraceID != got["parent"].TraceID {
-		t.Errorf("child trace %s, want the parent's %s", c.TraceID, got["parent"].TraceID)
-	}
+	assert.Equal(t, got["parent"].TraceID, c.TraceID, "child trace, want the parent's")
 	wantAttrs := map[string]any{
 		"s": "text", "i": int64(42), "f": 1.5, "b": true,
 		"ss": []any{"a", "b"}, "is": []any{int64(1), int64(-2)},
 	}
-	if !reflect.DeepEqual(c.Attributes, wantAttrs) {
-		t.Errorf("child attributes %#v, want %#v", c.Attributes, wantAttrs)
-	}
-	if c.StatusMessage != "boom" {
-		t.Errorf("child StatusMessage %q, want boom", c.StatusMessage)
-	}
+	assert.Equal(t, wantAttrs, c.Attributes, "child attributes")
+	assert.Equal(t, "boom", c.StatusMessage, "child StatusMessage")
 	wantEvents := []otlptest.SpanEvent{{Name: "retry", Attributes: map[string]any{"attempt": int64(2)}}}
-	if !reflect.DeepEqual(c.Events, wantEvents) {
-		t.Errorf("child events %#v, want %#v", c.Events, wantEvents)
-	}
+	assert.Equal(t, wantEvents, c.Events, "child events")
 	wantLinks := []otlptest.Link{{TraceID: got["other"].TraceID, SpanID: got["other"].SpanID}}
-	if !reflect.DeepEqual(c.Links, wantLinks) {
-		t.Errorf("child links %#v, want %#v", c.Links, wantLinks)
-	}
+	assert.Equal(t, wantLinks, c.Links, "child links")
 	ro := child.(sdktrace.ReadOnlySpan)
-	if !c.Start.Equal(ro.StartTime()) || !c.End.Equal(ro.EndTime()) {
-		t.Errorf("child times %v..%v, want %v..%v", c.Start, c.End, ro.StartTime(), ro.EndTime())
-	}
+	assert.True(t, c.Start.Equal(ro.StartTime()), "child start %v, want %v", c.Start, ro.StartTime())
+	assert.True(t, c.End.Equal(ro.EndTime()), "child end %v, want %v", c.End, ro.EndTime())
 }
 
 func TestSpansReturnsFreshCopies(t *testing.T) {
@@ -176,31 +145,23 @@ func TestSpansReturnsFreshCopies(t *testing.T) {
 	_, s := newTracer(t, r).Start(context.Background(), "s", trace.WithAttributes(attribute.String("k", "v")))
 	s.End()
 	r.WaitForSpans(t, 1, waitTimeout)[0].Attributes["k"] = "changed"
-	if got := r.Spans()[0].Attributes["k"]; got != "v" {
-		t.Errorf("after modifying a returned span, attribute k = %v, want v", got)
-	}
+	assert.Equal(t, "v", r.Spans()[0].Attributes["k"], "after modifying a returned span, attribute k")
 }
 
 // post sends body to r and returns the response status, Content-Type and body.
 func post(t *testing.T, r *otlptest.Receiver, contentType, contentEncoding string, body []byte) (int, string, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, r.URL()+"/v1/traces", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Content-Type", contentType)
 	if contentEncoding != "" {
 		req.Header.Set("Content-Encoding", contentEncoding)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return resp.StatusCode, resp.Header.Get("Content-Type"), data
 }
 
@@ -208,30 +169,22 @@ func TestGzipRequestGetsProtobufResponse(t *testing.T) {
 	r := otlptest.NewReceiver(t)
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(mustMarshal(t, &coltracepb.ExportTraceServiceRequest{})); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	_, err := zw.Write(mustMarshal(t, &coltracepb.ExportTraceServiceRequest{}))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
 	status, ct, body := post(t, r, "application/x-protobuf", "gzip", buf.Bytes())
-	if status != http.StatusOK || ct != "application/x-protobuf" {
-		t.Fatalf("answer %d %q, want 200 application/x-protobuf", status, ct)
-	}
-	if err := proto.Unmarshal(body, &coltracepb.ExportTraceServiceResponse{}); err != nil {
-		t.Errorf("response body is not an ExportTraceServiceResponse: %v", err)
-	}
-	if r.Requests() != 1 || len(r.Errors()) != 0 {
-		t.Errorf("Requests() = %d, Errors() = %v; want 1 and none", r.Requests(), r.Errors())
-	}
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "application/x-protobuf", ct)
+	assert.NoError(t, proto.Unmarshal(body, &coltracepb.ExportTraceServiceResponse{}),
+		"response body is not an ExportTraceServiceResponse")
+	assert.Equal(t, 1, r.Requests())
+	assert.Empty(t, r.Errors())
 }
 
 func mustMarshal(t *testing.T, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }
 
@@ -250,16 +203,14 @@ func TestBadRequestsAreRejectedAndRecorded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := otlptest.NewReceiver(t)
 			status, _, body := post(t, r, tc.contentType, tc.contentEncoding, tc.body)
-			if status != tc.wantStatus || len(bytes.TrimSpace(body)) == 0 {
-				t.Errorf("answer %d %q, want %d with a message", status, body, tc.wantStatus)
-			}
+			assert.Equal(t, tc.wantStatus, status, "answer %q", body)
+			assert.NotEmpty(t, bytes.TrimSpace(body), "an answer with a message")
 			errs := r.Errors()
-			if len(errs) != 1 || !strings.Contains(string(body), errs[0].Error()) {
-				t.Errorf("Errors() = %v, want one error matching the answer %q", errs, body)
+			if assert.Len(t, errs, 1) {
+				assert.Contains(t, string(body), errs[0].Error(), "the error recorded matches the answer")
 			}
-			if r.Requests() != 0 || len(r.Spans()) != 0 {
-				t.Errorf("Requests() = %d, Spans() = %v; want none", r.Requests(), r.Spans())
-			}
+			assert.Zero(t, r.Requests())
+			assert.Empty(t, r.Spans())
 		})
 	}
 }
@@ -271,18 +222,16 @@ func TestJSONSpanDecodes(t *testing.T) {
 			"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","parentSpanId":"EEE19B7EC3C1B173",
 			"name":"op","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000",
 			"attributes":[{"key":"n","value":{"intValue":"7"}}],"status":{"code":1}}]}]}]}`
-	if status, ct, _ := post(t, r, "application/json", "", []byte(body)); status != http.StatusOK || ct != "application/json" {
-		t.Fatalf("answer %d %q, want 200 application/json; errors %v", status, ct, r.Errors())
-	}
+	status, ct, _ := post(t, r, "application/json", "", []byte(body))
+	require.Equal(t, http.StatusOK, status, "errors %v", r.Errors())
+	require.Equal(t, "application/json", ct)
 	want := otlptest.Span{
 		TraceID: "5b8efff798038103d269b633813fc60c", SpanID: "eee19b7ec3c1b174", ParentSpanID: "eee19b7ec3c1b173",
 		Name: "op", Kind: "server", Start: time.Unix(1544712660, 0), End: time.Unix(1544712661, 0),
 		Attributes: map[string]any{"n": int64(7)}, StatusCode: "ok",
 		Resource: map[string]any{"service.name": "svc"}, Scope: "sc",
 	}
-	if got := r.Spans(); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
-		t.Errorf("Spans() = %#v, want [%#v]", got, want)
-	}
+	assert.Equal(t, []otlptest.Span{want}, r.Spans())
 }
 
 // fatalRecorder stands in for a test to see what WaitForSpans fails with.
@@ -301,7 +250,6 @@ func TestWaitForSpansTimeoutNamesSpans(t *testing.T) {
 
 	f := &fatalRecorder{TB: t}
 	r.WaitForSpans(f, 2, 50*time.Millisecond)
-	if !strings.Contains(f.msg, "only-one") || !strings.Contains(f.msg, "want at least 2") {
-		t.Errorf("WaitForSpans failed with %q, want it to name span only-one and the 2 wanted", f.msg)
-	}
+	assert.Contains(t, f.msg, "only-one", "WaitForSpans names the span received")
+	assert.Contains(t, f.msg, "want at least 2", "WaitForSpans names the spans wanted")
 }

@@ -3,6 +3,8 @@ package redistest_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
@@ -11,9 +13,7 @@ import (
 func ExampleStart() {
 	_ = func(t *testing.T) {
 		srv := redistest.Start(t, redistest.WithAOF())
-		if err := srv.Client().Set(t.Context(), "greeting", "hello", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, srv.Client().Set(t.Context(), "greeting", "hello", 0).Err())
 		srv.Kill()
 		srv.Restart() // the AOF brings "greeting" back
 	}

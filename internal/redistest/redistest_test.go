@@ -4,38 +4,34 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
 func TestStartKillRestart(t *testing.T) {
 	ctx := t.Context()
 	srv := redistest.Start(t, redistest.WithAOF())
-	if !strings.HasPrefix(srv.URL(), "redis://127.0.0.1:") || strings.HasSuffix(srv.Addr(), ":6379") {
-		t.Fatalf("URL %q, Addr %q; want a free loopback port", srv.URL(), srv.Addr())
-	}
+	require.True(t, strings.HasPrefix(srv.URL(), "redis://127.0.0.1:"), "URL %q; want a free loopback port", srv.URL())
+	require.False(t, strings.HasSuffix(srv.Addr(), ":6379"), "Addr %q; want a free loopback port", srv.Addr())
 	c := srv.Client()
-	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
 	srv.Kill()
-	if err := c.Ping(ctx).Err(); err == nil {
-		t.Fatal("PING answered after Kill")
-	}
+	require.Error(t, c.Ping(ctx).Err(), "PING answered after Kill")
 	srv.Restart()
-	if got, err := c.Get(ctx, "k").Result(); err != nil || got != "v" {
-		t.Fatalf("GET after Restart with AOF = %q, %v; want v", got, err)
-	}
+	got, err := c.Get(ctx, "k").Result()
+	require.NoError(t, err, "GET after Restart with AOF")
+	assert.Equal(t, "v", got, "GET after Restart with AOF")
 }
 
 func TestWithoutAOFStartsEmpty(t *testing.T) {
 	ctx := t.Context()
 	srv := redistest.Start(t)
 	c := srv.Client()
-	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
 	srv.Restart()
-	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
-		t.Fatalf("EXISTS after Restart without AOF = %d, %v; want 0", n, err)
-	}
+	n, err := c.Exists(ctx, "k").Result()
+	require.NoError(t, err, "EXISTS after Restart without AOF")
+	assert.Zero(t, n, "EXISTS after Restart without AOF")
 }

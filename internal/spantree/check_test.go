@@ -3,6 +3,8 @@ package spantree
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestCheckOnce(t *testing.T) {
@@ -11,9 +13,7 @@ func TestCheckOnce(t *testing.T) {
  +0.000s   0.000s      chat scripted [step 1, tokens 211 in/15 out]
  +0.001s   0.000s      execute_tool refund [step 6, attempt 2, error attempt_lost]
  +0.001s   0.000s      execute_tool refund [step 6, attempt 3]`
-	if err := CheckOnce(good); err != nil {
-		t.Errorf("a good tree: %v", err)
-	}
+	assert.NoError(t, CheckOnce(good), "a good tree")
 	for name, bad := range map[string]string{
 		"a step twice":        good + "\n +0.002s   0.000s      chat scripted [step 1, replayed]",
 		"an attempt twice":    good + "\n +0.002s   0.000s      execute_tool refund [step 6, attempt 3, replayed]",
@@ -21,8 +21,6 @@ func TestCheckOnce(t *testing.T) {
 		"no run span":         strings.Replace(good, "invoke_agent", "other", 1),
 		"not a line of Write": good + "\nsomething",
 	} {
-		if err := CheckOnce(bad); err == nil {
-			t.Errorf("%s: no error", name)
-		}
+		assert.Error(t, CheckOnce(bad), name)
 	}
 }

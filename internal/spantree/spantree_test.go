@@ -3,13 +3,14 @@ package spantree
 import (
 	"bytes"
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -88,9 +89,7 @@ func TestWrite(t *testing.T) {
 		},
 	}
 	var out bytes.Buffer
-	if err := Write(&out, stubs.Snapshots()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Write(&out, stubs.Snapshots()))
 	want := ` +0.000s   0.250s  execute_tool very_long_tool_name_very_long_tool_nam… [step 5, attempt 1, error fatal: boom]
  +0.000s   0.001s  handle request
  +0.001s   2.512s    invoke_agent support [completed, tokens 412 in/61 out]
@@ -101,19 +100,14 @@ func TestWrite(t *testing.T) {
  +2.001s   0.399s      await_approval refund [step 4, approved by alice@example.com, replayed]
 `
 	got := out.String()
-	if got != want {
-		t.Errorf("Write wrote\n%s\nwant\n%s", got, want)
-	}
+	assert.Equal(t, want, got, "Write")
 	reversed := stubs.Snapshots()
 	slices.Reverse(reversed)
 	out.Reset()
-	if err := Write(&out, reversed); err != nil || out.String() != want {
-		t.Errorf("Write of the spans in reverse order: %v\n%s", err, out.String())
-	}
+	assert.NoError(t, Write(&out, reversed), "Write of the spans in reverse order")
+	assert.Equal(t, want, out.String(), "Write of the spans in reverse order")
 	for _, l := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
-		if n := utf8.RuneCountInString(l); n > maxLine {
-			t.Errorf("line of %d runes, want at most %d: %q", n, maxLine, l)
-		}
+		assert.LessOrEqual(t, utf8.RuneCountInString(l), maxLine, "runes in line %q", l)
 	}
 }
 
@@ -122,34 +116,26 @@ func TestSetupRecords(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	ctx := context.Background()
 	tr, err := Setup(ctx, "spantree-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, parent := tr.Provider.Tracer("test").Start(ctx, "parent")
 	_, child := tr.Provider.Tracer("test").Start(ctx, "child")
 	child.End()
 	parent.End()
-	if err := tr.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, tr.Shutdown(context.Background()))
 	spans := tr.Recorder.Spans()
-	if len(spans) != 2 || spans[0].Name() != "child" || spans[1].Name() != "parent" {
-		t.Fatalf("recorded %d spans %v, want child and parent", len(spans), spans)
-	}
-	if spans[0].Parent().SpanID() != spans[1].SpanContext().SpanID() {
-		t.Errorf("child's parent is %s, want %s", spans[0].Parent().SpanID(), spans[1].SpanContext().SpanID())
-	}
-	if v, ok := spans[1].Resource().Set().Value("service.name"); !ok || v.AsString() != "spantree-test" {
-		t.Errorf("service.name = %q, want spantree-test", v.Emit())
-	}
+	require.Len(t, spans, 2, "recorded spans, want child and parent")
+	require.Equal(t, "child", spans[0].Name())
+	require.Equal(t, "parent", spans[1].Name())
+	assert.Equal(t, spans[1].SpanContext().SpanID(), spans[0].Parent().SpanID(), "child's parent")
+	v, ok := spans[1].Resource().Set().Value("service.name")
+	assert.True(t, ok, "service.name is set")
+	assert.Equal(t, "spantree-test", v.AsString(), "service.name")
 	var out bytes.Buffer
-	if err := Write(&out, spans); err != nil {
-		t.Fatal(err)
-	}
-	if lines := strings.Split(out.String(), "\n"); len(lines) != 3 || !strings.HasSuffix(lines[0], "  parent") ||
-		!strings.HasSuffix(lines[1], "    child") {
-		t.Errorf("Write wrote\n%s", out.String())
-	}
+	require.NoError(t, Write(&out, spans))
+	lines := strings.Split(out.String(), "\n")
+	require.Len(t, lines, 3, "Write wrote\n%s", out.String())
+	assert.True(t, strings.HasSuffix(lines[0], "  parent"), "Write wrote\n%s", out.String())
+	assert.True(t, strings.HasSuffix(lines[1], "    child"), "Write wrote\n%s", out.String())
 }
 
 func TestSetupExportsOverOTLP(t *testing.T) {
@@ -157,24 +143,15 @@ func TestSetupExportsOverOTLP(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	tr, err := Setup(context.Background(), "spantree-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, span := tr.Provider.Tracer("test").Start(context.Background(), "exported")
 	span.End()
-	if n := len(tr.Recorder.Spans()); n != 1 {
-		t.Errorf("recorded %d spans, want 1", n)
-	}
-	if err := tr.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if recv.Requests() == 0 {
-		t.Fatalf("nothing was exported to %s (rejected: %v)", recv.URL(), recv.Errors())
-	}
+	assert.Len(t, tr.Recorder.Spans(), 1, "recorded spans")
+	require.NoError(t, tr.Shutdown(context.Background()))
+	require.NotZero(t, recv.Requests(), "nothing was exported to %s (rejected: %v)", recv.URL(), recv.Errors())
 	spans := recv.WaitForSpans(t, 1, 5*time.Second)
-	if spans[0].Name != "exported" || spans[0].Resource["service.name"] != "spantree-test" {
-		t.Errorf("received %q of service %v, want exported of spantree-test", spans[0].Name, spans[0].Resource["service.name"])
-	}
+	assert.Equal(t, "exported", spans[0].Name)
+	assert.Equal(t, "spantree-test", spans[0].Resource["service.name"])
 }
 
 func TestRecorderWait(t *testing.T) {
@@ -184,9 +161,8 @@ func TestRecorderWait(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := rec.Wait(ctx, named("b")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait with nothing recorded: %v, want context.DeadlineExceeded", err)
-	}
+	_, err := rec.Wait(ctx, named("b"))
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Wait with nothing recorded")
 	go func() {
 		for _, name := range []string{"a", "b"} {
 			time.Sleep(5 * time.Millisecond)
@@ -196,12 +172,11 @@ func TestRecorderWait(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := rec.Wait(ctx, named("b"))
-	if err != nil || s.Name() != "b" {
-		t.Fatalf("Wait: %v, %v, want span b", s, err)
-	}
-	if s, err := rec.Wait(ctx, named("a")); err != nil || s.Name() != "a" {
-		t.Fatalf("Wait for a span recorded already: %v, %v", s, err)
-	}
+	require.NoError(t, err, "Wait")
+	assert.Equal(t, "b", s.Name(), "Wait")
+	s, err = rec.Wait(ctx, named("a"))
+	require.NoError(t, err, "Wait for a span recorded already")
+	assert.Equal(t, "a", s.Name(), "Wait for a span recorded already")
 }
 
 func TestRunEnded(t *testing.T) {
@@ -216,8 +191,6 @@ func TestRunEnded(t *testing.T) {
 		{nil, false},
 	} {
 		s := tracetest.SpanStub{Name: "x", Attributes: c.attrs}.Snapshot()
-		if got := RunEnded("r1")(s); got != c.want {
-			t.Errorf("RunEnded(r1) of a span with %v = %v, want %v", c.attrs, got, c.want)
-		}
+		assert.Equal(t, c.want, RunEnded("r1")(s), "RunEnded(r1) of a span with %v", c.attrs)
 	}
 }

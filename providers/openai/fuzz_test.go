@@ -3,13 +3,14 @@ package openai
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/providers"
 )
@@ -51,9 +52,7 @@ func FuzzStream(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		m, err := New("m", WithBaseURL("http://fuzz.invalid/v1"), WithHTTPClient(&http.Client{Transport: roundTrip(body)}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var text strings.Builder
 		args := map[int]string{}
 		resp, err := m.Stream(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "x"}}},
@@ -66,20 +65,13 @@ func FuzzStream(f *testing.F) {
 			})
 		if err != nil {
 			var pe *providers.Error
-			if !errors.As(err, &pe) {
-				t.Fatalf("unclassified error %v", err)
-			}
+			require.ErrorAs(t, err, &pe, "unclassified error")
 			return
 		}
-		if resp.FinishReason == "" || !strings.Contains(body, "[DONE]") {
-			t.Fatalf("accepted an unfinished stream: %+v", resp)
-		}
-		if text.String() != resp.Message.Content {
-			t.Fatalf("deltas say %q, response %q", text.String(), resp.Message.Content)
-		}
-		if len(resp.Message.ToolCalls) != len(args) {
-			t.Fatalf("%d calls in deltas, %d in the response", len(args), len(resp.Message.ToolCalls))
-		}
+		require.NotEmpty(t, resp.FinishReason, "accepted an unfinished stream: %+v", resp)
+		require.Contains(t, body, "[DONE]", "accepted an unfinished stream: %+v", resp)
+		require.Equal(t, resp.Message.Content, text.String(), "the deltas' text")
+		require.Len(t, resp.Message.ToolCalls, len(args), "calls in the response, as many as in the deltas")
 		var got []string
 		for _, c := range resp.Message.ToolCalls {
 			got = append(got, c.Arguments)
@@ -88,11 +80,8 @@ func FuzzStream(f *testing.F) {
 		for _, i := range slices.Sorted(maps.Keys(args)) {
 			want = append(want, args[i])
 		}
-		if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
-			t.Fatalf("arguments %q, deltas say %q", got, want)
-		}
-		if _, err := json.Marshal(resp); err != nil {
-			t.Fatalf("response does not journal: %v", err)
-		}
+		require.Equal(t, want, got, "the response's arguments, as the deltas say")
+		_, err = json.Marshal(resp)
+		require.NoError(t, err, "response does not journal")
 	})
 }

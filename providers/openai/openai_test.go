@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -38,9 +41,7 @@ func (s *seen) field(t *testing.T, name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(s.body, &m); err != nil {
-		t.Fatalf("request body %q: %v", s.body, err)
-	}
+	require.NoError(t, json.Unmarshal(s.body, &m), "request body %q", s.body)
 	return compact(t, m[name])
 }
 
@@ -50,9 +51,7 @@ func compact(t *testing.T, raw []byte) string {
 		return ""
 	}
 	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		t.Fatalf("compact %q: %v", raw, err)
-	}
+	require.NoError(t, json.Compact(&b, raw), "compact %q", raw)
 	return b.String()
 }
 
@@ -80,9 +79,7 @@ func server(t *testing.T, r reply, opts ...Option) (*Model, *seen) {
 	}))
 	t.Cleanup(srv.Close)
 	m, err := New("gpt-test", append([]Option{WithAPIKey("sk-test"), WithBaseURL(srv.URL + "/v1")}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return m, s
 }
 
@@ -217,16 +214,11 @@ func TestGenerate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, s := server(t, reply{header: map[string]string{"Content-Type": "application/json"}, body: tt.reply})
 			got, err := m.Generate(context.Background(), tt.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.path != "/v1/chat/completions" || s.header.Get("Authorization") != "Bearer sk-test" {
-				t.Errorf("request to %s with Authorization %q", s.path, s.header.Get("Authorization"))
-			}
+			require.NoError(t, err)
+			assert.Equal(t, "/v1/chat/completions", s.path)
+			assert.Equal(t, "Bearer sk-test", s.header.Get("Authorization"))
 			for name, want := range tt.wantFields {
-				if got := s.field(t, name); got != want {
-					t.Errorf("request %s:\n got %s\nwant %s", name, got, want)
-				}
+				assert.Equal(t, want, s.field(t, name), "request %s", name)
 			}
 			assertResponse(t, got, tt.want)
 		})
@@ -237,16 +229,11 @@ func assertResponse(t *testing.T, got, want providers.Response) {
 	t.Helper()
 	g, _ := json.Marshal(got)
 	w, _ := json.Marshal(want)
-	if !bytes.Equal(g, w) {
-		t.Errorf("response:\n got %s\nwant %s", g, w)
-	}
+	assert.JSONEq(t, string(w), string(g), "response")
 	var back providers.Response
-	if err := json.Unmarshal(g, &back); err != nil {
-		t.Fatalf("response does not round-trip: %v", err)
-	}
-	if b, _ := json.Marshal(back); !bytes.Equal(b, g) {
-		t.Errorf("response round trip:\n got %s\nwant %s", b, g)
-	}
+	require.NoError(t, json.Unmarshal(g, &back), "response does not round-trip")
+	b, _ := json.Marshal(back)
+	assert.JSONEq(t, string(g), string(b), "response round trip")
 }
 
 func TestStream(t *testing.T) {
@@ -322,24 +309,18 @@ func TestStream(t *testing.T) {
 				}
 				return nil
 			})
-			if s.field(t, "stream") != "true" || s.field(t, "stream_options") != `{"include_usage":true}` {
-				t.Errorf("stream %s, stream_options %s", s.field(t, "stream"), s.field(t, "stream_options"))
-			}
+			assert.Equal(t, "true", s.field(t, "stream"), "request stream")
+			assert.Equal(t, `{"include_usage":true}`, s.field(t, "stream_options"), "request stream_options")
 			if tt.kind != nil {
 				assertKind(t, err, tt.kind, tt.after)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			assertResponse(t, got, tt.want)
-			if n != tt.deltas || text.String() != got.Message.Content {
-				t.Errorf("%d deltas with text %q, want %d with %q", n, text.String(), tt.deltas, got.Message.Content)
-			}
+			assert.Equal(t, tt.deltas, n, "deltas")
+			assert.Equal(t, got.Message.Content, text.String(), "the deltas' text")
 			for i, c := range got.Message.ToolCalls {
-				if args[i] != c.Arguments {
-					t.Errorf("call %d: deltas say %q, response %q", i, args[i], c.Arguments)
-				}
+				assert.Equal(t, c.Arguments, args[i], "call %d: the deltas' arguments", i)
 			}
 		})
 	}
@@ -348,15 +329,10 @@ func TestStream(t *testing.T) {
 func assertKind(t *testing.T, err, kind error, after time.Duration) {
 	t.Helper()
 	var pe *providers.Error
-	if !errors.As(err, &pe) || !errors.Is(err, kind) {
-		t.Fatalf("error %v (%T), want kind %v", err, err, kind)
-	}
-	if pe.RetryAfter != after {
-		t.Errorf("RetryAfter %v, want %v", pe.RetryAfter, after)
-	}
-	if strings.Contains(err.Error(), "sk-test") {
-		t.Errorf("error %q shows the API key", err)
-	}
+	require.ErrorAs(t, err, &pe)
+	require.ErrorIs(t, err, kind)
+	assert.Equal(t, after, pe.RetryAfter, "RetryAfter")
+	assert.NotContains(t, err.Error(), "sk-test", "the error shows the API key")
 }
 
 func TestErrors(t *testing.T) {
@@ -393,12 +369,12 @@ func TestErrors(t *testing.T) {
 			_, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}})
 			assertKind(t, err, tt.kind, tt.after)
 			var pe *providers.Error
-			errors.As(err, &pe)
-			if pe.Retryable() != tt.retryable || pe.Code != tt.code || pe.Provider != "openai" {
-				t.Errorf("retryable %v code %q provider %q, want %v %q openai", pe.Retryable(), pe.Code, pe.Provider, tt.retryable, tt.code)
-			}
-			if tt.reply.status != 0 && pe.StatusCode != tt.reply.status {
-				t.Errorf("status %d, want %d", pe.StatusCode, tt.reply.status)
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, tt.retryable, pe.Retryable(), "Retryable")
+			assert.Equal(t, tt.code, pe.Code, "Code")
+			assert.Equal(t, "openai", pe.Provider, "Provider")
+			if tt.reply.status != 0 {
+				assert.Equal(t, tt.reply.status, pe.StatusCode, "StatusCode")
 			}
 		})
 	}
@@ -425,9 +401,7 @@ func TestInvalidRequests(t *testing.T) {
 			assertKind(t, err, providers.ErrInvalidRequest, 0)
 		})
 	}
-	if s.body != nil {
-		t.Errorf("an invalid request reached the server: %s", s.body)
-	}
+	assert.Nil(t, s.body, "an invalid request reached the server: %s", s.body)
 }
 
 func TestTransport(t *testing.T) {
@@ -436,9 +410,7 @@ func TestTransport(t *testing.T) {
 		url := srv.URL
 		srv.Close()
 		m, err := New("m", WithBaseURL(url))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_, err = m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}})
 		assertKind(t, err, providers.ErrUnavailable, 0)
 	})
@@ -451,8 +423,9 @@ func TestTransport(t *testing.T) {
 			conn.Close()
 		}))
 		defer srv.Close()
-		m, _ := New("m", WithBaseURL(srv.URL))
-		_, err := m.Stream(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}}, func(providers.Delta) error { return nil })
+		m, err := New("m", WithBaseURL(srv.URL))
+		require.NoError(t, err)
+		_, err = m.Stream(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}}, func(providers.Delta) error { return nil })
 		assertKind(t, err, providers.ErrTruncated, 0)
 	})
 	t.Run("caller's deadline", func(t *testing.T) {
@@ -465,23 +438,22 @@ func TestTransport(t *testing.T) {
 		}))
 		defer srv.Close()
 		defer close(block)
-		m, _ := New("m", WithBaseURL(srv.URL))
+		m, err := New("m", WithBaseURL(srv.URL))
+		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		_, err := m.Generate(ctx, providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}})
+		_, err = m.Generate(ctx, providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}})
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		var pe *providers.Error
-		if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pe) {
-			t.Fatalf("error %v, want the context's deadline, unclassified", err)
-		}
+		assert.NotErrorAs(t, err, &pe, "the context's deadline is not classified")
 	})
 	t.Run("callback error stops the stream", func(t *testing.T) {
 		m, _ := server(t, reply{header: map[string]string{"Content-Type": "text/event-stream"}, body: sse(`{"choices":[{"index":0,"delta":{"content":"a"}}]}`, `{"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}`)})
 		stop := errors.New("stop")
 		n := 0
 		_, err := m.Stream(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}}, func(providers.Delta) error { n++; return stop })
-		if !errors.Is(err, stop) || n != 1 {
-			t.Fatalf("error %v after %d deltas, want stop after 1", err, n)
-		}
+		assert.ErrorIs(t, err, stop)
+		assert.Equal(t, 1, n, "deltas, the first one stops the stream")
 	})
 }
 
@@ -498,43 +470,34 @@ func TestConfig(t *testing.T) {
 		t.Setenv("OPENAI_API_KEY", "sk-env")
 		t.Setenv("OPENAI_BASE_URL", srv.URL+"/v1")
 		m, err := New("m")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}}); err != nil {
-			t.Fatal(err)
-		}
-		if s.path != "/v1/chat/completions" || s.header.Get("Authorization") != "Bearer sk-env" {
-			t.Errorf("request to %s with Authorization %q", s.path, s.header.Get("Authorization"))
-		}
+		require.NoError(t, err)
+		_, err = m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}})
+		require.NoError(t, err)
+		assert.Equal(t, "/v1/chat/completions", s.path)
+		assert.Equal(t, "Bearer sk-env", s.header.Get("Authorization"))
 	})
 	t.Run("no key, no base URL", func(t *testing.T) {
 		t.Setenv("OPENAI_API_KEY", "")
 		t.Setenv("OPENAI_BASE_URL", "")
-		if _, err := New("m"); err == nil {
-			t.Fatal("New without a key or a base URL succeeded")
-		}
-		if _, err := New("", WithAPIKey("k")); err == nil {
-			t.Fatal("New without a model succeeded")
-		}
+		_, err := New("m")
+		assert.Error(t, err, "New without a key or a base URL succeeded")
+		_, err = New("", WithAPIKey("k"))
+		assert.Error(t, err, "New without a model succeeded")
 	})
 	t.Run("azure", func(t *testing.T) {
 		m, s := server(t, reply{body: `{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`}, WithAzure("2024-10-21"))
-		if _, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}}); err != nil {
-			t.Fatal(err)
-		}
-		if s.path != "/v1/openai/deployments/gpt-test/chat/completions" || s.query != "api-version=2024-10-21" || s.header.Get("Api-Key") != "sk-test" {
-			t.Errorf("request to %s?%s with api-key %q", s.path, s.query, s.header.Get("Api-Key"))
-		}
+		_, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}})
+		require.NoError(t, err)
+		assert.Equal(t, "/v1/openai/deployments/gpt-test/chat/completions", s.path)
+		assert.Equal(t, "api-version=2024-10-21", s.query)
+		assert.Equal(t, "sk-test", s.header.Get("Api-Key"))
 	})
 	t.Run("legacy max_tokens", func(t *testing.T) {
 		m, s := server(t, reply{body: `{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`}, WithLegacyMaxTokens())
-		if _, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}, Settings: providers.Settings{MaxTokens: 9}}); err != nil {
-			t.Fatal(err)
-		}
-		if s.field(t, "max_tokens") != "9" || s.field(t, "max_completion_tokens") != "" {
-			t.Errorf("max_tokens %s, max_completion_tokens %s", s.field(t, "max_tokens"), s.field(t, "max_completion_tokens"))
-		}
+		_, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Content: "Hi"}}, Settings: providers.Settings{MaxTokens: 9}})
+		require.NoError(t, err)
+		assert.Equal(t, "9", s.field(t, "max_tokens"), "request max_tokens")
+		assert.Empty(t, s.field(t, "max_completion_tokens"), "request max_completion_tokens")
 	})
 }
 
@@ -559,8 +522,6 @@ func TestRetryAfter(t *testing.T) {
 		for k, v := range tt.header {
 			h.Set(k, v)
 		}
-		if got := retryAfter(h, now); got != tt.want {
-			t.Errorf("retryAfter(%v) = %v, want %v", tt.header, got, tt.want)
-		}
+		assert.Equal(t, tt.want, retryAfter(h, now), "retryAfter(%v)", tt.header)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -21,9 +24,8 @@ func TestScript(t *testing.T) {
 	)
 	turn0 := providers.Request{Messages: []providers.Message{user("1+2?")}}
 	first, err := m.Generate(context.Background(), turn0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NotEmpty(t, first.Message.ToolCalls)
 	turn1 := turn0
 	turn1.Messages = append(turn1.Messages, first.Message, providers.Message{Role: providers.RoleTool, ToolCallID: first.Message.ToolCalls[0].ID, Content: "3"})
 	tests := []struct {
@@ -56,25 +58,16 @@ func TestScript(t *testing.T) {
 					got, err = m.Generate(context.Background(), tt.req)
 				}
 				if tt.wantErr != nil {
-					if !errors.Is(err, tt.wantErr) {
-						t.Fatalf("stream %v: error %v, want %v", stream, err, tt.wantErr)
-					}
+					require.ErrorIs(t, err, tt.wantErr, "stream %v", stream)
 					continue
 				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if b, _ := json.Marshal(got); string(b) != tt.want {
-					t.Errorf("stream %v:\n got %s\nwant %s", stream, b, tt.want)
-				}
+				require.NoError(t, err, "stream %v", stream)
+				b, _ := json.Marshal(got)
+				assert.JSONEq(t, tt.want, string(b), "stream %v", stream)
 				if stream {
-					if text.String() != got.Message.Content {
-						t.Errorf("deltas say %q, response %q", text.String(), got.Message.Content)
-					}
+					assert.Equal(t, got.Message.Content, text.String(), "the deltas' text")
 					for i, c := range got.Message.ToolCalls {
-						if args[i] != c.Arguments {
-							t.Errorf("call %d: deltas say %q, response %q", i, args[i], c.Arguments)
-						}
+						assert.Equal(t, c.Arguments, args[i], "call %d: the deltas' arguments", i)
 					}
 				}
 			}
@@ -92,36 +85,35 @@ func TestFunc(t *testing.T) {
 		return providers.Response{Message: providers.Message{Content: strings.ToUpper(last)}}, nil
 	})
 	got, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{user("hi there")}})
-	if err != nil || got.Message.Content != "HI THERE" || got.Message.Role != providers.RoleAssistant || got.FinishReason != providers.FinishStop {
-		t.Fatalf("got %+v, %v", got, err)
-	}
-	if _, err := m.Generate(context.Background(), providers.Request{Messages: []providers.Message{user("fail")}}); !errors.Is(err, boom) {
-		t.Fatalf("error %v, want boom", err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "HI THERE", got.Message.Content)
+	assert.Equal(t, providers.RoleAssistant, got.Message.Role)
+	assert.Equal(t, providers.FinishStop, got.FinishReason)
+	_, err = m.Generate(context.Background(), providers.Request{Messages: []providers.Message{user("fail")}})
+	assert.ErrorIs(t, err, boom)
 }
 
 func TestScriptIsNotShared(t *testing.T) {
 	m := New(providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{{ID: "c", Name: "f", Arguments: "{}"}}}})
-	a, _ := m.Generate(context.Background(), providers.Request{})
+	a, err := m.Generate(context.Background(), providers.Request{})
+	require.NoError(t, err)
 	a.Message.ToolCalls[0].Name = "changed"
-	b, _ := m.Generate(context.Background(), providers.Request{})
-	if b.Message.ToolCalls[0].Name != "f" {
-		t.Fatalf("a caller's change reached the script: %+v", b)
-	}
+	b, err := m.Generate(context.Background(), providers.Request{})
+	require.NoError(t, err)
+	assert.Equal(t, "f", b.Message.ToolCalls[0].Name, "a caller's change reached the script")
 }
 
 func TestStreamStops(t *testing.T) {
 	m := New(providers.Response{Message: providers.Message{Content: "one two three"}})
 	stop := errors.New("stop")
 	n := 0
-	if _, err := m.Stream(context.Background(), providers.Request{}, func(providers.Delta) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
-		t.Fatalf("error %v after %d deltas", err, n)
-	}
+	_, err := m.Stream(context.Background(), providers.Request{}, func(providers.Delta) error { n++; return stop })
+	assert.ErrorIs(t, err, stop)
+	assert.Equal(t, 1, n, "deltas delivered, the first one stops the stream")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := m.Generate(ctx, providers.Request{}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("error %v, want context.Canceled", err)
-	}
+	_, err = m.Generate(ctx, providers.Request{})
+	assert.ErrorIs(t, err, context.Canceled)
 }
 
 func TestSplitting(t *testing.T) {
@@ -136,11 +128,7 @@ func TestSplitting(t *testing.T) {
 		{`{"city":"Zürich"}`, []string{`{"city":"Zürich"}`}, []string{`{"city":`, `"Zürich`, `"}`}},
 	}
 	for _, tt := range tests {
-		if got := words(tt.in); strings.Join(got, "|") != strings.Join(tt.words, "|") || len(got) != len(tt.words) {
-			t.Errorf("words(%q) = %q, want %q", tt.in, got, tt.words)
-		}
-		if got := chunks(tt.in, 8); strings.Join(got, "|") != strings.Join(tt.chunk, "|") || len(got) != len(tt.chunk) {
-			t.Errorf("chunks(%q) = %q, want %q", tt.in, got, tt.chunk)
-		}
+		assert.Equal(t, tt.words, words(tt.in), "words(%q)", tt.in)
+		assert.Equal(t, tt.chunk, chunks(tt.in, 8), "chunks(%q)", tt.in)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -26,9 +29,7 @@ func TestApprovalSession(t *testing.T) {
 	w.check("runs_none", 0, "runs", "--status", "failed")
 	w.check("show_waiting", 0, "show", "refund-1")
 	r := w.check("approvals", 0, "approvals")
-	if !strings.Contains(r.out, "call_1_0") {
-		t.Fatalf("approvals do not list the refund's call:\n%s", r.out)
-	}
+	require.Contains(t, r.out, "call_1_0", "approvals do not list the refund's call")
 	w.check("approve", 0, "approve", "refund-1", "call_1_0", "--by", "alice@example.com", "--reason", "receipt checked")
 	w.waitStatus("refund-1", backend.StatusCompleted)
 	w.check("show_done", 0, "show", "refund-1")
@@ -43,9 +44,8 @@ func TestReject(t *testing.T) {
 	w.check("reject", 0, "reject", "refund-2", "call_1_0", "--by", "bob", "--reason", "over the limit")
 	w.waitStatus("refund-2", backend.StatusCompleted)
 	res, err := w.rt.Run("refund-2").Result(traced())
-	if err != nil || !strings.Contains(res.Text, "over the limit") {
-		t.Errorf("the model was not told the reason: %+v, %v", res, err)
-	}
+	require.NoError(t, err)
+	assert.Contains(t, res.Text, "over the limit", "the model was not told the reason")
 }
 
 func TestJSONOutput(t *testing.T) {
@@ -53,22 +53,25 @@ func TestJSONOutput(t *testing.T) {
 	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
 	r := w.cairn("runs", "--json")
 	var info backend.RunInfo
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &info) != nil || info.ID != "refund-3" || info.Status != backend.StatusAwaitingApproval {
-		t.Errorf("runs --json: %d %q %q", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 0, r.code, "runs --json: exit status; stderr %q", r.err)
+	assert.NoError(t, json.Unmarshal([]byte(r.out), &info), "runs --json: %q", r.out)
+	assert.Equal(t, "refund-3", info.ID, "runs --json")
+	assert.Equal(t, backend.StatusAwaitingApproval, info.Status, "runs --json")
 	r = w.cairn("show", "refund-3", "--json")
 	var shown struct {
 		Run     backend.RunInfo `json:"run"`
 		History []backend.Event `json:"history"`
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &shown) != nil || shown.Run.ID != "refund-3" || len(shown.History) != int(shown.Run.HistoryLen) {
-		t.Errorf("show --json: %d %q %q", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 0, r.code, "show --json: exit status; stderr %q", r.err)
+	assert.NoError(t, json.Unmarshal([]byte(r.out), &shown), "show --json: %q", r.out)
+	assert.Equal(t, "refund-3", shown.Run.ID, "show --json")
+	assert.Len(t, shown.History, int(shown.Run.HistoryLen), "show --json: the history, as long as the run says")
 	r = w.cairn("approvals", "--json")
 	var req agent.PendingCall
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &req) != nil || req.RunID != "refund-3" || req.Tool != "refund" {
-		t.Errorf("approvals --json: %d %q %q", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 0, r.code, "approvals --json: exit status; stderr %q", r.err)
+	assert.NoError(t, json.Unmarshal([]byte(r.out), &req), "approvals --json: %q", r.out)
+	assert.Equal(t, "refund-3", req.RunID, "approvals --json")
+	assert.Equal(t, "refund", req.Tool, "approvals --json")
 }
 
 func TestSignalSendCancel(t *testing.T) {
@@ -81,18 +84,14 @@ func TestSignalSendCancel(t *testing.T) {
 	w.waitStatus("chat-1", backend.StatusCanceled)
 	w.check("cancel_ended", 1, "cancel", "chat-1")
 	history, err := w.rt.Run("chat-1").History(traced())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var senders []string
 	for _, e := range history {
 		if e.Type == backend.EventSignalReceived && e.Name == "nudge" || e.Type == backend.EventCancelRequested {
 			senders = append(senders, e.Sender)
 		}
 	}
-	if strings.Join(senders, ",") != "ops,ops" {
-		t.Errorf("senders recorded %v, want ops twice", senders)
-	}
+	assert.Equal(t, []string{"ops", "ops"}, senders, "senders recorded")
 }
 
 func TestHistoryExport(t *testing.T) {
@@ -100,12 +99,11 @@ func TestHistoryExport(t *testing.T) {
 	w.start(chatAgent(), "chat-2", agent.Input{Conversation: true}, backend.StatusWaiting)
 	r := w.cairn("history", "export", "chat-2")
 	history, err := backend.UnmarshalHistory(strings.NewReader(r.out))
-	if r.code != 0 || err != nil || len(history) == 0 || history[0].Name != "chat" {
-		t.Fatalf("history export: %d %v\n%s%s", r.code, err, r.out, r.err)
-	}
-	if err := durable.ReplayHistory(w.rt.Workflow(chatAgent()), history); err != nil {
-		t.Errorf("the exported history does not replay: %v", err)
-	}
+	require.Equal(t, 0, r.code, "history export: exit status\n%s%s", r.out, r.err)
+	require.NoError(t, err, "history export:\n%s", r.out)
+	require.NotEmpty(t, history, "history export")
+	require.Equal(t, "chat", history[0].Name, "history export: the first event")
+	assert.NoError(t, durable.ReplayHistory(w.rt.Workflow(chatAgent()), history), "the exported history does not replay")
 }
 
 func TestErrors(t *testing.T) {
@@ -121,14 +119,13 @@ func TestErrors(t *testing.T) {
 	w.check("help_show", 0, "show", "--help")
 
 	down := runApp(t, w.app, "runs", "--redis", "redis://127.0.0.1:1/0")
-	if down.code != 1 || !strings.Contains(down.err, "cannot reach Redis at redis://127.0.0.1:1/0") {
-		t.Errorf("unreachable Redis: exit %d, %q", down.code, down.err)
-	}
+	assert.Equal(t, 1, down.code, "unreachable Redis: exit status")
+	assert.Contains(t, down.err, "cannot reach Redis at redis://127.0.0.1:1/0", "unreachable Redis")
 	none := w.app
 	none.Getenv = func(string) string { return "" }
-	if r := runApp(t, none, "runs"); r.code != 2 || !strings.Contains(r.err, "no Redis") {
-		t.Errorf("no Redis given: exit %d, %q", r.code, r.err)
-	}
+	r := runApp(t, none, "runs")
+	assert.Equal(t, 2, r.code, "no Redis given: exit status")
+	assert.Contains(t, r.err, "no Redis", "no Redis given")
 }
 
 // TestResume: a run parked by code that cannot replay it is shown parked
@@ -138,9 +135,7 @@ func TestResume(t *testing.T) {
 	w.startWorkerWith(flowV1())
 	w.startFlow(flowV1(), "flow-1")
 	w.startWorkerWith(flowV2()) // an incompatible deploy
-	if err := approveSignal.Send(traced(), w.rt.Client(), "flow-1", "ann"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, approveSignal.Send(traced(), w.rt.Client(), "flow-1", "ann"))
 	w.waitStatus("flow-1", backend.StatusParked)
 	w.check("runs_parked", 0, "runs", "--status", "parked")
 	w.check("show_parked", 0, "show", "flow-1")
@@ -148,24 +143,18 @@ func TestResume(t *testing.T) {
 	w.check("resume", 0, "resume", "flow-1")
 	// Still the same code: tried again (the request is answered, it
 	// leaves the inbox), parked again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		info, err := w.rt.Run("flow-1").Describe(traced())
-		inbox, ierr := w.store.ReadInbox(traced(), "flow-1")
-		answered := ierr == nil
+		require.NoError(c, err)
+		inbox, err := w.store.ReadInbox(traced(), "flow-1")
+		require.NoError(c, err)
 		for _, entry := range inbox {
-			if e, _ := backend.DecodeEvent(entry.Event, nil); e.Type == backend.EventResumeRequested {
-				answered = false
-			}
+			e, _ := backend.DecodeEvent(entry.Event, nil)
+			assert.NotEqual(c, backend.EventResumeRequested, e.Type, "the resume request is still in the inbox")
 		}
-		if err == nil && answered && info.Status == backend.StatusParked && info.Version > before.Version {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("resume did not try the run again: %+v, %v, inbox %d entries (%v)", info, err, len(inbox), ierr)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		assert.Equal(c, backend.StatusParked, info.Status)
+		assert.Greater(c, info.Version, before.Version, "the run's version: not tried again")
+	}, 10*time.Second, 2*time.Millisecond, "resume did not try the run again")
 
 	// The fix, guarded by a version: a worker that starts tries parked
 	// runs again by itself.
@@ -195,7 +184,6 @@ func TestQuestions(t *testing.T) {
 	w.waitStatus("ask-1", backend.StatusCompleted)
 	w.check("questions_none", 0, "questions")
 	res, err := w.rt.Run("ask-1").Result(traced())
-	if err != nil || !strings.Contains(res.Text, "12 Via Roma") {
-		t.Errorf("the model was not told the answer: %+v, %v", res, err)
-	}
+	require.NoError(t, err)
+	assert.Contains(t, res.Text, "12 Via Roma", "the model was not told the answer")
 }

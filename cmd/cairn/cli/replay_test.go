@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/durable"
@@ -83,9 +86,8 @@ func (w *world) startWorkerWith(wfs ...durable.WorkflowDefinition) {
 // startFlow starts a run of wf and waits until it waits for approval.
 func (w *world) startFlow(wf *durable.Workflow[string, string], runID string) {
 	w.t.Helper()
-	if _, err := wf.Start(traced(), w.rt.Client(), runID, "x"); err != nil {
-		w.t.Fatal(err)
-	}
+	_, err := wf.Start(traced(), w.rt.Client(), runID, "x")
+	require.NoError(w.t, err)
 	w.waitStatus(runID, backend.StatusWaiting)
 }
 
@@ -94,13 +96,9 @@ func (w *world) startFlow(wf *durable.Workflow[string, string], runID string) {
 func (w *world) export(runID, dir string) string {
 	w.t.Helper()
 	r := w.cairn("history", "export", runID)
-	if r.code != 0 {
-		w.t.Fatalf("history export %s: exit %d: %s", runID, r.code, r.err)
-	}
+	require.Equal(w.t, 0, r.code, "history export %s: exit status; stderr: %s", runID, r.err)
 	name := runID + ".json"
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(r.out), 0o644); err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, os.WriteFile(filepath.Join(dir, name), []byte(r.out), 0o644))
 	return name
 }
 
@@ -127,9 +125,7 @@ func checkApp(t *testing.T, app cli.App, name, dir string, wantCode int, args ..
 			r = runApp(t, app, args...)
 		})
 	}
-	if r.code != wantCode {
-		t.Errorf("cairn %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, wantCode, r.out, r.err)
-	}
+	assert.Equal(t, wantCode, r.code, "cairn %s: exit status\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.out, r.err)
 	got := "$ cairn " + strings.Join(args, " ") + "\n" + stable(r.out)
 	if r.err != "" {
 		got += "--- stderr\n" + stable(r.err)
@@ -155,15 +151,9 @@ func TestReplayCheckFlow(t *testing.T) {
 	file := w.export("flow-1", tmp)
 	if _, err := os.Stat(fixture); *update && errors.Is(err, fs.ErrNotExist) {
 		data, err := os.ReadFile(filepath.Join(tmp, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(fixture), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(fixture, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(fixture), 0o755))
+		require.NoError(t, os.WriteFile(fixture, data, 0o644))
 	}
 
 	versions := []struct {
@@ -179,9 +169,7 @@ func TestReplayCheckFlow(t *testing.T) {
 		if v.code == cli.ExitDiverged {
 			for _, want := range []string{"DIVERGED", "- expected (history): activity b (step 2)",
 				"+ actual   (code):    issued activity c (step 2)", "1 history: 0 OK, 1 diverged, 0 not checked"} {
-				if !strings.Contains(r.out, want) {
-					t.Errorf("%s: the report lacks %q:\n%s", v.name, want, r.out)
-				}
+				assert.Contains(t, r.out, want, "%s: the report", v.name)
 			}
 		}
 	}
@@ -196,9 +184,7 @@ func TestReplayCheckDeploy(t *testing.T) {
 	w := newWorld(t, supportAgent())
 	w.startWorkerWith(flowV1())
 	w.startFlow(flowV1(), "flow-0")
-	if err := approveSignal.Send(context.Background(), w.rt.Client(), "flow-0", "ann"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, approveSignal.Send(context.Background(), w.rt.Client(), "flow-0", "ann"))
 	w.waitStatus("flow-0", backend.StatusCompleted)
 	w.startFlow(flowV1(), "flow-1")
 	w.startWorkerWith(flowV3())
@@ -247,9 +233,7 @@ func TestReplayCheckAgent(t *testing.T) {
 	file := w.export("refund-1", tmp)
 	checkApp(t, w.with(nil, supportAgent()), "replay_agent_ok", tmp, cli.ExitOK, "replay-check", file, "--run", "refund-1")
 	r := checkApp(t, w.with(nil, renamedTool()), "replay_agent_diverged", tmp, cli.ExitDiverged, "replay-check", "--workflow", "support")
-	if !strings.Contains(r.out, "DIVERGED  refund-1  support") {
-		t.Errorf("the renamed tool does not diverge:\n%s", r.out)
-	}
+	assert.Contains(t, r.out, "DIVERGED  refund-1  support", "the renamed tool does not diverge")
 }
 
 // TestReplayCheckErrors: histories that cannot be read, and command lines
@@ -257,24 +241,18 @@ func TestReplayCheckAgent(t *testing.T) {
 func TestReplayCheckErrors(t *testing.T) {
 	tmp := t.TempDir()
 	good, err := os.ReadFile(fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for name, data := range map[string]string{
 		"truncated.json": `[{"v":1,"seq":1,"type":"run_started"`,
 		"empty.json":     "[]\n",
 		"good.json":      string(good),
 	} {
-		if err := os.WriteFile(filepath.Join(tmp, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(filepath.Join(tmp, name), []byte(data), 0o644))
 	}
 	noRedis := cli.App{Workflows: []durable.WorkflowDefinition{flowV1()}, Getenv: func(string) string { return "" }}
 	r := checkApp(t, noRedis, "replay_corrupt", tmp, cli.ExitFailure, "replay-check", "truncated.json", "empty.json",
 		"good.json", "missing.json")
-	if !strings.Contains(r.out, "ERROR     truncated.json  not a history exported by history export") {
-		t.Errorf("no clear error for a truncated file:\n%s", r.out)
-	}
+	assert.Contains(t, r.out, "ERROR     truncated.json  not a history exported by history export", "no clear error for a truncated file")
 	checkApp(t, noRedis, "replay_no_redis", "", cli.ExitUsage, "replay-check")
 	checkApp(t, noRedis, "replay_run_no_redis", "", cli.ExitUsage, "replay-check", "--run", "flow-1")
 	checkApp(t, noRedis, "replay_status_files", "", cli.ExitUsage, "replay-check", fixture, "--status", "waiting")
@@ -293,23 +271,13 @@ func TestReplayCheckErrors(t *testing.T) {
 func TestReplayFixture(t *testing.T) {
 	app := cli.App{Workflows: []durable.WorkflowDefinition{flowV1()}, Getenv: func(string) string { return "" }}
 	r := runApp(t, app, "replay-check", fixture)
-	if r.code != cli.ExitOK {
-		t.Fatalf("the recorded history does not replay (exit %d):\n%s%s", r.code, r.out, r.err)
-	}
+	require.Equal(t, cli.ExitOK, r.code, "the recorded history does not replay:\n%s%s", r.out, r.err)
 	// The same check without the tool, as a program's own test would do.
 	f, err := os.Open(fixture)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	history, err := backend.UnmarshalHistory(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := durable.ReplayHistory(flowV1(), history); err != nil {
-		t.Fatal(err)
-	}
-	if err := durable.ReplayHistory(flowV2(), history); err == nil {
-		t.Error("the history replays against v2, which changed its second step")
-	}
+	require.NoError(t, err)
+	require.NoError(t, durable.ReplayHistory(flowV1(), history))
+	assert.Error(t, durable.ReplayHistory(flowV2(), history), "the history replays against v2, which changed its second step")
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/internal/syncbuf"
@@ -33,30 +36,24 @@ func TestWatchAwaitingApproval(t *testing.T) {
 func TestWatchFollow(t *testing.T) {
 	w := newWorld(t)
 	w.stopWorker()
-	if _, err := w.rt.Start(traced(), supportAgent(), "refund-9", agent.Input{Message: "Refund my 120 euros."}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := w.rt.Start(traced(), supportAgent(), "refund-9", agent.Input{Message: "Refund my 120 euros."})
+	require.NoError(t, err)
 	args := []string{"watch", "refund-9", "--follow"}
 	wt := w.watchAsync(args...)
 	wt.waitOutput("status pending")
 	w.startWorker()
 	wt.waitOutput("approve with:")
-	if err := w.rt.Decide(context.Background(), "refund-9", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.Decide(context.Background(), "refund-9", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}))
 	r := wt.result()
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
-	}
+	require.Equal(t, 0, r.code, "exit status\nstdout:\n%s\nstderr:\n%s", r.out, r.err)
 	history, err := w.rt.Run("refund-9").History(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkRows(t, r.out, len(history))
 	progress := progressLines(r.out)
-	if len(progress) < 3 || progress[0] != "status pending · 1 event" ||
-		progress[len(progress)-1] != fmt.Sprintf("status completed · step 7 · %d events", len(history)) {
-		t.Errorf("progress lines:\n%s", strings.Join(progress, "\n"))
+	if assert.GreaterOrEqual(t, len(progress), 3, "progress lines:\n%s", strings.Join(progress, "\n")) {
+		assert.Equal(t, "status pending · 1 event", progress[0], "the first progress line")
+		assert.Equal(t, fmt.Sprintf("status completed · step 7 · %d events", len(history)), progress[len(progress)-1],
+			"the last progress line")
 	}
 	// How commits batch decides which states the watch sees: the
 	// progress lines are left out of the comparison.
@@ -67,28 +64,21 @@ func TestWatchFollow(t *testing.T) {
 func TestWatchLive(t *testing.T) {
 	w := newWorld(t)
 	w.stopWorker()
-	if _, err := w.rt.Start(traced(), supportAgent(), "refund-8", agent.Input{Message: "Refund my 120 euros."}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := w.rt.Start(traced(), supportAgent(), "refund-8", agent.Input{Message: "Refund my 120 euros."})
+	require.NoError(t, err)
 	wt := w.watchAsync("watch", "refund-8", "--follow", "--live")
 	wt.waitOutput("status pending")
 	w.startWorker()
 	wt.waitOutput("approve with:")
-	if err := w.rt.Decide(context.Background(), "refund-8", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.Decide(context.Background(), "refund-8", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}))
 	r := wt.result()
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
-	}
+	require.Equal(t, 0, r.code, "exit status\nstdout:\n%s\nstderr:\n%s", r.out, r.err)
 	for _, want := range []string{
 		`  | step 2: tool lookup_order started (call_0_0) {"order_id":"A-1001"}`,
 		`  | step 2: tool lookup_order finished (call_0_0): "order A-1001: 2 pizzas, 120 euros, delivered cold"`,
 		`  | step 6: tool refund finished (call_1_0): "refunded 120 euros on A-1001"`,
 	} {
-		if !strings.Contains(r.out, want+"\n") {
-			t.Errorf("no line %q in:\n%s", want, r.out)
-		}
+		assert.Contains(t, r.out, want+"\n", "no line %q", want)
 	}
 	// Live lines come between the rows, which are all there, once.
 	var rows []string
@@ -98,9 +88,7 @@ func TestWatchLive(t *testing.T) {
 		}
 	}
 	history, err := w.rt.Run("refund-8").History(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkRows(t, strings.Join(rows, "\n"), len(history))
 }
 
@@ -109,33 +97,29 @@ func TestWatchJSON(t *testing.T) {
 	w := newWorld(t)
 	w.start(supportAgent(), "refund-3", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
 	r := w.cairn("watch", "refund-3", "--json")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.err)
-	}
+	require.Equal(t, 0, r.code, "exit status; stderr: %s", r.err)
 	lines := strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
+	last := lines[len(lines)-1]
 	var info backend.RunInfo
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &info); err != nil || info.ID != "refund-3" ||
-		info.Status != backend.StatusAwaitingApproval || info.HistoryLen != int64(len(lines)-1) {
-		t.Fatalf("last line %q: %+v, %v", lines[len(lines)-1], info, err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(last), &info), "last line %q", last)
+	require.Equal(t, "refund-3", info.ID, "last line %q", last)
+	require.Equal(t, backend.StatusAwaitingApproval, info.Status, "last line %q", last)
+	require.Equal(t, int64(len(lines)-1), info.HistoryLen, "last line %q: HistoryLen, the lines of events before it", last)
 	for i, l := range lines[:len(lines)-1] {
 		var e backend.Event
-		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Seq != int64(i+1) {
-			t.Errorf("line %d %q: seq %d, %v", i+1, l, e.Seq, err)
-		}
+		assert.NoError(t, json.Unmarshal([]byte(l), &e), "line %d %q", i+1, l)
+		assert.Equal(t, int64(i+1), e.Seq, "line %d %q: seq", i+1, l)
 	}
 
 	// An ended run: its whole history, then its record.
-	if err := w.rt.Decide(context.Background(), "refund-3", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.Decide(context.Background(), "refund-3", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice", Reason: "ok"}))
 	w.waitStatus("refund-3", backend.StatusCompleted)
 	r = w.cairn("watch", "refund-3", "--json", "--follow")
 	lines = strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
-	if r.code != 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &info) != nil || info.Status != backend.StatusCompleted ||
-		info.HistoryLen != int64(len(lines)-1) {
-		t.Errorf("watch --json of an ended run: exit %d\n%s%s", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 0, r.code, "watch --json of an ended run: exit status; stderr: %s", r.err)
+	assert.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &info), "watch --json of an ended run:\n%s", r.out)
+	assert.Equal(t, backend.StatusCompleted, info.Status, "watch --json of an ended run")
+	assert.Equal(t, int64(len(lines)-1), info.HistoryLen, "watch --json of an ended run: HistoryLen, the lines of events")
 }
 
 // TestWatchEnded watches runs that have ended, and a conversation that
@@ -144,9 +128,7 @@ func TestWatchEnded(t *testing.T) {
 	w := newWorld(t)
 	w.start(chatAgent(), "chat-1", agent.Input{Conversation: true}, backend.StatusWaiting)
 	w.check("watch_chat", 0, "watch", "chat-1")
-	if err := w.rt.Run("chat-1").Cancel(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.Run("chat-1").Cancel(context.Background()))
 	w.waitStatus("chat-1", backend.StatusCanceled)
 	w.check("watch_canceled", 0, "watch", "chat-1")
 	w.start(chatAgent(), "chat-2", agent.Input{Message: "hi"}, backend.StatusCompleted)
@@ -161,18 +143,17 @@ func TestWatchStops(t *testing.T) {
 
 	w.start(chatAgent(), "chat-3", agent.Input{Conversation: true}, backend.StatusWaiting)
 	r := w.cairn("watch", "chat-3", "--follow", "--timeout", "200ms")
-	if r.code != 1 || r.err != "cairn watch: timed out after 200ms: run chat-3 is waiting\n" {
-		t.Errorf("--timeout: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 1, r.code, "--timeout: exit status\nstdout:\n%s", r.out)
+	assert.Equal(t, "cairn watch: timed out after 200ms: run chat-3 is waiting\n", r.err, "--timeout: stderr")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	wt := w.watchAsyncCtx(ctx, "watch", "chat-3", "--follow")
 	wt.waitOutput("send one with")
 	cancel()
 	r = wt.result()
-	if r.code != 0 || !strings.HasSuffix(r.out, "Stopped watching run chat-3: interrupted; it is waiting.\n") || r.err != "" {
-		t.Errorf("interrupted: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 0, r.code, "interrupted: exit status")
+	assert.True(t, strings.HasSuffix(r.out, "Stopped watching run chat-3: interrupted; it is waiting.\n"), "interrupted: stdout:\n%s", r.out)
+	assert.Empty(t, r.err, "interrupted: stderr")
 }
 
 // TestWatchRetry: a run that waits to retry a tool call goes on by
@@ -188,16 +169,14 @@ func TestWatchRetry(t *testing.T) {
 	})
 	a := &agent.Agent{Name: "flaky", Model: model, Tools: set}
 	w := newWorld(t, a)
-	if _, err := w.rt.Start(traced(), a, "flaky-1", agent.Input{Message: "go"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := w.rt.Start(traced(), a, "flaky-1", agent.Input{Message: "go"})
+	require.NoError(t, err)
 	info := w.waitStatus("flaky-1", backend.StatusWaiting)
 	r := w.cairn("watch", "flaky-1", "--timeout", "300ms")
-	if r.code != 1 || r.err != "cairn watch: timed out after 300ms: run flaky-1 is waiting\n" ||
-		!strings.Contains(r.out, "retry +1s: tool flaky: busy\n") ||
-		!strings.HasSuffix(r.out, "waiting for: "+info.Waiting+" · wakes 2026-01-01 09:00:01\n") {
-		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
-	}
+	assert.Equal(t, 1, r.code, "exit status")
+	assert.Equal(t, "cairn watch: timed out after 300ms: run flaky-1 is waiting\n", r.err, "stderr")
+	assert.Contains(t, r.out, "retry +1s: tool flaky: busy\n")
+	assert.True(t, strings.HasSuffix(r.out, "waiting for: "+info.Waiting+" · wakes 2026-01-01 09:00:01\n"), "stdout:\n%s", r.out)
 }
 
 // TestWatchContinued follows a conversation into the history it
@@ -207,31 +186,24 @@ func TestWatchContinued(t *testing.T) {
 	chat.ConversationLimit = 1
 	w := newWorld(t, chat)
 	w.stopWorker()
-	if _, err := w.rt.Start(traced(), chat, "chat-9", agent.Input{Conversation: true, Message: "one"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := w.rt.Start(traced(), chat, "chat-9", agent.Input{Conversation: true, Message: "one"})
+	require.NoError(t, err)
 	wt := w.watchAsync("watch", "chat-9", "--follow")
 	wt.waitOutput("status pending")
 	w.startWorker()
 	wt.waitOutput("send one with")
-	if err := w.rt.End(context.Background(), "chat-9"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.End(context.Background(), "chat-9"))
 	r := wt.result()
 	old, fresh, cont := strings.Cut(r.out, "Run chat-9 continued as new: history 1 starts.\n")
-	if r.code != 0 || !cont || !strings.HasSuffix(r.out, "Run chat-9 completed.\nYou said: one\n") {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
-	}
+	require.Equal(t, 0, r.code, "exit status\nstdout:\n%s\nstderr:\n%s", r.out, r.err)
+	require.True(t, cont, "the watch does not follow the run into its new history:\n%s", r.out)
+	require.True(t, strings.HasSuffix(r.out, "Run chat-9 completed.\nYou said: one\n"), "stdout:\n%s", r.out)
 	history, err := w.rt.Run("chat-9").History(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkRows(t, fresh, len(history))
 	// The old history is printed from its start, as far as the watch
 	// read it before it was replaced.
-	if !strings.Contains(old, "\n1    +0s         run_started ") {
-		t.Errorf("the old history:\n%s", old)
-	}
+	assert.Contains(t, old, "\n1    +0s         run_started ", "the old history")
 }
 
 // row is a timeline row: its sequence number first.
@@ -251,9 +223,7 @@ func checkRows(t *testing.T, out string, n int) {
 	for i := 1; i <= n; i++ {
 		want = append(want, fmt.Sprint(i))
 	}
-	if strings.Join(seqs, ",") != strings.Join(want, ",") {
-		t.Errorf("rows of events %v, want %v:\n%s", seqs, want, out)
-	}
+	assert.Equal(t, want, seqs, "rows of events in:\n%s", out)
 }
 
 func progressLines(out string) []string {
@@ -300,13 +270,9 @@ func (w *world) watchAsyncCtx(ctx context.Context, args ...string) *asyncRun {
 // waitOutput waits until the command has written s.
 func (a *asyncRun) waitOutput(s string) {
 	a.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(a.out.String(), s) {
-		if time.Now().After(deadline) {
-			a.t.Fatalf("no %q in the output:\n%s\nstderr:\n%s", s, a.out.String(), a.err.String())
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	require.EventuallyWithT(a.t, func(c *assert.CollectT) {
+		assert.Contains(c, a.out.String(), s, "stderr:\n%s", a.err.String())
+	}, 10*time.Second, 2*time.Millisecond, "no %q in the output", s)
 }
 
 // result waits for the command to end.

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/agent"
@@ -103,15 +105,11 @@ func newWorld(t *testing.T, agents ...*agent.Agent) *world {
 	// in every run of the tests: nothing here waits for time to pass.
 	clock := durabletest.NewClock(durabletest.Start())
 	store, err := redis.Open(w.srv.URL(), redis.WithLogger(quiet), redis.WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w.store = store
 	t.Cleanup(func() { store.Close() })
 	w.rt = agent.NewRuntime(store, agent.Options{Logger: quiet, Clock: clock})
-	if err := w.rt.Register(agents...); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, w.rt.Register(agents...))
 	w.app = cli.App{Agents: agents, Getenv: func(key string) string {
 		if key == cli.EnvRedisURL {
 			return w.srv.URL()
@@ -151,25 +149,21 @@ func traced() context.Context {
 // start starts a run of a and waits until it has the status.
 func (w *world) start(a *agent.Agent, runID string, in agent.Input, want backend.Status) {
 	w.t.Helper()
-	if _, err := w.rt.Start(traced(), a, runID, in); err != nil {
-		w.t.Fatal(err)
-	}
+	_, err := w.rt.Start(traced(), a, runID, in)
+	require.NoError(w.t, err)
 	w.waitStatus(runID, want)
 }
 
 func (w *world) waitStatus(runID string, want backend.Status) backend.RunInfo {
 	w.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := w.rt.Run(runID).Describe(context.Background())
-		if err == nil && info.Status == want {
-			return info
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("run %s: status %s (%v), want %s", runID, info.Status, err, want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	var info backend.RunInfo
+	require.EventuallyWithT(w.t, func(c *assert.CollectT) {
+		var err error
+		info, err = w.rt.Run(runID).Describe(context.Background())
+		require.NoError(c, err)
+		assert.Equal(c, want, info.Status)
+	}, 10*time.Second, 2*time.Millisecond, "run %s: status", runID)
+	return info
 }
 
 // result is what one command line gave.
@@ -211,21 +205,13 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
 		return
 	}
 	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run the test with -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	require.NoError(t, err, "run the test with -update to write it")
+	assert.Equal(t, string(want), got, "output differs from %s (run with -update if the change is intended)", path)
 }
 
 // check runs a command line, checks its exit status, and compares its
@@ -233,9 +219,7 @@ func golden(t *testing.T, name, got string) {
 func (w *world) check(name string, wantCode int, args ...string) result {
 	w.t.Helper()
 	r := w.cairn(args...)
-	if r.code != wantCode {
-		w.t.Errorf("cairn %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, wantCode, r.out, r.err)
-	}
+	assert.Equal(w.t, wantCode, r.code, "cairn %s: exit status\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.out, r.err)
 	got := "$ cairn " + strings.Join(args, " ") + "\n" + stable(r.out)
 	if r.err != "" {
 		got += "--- stderr\n" + stable(r.err)
