@@ -74,6 +74,9 @@ func TestSlotMatchesRedis(t *testing.T) {
 // looks at every EVAL and EVALSHA sent while the conformance suite and a
 // round of calls with odd run ids and queue names run.
 func TestScriptKeysShareSlot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis Cluster check: runs the whole conformance suite again to check every script's keys share a slot; TestConformance covers the store under -short; run without -short")
+	}
 	srv := redistest.Start(t)
 	check := &slotCheck{t: t, seen: map[string]bool{}}
 	open := func(t *testing.T, opts ...Option) *Store {
@@ -219,6 +222,9 @@ func (c *slotCheck) check(cmd goredis.Cmder) {
 // that touches a key it was not given, so this runs every script as
 // Cluster runs it.
 func TestClusterConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis Cluster test: runs the whole conformance suite again through a ClusterClient (about 4.5 s); TestConformance covers the store under -short; run without -short")
+	}
 	srv := redistest.Start(t, redistest.WithArgs("--cluster-enabled", "yes"))
 	ctx := t.Context()
 	require.NoError(t, srv.Client().Do(ctx, "cluster", "addslotsrange", 0, 16383).Err())

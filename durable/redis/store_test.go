@@ -74,6 +74,9 @@ func TestOpenACLUser(t *testing.T) {
 // middle of a run and starts it again: the store's next calls work by
 // themselves, a blocked Poll recovers, and no committed event is lost.
 func TestRedisRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis restart test: kills and restarts redis-server and waits for the client to reconnect (about 3.5 s); run without -short")
+	}
 	ctx := t.Context()
 	srv := redistest.Start(t, redistest.WithAOF())
 	s := open(t, srv.URL())

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 // has a Redis of its own: workers take any run of the agent, and their
 // tools record their changes under their own case's prefix.
 func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: runs the example end to end 8 times, killing a worker process with SIGKILL in each tool and waiting for its lease to expire; run without -short")
+	}
 	backends := map[string]func(t *testing.T) string{
 		"miniredis": func(t *testing.T) string {
 			m := miniredis.NewMiniRedis()

@@ -346,6 +346,9 @@ func killClerkAndTakeOver(t *testing.T, env string, stopped string) (*agentWorld
 // all, which the test expects), no other model call is made again, and no
 // tool runs again.
 func TestAgentKillDuringModelCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL in each model call and waits for its lease to expire; run without -short")
+	}
 	want, _ := cleanClerkRun(t)
 	for turn := range clerkTurns {
 		t.Run(fmt.Sprintf("turn_%d", turn), func(t *testing.T) {
@@ -362,6 +365,9 @@ func TestAgentKillDuringModelCall(t *testing.T) {
 // the key, have their effect once, and notify, which does not, twice
 // (never silently: history has the lost attempt).
 func TestAgentKillDuringToolCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL in each tool call and waits for its lease to expire; run without -short")
+	}
 	want, _ := cleanClerkRun(t)
 	for _, tool := range []string{"charge", "notify", "refund"} {
 		t.Run(tool, func(t *testing.T) {
@@ -383,6 +389,9 @@ func TestAgentKillDuringToolCall(t *testing.T) {
 // worker runs, then starts a new worker: the run finishes, the refund ran
 // once, and history records who approved it.
 func TestAgentKillWhileAwaitingApproval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL while its run awaits approval; run without -short")
+	}
 	want, _ := cleanClerkRun(t)
 	w := newAgentWorld(t)
 	doomed := w.worker("doomed")
@@ -435,6 +444,9 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 // timer is due or after, finishes the run after the wait, with nothing run
 // twice.
 func TestAgentKillDuringDurableWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL during a durable timer and waits for its lease to expire; run without -short")
+	}
 	want, _ := cleanClerkRun(t)
 	for _, late := range []bool{false, true} {
 		t.Run(map[bool]string{false: "heir_before_due", true: "heir_after_due"}[late], func(t *testing.T) {
@@ -487,6 +499,9 @@ func timerDue(t *testing.T, history []backend.Event) time.Time {
 // asked and given) and lets a new worker finish the run: same result, and
 // every model call and tool call made exactly once.
 func TestAgentKillAtEveryCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL at every journal boundary of a clerk run (about 1.5 s each); run without -short")
+	}
 	want, n := cleanClerkRun(t)
 	for k := 1; k <= n; k++ {
 		t.Run(fmt.Sprintf("after_commit_%d", k), func(t *testing.T) {
@@ -516,6 +531,9 @@ func TestAgentKillAtEveryCommit(t *testing.T) {
 // first abandoned, so that a reader (agent.Transcript) shows the answer
 // once.
 func TestAgentKillWhileStreaming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL while it streams and waits for its lease to expire; run without -short")
+	}
 	want, _ := cleanClerkRun(t)
 	w := newAgentWorld(t)
 	doomed := w.worker("doomed", fmt.Sprintf("%s=%d", crashtest.EnvStallStream, clerkTurns-1))

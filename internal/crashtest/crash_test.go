@@ -236,6 +236,9 @@ func killAndTakeOver(t *testing.T, stopAt string) *world {
 // timer set, a signal awaited) and lets a new worker process finish the
 // run: same result, every activity ran exactly once.
 func TestKillAtEveryCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL after each of its commits (about 1.5 s each, a lease to expire); run without -short")
+	}
 	n := commitsOfACleanRun(t)
 	t.Logf("a clean run makes %d commits", n)
 	for k := 1; k <= n; k++ {
@@ -259,6 +262,9 @@ func TestKillAtEveryCommit(t *testing.T) {
 // same idempotency key, so an activity that honours the key (charge) has
 // its effect once, and one that does not has it twice, never silently.
 func TestKillDuringActivity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills a worker process with SIGKILL inside each activity and waits for its lease to expire; run without -short")
+	}
 	for _, name := range []string{"reserve", "charge", "pack", "ship"} {
 		t.Run(name, func(t *testing.T) {
 			w := killAndTakeOver(t, crashtest.EnvStopInActivity+"="+name)
@@ -312,6 +318,9 @@ func (w *world) logTimerLateness() {
 // an activity until its lease has expired and another worker has finished
 // the run, then continues it with SIGCONT: its writes are all rejected.
 func TestStaleWorkerCannotWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: stops a worker process with SIGSTOP past its lease (several seconds of real time); run without -short")
+	}
 	w := newWorld(t)
 	stale := startChild(t, "stale", w.srv.URL(), crashtest.EnvSlowActivity+"=charge", crashtest.EnvSlowFor+"=3s")
 	w.start()
@@ -334,6 +343,9 @@ func TestStaleWorkerCannotWrite(t *testing.T) {
 // run and starts it again: the worker reconnects by itself, the run
 // finishes, and no activity whose completion was committed runs again.
 func TestRedisRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis restart test: kills and restarts redis-server under a worker process; run without -short")
+	}
 	w := newWorld(t, redistest.WithAOF())
 	worker := startChild(t, "worker", w.srv.URL(), crashtest.EnvSlowActivity+"=pack", crashtest.EnvSlowFor+"=500ms")
 	w.start()

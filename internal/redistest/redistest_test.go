@@ -11,6 +11,9 @@ import (
 )
 
 func TestStartKillRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis restart test: kills and restarts an AOF redis-server, waiting out the client's retries (about 2 s); run without -short")
+	}
 	ctx := t.Context()
 	srv := redistest.Start(t, redistest.WithAOF())
 	require.True(t, strings.HasPrefix(srv.URL(), "redis://127.0.0.1:"), "URL %q; want a free loopback port", srv.URL())
