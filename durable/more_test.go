@@ -2,6 +2,7 @@ package durable_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -177,6 +178,9 @@ func (xorCodec) Encode(p []byte) ([]byte, error) {
 func (x xorCodec) Decode(p []byte) ([]byte, error) { return x.Encode(p) }
 
 func TestCodecProtectsPayloads(t *testing.T) {
+	// The secret has spaces between its digit groups: no timestamp, seed,
+	// hash, id or base64 text that an entry holds can contain it by chance.
+	const card = "4242 4242 4242 4242"
 	secret := durable.NewActivity("secret", func(ctx context.Context, s string) (string, error) { return "card " + s, nil })
 	wf := durable.NewWorkflow("pay", func(ctx durable.Context, s string) (string, error) { return durable.Execute(ctx, secret, s) })
 	e := newIdleEnv(t)
@@ -184,16 +188,37 @@ func TestCodecProtectsPayloads(t *testing.T) {
 	w.Register(wf)
 	client := durable.NewClient(e.store, durable.ClientOptions{Codec: xorCodec{}})
 	ctx := ctxT(t)
-	run, err := wf.Start(ctx, client, "pay", "4242-4242")
+	run, err := wf.Start(ctx, client, "pay", card)
 	require.NoError(t, err)
 	require.NoError(t, w.Drain(ctx))
 	got, err := run.Result(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "card 4242-4242", got)
-	raw, _ := e.store.ReadHistory(ctx, "pay", 1)
+	assert.Equal(t, "card "+card, got)
+
+	raw, err := e.store.ReadHistory(ctx, "pay", 1)
+	require.NoError(t, err)
+	clear := map[backend.EventType]string{} // the payloads, decoded with the codec
 	for _, entry := range raw {
-		assert.NotContains(t, string(entry), "4242", "payload stored in clear")
+		assert.NotContains(t, string(entry), card, "payload stored in clear")
+		var wire struct {
+			Type    backend.EventType `json:"type"`
+			Codec   string            `json:"codec"`
+			Payload json.RawMessage   `json:"payload"`
+		}
+		require.NoError(t, json.Unmarshal(entry, &wire))
+		if len(wire.Payload) == 0 {
+			continue
+		}
+		assert.Equal(t, "xor", wire.Codec, "%s: a payload written without the codec", wire.Type)
+		ev, err := backend.DecodeEvent(entry, xorCodec{})
+		require.NoError(t, err)
+		clear[ev.Type] = string(ev.Payload)
 	}
+	// The check above looked where the secret is: these payloads hold it.
+	assert.Equal(t, `"`+card+`"`, clear[backend.EventRunStarted])
+	assert.Equal(t, `"card `+card+`"`, clear[backend.EventActivityCompleted])
+	assert.Equal(t, `"card `+card+`"`, clear[backend.EventRunCompleted])
+
 	_, err = e.client.History(ctx, "pay")
 	assert.ErrorIs(t, err, backend.ErrCorruptHistory, "reading without the codec: want a clear error")
 }
