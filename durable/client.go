@@ -8,8 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // ErrRunEnded means a message was sent to a run that has ended.
@@ -210,7 +211,8 @@ var ErrNotParked = errors.New("run is not parked")
 // workflow: typically after code that replays its history was deployed.
 // Workers also try parked runs again when they start. If the code still
 // cannot go on, the run parks again, saying why. Resuming a run that is
-// not parked is an error wrapping ErrNotParked.
+// not parked is an error wrapping ErrNotParked, also when it ends while
+// Resume asks (a worker that started meanwhile took it up and finished it).
 func (c *Client) Resume(ctx context.Context, runID string) error {
 	info, err := c.store.GetRun(ctx, runID)
 	if err != nil {
@@ -219,7 +221,11 @@ func (c *Client) Resume(ctx context.Context, runID string) error {
 	if info.Status != backend.StatusParked {
 		return fmt.Errorf("resume run %s: %w (it is %s)", runID, ErrNotParked, info.Status)
 	}
-	return c.send(ctx, runID, backend.Event{Type: backend.EventResumeRequested, Sender: SenderFrom(ctx)})
+	err = c.send(ctx, runID, backend.Event{Type: backend.EventResumeRequested, Sender: SenderFrom(ctx)})
+	if errors.Is(err, ErrRunEnded) {
+		return fmt.Errorf("resume run %s: %w: %w", runID, ErrNotParked, err)
+	}
+	return err
 }
 
 // send puts an event in a run's inbox.
