@@ -2,11 +2,13 @@ package durable
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // ActivityInfo describes the activity attempt a context belongs to.
@@ -75,6 +77,12 @@ type attemptResult struct {
 	payload       []byte
 	failure       *backend.Failure
 	retryAfter    time.Duration
+	// cutOff says that the attempt failed because its worker stopped
+	// (its context was canceled from above, not by a timeout or the
+	// run's cancellation): that is not the activity's outcome, so it is
+	// not recorded, and whoever takes the run over records the attempt
+	// as lost (KindLost).
+	cutOff bool
 }
 
 // runAttempt runs one attempt of an activity with its timeouts, turning
@@ -124,7 +132,11 @@ func runAttempt(ctx context.Context, clock backend.Clock, fn ActivityFunc, info 
 		res.payload = o.out
 		return res
 	}
-	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && cause != context.Canceled {
+	if stoppedByWorker(ctx) && errors.Is(o.err, context.Canceled) {
+		res.cutOff = true // the function gave up because its context ended
+		return res
+	}
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 		// The attempt was cut short: report why, not the context error
 		// the function may have returned.
 		res.failure = failureOf(fmt.Errorf("%w (%v)", cause, o.err))
@@ -136,4 +148,15 @@ func runAttempt(ctx context.Context, clock backend.Clock, fn ActivityFunc, info 
 	res.failure = failureOf(o.err)
 	res.retryAfter = retryAfter(o.err)
 	return res
+}
+
+// stoppedByWorker reports whether an attempt's context ended because its
+// worker stopped or lost the run: canceled from above, not by the
+// attempt's timeouts or the run's cancellation.
+func stoppedByWorker(ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return cause == context.Canceled || errors.Is(cause, errLeaseLost)
 }

@@ -252,6 +252,9 @@ func (ex *executor) apply(e backend.Event) {
 }
 
 func (ex *executor) applyResult(r attemptResult) {
+	if r.cutOff {
+		return // the worker is stopping: the run is handed off as it is
+	}
 	delete(ex.running, r.step)
 	cmd := ex.rt.pending[r.step]
 	if cmd == nil || cmd.kind != backend.EventActivityScheduled || cmd.attempt != r.attempt {
