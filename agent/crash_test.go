@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -55,7 +56,15 @@ func TestRestartsThroughoutApprovalFlow(t *testing.T) {
 		if info.Status == backend.StatusAwaitingApproval || info.Status == backend.StatusWaiting {
 			decide(t, e, run.ID)
 		}
-		require.NoError(t, e.store.(backend.Watcher).WatchRun(ctx, run.ID, info.Version))
+		require.NotEqual(t, backend.StatusParked, info.Status, "run parked: %+v", info.Failure)
+		// A run that makes no progress for long is stuck: say how.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = e.store.(backend.Watcher).WatchRun(wctx, run.ID, info.Version)
+		cancel()
+		if err != nil {
+			e.dump()
+		}
+		require.NoError(t, err, "no progress for 10 s: status %s, %d restarts", info.Status, restarts)
 	}
 	res := e.result(run)
 	assert.Equal(t, "Done.", res.Text)

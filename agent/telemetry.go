@@ -164,15 +164,15 @@ func (o *observation) event(ctx context.Context, gen int, e backend.Event) {
 		o.activity(ctx, gen, e)
 	case backend.EventTimerFired:
 		s := o.stepSpan(o.w.Run.Workflow, "timer", trace.SpanKindInternal, gen, e, 0)
-		s.end(ctx, e.Time, nil)
 		o.t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("timer"), attrOutcome.String("completed")))
+		s.end(ctx, e.Time, nil)
 	case backend.EventChildCompleted:
 		// A child of an agent run is a helper agent, called as a tool.
 		s := o.stepSpan(o.w.Run.Workflow, "execute_tool "+e.Name, trace.SpanKindInternal, gen, e, 0)
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(e.Name),
 			semconv.GenAIToolType("function"), attribute.String("cairn.child.run_id", e.RunID))
-		s.end(ctx, e.Time, e.Failure)
 		o.t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("child"), outcome(e.Failure)))
+		s.end(ctx, e.Time, e.Failure)
 	case backend.EventSideEffect:
 		o.record(ctx, gen, e)
 	case backend.EventRunCompleted, backend.EventRunFailed, backend.EventRunCanceled:
@@ -348,9 +348,11 @@ func (o *observation) run(ctx context.Context, e backend.Event) {
 			s.attrs = append(s.attrs, attribute.String("cairn.final_agent", res.Agent))
 		}
 	}
-	s.end(ctx, e.Time, e.Failure)
+	// Counted before its span ends: whoever sees the run's span, the last
+	// thing a run emits, sees it counted.
 	o.t.runs.Add(ctx, 1, metric.WithAttributes(attrRunStatus.String(string(run.Status)),
 		semconv.GenAIAgentName(run.Workflow)))
+	s.end(ctx, e.Time, e.Failure)
 }
 
 // modelAttrs are the attributes that name a model.
