@@ -345,8 +345,11 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task backend.Task, r
 		select {
 		case <-prev:
 		case <-ctx.Done():
-			return ctx.Err()
 		}
+	}
+	if ctx.Err() != nil {
+		w.giveBack(task)
+		return ctx.Err()
 	}
 	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
 	if errors.Is(err, backend.ErrLeaseHeld) {
@@ -418,6 +421,36 @@ func (w *Worker) notifyParent(ctx context.Context, lease backend.Lease, info bac
 		return err
 	}
 	return w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: committed, Run: info, Release: true})
+}
+
+// giveBack returns the run of a task it polled to the store unexecuted,
+// for a worker that is stopping: it takes the run's lease and releases it
+// at once, due now, so that the store queues the run again for whatever
+// the task was about (news in its inbox, a due time, a dead worker's
+// lease), and acknowledges the task. Left unacknowledged, the task would
+// wait for the store's visibility timeout (30 s by default) before another
+// worker got it; a test found a run stuck that long.
+func (w *Worker) giveBack(task backend.Task) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lease, err := w.store.Lease(ctx, task.RunID, w.id, w.leaseTTL)
+	if errors.Is(err, backend.ErrLeaseHeld) {
+		return // its holder sees the news; the task comes back if it died
+	}
+	if err == nil {
+		var info backend.RunInfo
+		if info, err = w.store.GetRun(ctx, task.RunID); err == nil {
+			if !info.Status.Dormant() {
+				info.WakeAt = w.clock.Now()
+			}
+			err = w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
+		}
+	}
+	if err != nil && !errors.Is(err, backend.ErrRunNotFound) {
+		w.log.Warn("give run back", "run_id", task.RunID, "err", err)
+		return // unacknowledged: delivered again after the visibility timeout
+	}
+	w.ack(ctx, task)
 }
 
 func (w *Worker) ack(ctx context.Context, task backend.Task) {
