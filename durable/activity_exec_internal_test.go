@@ -47,9 +47,13 @@ func TestAttemptCutOffByItsWorker(t *testing.T) {
 		cause func(context.CancelCauseFunc)
 		kind  backend.FailureKind
 	}{
-		{"timeout", func() (context.Context, context.CancelCauseFunc) { return context.WithCancelCause(context.Background()) },
+		{"timeout", func() (context.Context, context.CancelCauseFunc) {
+			return context.WithCancelCause(context.Background())
+		},
 			ActivityOptions{StartToCloseTimeout: time.Millisecond}, nil, backend.KindTimeout},
-		{"run canceled", func() (context.Context, context.CancelCauseFunc) { return context.WithCancelCause(context.Background()) },
+		{"run canceled", func() (context.Context, context.CancelCauseFunc) {
+			return context.WithCancelCause(context.Background())
+		},
 			ActivityOptions{}, func(c context.CancelCauseFunc) { c(ErrCanceled) }, backend.KindCanceled},
 	} {
 		t.Run(own.name, func(t *testing.T) {
