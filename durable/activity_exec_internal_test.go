@@ -42,25 +42,18 @@ func TestAttemptCutOffByItsWorker(t *testing.T) {
 	// What is the activity's own outcome stays a failure.
 	for _, own := range []struct {
 		name  string
-		ctx   func() (context.Context, context.CancelCauseFunc)
 		opts  ActivityOptions
-		cause func(context.CancelCauseFunc)
+		cause error // the run's cancellation, if any
 		kind  backend.FailureKind
 	}{
-		{"timeout", func() (context.Context, context.CancelCauseFunc) {
-			return context.WithCancelCause(context.Background())
-		},
-			ActivityOptions{StartToCloseTimeout: time.Millisecond}, nil, backend.KindTimeout},
-		{"run canceled", func() (context.Context, context.CancelCauseFunc) {
-			return context.WithCancelCause(context.Background())
-		},
-			ActivityOptions{}, func(c context.CancelCauseFunc) { c(ErrCanceled) }, backend.KindCanceled},
+		{"timeout", ActivityOptions{StartToCloseTimeout: time.Millisecond}, nil, backend.KindTimeout},
+		{"run canceled", ActivityOptions{}, ErrCanceled, backend.KindCanceled},
 	} {
 		t.Run(own.name, func(t *testing.T) {
-			ctx, cancel := own.ctx()
+			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)
 			if own.cause != nil {
-				time.AfterFunc(time.Millisecond, func() { own.cause(cancel) })
+				time.AfterFunc(time.Millisecond, func() { cancel(own.cause) })
 			}
 			r := runAttempt(ctx, backend.SystemClock(), blocking, info, own.opts, nil)
 			assert.False(t, r.cutOff)
