@@ -115,6 +115,12 @@ func (ex *executor) run(ctx context.Context) error {
 		}
 		select {
 		case r := <-ex.results:
+			if r.cutOff && ctx.Err() != nil {
+				// Stopping: as below, whichever the select saw first.
+				stopRenew()
+				ex.handOff()
+				return ctx.Err()
+			}
 			ex.applyResult(r)
 		case <-ex.poke:
 			ex.inboxDirty = true
