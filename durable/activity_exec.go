@@ -136,7 +136,7 @@ func runAttempt(ctx context.Context, clock backend.Clock, fn ActivityFunc, info 
 		res.cutOff = true // the function gave up because its context ended
 		return res
 	}
-	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && cause != context.Canceled {
 		// The attempt was cut short: report why, not the context error
 		// the function may have returned.
 		res.failure = failureOf(fmt.Errorf("%w (%v)", cause, o.err))

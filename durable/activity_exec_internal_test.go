@@ -67,6 +67,8 @@ func TestAttemptCutOffByItsWorker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	failing := func(context.Context, []byte) ([]byte, error) { cancel(); return nil, errors.New("card declined") }
 	r := runAttempt(ctx, backend.SystemClock(), failing, info, ActivityOptions{}, nil)
+	assert.False(t, r.cutOff)
 	require.NotNil(t, r.failure)
-	assert.Contains(t, r.failure.Message, "card declined")
+	assert.Equal(t, "card declined", r.failure.Message)
+	assert.Equal(t, "*errors.errorString", r.failure.Type)
 }
