@@ -2,6 +2,7 @@ package durable
 
 import (
 	"fmt"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 

@@ -2,9 +2,10 @@ package durable
 
 import (
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Context is what workflow code gets instead of a context.Context: the run's

@@ -5,8 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // status is the record to commit for the run's current state.

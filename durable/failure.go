@@ -3,8 +3,9 @@ package durable
 import (
 	"errors"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // NonRetryable marks err so that the activity attempt that returned it is

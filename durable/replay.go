@@ -2,8 +2,9 @@ package durable
 
 import (
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // ReplayHistory replays a recorded history against the workflow's current

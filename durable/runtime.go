@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // workflowRuntime holds one run of a workflow in memory: its coroutines, the

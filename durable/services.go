@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Now returns the workflow's current time: the time at which the event the

@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Signal is a named message with a payload of type T that is sent to a run

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"io"
 	"strconv"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // timelineDetailRunes caps the DETAIL column of a timeline.

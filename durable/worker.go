@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Observer is told what a worker wrote to a run, after the store accepted

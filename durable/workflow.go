@@ -6,9 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"reflect"
 	"time"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // Workflow is a named workflow function. Its code must be deterministic:
