@@ -190,7 +190,6 @@ func TestSummaryRequestIsIncremental(t *testing.T) {
 	assert.Contains(t, req.System, "at most 500 tokens")
 }
 
-
 func pinOrders(m providers.Message) []string {
 	var facts []string
 	for _, f := range strings.Fields(m.Content) {
