@@ -23,7 +23,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/providers"
@@ -296,7 +296,7 @@ func BenchmarkAgentDurableMemory(b *testing.B) {
 	for _, feed := range []bool{true, false} {
 		b.Run(map[bool]string{true: "feed", false: "nofeed"}[feed], func(b *testing.B) {
 			a := benchAgent(b)
-			mem := memory.New()
+			mem := inmem.New()
 			var store backend.Store = mem
 			if !feed {
 				store = benchHideFeed(mem)
@@ -426,7 +426,7 @@ func BenchmarkAgentTracing(b *testing.B) {
 				opts.TracerProvider = tp
 				opts.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 			}
-			rt := agent.NewRuntime(benchHideFeed(memory.New()), opts)
+			rt := agent.NewRuntime(benchHideFeed(inmem.New()), opts)
 			if err := rt.Register(a); err != nil {
 				b.Fatal(err)
 			}

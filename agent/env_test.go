@@ -13,7 +13,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // env is a runtime on an in-memory store with a worker that can be
@@ -28,7 +28,7 @@ type env struct {
 
 func newEnv(t *testing.T, agents ...*agent.Agent) *env {
 	t.Helper()
-	return newEnvOn(t, memory.New(), agent.Options{}, agents...)
+	return newEnvOn(t, inmem.New(), agent.Options{}, agents...)
 }
 
 func newEnvOn(t *testing.T, store backend.Store, opts agent.Options, agents ...*agent.Agent) *env {

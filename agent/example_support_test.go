@@ -14,7 +14,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools"
@@ -62,7 +62,7 @@ func supportModel() providers.Model {
 func Example_support() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	store := memory.New() // redis.Open(url) in production
+	store := inmem.New() // redis.Open(url) in production
 	model := supportModel()
 	pay := &payments{refunds: map[string]int{}}
 	lookupOrder := tools.MustNew("lookup_order", "Find an order by its id.",

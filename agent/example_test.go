@@ -14,7 +14,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools"
@@ -49,7 +49,7 @@ func Example() {
 
 	// The runtime binds agents to a store: memory here, Redis in
 	// production (durable/redis).
-	rt := agent.NewRuntime(memory.New(), agent.Options{})
+	rt := agent.NewRuntime(inmem.New(), agent.Options{})
 	if err := rt.Register(support); err != nil {
 		log.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func ExampleRuntime_Decide() {
 		),
 		Tools: set,
 	}
-	store := memory.New()
+	store := inmem.New()
 	rt := agent.NewRuntime(store, agent.Options{})
 	if err := rt.Register(support); err != nil {
 		log.Fatal(err)
@@ -153,7 +153,7 @@ func Example_tracing() {
 			{Name: "weather", Arguments: `{"city":"Lyon"}`}}}},
 		providers.Response{Message: providers.Message{Content: "Sunny in Lyon."}},
 	)}
-	rt := agent.NewRuntime(memory.New(), agent.Options{TracerProvider: tp})
+	rt := agent.NewRuntime(inmem.New(), agent.Options{TracerProvider: tp})
 	if err := rt.Register(forecaster); err != nil {
 		log.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools"
@@ -226,7 +226,7 @@ func mustContain(t *testing.T, what, s string, subs ...string) {
 	}
 }
 
-func newMemoryStore() backend.Store { return memory.New() }
+func newMemoryStore() backend.Store { return inmem.New() }
 
 // say sends text to a conversation run and waits for its reply.
 func say(ctx context.Context, rt *agent.Runtime, runID, text string) (agent.Reply, error) {

@@ -23,7 +23,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/internal/syncbuf"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
@@ -43,7 +43,7 @@ func newTelemetryEnv(t *testing.T, content bool, agents ...*agent.Agent) *teleme
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(agent.IDGenerator{}))
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	e := newEnvOn(t, memory.New(), agent.Options{TracerProvider: tp, MeterProvider: mp, RecordContent: content}, agents...)
+	e := newEnvOn(t, inmem.New(), agent.Options{TracerProvider: tp, MeterProvider: mp, RecordContent: content}, agents...)
 	return &telemetryEnv{env: e, spans: spans, tp: tp, metrics: reader}
 }
 
@@ -277,7 +277,7 @@ func TestSpansWithoutIDGenerator(t *testing.T) {
 	_, model := script(answer("Hello."))
 	a := &agent.Agent{Name: "plain", Model: model}
 	var logs syncbuf.Buffer
-	store := memory.New()
+	store := inmem.New()
 	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tp, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, rt.Register(a))
 	ctx := ctxT(t)

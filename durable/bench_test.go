@@ -8,7 +8,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 var noop = durable.NewActivity("noop", func(ctx context.Context, n int) (int, error) { return n + 1, nil })
@@ -28,7 +28,7 @@ var steps = durable.NewWorkflow("steps", func(ctx durable.Context, n int) (int, 
 // Compare with BenchmarkSequentialStepBaseline, the same call without
 // durability.
 func BenchmarkSequentialStep(b *testing.B) {
-	store := memory.New()
+	store := inmem.New()
 	w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
 	w.Register(steps)
 	client := durable.NewClient(store, durable.ClientOptions{})
@@ -59,7 +59,7 @@ func BenchmarkSequentialStepBaseline(b *testing.B) {
 // history10k records a run of 4,999 steps: 10,000 events.
 func history10k(b *testing.B) [][]byte {
 	b.Helper()
-	store := memory.New()
+	store := inmem.New()
 	w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
 	w.Register(steps)
 	client := durable.NewClient(store, durable.ClientOptions{})
@@ -97,7 +97,7 @@ func BenchmarkResume10k(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		store := memory.New()
+		store := inmem.New()
 		first := entries[0]
 		_, _, err := store.CreateRun(ctx, backend.RunInfo{ID: "long", Workflow: "steps"}, first)
 		require.NoError(b, err)

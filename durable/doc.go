@@ -8,7 +8,7 @@
 // the caller. Everything a run does that touches the world goes through
 // the functions of this package, and each of those steps is recorded in
 // the run's history, an append-only list of events kept by a store
-// (durable/redis, or durable/memory for tests and demos):
+// (durable/redis, or durable/inmem for tests and demos):
 //
 //   - activities (NewActivity, Execute, StartActivity): plain
 //     func(context.Context, In) (Out, error) that do the I/O (model calls,
@@ -48,7 +48,7 @@
 //		return durable.Execute(ctx, greet, name)
 //	})
 //
-//	store := memory.New() // redis.Open(url) in production
+//	store := inmem.New() // redis.Open(url) in production
 //	worker := durable.NewWorker(store, durable.WorkerOptions{})
 //	worker.Register(hello)
 //	go worker.Run(ctx)

@@ -17,13 +17,13 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // env is a store, a client and a running worker for one test.
 type env struct {
 	t      *testing.T
-	store  *memory.Store
+	store  *inmem.Store
 	client *durable.Client
 	worker *durable.Worker
 	cancel context.CancelFunc
@@ -47,7 +47,7 @@ func newEnv(t *testing.T, wfs ...durable.WorkflowDefinition) *env {
 
 // newIdleEnv is an env with no worker yet.
 func newIdleEnv(t *testing.T) *env {
-	e := &env{t: t, store: memory.New()}
+	e := &env{t: t, store: inmem.New()}
 	e.client = durable.NewClient(e.store, durable.ClientOptions{})
 	return e
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // The minimal program of the package documentation.
@@ -22,7 +22,7 @@ func Example_hello() {
 		return durable.Execute(ctx, greet, name)
 	})
 
-	store := memory.New() // redis.Open(url) in production
+	store := inmem.New() // redis.Open(url) in production
 	worker := durable.NewWorker(store, durable.WorkerOptions{})
 	worker.Register(hello)
 	go worker.Run(ctx)
@@ -64,7 +64,7 @@ func Example() {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	store := memory.New()
+	store := inmem.New()
 	worker := durable.NewWorker(store, durable.WorkerOptions{})
 	worker.Register(order)
 	go worker.Run(ctx)
@@ -106,7 +106,7 @@ func ExampleReplayHistory() {
 	})
 
 	ctx := context.Background()
-	store := memory.New()
+	store := inmem.New()
 	worker := durable.NewWorker(store, durable.WorkerOptions{})
 	worker.Register(v1)
 	client := durable.NewClient(store, durable.ClientOptions{})

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // observed collects what a worker's observer is told.
@@ -59,7 +59,7 @@ func TestRecordWaitingStatusAndObservers(t *testing.T) {
 		}
 		return "approved " + what, nil
 	})
-	store := memory.New()
+	store := inmem.New()
 	client := durable.NewClient(store, durable.ClientOptions{})
 	ctx := ctxT(t)
 	var seen observed
@@ -141,7 +141,7 @@ func TestObserversInOrderAcrossRelease(t *testing.T) {
 		}
 		return sum, nil
 	})
-	store := memory.New()
+	store := inmem.New()
 	client := durable.NewClient(store, durable.ClientOptions{})
 	ctx := ctxT(t)
 	var mu sync.Mutex

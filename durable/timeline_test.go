@@ -17,7 +17,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -171,7 +171,7 @@ func TestWriteTimelineOfRun(t *testing.T) {
 		}
 		return durable.Execute(ctx, greet, name)
 	})
-	store := memory.New()
+	store := inmem.New()
 	worker := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
 	worker.Register(wf)
 	client := durable.NewClient(store, durable.ClientOptions{})

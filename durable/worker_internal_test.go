@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // A worker that stops with a task it polled but will not execute gives the
@@ -19,7 +19,7 @@ import (
 func TestStoppingWorkerGivesTaskBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store := memory.New()
+	store := inmem.New()
 	wf := NewWorkflow("echo", func(ctx Context, s string) (string, error) { return s, nil })
 	client := NewClient(store, ClientOptions{})
 	run, err := wf.Start(ctx, client, "r", "hello")

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -164,7 +164,7 @@ func TestClassifyRetries(t *testing.T) {
 			})
 			ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 			defer stop()
-			store := memory.New()
+			store := inmem.New()
 			worker := durable.NewWorker(store, durable.WorkerOptions{})
 			worker.Register(wf)
 			go worker.Run(ctx)

@@ -9,7 +9,7 @@
 //     assertion, and what they exchange with the engine (Commit, Lease,
 //     Task, InboxEntry, ActivityTask, FeedEntry). A store is done when it
 //     passes the conformance suite in durable/storetest. The stores of this
-//     module are durable/redis and durable/memory.
+//     module are durable/redis and durable/inmem.
 //   - those who read what a store keeps: the record of a run (RunInfo,
 //     Status, Failure, Trace) and its history, a list of Events in a
 //     versioned JSON encoding (EncodeEvent, DecodeEvent, DecodeHistory,

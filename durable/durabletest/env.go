@@ -18,7 +18,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // Start is the time an Env's clock starts at.
@@ -28,7 +28,7 @@ func Start() time.Time { return time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC) }
 // example Client to send signals or Clock to read the time.
 type Env struct {
 	Clock  *Clock
-	Store  *memory.Store
+	Store  *inmem.Store
 	Client *durable.Client
 	Worker *durable.Worker
 
@@ -41,7 +41,7 @@ type Env struct {
 // warnings to t, which may be nil (in examples) to drop them.
 func New(t testing.TB, workflows ...durable.WorkflowDefinition) *Env {
 	e := &Env{t: t, Clock: NewClock(Start()), mocks: map[string]durable.ActivityFunc{}}
-	e.Store = memory.New(memory.WithClock(e.Clock))
+	e.Store = inmem.New(inmem.WithClock(e.Clock))
 	e.Client = durable.NewClient(e.Store, durable.ClientOptions{Clock: e.Clock})
 	e.Worker = durable.NewWorker(e.Store, durable.WorkerOptions{
 		ID: "test-worker", Clock: e.Clock, Logger: testLogger(t),

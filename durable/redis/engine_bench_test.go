@@ -12,7 +12,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -238,7 +238,7 @@ func BenchmarkTimerLateness(b *testing.B) {
 // steps (2n+2 events).
 func memoryHistory(b *testing.B, n int) [][]byte {
 	b.Helper()
-	store := memory.New()
+	store := inmem.New()
 	w := newWorker(store)
 	client := durable.NewClient(store, durable.ClientOptions{})
 	ctx := context.Background()

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/storetest"
 )
 
@@ -13,7 +13,7 @@ import (
 func ExampleRun() {
 	_ = func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
-			return memory.New(memory.WithClock(clock))
+			return inmem.New(inmem.WithClock(clock))
 		})
 	}
 }

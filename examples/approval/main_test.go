@@ -13,7 +13,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/otlptest"
 	"github.com/cairn-dev/cairn/internal/redistest"
@@ -112,14 +112,14 @@ func service(t *testing.T, store backend.Store, pay *payments) (*agent.Runtime, 
 	return rt, support
 }
 
-// runExample runs the example with the memory store and the scripted
+// runExample runs the example with the in-memory store and the scripted
 // model, and returns what it wrote.
 func runExample(t *testing.T, cfg config) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out syncbuf.Buffer
-	err := run(ctx, &out, memory.New(), scriptedSupport(), cfg)
+	err := run(ctx, &out, inmem.New(), scriptedSupport(), cfg)
 	return out.String(), err
 }
 

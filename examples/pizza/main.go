@@ -53,7 +53,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/spantree"
 	"github.com/cairn-dev/cairn/providers"
@@ -107,7 +107,7 @@ func mainErr(redisURL string, cfg config) error {
 // else memory, which needs no setup but forgets everything on exit.
 func openStore(redisURL string) (backend.Store, func(), error) {
 	if redisURL == "" {
-		return memory.New(), func() {}, nil
+		return inmem.New(), func() {}, nil
 	}
 	store, err := redis.Open(redisURL)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/internal/spantree"
@@ -28,7 +28,7 @@ var (
 const finalAnswer = "is on its way to 12 Via Roma, and the receipt is in your inbox. Enjoy!"
 
 func TestRunInMemory(t *testing.T) {
-	got := runExample(t, memory.New())
+	got := runExample(t, inmem.New())
 	for _, tool := range toolNames {
 		for _, line := range []string{"[tool] " + tool + " started", "[tool] " + tool + " finished"} {
 			assert.Equal(t, 1, strings.Count(got, line), "times %q in:\n%s", line, got)
@@ -61,7 +61,7 @@ func TestRunOnRedis(t *testing.T) {
 // and every side effect happens once in all.
 func TestInterruptedRunCarriesOn(t *testing.T) {
 	for name, store := range map[string]func(*testing.T) backend.Store{
-		"memory": func(*testing.T) backend.Store { return memory.New() },
+		"memory": func(*testing.T) backend.Store { return inmem.New() },
 		"redis":  openRedis,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -143,7 +143,7 @@ func TestTrace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	require.NoError(t, runWith(ctx, &out, memory.New(), scriptedWaiter(), config{wait: 10 * time.Millisecond, trace: true}),
+	require.NoError(t, runWith(ctx, &out, inmem.New(), scriptedWaiter(), config{wait: 10 * time.Millisecond, trace: true}),
 		"run:\n%s", out.String())
 	got := out.String()
 	_, tree, ok := strings.Cut(got, "\nTrace:\n")

@@ -13,7 +13,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // replayFlags are replay-check's flags that opts has no field for. Each
@@ -251,7 +251,7 @@ func (e *env) checkOne(ctx context.Context, s replaySource, defs map[string]dura
 
 // definitions returns the app's workflows by name: its Workflows, and the
 // workflows of its Agents and of the agents they hand off to or use as
-// helpers. The agents' workflows are those of a Runtime on a memory store:
+// helpers. The agents' workflows are those of a Runtime on an in-memory store:
 // replay needs only their code, no store.
 func (app App) definitions() (map[string]durable.WorkflowDefinition, error) {
 	defs := map[string]durable.WorkflowDefinition{}
@@ -273,7 +273,7 @@ func (app App) definitions() (map[string]durable.WorkflowDefinition, error) {
 	if len(app.Agents) == 0 {
 		return defs, nil
 	}
-	rt := agent.NewRuntime(memory.New(), agent.Options{Codec: app.Codec, Authorizer: app.Authorizer,
+	rt := agent.NewRuntime(inmem.New(), agent.Options{Codec: app.Codec, Authorizer: app.Authorizer,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err := rt.Register(app.Agents...); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package memory
+package inmem
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ const (
 	DefaultFeedLimit = 1000
 )
 
-// feed is a run's progress feed. The memory store drops no run, so feeds
+// feed is a run's progress feed. The in-memory store drops no run, so feeds
 // live as long as the store; each holds at most MaxFeedLen entries.
 type feed struct {
 	last    uint64        // sequence number of the last entry published

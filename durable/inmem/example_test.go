@@ -1,4 +1,4 @@
-package memory_test
+package inmem_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 )
 
 // A worker's round with a store: poll a task, lease the run, commit the
@@ -15,7 +15,7 @@ import (
 // opaque bytes to a store; the engine encodes them with backend.EncodeEvent.
 func Example() {
 	ctx := context.Background()
-	store := memory.New()
+	store := inmem.New()
 
 	run := backend.RunInfo{ID: "order-42", Workflow: "checkout", Status: backend.StatusPending}
 	if _, _, err := store.CreateRun(ctx, run, []byte("run started")); err != nil {

@@ -1,4 +1,4 @@
-package memory_test
+package inmem_test
 
 import (
 	"context"
@@ -10,18 +10,18 @@ import (
 
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/durabletest"
-	"github.com/cairn-dev/cairn/durable/memory"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/storetest"
 )
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
-		return memory.New(memory.WithClock(clock))
+		return inmem.New(inmem.WithClock(clock))
 	})
 }
 
 // pollNow returns a ready task, if any, without blocking.
-func pollNow(t *testing.T, s *memory.Store) (backend.Task, bool) {
+func pollNow(t *testing.T, s *inmem.Store) (backend.Task, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -31,7 +31,7 @@ func pollNow(t *testing.T, s *memory.Store) (backend.Task, bool) {
 
 func TestPollDeduplicates(t *testing.T) {
 	ctx := t.Context()
-	s := memory.New()
+	s := inmem.New()
 	_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first"))
 	require.NoError(t, err)
 	for range 2 {
@@ -47,7 +47,7 @@ func TestPollDeduplicates(t *testing.T) {
 func TestWithVisibilityTimeout(t *testing.T) {
 	ctx := t.Context()
 	clock := durabletest.NewClock(time.Unix(0, 0))
-	s := memory.New(memory.WithClock(clock), memory.WithVisibilityTimeout(5*time.Second))
+	s := inmem.New(inmem.WithClock(clock), inmem.WithVisibilityTimeout(5*time.Second))
 	_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first"))
 	require.NoError(t, err)
 	_, ok := pollNow(t, s)
@@ -65,7 +65,7 @@ func TestWithVisibilityTimeout(t *testing.T) {
 func TestWakeAtSystemClock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	s := memory.New()
+	s := inmem.New()
 	_, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "r1"}, []byte("first"))
 	require.NoError(t, err)
 	task, err := s.Poll(ctx, "w")

@@ -1,9 +1,9 @@
-// Package memory is a backend.Store that keeps everything in the memory of
+// Package inmem is a backend.Store that keeps everything in the memory of
 // the process, for tests, examples and the zero-setup quickstart. Every
 // run is lost when the process exits; runs that must outlive the process
 // belong in the Redis store. It passes the same conformance suite
 // (durable/storetest) as the Redis store.
-package memory
+package inmem
 
 import (
 	"bytes"
