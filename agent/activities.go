@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,9 @@ func (rt *Runtime) define(a *Agent) *registration {
 		mo.RetryPolicy.MaximumAttempts = defaultModelAttempts
 	}
 	r.model = durable.NewActivity("model:"+a.Name, rt.callModel(a), mo)
+	if a.Memory != nil && !a.Memory.NoSummary {
+		r.summary = durable.NewActivity("summary:"+a.Name, rt.summarize(a), mo)
+	}
 	if a.Tools != nil {
 		for _, t := range a.Tools.List() {
 			opts := durable.ActivityOptions{RetryPolicy: t.RetryPolicy()}
@@ -93,6 +97,16 @@ func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (provide
 			}
 			return nil
 		})
+	}
+}
+
+// summarize is the activity that writes the summary of a compaction, with
+// the policy's summarizer or the agent's model.
+func (rt *Runtime) summarize(a *Agent) func(context.Context, modelCall) (providers.Response, error) {
+	model := cmp.Or(a.Memory.Summarizer, a.Model)
+	return func(ctx context.Context, c modelCall) (providers.Response, error) {
+		rt.tel.recordModelInput(ctx, c.Request)
+		return model.Generate(ctx, c.Request)
 	}
 }
 

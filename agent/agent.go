@@ -75,6 +75,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/memory"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -143,7 +144,16 @@ type Agent struct {
 	ConversationLimit int
 	// ModelOptions tune the model call activity: its timeout and retry
 	// policy. Provider errors say themselves whether they are retryable.
+	// Summaries (see Memory) are model calls with the same options.
 	ModelOptions durable.ActivityOptions
+	// Memory bounds what the model sees each turn: a window of the
+	// latest messages, and the older ones compacted into a summary and
+	// pinned facts (see memory.Policy). Each compaction is a model call
+	// journaled as an activity, and recorded in the run's history
+	// ("compaction", a memory.Compaction). A conversation carries the
+	// compacted state and the window over a continue-as-new, not its
+	// transcript. Nil: the model sees the whole conversation.
+	Memory *memory.Policy
 }
 
 // ApprovalPolicy bounds the wait for approvals.
@@ -197,6 +207,11 @@ func (a *Agent) validate() error {
 	}
 	if a.Model == nil {
 		return fmt.Errorf("agent %s: no model", a.Name)
+	}
+	if a.Memory != nil {
+		if err := a.Memory.Validate(); err != nil {
+			return fmt.Errorf("agent %s: %w", a.Name, err)
+		}
 	}
 	seen := map[string]string{}
 	if a.Tools != nil {
@@ -256,6 +271,11 @@ type Input struct {
 	Message string `json:"message,omitempty"`
 	// History is a conversation to go on from, before Message.
 	History []providers.Message `json:"history,omitempty"`
+	// Memory is what compactions kept of messages before History (the
+	// summary, the pinned facts, the opening message): carried over a
+	// continue-as-new when the agent has a memory policy. A caller may
+	// set Memory.Pinned: facts the model sees in every prompt.
+	Memory *memory.State `json:"memory,omitempty"`
 	// Conversation makes the run a chat session: after answering, it
 	// waits for the next message (Runtime.Send) instead of ending.
 	Conversation bool `json:"conversation,omitempty"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/memory"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -27,6 +28,7 @@ const (
 	recReply             = "reply"
 	recToolStarted       = "workflow_tool_started"
 	recToolFinished      = "workflow_tool_finished"
+	recCompaction        = "compaction"
 )
 
 // record is the payload of what the loop records.
@@ -85,8 +87,13 @@ type userMessage struct {
 
 // state is a run's conversation, as the loop rebuilds it.
 type state struct {
-	reg      *registration
+	reg *registration
+	// messages are those of this generation of the run, the carried
+	// window included; the model sees messages[window:], after what
+	// compactions kept of the others (mem).
 	messages []providers.Message
+	window   int
+	mem      memory.State
 	usage    providers.Usage
 	turns    int
 }
@@ -100,6 +107,9 @@ func (rt *Runtime) loop(ctx durable.Context, in Input) (RunResult, error) {
 		return RunResult{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
 	}
 	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns}
+	if in.Memory != nil {
+		st.mem = *in.Memory
+	}
 	if in.Conversation {
 		return rt.converse(ctx, st, in)
 	}
@@ -125,9 +135,15 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (RunResult
 	var replies []Reply // given in this history
 	for exchanges := 0; ; {
 		if exchanges >= limit {
-			return RunResult{}, durable.ContinueAsNew(ctx, Input{Conversation: true, History: st.messages,
+			// What the model sees goes on: the compacted state and
+			// the window, not the messages compacted away.
+			next := Input{Conversation: true, History: st.messages[st.window:],
 				Agent: st.reg.agent.Name, Replies: replies, Usage: st.usage, Turns: st.turns,
-				LastText: last.Text, LastOutput: last.Output})
+				LastText: last.Text, LastOutput: last.Output}
+			if !st.mem.IsZero() {
+				next.Memory = &st.mem
+			}
+			return RunResult{}, durable.ContinueAsNew(ctx, next)
 		}
 		if next.Text == "" {
 			m, err := messageSignal.Receive(ctx)
@@ -174,10 +190,15 @@ func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 		if turn >= a.maxTurns() {
 			return st.result("", nil), fmt.Errorf("agent %s: %w (%d turns)", a.Name, ErrMaxTurns, a.maxTurns())
 		}
-		resp, err := durable.Execute(ctx, st.reg.model, modelCall{Request: st.request()})
+		if err := st.compact(ctx); err != nil {
+			return st.result("", nil), err
+		}
+		req := st.request()
+		resp, err := durable.Execute(ctx, st.reg.model, modelCall{Request: req})
 		if err != nil {
 			return st.result("", nil), fmt.Errorf("agent %s: model call: %w", a.Name, err)
 		}
+		st.calibrate(req, resp.Usage)
 		st.turns++
 		st.usage = addUsage(st.usage, resp.Usage)
 		msg := resp.Message
@@ -216,7 +237,8 @@ func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 // request is the model request for the conversation so far.
 func (st *state) request() providers.Request {
 	a := st.reg.agent
-	req := providers.Request{System: a.Instructions, Messages: st.messages, Settings: a.Settings}
+	req := providers.Request{System: st.mem.System(a.Instructions), Messages: st.mem.Messages(st.messages[st.window:]),
+		Settings: a.Settings}
 	if a.Tools != nil {
 		for _, d := range a.Tools.Definitions() {
 			req.Tools = append(req.Tools, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})

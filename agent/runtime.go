@@ -72,7 +72,10 @@ type registration struct {
 	agent    *Agent
 	workflow *durable.Workflow[Input, RunResult]
 	model    *durable.Activity[modelCall, providers.Response]
-	tools    map[string]*durable.Activity[toolCall, toolOutcome]
+	// summary writes the summaries of compactions (Agent.Memory); nil
+	// without them.
+	summary *durable.Activity[modelCall, providers.Response]
+	tools   map[string]*durable.Activity[toolCall, toolOutcome]
 }
 
 // NewRuntime returns a runtime on store.

@@ -150,11 +150,15 @@ func (o *observation) agent(name string) (*Agent, providers.Info) {
 	if !ok {
 		return nil, providers.Info{}
 	}
-	d, _ := reg.agent.Model.(providers.Describer)
-	if d == nil {
-		return reg.agent, providers.Info{}
+	return reg.agent, describe(reg.agent.Model)
+}
+
+// describe names a model, if it can say what it is.
+func describe(m providers.Model) providers.Info {
+	if d, ok := m.(providers.Describer); ok {
+		return d.Describe()
 	}
-	return reg.agent, d.Describe()
+	return providers.Info{}
 }
 
 // event emits what one event of generation gen ends, if anything.
@@ -187,12 +191,19 @@ func (o *observation) activity(ctx context.Context, gen int, e backend.Event) {
 	var s span
 	kind := "activity"
 	switch {
-	case strings.HasPrefix(e.Name, "model:"):
+	case strings.HasPrefix(e.Name, "model:") || strings.HasPrefix(e.Name, "summary:"):
 		kind = "chat"
-		agent := strings.TrimPrefix(e.Name, "model:")
-		_, model := o.agent(agent)
+		agent, summary := strings.CutPrefix(e.Name, "summary:")
+		agent = strings.TrimPrefix(agent, "model:")
+		a, model := o.agent(agent)
+		if summary && a != nil && a.Memory != nil && a.Memory.Summarizer != nil {
+			model = describe(a.Memory.Summarizer)
+		}
 		s = o.stepSpan(agent, spanName("chat", model.Model), trace.SpanKindClient, gen, e, e.Attempt)
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameChat)
+		if summary {
+			s.attrs = append(s.attrs, attribute.Bool("cairn.memory.summary", true))
+		}
 		s.attrs = append(s.attrs, modelAttrs(model)...)
 		var resp providers.Response
 		if e.Type == backend.EventActivityCompleted && json.Unmarshal(e.Payload, &resp) == nil {

@@ -94,6 +94,16 @@ type State struct {
 	// compactions.
 	Evicted     int `json:"evicted,omitempty"`
 	Compactions int `json:"compactions,omitempty"`
+	// Scale is the ratio of the input tokens the provider reported for
+	// the last model call to the tokenizer's count of its request: Plan's
+	// correction. 0 until a provider reports usage.
+	Scale float64 `json:"scale,omitempty"`
+}
+
+// IsZero says whether s holds nothing: no compaction happened and no fact
+// was pinned.
+func (s State) IsZero() bool {
+	return s.Summary == "" && len(s.Pinned) == 0 && s.Opening == nil && s.Evicted == 0 && s.Compactions == 0 && s.Scale == 0
 }
 
 // Validate checks a policy.
@@ -187,6 +197,10 @@ func (s State) Messages(window []providers.Message) []providers.Message {
 	}
 	return append([]providers.Message{*s.Opening}, window...)
 }
+
+// Count returns the tokens of a request as the policy's Tokenizer counts
+// them, framing included, before any correction.
+func (p *Policy) Count(req providers.Request) int { return p.counter().request(req) }
 
 // Plan is a policy's decision before a model call.
 type Plan struct {
