@@ -35,6 +35,11 @@ var (
 	// text or key, too much metadata, a vector that is empty, too long,
 	// or not finite.
 	ErrInvalidItem = errors.New("memory: invalid item")
+	// ErrInvalidQuery means a search or a listing asks for what cannot
+	// be given: a vector that is empty, too long or not finite, a TopK
+	// outside 0 to MaxTopK, a filter past the metadata limits, a
+	// MinScore that is NaN, a negative List limit.
+	ErrInvalidQuery = errors.New("memory: invalid query")
 	// ErrDimension means a vector's length differs from that of the
 	// vectors already in its namespace: they come from another embedder.
 	ErrDimension = errors.New("memory: vector dimension mismatch")
@@ -93,22 +98,36 @@ type Hit struct {
 // safe.
 type Store interface {
 	// Put creates or replaces the item of its namespace and key. It
-	// fails with ErrInvalidNamespace, ErrInvalidItem or ErrDimension, and
-	// then stores nothing.
+	// fails with ErrInvalidNamespace, ErrInvalidItem (see ValidItem) or
+	// ErrDimension, and then stores nothing. The dimension check and the
+	// write are atomic: of two writers with vectors of different lengths
+	// into an empty namespace, one fails. A replaced item keeps its
+	// CreatedAt.
 	Put(ctx context.Context, item Item) error
-	// Get returns an item, or ErrNotFound.
+	// Get returns an item, or ErrNotFound. A key that ValidKey refuses
+	// gives ErrInvalidItem; an item that does not decode, a
+	// *CorruptError.
 	Get(ctx context.Context, namespace, key string) (Item, error)
 	// Delete removes an item. Deleting an item that does not exist is
-	// not an error.
+	// not an error. Once a namespace has no items, it has no dimension:
+	// the next Put sets it.
 	Delete(ctx context.Context, namespace, key string) error
-	// List returns the items of a namespace in key order, at most limit
-	// of them (0 means 100), starting after the key after ("" for the
-	// first page).
+	// List returns the items of a namespace in key order (of the keys'
+	// bytes), at most limit of them (0 means DefaultListLimit; a negative
+	// limit is ErrInvalidQuery), starting after the key after ("" for
+	// the first page). A store that meets an item it cannot decode
+	// returns the items before it and a *CorruptError naming it; the next
+	// page starts after its key.
 	List(ctx context.Context, namespace, after string, limit int) ([]Item, error)
 	// Search returns the items of q.Namespace closest to q.Vector, best
 	// first (ties in key order), that match q.Filter and score at least
-	// q.MinScore. A namespace with no items gives no hits, whatever the
-	// vector's length.
+	// q.MinScore (so the zero Query drops negative scores: set MinScore
+	// to -1 to keep them). A namespace with no items gives no hits,
+	// whatever the vector's length; one with items of another length
+	// gives ErrDimension. A query that ValidQuery refuses gives
+	// ErrInvalidNamespace or ErrInvalidQuery. A zero vector, stored or
+	// asked for, scores 0. A store may skip the items it cannot decode,
+	// and must then say so in its documentation.
 	Search(ctx context.Context, q Query) ([]Hit, error)
 }
 
