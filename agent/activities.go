@@ -27,6 +27,9 @@ type modelCall struct {
 type toolCall struct {
 	CallID    string `json:"call_id"`
 	Arguments string `json:"arguments"`
+	// Namespace is the run's long-term memory namespace, for the memory
+	// tools.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // toolOutcome is the journaled output of a tool call activity: the result
@@ -56,19 +59,34 @@ func (rt *Runtime) define(a *Agent) *registration {
 	if a.Memory != nil && !a.Memory.NoSummary {
 		r.summary = durable.NewActivity("summary:"+a.Name, rt.summarize(a), mo)
 	}
+	var all []*tools.Tool
 	if a.Tools != nil {
-		for _, t := range a.Tools.List() {
-			opts := durable.ActivityOptions{RetryPolicy: t.RetryPolicy()}
-			if opts.RetryPolicy.MaximumAttempts == 0 {
-				opts.RetryPolicy.MaximumAttempts = defaultToolAttempts
-			}
-			if t.Timeout() > 0 {
-				// The tool enforces its own timeout; the activity's
-				// bound is a backstop for a stuck attempt.
-				opts.StartToCloseTimeout = 2*t.Timeout() + 10*time.Second
-			}
-			r.tools[t.Name()] = durable.NewActivity("tool:"+a.Name+"/"+t.Name(), rt.callTool(a, t), opts)
+		all = a.Tools.List()
+	}
+	if lt := a.LongTerm; lt != nil {
+		if lt.Tools {
+			r.memoryTools = lt.tools()
+			all = append(all, r.memoryTools.List()...)
 		}
+		if lt.Recall > 0 {
+			r.recall = durable.NewActivity("recall:"+a.Name, rt.recallActivity(lt), durable.ActivityOptions{
+				RetryPolicy: durable.RetryPolicy{MaximumAttempts: defaultToolAttempts}})
+		}
+		if lt.Extractor != nil {
+			r.extractor = lt.extractor(a)
+		}
+	}
+	for _, t := range all {
+		opts := durable.ActivityOptions{RetryPolicy: t.RetryPolicy()}
+		if opts.RetryPolicy.MaximumAttempts == 0 {
+			opts.RetryPolicy.MaximumAttempts = defaultToolAttempts
+		}
+		if t.Timeout() > 0 {
+			// The tool enforces its own timeout; the activity's
+			// bound is a backstop for a stuck attempt.
+			opts.StartToCloseTimeout = 2*t.Timeout() + 10*time.Second
+		}
+		r.tools[t.Name()] = durable.NewActivity("tool:"+a.Name+"/"+t.Name(), rt.callTool(a, t), opts)
 	}
 	return r
 }
@@ -129,6 +147,9 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 				"tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
 		}
 		ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
+		if c.Namespace != "" {
+			ctx = context.WithValue(ctx, namespaceKey{}, c.Namespace)
+		}
 		res, err := t.Call(ctx, json.RawMessage(c.Arguments))
 		finished := ev
 		finished.Type = LiveToolFinished

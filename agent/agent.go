@@ -154,6 +154,9 @@ type Agent struct {
 	// compacted state and the window over a continue-as-new, not its
 	// transcript. Nil: the model sees the whole conversation.
 	Memory *memory.Policy
+	// LongTerm gives the agent memories of its users that outlive its
+	// runs (see LongTerm). Nil: none.
+	LongTerm *LongTerm
 }
 
 // ApprovalPolicy bounds the wait for approvals.
@@ -245,6 +248,18 @@ func (a *Agent) validate() error {
 			return err
 		}
 	}
+	if lt := a.LongTerm; lt != nil {
+		if err := lt.validate(a); err != nil {
+			return err
+		}
+		if lt.Tools {
+			for _, n := range []string{RememberTool, RecallTool, ForgetTool} {
+				if err := add(n, "memory tool"); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for _, h := range a.Handoffs {
 		if h == nil {
 			return fmt.Errorf("agent %s: nil handoff", a.Name)
@@ -279,6 +294,10 @@ type Input struct {
 	// Conversation makes the run a chat session: after answering, it
 	// waits for the next message (Runtime.Send) instead of ending.
 	Conversation bool `json:"conversation,omitempty"`
+	// User is who the run acts for: it scopes the agent's long-term
+	// memory (Agent.LongTerm). Helper agents and extraction runs get the
+	// same user.
+	User string `json:"user,omitempty"`
 	// Agent is the agent that answers, when it is not the run's own (a
 	// conversation carried over after a handoff).
 	Agent string `json:"agent,omitempty"`

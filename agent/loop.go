@@ -96,6 +96,18 @@ type state struct {
 	mem      memory.State
 	usage    providers.Usage
 	turns    int
+	// user is the run's user; recalled, the memories recalled for the
+	// exchange under way.
+	user     string
+	recalled []recalled
+}
+
+// namespace is the run's long-term memory namespace, "" if it has none.
+func (st *state) namespace() string {
+	if lt := st.reg.agent.LongTerm; lt != nil {
+		return lt.namespace(st.user)
+	}
+	return ""
 }
 
 // loop is the workflow of every agent run. It is deterministic: all it
@@ -106,7 +118,7 @@ func (rt *Runtime) loop(ctx durable.Context, in Input) (RunResult, error) {
 	if !ok {
 		return RunResult{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
 	}
-	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns}
+	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns, user: in.User}
 	if in.Memory != nil {
 		st.mem = *in.Memory
 	}
@@ -137,7 +149,7 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (RunResult
 		if exchanges >= limit {
 			// What the model sees goes on: the compacted state and
 			// the window, not the messages compacted away.
-			next := Input{Conversation: true, History: st.messages[st.window:],
+			next := Input{Conversation: true, History: st.messages[st.window:], User: st.user,
 				Agent: st.reg.agent.Name, Replies: replies, Usage: st.usage, Turns: st.turns,
 				LastText: last.Text, LastOutput: last.Output}
 			if !st.mem.IsZero() {
@@ -185,6 +197,10 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (RunResult
 // final answer.
 func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 	corrections := 0
+	from := len(st.messages) - 1 // the exchange's message
+	if err := st.recall(ctx); err != nil {
+		return st.result("", nil), err
+	}
 	for turn := 0; ; turn++ {
 		a := st.reg.agent
 		if turn >= a.maxTurns() {
@@ -215,6 +231,7 @@ func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 			continue
 		}
 		if a.Output == nil {
+			st.extract(ctx, rt, from)
 			return st.result(msg.Content, nil), nil
 		}
 		if resp.Refusal != "" {
@@ -222,6 +239,7 @@ func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 		}
 		problem := a.Output.check.Validate(json.RawMessage(msg.Content))
 		if problem == nil {
+			st.extract(ctx, rt, from)
 			return st.result(msg.Content, json.RawMessage(msg.Content)), nil
 		}
 		if corrections >= a.Output.corrections() {
@@ -237,10 +255,13 @@ func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 // request is the model request for the conversation so far.
 func (st *state) request() providers.Request {
 	a := st.reg.agent
-	req := providers.Request{System: st.mem.System(a.Instructions), Messages: st.mem.Messages(st.messages[st.window:]),
-		Settings: a.Settings}
-	if a.Tools != nil {
-		for _, d := range a.Tools.Definitions() {
+	req := providers.Request{System: st.mem.System(a.Instructions) + memorySection(st.recalled),
+		Messages: st.mem.Messages(st.messages[st.window:]), Settings: a.Settings}
+	for _, set := range []*tools.Set{a.Tools, st.memoryTools()} {
+		if set == nil {
+			continue
+		}
+		for _, d := range set.Definitions() {
 			req.Tools = append(req.Tools, providers.ToolDefinition{Name: d.Name, Description: d.Description, Parameters: d.Parameters})
 		}
 	}
@@ -364,7 +385,7 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 			tt.results[i] = errorResult(fmt.Sprintf(`%s needs arguments {"input": "..."}`, h.Name))
 			return nil
 		}
-		tt.children[i] = durable.StartChild(ctx, tt.rt.workflow(h.Name), Input{Message: args.Input})
+		tt.children[i] = durable.StartChild(ctx, tt.rt.workflow(h.Name), Input{Message: args.Input, User: tt.st.user})
 		return nil
 	}
 	if wt := findWorkflowTool(a.WorkflowTools, c.Name); wt != nil {
@@ -415,16 +436,31 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 }
 
 func (tt *turnTools) lookup(name string) (*tools.Tool, bool) {
-	if tt.st.reg.agent.Tools == nil {
-		return nil, false
+	for _, set := range []*tools.Set{tt.st.reg.agent.Tools, tt.st.memoryTools()} {
+		if set == nil {
+			continue
+		}
+		if t, ok := set.Lookup(name); ok {
+			return t, true
+		}
 	}
-	return tt.st.reg.agent.Tools.Lookup(name)
+	return nil, false
+}
+
+// memoryTools are the long-term memory tools the run offers: none if its
+// agent offers none or it has no user.
+func (st *state) memoryTools() *tools.Set {
+	if st.namespace() == "" {
+		return nil
+	}
+	return st.reg.memoryTools
 }
 
 // start starts the activity of tool call i.
 func (tt *turnTools) start(ctx durable.Context, i int) {
 	c := tt.calls[i]
-	tt.tools[i] = durable.StartActivity(ctx, tt.st.reg.tools[c.Name], toolCall{CallID: c.ID, Arguments: c.Arguments})
+	tt.tools[i] = durable.StartActivity(ctx, tt.st.reg.tools[c.Name], toolCall{CallID: c.ID, Arguments: c.Arguments,
+		Namespace: tt.st.namespace()})
 }
 
 // awaitPeople waits for the decisions and answers the turn needs. Each

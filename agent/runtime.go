@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
 )
 
 // Options configure a Runtime.
@@ -75,7 +76,13 @@ type registration struct {
 	// summary writes the summaries of compactions (Agent.Memory); nil
 	// without them.
 	summary *durable.Activity[modelCall, providers.Response]
-	tools   map[string]*durable.Activity[toolCall, toolOutcome]
+	// Long-term memory (Agent.LongTerm): the tools, if offered (their
+	// activities are among tools), the recall of each exchange, and the
+	// agent that extracts memories; nil without them.
+	memoryTools *tools.Set
+	recall      *durable.Activity[recallCall, []recalled]
+	extractor   *Agent
+	tools       map[string]*durable.Activity[toolCall, toolOutcome]
 }
 
 // NewRuntime returns a runtime on store.
@@ -119,8 +126,13 @@ func (rt *Runtime) Register(agents ...*Agent) error {
 			}
 			return nil
 		}
-		rt.agents[a.Name] = rt.define(a)
-		for _, b := range append(append([]*Agent(nil), a.Handoffs...), a.Helpers...) {
+		reg := rt.define(a)
+		rt.agents[a.Name] = reg
+		others := append(append([]*Agent(nil), a.Handoffs...), a.Helpers...)
+		if reg.extractor != nil {
+			others = append(others, reg.extractor)
+		}
+		for _, b := range others {
 			if err := add(b); err != nil {
 				return err
 			}
