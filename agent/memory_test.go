@@ -98,11 +98,20 @@ func lookupTool(t *testing.T) *tools.Set {
 // the conversation continues as new carrying the compacted state, not the
 // transcript; and every history replays.
 func TestMemoryBoundsALongConversation(t *testing.T) {
+	testMemoryBoundsALongConversation(t, func(a *agent.Agent) *env { return newEnv(t, a) })
+}
+
+// TestRedisMemoryBoundsALongConversation is the same on Redis.
+func TestRedisMemoryBoundsALongConversation(t *testing.T) {
+	testMemoryBoundsALongConversation(t, func(a *agent.Agent) *env { return newRedisEnv(t, agent.Options{}, a) })
+}
+
+func testMemoryBoundsALongConversation(t *testing.T, newEnv func(*agent.Agent) *env) {
 	mm := &memoryModel{summarize: newSummary}
 	policy := &memory.Policy{MaxTokens: 700, SummaryTokens: 150}
 	a := &agent.Agent{Name: "bounded", Instructions: "Be brief.", Model: mm.model(), Tools: lookupTool(t),
 		Memory: policy, ConversationLimit: 8}
-	e := newEnv(t, a)
+	e := newEnv(a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "bounded-1", agent.Input{Conversation: true, Message: "m0 hello " + strings.Repeat("chatter ", 30)})
 	var generations []int
@@ -163,9 +172,19 @@ func TestMemoryBoundsALongConversation(t *testing.T) {
 // after compactions replays them from history: no summary and no model
 // call is made again.
 func TestMemoryCompactionIsNotRepeatedAfterARestart(t *testing.T) {
+	testMemoryCompactionIsNotRepeatedAfterARestart(t, func(a *agent.Agent) *env { return newEnv(t, a) })
+}
+
+// TestRedisMemoryCompactionIsNotRepeatedAfterARestart is the same on
+// Redis.
+func TestRedisMemoryCompactionIsNotRepeatedAfterARestart(t *testing.T) {
+	testMemoryCompactionIsNotRepeatedAfterARestart(t, func(a *agent.Agent) *env { return newRedisEnv(t, agent.Options{}, a) })
+}
+
+func testMemoryCompactionIsNotRepeatedAfterARestart(t *testing.T, newEnv func(*agent.Agent) *env) {
 	mm := &memoryModel{summarize: newSummary}
 	a := &agent.Agent{Name: "restarted-memory", Model: mm.model(), Memory: &memory.Policy{MaxMessages: 6}}
-	e := newEnv(t, a)
+	e := newEnv(a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "restarted-memory-1", agent.Input{Conversation: true})
 	e.waitStatus(run.ID, backend.StatusWaiting)
