@@ -31,8 +31,10 @@
 // its start to its end, and under it a span for each model call ("chat
 // <model>", kind client), each tool call ("execute_tool <tool>"; a helper
 // agent's is the parent of the helper's own run), each wait for a
-// decision ("await_approval <tool>") or an answer ("await_answer"), and
-// each durable timer ("timer"). Attributes follow the OpenTelemetry GenAI
+// decision ("await_approval <tool>") or an answer ("await_answer"), each
+// durable timer ("timer"), each summary of a compaction (a "chat <model>"
+// span with cairn.memory.summary) and each recall of long-term memories
+// ("recall_memory"). Attributes follow the OpenTelemetry GenAI
 // semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
 // gen_ai.agent.name, gen_ai.conversation.id = the run id,
 // gen_ai.request.model and gen_ai.response.model, gen_ai.response.id,

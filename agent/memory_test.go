@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,4 +307,37 @@ func TestMemoryPolicyIsValidated(t *testing.T) {
 	rt := agent.NewRuntime(newMemoryStore(), agent.Options{})
 	err := rt.Register(&agent.Agent{Name: "bad-memory", Model: scripted.New(), Memory: &memory.Policy{}})
 	assert.ErrorContains(t, err, "set MaxTokens or MaxMessages")
+}
+
+// TestMemoryTrace: a summary call is a chat span marked
+// cairn.memory.summary, and a recall is a span of its own, in the run's
+// trace.
+func TestMemoryTrace(t *testing.T) {
+	mm := &memoryModel{summarize: newSummary}
+	a := &agent.Agent{Name: "traced-memory", Model: mm.model(), Memory: &memory.Policy{MaxMessages: 4},
+		LongTerm: &agent.LongTerm{Memory: newLongTermMemory(), Recall: 2}}
+	e := newTelemetryEnv(t, false, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "traced-memory-1", agent.Input{Conversation: true, User: "ana"})
+	for i := range 4 {
+		_, err := say(ctx, e.rt, run.ID, fmt.Sprintf("m%d", i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, e.rt.End(ctx, run.ID))
+	e.result(run)
+	eventually(t, "the run's span", func() bool {
+		return slices.Contains(names(e.spans.GetSpans()), "invoke_agent traced-memory")
+	})
+	var summaries, recalls int
+	for _, s := range e.spans.GetSpans() {
+		if v, ok := attr(s, "cairn.memory.summary"); ok && v.AsBool() {
+			summaries++
+			assert.Equal(t, "chat scripted", s.Name)
+		}
+		if s.Name == "recall_memory" {
+			recalls++
+		}
+	}
+	assert.NotZero(t, summaries)
+	assert.Equal(t, 4, recalls)
 }

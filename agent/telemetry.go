@@ -247,6 +247,9 @@ func (o *observation) activity(ctx context.Context, gen int, e backend.Event) {
 				s.attrs = append(s.attrs, in...)
 			}
 		}
+	case strings.HasPrefix(e.Name, "recall:"):
+		kind = "recall"
+		s = o.stepSpan(strings.TrimPrefix(e.Name, "recall:"), "recall_memory", trace.SpanKindInternal, gen, e, e.Attempt)
 	default:
 		s = o.stepSpan(o.w.Run.Workflow, e.Name, trace.SpanKindInternal, gen, e, e.Attempt)
 	}
