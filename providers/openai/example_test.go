@@ -141,3 +141,24 @@ func ExampleModel_Stream() {
 	// delta ", world"
 	// Hello, world 8 <nil>
 }
+
+// An Embedder turns texts into vectors, for long-term memory's search by
+// meaning (package memory). Here a local test server stands in for
+// OpenAI, Ollama or vLLM.
+func ExampleEmbedder() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"object":"list","model":"text-embedding-3-small","data":[
+			{"object":"embedding","index":0,"embedding":[0.12,-0.5,0.86]},
+			{"object":"embedding","index":1,"embedding":[0.7,0.1,-0.7]}],
+			"usage":{"prompt_tokens":9,"total_tokens":9}}`)
+	}))
+	defer srv.Close()
+	embedder, err := openai.NewEmbedder("text-embedding-3-small", openai.WithBaseURL(srv.URL+"/v1"), openai.WithAPIKey("sk-local"))
+	if err != nil {
+		panic(err)
+	}
+	vectors, err := embedder.Embed(context.Background(), []string{"Drinks coffee black.", "Lives in Lyon."})
+	fmt.Println(len(vectors), vectors[0], err)
+	// Output:
+	// 2 [0.12 -0.5 0.86] <nil>
+}

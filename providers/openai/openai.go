@@ -1,6 +1,7 @@
 // Package openai is a providers.Model for the OpenAI Chat Completions API
 // and every server that speaks it: OpenAI, Azure OpenAI, Ollama, vLLM, the
-// llama.cpp server. It is built on github.com/sashabaranov/go-openai.
+// llama.cpp server; and a providers.Embedder for their Embeddings API
+// (NewEmbedder). It is built on github.com/sashabaranov/go-openai.
 //
 // It supports tools and parallel tool calls, tool choice, structured output
 // (response_format with a JSON Schema) and streaming, where tool-call deltas
@@ -49,9 +50,11 @@ type config struct {
 	azureVersion         string
 	httpClient           *http.Client
 	legacyMaxTokens      bool
+	batchSize            int // NewEmbedder's
+	dimensions           int // NewEmbedder's
 }
 
-// An Option configures New.
+// An Option configures New or NewEmbedder.
 type Option func(*config)
 
 // WithAPIKey sets the API key, instead of OPENAI_API_KEY.
@@ -81,16 +84,32 @@ func WithLegacyMaxTokens() Option { return func(c *config) { c.legacyMaxTokens =
 // an API key unless a base URL other than OpenAI's is set: local servers
 // usually take none.
 func New(model string, opts ...Option) (*Model, error) {
+	c, err := configure(model, opts)
+	if err != nil {
+		return nil, err
+	}
+	client, provider := c.client()
+	return &Model{client: client, model: model, provider: provider, legacyMaxTokens: c.legacyMaxTokens}, nil
+}
+
+// configure applies the environment, then opts, and checks the result.
+func configure(model string, opts []Option) (config, error) {
 	c := config{apiKey: os.Getenv("OPENAI_API_KEY"), baseURL: os.Getenv("OPENAI_BASE_URL")}
 	for _, o := range opts {
 		o(&c)
 	}
 	if model == "" {
-		return nil, errors.New("openai: no model name")
+		return c, errors.New("openai: no model name")
 	}
 	if c.apiKey == "" && c.baseURL == "" {
-		return nil, errors.New("openai: no API key: set OPENAI_API_KEY or use WithAPIKey")
+		return c, errors.New("openai: no API key: set OPENAI_API_KEY or use WithAPIKey")
 	}
+	return c, nil
+}
+
+// client returns the go-openai client of c, and the provider's name for
+// telemetry.
+func (c config) client() (*goopenai.Client, string) {
 	var cc goopenai.ClientConfig
 	if c.azureVersion != "" {
 		cc = goopenai.DefaultAzureConfig(c.apiKey, c.baseURL)
@@ -111,8 +130,7 @@ func New(model string, opts ...Option) (*Model, error) {
 	if c.azureVersion != "" {
 		provider = "azure.ai.openai"
 	}
-	return &Model{client: goopenai.NewClientWithConfig(cc), model: model, provider: provider,
-		legacyMaxTokens: c.legacyMaxTokens}, nil
+	return goopenai.NewClientWithConfig(cc), provider
 }
 
 // Describe implements providers.Describer: provider "openai" (also for
