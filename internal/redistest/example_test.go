@@ -18,3 +18,13 @@ func ExampleStart() {
 		srv.Restart() // the AOF brings "greeting" back
 	}
 }
+
+// A test that must run as on Redis Cluster starts three masters and talks
+// to them through a cluster client, which follows each key to its slot's
+// master.
+func ExampleStartCluster() {
+	_ = func(t *testing.T) {
+		cluster := redistest.StartCluster(t, 3)
+		require.NoError(t, cluster.Client().Set(t.Context(), "{user:42}:name", "Ada", 0).Err())
+	}
+}

@@ -1,7 +1,8 @@
 // Package redistest starts real redis-server processes for tests: each on
 // a free loopback port, in its own temporary directory, so that a test can
 // kill it and start it again without touching any other server (and never
-// the machine's shared one on 6379).
+// the machine's shared one on 6379). StartCluster starts a Redis Cluster
+// of such servers.
 //
 // redis-server must be on PATH; a test that calls Start fails, with a
 // message saying so, when it is not. CI installs it (see .ci/run).
@@ -36,6 +37,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	bus  int // the cluster bus port, in cluster mode
 	args []string
 
 	mu     sync.Mutex
@@ -48,8 +50,9 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	aof  bool
-	args []string
+	aof     bool
+	cluster bool // cluster mode, with a cluster bus port of its own
+	args    []string
 }
 
 // WithAOF turns on the append-only file with "appendfsync always": every
@@ -91,6 +94,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		s.port = port
 		s.args = serverArgs(s.dir, port, cfg)
+		if cfg.cluster {
+			bus, err := freePort()
+			if err != nil {
+				t.Fatalf("redistest: find a free port: %v", err)
+			}
+			s.args = append(s.args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+				"--cluster-config-file", "nodes.conf")
+			s.bus = bus
+		}
 		err = s.start()
 		if err == nil {
 			return s

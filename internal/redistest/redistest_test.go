@@ -1,6 +1,7 @@
 package redistest_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -37,4 +38,35 @@ func TestWithoutAOFStartsEmpty(t *testing.T) {
 	n, err := c.Exists(ctx, "k").Result()
 	require.NoError(t, err, "EXISTS after Restart without AOF")
 	assert.Zero(t, n, "EXISTS after Restart without AOF")
+}
+
+// TestCluster starts a cluster of three masters and checks that keys are
+// spread over all of them, and that a script's keys must share a slot.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Redis Cluster test: starts three redis-servers and waits for the cluster to form (about 1-2 s); run without -short")
+	}
+	ctx := t.Context()
+	c := redistest.StartCluster(t, 3)
+	require.Len(t, c.Masters, 3)
+	client := c.Client()
+	for i := range 100 {
+		require.NoError(t, client.Set(ctx, fmt.Sprintf("key-%d", i), i, 0).Err())
+	}
+	total := int64(0)
+	for _, m := range c.Masters {
+		n, err := m.Client().DBSize(ctx).Result()
+		require.NoError(t, err)
+		assert.Positive(t, n, "keys on %s", m.Addr())
+		total += n
+	}
+	assert.EqualValues(t, 100, total, "keys on all masters")
+	got, err := client.Get(ctx, "key-42").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "42", got)
+
+	err = client.Eval(ctx, "return redis.call('mget', KEYS[1], KEYS[2])", []string{"key-1", "key-2"}).Err()
+	assert.ErrorContains(t, err, "CROSSSLOT", "a script over keys of two slots")
+	err = client.Eval(ctx, "return redis.call('mget', KEYS[1], KEYS[2])", []string{"{t}1", "{t}2"}).Err()
+	assert.NoError(t, err, "a script over keys of one hash tag")
 }
