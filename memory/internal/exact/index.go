@@ -3,6 +3,7 @@ package exact
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/cairn-dev/cairn/memory"
@@ -32,6 +33,14 @@ type entry struct {
 
 // NewIndex returns an empty Index.
 func NewIndex() *Index { return &Index{pos: map[string]int{}} }
+
+// Grow makes room for n more items of dim numbers, so that a load of
+// many items does not copy them again and again as the Index grows.
+func (x *Index) Grow(n, dim int) {
+	x.vecs = slices.Grow(x.vecs, n*dim)
+	x.inv = slices.Grow(x.inv, n)
+	x.rest = slices.Grow(x.rest, n)
+}
 
 // Len is the number of items.
 func (x *Index) Len() int { return len(x.rest) }
