@@ -4,7 +4,10 @@
 //
 // Search is exact: every item of the namespace is scored, by cosine
 // similarity in float64, about 1 ms per 10,000 vectors of 256 dimensions
-// on one core. Scores, and the order of hits, are the same as
+// on one core, as fast as a plain float32 dot-product loop over them
+// (BenchmarkSearch). A filter costs a map lookup an item, which past the
+// CPU's caches costs more than the scoring it saves: 16 ms against 10
+// for 100,000 items. Scores, and the order of hits, are the same as
 // memory/redis gives for the same items.
 package inmem
 

@@ -1,6 +1,6 @@
 // Package redis is a memory.Store in Redis: long-term memory that runs on
-// a plain Redis 6.2 or later (tested with 7.0), without modules, and on
-// Redis Cluster.
+// a plain Redis, 6.2 or later (only 7.0 is tested), without modules, and
+// on Redis Cluster.
 //
 // Search is exact: the vectors are kept in Redis and scored in Go, every
 // one of the namespace, by cosine similarity. No server-side vector index
@@ -41,6 +41,30 @@
 //
 // # Cost
 //
-// Measured on a 2-core shared machine, with redis-server 7.0 on loopback,
-// vectors of 256 numbers: see BenchmarkSearch and BenchmarkBytesPerItem.
+// Measured on a 2-core machine shared with other work (load average 3 to
+// 5), redis-server 7.0 on loopback, random unit vectors of 256 numbers,
+// the 10 best of each search (BenchmarkSearch, BenchmarkBytesPerItem;
+// ranges of two runs). The baselines, measured in the same runs: one
+// Redis round trip (PING) took 32 to 49 µs; a plain float32 dot-product
+// loop in Go over the same vectors, 0.9 to 1.0 ms for 10,000 and 9.4 to
+// 10 ms for 100,000.
+//
+//	                           10,000 items                100,000 items
+//	cached, nothing written    1.2-1.5 ms (1.3-1.6x loop)  11-15 ms (1.1-1.6x loop)
+//	one Put, then the search   1.3-1.9 ms (1.4-2.0x loop)  12 ms (1.2-1.3x loop)
+//	cold (a new Store)         49-55 ms                    0.63-0.75 s
+//	no cache (CacheBytes < 0)  53-68 ms                    0.63-0.74 s
+//
+// So a search of a cached namespace costs about what the scoring loop
+// costs, plus one round trip; reading a namespace whole costs about 5 to
+// 7 µs an item, once per process (or per eviction, or after more writes
+// than the change log keeps).
+//
+// In the cache, such an item takes about 1.6 KB of Go heap, so the default
+// CacheBytes holds about 160,000 of them.
+//
+// In Redis an item takes about 1,450 to 1,500 bytes (used_memory's growth
+// over 10,000 and 100,000 items, each with a text of about 70 bytes and
+// two metadata entries): 1,330 in the items hash, of which the vector is
+// 1,024, and 104 to 113 in the key index that List reads.
 package redis
