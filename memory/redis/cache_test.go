@@ -156,6 +156,16 @@ func TestCacheSeesOtherStores(t *testing.T) {
 	}
 	assert.Equal(t, []string{"p=refilled", "q=refilled", "r=refilled", "s=refilled", "t=refilled"}, searchKeys(t, a, "ns", vec(1, 0)),
 		"a after the namespace was emptied and refilled")
+
+	// Now to the same version, 5: only the tag tells.
+	for _, key := range []string{"p", "q", "r", "s", "t"} {
+		require.NoError(t, b.Delete(t.Context(), "ns", key))
+	}
+	for i, key := range []string{"v", "w", "x", "y", "z"} {
+		put(t, b, "ns", key, "again", vec(1, float32(i)))
+	}
+	assert.Equal(t, []string{"v=again", "w=again", "x=again", "y=again", "z=again"}, searchKeys(t, a, "ns", vec(1, 0)),
+		"a after the namespace was emptied and refilled to the same version")
 }
 
 // TestCacheBound checks that the cache keeps the namespaces searched last

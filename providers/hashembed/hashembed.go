@@ -36,7 +36,8 @@ type Embedder struct {
 }
 
 // New returns an Embedder of vectors of dim numbers (DefaultDim if dim is
-// 0 or less). More dimensions make unrelated texts collide less.
+// 0 or less). More dimensions make unrelated texts collide less; memory's
+// stores take at most 8192 (memory.MaxDimensions).
 func New(dim int) *Embedder {
 	if dim <= 0 {
 		dim = DefaultDim
