@@ -60,17 +60,19 @@ func (s *Store) Search(ctx context.Context, q memory.Query) ([]memory.Hit, error
 	sp.mu.RUnlock()
 
 	sp.mu.Lock()
-	defer sp.mu.Unlock()
 	if sp.index == nil || sp.ver != st.ver || sp.tag != st.tag { // not refreshed by another search meanwhile
 		kept, err := s.refresh(ctx, k, sp)
 		if err != nil {
+			sp.mu.Unlock()
 			return nil, err
 		}
 		if !kept {
+			sp.mu.Unlock()
 			s.cache.drop(sp)
 			return s.scan(ctx, k, q, st.dim)
 		}
 	}
+	defer sp.mu.Unlock()
 	hits, err := sp.index.Search(q)
 	s.cache.resize(sp, sp.index.Bytes())
 	return hits, err
