@@ -11,7 +11,7 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/memory"
-	meminmem "github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/hashembed"
 	"github.com/cairn-dev/cairn/providers/scripted"
@@ -42,7 +42,7 @@ func Example_memory() {
 
 	// snippet:memory
 	memories := &memory.Memory{
-		Store:    meminmem.New(),   // memory/redis in production: it runs on any Redis 7 or Redis Cluster
+		Store:    memstore.New(),   // memory/redis in production: it runs on any Redis 7 or Redis Cluster
 		Embedder: hashembed.New(0), // openai.NewEmbedder("text-embedding-3-small") for real meaning
 	}
 	assistant := &agent.Agent{

@@ -14,14 +14,14 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/memory"
-	meminmem "github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/hashembed"
 	"github.com/cairn-dev/cairn/providers/scripted"
 )
 
 func newLongTermMemory() *memory.Memory {
-	return &memory.Memory{Store: meminmem.New(), Embedder: hashembed.New(0)}
+	return &memory.Memory{Store: memstore.New(), Embedder: hashembed.New(0)}
 }
 
 // TestLongTermToolsAcrossConversations: the model remembers a fact about
@@ -120,7 +120,7 @@ func (s *flakyStore) Put(ctx context.Context, item memory.Item) error {
 // TestLongTermWriteRetriedLeavesOneMemory: a write whose first attempt
 // had its effect but failed is retried, and leaves one memory.
 func TestLongTermWriteRetriedLeavesOneMemory(t *testing.T) {
-	store := &flakyStore{Store: meminmem.New()}
+	store := &flakyStore{Store: memstore.New()}
 	mem := &memory.Memory{Store: store, Embedder: hashembed.New(0)}
 	_, model := script(toolTurn(call(agent.RememberTool, `{"text":"The user is vegetarian."}`)), answer("ok"))
 	a := &agent.Agent{Name: "retried-write", Model: model, LongTerm: &agent.LongTerm{Memory: mem, Tools: true}}

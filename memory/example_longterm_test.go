@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-dev/cairn/memory"
-	"github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 	"github.com/cairn-dev/cairn/providers/hashembed"
 )
 
@@ -14,7 +14,7 @@ import (
 // memory/redis and providers/openai's Embedder are the real ones.
 func ExampleMemory() {
 	ctx := context.Background()
-	m := &memory.Memory{Store: inmem.New(), Embedder: hashembed.New(0)}
+	m := &memory.Memory{Store: memstore.New(), Embedder: hashembed.New(0)}
 	for key, text := range map[string]string{
 		"coffee": "The customer drinks coffee black, no sugar.",
 		"city":   "The customer lives in Lyon, near the station.",

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/memory"
-	"github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/hashembed"
 )
@@ -34,7 +34,7 @@ func returns(vs [][]float32, err error) *embedder {
 }
 
 func TestRememberRecall(t *testing.T) {
-	m := &memory.Memory{Store: inmem.New(), Embedder: hashembed.New(0)}
+	m := &memory.Memory{Store: memstore.New(), Embedder: hashembed.New(0)}
 	ctx := t.Context()
 	for key, text := range map[string]string{
 		"coffee": "The customer drinks coffee black, no sugar.",
@@ -55,7 +55,7 @@ func TestRememberRecall(t *testing.T) {
 
 	// A vector given is used as it is: no embedding.
 	e := returns(nil, errors.New("must not be called"))
-	m2 := &memory.Memory{Store: inmem.New(), Embedder: e}
+	m2 := &memory.Memory{Store: memstore.New(), Embedder: e}
 	_, err = m2.Remember(ctx, memory.Item{Namespace: "ns", Key: "k", Text: "t", Vector: []float32{1, 2}})
 	require.NoError(t, err)
 	assert.Zero(t, e.calls.Load(), "embedder calls for an item with a vector")
@@ -65,7 +65,7 @@ func TestRememberRecall(t *testing.T) {
 // embedding.
 func TestValidatesBeforeEmbedding(t *testing.T) {
 	e := returns([][]float32{{1, 2}}, nil)
-	m := &memory.Memory{Store: inmem.New(), Embedder: e}
+	m := &memory.Memory{Store: memstore.New(), Embedder: e}
 	ctx := t.Context()
 	for name, it := range map[string]memory.Item{
 		"namespace":     {Namespace: "bad namespace", Key: "k", Text: "t"},
@@ -112,7 +112,7 @@ func TestEmbedderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store := inmem.New()
+			store := memstore.New()
 			require.NoError(t, store.Put(t.Context(), memory.Item{Namespace: "ns", Key: "first", Text: "t", Vector: []float32{1, 0}}))
 			m := &memory.Memory{Store: store, Embedder: tt.embedder}
 			_, err := m.Remember(t.Context(), memory.Item{Namespace: "ns", Key: "k", Text: "t"})
@@ -139,13 +139,13 @@ func TestEmbedderErrors(t *testing.T) {
 	// The retry meaning that Classify gave survives the wrapping: the
 	// classified errors themselves are in the chain, marks and all.
 	for _, classified := range []error{rateLimited, badRequest} {
-		m := &memory.Memory{Store: inmem.New(), Embedder: returns(nil, classified)}
+		m := &memory.Memory{Store: memstore.New(), Embedder: returns(nil, classified)}
 		_, err := m.Remember(t.Context(), memory.Item{Namespace: "ns", Key: "k", Text: "t"})
 		assert.ErrorIs(t, err, classified, "Remember")
 		_, err = m.Recall(t.Context(), "t", memory.Query{Namespace: "ns"})
 		assert.ErrorIs(t, err, classified, "Recall")
 	}
-	_, err := (&memory.Memory{Store: inmem.New(), Embedder: returns(nil, rateLimited)}).Remember(t.Context(), memory.Item{Namespace: "ns", Key: "k", Text: "t"})
+	_, err := (&memory.Memory{Store: memstore.New(), Embedder: returns(nil, rateLimited)}).Remember(t.Context(), memory.Item{Namespace: "ns", Key: "k", Text: "t"})
 	var pe *providers.Error
 	require.ErrorAs(t, err, &pe)
 	assert.True(t, pe.Retryable())

@@ -90,7 +90,7 @@ type Hit struct {
 	Score float64 `json:"score"`
 }
 
-// Store keeps items. Implementations live in subpackages (memory/inmem,
+// Store keeps items. Implementations live in subpackages (memory/memstore,
 // memory/redis) and pass the conformance suite in memory/storetest.
 //
 // A Store is safe for concurrent use. Writes are idempotent: putting the

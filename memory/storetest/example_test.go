@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/memory"
-	"github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 	"github.com/cairn-dev/cairn/memory/storetest"
 )
 
@@ -12,6 +12,6 @@ import (
 // fresh, empty store for each subtest.
 func ExampleRun() {
 	_ = func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) memory.Store { return inmem.New() })
+		storetest.Run(t, func(t *testing.T) memory.Store { return memstore.New() })
 	}
 }

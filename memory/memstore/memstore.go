@@ -1,4 +1,4 @@
-// Package inmem is a memory.Store that keeps its items in the process's
+// Package memstore is a memory.Store that keeps its items in the process's
 // memory: for tests, examples and the zero-setup quickstart. Nothing
 // survives the process.
 //
@@ -9,7 +9,7 @@
 // CPU's caches costs more than the scoring it saves: 16 ms against 10
 // for 100,000 items. Scores, and the order of hits, are the same as
 // memory/redis gives for the same items.
-package inmem
+package memstore
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package inmem_test
+package memstore_test
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/memory"
-	"github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 )
 
 // BenchmarkSearch searches 10,000 and 100,000 items (the latter skipped
@@ -38,7 +38,7 @@ func BenchmarkSearch(b *testing.B) {
 				}
 				return v
 			}
-			s := inmem.New()
+			s := memstore.New()
 			vecs := make([][]float32, n)
 			for i := range n {
 				vecs[i] = unit()

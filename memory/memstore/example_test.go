@@ -1,11 +1,11 @@
-package inmem_test
+package memstore_test
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/cairn-dev/cairn/memory"
-	"github.com/cairn-dev/cairn/memory/inmem"
+	"github.com/cairn-dev/cairn/memory/memstore"
 )
 
 // Items with vectors (here written by hand; an embedder makes them from
@@ -13,7 +13,7 @@ import (
 // namespace, filtered by metadata.
 func Example() {
 	ctx := context.Background()
-	store := inmem.New()
+	store := memstore.New()
 	for _, it := range []memory.Item{
 		{Namespace: "user/42", Key: "coffee", Text: "Drinks coffee black.", Vector: []float32{0.9, 0.1, 0}, Metadata: map[string]string{"kind": "preference"}},
 		{Namespace: "user/42", Key: "tea", Text: "Likes green tea in the afternoon.", Vector: []float32{0.7, 0.3, 0.1}, Metadata: map[string]string{"kind": "preference"}},
