@@ -1,7 +1,8 @@
 // Package crashtest holds the reliability tests that kill real worker
 // processes: kill -9 at every journal boundary of a multi-step workflow,
-// a stale worker stopped past its lease, and timers set by a process that
-// then dies. The worker under test is this package's test binary run again
+// a stale worker stopped past its lease, timers set by a process that then
+// dies, and an agent's memory (a compaction and a memory write cut off).
+// The worker under test is this package's test binary run again
 // as a child process (see Child); it talks to the parent through a Redis
 // server that the test harness starts.
 package crashtest
@@ -138,6 +139,9 @@ func order(rdb goredis.UniversalClient, b behaviour) *durable.Workflow[string, s
 func Child(out io.Writer) error {
 	if os.Getenv(EnvAgent) != "" {
 		return AgentChild(out)
+	}
+	if os.Getenv(EnvMemo) != "" {
+		return MemoChild(out)
 	}
 	c, err := openChild(out)
 	if err != nil {
