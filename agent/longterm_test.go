@@ -180,6 +180,13 @@ func TestLongTermRecallAndExtraction(t *testing.T) {
 	assert.NotZero(t, recalls, "the recall is journaled")
 }
 
+func TestLongTermUserIsValidated(t *testing.T) {
+	a := &agent.Agent{Name: "checked", Model: scripted.New(), LongTerm: &agent.LongTerm{Memory: newLongTermMemory(), Tools: true}}
+	e := newEnv(t, a)
+	_, err := e.rt.Start(ctxT(t), a, "bad-user", agent.Input{Message: "hi", User: "ana smith"})
+	assert.ErrorIs(t, err, memory.ErrInvalidNamespace)
+}
+
 func TestLongTermIsValidated(t *testing.T) {
 	rt := agent.NewRuntime(newMemoryStore(), agent.Options{})
 	err := rt.Register(&agent.Agent{Name: "no-store", Model: scripted.New(), LongTerm: &agent.LongTerm{}})

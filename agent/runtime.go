@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/memory"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
@@ -188,6 +189,11 @@ func (rt *Runtime) Start(ctx context.Context, a *Agent, runID string, in Input) 
 	}
 	if in.Message == "" && len(in.History) == 0 && !in.Conversation {
 		return nil, fmt.Errorf("agent %s: start: the input has no message", a.Name)
+	}
+	if lt := a.LongTerm; lt != nil && in.User != "" {
+		if err := memory.ValidNamespace(lt.namespace(in.User)); err != nil {
+			return nil, fmt.Errorf("agent %s: start: user %q: %w", a.Name, in.User, err)
+		}
 	}
 	return rt.workflow(a.Name).Start(ctx, rt.client, runID, in)
 }
