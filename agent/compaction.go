@@ -26,7 +26,7 @@ func (st *state) compact(ctx durable.Context) error {
 		return nil
 	}
 	window := st.messages[st.window:]
-	plan := p.Plan(st.request(), window, st.mem.Scale)
+	plan := p.Plan(st.request(), st.mem, window)
 	if plan.Cut == 0 {
 		if plan.Reason != "" {
 			durable.Logger(ctx).Warn("prompt past the memory policy's budget", "reason", plan.Reason,

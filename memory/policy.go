@@ -217,11 +217,12 @@ type Plan struct {
 
 // Plan decides whether the model call of req must be preceded by a
 // compaction, and of how many messages. req is the prompt as it would be
-// sent: built with System and Messages from the window, whose messages
-// are req.Messages' last ones. scale corrects the tokenizer's counts: the
-// ratio of the input tokens a provider reported for an earlier request to
-// what the tokenizer counted for it (0 means 1).
-func (p *Policy) Plan(req providers.Request, window []providers.Message, scale float64) Plan {
+// sent: built with s.System and s.Messages from the window, whose
+// messages are req.Messages' last ones. The tokenizer's counts are
+// corrected by s.Scale. A cut that evicts the conversation's first user
+// message is planned with that message kept, as Fold keeps it.
+func (p *Policy) Plan(req providers.Request, s State, window []providers.Message) Plan {
+	scale := s.Scale
 	if scale <= 0 || math.IsNaN(scale) || math.IsInf(scale, 0) {
 		scale = 1
 	}
@@ -244,13 +245,28 @@ func (p *Policy) Plan(req providers.Request, window []providers.Message, scale f
 		return plan
 	}
 	fixed := total - tail[0] // what compaction cannot shrink
+	// The opening message, if a cut past it would keep it.
+	opening := -1
+	if s.Opening == nil && s.Evicted == 0 {
+		opening = slices.IndexFunc(window, func(m providers.Message) bool { return m.Role == providers.RoleUser })
+	}
+	kept := func(cut int) (tokens, messages int) {
+		tokens, messages = tail[cut], len(window)-cut
+		if opening >= 0 && opening < cut {
+			tokens, messages = tokens+tok[opening], messages+1
+		}
+		return tokens, messages
+	}
+	others := len(req.Messages) - len(window) // messages before the window
 	fits := func(cut int) bool {
-		return (p.MaxTokens == 0 || fixed+tail[cut] <= p.MaxTokens) &&
-			(p.MaxMessages == 0 || len(req.Messages)-cut <= p.MaxMessages)
+		tokens, messages := kept(cut)
+		return (p.MaxTokens == 0 || fixed+tokens <= p.MaxTokens) &&
+			(p.MaxMessages == 0 || others+messages <= p.MaxMessages)
 	}
 	keeps := func(cut int) bool {
-		return (p.keepTokens() == 0 || tail[cut] <= p.keepTokens()) &&
-			(p.keepMessages() == 0 || len(window)-cut <= p.keepMessages())
+		tokens, messages := kept(cut)
+		return (p.keepTokens() == 0 || tokens <= p.keepTokens()) &&
+			(p.keepMessages() == 0 || messages <= p.keepMessages())
 	}
 	cuts := CutPoints(window)
 	lastUser := -1

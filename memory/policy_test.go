@@ -114,7 +114,7 @@ func TestCutsNeverOrphanAToolResult(t *testing.T) {
 		}
 		require.NoError(t, p.Validate())
 		req := providers.Request{System: "be brief", Messages: w}
-		plan := p.Plan(req, w, 0)
+		plan := p.Plan(req, memory.State{}, w)
 		if plan.Cut == 0 {
 			continue
 		}
@@ -128,31 +128,37 @@ func TestCutsNeverOrphanAToolResult(t *testing.T) {
 
 func TestPlanKeepsTheLatestExchangeWhenItCan(t *testing.T) {
 	w := []providers.Message{
-		user("first question " + strings.Repeat("x", 400)), assistant("first answer " + strings.Repeat("y", 400)),
+		user("first question"), assistant("first answer " + strings.Repeat("y", 800)),
 		user("second question"), calls("a", "b"), result("b", "B"), result("a", "A"),
 		assistant("second answer"),
 		user("third question"), calls("c"), result("c", "C"),
 	}
-	p := &memory.Policy{MaxTokens: 200}
-	plan := p.Plan(providers.Request{Messages: w}, w, 0)
+	p := &memory.Policy{MaxTokens: 240}
+	plan := p.Plan(providers.Request{Messages: w}, memory.State{}, w)
 	assert.Equal(t, "tokens", plan.Reason)
-	assert.Equal(t, 2, plan.Cut, "the first exchange goes; the rest is within KeepTokens")
+	assert.Equal(t, 2, plan.Cut, "the first exchange goes, but for its question (the opening); the rest is within KeepTokens")
+
+	// Once the opening is kept, it is not counted again.
+	opening := w[0]
+	plan = p.Plan(providers.Request{Messages: append([]providers.Message{opening}, w[2:]...)},
+		memory.State{Opening: &opening, Evicted: 2}, w[2:])
+	assert.Zero(t, plan.Cut)
 
 	// Within the budget, nothing happens.
 	p = &memory.Policy{MaxTokens: 10_000}
-	assert.Zero(t, p.Plan(providers.Request{Messages: w}, w, 0).Cut)
+	assert.Zero(t, p.Plan(providers.Request{Messages: w}, memory.State{}, w).Cut)
 
 	// The provider says the tokenizer counts half: the same prompt is
 	// past the budget.
 	p = &memory.Policy{MaxTokens: 400}
-	assert.Zero(t, p.Plan(providers.Request{Messages: w}, w, 1).Cut)
-	assert.NotZero(t, p.Plan(providers.Request{Messages: w}, w, 2).Cut)
+	assert.Zero(t, p.Plan(providers.Request{Messages: w}, memory.State{Scale: 1}, w).Cut)
+	assert.NotZero(t, p.Plan(providers.Request{Messages: w}, memory.State{Scale: 2}, w).Cut)
 }
 
 func TestPlanByMessages(t *testing.T) {
 	w := []providers.Message{user("1"), assistant("1"), user("2"), assistant("2"), user("3"), calls("x"), result("x", "X")}
 	p := &memory.Policy{MaxMessages: 6}
-	plan := p.Plan(providers.Request{Messages: w}, w, 0)
+	plan := p.Plan(providers.Request{Messages: w}, memory.State{}, w)
 	assert.Equal(t, "messages", plan.Reason)
 	assert.Equal(t, 4, plan.Cut, "KeepMessages defaults to 3: the latest exchange")
 }
@@ -161,15 +167,15 @@ func TestPlanCutsInsideAnExchangeOnlyWhenItMust(t *testing.T) {
 	big := strings.Repeat("z", 2000)
 	w := []providers.Message{user("look it all up"), calls("a"), result("a", big), calls("b"), result("b", big), calls("c"), result("c", "small")}
 	p := &memory.Policy{MaxTokens: 700}
-	plan := p.Plan(providers.Request{Messages: w}, w, 0)
+	plan := p.Plan(providers.Request{Messages: w}, memory.State{}, w)
 	assert.Equal(t, 5, plan.Cut, "the exchange alone is past the budget: cut inside it, at a call")
 
 	// A single result past the budget cannot be cut away from its call.
 	w = []providers.Message{user("q"), calls("a"), result("a", big+big)}
-	plan = p.Plan(providers.Request{Messages: w}, w, 0)
+	plan = p.Plan(providers.Request{Messages: w}, memory.State{}, w)
 	assert.Equal(t, 1, plan.Cut, "the user message can go; the call and its result stay together")
 	w = []providers.Message{calls("a"), result("a", big+big)}
-	plan = p.Plan(providers.Request{Messages: w}, w, 0)
+	plan = p.Plan(providers.Request{Messages: w}, memory.State{}, w)
 	assert.Zero(t, plan.Cut)
 	assert.Contains(t, plan.Reason, "no message can be compacted")
 }
