@@ -38,16 +38,17 @@ const (
 	forgetConsumersAfter = 24 * time.Hour
 )
 
-// partition is one task stream and deadline set, and this store's alarm
-// for its earliest deadline.
+// partition is one task stream and deadline set, this store's alarm for
+// its earliest deadline, and the lock that orders this store's takes on it.
 type partition struct {
 	n     int
 	keys  partKeys
 	alarm alarm
+	stamp stampLock
 }
 
 func (s *Store) newPartition(n int) *partition {
-	p := &partition{n: n, keys: s.partKeys(n)}
+	p := &partition{n: n, keys: s.partKeys(n), stamp: newStampLock()}
 	p.alarm.ring = func() { s.fire(p) }
 	return p
 }
@@ -90,7 +91,12 @@ type claim struct {
 // records the delivery of the entries in read, and reads up to count more
 // tasks for consumer. It schedules the partition's timer for the next
 // deadline, settles the lease deadlines it claimed, and returns the tasks.
+// It reads the clock holding the partition's stampLock, and holds it until
+// the script replies.
 func (s *Store) take(ctx context.Context, p *partition, consumer string, count int, read []goredis.XMessage) ([]backend.Task, error) {
+	if err := p.stamp.lock(ctx); err != nil {
+		return nil, fmt.Errorf("take from partition %d: %w", p.n, err)
+	}
 	now := s.clock.Now()
 	args := []any{group, consumer, count, millis(now), s.visibility.Milliseconds(), sweepLimit}
 	for _, msg := range read {
@@ -98,6 +104,7 @@ func (s *Store) take(ctx context.Context, p *partition, consumer string, count i
 		args = append(args, msg.ID, run)
 	}
 	v, err := s.run(ctx, s.scripts.take, p.keys.list(), args...)
+	p.stamp.unlock()
 	if err != nil {
 		return nil, fmt.Errorf("take from partition %d: %w", p.n, err)
 	}
