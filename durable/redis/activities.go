@@ -44,6 +44,7 @@ type activityQueue struct {
 	name  string
 	keys  queueKeys
 	alarm alarm
+	stamp stampLock // orders the store's takes on the queue
 
 	// Guarded by activityQueues.mu.
 	demand  demand                // the waiters that want this queue
@@ -80,7 +81,7 @@ func (s *Store) activityQueues(names []string) ([]*activityQueue, error) {
 		}
 		q := a.byName[name]
 		if q == nil {
-			q = &activityQueue{name: name, keys: s.queueKeys(name), demand: newDemand()}
+			q = &activityQueue{name: name, keys: s.queueKeys(name), demand: newDemand(), stamp: newStampLock()}
 			q.alarm.ring = func() { s.fireActivities(q) }
 			a.byName[name] = q
 		}
@@ -273,9 +274,14 @@ func (s *Store) giveBackActivity(task backend.ActivityTask) {
 // deadlines, records the delivery of the entries in read, and reads up to
 // count more attempts for consumer. It sets the queue's alarm for the next
 // deadline, and returns the attempts delivered and, when consumer is "",
-// the id of the next entry to be read ("" if none).
+// the id of the next entry to be read ("" if none). It reads the clock
+// holding the queue's stampLock, and holds it until the script replies.
 func (s *Store) takeActivities(ctx context.Context, q *activityQueue, consumer string, count int, read []goredis.XMessage) ([]backend.ActivityTask, string, error) {
+	if err := q.stamp.lock(ctx); err != nil {
+		return nil, "", fmt.Errorf("take from queue %s: %w", q.name, err)
+	}
 	v, err := s.run(ctx, s.scripts.actTake, q.keys.list(), s.takeActivityArgs(consumer, count, read)...)
+	q.stamp.unlock()
 	if err != nil {
 		return nil, "", fmt.Errorf("take from queue %s: %w", q.name, err)
 	}
@@ -320,13 +326,27 @@ func (s *Store) takenActivities(q *activityQueue, v any, read []goredis.XMessage
 
 // peekActivities fires the due deadlines of each queue and returns the id
 // of the entry each would deliver next ("" if none), in one round trip.
+// It holds the stampLocks of the queues, taken in the order of their
+// names, from before it reads the clock until Redis replies.
 func (s *Store) peekActivities(ctx context.Context, qs []*activityQueue) ([]string, error) {
+	locked := slices.SortedFunc(slices.Values(qs), func(a, b *activityQueue) int { return strings.Compare(a.name, b.name) })
+	for i, q := range locked {
+		if err := q.stamp.lock(ctx); err != nil {
+			for _, q := range locked[:i] {
+				q.stamp.unlock()
+			}
+			return nil, fmt.Errorf("look at queues: %w", err)
+		}
+	}
 	res := make([]*goredis.Cmd, len(qs))
 	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
 		for i, q := range qs {
 			res[i] = s.scripts.actTake.EvalSha(ctx, p, q.keys.list(), s.takeActivityArgs("", 0, nil)...)
 		}
 	})
+	for _, q := range locked {
+		q.stamp.unlock()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look at queues: %w", err)
 	}

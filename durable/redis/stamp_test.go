@@ -105,3 +105,41 @@ func TestTaskStampedAfterAlarm(t *testing.T) {
 	left, ok := pollNow(t, s)
 	require.False(t, ok, "Poll = %+v after both deliveries were acknowledged; want nothing", left)
 }
+
+// TestAttemptStampedAfterAlarm is TestTaskStampedAfterAlarm for an
+// activity queue.
+func TestAttemptStampedAfterAlarm(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := &gateClock{Clock: newClock()}
+	s := open(t, srv.URL(), redis.WithClock(clock))
+	pushActivity(t, s, "gpu", "render")
+	first, ok := pollActivityNow(t, s, "gpu")
+	require.True(t, ok, "PollActivity: want the attempt")
+
+	held, free := clock.holdNext()
+	stale := make(chan backend.ActivityTask, 1)
+	go func() {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		task, _ := s.PollActivity(ctx, "w", []string{"gpu"}) // holds back its reading of the clock
+		stale <- task
+	}()
+	advanceWhileHeld(clock, redis.DefaultVisibilityTimeout+time.Second, held, free)
+
+	var got []backend.ActivityTask
+	if task := <-stale; task.ID != "" {
+		got = append(got, task)
+	}
+	for range 3 {
+		if task, ok := pollActivityNow(t, s, "gpu"); ok {
+			got = append(got, task)
+		}
+	}
+	require.Len(t, got, 1, "attempts delivered after the visibility timeout passed once; want one")
+	require.NotEqual(t, first.ID, got[0].ID, "want the attempt delivered again, with a new id")
+	ackActivity(t, s, first)
+	ackActivity(t, s, got[0])
+	clock.Advance(redis.DefaultVisibilityTimeout + time.Second)
+	left, ok := pollActivityNow(t, s, "gpu")
+	require.False(t, ok, "PollActivity = %+v after both deliveries were acknowledged; want nothing", left)
+}
