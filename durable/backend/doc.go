@@ -5,8 +5,8 @@
 // two other readers:
 //
 //   - those who implement a store: the Store interface, its optional
-//     capabilities (Watcher, ActivityQueue, Feed) checked with a type
-//     assertion, and what they exchange with the engine (Commit, Lease,
+//     capabilities (Watcher, ActivityQueue, Feed, Archive) checked with a
+//     type assertion, and what they exchange with the engine (Commit, Lease,
 //     Task, InboxEntry, ActivityTask, FeedEntry). A store is done when it
 //     passes the conformance suite in durable/storetest. The stores of this
 //     module are durable/redis and durable/inmem.
