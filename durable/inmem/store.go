@@ -30,8 +30,8 @@ var (
 // WithVisibilityTimeout says otherwise.
 const DefaultVisibilityTimeout = 30 * time.Second
 
-// Store is an in-memory backend.Store, backend.Watcher, backend.ActivityQueue
-// and backend.Feed. It is safe for concurrent use. It copies every byte slice it is given or returns, so
+// Store is an in-memory backend.Store, backend.Watcher, backend.ActivityQueue,
+// backend.Feed and backend.Archive. It is safe for concurrent use. It copies every byte slice it is given or returns, so
 // callers cannot change what it holds.
 //
 // Poll and WatchRun block on a channel that is closed whenever a task is
@@ -68,6 +68,8 @@ type run struct {
 	held      bool          // lease is current: taken and not released
 	wakeAt    time.Time     // when to queue the run; zero if never
 	queued    bool          // the run is in Store.queue
+
+	blobs map[string][]byte // the run's archive (backend.Archive); see archive.go
 }
 
 // Option configures a Store.

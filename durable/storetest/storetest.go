@@ -37,6 +37,11 @@
 //     being canceled.
 //   - ReadFeed with an after that is no id of the store's form ("bogus",
 //     "-") returns an error at once.
+//   - PutBlobs with an empty key is refused, with none of its blobs
+//     written; a PutBlobs to a run that does not exist creates nothing.
+//
+// The suite cannot see a store's retention: that a run's archive expires
+// with it is for each store's own tests (durable/redis has them).
 package storetest
 
 import (
@@ -122,6 +127,17 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 				t.Skip("the store has no activity queues")
 			}
 			tt.fn(&env{t: t, s: s, clock: clock}, q)
+		})
+	}
+	for _, tt := range archiveTests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			s := newStore(t, clock)
+			a, ok := s.(backend.Archive)
+			if !ok {
+				t.Skip("the store has no archive")
+			}
+			tt.fn(&env{t: t, s: s, clock: clock}, a)
 		})
 	}
 	for _, tt := range feedTests {
