@@ -110,8 +110,8 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	check.mu.Lock()
 	defer check.mu.Unlock()
 	for name, sc := range map[string]*goredis.Script{"create": s0.create, "lease": s0.lease, "commit": s0.commit,
-		"send": s0.send, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack, "janitor": s0.janitor,
-		"activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
+		"send": s0.send, "archive": s0.archive, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack,
+		"janitor": s0.janitor, "activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
 		assert.True(t, check.seen[sc.Hash()], "script %s never ran", name)
 	}
 }
@@ -138,6 +138,10 @@ func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 		_, err = s.Lease(ctx, id, "w2", time.Second)
 		require.NoError(t, err, "Lease(%q) by w2", id)
 		require.NoError(t, s.WatchRun(ctx, id, 0), "WatchRun(%q)", id)
+		require.NoError(t, s.PutBlobs(ctx, id, map[string][]byte{"k": []byte("blob")}), "PutBlobs(%q)", id)
+		blobs, err := s.GetBlobs(ctx, id, []string{"k"})
+		require.NoError(t, err, "GetBlobs(%q)", id)
+		assert.Equal(t, "blob", string(blobs["k"]), "GetBlobs(%q)", id)
 	}
 	clock.Advance(2 * time.Second) // wake times and lease expiries: take claims, settle queues
 	seen := map[string]bool{}

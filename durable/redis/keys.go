@@ -14,6 +14,7 @@ import (
 //	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
 //	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
 //	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
+//	<prefix>:{r:<run id>}:archive    hash: the run's blobs by key (backend.Archive), each field written once
 //	<prefix>:{p:<n>}:tasks           stream with consumer group "workers": the task queue
 //	<prefix>:{p:<n>}:deadlines       sorted set of deadline members, by due time (ms)
 //	<prefix>:{p:<n>}:queued          set: runs with a task that waits in the stream
@@ -27,6 +28,10 @@ import (
 // so CreateRun, which clears what an expired run left behind, leaves it
 // alone; it expires with the run's other keys (see Publish).
 //
+// The archive expires with the run's other keys too: the commit that ends a
+// run sets its expiry on it, and PutBlobs on a run that ended gives it the
+// record's. CreateRun deletes what an expired run left of it.
+//
 // The three index sets are hints read by ListRuns outside scripts, and
 // repaired there: the run's record is the truth.
 //
@@ -39,21 +44,26 @@ const group = "workers"
 
 // runKeys are the keys of one run, all with the run's hash tag.
 type runKeys struct {
-	run, history, inbox, changes, feed string
+	run, history, inbox, changes, feed, archive string
 }
 
 func (s *Store) runKeys(runID string) runKeys {
 	base := s.prefix + ":{r:" + runID + "}:"
 	return runKeys{run: base + "run", history: base + "history", inbox: base + "inbox", changes: base + "changes",
-		feed: base + "feed"}
+		feed: base + "feed", archive: base + "archive"}
 }
 
 // list returns the keys that create takes.
-func (k runKeys) list() []string { return []string{k.run, k.history, k.inbox, k.changes} }
+func (k runKeys) list() []string { return []string{k.run, k.history, k.inbox, k.changes, k.archive} }
 
 // commitKeys returns the keys that commit takes: those of list and the
-// feed, which expires with the others when the run ends.
-func (k runKeys) commitKeys() []string { return []string{k.run, k.history, k.inbox, k.changes, k.feed} }
+// feed, which expire with the record when the run ends.
+func (k runKeys) commitKeys() []string {
+	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive}
+}
+
+// archiveKeys returns the keys that the archive script takes.
+func (k runKeys) archiveKeys() []string { return []string{k.run, k.archive} }
 
 // recordAndInbox returns the keys that lease and send take.
 func (k runKeys) recordAndInbox() []string { return []string{k.run, k.inbox} }

@@ -1,9 +1,10 @@
 // Package redis is the backend.Store for production: runs, histories,
 // inboxes, leases, timers, the task queue, the activity task queues
-// (backend.ActivityQueue) and the runs' progress feeds (backend.Feed) live
-// in Redis, through go-redis's UniversalClient, so one store serves a
-// single server, Sentinel and Cluster alike. It passes the conformance
-// suite in durable/storetest, as the in-memory store does.
+// (backend.ActivityQueue), the runs' progress feeds (backend.Feed) and
+// their archives (backend.Archive) live in Redis, through go-redis's
+// UniversalClient, so one store serves a single server, Sentinel and
+// Cluster alike. It passes the conformance suite in durable/storetest, as
+// the in-memory store does.
 //
 // Each run's history is a Redis Stream written only by server-side
 // scripts that check the writer's fencing token and the expected
@@ -26,10 +27,10 @@
 // one per partition it looks at; PushActivity and AckActivity one; a
 // PollActivity that finds an attempt ready one for one queue, two for
 // several; Publish one (two when it fixes its feed's expiry), ReadFeed one
-// per blocking read. Times are kept in milliseconds. A task
-// delivered to a process that dies before it takes the run's lease is
-// delivered again after the visibility timeout; a run whose worker dies
-// holding its lease is queued when the lease expires.
+// per blocking read; PutBlobs and GetBlobs one. Times are kept in
+// milliseconds. A task delivered to a process that dies before it takes
+// the run's lease is delivered again after the visibility timeout; a run
+// whose worker dies holding its lease is queued when the lease expires.
 package redis
 
 import (
@@ -62,9 +63,10 @@ const (
 	DefaultRetention         = 7 * 24 * time.Hour
 )
 
-// Store is a backend.Store, backend.Watcher, backend.ActivityQueue and
-// backend.Feed on Redis. It is safe for concurrent use. Several processes may share one
-// Redis through stores with the same prefix and number of partitions.
+// Store is a backend.Store, backend.Watcher, backend.ActivityQueue,
+// backend.Feed and backend.Archive on Redis. It is safe for concurrent
+// use. Several processes may share one Redis through stores with the same
+// prefix and number of partitions.
 type Store struct {
 	client     goredis.UniversalClient
 	owned      bool // Close closes client
@@ -128,9 +130,10 @@ func WithVisibilityTimeout(d time.Duration) Option {
 }
 
 // WithRetention sets how long the keys of a run that completed, failed or
-// was canceled are kept after its last commit (DefaultRetention if not
-// set; 0 keeps them for good). It is Redis's expiry, so it runs on Redis's
-// clock, not the store's.
+// was canceled (its record, history, inbox, feed and archive) are kept
+// after its last commit (DefaultRetention if not set; 0 keeps them for
+// good). It is Redis's expiry, so it runs on Redis's clock, not the
+// store's.
 func WithRetention(d time.Duration) Option { return func(s *Store) { s.retention = max(d, 0) } }
 
 // WithLogger sets the logger of the background work (slog.Default if not set).

@@ -1,9 +1,9 @@
 -- commit: Commit. Fenced, positioned, atomic write of a run by its lease
 -- holder: appends events (or replaces the history), saves the record,
 -- removes consumed inbox entries, and may release the lease.
--- KEYS: run hash, history, inbox, changes, feed (one run's hash tag); the
---   keys of a run that ends expire after the retention, feed included, and
---   are kept again if the run is retried
+-- KEYS: run hash, history, inbox, changes, feed, archive (one run's hash
+--   tag); the keys of a run that ends expire after the retention, feed and
+--   archive included, and are kept again if the run is retried
 -- ARGV: [1] token, [2] expect, [3] new history (0|1), [4] release (0|1),
 --   [5] updated, [6] status, [7] state JSON, [8] wake (ms, 0 = none),
 --   [9] retention (ms, 0 = keep), [10] commit id, [11] event count n,
