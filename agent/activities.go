@@ -44,8 +44,9 @@ type toolOutcome struct {
 
 // Defaults for the activities of a run.
 const (
-	defaultModelAttempts = 6
-	defaultToolAttempts  = 3
+	defaultModelAttempts   = 6
+	defaultToolAttempts    = 3
+	defaultArchiveAttempts = 10
 )
 
 // define makes the durable definitions of an agent's runs.
@@ -59,6 +60,8 @@ func (rt *Runtime) define(a *Agent) *registration {
 	if a.Memory != nil && !a.Memory.NoSummary {
 		r.summary = durable.NewActivity("summary:"+a.Name, rt.summarize(a), mo)
 	}
+	r.archive = durable.NewActivity("archive:"+a.Name, rt.archiveMessages, durable.ActivityOptions{
+		RetryPolicy: durable.RetryPolicy{MaximumAttempts: defaultArchiveAttempts}})
 	var all []*tools.Tool
 	if a.Tools != nil {
 		all = a.Tools.List()

@@ -154,7 +154,9 @@ type Agent struct {
 	// journaled as an activity, and recorded in the run's history
 	// ("compaction", a memory.Compaction). A conversation carries the
 	// compacted state and the window over a continue-as-new, not its
-	// transcript. Nil: the model sees the whole conversation.
+	// transcript: the messages compacted away go to the run's archive,
+	// where Runtime.Transcript reads them. Nil: the model sees the whole
+	// conversation.
 	Memory *memory.Policy
 	// LongTerm gives the agent memories of its users that outlive its
 	// runs (see LongTerm). Nil: none.
@@ -314,6 +316,11 @@ type Input struct {
 	// conversation that ends before the next one.
 	LastText   string          `json:"last_text,omitempty"`
 	LastOutput json.RawMessage `json:"last_output,omitempty"`
+	// Generation, carried over a continue-as-new too, counts the
+	// histories of the conversation before this one: the archive of the
+	// messages each one dropped is numbered by it (see
+	// Runtime.Transcript). Leave it zero.
+	Generation int `json:"generation,omitempty"`
 }
 
 // RunResult is what a run ends with.

@@ -113,12 +113,21 @@ func (st *state) namespace() string {
 // loop is the workflow of every agent run. It is deterministic: all it
 // learns from the world comes from journaled activities and signals.
 func (rt *Runtime) loop(ctx durable.Context, in Input) (RunResult, error) {
+	return rt.loopWith(ctx, in, nil)
+}
+
+// loopWith is loop, showing its state to seen, if not nil, as soon as it
+// makes it: a replay reads the conversation from it (see Runtime.Transcript).
+func (rt *Runtime) loopWith(ctx durable.Context, in Input, seen func(*state)) (RunResult, error) {
 	name := cmp.Or(in.Agent, ctx.Workflow())
 	reg, ok := rt.lookup(name)
 	if !ok {
 		return RunResult{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
 	}
 	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns, user: in.User}
+	if seen != nil {
+		seen(st)
+	}
 	if in.Memory != nil {
 		st.mem = *in.Memory
 	}
@@ -148,10 +157,14 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (RunResult
 	for exchanges := 0; ; {
 		if exchanges >= limit {
 			// What the model sees goes on: the compacted state and
-			// the window, not the messages compacted away.
+			// the window. The messages compacted away go to the
+			// run's archive, for its transcript.
+			if err := rt.archiveDropped(ctx, st, in.Generation); err != nil {
+				return last, err
+			}
 			next := Input{Conversation: true, History: st.messages[st.window:], User: st.user,
 				Agent: st.reg.agent.Name, Replies: replies, Usage: st.usage, Turns: st.turns,
-				LastText: last.Text, LastOutput: last.Output}
+				LastText: last.Text, LastOutput: last.Output, Generation: in.Generation + 1}
 			if !st.mem.IsZero() {
 				next.Memory = &st.mem
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -64,6 +65,10 @@ type Runtime struct {
 	log    *slog.Logger
 	auth   Authorizer
 	tel    *telemetry
+	// archive keeps the messages conversations drop (see transcript.go);
+	// nil if the store has none, which noArchive logs once.
+	archive   backend.Archive
+	noArchive atomic.Bool
 
 	mu     sync.RWMutex
 	agents map[string]*registration
@@ -84,6 +89,9 @@ type registration struct {
 	recall      *durable.Activity[recallCall, []recalled]
 	extractor   *Agent
 	tools       map[string]*durable.Activity[toolCall, toolOutcome]
+	// archive keeps the messages a conversation drops when it continues
+	// as new.
+	archive *durable.Activity[archiveCall, archived]
 }
 
 // NewRuntime returns a runtime on store.
@@ -101,6 +109,7 @@ func NewRuntime(store backend.Store, opts Options) *Runtime {
 	}
 	rt.tel = newTelemetry(opts, rt.log, rt.lookup)
 	rt.feed, _ = store.(backend.Feed)
+	rt.archive, _ = store.(backend.Archive)
 	rt.pub.rt = rt
 	rt.client = durable.NewClient(store, durable.ClientOptions{Codec: opts.Codec, Clock: rt.clock})
 	return rt
