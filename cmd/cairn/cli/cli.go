@@ -10,9 +10,9 @@
 // The commands read and steer runs in a Redis store (--redis, or the
 // CAIRN_REDIS_URL environment variable): list runs, show a run's history,
 // watch a run live, list pending approvals and decide them, send signals
-// and chat messages, cancel runs and resume parked ones, export a run's
-// history to a file, and replay recorded histories against the code
-// before a deploy. Every command has --help; most have --json.
+// and chat messages, print a conversation's transcript, cancel runs and
+// resume parked ones, export a run's history to a file, and replay
+// recorded histories against the code before a deploy. Every command has --help; most have --json.
 package cli
 
 import (
@@ -293,6 +293,8 @@ func explain(err error) string {
 		return err.Error() + " (no run has that id in this store; list runs with: runs)"
 	case errors.Is(err, agent.ErrNotPending):
 		return err.Error() + " (list what waits with: approvals, questions)"
+	case errors.Is(err, durable.ErrUnregistered):
+		return err.Error() + " (run the command from your program, which mounts this tool with its agents in cli.App.Agents)"
 	}
 	return err.Error()
 }

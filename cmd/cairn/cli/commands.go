@@ -34,6 +34,7 @@ func (app App) commands() []*command {
 		{name: "show", args: "RUN", summary: "Show a run: its record and its history as a timeline.", store: true,
 			nargs: exactly(1), flags: jsonFlag, run: cmdShow},
 		watchCommand(),
+		transcriptCommand(),
 		{name: "approvals", summary: "List the tool calls waiting for approval, across runs.", store: true,
 			nargs: exactly(0), flags: jsonFlag, run: cmdApprovals},
 		{name: "approve", args: "RUN CALL --by NAME [--reason TEXT]", summary: "Approve a tool call that waits for approval.",
