@@ -144,6 +144,23 @@ func TestRedisTranscriptOfALongConversation(t *testing.T) {
 	assert.ErrorContains(t, err, victim, "the error names the missing message")
 }
 
+// TestClusterTranscriptOfALongConversation is the same on a Redis Cluster
+// of three masters: the archive is in the run's slot, whichever master
+// holds it.
+func TestClusterTranscriptOfALongConversation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster of three masters; run without -short")
+	}
+	cluster := redistest.StartCluster(t, 3)
+	store := redis.New(cluster.Client())
+	t.Cleanup(func() { _ = store.Close() })
+	testTranscriptOfALongConversation(t, func(a *agent.Agent) (*env, func(runID string) int) {
+		return newEnvOn(t, store, agent.Options{}, a), func(runID string) int {
+			return int(cluster.Client().HLen(context.Background(), archiveKey(runID)).Val())
+		}
+	})
+}
+
 func testTranscriptOfALongConversation(t *testing.T, newEnv func(*agent.Agent) (*env, func(runID string) int)) *env {
 	_, a := transcriptAgent(t, "long")
 	e, countBlobs := newEnv(a)
