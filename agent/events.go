@@ -287,7 +287,7 @@ func (rt *Runtime) Flush(ctx context.Context) error { return rt.pub.flush(ctx) }
 //
 // Text of abandoned attempts is not withheld: a reader that shows text
 // drops what it showed for (Step, Attempt) when EventAttemptAbandoned
-// comes, or uses a Transcript, which does.
+// comes, or uses a LiveText, which does.
 func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(LiveEvent) error) error {
 	for {
 		// Read in slices, to check now and then that the run has not
@@ -320,10 +320,10 @@ func (rt *Runtime) Follow(ctx context.Context, runID, after string, fn func(Live
 	}
 }
 
-// Transcript assembles the model text of live events, per step, without
+// LiveText assembles the model text of live events, per step, without
 // the text of attempts that were abandoned: what a reader shows after a
-// retry contains no duplicate. The zero Transcript is ready to use.
-type Transcript struct {
+// retry contains no duplicate. The zero LiveText is ready to use.
+type LiveText struct {
 	steps []int
 	text  map[int]map[int]*strings.Builder // step -> attempt -> text
 	void  map[[2]int]bool
@@ -331,7 +331,7 @@ type Transcript struct {
 
 // Add takes in an event; events other than text deltas and abandoned
 // attempts are ignored.
-func (t *Transcript) Add(e LiveEvent) {
+func (t *LiveText) Add(e LiveEvent) {
 	switch e.Type {
 	case LiveAttemptAbandoned:
 		if t.void == nil {
@@ -359,7 +359,7 @@ func (t *Transcript) Add(e LiveEvent) {
 
 // Text returns the text of each step's latest attempt that was not
 // abandoned, steps in the order they first streamed, one per line.
-func (t *Transcript) Text() string {
+func (t *LiveText) Text() string {
 	var parts []string
 	for _, step := range t.steps {
 		best := 0

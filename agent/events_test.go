@@ -131,7 +131,7 @@ func TestLiveEvents(t *testing.T) {
 	assert.Equal(t, "ok", dec[0].Reason, "approval_decided")
 
 	var text strings.Builder
-	var tr agent.Transcript
+	var tr agent.LiveText
 	for _, ev := range events {
 		tr.Add(ev)
 		if ev.Type == agent.LiveTextDelta {
@@ -219,7 +219,7 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 	assert.Equal(t, 1, abandoned[0].Attempt, "abandoned %+v", abandoned)
 	require.NotZero(t, abandoned[0].Step, "abandoned %+v", abandoned)
 	var raw strings.Builder
-	var tr agent.Transcript
+	var tr agent.LiveText
 	for _, ev := range events {
 		tr.Add(ev)
 		if ev.Type == agent.LiveTextDelta {
@@ -237,7 +237,7 @@ func TestLiveEventsAbandonedAttempt(t *testing.T) {
 // TestTranscriptSteps: a transcript joins the text of each step, keeping
 // only the latest attempt that was not abandoned.
 func TestTranscriptSteps(t *testing.T) {
-	var tr agent.Transcript
+	var tr agent.LiveText
 	for _, ev := range []agent.LiveEvent{
 		{Type: agent.LiveTextDelta, Step: 1, Attempt: 1, Text: "Let me "},
 		{Type: agent.LiveTextDelta, Step: 1, Attempt: 1, Text: "check."},
@@ -252,7 +252,7 @@ func TestTranscriptSteps(t *testing.T) {
 		tr.Add(ev)
 	}
 	assert.Equal(t, "Let me check.\nIt is sunny.", tr.Text(), "transcript")
-	var zero agent.Transcript
+	var zero agent.LiveText
 	assert.Empty(t, zero.Text(), "zero transcript")
 }
 

@@ -528,7 +528,7 @@ func TestAgentKillAtEveryCommit(t *testing.T) {
 // TestAgentKillWhileStreaming kills the worker in the middle of streaming
 // the final answer, once its first words are in the run's live feed: the
 // new worker streams the answer again as a second attempt and marks the
-// first abandoned, so that a reader (agent.Transcript) shows the answer
+// first abandoned, so that a reader (agent.LiveText) shows the answer
 // once.
 func TestAgentKillWhileStreaming(t *testing.T) {
 	if testing.Short() {
@@ -558,7 +558,7 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 	got := w.result()
 	w.check(got, want, expect{cutOff: fmt.Sprintf("model %d", clerkTurns-1)})
 
-	var tr agent.Transcript
+	var tr agent.LiveText
 	abandoned := false
 	err := w.rt.Follow(ctx, clerkRun, "", func(e agent.LiveEvent) error {
 		tr.Add(e)
