@@ -1,0 +1,61 @@
+package evals
+
+import "time"
+
+// Status is a case's verdict over its trials.
+type Status string
+
+// The statuses of a case.
+const (
+	// StatusPass: every trial passed every grader.
+	StatusPass Status = "pass"
+	// StatusFail: no trial passed.
+	StatusFail Status = "fail"
+	// StatusFlaky: some trials passed and some did not. A flaky case is
+	// reported as such, not as a regression.
+	StatusFlaky Status = "flaky"
+	// StatusError: the case could not be run or graded (a bad case, a
+	// judge that failed).
+	StatusError Status = "error"
+)
+
+// Report is the result of running a dataset.
+type Report struct {
+	Agent    string        `json:"agent"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+	Cases    []CaseReport  `json:"cases"`
+}
+
+// CaseReport is the result of one case.
+type CaseReport struct {
+	Name   string   `json:"name"`
+	Tags   []string `json:"tags,omitempty"`
+	Status Status   `json:"status"`
+	// PassRate is the share of trials that passed.
+	PassRate float64       `json:"pass_rate"`
+	Trials   []TrialReport `json:"trials"`
+	// Error says why the case has StatusError.
+	Error string `json:"error,omitempty"`
+}
+
+// TrialReport is the result of one trial of a case.
+type TrialReport struct {
+	Trial   int           `json:"trial"`
+	RunID   string        `json:"run_id"`
+	Pass    bool          `json:"pass"`
+	Grades  []Grade       `json:"grades"`
+	Text    string        `json:"text"`
+	Calls   []Call        `json:"calls,omitempty"`
+	Tokens  int           `json:"tokens"`
+	Turns   int           `json:"turns"`
+	Latency time.Duration `json:"latency"`
+	// Error is why the run failed, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Grade is a grader's score in a trial.
+type Grade struct {
+	Grader string `json:"grader"`
+	Score
+}
