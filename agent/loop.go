@@ -125,11 +125,11 @@ func (rt *Runtime) loopWith(ctx durable.Context, in Input, seen func(*state)) (R
 		return RunResult{}, durable.NonRetryable(fmt.Errorf("agent %s is not registered with this worker's runtime", name))
 	}
 	st := &state{reg: reg, messages: slices.Clone(in.History), usage: in.Usage, turns: in.Turns, user: in.User}
-	if seen != nil {
-		seen(st)
-	}
 	if in.Memory != nil {
 		st.mem = *in.Memory
+	}
+	if seen != nil {
+		seen(st)
 	}
 	if in.Conversation {
 		return rt.converse(ctx, st, in)
