@@ -195,7 +195,10 @@ func (ex *executor) park(ctx context.Context) error {
 	}
 	ex.log.Error("run parked", "reason", f.Message)
 	info := ex.info
-	info.Status, info.Failure, info.Waiting = backend.StatusParked, f, ""
+	// A parked run waits for a worker to retry it, not for a time: a wake
+	// time kept from its record (a timer, a hand-off) would queue it again
+	// and again, each worker leaving it parked.
+	info.Status, info.Failure, info.Waiting, info.WakeAt = backend.StatusParked, f, "", time.Time{}
 	ex.consumed = ex.resumes // what was not journaled stays in the inbox, but resume requests were answered
 	return ex.write(ctx, backend.Commit{Run: info, Release: true}, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,4 +74,9 @@ func TestSeed(t *testing.T) {
 	require.NotNil(t, info.Failure)
 	assert.Equal(t, backend.KindNondeterminism, info.Failure.Kind, "failure %+v", info.Failure)
 	assert.Contains(t, info.Failure.Message, "activity step (step 1)")
+	// Parked, it stays so: its record's wake time does not queue it again.
+	time.Sleep(50 * time.Millisecond)
+	again, err := e.client.Describe(ctx, "diverged")
+	require.NoError(t, err)
+	assert.Equal(t, info.Version, again.Version, "a parked run is left alone")
 }
