@@ -32,12 +32,13 @@ const seedLeaseTTL = 30 * time.Second
 // step missing), the run parks with a *NondeterminismError as its
 // failure, instead of going on.
 //
-// Seed creates the run parked and writes the rest of its history under
-// its lease, then makes it due at once, so a worker that polls it in
-// between leaves it alone. A worker that starts in that instant retries
-// parked runs and may execute the run from its first event; Seed then
-// returns an error and the run must be dropped. Seeding a run id that
-// exists is an error wrapping ErrRunExists.
+// Seed creates the run as one that failed (saying it is being seeded),
+// so that no worker executes it from its first event, not even one that
+// starts meanwhile and retries parked runs; then it writes the rest of
+// the history under the run's lease, makes the run pending, and due at
+// once. Until Seed returns, a caller waiting for the run's result would
+// see that failure: wait for it after Seed. Seeding a run id that exists
+// is an error wrapping ErrRunExists.
 func (c *Client) Seed(ctx context.Context, runID string, history []backend.Event) error {
 	if err := seedable(history); err != nil {
 		return fmt.Errorf("seed run %s: %w", runID, err)
@@ -46,8 +47,8 @@ func (c *Client) Seed(ctx context.Context, runID string, history []backend.Event
 	first := history[0]
 	first.RunID, first.Trace = "", backend.TraceFrom(ctx)
 	info := backend.RunInfo{ID: runID, Workflow: first.Name, InputHash: hashInput(first.Payload), Trace: first.Trace,
-		Status: backend.StatusParked, CreatedAt: now, UpdatedAt: now,
-		Failure: &backend.Failure{Message: "being seeded with a recorded history"}}
+		Status: backend.StatusFailed, CreatedAt: now, UpdatedAt: now,
+		Failure: &backend.Failure{Message: "being seeded with a recorded history", NonRetryable: true}}
 	data, err := backend.EncodeEvent(first, c.codec)
 	if err != nil {
 		return fmt.Errorf("seed run %s: %w", runID, err)
@@ -73,7 +74,7 @@ func (c *Client) Seed(ctx context.Context, runID string, history []backend.Event
 	if info, err = c.store.GetRun(ctx, runID); err != nil {
 		return fmt.Errorf("seed run %s: %w", runID, err)
 	}
-	if info.HistoryLen != 1 || info.Status != backend.StatusParked {
+	if info.HistoryLen != 1 || info.Status != backend.StatusFailed {
 		return fmt.Errorf("seed run %s: a worker executed the run while it was seeded (%s, %d events)",
 			runID, info.Status, info.HistoryLen)
 	}
@@ -110,7 +111,7 @@ func seedable(history []backend.Event) error {
 }
 
 // seedLease takes the lease of a run Seed created. A worker that polled
-// the run holds it for as long as it takes to see that the run is parked
+// the run holds it for as long as it takes to see that the run has ended
 // and let it go, so a held lease is asked for again.
 func (c *Client) seedLease(ctx context.Context, runID string) (backend.Lease, error) {
 	worker := "seed-" + randomID()
