@@ -28,6 +28,28 @@ type Tool struct {
 	prepare func(args []byte) (func(context.Context) ([]byte, error), error)
 	// policy, if set, decides approval from the arguments.
 	policy func(args []byte) (bool, error)
+	// intercept, if set, takes the calls of the tool (see Intercept).
+	intercept Interceptor
+}
+
+// Interceptor takes a tool's calls in the place of its function: it gets
+// the arguments, validated against the tool's schema, and next, which
+// runs the tool's own call (Call of the tool intercepted). It returns
+// what Call returns. It must be safe for concurrent use.
+type Interceptor func(ctx context.Context, args json.RawMessage, next func(context.Context) (Result, error)) (Result, error)
+
+// Intercept returns a tool with t's name, description, schema and
+// settings whose calls go to fn, which may answer them itself or call
+// next. Arguments that break the schema never reach fn: the model is told,
+// as by Call. Test harnesses use it to stand a fixture in for a tool, or
+// to count a tool's executions; t is not changed.
+func (t *Tool) Intercept(fn Interceptor) *Tool {
+	c := *t
+	inner := t
+	c.intercept = func(ctx context.Context, args json.RawMessage, _ func(context.Context) (Result, error)) (Result, error) {
+		return fn(ctx, args, func(ctx context.Context) (Result, error) { return inner.Call(ctx, args) })
+	}
+	return &c
 }
 
 // Result is what the model reads back from a call. It is plain data, to
@@ -214,6 +236,9 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (Result, error) {
 	run, err := t.prepare(args)
 	if err != nil {
 		return t.errorResult(err.Error()), nil
+	}
+	if t.intercept != nil {
+		return t.intercept(ctx, args, nil)
 	}
 	out, err := t.invoke(ctx, run)
 	var ee *encodeError

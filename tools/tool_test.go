@@ -527,3 +527,31 @@ func TestConcurrentCalls(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int64(33), n.Load(), "calls that reached the tool")
 }
+
+func TestInterceptKeepsDefinitionAndValidates(t *testing.T) {
+	type args struct {
+		N int `json:"n" jsonschema:"minimum=1"`
+	}
+	base := tools.MustNew("double", "Doubles n.", func(ctx context.Context, a args) (int, error) { return 2 * a.N, nil },
+		tools.HonorsIdempotencyKey())
+	calls := 0
+	fixed := base.Intercept(func(ctx context.Context, raw json.RawMessage, next func(context.Context) (tools.Result, error)) (tools.Result, error) {
+		calls++
+		if string(raw) == `{"n":2}` {
+			return tools.Result{Content: "fixture"}, nil
+		}
+		return next(ctx)
+	})
+	assert.Equal(t, base.Definition(), fixed.Definition())
+	assert.True(t, fixed.HonorsIdempotencyKey())
+	res, err := fixed.Call(context.Background(), json.RawMessage(`{"n":2}`))
+	require.NoError(t, err)
+	assert.Equal(t, "fixture", res.Content)
+	res, err = fixed.Call(context.Background(), json.RawMessage(`{"n":3}`))
+	require.NoError(t, err)
+	assert.Equal(t, "6", res.Content)
+	res, err = fixed.Call(context.Background(), json.RawMessage(`{"n":0}`))
+	require.NoError(t, err)
+	assert.True(t, res.IsError, "bad arguments never reach the interceptor")
+	assert.Equal(t, 2, calls)
+}
