@@ -52,6 +52,12 @@ type TrialReport struct {
 	Latency time.Duration `json:"latency"`
 	// Error is why the run failed, if it did.
 	Error string `json:"error,omitempty"`
+	// Notes are what the runner noticed that graders do not see: a call
+	// that waited for approval with no rule to decide it, ...
+	Notes []string `json:"notes,omitempty"`
+	// Crash, in a crash trial, is the journal commit before which its
+	// worker was stopped (1 is the first); 0 in other trials.
+	Crash int `json:"crash,omitempty"`
 }
 
 // Grade is a grader's score in a trial.

@@ -1,0 +1,681 @@
+package evals
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/durable/inmem"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/tools"
+)
+
+// Defaults of a Runner's zero fields.
+const (
+	DefaultConcurrency    = 4
+	DefaultTimeout        = time.Minute
+	DefaultMaxCrashPoints = 50
+)
+
+// Runner runs cases against an agent. Each trial of a case is a real
+// durable run of the agent: a Runtime and a worker of their own, on a
+// store of their own, which the trial drives as a user and an approver
+// would. Set the fields before Run and do not change them while it runs;
+// Run may be called again (a rerun shares the judge's cached verdicts).
+type Runner struct {
+	// Agent is the agent evaluated. Trials run a copy of it whose tools
+	// are wrapped for fixtures and crash cases; the agent is not
+	// changed.
+	Agent *agent.Agent
+	// Store returns the store of one trial. Default: a fresh in-memory
+	// store (durable/inmem) per trial. A store shared by trials is fine:
+	// their run ids differ.
+	Store func() backend.Store
+	// Concurrency bounds the cases run at once. Default
+	// DefaultConcurrency. The trials of a case run one after another.
+	Concurrency int
+	// Trials is how many times each case runs, unless it says (Case.Trials).
+	// Default 1.
+	Trials int
+	// Timeout bounds each trial, unless the case says. Default
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Graders are applied to every case, after the case's own.
+	Graders []Grader
+	// Named are the graders GraderSpec kinds name.
+	Named map[string]Grader
+	// Judge is the model of the "judge" GraderSpec kind.
+	Judge providers.Model
+	// Prices price tokens for budgets' Cost.
+	Prices Prices
+	// Tags, if set, run only the cases with one of them.
+	Tags []string
+	// Progress, if set, is told of each case as it ends: one line
+	// rewritten in place when it is a terminal, a line per case
+	// otherwise.
+	Progress io.Writer
+	// MaxCrashPoints bounds the crash trials of a Crash case: with more
+	// journal boundaries than that, boundaries evenly spread are chosen.
+	// Default DefaultMaxCrashPoints.
+	MaxCrashPoints int
+	// Logger receives the logs of the trials' runtimes and workers.
+	// Default: none.
+	Logger *slog.Logger
+
+	once  sync.Once
+	cache *judgeCache
+}
+
+func (r *Runner) judgeCache() *judgeCache {
+	r.once.Do(func() { r.cache = &judgeCache{} })
+	return r.cache
+}
+
+// JudgeCalls counts the requests the runner's judges sent to their
+// models: a verdict read from the cache sends none.
+func (r *Runner) JudgeCalls() int {
+	c := r.judgeCache()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Validate checks cases before they run: each has a unique name, an
+// input, and graders that can be built (known GraderSpec kinds, patterns
+// and schemas that compile, a judge model for judge specs). The error
+// names every case at fault.
+func (r *Runner) Validate(cases []Case) error {
+	var errs []error
+	if r.Agent == nil {
+		errs = append(errs, errors.New("evals: the runner has no agent"))
+	}
+	seen := map[string]int{}
+	for i := range cases {
+		c := &cases[i]
+		if c.Name == "" {
+			errs = append(errs, fmt.Errorf("case %d: no name", i+1))
+			continue
+		}
+		if j, dup := seen[c.Name]; dup {
+			errs = append(errs, fmt.Errorf("case %q: the name of case %d too", c.Name, j+1))
+		}
+		seen[c.Name] = i
+		if c.Message == "" && len(c.Turns) == 0 {
+			errs = append(errs, fmt.Errorf("case %q: no input (a message or turns)", c.Name))
+		}
+		if c.Message != "" && len(c.Turns) > 0 {
+			errs = append(errs, fmt.Errorf("case %q: both a message and turns; give one", c.Name))
+		}
+		if c.Replay != nil {
+			errs = append(errs, fmt.Errorf("case %q: replay cases are not run by this runner", c.Name))
+		}
+		if _, err := r.graders(c); err != nil {
+			errs = append(errs, fmt.Errorf("case %q: %w", c.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// graders are the graders of a case: those Expect implies, the case's
+// own, its GraderSpecs resolved, and the runner's.
+func (r *Runner) graders(c *Case) ([]Grader, error) {
+	gs, err := c.Expect.graders(r.Prices)
+	if err != nil {
+		return nil, err
+	}
+	for i, g := range c.Graders {
+		if g == nil {
+			return nil, fmt.Errorf("grader %d is nil", i+1)
+		}
+	}
+	gs = append(gs, c.Graders...)
+	for _, spec := range c.Grade {
+		g, err := r.resolve(spec)
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return append(gs, r.Graders...), nil
+}
+
+// resolve turns a GraderSpec into a grader: "judge" is a Judge with the
+// runner's judge model, another kind the grader registered under it in
+// Named (with the spec's Threshold, if set, deciding its pass).
+func (r *Runner) resolve(spec GraderSpec) (Grader, error) {
+	if spec.Kind == "judge" {
+		if r.Judge == nil {
+			return nil, errors.New(`grader "judge": the runner has no judge model (Runner.Judge)`)
+		}
+		if strings.TrimSpace(spec.Rubric) == "" {
+			return nil, errors.New(`grader "judge": no rubric`)
+		}
+		return Judge(r.Judge, spec.Rubric, spec.Threshold), nil
+	}
+	g, ok := r.Named[spec.Kind]
+	if !ok || g == nil {
+		known := []string{"judge"}
+		for k := range r.Named {
+			known = append(known, k)
+		}
+		slices.Sort(known)
+		return nil, fmt.Errorf("unknown grader kind %q (known: %s)", spec.Kind, strings.Join(known, ", "))
+	}
+	if spec.Threshold > 0 {
+		return thresholded{g, spec.Threshold}, nil
+	}
+	return g, nil
+}
+
+// thresholded is a grader whose pass is decided by another threshold.
+type thresholded struct {
+	Grader
+	threshold float64
+}
+
+func (t thresholded) Grade(ctx context.Context, o *Outcome) (Score, error) {
+	s, err := t.Grader.Grade(ctx, o)
+	if err != nil {
+		return s, err
+	}
+	s.Pass = s.Value >= t.threshold
+	if s.Label == "pass" || s.Label == "fail" || s.Label == "" {
+		s.Label = map[bool]string{true: "pass", false: "fail"}[s.Pass]
+	}
+	return s, nil
+}
+
+// selected reports whether the runner's tags select c.
+func (r *Runner) selected(c *Case) bool {
+	if len(r.Tags) == 0 {
+		return true
+	}
+	for _, t := range c.Tags {
+		if slices.Contains(r.Tags, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Run validates cases, then runs those the runner's tags select, at most
+// Concurrency at once, and reports them in the order given. An invalid
+// case stops Run before anything runs (see Validate); a case that could
+// not be graded (a judge that failed) has StatusError. The error is
+// otherwise ctx's, if it ended first.
+func (r *Runner) Run(ctx context.Context, cases []Case) (*Report, error) {
+	if err := r.Validate(cases); err != nil {
+		return nil, err
+	}
+	var picked []*Case
+	for i := range cases {
+		if r.selected(&cases[i]) {
+			picked = append(picked, &cases[i])
+		}
+	}
+	rep := &Report{Agent: r.Agent.Name, Started: time.Now(), Cases: make([]CaseReport, len(picked))}
+	prog := newProgress(r.Progress, len(picked))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range cmpOr(max(0, r.Concurrency), DefaultConcurrency) {
+		wg.Go(func() {
+			for i := range work {
+				rep.Cases[i] = r.runCase(ctx, picked[i])
+				prog.done(rep.Cases[i])
+			}
+		})
+	}
+feed:
+	for i := range picked {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	prog.finish()
+	rep.Duration = time.Since(rep.Started)
+	return rep, ctx.Err()
+}
+
+// runCase runs a case's trials (and its crash trials) and decides its
+// status.
+func (r *Runner) runCase(ctx context.Context, c *Case) CaseReport {
+	cr := CaseReport{Name: c.Name, Tags: c.Tags}
+	graders, err := r.graders(c)
+	if err != nil { // checked by Validate; kept for safety
+		cr.Status, cr.Error = StatusError, err.Error()
+		return cr
+	}
+	n := c.Trials
+	if n <= 0 {
+		n = max(1, r.Trials)
+	}
+	var gradeErrs []string
+	passed := 0
+	var clean *trialRun
+	for i := 1; i <= n; i++ {
+		tr := r.trial(ctx, c, i, nil)
+		if clean == nil {
+			clean = tr
+		}
+		rep, errs := r.grade(ctx, tr, graders)
+		gradeErrs = append(gradeErrs, errs...)
+		if rep.Pass {
+			passed++
+		}
+		cr.Trials = append(cr.Trials, rep)
+	}
+	crashFailed := 0
+	if c.Crash && clean != nil {
+		for _, tr := range r.crashTrials(ctx, c, clean, n) {
+			rep, _ := r.grade(ctx, tr, nil)
+			if !rep.Pass {
+				crashFailed++
+			}
+			cr.Trials = append(cr.Trials, rep)
+		}
+	}
+	total := len(cr.Trials)
+	passedAll := passed + (total - n - crashFailed)
+	cr.PassRate = float64(passedAll) / float64(total)
+	switch {
+	case len(gradeErrs) > 0:
+		cr.Status, cr.Error = StatusError, strings.Join(gradeErrs, "; ")
+	case passed == n && crashFailed == 0:
+		cr.Status = StatusPass
+	case passed == 0 || crashFailed > 0:
+		// A crash that breaks the run is a failure, not chance.
+		cr.Status = StatusFail
+	default:
+		cr.Status = StatusFlaky
+	}
+	return cr
+}
+
+// grade grades a trial with graders, plus the checks the trial made
+// itself (crash trials); it returns the errors of graders that could not
+// grade.
+func (r *Runner) grade(ctx context.Context, tr *trialRun, graders []Grader) (TrialReport, []string) {
+	o := tr.outcome
+	rep := TrialReport{Trial: o.Trial, RunID: o.RunID, Pass: o.Err == nil, Text: o.Text, Calls: o.Calls,
+		Tokens: o.Usage.InputTokens + o.Usage.OutputTokens, Turns: o.Turns, Latency: o.Latency, Notes: tr.notes,
+		Crash: tr.crashAt}
+	if o.Err != nil {
+		rep.Error = o.Err.Error()
+	}
+	gctx := withJudgeCache(ctx, r.judgeCache())
+	var errs []string
+	for _, g := range graders {
+		s, err := g.Grade(gctx, o)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("trial %d: grader %s: %v", o.Trial, g.Name(), err))
+			s = Score{Label: "error", Explanation: err.Error()}
+		}
+		s.Value = min(1, max(0, s.Value))
+		rep.Grades = append(rep.Grades, Grade{Grader: g.Name(), Score: s})
+		rep.Pass = rep.Pass && s.Pass
+	}
+	rep.Grades = append(rep.Grades, tr.checks...)
+	for _, g := range tr.checks {
+		rep.Pass = rep.Pass && g.Pass
+	}
+	return rep, errs
+}
+
+// trialRun is what a trial did: its outcome, what it noted, and (in a
+// crash case) the tool executions and its own checks.
+type trialRun struct {
+	outcome *Outcome
+	notes   []string
+	// executions counts the real executions of each tool call, by tool
+	// and idempotency key.
+	executions map[execKey]int
+	commits    int
+	crashAt    int
+	checks     []Grade
+}
+
+type execKey struct{ tool, key string }
+
+var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// runID names a trial's run.
+func runID(c *Case, trial int, crashAt int) string {
+	id := fmt.Sprintf("eval-%s-%d", strings.Trim(unsafeID.ReplaceAllString(c.Name, "-"), "-"), trial)
+	if crashAt > 0 {
+		id += fmt.Sprintf("-crash%d", crashAt)
+	}
+	return id
+}
+
+// trial runs one trial of c. With a crash plan, the first worker is
+// stopped before the commit the plan names, and another takes over.
+func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *trialRun {
+	tr := &trialRun{executions: map[execKey]int{}}
+	o := &Outcome{Case: c, Trial: n}
+	tr.outcome = o
+	timeout := time.Duration(c.Timeout)
+	if timeout <= 0 {
+		timeout = cmpOr(r.Timeout, DefaultTimeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var store backend.Store
+	if r.Store != nil {
+		store = r.Store()
+	} else {
+		store = inmem.New()
+	}
+	var hook *hookStore
+	if c.Crash {
+		hook = newHookStore(store, plan)
+		store = hook.store()
+	}
+	crashAt := 0
+	if plan != nil {
+		crashAt = plan.cutBefore
+	}
+	o.RunID = runID(c, n, crashAt)
+	tr.crashAt = crashAt
+
+	var mu sync.Mutex
+	a, err := r.trialAgent(c, func(k execKey) {
+		mu.Lock()
+		tr.executions[k]++
+		mu.Unlock()
+	})
+	if err != nil {
+		o.Err = err
+		return tr
+	}
+	rt := agent.NewRuntime(store, agent.Options{Logger: r.logger()})
+	if err := rt.Register(a); err != nil {
+		o.Err = err
+		return tr
+	}
+	workers := newWorkers(rt, o.RunID, plan != nil)
+	if hook != nil {
+		hook.onCut = workers.swap
+	}
+	workers.start(ctx)
+	defer workers.stop()
+
+	in := agent.Input{Message: c.Message, History: c.History, User: c.User, Conversation: len(c.Turns) > 0}
+	start := time.Now()
+	run, err := rt.Start(ctx, a, o.RunID, in)
+	if err != nil {
+		o.Err = fmt.Errorf("start: %w", err)
+		return tr
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan []string, 1)
+	go func() { watched <- r.decide(watchCtx, rt, o.RunID, c) }()
+
+	var res agent.RunResult
+	if len(c.Turns) > 0 {
+		res, err = converse(ctx, rt, run, c.Turns, o)
+	} else {
+		res, err = run.Result(ctx)
+	}
+	o.Latency = time.Since(start)
+	stopWatch()
+	tr.notes = append(tr.notes, <-watched...)
+	if err != nil {
+		o.Err = err
+	}
+	o.Text, o.Output, o.Messages, o.Usage, o.Turns = res.Text, res.Output, res.Messages, res.Usage, res.Turns
+	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer hcancel()
+	if h, herr := rt.Client().History(hctx, o.RunID); herr == nil {
+		o.History = h
+	}
+	o.Calls = callsOf(o.Messages, o.History)
+	o.ResponseID = lastResponseID(o.History)
+	if hook != nil {
+		tr.commits = hook.count()
+		if plan != nil && !hook.cut() {
+			tr.notes = append(tr.notes, fmt.Sprintf("the run made fewer than %d commits: its worker was not stopped", plan.cutBefore))
+		}
+	}
+	return tr
+}
+
+func cmpOr[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
+}
+
+// converse sends each turn of a conversation, waiting for its reply, then
+// ends it and returns its result.
+func converse(ctx context.Context, rt *agent.Runtime, run *durable.Run[agent.RunResult], turns []string, o *Outcome) (agent.RunResult, error) {
+	for i, t := range turns {
+		id, err := rt.Send(ctx, run.ID, t)
+		if err != nil {
+			return agent.RunResult{}, fmt.Errorf("turn %d: send: %w", i+1, err)
+		}
+		reply, err := rt.Reply(ctx, run.ID, id)
+		if err != nil {
+			return agent.RunResult{}, fmt.Errorf("turn %d: reply: %w", i+1, err)
+		}
+		o.Replies = append(o.Replies, reply)
+	}
+	if err := rt.End(ctx, run.ID); err != nil {
+		return agent.RunResult{}, fmt.Errorf("end: %w", err)
+	}
+	return run.Result(ctx)
+}
+
+// decide answers the run's pending calls as the case scripts them, until
+// ctx ends; it returns its notes (calls it had no decision for).
+func (r *Runner) decide(ctx context.Context, rt *agent.Runtime, runID string, c *Case) []string {
+	var notes []string
+	answered := 0
+	done := map[string]bool{}
+	for ctx.Err() == nil {
+		info, err := rt.Client().Describe(ctx, runID)
+		if err != nil {
+			if ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		if info.Status.Terminal() {
+			break
+		}
+		pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: runID})
+		if err == nil {
+			for _, p := range pending {
+				key := fmt.Sprintf("%s/%d/%s", p.Kind, p.Turn, p.CallID)
+				if done[key] {
+					continue
+				}
+				switch p.Kind {
+				case agent.KindApproval:
+					d, note := decision(c.Approvals, p)
+					if note != "" {
+						notes = append(notes, note)
+					}
+					err = rt.Decide(ctx, runID, d)
+				case agent.KindQuestion:
+					text := "I don't know"
+					if answered < len(c.Answers) {
+						text = c.Answers[answered]
+					}
+					answered++
+					err = rt.Answer(ctx, runID, agent.Answer{CallID: p.CallID, By: "evals", Text: text})
+				}
+				if err == nil || errors.Is(err, agent.ErrNotPending) {
+					done[key] = true
+				}
+			}
+		}
+		if err := rt.Client().WaitChange(ctx, info); err != nil {
+			break
+		}
+	}
+	return notes
+}
+
+// decision is the decision the first rule that matches p makes, or a
+// rejection noted as unscripted.
+func decision(rules []Approval, p agent.PendingCall) (agent.Decision, string) {
+	for _, rule := range rules {
+		if (rule.Tool == "" || rule.Tool == p.Tool) && matchArgs(rule.Args, p.Arguments) {
+			return agent.Decision{CallID: p.CallID, Approved: rule.Approved, By: cmpOr(rule.By, "evals"), Reason: rule.Reason}, ""
+		}
+	}
+	return agent.Decision{CallID: p.CallID, Approved: false, By: "evals", Reason: "no scripted decision"},
+		fmt.Sprintf("call %s of %s(%s) waited for approval and no rule decided it: rejected (no scripted decision)", p.CallID, p.Tool, p.Arguments)
+}
+
+// trialAgent copies the runner's agent with its tools wrapped: a call a
+// fixture of c matches gets the fixture's result; other calls run the
+// tool, counted by count.
+func (r *Runner) trialAgent(c *Case, count func(execKey)) (*agent.Agent, error) {
+	a := *r.Agent
+	if a.Tools == nil {
+		if len(c.Fixtures) > 0 {
+			return nil, fmt.Errorf("case %q: fixtures for an agent without tools", c.Name)
+		}
+		return &a, nil
+	}
+	list := a.Tools.List()
+	for _, f := range c.Fixtures {
+		if _, ok := a.Tools.Lookup(f.Tool); !ok {
+			return nil, fmt.Errorf("case %q: a fixture for %q, which the agent does not have", c.Name, f.Tool)
+		}
+	}
+	for i, t := range list {
+		var fixtures []Fixture
+		for _, f := range c.Fixtures {
+			if f.Tool == t.Name() {
+				fixtures = append(fixtures, f)
+			}
+		}
+		name := t.Name()
+		list[i] = t.Intercept(func(ctx context.Context, args json.RawMessage, next func(context.Context) (tools.Result, error)) (tools.Result, error) {
+			for _, f := range fixtures {
+				if matchArgs(f.Args, string(args)) {
+					return tools.Result{Content: f.Result, IsError: f.IsError}, nil
+				}
+			}
+			key, _ := tools.IdempotencyKey(ctx)
+			count(execKey{name, key})
+			return next(ctx)
+		})
+	}
+	set, err := tools.NewSet(list...)
+	if name := a.Tools.Name(); name != "" {
+		set, err = tools.NewNamedSet(name, list...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.Tools = set
+	return &a, nil
+}
+
+// callsOf lists the tool calls of a conversation, with the results the
+// model read; whether a result was an error comes from the history.
+func callsOf(msgs []providers.Message, history []backend.Event) []Call {
+	isError := map[string]bool{}
+	var fromHistory []Call
+	for _, e := range history {
+		if e.Type != backend.EventActivityCompleted {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(e.Name, "tool:"):
+			var out struct {
+				CallID string       `json:"call_id"`
+				Result tools.Result `json:"result"`
+			}
+			if json.Unmarshal(e.Payload, &out) == nil && out.Result.IsError {
+				isError[out.CallID] = true
+			}
+		case strings.HasPrefix(e.Name, "model:"):
+			var resp providers.Response
+			if json.Unmarshal(e.Payload, &resp) == nil {
+				for _, tc := range resp.Message.ToolCalls {
+					fromHistory = append(fromHistory, Call{ID: tc.ID, Tool: tc.Name, Arguments: tc.Arguments})
+				}
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		// The run failed: its calls are those its model asked for.
+		for i := range fromHistory {
+			fromHistory[i].IsError = isError[fromHistory[i].ID]
+		}
+		return fromHistory
+	}
+	var calls []Call
+	index := map[string]int{}
+	for _, m := range msgs {
+		switch m.Role {
+		case providers.RoleAssistant:
+			for _, tc := range m.ToolCalls {
+				index[tc.ID] = len(calls)
+				calls = append(calls, Call{ID: tc.ID, Tool: tc.Name, Arguments: tc.Arguments, IsError: isError[tc.ID]})
+			}
+		case providers.RoleTool:
+			if i, ok := index[m.ToolCallID]; ok {
+				calls[i].Result = m.Content
+			}
+		}
+	}
+	return calls
+}
+
+// lastResponseID is the provider's id of the last model response in a
+// history.
+func lastResponseID(history []backend.Event) string {
+	for i := len(history) - 1; i >= 0; i-- {
+		e := history[i]
+		if e.Type == backend.EventActivityCompleted && strings.HasPrefix(e.Name, "model:") {
+			var resp providers.Response
+			if json.Unmarshal(e.Payload, &resp) == nil {
+				return resp.ID
+			}
+		}
+	}
+	return ""
+}
+
+// isTerminal reports whether w is a terminal, where progress is rewritten
+// in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
