@@ -72,7 +72,7 @@ type judge struct {
 type judgeCache struct {
 	mu    sync.Mutex
 	calls map[string]*judgeCall
-	// Calls counts the requests sent to models, retries included.
+	// sent counts the requests sent to models, retries included.
 	sent int
 }
 
@@ -100,7 +100,14 @@ func (j *judge) Grade(ctx context.Context, o *Outcome) (Score, error) {
 	if err != nil {
 		return Score{}, fmt.Errorf("judge: encode request: %w", err)
 	}
-	sum := sha256.Sum256(b)
+	// The model is part of the key: two judges with the same rubric but
+	// other models are two requests.
+	model := fmt.Sprintf("%T", j.model)
+	if d, ok := j.model.(providers.Describer); ok {
+		info := d.Describe()
+		model += "/" + info.Provider + "/" + info.Model
+	}
+	sum := sha256.Sum256(append(append(b, 0), model...))
 	key := hex.EncodeToString(sum[:])
 	cache := j.cache
 	if c, ok := ctx.Value(judgeCacheKey{}).(*judgeCache); ok {

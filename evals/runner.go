@@ -2,6 +2,8 @@ package evals
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,8 +42,10 @@ type Runner struct {
 	// changed.
 	Agent *agent.Agent
 	// Store returns the store of one trial. Default: a fresh in-memory
-	// store (durable/inmem) per trial. A store shared by trials is fine:
-	// their run ids differ.
+	// store (durable/inmem) per trial. Each call must return a store that
+	// no other trial's worker uses at the same time (for Redis, a key
+	// prefix of its own, redis.WithPrefix): a trial's worker runs every
+	// run of its agent it finds in its store, with the trial's fixtures.
 	Store func() backend.Store
 	// Concurrency bounds the cases run at once. Default
 	// DefaultConcurrency. The trials of a case run one after another.
@@ -233,6 +237,9 @@ func (r *Runner) Run(ctx context.Context, cases []Case) (*Report, error) {
 		}
 	}
 	rep := &Report{Agent: r.Agent.Name, Started: time.Now(), Cases: make([]CaseReport, len(picked))}
+	var tok [4]byte
+	_, _ = rand.Read(tok[:])
+	ctx = context.WithValue(ctx, runTokenKey{}, hex.EncodeToString(tok[:]))
 	prog := newProgress(r.Progress, len(picked))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -361,9 +368,10 @@ type execKey struct{ tool, key string }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
-// runID names a trial's run.
-func runID(c *Case, trial int, crashAt int) string {
-	id := fmt.Sprintf("eval-%s-%d", strings.Trim(unsafeID.ReplaceAllString(c.Name, "-"), "-"), trial)
+// runID names a trial's run: the case, the trial, and a token of the
+// Run call, so that a rerun on a store that keeps runs makes new ones.
+func runID(token string, c *Case, trial int, crashAt int) string {
+	id := fmt.Sprintf("eval-%s-%s-%d", token, strings.Trim(unsafeID.ReplaceAllString(c.Name, "-"), "-"), trial)
 	if crashAt > 0 {
 		id += fmt.Sprintf("-crash%d", crashAt)
 	}
@@ -398,7 +406,7 @@ func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *tr
 	if plan != nil {
 		crashAt = plan.cutBefore
 	}
-	o.RunID = runID(c, n, crashAt)
+	o.RunID = runID(tokenOf(ctx), c, n, crashAt)
 	tr.crashAt = crashAt
 
 	var mu sync.Mutex
@@ -461,6 +469,14 @@ func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *tr
 		}
 	}
 	return tr
+}
+
+type runTokenKey struct{}
+
+// tokenOf is the token of the Run call ctx belongs to.
+func tokenOf(ctx context.Context) string {
+	tok, _ := ctx.Value(runTokenKey{}).(string)
+	return tok
 }
 
 func cmpOr[T comparable](a, b T) T {

@@ -139,7 +139,7 @@ func TestRunnerOutcome(t *testing.T) {
 	assert.NotEmpty(t, got.History)
 	assert.Equal(t, 3, got.Turns)
 	assert.Positive(t, got.Latency)
-	assert.Equal(t, "eval-outcome-1", got.RunID)
+	assert.Regexp(t, `^eval-[0-9a-f]{8}-outcome-1$`, got.RunID)
 	assert.Len(t, got.Messages, 6)
 	assert.NoError(t, got.Err)
 }
