@@ -107,6 +107,8 @@ type workers struct {
 	rt    *agent.Runtime
 	base  string
 	crash bool
+	// also are workflows the workers run besides the agent's.
+	also []durable.WorkflowDefinition
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -136,6 +138,7 @@ func (w *workers) launch() {
 		opts.LeaseTTL = crashLeaseTTL
 	}
 	wk := w.rt.NewWorker(opts)
+	wk.Register(w.also...)
 	ctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan struct{})
 	go func() {
@@ -211,7 +214,7 @@ func (r *Runner) crashTrials(ctx context.Context, c *Case, clean *trialRun, tria
 		if ctx.Err() != nil {
 			break
 		}
-		tr := r.trial(ctx, c, trials+1+i, &crashPlan{cutBefore: k})
+		tr := r.trial(ctx, c, trials+1+i, &crashPlan{cutBefore: k}, nil)
 		tr.checks = append(tr.checks, crashCheck(tr, clean, idempotent))
 		out = append(out, tr)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/providers"
 )
 
@@ -48,10 +49,14 @@ type judgeReply struct {
 // sent back once, with what was wrong; a second bad reply, or a model
 // error, is a grading error wrapping ErrJudge.
 //
-// Verdicts are cached by a hash of the request: under a Runner, in the
-// runner (shared by all its judges, for the runner's life), so a rerun
-// of the same trial output does not call the judge again; used alone, in
-// the grader. model must be safe for concurrent use.
+// Verdicts are cached by a hash of the request (and the model): under a
+// Runner, in the runner (shared by all its judges, for the runner's
+// life), so a rerun of the same trial output does not call the judge
+// again; used alone, in the grader. Under a Runner, a judge's call is
+// also journaled: it runs as the activity of a small durable run of its
+// own ("cairn.evals.judge", run id <trial's run id>-judge-<n>-<hash>) on
+// the trial's store, whose history keeps the request and the verdict.
+// model must be safe for concurrent use.
 func Judge(model providers.Model, rubric string, threshold float64) Grader {
 	if threshold == 0 {
 		threshold = DefaultJudgeThreshold
@@ -113,7 +118,12 @@ func (j *judge) Grade(ctx context.Context, o *Outcome) (Score, error) {
 	if c, ok := ctx.Value(judgeCacheKey{}).(*judgeCache); ok {
 		cache = c
 	}
-	reply, err := cache.do(key, func() (judgeReply, error) { return j.ask(ctx, req, cache) })
+	reply, err := cache.do(key, func() (judgeReply, error) {
+		if jj, ok := ctx.Value(judgeJournalKey{}).(*judgeJournal); ok {
+			return jj.ask(ctx, j, key, req)
+		}
+		return j.ask(ctx, req, cache)
+	})
 	if err != nil {
 		return Score{}, err
 	}
@@ -207,7 +217,8 @@ func (j *judge) ask(ctx context.Context, req providers.Request, cache *judgeCach
 		req.Messages = append(req.Messages, resp.Message, providers.Message{Role: providers.RoleUser,
 			Content: fmt.Sprintf("That reply is not usable: %v. Reply with the JSON object only.", err)})
 	}
-	return judgeReply{}, fmt.Errorf("%w: invalid reply twice: %v", ErrJudge, problem)
+	// Asking a third time is not in the contract: not retryable.
+	return judgeReply{}, durable.NonRetryable(fmt.Errorf("%w: invalid reply twice: %v", ErrJudge, problem))
 }
 
 // parseJudgeReply reads a judge's JSON reply, allowing a code fence
@@ -228,4 +239,72 @@ func parseJudgeReply(content string) (judgeReply, error) {
 		return judgeReply{}, fmt.Errorf("score %v is outside [0,1]", *r.Score)
 	}
 	return r, nil
+}
+
+type judgeJournalKey struct{}
+
+func withJudgeJournal(ctx context.Context, jj *judgeJournal) context.Context {
+	return context.WithValue(ctx, judgeJournalKey{}, jj)
+}
+
+// judgeInput is the input of a journaled judge call: the judge (its
+// index among those the journal was given) and the request.
+type judgeInput struct {
+	Judge   int               `json:"judge"`
+	Request providers.Request `json:"request"`
+}
+
+// judgeJournal runs judge calls as durable runs on a trial's store: a
+// workflow whose one activity is the judge's call, served by the trial's
+// workers (which register workflow). It is safe for concurrent use.
+type judgeJournal struct {
+	client   *durable.Client
+	prefix   string
+	cache    *judgeCache
+	workflow *durable.Workflow[judgeInput, judgeReply]
+
+	mu     sync.Mutex
+	judges []*judge
+}
+
+func newJudgeJournal(client *durable.Client, prefix string, cache *judgeCache) *judgeJournal {
+	jj := &judgeJournal{client: client, prefix: prefix, cache: cache}
+	call := durable.NewActivity("cairn.evals.judge", func(ctx context.Context, in judgeInput) (judgeReply, error) {
+		jj.mu.Lock()
+		if in.Judge < 0 || in.Judge >= len(jj.judges) {
+			jj.mu.Unlock()
+			return judgeReply{}, durable.NonRetryable(fmt.Errorf("%w: judge %d is not known to this process", ErrJudge, in.Judge))
+		}
+		j := jj.judges[in.Judge]
+		jj.mu.Unlock()
+		// Model errors carry their retry meaning (providers.Classify).
+		return j.ask(ctx, in.Request, jj.cache)
+	}, durable.ActivityOptions{RetryPolicy: durable.RetryPolicy{MaximumAttempts: 3}})
+	jj.workflow = durable.NewWorkflow("cairn.evals.judge", func(ctx durable.Context, in judgeInput) (judgeReply, error) {
+		return durable.Execute(ctx, call, in)
+	})
+	return jj
+}
+
+// ask runs j's call of req as a durable run and returns its verdict.
+func (jj *judgeJournal) ask(ctx context.Context, j *judge, key string, req providers.Request) (judgeReply, error) {
+	jj.mu.Lock()
+	n := len(jj.judges)
+	jj.judges = append(jj.judges, j)
+	jj.mu.Unlock()
+	run, err := jj.workflow.Start(ctx, jj.client, fmt.Sprintf("%s-judge-%d-%s", jj.prefix, n, key[:16]), judgeInput{Judge: n, Request: req})
+	if err != nil {
+		return judgeReply{}, fmt.Errorf("%w: start: %w", ErrJudge, err)
+	}
+	reply, err := run.Result(ctx)
+	if err != nil {
+		if errors.Is(err, ErrJudge) {
+			return judgeReply{}, err
+		}
+		return judgeReply{}, fmt.Errorf("%w: %w", ErrJudge, err)
+	}
+	if reply.Score == nil {
+		return judgeReply{}, fmt.Errorf("%w: the journaled verdict has no score", ErrJudge)
+	}
+	return reply, nil
 }

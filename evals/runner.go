@@ -277,12 +277,12 @@ func (r *Runner) runCase(ctx context.Context, c *Case) CaseReport {
 	passed := 0
 	var clean *trialRun
 	for i := 1; i <= n; i++ {
-		tr := r.trial(ctx, c, i, nil)
+		tr := r.trial(ctx, c, i, nil, graders)
 		if clean == nil {
 			clean = tr
 		}
-		rep, errs := r.grade(ctx, tr, graders)
-		gradeErrs = append(gradeErrs, errs...)
+		rep := tr.report()
+		gradeErrs = append(gradeErrs, tr.gradeErrs...)
 		if rep.Pass {
 			passed++
 		}
@@ -291,7 +291,7 @@ func (r *Runner) runCase(ctx context.Context, c *Case) CaseReport {
 	crashFailed := 0
 	if c.Crash && clean != nil {
 		for _, tr := range r.crashTrials(ctx, c, clean, n) {
-			rep, _ := r.grade(ctx, tr, nil)
+			rep := tr.report()
 			if !rep.Pass {
 				crashFailed++
 			}
@@ -315,18 +315,15 @@ func (r *Runner) runCase(ctx context.Context, c *Case) CaseReport {
 	return cr
 }
 
-// grade grades a trial with graders, plus the checks the trial made
-// itself (crash trials); it returns the errors of graders that could not
-// grade.
-func (r *Runner) grade(ctx context.Context, tr *trialRun, graders []Grader) (TrialReport, []string) {
-	o := tr.outcome
-	rep := TrialReport{Trial: o.Trial, RunID: o.RunID, Pass: o.Err == nil, Text: o.Text, Calls: o.Calls,
-		Tokens: o.Usage.InputTokens + o.Usage.OutputTokens, Turns: o.Turns, Latency: o.Latency, Notes: tr.notes,
-		Crash: tr.crashAt}
-	if o.Err != nil {
-		rep.Error = o.Err.Error()
-	}
+// grade grades o with graders; it returns the errors of graders that
+// could not grade. A judge's call is journaled by journal, if set, and
+// its verdict cached in the runner.
+func (r *Runner) grade(ctx context.Context, o *Outcome, graders []Grader, journal *judgeJournal) ([]Grade, []string) {
 	gctx := withJudgeCache(ctx, r.judgeCache())
+	if journal != nil {
+		gctx = withJudgeJournal(gctx, journal)
+	}
+	var grades []Grade
 	var errs []string
 	for _, g := range graders {
 		s, err := g.Grade(gctx, o)
@@ -335,12 +332,24 @@ func (r *Runner) grade(ctx context.Context, tr *trialRun, graders []Grader) (Tri
 			s = Score{Label: "error", Explanation: err.Error()}
 		}
 		s.Value = min(1, max(0, s.Value))
-		rep.Grades = append(rep.Grades, Grade{Grader: g.Name(), Score: s})
-		rep.Pass = rep.Pass && s.Pass
+		grades = append(grades, Grade{Grader: g.Name(), Score: s})
 	}
-	rep.Grades = append(rep.Grades, tr.checks...)
-	for _, g := range tr.checks {
+	return grades, errs
+}
+
+// report is a trial's report: it passes when its run ended well and
+// every grade and check passes.
+func (tr *trialRun) report() TrialReport {
+	o := tr.outcome
+	rep := TrialReport{Trial: o.Trial, RunID: o.RunID, Pass: o.Err == nil, Text: o.Text, Calls: o.Calls,
+		Tokens: o.Usage.InputTokens + o.Usage.OutputTokens, Turns: o.Turns, Latency: o.Latency, Notes: tr.notes,
+		Crash: tr.crashAt}
+	if o.Err != nil {
+		rep.Error = o.Err.Error()
+	}
+	rep.Grades = append(append(rep.Grades, tr.grades...), tr.checks...)
+	for _, g := range rep.Grades {
 		rep.Pass = rep.Pass && g.Pass
 	}
-	return rep, errs
+	return rep
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/evals"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
@@ -294,10 +297,35 @@ func TestRunnerJudgeSpecCached(t *testing.T) {
 		judged.Add(1)
 		return answer(`{"score":0.9,"label":"kind","rationale":"It apologises."}`), nil
 	})
-	r := &evals.Runner{Agent: &agent.Agent{Name: "kind", Model: scripted.New(answer("Sorry!"))}, Judge: judge, Trials: 3}
+	var mu sync.Mutex
+	var stores []backend.Store
+	r := &evals.Runner{Agent: &agent.Agent{Name: "kind", Model: scripted.New(answer("Sorry!"))}, Judge: judge, Trials: 3,
+		Store: func() backend.Store {
+			mu.Lock()
+			defer mu.Unlock()
+			s := inmem.New()
+			stores = append(stores, s)
+			return s
+		}}
 	cases := []evals.Case{{Name: "judged", Message: "hi", Grade: []evals.GraderSpec{{Kind: "judge", Rubric: "Is it kind?"}}}}
 	rep, err := r.Run(evalCtx(t), cases)
 	require.NoError(t, err)
+
+	// The first trial's store journals the judge's call as a run of its own.
+	client := durable.NewClient(stores[0], durable.ClientOptions{})
+	runs, err := client.ListRuns(evalCtx(t), backend.RunFilter{Workflow: "cairn.evals.judge"})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	assert.Equal(t, backend.StatusCompleted, runs[0].Status)
+	history, err := client.History(evalCtx(t), runs[0].ID)
+	require.NoError(t, err)
+	journaled := false
+	for _, e := range history {
+		if e.Type == backend.EventActivityCompleted && e.Name == "cairn.evals.judge" {
+			journaled = strings.Contains(string(e.Payload), "It apologises.")
+		}
+	}
+	assert.True(t, journaled, "the verdict is in the judge run's history")
 	g := rep.Cases[0].Trials[0].Grades[0]
 	assert.Equal(t, "judge", g.Grader)
 	assert.Equal(t, "It apologises.", g.Explanation)

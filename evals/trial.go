@@ -28,7 +28,11 @@ type trialRun struct {
 	executions map[execKey]int
 	commits    int
 	crashAt    int
-	checks     []Grade
+	// grades are the graders' grades; gradeErrs, the errors of those
+	// that could not grade; checks, the trial's own (crash trials).
+	grades    []Grade
+	gradeErrs []string
+	checks    []Grade
 }
 
 type execKey struct{ tool, key string }
@@ -45,9 +49,11 @@ func runID(token string, c *Case, trial int, crashAt int) string {
 	return id
 }
 
-// trial runs one trial of c. With a crash plan, the first worker is
-// stopped before the commit the plan names, and another takes over.
-func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *trialRun {
+// trial runs one trial of c and grades it with graders while its worker
+// still runs (a judge's call is a run of its own on the trial's store).
+// With a crash plan, the first worker is stopped before the commit the
+// plan names, and another takes over.
+func (r *Runner) trial(parent context.Context, c *Case, n int, plan *crashPlan, graders []Grader) *trialRun {
 	tr := &trialRun{executions: map[execKey]int{}}
 	o := &Outcome{Case: c, Trial: n}
 	tr.outcome = o
@@ -55,7 +61,7 @@ func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *tr
 	if timeout <= 0 {
 		timeout = cmpOr(r.Timeout, DefaultTimeout)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 
 	var store backend.Store
@@ -92,6 +98,8 @@ func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *tr
 		return tr
 	}
 	workers := newWorkers(rt, o.RunID, plan != nil)
+	journal := newJudgeJournal(rt.Client(), o.RunID, r.judgeCache())
+	workers.also = append(workers.also, journal.workflow)
 	if hook != nil {
 		hook.onCut = workers.swap
 	}
@@ -135,6 +143,7 @@ func (r *Runner) trial(ctx context.Context, c *Case, n int, plan *crashPlan) *tr
 			tr.notes = append(tr.notes, fmt.Sprintf("the run made fewer than %d commits: its worker was not stopped", plan.cutBefore))
 		}
 	}
+	tr.grades, tr.gradeErrs = r.grade(parent, o, graders, journal)
 	return tr
 }
 
