@@ -117,14 +117,14 @@ func (r *Runner) Validate(cases []Case) error {
 			errs = append(errs, fmt.Errorf("case %q: the name of case %d too", c.Name, j+1))
 		}
 		seen[c.Name] = i
-		if c.Message == "" && len(c.Turns) == 0 {
+		if c.Message == "" && len(c.Turns) == 0 && c.Replay == nil {
 			errs = append(errs, fmt.Errorf("case %q: no input (a message or turns)", c.Name))
+		}
+		if c.Replay != nil && len(c.Replay.History) == 0 {
+			errs = append(errs, fmt.Errorf("case %q: the replay of run %q has no history", c.Name, c.Replay.RunID))
 		}
 		if c.Message != "" && len(c.Turns) > 0 {
 			errs = append(errs, fmt.Errorf("case %q: both a message and turns; give one", c.Name))
-		}
-		if c.Replay != nil {
-			errs = append(errs, fmt.Errorf("case %q: replay cases are not run by this runner", c.Name))
 		}
 		if _, err := r.graders(c); err != nil {
 			errs = append(errs, fmt.Errorf("case %q: %w", c.Name, err))
@@ -216,7 +216,10 @@ func (r *Runner) selected(c *Case) bool {
 }
 
 // Run validates cases, then runs those the runner's tags select, at most
-// Concurrency at once, and reports them in the order given. An invalid
+// Concurrency at once, and reports them in the order given. A case with
+// a Replay starts from its recorded run: each trial's run is seeded with
+// the recorded history up to Replay.From (SeedCase), so only the steps
+// after it call the model and the tools again. An invalid
 // case stops Run before anything runs (see Validate); a case that could
 // not be graded (a judge that failed) has StatusError. The error is
 // otherwise ctx's, if it ended first.

@@ -419,3 +419,51 @@ func TestRunAsSubtests(t *testing.T) {
 		{Name: "apology", Message: "refund", Expect: evals.Expect{Regex: "(?i)sorry"}},
 	})
 }
+
+// countingModel counts the calls of the model it wraps.
+type countingModel struct {
+	providers.Model
+	calls atomic.Int32
+}
+
+func (m *countingModel) Generate(ctx context.Context, req providers.Request) (providers.Response, error) {
+	m.calls.Add(1)
+	return m.Model.Generate(ctx, req)
+}
+
+func TestRunnerReplaysRecordedRunFromStep(t *testing.T) {
+	var s world
+	model := &countingModel{Model: supportAgent(t, &s, 2000, true).Model}
+	a := &agent.Agent{Name: "support", Model: model, Tools: s.tools(t, true)}
+	store := inmem.New()
+	rt := agent.NewRuntime(store, agent.Options{Logger: quiet()})
+	require.NoError(t, rt.Register(a))
+	ctx := evalCtx(t)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = rt.NewWorker(durable.WorkerOptions{}).Run(wctx) }()
+	run, err := rt.Start(ctx, a, "ticket-1", agent.Input{Message: "refund"})
+	require.NoError(t, err)
+	_, err = run.Result(ctx)
+	require.NoError(t, err)
+	history, err := rt.Client().History(ctx, "ticket-1")
+	require.NoError(t, err)
+	recorded, err := evals.CaseFromHistory("ticket-1", history, evals.RecordOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, model.calls.Load())
+	_, refunds := s.counts()
+	require.Equal(t, 1, refunds)
+
+	// From the refund's model call on: the lookup and the first model
+	// call come from the journal.
+	recorded.Replay.From = 3
+	r := &evals.Runner{Agent: a}
+	rep, err := r.Run(ctx, []evals.Case{recorded})
+	require.NoError(t, err)
+	c := rep.Cases[0]
+	assert.Equal(t, evals.StatusPass, c.Status, "%+v", c)
+	assert.EqualValues(t, 5, model.calls.Load(), "two model calls made again, not three")
+	lookups, refunds := s.counts()
+	assert.Equal(t, 1, lookups, "the lookup came from the journal")
+	assert.Equal(t, 2, refunds)
+}

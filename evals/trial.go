@@ -106,11 +106,10 @@ func (r *Runner) trial(parent context.Context, c *Case, n int, plan *crashPlan, 
 	workers.start(ctx)
 	defer workers.stop()
 
-	in := agent.Input{Message: c.Message, History: c.History, User: c.User, Conversation: len(c.Turns) > 0}
 	start := time.Now()
-	run, err := rt.Start(ctx, a, o.RunID, in)
+	run, turns, err := r.begin(ctx, rt, a, c, o.RunID)
 	if err != nil {
-		o.Err = fmt.Errorf("start: %w", err)
+		o.Err = err
 		return tr
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -118,9 +117,16 @@ func (r *Runner) trial(parent context.Context, c *Case, n int, plan *crashPlan, 
 	go func() { watched <- r.decide(watchCtx, rt, o.RunID, c) }()
 
 	var res agent.RunResult
-	if len(c.Turns) > 0 {
-		res, err = converse(ctx, rt, run, c.Turns, o)
-	} else {
+	switch {
+	case len(c.Turns) > 0:
+		res, err = converse(ctx, rt, run, turns, o)
+	case c.Replay != nil:
+		// A seeded run whose code diverged from the recorded steps
+		// parks: that is its error, not a wait for ever.
+		if _, err = AwaitSeeded(ctx, rt.Client(), o.RunID); err == nil {
+			res, err = run.Result(ctx)
+		}
+	default:
 		res, err = run.Result(ctx)
 	}
 	o.Latency = time.Since(start)
@@ -161,6 +167,26 @@ func cmpOr[T comparable](a, b T) T {
 		return a
 	}
 	return b
+}
+
+// begin starts a trial's run: a new run of the case's input, or, for a
+// case with a Replay, a run seeded with the recorded history up to
+// Replay.From (see SeedCase). It returns the turns of a conversation still
+// to send.
+func (r *Runner) begin(ctx context.Context, rt *agent.Runtime, a *agent.Agent, c *Case, runID string) (*durable.Run[agent.RunResult], []string, error) {
+	if c.Replay != nil {
+		seeded, err := SeedCase(ctx, rt.Client(), c, runID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seed: %w", err)
+		}
+		return rt.Run(runID), c.Turns[min(seeded.Turns, len(c.Turns)):], nil
+	}
+	in := agent.Input{Message: c.Message, History: c.History, User: c.User, Conversation: len(c.Turns) > 0}
+	run, err := rt.Start(ctx, a, runID, in)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start: %w", err)
+	}
+	return run, c.Turns, nil
 }
 
 // converse sends each turn of a conversation, waiting for its reply, then
