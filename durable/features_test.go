@@ -299,13 +299,18 @@ func TestTimeoutsAndHeartbeats(t *testing.T) {
 		<-ctx.Done()
 		return struct{}{}, ctx.Err()
 	}, durable.ActivityOptions{HeartbeatTimeout: 20 * time.Millisecond, RetryPolicy: once})
+	// beating outlives its heartbeat timeout twice over, beating every
+	// 5 ms. The timeout is long against a beat, so that a loaded machine
+	// that stalls the activity for a while (seen: over 30 ms under -race
+	// and a CPU burner) does not make it time out.
+	const beatTimeout = 250 * time.Millisecond
 	beating := durable.NewActivity("beating", func(ctx context.Context, _ struct{}) (string, error) {
-		for range 10 {
+		for start := time.Now(); time.Since(start) < 2*beatTimeout; {
 			time.Sleep(5 * time.Millisecond)
 			durable.Heartbeat(ctx)
 		}
 		return "alive", nil
-	}, durable.ActivityOptions{HeartbeatTimeout: 30 * time.Millisecond, RetryPolicy: once})
+	}, durable.ActivityOptions{HeartbeatTimeout: beatTimeout, RetryPolicy: once})
 	wf := durable.NewWorkflow("timeouts", func(ctx durable.Context, _ struct{}) (string, error) {
 		_, err1 := durable.Execute(ctx, hang, struct{}{})
 		_, err2 := durable.Execute(ctx, silent, struct{}{})
