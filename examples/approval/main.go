@@ -50,6 +50,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/examples/internal/support"
 	"github.com/cairn-dev/cairn/internal/spantree"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/openai"
@@ -121,7 +122,7 @@ func openStore(redisURL string) (backend.Store, func(), error) {
 // scripted one.
 func newModel() (providers.Model, error) {
 	if os.Getenv("OPENAI_API_KEY") == "" {
-		return scriptedSupport(), nil
+		return support.Scripted(), nil
 	}
 	// openai.New reads OPENAI_API_KEY and OPENAI_BASE_URL itself.
 	return openai.New(cmp.Or(os.Getenv("OPENAI_MODEL"), "gpt-4o-mini"))
@@ -149,8 +150,8 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 	auth := onlyManagers(manager)
 
 	// The service: the agent, and a worker that runs it.
-	pay := newPayments(w)
-	support := newSupportAgent(model, pay)
+	pay := support.NewPayments(w)
+	support := support.NewAgent(model, pay)
 	rt := agent.NewRuntime(store, agent.Options{Authorizer: auth, TracerProvider: tel.Provider})
 	if err := rt.Register(support); err != nil {
 		return err
@@ -196,7 +197,7 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 		return err
 	}
 	fmt.Fprintf(w, "\nsupport: %s\n", result.Text)
-	fmt.Fprintf(w, "Refunds made by this process: %d\n", pay.count())
+	fmt.Fprintf(w, "Refunds made by this process: %d\n", pay.Count())
 	history, err := run.History(ctx)
 	if err != nil {
 		return err

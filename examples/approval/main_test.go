@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/examples/internal/support"
 	"github.com/cairn-dev/cairn/internal/otlptest"
 	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/internal/spantree"
@@ -64,7 +65,7 @@ func TestApprovalWithNoWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out syncbuf.Buffer
-	pay := newPayments(&out) // the payment provider, outside every process
+	pay := support.NewPayments(&out) // the payment provider, outside every process
 
 	// The first worker takes the run to its approval, and stops.
 	rt, support := service(t, store, pay)
@@ -85,7 +86,7 @@ func TestApprovalWithNoWorker(t *testing.T) {
 	info, err := run.Describe(ctx)
 	require.NoError(t, err)
 	require.Equal(t, backend.StatusAwaitingApproval, info.Status, "with no worker the run")
-	require.Zero(t, pay.count(), "refunded with no worker running")
+	require.Zero(t, pay.Count(), "refunded with no worker running")
 
 	// A new worker, in what could be a new process, finishes the run.
 	rt2, _ := service(t, store, pay)
@@ -93,7 +94,7 @@ func TestApprovalWithNoWorker(t *testing.T) {
 	res, err := rt2.Run(runID).Result(ctx)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(res.Text, "I've refunded 120.00 euros"), "answer %q\n%s", res.Text, out.String())
-	require.Equal(t, 1, pay.count(), "refunds\n%s", out.String())
+	require.Equal(t, 1, pay.Count(), "refunds\n%s", out.String())
 	history, err := run.History(ctx)
 	require.NoError(t, err)
 	var timeline bytes.Buffer
@@ -104,9 +105,9 @@ func TestApprovalWithNoWorker(t *testing.T) {
 }
 
 // service is what a process that runs the agent sets up.
-func service(t *testing.T, store backend.Store, pay *payments) (*agent.Runtime, *agent.Agent) {
+func service(t *testing.T, store backend.Store, pay *support.Payments) (*agent.Runtime, *agent.Agent) {
 	t.Helper()
-	support := newSupportAgent(scriptedSupport(), pay)
+	support := support.NewAgent(support.Scripted(), pay)
 	rt := agent.NewRuntime(store, agent.Options{Authorizer: onlyManagers(manager)})
 	require.NoError(t, rt.Register(support))
 	return rt, support
@@ -119,7 +120,7 @@ func runExample(t *testing.T, cfg config) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out syncbuf.Buffer
-	err := run(ctx, &out, inmem.New(), scriptedSupport(), cfg)
+	err := run(ctx, &out, inmem.New(), support.Scripted(), cfg)
 	return out.String(), err
 }
 
@@ -181,7 +182,7 @@ func TestServe(t *testing.T) {
 	defer cancel()
 	var out syncbuf.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, &out, store, scriptedSupport(), config{as: manager, serve: true}) }()
+	go func() { done <- run(ctx, &out, store, support.Scripted(), config{as: manager, serve: true}) }()
 
 	operator := agent.NewRuntime(store, agent.Options{})
 	for { // until the example has started the run

@@ -1,4 +1,7 @@
-package main
+// Package support is the support desk of a pizza shop as an agent, shared
+// by the examples: examples/approval runs it with a person approving big
+// refunds, examples/evals evaluates it.
+package support
 
 import (
 	"context"
@@ -14,58 +17,62 @@ import (
 	"github.com/cairn-dev/cairn/tools"
 )
 
-// refundLimit is the largest refund the agent may make on its own; a
+// RefundLimit is the largest refund the agent may make on its own; a
 // person approves larger ones.
-const refundLimit = 50
+const RefundLimit = 50
 
+// LookupArgs and RefundArgs are the arguments of the tools lookup_order
+// and refund.
 type (
-	lookupArgs struct {
+	LookupArgs struct {
 		OrderID string `json:"order_id" jsonschema:"description=The order's id, e.g. A-1001"`
 	}
-	refundArgs struct {
+	RefundArgs struct {
 		OrderID string  `json:"order_id"`
 		Amount  float64 `json:"amount" jsonschema:"description=The amount to refund in euros,exclusiveMinimum=0"`
 		Reason  string  `json:"reason" jsonschema:"description=Why, in a few words"`
 	}
 )
 
-// orderInfo is lookup_order's result.
-type orderInfo struct {
+// OrderInfo is lookup_order's result.
+type OrderInfo struct {
 	OrderID string  `json:"order_id"`
 	Items   string  `json:"items"`
 	Total   float64 `json:"total"`
 	Status  string  `json:"status"`
 }
 
-// refundDone is refund's result.
-type refundDone struct {
+// RefundDone is refund's result.
+type RefundDone struct {
 	RefundID string  `json:"refund_id"`
 	Amount   float64 `json:"amount"`
 }
 
-// newSupportAgent defines the agent. Its refund tool pays through pay.
-func newSupportAgent(model providers.Model, pay *payments) *agent.Agent {
+// NewAgent defines the agent "support": it looks orders up (lookup_order,
+// which knows the order A-1001) and refunds them (refund, through pay),
+// refunds above RefundLimit waiting for a person's approval.
+func NewAgent(model providers.Model, pay *Payments) *agent.Agent {
 	set, err := tools.NewSet(
 		tools.MustNew("lookup_order", "Find an order by its id.",
-			func(ctx context.Context, in lookupArgs) (orderInfo, error) {
+			func(ctx context.Context, in LookupArgs) (OrderInfo, error) {
 				if in.OrderID != "A-1001" {
-					return orderInfo{}, fmt.Errorf("no order %s", in.OrderID) // the model reads this
+					return OrderInfo{}, fmt.Errorf("no order %s", in.OrderID) // the model reads this
 				}
-				return orderInfo{OrderID: in.OrderID, Items: "2 large pizzas, 1 tiramisu", Total: 120,
+				return OrderInfo{OrderID: in.OrderID, Items: "2 large pizzas, 1 tiramisu", Total: 120,
 					Status: "delivered 50 minutes late, cold"}, nil
 			}),
 		tools.MustNew("refund", "Refund an order, fully or in part, to the customer's card.",
-			func(ctx context.Context, in refundArgs) (refundDone, error) {
+			func(ctx context.Context, in RefundArgs) (RefundDone, error) {
 				key, ok := tools.IdempotencyKey(ctx)
 				if !ok {
-					return refundDone{}, tools.Fatal(errors.New("no idempotency key"))
+					return RefundDone{}, tools.Fatal(errors.New("no idempotency key"))
 				}
-				id := pay.refund(key, in.OrderID, in.Amount)
-				return refundDone{RefundID: id, Amount: in.Amount}, nil
+				id := pay.Refund(key, in.OrderID, in.Amount)
+				return RefundDone{RefundID: id, Amount: in.Amount}, nil
 			},
 			// The approval policy sees the decoded arguments. It
 			// must be deterministic: replay evaluates it again.
-			tools.RequireApprovalIf(func(in refundArgs) bool { return in.Amount > refundLimit }),
+			tools.RequireApprovalIf(func(in RefundArgs) bool { return in.Amount > RefundLimit }),
 			tools.HonorsIdempotencyKey()),
 	)
 	if err != nil {
@@ -75,30 +82,32 @@ func newSupportAgent(model providers.Model, pay *payments) *agent.Agent {
 		Name: "support",
 		Instructions: fmt.Sprintf("You are the support desk of a pizza shop. Look orders up before acting. "+
 			"Refund late or cold orders in full. Refunds above %d euros wait for a manager's approval, "+
-			"which the refund tool asks for by itself. Answer the customer in one or two sentences.", refundLimit),
+			"which the refund tool asks for by itself. Answer the customer in one or two sentences.", RefundLimit),
 		Model: model,
 		Tools: set,
 	}
 }
 
-// payments stands for a payment provider that takes an idempotency key,
+// Payments stands for a payment provider that takes an idempotency key,
 // as Stripe and Adyen do: a refund asked for twice with the same key is
 // made once. The refund tool passes the key of its call, which is the same
 // for every attempt, so a retried or replayed call never pays twice.
-type payments struct {
+type Payments struct {
 	out io.Writer
 
 	mu      sync.Mutex
 	refunds map[string]string // idempotency key -> refund id
 }
 
-func newPayments(out io.Writer) *payments {
-	return &payments{out: out, refunds: map[string]string{}}
+// NewPayments returns a payment provider that writes each refund it makes
+// to out.
+func NewPayments(out io.Writer) *Payments {
+	return &Payments{out: out, refunds: map[string]string{}}
 }
 
-// refund refunds amount for an order, once per key, and returns the
+// Refund refunds amount for an order, once per key, and returns the
 // refund's id.
-func (p *payments) refund(key, orderID string, amount float64) string {
+func (p *Payments) Refund(key, orderID string, amount float64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if id, ok := p.refunds[key]; ok {
@@ -111,8 +120,8 @@ func (p *payments) refund(key, orderID string, amount float64) string {
 	return id
 }
 
-// count returns how many refunds were made.
-func (p *payments) count() int {
+// Count returns how many refunds were made.
+func (p *Payments) Count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.refunds)

@@ -1,4 +1,4 @@
-package main
+package support
 
 import (
 	"context"
@@ -10,21 +10,21 @@ import (
 	"github.com/cairn-dev/cairn/providers/scripted"
 )
 
-// scriptedSupport is the model of the example when there is no API key. It
+// Scripted is the model of the example when there is no API key. It
 // plays what a real model would do with the customer's message: look the
 // order up, refund it in full, and answer from what the refund tool said;
 // approved, that is the refund's id, rejected, the approver's reason.
-func scriptedSupport() providers.Model {
+func Scripted() providers.Model {
 	return scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
 		switch turn := scripted.Turn(req); turn {
 		case 0:
-			return say("Let me look that order up.", callTool("lookup_order", lookupArgs{OrderID: "A-1001"})), nil
+			return say("Let me look that order up.", callTool("lookup_order", LookupArgs{OrderID: "A-1001"})), nil
 		case 1:
 			return say("It arrived late and cold: I'm refunding it in full.", callTool("refund",
-				refundArgs{OrderID: "A-1001", Amount: 120, Reason: "delivered 50 minutes late, cold"})), nil
+				RefundArgs{OrderID: "A-1001", Amount: 120, Reason: "delivered 50 minutes late, cold"})), nil
 		case 2:
 			last := req.Messages[len(req.Messages)-1].Content
-			var done refundDone
+			var done RefundDone
 			if json.Unmarshal([]byte(last), &done) != nil || done.RefundID == "" {
 				// The tool did not run: its result says who rejected
 				// it and why.
