@@ -58,6 +58,10 @@ type TrialReport struct {
 	// Crash, in a crash trial, is the journal commit before which its
 	// worker was stopped (1 is the first); 0 in other trials.
 	Crash int `json:"crash,omitempty"`
+	// ResponseID is the provider's id of the last model response
+	// (Outcome.ResponseID): the gen_ai.response.id of the trial's
+	// evaluation events.
+	ResponseID string `json:"response_id,omitempty"`
 }
 
 // Grade is a grader's score in a trial.
