@@ -12,7 +12,9 @@
 // watch a run live, list pending approvals and decide them, send signals
 // and chat messages, print a conversation's transcript, cancel runs and
 // resume parked ones, export a run's history to a file, and replay
-// recorded histories against the code before a deploy. Every command has --help; most have --json.
+// recorded histories against the code before a deploy. cairn eval runs
+// evaluation datasets against the program's agents (App.Evaluate) and
+// gates CI on their report. Every command has --help; most have --json.
 package cli
 
 import (
@@ -69,6 +71,9 @@ type App struct {
 	Authorizer agent.Authorizer
 	// Getenv reads the environment. Default: os.Getenv.
 	Getenv func(string) string
+	// Evaluate runs cairn eval's cases against one of Agents. Default:
+	// none, and cairn eval says so.
+	Evaluate Evaluator
 }
 
 // Main runs the tool with the process's arguments, stops on SIGINT or
@@ -115,6 +120,15 @@ type opts struct {
 	timeout  time.Duration
 	runs     stringList
 	live     bool
+
+	// eval's
+	trials      int
+	concurrency int
+	tags        string
+	baseline    string
+	jsonFile    string
+	junitFile   string
+	htmlFile    string
 }
 
 // stringList is a flag that may be given several times.

@@ -60,6 +60,7 @@ func (app App) commands() []*command {
 		{name: "history export", args: "RUN > FILE.json", summary: "Print a run's history as JSON: a file replay-check reads, a golden test's input.",
 			store: true, nargs: exactly(1), run: cmdHistoryExport},
 		app.replayCheckCommand(),
+		app.evalCommand(),
 	}
 }
 
