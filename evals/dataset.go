@@ -51,10 +51,27 @@ const (
 	FormatYAML = "yaml"
 )
 
+// Loader reads datasets. Its zero value takes any grader kind; LoadFile
+// and Decode are those of the zero Loader.
+type Loader struct {
+	// Kinds, if set, says whether a grader kind is known (a runner's
+	// built-in or registered graders), so that a case naming another is
+	// rejected with its line rather than when it runs.
+	Kinds func(kind string) bool
+}
+
 // LoadFile reads the cases of a dataset file: JSON Lines (.jsonl) or YAML
 // (.yaml, .yml), see Decode. An error names the file and line, as a
 // *DatasetError.
-func LoadFile(path string) ([]Case, error) {
+func LoadFile(path string) ([]Case, error) { return Loader{}.LoadFile(path) }
+
+// Decode reads the cases of a dataset in format; see Loader.Decode.
+func Decode(r io.Reader, format string) ([]Case, error) { return Loader{}.Decode(r, format) }
+
+// LoadFile reads the cases of a dataset file: JSON Lines (.jsonl) or YAML
+// (.yaml, .yml), see Decode. An error names the file and line, as a
+// *DatasetError.
+func (l Loader) LoadFile(path string) ([]Case, error) {
 	var format string
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".jsonl":
@@ -69,7 +86,7 @@ func LoadFile(path string) ([]Case, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cases, err := Decode(f, format)
+	cases, err := l.Decode(f, format)
 	if de, ok := errors.AsType[*DatasetError](err); ok {
 		de.File = path
 	}
@@ -83,9 +100,10 @@ func LoadFile(path string) ([]Case, error) {
 // not JSON, a field is unknown, a case has no name or no input (a
 // message, turns or a replay), two cases have one name, a trajectory's
 // mode is not one of the TrajectoryModes, a regular expression does not
-// compile, or a grader has no kind. A grader's kind is not checked
-// against those a runner knows: a runner rejects kinds it lacks.
-func Decode(r io.Reader, format string) ([]Case, error) {
+// compile, or a grader has no kind, or one Kinds does not know. (With no
+// Kinds, a grader's kind is not checked: a runner rejects kinds it lacks
+// when it runs the case.)
+func (l Loader) Decode(r io.Reader, format string) ([]Case, error) {
 	var (
 		cases []Case
 		lines []int
@@ -104,7 +122,7 @@ func Decode(r io.Reader, format string) ([]Case, error) {
 	}
 	first := map[string]int{}
 	for i := range cases {
-		if err := checkDatasetCase(&cases[i]); err != nil {
+		if err := checkDatasetCase(&cases[i], l.Kinds); err != nil {
 			return nil, &DatasetError{Line: lines[i], Err: err}
 		}
 		if at, ok := first[cases[i].Name]; ok {
@@ -238,7 +256,7 @@ func decodeCaseJSON(data []byte) (Case, error) {
 }
 
 // checkDatasetCase says what is wrong with a case read from a file.
-func checkDatasetCase(c *Case) error {
+func checkDatasetCase(c *Case, kinds func(string) bool) error {
 	if strings.TrimSpace(c.Name) == "" {
 		return errors.New("a case has no name")
 	}
@@ -272,6 +290,9 @@ func checkDatasetCase(c *Case) error {
 	for i, g := range c.Grade {
 		if g.Kind == "" {
 			return fmt.Errorf("case %q: grader %d has no kind", c.Name, i+1)
+		}
+		if kinds != nil && !kinds(g.Kind) {
+			return fmt.Errorf("case %q: grader %d: unknown kind %q", c.Name, i+1, g.Kind)
 		}
 		if g.Threshold < 0 || g.Threshold > 1 {
 			return fmt.Errorf("case %q: grader %d (%s): threshold %g is not in [0,1]", c.Name, i+1, g.Kind, g.Threshold)

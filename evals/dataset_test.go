@@ -105,6 +105,12 @@ func TestDecode(t *testing.T) {
 		_, err := evals.Decode(strings.NewReader(in), evals.FormatYAML)
 		assert.EqualError(t, err, want, in)
 	}
+	known := evals.Loader{Kinds: func(kind string) bool { return kind == "judge" || kind == "polite" }}
+	_, err = known.LoadFile(filepath.Join("testdata", "datasets", "support.yaml"))
+	assert.NoError(t, err, "known kinds")
+	_, err = known.Decode(strings.NewReader("- {name: a, message: hi}\n- {name: b, message: hi, grade: [{kind: polite}, {kind: tone}]}"), evals.FormatYAML)
+	assert.EqualError(t, err, `line 2: case "b": grader 2: unknown kind "tone"`)
+
 	_, err = evals.Decode(strings.NewReader(`{"name":"a","message":"hi"} {"name":"b"}`), evals.FormatJSONL)
 	assert.EqualError(t, err, "line 1: more than one JSON value on the line")
 	_, err = evals.Decode(strings.NewReader(""), "csv")
