@@ -1,6 +1,7 @@
 package evals
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -12,8 +13,9 @@ import (
 // WriteJUnit writes r as JUnit XML, the format CI systems (Jenkins,
 // GitLab, GitHub test reporters) read: one <testsuite> named after the
 // agent, and one <testcase> per case and trial, with classname the agent
-// and name "case [trial n]" (a case that could not run at all has one
-// testcase named after it, with an <error>).
+// and name "case [trial n]"; a case with StatusError (it could not run,
+// or not be graded) has one more testcase, named after it, with an
+// <error> that says why.
 //
 // A failed trial has a <failure> whose message names the failed graders
 // and whose text gives each grade's explanation; a trial whose run
@@ -39,14 +41,13 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		Time:      seconds(r.Duration),
 	}
 	for _, c := range r.Cases {
-		if len(c.Trials) == 0 {
-			tc := junitCase{Classname: r.Agent, Name: c.Name, Properties: caseProperties(&c)}
-			tc.Error = &junitMessage{Message: firstLine(c.Error), Type: "error", Text: c.Error}
-			suite.add(tc)
-			continue
-		}
 		for _, t := range c.Trials {
 			suite.add(trialCase(r.Agent, &c, &t))
+		}
+		if len(c.Trials) == 0 || c.Status == StatusError {
+			tc := junitCase{Classname: r.Agent, Name: c.Name, Properties: caseProperties(&c)}
+			tc.Error = &junitMessage{Message: firstLine(cmp.Or(c.Error, "the case could not run")), Type: "error", Text: xmlText(c.Error)}
+			suite.add(tc)
 		}
 	}
 	doc := junitSuites{Name: r.Agent, Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors,
@@ -127,7 +128,11 @@ func trialCase(agent string, c *CaseReport, t *TrialReport) junitCase {
 	case t.Error != "":
 		tc.Error = &junitMessage{Message: firstLine(t.Error), Type: "error", Text: xmlText(t.Error)}
 	default:
-		tc.Failure = &junitMessage{Message: "failed: " + strings.Join(failed, ", "), Type: "grade", Text: xmlText(why.String())}
+		msg := "failed"
+		if len(failed) > 0 {
+			msg += ": " + strings.Join(failed, ", ")
+		}
+		tc.Failure = &junitMessage{Message: msg, Type: "grade", Text: xmlText(why.String())}
 	}
 	tc.SystemOut = &junitText{xmlText(out.String())}
 	return tc

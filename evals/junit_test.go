@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cairn-dev/cairn/evals"
 )
 
 // The JUnit XML as a CI system reads it.
@@ -93,4 +95,24 @@ func TestWriteJUnit(t *testing.T) {
 	require.NotNil(t, s.Cases[7].Error)
 	assert.Equal(t, "judge: no answer after 3 tries", s.Cases[7].Error.Message)
 	assert.False(t, strings.Contains(buf.String(), "\x1b"), "a control character in the XML")
+}
+
+func TestWriteJUnitErrorWithTrials(t *testing.T) {
+	r := sampleReport()
+	r.Cases = []evals.CaseReport{{Name: "judged", Status: evals.StatusError, Error: "judge: no answer",
+		Trials: []evals.TrialReport{{Trial: 1, RunID: "r1", Pass: false, Text: "Hi."}}}}
+	var buf bytes.Buffer
+	require.NoError(t, r.WriteJUnit(&buf))
+	var doc junitSuites
+	require.NoError(t, xml.Unmarshal(buf.Bytes(), &doc), buf.String())
+	require.Len(t, doc.Suites[0].Cases, 2)
+	trial, c := doc.Suites[0].Cases[0], doc.Suites[0].Cases[1]
+	assert.Equal(t, "judged [trial 1]", trial.Name)
+	require.NotNil(t, trial.Failure)
+	assert.Equal(t, "failed", trial.Failure.Message)
+	assert.Equal(t, "judged", c.Name)
+	require.NotNil(t, c.Error)
+	assert.Equal(t, "judge: no answer", c.Error.Message)
+	assert.Equal(t, 1, doc.Failures)
+	assert.Equal(t, 1, doc.Errors)
 }
