@@ -72,7 +72,8 @@ type App struct {
 	// Getenv reads the environment. Default: os.Getenv.
 	Getenv func(string) string
 	// Evaluate runs cairn eval's cases against one of Agents. Default:
-	// none, and cairn eval says so.
+	// RunnerEvaluator(nil), an evals.Runner with no judge model and no
+	// named graders; give RunnerEvaluator a configure func to add them.
 	Evaluate Evaluator
 }
 

@@ -2,15 +2,24 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/durable/redis"
 	"github.com/cairn-dev/cairn/evals"
 )
 
@@ -20,6 +29,75 @@ import (
 // ran, and an error only when it could not run them (a store it cannot
 // reach, a case it rejects), not when cases fail: that is the report's.
 type Evaluator func(ctx context.Context, a *agent.Agent, cases []evals.Case, opts EvalOptions) (*evals.Report, error)
+
+// RunnerEvaluator is an Evaluator that runs the cases with an
+// evals.Runner on the agent, with the command's trials, concurrency and
+// progress: on in-memory stores, or, with --redis, on that Redis server,
+// each trial under a key prefix of its own ("cairn-eval:" TOKEN ":" N, as
+// the runner wants), its stores closed when the cases end. configure, if
+// set, completes the runner before it runs: a judge model for judge
+// graders, named graders, prices, a logger. RunnerEvaluator(nil) is
+// cairn eval's evaluator when App.Evaluate is nil.
+func RunnerEvaluator(configure func(r *evals.Runner)) Evaluator {
+	return func(ctx context.Context, a *agent.Agent, cases []evals.Case, o EvalOptions) (*evals.Report, error) {
+		r := &evals.Runner{Agent: a, Trials: o.Trials, Concurrency: o.Concurrency, Progress: o.Progress}
+		if o.Redis != "" {
+			stores, err := newTrialStores(ctx, o.Redis)
+			if err != nil {
+				return nil, err
+			}
+			defer stores.close()
+			r.Store = stores.next
+		}
+		if configure != nil {
+			configure(r)
+		}
+		return r.Run(ctx, cases)
+	}
+}
+
+// trialStores gives each trial a Redis store of its own, on one client.
+type trialStores struct {
+	client *goredis.Client
+	token  string
+	mu     sync.Mutex
+	stores []*redis.Store
+}
+
+func newTrialStores(ctx context.Context, url string) (*trialStores, error) {
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, usageError("--redis %s: %v", url, err)
+	}
+	client := goredis.NewClient(o)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redactURL(url), err)
+	}
+	var tok [4]byte
+	_, _ = rand.Read(tok[:])
+	return &trialStores{client: client, token: hex.EncodeToString(tok[:])}, nil
+}
+
+func (s *trialStores) next() backend.Store {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := redis.New(s.client, redis.WithPrefix(fmt.Sprintf("cairn-eval:%s:%d", s.token, len(s.stores)+1)),
+		redis.WithLogger(slog.New(slog.DiscardHandler)))
+	s.stores = append(s.stores, st)
+	return st
+}
+
+func (s *trialStores) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.stores {
+		st.Close()
+	}
+	s.client.Close()
+}
 
 // EvalOptions are cairn eval's settings for the Evaluator; zero fields
 // mean the evaluator's defaults.
@@ -39,7 +117,7 @@ type EvalOptions struct {
 // evalCommand is eval AGENT DATASET...: it reads the datasets
 // (evals.LoadFile; case names unique across them), keeps the cases with
 // one of the --tags if given, runs them against the program's agent of
-// that name with App.Evaluate, and prints the report as a table
+// that name with App.Evaluate (default: RunnerEvaluator(nil)), and prints the report as a table
 // (evals.Report.WriteText). It writes the reports asked for (--json,
 // the form --baseline reads; --junit; --html), and, with --baseline,
 // compares the report with that earlier one and prints the changes
@@ -94,10 +172,11 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	if e.app.Evaluate == nil {
-		return errors.New("this program cannot run evals: it mounts the tool without an evaluator (cli.App.Evaluate)")
+	evaluate := e.app.Evaluate
+	if evaluate == nil {
+		evaluate = RunnerEvaluator(nil)
 	}
-	report, err := e.app.Evaluate(ctx, a, cases, EvalOptions{Trials: e.o.trials, Concurrency: e.o.concurrency,
+	report, err := evaluate(ctx, a, cases, EvalOptions{Trials: e.o.trials, Concurrency: e.o.concurrency,
 		Redis: e.o.redis, Progress: e.errOut})
 	if err != nil {
 		return fmt.Errorf("run the cases: %w", err)

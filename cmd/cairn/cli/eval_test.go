@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/evals"
+	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
 // fakeEvaluator grades cases by their names: a name in fail fails, one
@@ -151,7 +153,36 @@ func TestEvalErrors(t *testing.T) {
 	checkEval(t, app, "", "eval_duplicate", 1, "eval", "support", "testdata/eval/support.jsonl", "testdata/eval/dup.yaml")
 	checkEval(t, app, "", "eval_no_tags", 1, "eval", "support", "testdata/eval/support.jsonl", "--tags", "billing")
 	checkEval(t, app, "", "eval_no_baseline", 1, "eval", "support", "testdata/eval/support.jsonl", "--baseline", "testdata/eval/missing.json")
-	checkEval(t, cli.App{Agents: []*agent.Agent{supportAgent()}}, "", "eval_no_evaluator", 1, "eval", "support", "testdata/eval/support.jsonl")
+	checkEval(t, cli.App{Agents: []*agent.Agent{supportAgent()}}, "", "eval_runner_no_judge", 1, "eval", "support", "testdata/eval/support.jsonl")
 	checkEval(t, app, "", "eval_help", 0, "eval", "--help")
 	assert.Empty(t, f.cases, "nothing ran")
+}
+
+// TestEvalRunner runs cairn eval with its own evaluator, an evals.Runner,
+// in memory and on Redis: the refund approved by its case passes; the
+// one no approval rule decides is rejected, and fails.
+func TestEvalRunner(t *testing.T) {
+	app := cli.App{Agents: []*agent.Agent{supportAgent()}}
+	r := runApp(t, app, "eval", "support", "testdata/eval/runner.yaml", "--concurrency", "2")
+	assert.Equal(t, 1, r.code, "exit status\nstdout:\n%s\nstderr:\n%s", r.out, r.err)
+	assert.Regexp(t, `refund cold pizza\s+pass\s+1/1\s+contains 1/1, trajectory 1/1`, r.out)
+	assert.Regexp(t, `refund rejected\s+fail\s+0/1`, r.out)
+	assert.Contains(t, r.err, "cairn eval: 1 case failed")
+
+	srv := redistest.Start(t)
+	r = runApp(t, app, "eval", "support", "testdata/eval/runner.yaml", "--redis", srv.URL(), "--trials", "2", "--tags", "other,reject")
+	assert.Equal(t, 1, r.code, "exit status\nstdout:\n%s\nstderr:\n%s", r.out, r.err)
+	assert.Regexp(t, `refund rejected\s+fail\s+0/2`, r.out)
+	assert.NotContains(t, r.out, "refund cold pizza", "--tags")
+	opts, err := goredis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	client := goredis.NewClient(opts)
+	defer client.Close()
+	keys, err := client.Keys(context.Background(), "cairn-eval:*").Result()
+	require.NoError(t, err)
+	assert.NotEmpty(t, keys, "the trials' runs are in Redis, under cairn-eval:")
+
+	r = runApp(t, app, "eval", "support", "testdata/eval/runner.yaml", "--redis", "redis://127.0.0.1:1/0")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err, "cairn eval: run the cases: cannot reach Redis at redis://127.0.0.1:1/0")
 }
