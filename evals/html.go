@@ -13,8 +13,8 @@ import (
 // and opened from disk. It has the summary (counts by status, the agent,
 // when and how long), then a row per case (status, trials passed, grades,
 // tokens, latency) that expands (<details>) into its trials: each
-// trial's grades with their explanations, its tool calls with arguments
-// and results, and its final answer. Every text from the run is escaped
+// trial's grades with their explanations, the runner's notes, its tool
+// calls with arguments and results, and its final answer. Every text from the run is escaped
 // by html/template: a model's answer shows as text, never as markup.
 func (r *Report) WriteHTML(w io.Writer) error {
 	t, err := template.New("report").Funcs(template.FuncMap{
@@ -98,6 +98,8 @@ ul { margin: 0.3em 0; padding-left: 1.4em; }
 {{range .Trials}}<div class="trial{{if not .Pass}} failed{{end}}">
 <div><b>Trial {{.Trial}}</b> {{if .Pass}}passed{{else}}failed{{end}} <span class="muted">run {{.RunID}}; {{.Tokens}} tokens, {{.Turns}} turns, {{latency .Latency}}</span></div>
 {{if .Error}}<pre>{{clean .Error}}</pre>{{end}}
+{{if .Crash}}<div class="muted">worker stopped before journal commit {{.Crash}}</div>{{end}}
+{{if .Notes}}<ul>{{range .Notes}}<li class="muted">{{clean .}}</li>{{end}}</ul>{{end}}
 {{if .Grades}}<ul>
 {{range .Grades}}<li><span class="status {{if .Pass}}pass{{else}}fail{{end}}">{{.Grader}} {{score .Value}}</span>{{if .Label}} {{.Label}}{{end}}{{if .Explanation}}: {{clean .Explanation}}{{end}}</li>
 {{end}}</ul>{{end}}

@@ -70,7 +70,8 @@ func TestWriteHTML(t *testing.T) {
 	assert.Contains(t, texts, `<script>alert("x")</script> & ]]> <!-- --> {{.}}[31m`, "the hostile answer, as text")
 	all := strings.Join(texts, "\n")
 	for _, want := range []string{"The answer is curt:\nno greeting.", "refund {\"order_id\":\"A-1001\",\"amount\":120}",
-		"refunded 120 euros", "judge: no answer after 3 tries", "model: 429 Too Many Requests", "contains 2/2, trajectory 2/2"} {
+		"refunded 120 euros", "judge: no answer after 3 tries", "refund waited for approval and no rule decided it: rejected",
+		"worker stopped before journal commit 2", "model: 429 Too Many Requests", "contains 2/2, trajectory 2/2"} {
 		assert.Contains(t, all, want)
 	}
 }

@@ -22,9 +22,10 @@ import (
 // failed has an <error> with why. Each testcase has <properties>: the
 // run id, the tags, each grade's score, label and explanation (a judge's
 // rationale) as grade.NAME.score, grade.NAME.label and
-// grade.NAME.explanation, and each tool call as call.N, "tool
-// arguments"; its <system-out> holds the final answer and the tool calls
-// with their results.
+// grade.NAME.explanation, each tool call as call.N, "tool arguments",
+// the runner's notes as note.N, and, in a crash trial, the commit its
+// worker was stopped before as crash; its <system-out> holds the final
+// answer, the tool calls with their results, and the notes.
 //
 // Flaky cases are written as passing testcases with the property
 // flaky=true: their failed trials carry no <failure>, and their failed
@@ -105,6 +106,12 @@ func trialCase(agent string, c *CaseReport, t *TrialReport) junitCase {
 	for i, call := range t.Calls {
 		prop(fmt.Sprintf("call.%d", i+1), call.Tool+" "+call.Arguments)
 	}
+	if t.Crash > 0 {
+		prop("crash", strconv.Itoa(t.Crash))
+	}
+	for i, n := range t.Notes {
+		prop(fmt.Sprintf("note.%d", i+1), n)
+	}
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "Answer:\n%s\n", t.Text)
@@ -114,6 +121,9 @@ func trialCase(agent string, c *CaseReport, t *TrialReport) junitCase {
 			status = "error"
 		}
 		fmt.Fprintf(&out, "\nCall %d %s: %s %s\n%s: %s\n", i+1, call.ID, call.Tool, call.Arguments, status, call.Result)
+	}
+	for _, n := range t.Notes {
+		fmt.Fprintf(&out, "\nNote: %s\n", n)
 	}
 
 	flaky := c.Status == StatusFlaky

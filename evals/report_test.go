@@ -57,6 +57,7 @@ func sampleReport() *evals.Report {
 			Trials: []evals.TrialReport{
 				{Trial: 1, RunID: "eval-twice-1", Pass: false, Grades: []evals.Grade{
 					{Grader: "trajectory", Score: evals.Score{Value: 0.5, Pass: false, Label: "fail", Explanation: "call 2: want refund, got lookup_order"}}},
+					Notes: []string{"refund waited for approval and no rule decided it: rejected"}, Crash: 2,
 					Text: hostile, Calls: calls[:1], Tokens: 600, Turns: 2, Latency: 900 * time.Millisecond},
 				{Trial: 2, RunID: "eval-twice-2", Pass: false, Error: "model: 429 Too Many Requests", Tokens: 0, Latency: 50 * time.Millisecond},
 			},

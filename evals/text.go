@@ -45,7 +45,8 @@ func (t Tally) String() string {
 // the mean tokens and latency of a trial), a summary line with the
 // counts by status (see Tally) and the run's time, then, for each case
 // that did not pass, why: the case's error, or each failing trial's
-// error and failed grades with their explanations (a judge's rationale).
+// error, the runner's notes, and failed grades with their explanations
+// (a judge's rationale).
 func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CASE\tSTATUS\tPASSED\tGRADES\tTOKENS\tLATENCY")
@@ -77,6 +78,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			if t.Error != "" {
 				fmt.Fprintf(w, "  trial %d: %s\n", t.Trial, oneLine(t.Error))
+			}
+			for _, n := range t.Notes {
+				fmt.Fprintf(w, "  trial %d: note: %s\n", t.Trial, oneLine(n))
 			}
 			for _, g := range t.Grades {
 				if !g.Pass {
