@@ -86,6 +86,15 @@ func TestWriteText(t *testing.T) {
 	checkGolden(t, "report.txt", buf.Bytes())
 }
 
+func TestWriteTextControlCharacters(t *testing.T) {
+	r := &evals.Report{Agent: "a", Cases: []evals.CaseReport{{Name: "x\x1b[2Jy", Status: evals.StatusFail,
+		Trials: []evals.TrialReport{{Trial: 1, Grades: []evals.Grade{{Grader: "judge", Score: evals.Score{Explanation: hostile}}}}}}}}
+	var buf bytes.Buffer
+	require.NoError(t, r.WriteText(&buf))
+	assert.NotContains(t, buf.String(), "\x1b", "an escape reaches the terminal")
+	assert.Contains(t, buf.String(), "x[2Jy")
+}
+
 func TestTally(t *testing.T) {
 	tally := sampleReport().Tally()
 	assert.Equal(t, evals.Tally{Cases: 4, Passed: 1, Failed: 1, Flaky: 1, Errors: 1, Trials: 7}, tally)

@@ -168,9 +168,16 @@ func formatLatency(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// oneLine keeps a text on one line of a table.
+// oneLine keeps a text on one line of a table, and drops the control
+// characters a model's text may hold (a terminal would obey escapes).
 func oneLine(s string) string {
-	return strings.NewReplacer("\t", " ", "\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	s = strings.NewReplacer("\t", " ", "\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func plural(n int, one, many string) string {
