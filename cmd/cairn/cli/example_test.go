@@ -8,6 +8,8 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/evals"
+	"github.com/cairn-dev/cairn/providers"
 )
 
 // The tool mounted in a program with its workflow, checking a recorded
@@ -46,4 +48,18 @@ func supportOps(support *agent.Agent) {
 	// snippet:cli
 	cli.Main(cli.App{Name: "support-ops", Agents: []*agent.Agent{support}}) // in your program's main
 	// end snippet:cli
+}
+
+// evalOps mounts the tool with an agent and the judge model its
+// datasets' judge graders use: "support-ops eval support cases.yaml
+// --baseline main.json --junit report.xml" then gates CI. Compiled, not
+// run.
+func evalOps(support *agent.Agent, judge providers.Model) {
+	cli.Main(cli.App{
+		Name:   "support-ops",
+		Agents: []*agent.Agent{support},
+		Evaluate: cli.RunnerEvaluator(func(r *evals.Runner) {
+			r.Judge = judge
+		}),
+	})
 }
