@@ -23,8 +23,14 @@ const crashLeaseTTL = 300 * time.Millisecond
 var errCrashed = errors.New("evals: worker stopped by crash injection")
 
 // crashPlan says where a crash trial stops its first worker: before its
-// cutBefore-th commit (from 1), which is refused.
-type crashPlan struct{ cutBefore int }
+// cutBefore-th commit (from 1), which is refused. The trial's run has the
+// clean trial's id, runID, in a store of its own: idempotency keys, and
+// what tools make of them (a refund's id), are then those of the clean
+// run, and the answers can be compared.
+type crashPlan struct {
+	cutBefore int
+	runID     string
+}
 
 // hookStore counts the commits made to a store and, with a plan, refuses
 // the one the plan names and every later commit of the worker that made
@@ -214,7 +220,7 @@ func (r *Runner) crashTrials(ctx context.Context, c *Case, clean *trialRun, tria
 		if ctx.Err() != nil {
 			break
 		}
-		tr := r.trial(ctx, c, trials+1+i, &crashPlan{cutBefore: k}, nil)
+		tr := r.trial(ctx, c, trials+1+i, &crashPlan{cutBefore: k, runID: clean.outcome.RunID}, nil)
 		tr.checks = append(tr.checks, crashCheck(tr, clean, idempotent))
 		out = append(out, tr)
 	}

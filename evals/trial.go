@@ -41,12 +41,9 @@ var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 // runID names a trial's run: the case, the trial, and a token of the
 // Run call, so that a rerun on a store that keeps runs makes new ones.
-func runID(token string, c *Case, trial int, crashAt int) string {
-	id := fmt.Sprintf("eval-%s-%s-%d", token, strings.Trim(unsafeID.ReplaceAllString(c.Name, "-"), "-"), trial)
-	if crashAt > 0 {
-		id += fmt.Sprintf("-crash%d", crashAt)
-	}
-	return id
+// A crash trial's run has its clean trial's id (see crashPlan).
+func runID(token string, c *Case, trial int) string {
+	return fmt.Sprintf("eval-%s-%s-%d", token, strings.Trim(unsafeID.ReplaceAllString(c.Name, "-"), "-"), trial)
 }
 
 // trial runs one trial of c and grades it with graders while its worker
@@ -79,7 +76,10 @@ func (r *Runner) trial(parent context.Context, c *Case, n int, plan *crashPlan, 
 	if plan != nil {
 		crashAt = plan.cutBefore
 	}
-	o.RunID = runID(tokenOf(ctx), c, n, crashAt)
+	o.RunID = runID(tokenOf(ctx), c, n)
+	if plan != nil {
+		o.RunID = plan.runID
+	}
 	tr.crashAt = crashAt
 
 	var mu sync.Mutex
