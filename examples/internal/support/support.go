@@ -60,7 +60,10 @@ func NewAgent(model providers.Model, pay *Payments) *agent.Agent {
 				}
 				return OrderInfo{OrderID: in.OrderID, Items: "2 large pizzas, 1 tiramisu", Total: 120,
 					Status: "delivered 50 minutes late, cold"}, nil
-			}),
+			},
+			// A lookup changes nothing: calling it again, after a
+			// crash, is harmless.
+			tools.HonorsIdempotencyKey()),
 		tools.MustNew("refund", "Refund an order, fully or in part, to the customer's card.",
 			func(ctx context.Context, in RefundArgs) (RefundDone, error) {
 				key, ok := tools.IdempotencyKey(ctx)
