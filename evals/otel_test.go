@@ -107,3 +107,36 @@ func TestEmitEvents(t *testing.T) {
 	assert.Equal(t, "trajectory", events[10].attrs[evals.AttrEvaluationName])
 	assert.Equal(t, "fail", events[10].attrs[evals.AttrEvaluationScoreLabel])
 }
+
+// TestRunnerEmitsEvents: a runner with Events emits an evaluation event
+// per grade, in the trace of the run started under the caller's span,
+// hanging under that run's span, with the response id of its last model
+// call.
+func TestRunnerEmitsEvents(t *testing.T) {
+	rec := &recorder{}
+	provider := sdklog.NewLoggerProvider(sdklog.WithProcessor(rec))
+	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
+	var s world
+	r := &evals.Runner{Agent: supportAgent(t, &s, 2000, true), Events: provider.Logger("evals")}
+	caller := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(evalCtx(t), caller)
+	rep, err := r.Run(ctx, []evals.Case{{Name: "refund", Message: "refund please",
+		Expect: evals.Expect{Contains: []string{"Refunded"}, Budget: &evals.Budget{Turns: 3}}}})
+	require.NoError(t, err)
+	trial := rep.Cases[0].Trials[0]
+	require.Len(t, rec.records, 2, "one event per grade")
+	want := backend.Trace{TraceID: caller.TraceID()}.RunSpanID(trial.RunID)
+	for _, e := range rec.records {
+		assert.Equal(t, evals.EvaluationEvent, e.EventName())
+		assert.Equal(t, caller.TraceID(), e.TraceID(), "in the run's trace")
+		assert.Equal(t, want, e.SpanID(), "under the run's span")
+		var responseID string
+		e.WalkAttributes(func(kv attribute.KeyValue) bool {
+			if string(kv.Key) == evals.AttrResponseID {
+				responseID = kv.Value.AsString()
+			}
+			return true
+		})
+		assert.Equal(t, "scripted-2", responseID)
+	}
+}

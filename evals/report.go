@@ -1,6 +1,12 @@
 package evals
 
-import "time"
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairn-dev/cairn/durable/backend"
+)
 
 // Status is a case's verdict over its trials.
 type Status string
@@ -62,10 +68,27 @@ type TrialReport struct {
 	// (Outcome.ResponseID): the gen_ai.response.id of the trial's
 	// evaluation events.
 	ResponseID string `json:"response_id,omitempty"`
+
+	trace backend.Trace // the run's, for evaluation events; not reported
 }
 
 // Grade is a grader's score in a trial.
 type Grade struct {
 	Grader string `json:"grader"`
 	Score
+}
+
+// runSpans returns the span contexts of the runs of the report's trials,
+// by run id, for evaluation events: invalid for a run the report does not
+// know.
+func (r *Report) runSpans() func(runID string) trace.SpanContext {
+	spans := map[string]trace.SpanContext{}
+	for _, c := range r.Cases {
+		for _, t := range c.Trials {
+			if !t.trace.IsZero() {
+				spans[t.RunID] = RunSpanContext(t.trace, t.RunID)
+			}
+		}
+	}
+	return func(runID string) trace.SpanContext { return spans[runID] }
 }

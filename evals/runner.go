@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/log"
+
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
@@ -71,6 +73,11 @@ type Runner struct {
 	// Logger receives the logs of the trials' runtimes and workers.
 	// Default: none.
 	Logger *slog.Logger
+	// Events, if set, receives a gen_ai.evaluation.result event for each
+	// grade of each trial, through the OpenTelemetry Logs API, parented
+	// to the span of the run it grades (see EmitEvents). The runs'
+	// traces are those of the context given to Run.
+	Events log.Logger
 
 	once  sync.Once
 	cache *judgeCache
@@ -260,6 +267,9 @@ feed:
 	wg.Wait()
 	prog.finish()
 	rep.Duration = time.Since(rep.Started)
+	if r.Events != nil {
+		EmitEvents(ctx, r.Events, rep, rep.runSpans())
+	}
 	return rep, ctx.Err()
 }
 
@@ -346,7 +356,7 @@ func (tr *trialRun) report() TrialReport {
 	o := tr.outcome
 	rep := TrialReport{Trial: o.Trial, RunID: o.RunID, Pass: o.Err == nil, Text: o.Text, Calls: o.Calls,
 		Tokens: o.Usage.InputTokens + o.Usage.OutputTokens, Turns: o.Turns, Latency: o.Latency, Notes: tr.notes,
-		Crash: tr.crashAt}
+		Crash: tr.crashAt, ResponseID: o.ResponseID, trace: tr.trace}
 	if o.Err != nil {
 		rep.Error = o.Err.Error()
 	}

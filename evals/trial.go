@@ -28,6 +28,8 @@ type trialRun struct {
 	executions map[execKey]int
 	commits    int
 	crashAt    int
+	// trace is the run's trace, for its evaluation events.
+	trace backend.Trace
 	// grades are the graders' grades; gradeErrs, the errors of those
 	// that could not grade; checks, the trial's own (crash trials).
 	grades    []Grade
@@ -140,6 +142,9 @@ func (r *Runner) trial(parent context.Context, c *Case, n int, plan *crashPlan, 
 	defer hcancel()
 	if h, herr := rt.Client().History(hctx, o.RunID); herr == nil {
 		o.History = h
+	}
+	if info, ierr := rt.Client().Describe(hctx, o.RunID); ierr == nil {
+		tr.trace = info.Trace
 	}
 	o.Calls = callsOf(o.Messages, o.History)
 	o.ResponseID = lastResponseID(o.History)
