@@ -73,6 +73,10 @@ type Runner struct {
 	// Logger receives the logs of the trials' runtimes and workers.
 	// Default: none.
 	Logger *slog.Logger
+	// Cache, if set, answers the agent's model calls that it has
+	// answered before (see CachedModel): a rerun of an unchanged agent
+	// on the same cases calls no model, and gives the same answers.
+	Cache *Cache
 	// Events, if set, receives a gen_ai.evaluation.result event for each
 	// grade of each trial, through the OpenTelemetry Logs API, parented
 	// to the span of the run it grades (see EmitEvents). The runs'

@@ -467,3 +467,26 @@ func TestRunnerReplaysRecordedRunFromStep(t *testing.T) {
 	assert.Equal(t, 1, lookups, "the lookup came from the journal")
 	assert.Equal(t, 2, refunds)
 }
+
+// TestRunnerCache: a runner with a Cache reruns an unchanged agent with
+// no model call and the same answers.
+func TestRunnerCache(t *testing.T) {
+	cache, err := evals.OpenCache(t.TempDir())
+	require.NoError(t, err)
+	var calls atomic.Int32
+	model := scripted.Func(func(context.Context, providers.Request) (providers.Response, error) {
+		return answer(fmt.Sprintf("answer %d", calls.Add(1))), nil
+	})
+	r := &evals.Runner{Agent: &agent.Agent{Name: "cached", Model: model}, Cache: cache}
+	cases := []evals.Case{{Name: "a", Message: "one"}, {Name: "b", Message: "two"}}
+	first, err := r.Run(evalCtx(t), cases)
+	require.NoError(t, err)
+	require.Equal(t, int32(2), calls.Load())
+	again, err := r.Run(evalCtx(t), cases)
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), calls.Load(), "the rerun calls no model")
+	for i := range cases {
+		assert.Equal(t, first.Cases[i].Trials[0].Text, again.Cases[i].Trials[0].Text)
+	}
+	assert.Equal(t, 2, cache.Stats().Hits)
+}

@@ -283,6 +283,9 @@ func decision(rules []Approval, p agent.PendingCall) (agent.Decision, string) {
 // tool, counted by count.
 func (r *Runner) trialAgent(c *Case, count func(execKey)) (*agent.Agent, error) {
 	a := *r.Agent
+	if r.Cache != nil {
+		a.Model = CachedModel(a.Model, r.Cache)
+	}
 	if a.Tools == nil {
 		if len(c.Fixtures) > 0 {
 			return nil, fmt.Errorf("case %q: fixtures for an agent without tools", c.Name)

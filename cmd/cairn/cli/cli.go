@@ -130,6 +130,7 @@ type opts struct {
 	jsonFile    string
 	junitFile   string
 	htmlFile    string
+	cache       string
 }
 
 // stringList is a flag that may be given several times.

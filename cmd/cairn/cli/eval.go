@@ -41,6 +41,13 @@ type Evaluator func(ctx context.Context, a *agent.Agent, cases []evals.Case, opt
 func RunnerEvaluator(configure func(r *evals.Runner)) Evaluator {
 	return func(ctx context.Context, a *agent.Agent, cases []evals.Case, o EvalOptions) (*evals.Report, error) {
 		r := &evals.Runner{Agent: a, Trials: o.Trials, Concurrency: o.Concurrency, Progress: o.Progress}
+		if o.Cache != "" {
+			cache, err := evals.OpenCache(o.Cache)
+			if err != nil {
+				return nil, usageError("--cache %s: %v", o.Cache, err)
+			}
+			r.Cache = cache
+		}
 		if o.Redis != "" {
 			stores, err := newTrialStores(ctx, o.Redis)
 			if err != nil {
@@ -112,6 +119,9 @@ type EvalOptions struct {
 	// Progress is where a progress display may go (the terminal's
 	// standard error); the report is written by cairn eval itself.
 	Progress io.Writer
+	// Cache is a directory of cached model responses (evals.OpenCache);
+	// "" means none.
+	Cache string
 }
 
 // evalCommand is eval AGENT DATASET...: it reads the datasets
@@ -131,7 +141,7 @@ type EvalOptions struct {
 func (app App) evalCommand() *command {
 	return &command{
 		name:    "eval",
-		args:    "AGENT DATASET... [--trials N] [--concurrency N] [--tags a,b] [--baseline FILE] [--json FILE] [--junit FILE] [--html FILE]",
+		args:    "AGENT DATASET... [--trials N] [--concurrency N] [--tags a,b] [--baseline FILE] [--json FILE] [--junit FILE] [--html FILE] [--cache DIR]",
 		summary: "Run evaluation datasets (.jsonl, .yaml) against an agent and report; exit 1 on a failed case or a regression.",
 		nargs:   func(n int) bool { return n >= 2 },
 		flags: func(fs *flag.FlagSet, o *opts) {
@@ -143,6 +153,7 @@ func (app App) evalCommand() *command {
 			fs.StringVar(&o.junitFile, "junit", "", "write the report as JUnit XML to this file")
 			fs.StringVar(&o.htmlFile, "html", "", "write the report as an HTML page to this file")
 			fs.StringVar(&o.redis, "redis", "", "run the cases in the Redis store at this URL (default: in memory)")
+			fs.StringVar(&o.cache, "cache", "", "answer model calls made before from the responses cached in this directory, and cache new ones")
 		},
 		run: cmdEval,
 	}
@@ -177,7 +188,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 		evaluate = RunnerEvaluator(nil)
 	}
 	report, err := evaluate(ctx, a, cases, EvalOptions{Trials: e.o.trials, Concurrency: e.o.concurrency,
-		Redis: e.o.redis, Progress: e.errOut})
+		Redis: e.o.redis, Progress: e.errOut, Cache: e.o.cache})
 	if err != nil {
 		return fmt.Errorf("run the cases: %w", err)
 	}
