@@ -22,8 +22,10 @@ var (
 	// a workflow it fails the run.
 	ErrPanic = errors.New("panic")
 	// ErrAttemptLost means an activity attempt was cut off because its
-	// worker stopped (crashed, was killed, lost its lease). It counts as
-	// an attempt and is retried with the same idempotency key.
+	// worker stopped (crashed, was killed, lost its lease). It is retried
+	// at once with the same idempotency key and counts against the retry
+	// policy's MaximumLostAttempts, not MaximumAttempts: an activity fails
+	// with it only when more attempts than that were lost.
 	ErrAttemptLost = errors.New("activity attempt lost with its worker")
 	// ErrNondeterminism means the workflow code did not issue the
 	// commands its history recorded. The run is parked, not failed.

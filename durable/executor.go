@@ -277,7 +277,10 @@ func (ex *executor) applyResult(r attemptResult) {
 // or the activity's final failure.
 func (ex *executor) retryOrFail(cmd *command, f *backend.Failure, after time.Duration) {
 	policy := cmd.activity.opts.RetryPolicy
-	if (ex.rt.canceled && cmd.cancelable) || !policy.retries(cmd.attempt, f) {
+	if (ex.rt.canceled && cmd.cancelable) || !policy.retries(cmd.attempt, cmd.lost, f) {
+		if f.Kind == backend.KindLost && !(ex.rt.canceled && cmd.cancelable) {
+			f.Message = fmt.Sprintf("%s; %d attempts lost, the limit (RetryPolicy.MaximumLostAttempts)", f.Message, cmd.lost+1)
+		}
 		ex.apply(backend.Event{Type: backend.EventActivityFailed, Step: cmd.step, Attempt: cmd.attempt, Failure: f})
 		return
 	}

@@ -82,8 +82,10 @@ type command struct {
 	input      []byte
 	cancelable bool
 	attempt    int
-	running    bool
-	retryAt    time.Time
+	// lost counts the attempts recorded as lost with their workers.
+	lost    int
+	running bool
+	retryAt time.Time
 	// startedAt is when the current attempt started (or was queued).
 	startedAt time.Time
 	// Timers.
@@ -208,6 +210,9 @@ func (rt *workflowRuntime) deliver(e backend.Event) {
 			return
 		}
 		cmd.attempt = e.Attempt
+		if e.Type == backend.EventActivityAttemptFailed && e.Failure != nil && e.Failure.Kind == backend.KindLost {
+			cmd.lost++
+		}
 		cmd.running = e.Type == backend.EventActivityAttemptStarted
 		cmd.retryAt = e.FireAt
 		if cmd.running {

@@ -193,8 +193,15 @@ func (o ActivityOptions) startToClose() time.Duration {
 
 // RetryPolicy says how failed activity attempts are retried: after
 // InitialInterval, then each wait BackoffCoefficient times longer, capped at
-// MaximumInterval, until MaximumAttempts attempts were made. Zero fields
-// take the defaults noted on them.
+// MaximumInterval, until MaximumAttempts attempts failed. Zero fields take
+// the defaults noted on them.
+//
+// An attempt lost with its worker (crashed, killed, lease lost: the
+// activity's own outcome is unknown, and its effect may have happened) is
+// not a failure: it is retried at once with the same idempotency key and
+// counts against MaximumLostAttempts only, so a crash is never reported as
+// the activity's failure while lost attempts remain. Both counts come from
+// the run's history, so every worker and every replay decides alike.
 //
 // Errors marked with NonRetryable, errors whose Go type name (as printed by
 // %T, e.g. "*url.Error") is in NonRetryableErrorTypes, and cancellations
@@ -206,9 +213,14 @@ type RetryPolicy struct {
 	BackoffCoefficient float64
 	// MaximumInterval caps the wait. Default 100 × InitialInterval.
 	MaximumInterval time.Duration
-	// MaximumAttempts caps the attempts, counting the first and attempts
-	// lost with a crashed worker. Default 0: unlimited.
+	// MaximumAttempts caps the attempts that failed (returned an error,
+	// panicked, timed out), counting the first; attempts lost with their
+	// worker do not count. Default 0: unlimited.
 	MaximumAttempts int
+	// MaximumLostAttempts caps the attempts lost with their worker. The
+	// one past it fails the activity with ErrAttemptLost. Default
+	// DefaultMaximumLostAttempts; negative: unlimited.
+	MaximumLostAttempts int
 	// NonRetryableErrorTypes lists Go type names of errors not to retry.
 	NonRetryableErrorTypes []string
 }
@@ -225,6 +237,9 @@ func (p RetryPolicy) merge(n RetryPolicy) RetryPolicy {
 	}
 	if n.MaximumAttempts != 0 {
 		p.MaximumAttempts = n.MaximumAttempts
+	}
+	if n.MaximumLostAttempts != 0 {
+		p.MaximumLostAttempts = n.MaximumLostAttempts
 	}
 	if n.NonRetryableErrorTypes != nil {
 		p.NonRetryableErrorTypes = n.NonRetryableErrorTypes
@@ -253,8 +268,31 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 	return min(time.Duration(d), maxWait)
 }
 
-// retries reports whether a failed attempt should be retried.
-func (p RetryPolicy) retries(attempt int, f *backend.Failure) bool {
+// DefaultMaximumLostAttempts is the number of attempts an activity may
+// lose with their workers when its RetryPolicy leaves MaximumLostAttempts
+// zero. It bounds a crash loop (an activity that kills its worker every
+// time) while letting an activity outlive ordinary restarts and failovers.
+const DefaultMaximumLostAttempts = 10
+
+// lostBudget returns the lost attempts allowed, 0 for unlimited.
+func (p RetryPolicy) lostBudget() int {
+	switch {
+	case p.MaximumLostAttempts < 0:
+		return 0
+	case p.MaximumLostAttempts == 0:
+		return DefaultMaximumLostAttempts
+	}
+	return p.MaximumLostAttempts
+}
+
+// retries reports whether a failed or lost attempt should be retried.
+// attempt is its number, lost the number of earlier attempts lost with
+// their workers, both as the run's history records them.
+func (p RetryPolicy) retries(attempt, lost int, f *backend.Failure) bool {
+	if f.Kind == backend.KindLost {
+		budget := p.lostBudget()
+		return budget == 0 || lost+1 < budget
+	}
 	if f.NonRetryable || f.Kind == backend.KindCanceled || f.Kind == backend.KindNondeterminism {
 		return false
 	}
@@ -263,7 +301,7 @@ func (p RetryPolicy) retries(attempt int, f *backend.Failure) bool {
 			return false
 		}
 	}
-	return p.MaximumAttempts <= 0 || attempt < p.MaximumAttempts
+	return p.MaximumAttempts <= 0 || attempt-lost < p.MaximumAttempts
 }
 
 // encodePayload encodes a value that crosses the durable boundary.
