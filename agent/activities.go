@@ -42,19 +42,34 @@ type toolOutcome struct {
 	Fatal string `json:"fatal,omitempty"`
 }
 
-// Defaults for the activities of a run.
+// Retry defaults of an agent's activities, taken when a RetryPolicy leaves
+// MaximumAttempts zero. They cap failed attempts only: attempts lost with
+// their worker (a crash, a kill, a lost lease) have their own budget,
+// RetryPolicy.MaximumLostAttempts, default
+// durable.DefaultMaximumLostAttempts, so a worker's crash is not reported
+// to the model as the tool's failure while lost attempts remain.
 const (
-	defaultModelAttempts   = 6
-	defaultToolAttempts    = 3
-	defaultArchiveAttempts = 10
+	// DefaultModelAttempts is the attempts of a model call (and of a
+	// summary) that may fail before the run fails, unless
+	// Agent.ModelOptions sets MaximumAttempts.
+	DefaultModelAttempts = 6
+	// DefaultToolAttempts is the attempts of a tool call that may fail
+	// (panic, time out, return a retryable error) before the model reads
+	// that the tool failed, unless the tool sets MaximumAttempts with
+	// tools.Retry. Long-term memory recall uses it too.
+	DefaultToolAttempts = 3
 )
+
+// defaultArchiveAttempts is the attempts of archiving a conversation's
+// messages to long-term memory.
+const defaultArchiveAttempts = 10
 
 // define makes the durable definitions of an agent's runs.
 func (rt *Runtime) define(a *Agent) *registration {
 	r := &registration{agent: a, workflow: rt.workflow(a.Name), tools: map[string]*durable.Activity[toolCall, toolOutcome]{}}
 	mo := a.ModelOptions
 	if mo.RetryPolicy.MaximumAttempts == 0 {
-		mo.RetryPolicy.MaximumAttempts = defaultModelAttempts
+		mo.RetryPolicy.MaximumAttempts = DefaultModelAttempts
 	}
 	r.model = durable.NewActivity("model:"+a.Name, rt.callModel(a), mo)
 	if a.Memory != nil && !a.Memory.NoSummary {
@@ -73,7 +88,7 @@ func (rt *Runtime) define(a *Agent) *registration {
 		}
 		if lt.Recall > 0 {
 			r.recall = durable.NewActivity("recall:"+a.Name, rt.recallActivity(lt), durable.ActivityOptions{
-				RetryPolicy: durable.RetryPolicy{MaximumAttempts: defaultToolAttempts}})
+				RetryPolicy: durable.RetryPolicy{MaximumAttempts: DefaultToolAttempts}})
 		}
 		if lt.Extractor != nil {
 			r.extractor = lt.extractor(a)
@@ -82,7 +97,7 @@ func (rt *Runtime) define(a *Agent) *registration {
 	for _, t := range all {
 		opts := durable.ActivityOptions{RetryPolicy: t.RetryPolicy()}
 		if opts.RetryPolicy.MaximumAttempts == 0 {
-			opts.RetryPolicy.MaximumAttempts = defaultToolAttempts
+			opts.RetryPolicy.MaximumAttempts = DefaultToolAttempts
 		}
 		if t.Timeout() > 0 {
 			// The tool enforces its own timeout; the activity's

@@ -146,6 +146,8 @@ type Agent struct {
 	ConversationLimit int
 	// ModelOptions tune the model call activity: its timeout and retry
 	// policy. Provider errors say themselves whether they are retryable.
+	// MaximumAttempts zero means DefaultModelAttempts; other zero fields
+	// take durable's defaults (see durable.RetryPolicy).
 	// Summaries (see Memory) are model calls with the same options.
 	ModelOptions durable.ActivityOptions
 	// Memory bounds what the model sees each turn: a window of the

@@ -61,7 +61,12 @@ func Timeout(d time.Duration) Option {
 }
 
 // Retry sets how failed attempts of the tool (see Call) are retried by the
-// layer that runs it. Zero fields take durable's defaults.
+// layer that runs it. In an agent's run, MaximumAttempts zero means
+// agent.DefaultToolAttempts (3) failed attempts, after which the model
+// reads that the tool failed; other zero fields take the defaults written
+// on durable.RetryPolicy: waits from 1s doubling, and attempts lost with
+// their worker (a crash mid-call) retried up to
+// durable.DefaultMaximumLostAttempts (10) times, apart from failures.
 func Retry(p durable.RetryPolicy) Option {
 	return Option{func(s *settings) error {
 		s.retry = p

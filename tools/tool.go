@@ -177,8 +177,8 @@ func (t *Tool) Schema() json.RawMessage { return append(json.RawMessage(nil), t.
 // Timeout returns the tool's timeout; zero means none of its own.
 func (t *Tool) Timeout() time.Duration { return t.settings.timeout }
 
-// RetryPolicy returns how failed attempts of the tool are to be retried;
-// zero fields take durable's defaults.
+// RetryPolicy returns how failed attempts of the tool are to be retried,
+// as set with Retry; zero fields take the defaults Retry describes.
 func (t *Tool) RetryPolicy() durable.RetryPolicy { return t.settings.retry }
 
 // HonorsIdempotencyKey reports whether the tool passes IdempotencyKey(ctx)
