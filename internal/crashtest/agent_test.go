@@ -384,6 +384,46 @@ func TestAgentKillDuringToolCall(t *testing.T) {
 	}
 }
 
+// TestAgentKillThreeTimesInOneTool kills three workers in a row inside
+// charge, each after the tool's effect: three lost attempts, as many as a
+// tool's DefaultToolAttempts. Lost attempts are not failures, so the model
+// never reads that charge failed (and so never calls it again under a new
+// call id): the run ends as an uninterrupted one, charge ran four times
+// with one idempotency key and had its effect once.
+func TestAgentKillThreeTimesInOneTool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: kills three worker processes with SIGKILL in one tool call and waits for their leases to expire; run without -short")
+	}
+	const kills = 3
+	want, _ := cleanClerkRun(t)
+	w := newAgentWorld(t)
+	w.start()
+	w.approveWhenAsked()
+	for i := range kills {
+		doomed := w.worker(fmt.Sprintf("doomed-%d", i), crashtest.EnvStopInTool+"=charge")
+		doomed.waitFor(crashtest.Stopped)
+		doomed.kill()
+	}
+	w.worker("heir")
+	got := w.result()
+	assert.Equal(t, want, got, "result differs from an uninterrupted run's")
+	history := w.history()
+	assert.NoError(t, durable.ReplayHistory(w.rt.Workflow(w.clerk), history), "the history does not replay against the agent's code")
+	assert.Equal(t, kills, lostAttempts(t, history)["charge"], "lost attempts of charge in history")
+	ctx := context.Background()
+	runs, _ := strconv.Atoi(w.rdb.HGet(ctx, crashtest.ToolRunsKey, "charge").Val())
+	effects, _ := strconv.Atoi(w.rdb.HGet(ctx, crashtest.ToolEffectsKey, "charge").Val())
+	assert.Equal(t, kills+1, runs, "times charge ran")
+	assert.Equal(t, 1, effects, "times charge had its effect")
+	keys := 0
+	for key := range w.rdb.HGetAll(ctx, crashtest.ToolKeysKey).Val() {
+		if strings.HasPrefix(key, "charge ") {
+			keys++
+		}
+	}
+	assert.Equal(t, 1, keys, "idempotency keys charge ran with")
+}
+
 // TestAgentKillWhileAwaitingApproval kills the worker while the run waits
 // for the refund's approval, approves it from the test process while no
 // worker runs, then starts a new worker: the run finishes, the refund ran
