@@ -169,6 +169,10 @@ func (p *publisher) write(runID string, events []LiveEvent) {
 	entries := make([][]byte, 0, len(events))
 	for _, e := range events {
 		data, err := json.Marshal(e)
+		if err == nil {
+			// The feed holds payloads too: it is sealed like history.
+			data, err = p.rt.sealBlob(data)
+		}
 		if err != nil {
 			p.rt.log.Warn("publish live event", "run", runID, "type", e.Type, "err", err)
 			continue
@@ -262,8 +266,13 @@ func (rt *Runtime) LiveEvents(ctx context.Context, runID, after string) ([]LiveE
 	out := make([]LiveEvent, 0, len(entries))
 	for _, en := range entries {
 		var e LiveEvent
-		if err := json.Unmarshal(en.Data, &e); err != nil {
-			// Not ours, or damaged: skip it rather than stop the reader.
+		data, err := rt.openBlob("live event "+en.ID, en.Data)
+		if err == nil {
+			err = json.Unmarshal(data, &e)
+		}
+		if err != nil {
+			// Not ours, damaged, or sealed with a codec or key this
+			// runtime lacks: skip it rather than stop the reader.
 			rt.log.Warn("undecodable live event", "run", runID, "id", en.ID, "err", err)
 			continue
 		}

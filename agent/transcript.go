@@ -143,12 +143,13 @@ func contentKey(plain []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// sealedPrefix begins a blob that the codec encoded: "codec:<name>\n",
-// then the codec's bytes. A plain blob is JSON, which cannot begin so.
+// sealedPrefix begins a blob or a live event that the codec encoded:
+// "codec:<name>\n", then the codec's bytes. A plain one is JSON, which
+// cannot begin so.
 const sealedPrefix = "codec:"
 
-// sealBlob encodes a blob's plain JSON for rest, with the runtime's codec
-// if it has one.
+// sealBlob encodes a blob's or a live event's plain JSON for rest, with
+// the runtime's codec if it has one.
 func (rt *Runtime) sealBlob(plain []byte) ([]byte, error) {
 	if rt.codec == nil {
 		return plain, nil
@@ -163,24 +164,25 @@ func (rt *Runtime) sealBlob(plain []byte) ([]byte, error) {
 	return append([]byte(sealedPrefix+rt.codec.Name()+"\n"), enc...), nil
 }
 
-// openBlob decodes a blob sealed by sealBlob, with any codec or none.
-func (rt *Runtime) openBlob(key string, data []byte) ([]byte, error) {
+// openBlob decodes a blob sealed by sealBlob, with any codec or none; what
+// names it in errors ("blob <key>", "live event <id>").
+func (rt *Runtime) openBlob(what string, data []byte) ([]byte, error) {
 	if rest, ok := bytes.CutPrefix(data, []byte(sealedPrefix)); ok {
 		name, enc, ok := bytes.Cut(rest, []byte("\n"))
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("%w: blob %s: no codec name", backend.ErrCorruptHistory, key)
+			return nil, fmt.Errorf("%w: %s: no codec name", backend.ErrCorruptHistory, what)
 		case rt.codec == nil || rt.codec.Name() != string(name):
-			return nil, fmt.Errorf("%w: blob %s needs codec %q", backend.ErrCorruptHistory, key, name)
+			return nil, fmt.Errorf("%w: %s needs codec %q", backend.ErrCorruptHistory, what, name)
 		}
 		plain, err := rt.codec.Decode(enc)
 		if err != nil {
-			return nil, fmt.Errorf("%w: blob %s: codec %s: %v", backend.ErrCorruptHistory, key, name, err)
+			return nil, fmt.Errorf("%w: %s: codec %s: %v", backend.ErrCorruptHistory, what, name, err)
 		}
 		data = plain
 	}
 	if !json.Valid(data) {
-		return nil, fmt.Errorf("%w: blob %s is not JSON", backend.ErrCorruptHistory, key)
+		return nil, fmt.Errorf("%w: %s is not JSON", backend.ErrCorruptHistory, what)
 	}
 	return data, nil
 }
@@ -308,7 +310,7 @@ func (rt *Runtime) archivedMessages(ctx context.Context, runID string, generatio
 		if !ok {
 			continue // the generation dropped nothing
 		}
-		plain, err := rt.openBlob(key, data)
+		plain, err := rt.openBlob("blob "+key, data)
 		if err != nil {
 			return nil, fmt.Errorf("agent: transcript of run %s: %w", runID, err)
 		}
@@ -351,7 +353,7 @@ func (rt *Runtime) openMessage(key string, blobs map[string][]byte) (providers.M
 	if !ok {
 		return providers.Message{}, fmt.Errorf("%w: message %s is missing from the archive", backend.ErrCorruptHistory, key)
 	}
-	plain, err := rt.openBlob(key, data)
+	plain, err := rt.openBlob("blob "+key, data)
 	if err != nil {
 		return providers.Message{}, err
 	}
