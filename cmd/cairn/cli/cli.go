@@ -35,6 +35,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/aesgcm"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
 )
@@ -65,6 +66,10 @@ type App struct {
 	Agents    []*agent.Agent
 	Workflows []durable.WorkflowDefinition
 	// Codec decodes payloads at rest; it must be the workers' codec.
+	// Default: the AES-GCM codec (package durable/aesgcm) with the keys
+	// in $CAIRN_CODEC_KEYS ("id:base64key,..." the current key first), if
+	// set. A payload the tool cannot decode is shown as
+	// "(encrypted: key ID)"; the rest of the run is still shown.
 	Codec backend.Codec
 	// Authorizer checks approve and reject. Default: anyone who gives a
 	// name with --by.
@@ -210,8 +215,8 @@ func (app App) usage(w io.Writer, cmds []*command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nThe store is Redis at --redis URL, or $%s. Run %s <command> --help for a command's flags.\n",
-		EnvRedisURL, name)
+	fmt.Fprintf(w, "\nThe store is Redis at --redis URL, or $%s. Payloads encrypted at rest are read with the keys\nin $%s (id:base64key,... the current key first). Run %s <command> --help for a command's flags.\n",
+		EnvRedisURL, aesgcm.EnvKeys, name)
 }
 
 // runCommand parses a command's flags and runs it.
@@ -246,6 +251,10 @@ func (app App) runCommand(ctx context.Context, c *command, args []string, stdout
 	if err != nil {
 		fmt.Fprintf(stderr, "%s %s: %v\n", name, c.name, err)
 		help(stderr)
+		return ExitUsage
+	}
+	if app, err = app.withEnvCodec(); err != nil {
+		fmt.Fprintf(stderr, "%s %s: %v\n", name, c.name, err)
 		return ExitUsage
 	}
 	e := &env{app: app, o: o, out: stdout, errOut: stderr}
@@ -325,6 +334,9 @@ type env struct {
 	store  *redis.Store
 	client *durable.Client
 	rt     *agent.Runtime
+	// view reads runs to show them: a payload it cannot decode is shown
+	// as such (see shownCodec), not as an error.
+	view *agent.Runtime
 }
 
 // open connects to the Redis store and checks it answers.
@@ -354,6 +366,7 @@ func (e *env) open(ctx context.Context) error {
 		return err
 	}
 	e.client = e.rt.Client()
+	e.view = agent.NewRuntime(store, agent.Options{Codec: e.shown(), Authorizer: e.app.Authorizer, Logger: quiet})
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/aesgcm"
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 
@@ -123,7 +124,7 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	history, err := e.client.History(ctx, args[0])
+	history, err := e.view.Client().History(ctx, args[0])
 	if err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	writeSummary(e, info)
 	if !info.Status.Dormant() {
 		// What an agent run waits for from people.
-		reqs, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: info.ID})
+		reqs, err := e.view.Pending(ctx, agent.PendingFilter{RunID: info.ID})
 		if err != nil {
 			return err
 		}
@@ -152,7 +153,13 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.out)
 	fmt.Fprintln(e.out, "History")
-	return durable.WriteTimeline(e.out, history)
+	if err := durable.WriteTimeline(e.out, history); err != nil {
+		return err
+	}
+	if n := countEncrypted(history); n > 0 {
+		fmt.Fprintf(e.out, "\n%d payloads are encrypted with keys this tool was not given: set %s to read them.\n", n, aesgcm.EnvKeys)
+	}
+	return nil
 }
 
 // writeSummary prints a run's record, one field a line.

@@ -248,7 +248,7 @@ func (w *watcher) catchUp(ctx context.Context) error {
 			// The history read may be of either generation: read again.
 			continue
 		}
-		events, err := backend.DecodeHistory(entries, w.next, w.e.app.Codec)
+		events, err := backend.DecodeHistory(entries, w.next, w.e.shown())
 		if err != nil {
 			return fmt.Errorf("run %s: %w", w.id, err)
 		}
@@ -420,7 +420,7 @@ func (w *watcher) reportWait(ctx context.Context) error {
 		lines = append(lines, "Parked: "+failureOf(w.info),
 			fmt.Sprintf("  resume with: %s resume %s --by NAME (once the fix is deployed)", name, w.id))
 	default:
-		reqs, err := w.e.rt.Pending(ctx, agent.PendingFilter{RunID: w.id})
+		reqs, err := w.e.view.Pending(ctx, agent.PendingFilter{RunID: w.id})
 		if err != nil {
 			return err
 		}

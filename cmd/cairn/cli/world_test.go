@@ -96,6 +96,13 @@ func must[T any](v T, err error) T {
 // support and chat).
 func newWorld(t *testing.T, agents ...*agent.Agent) *world {
 	t.Helper()
+	return newWorldWith(t, agent.Options{}, agents...)
+}
+
+// newWorldWith is newWorld with the workers' runtime options (Logger and
+// Clock are the world's).
+func newWorldWith(t *testing.T, opts agent.Options, agents ...*agent.Agent) *world {
+	t.Helper()
 	if len(agents) == 0 {
 		agents = []*agent.Agent{supportAgent(), chatAgent()}
 	}
@@ -108,7 +115,8 @@ func newWorld(t *testing.T, agents ...*agent.Agent) *world {
 	require.NoError(t, err)
 	w.store = store
 	t.Cleanup(func() { store.Close() })
-	w.rt = agent.NewRuntime(store, agent.Options{Logger: quiet, Clock: clock})
+	opts.Logger, opts.Clock = quiet, clock
+	w.rt = agent.NewRuntime(store, opts)
 	require.NoError(t, w.rt.Register(agents...))
 	w.app = cli.App{Agents: agents, Getenv: func(key string) string {
 		if key == cli.EnvRedisURL {
