@@ -60,10 +60,28 @@ func TestShowEncrypted(t *testing.T) {
 		golden(t, "show_encrypted", stable(r.out))
 	}
 
-	// Deciding with the key sends an encrypted decision; the run ends.
+	// Deciding with the key sends an encrypted decision (it waits in the
+	// inbox while no worker runs); the run ends.
+	w.stopWorker()
 	r := runApp(t, w.withKeys(keys), "approve", "sealed-1", "call_1_0", "--by", "alice@example.com", "--reason", "receipt checked")
 	require.Equal(t, 0, r.code, r.err)
+	inbox, err := w.store.ReadInbox(t.Context(), "sealed-1")
+	require.NoError(t, err)
+	require.Len(t, inbox, 1)
+	assert.Contains(t, string(inbox[0].Event), `"codec":"aes-gcm"`)
+	assert.NotContains(t, string(inbox[0].Event), "receipt checked", "inbox readable at rest")
+	w.startWorker()
 	w.waitStatus("sealed-1", backend.StatusCompleted)
+	require.NoError(t, w.rt.Flush(t.Context()))
+	feed, err := w.store.ReadFeed(t.Context(), "sealed-1", "", 0)
+	require.NoError(t, err)
+	require.NotEmpty(t, feed)
+	for _, entry := range feed {
+		assert.True(t, bytes.HasPrefix(entry.Data, []byte("codec:aes-gcm\n")), "feed entry not sealed: %q", entry.Data)
+		for _, secret := range []string{"receipt checked", "pizza", "A-1001"} {
+			assert.NotContains(t, string(entry.Data), secret, "feed readable at rest")
+		}
+	}
 	raw, err := w.store.ReadHistory(t.Context(), "sealed-1", 1)
 	require.NoError(t, err)
 	for _, entry := range raw {
