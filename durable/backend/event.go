@@ -182,7 +182,7 @@ type wireEvent struct {
 }
 
 // Codec transforms payloads at rest, for example to encrypt or compress
-// them. Decode must invert Encode. Event metadata (type, step, names,
+// them (package durable/aesgcm encrypts them). Decode must invert Encode. Event metadata (type, step, names,
 // times) stays readable; payloads are what a codec protects.
 type Codec interface {
 	// Name is recorded with each payload the codec encoded; it must not
