@@ -25,6 +25,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -220,18 +221,10 @@ func lastModelStep(history []backend.Event) int {
 }
 
 // approveAll approves, as a manager, the calls the run waits for, until
-// it has ended.
+// it has ended. The record is read before the pending calls, so that
+// WaitChange cannot miss a request made in between.
 func approveAll(ctx context.Context, rt *agent.Runtime, runID string) error {
 	for {
-		pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: runID})
-		if err != nil {
-			return err
-		}
-		for _, p := range pending {
-			if err := rt.Decide(ctx, runID, agent.Decision{CallID: p.CallID, Approved: true, By: "manager"}); err != nil {
-				return err
-			}
-		}
 		info, err := rt.Client().Describe(ctx, runID)
 		if err != nil {
 			return err
@@ -239,10 +232,17 @@ func approveAll(ctx context.Context, rt *agent.Runtime, runID string) error {
 		if info.Status.Terminal() {
 			return nil
 		}
-		if len(pending) == 0 {
-			if err := rt.Client().WaitChange(ctx, info); err != nil {
+		pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: runID})
+		if err != nil {
+			return err
+		}
+		for _, p := range pending {
+			if err := rt.Decide(ctx, runID, agent.Decision{CallID: p.CallID, Approved: true, By: "manager"}); err != nil && !errors.Is(err, agent.ErrNotPending) {
 				return err
 			}
+		}
+		if err := rt.Client().WaitChange(ctx, info); err != nil {
+			return err
 		}
 	}
 }
