@@ -208,7 +208,8 @@ func (app App) usage(w io.Writer, cmds []*command) {
 	fmt.Fprintf(w, "%s: see and steer durable runs in Redis, and check recorded histories against code.\n\n", name)
 	fmt.Fprintf(w, "Usage: %s <command> [arguments] [flags]\n\nCommands:\n", name)
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+		first, _, _ := strings.Cut(c.summary, "\n")
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, first)
 	}
 	fmt.Fprintf(w, "\nThe store is Redis at --redis URL, or $%s. Run %s <command> --help for a command's flags.\n",
 		EnvRedisURL, name)

@@ -55,7 +55,8 @@ func (app App) commands() []*command {
 				fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long --reply waits")
 			}},
 		{name: "cancel", args: "RUN", summary: "Ask a run to cancel.", store: true, nargs: exactly(1), flags: byFlag, run: cmdCancel},
-		{name: "resume", args: "RUN", summary: "Try a parked run again, with the code its workers now run.", store: true,
+		{name: "resume", args: "RUN", summary: "Try a parked run again, with the code its workers now run.\n" +
+			"A run parked for a damaged history (corrupt_history) goes on once the history is repaired: show RUN says how.", store: true,
 			nargs: exactly(1), flags: byFlag, run: cmdResume},
 		{name: "history export", args: "RUN > FILE.json", summary: "Print a run's history as JSON: a file replay-check reads, a golden test's input.",
 			store: true, nargs: exactly(1), run: cmdHistoryExport},
@@ -123,7 +124,9 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	history, err := e.client.History(ctx, args[0])
+	// A damaged history is shown up to its first bad position, with
+	// what to do about it.
+	history, dmg, err := e.readHistory(ctx, info)
 	if err != nil {
 		return err
 	}
@@ -133,7 +136,8 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 		return enc.Encode(struct {
 			Run     backend.RunInfo `json:"run"`
 			History []backend.Event `json:"history"`
-		}{info, history})
+			Damaged *damage         `json:"damaged,omitempty"`
+		}{info, history, dmg})
 	}
 	writeSummary(e, info)
 	if !info.Status.Dormant() {
@@ -152,7 +156,13 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.out)
 	fmt.Fprintln(e.out, "History")
-	return durable.WriteTimeline(e.out, history)
+	if err := durable.WriteTimeline(e.out, history); err != nil {
+		return err
+	}
+	if dmg != nil {
+		writeDamage(e, info, dmg)
+	}
+	return nil
 }
 
 // writeSummary prints a run's record, one field a line.
