@@ -156,10 +156,17 @@ func notify(c chan struct{}) {
 // load replays the run's history and picks up the work it left unfinished.
 func (ex *executor) load(ctx context.Context) error {
 	entries, err := ex.w.store.ReadHistory(ctx, ex.info.ID, 1)
+	// The record counts what the store committed; entries beyond it were
+	// written outside the store. A park writes the record alone, at the
+	// record's count, which the store accepts whatever the history holds.
+	ex.committed = ex.info.HistoryLen
+	if errors.Is(err, backend.ErrCorruptHistory) {
+		ex.parked = fmt.Errorf("read history: %w", err)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read history: %w", err)
 	}
-	ex.committed = int64(len(entries))
 	// The lease said whether messages wait: an empty inbox costs no read.
 	ex.inboxDirty = ex.lease.Pending > 0
 	def, ok := ex.w.workflows[ex.info.Workflow]
@@ -170,6 +177,11 @@ func (ex *executor) load(ctx context.Context) error {
 	history, err := backend.DecodeHistory(entries, 1, ex.w.codec)
 	if err != nil {
 		ex.parked = err
+		return nil
+	}
+	if n := int64(len(entries)); n != ex.committed {
+		ex.parked = fmt.Errorf("%w: position %d: the history holds %d entries, its record counts %d: an entry no commit wrote",
+			backend.ErrCorruptHistory, min(n, ex.committed)+1, n, ex.committed)
 		return nil
 	}
 	if len(history) == 0 || history[0].Type != backend.EventRunStarted {

@@ -71,6 +71,12 @@ func (ex *executor) write(ctx context.Context, c backend.Commit, events []backen
 	c.Expect = ex.committed
 	c.Consumed = ex.consumed
 	if err := ex.commitRetrying(ctx, c); err != nil {
+		if errors.Is(err, backend.ErrCorruptHistory) && ex.parked == nil {
+			// The history was changed outside the store since it was
+			// read: the record alone can still be written.
+			ex.parked = err
+			return ex.park(ctx)
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	ex.consumed = nil

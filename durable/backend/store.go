@@ -35,7 +35,11 @@ type Store interface {
 
 	// ReadHistory returns the encoded events of the run's current history
 	// from position from (1-based) to its end. from beyond the end gives an
-	// empty slice.
+	// empty slice. It returns every entry the history holds, those beyond
+	// the record's HistoryLen included, so that a reader sees damage. An
+	// entry that cannot be read as one (a Redis stream entry missing
+	// from its position or without an event) ends the read with an error
+	// wrapping ErrCorruptHistory and the entries before it.
 	ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error)
 
 	// Send appends an encoded event to the run's inbox and queues the run
@@ -75,8 +79,18 @@ type Store interface {
 	// Commit applies c atomically: all of it or nothing. It returns an
 	// error wrapping ErrFenced if c.Lease is not the run's current lease
 	// (it expired and was taken, or was released), and ErrConflict if the
-	// history does not have exactly c.Expect events. See Commit for what
-	// it applies.
+	// run's record does not count exactly c.Expect events
+	// (RunInfo.HistoryLen). See Commit for what it applies.
+	//
+	// A history can be damaged outside the store (an entry appended to a
+	// Redis stream by hand, or by another program). A commit that appends
+	// Events (without NewHistory) is refused with an error wrapping
+	// ErrCorruptHistory when the stored history does not hold exactly the
+	// events its record counts. A commit with no Events and no NewHistory
+	// writes only the
+	// record and the inbox, so it succeeds whatever the history holds:
+	// a run whose history is damaged can always be parked, and a parked
+	// run let go, by its lease holder.
 	Commit(ctx context.Context, c Commit) error
 }
 

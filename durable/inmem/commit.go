@@ -53,8 +53,11 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	if !r.held || r.lease.Token != c.Lease.Token {
 		return fmt.Errorf("commit %s: %w: token %d", runID, backend.ErrFenced, c.Lease.Token)
 	}
-	if n := int64(len(r.history)); n != c.Expect {
+	if n := r.info.HistoryLen; n != c.Expect {
 		return fmt.Errorf("commit %s: %w: history has %d events, commit expects %d", runID, backend.ErrConflict, n, c.Expect)
+	}
+	if n := int64(len(r.history)); n != c.Expect && len(c.Events) > 0 && !c.NewHistory {
+		return fmt.Errorf("commit %s: %w: record says %d events, history holds %d", runID, backend.ErrCorruptHistory, c.Expect, n)
 	}
 
 	info := cloneInfo(c.Run)
@@ -62,13 +65,15 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	info.ID, info.Workflow, info.InputHash = prev.ID, prev.Workflow, prev.InputHash
 	info.ParentID, info.ParentStep, info.CreatedAt = prev.ParentID, prev.ParentStep, prev.CreatedAt
 	info.Generation = prev.Generation
+	info.HistoryLen = prev.HistoryLen
 	if c.NewHistory {
 		r.history = cloneAll(c.Events)
 		info.Generation++
-	} else {
+		info.HistoryLen = int64(len(r.history))
+	} else if len(c.Events) > 0 {
 		r.history = append(r.history, cloneAll(c.Events)...)
+		info.HistoryLen = int64(len(r.history))
 	}
-	info.HistoryLen = int64(len(r.history))
 	info.UpdatedAt = s.clock.Now()
 	info.Version = prev.Version + 1
 	r.info = info

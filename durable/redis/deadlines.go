@@ -161,14 +161,17 @@ func (s *Store) take(ctx context.Context, p *partition, consumer string, count i
 // A lease deadline queues its run if the deadline's worker still holds a
 // lease that has expired, or if nobody holds it and its inbox is not
 // empty (the lease was released while messages arrived, and whoever had
-// to queue it did not); an extended lease moves it; anything else drops it.
+// to queue it did not) and the run is not dormant (messages to a parked
+// run wait for it to be retried: queuing it would lease and release it
+// again, and again at each expiry); an extended lease moves it; anything
+// else drops it.
 func (s *Store) settle(ctx context.Context, p *partition, claims []claim) (int64, error) {
 	fields := make([]*goredis.SliceCmd, len(claims))
 	inboxes := make([]*goredis.IntCmd, len(claims))
 	_, err := s.client.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
 		for i, c := range claims {
 			rk := s.runKeys(c.runID)
-			fields[i] = pipe.HMGet(ctx, rk.run, "held", "lw", "lexp", "wake", "wt")
+			fields[i] = pipe.HMGet(ctx, rk.run, "held", "lw", "lexp", "wake", "wt", "st")
 			inboxes[i] = pipe.XLen(ctx, rk.inbox)
 		}
 		return nil
@@ -190,8 +193,8 @@ func (s *Store) settle(ctx context.Context, p *partition, claims []claim) (int64
 }
 
 // verdict is settle's decision on one claim: "queue", "drop", or the time
-// (ms) to move the deadline to. f holds the record's held, lw, lexp, wake
-// and wt fields, nil where missing.
+// (ms) to move the deadline to. f holds the record's held, lw, lexp, wake,
+// wt and st fields, nil where missing.
 func verdict(c claim, f []any, inbox int64, now int64) string {
 	str := func(i int) string {
 		if i < len(f) {
@@ -213,7 +216,7 @@ func verdict(c claim, f []any, inbox int64, now int64) string {
 	case c.kind == kindLease && held == "1" && worker != c.extra:
 		return "drop"
 	case c.kind == kindLease && held != "1":
-		if inbox > 0 {
+		if inbox > 0 && !backend.Status(str(5)).Dormant() {
 			return "queue"
 		}
 		return "drop"

@@ -1,10 +1,12 @@
 package redis_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -14,14 +16,39 @@ import (
 )
 
 // TestConformance runs the store suite on one server, with a fresh key
-// prefix (so an empty store) for each subtest.
+// prefix (so an empty store) for each subtest. The store can be damaged
+// (storetest.Damager) as a person with redis-cli can.
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
+	opts, err := goredis.ParseURL(srv.URL())
+	require.NoError(t, err)
+	rdb := goredis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
 	var n atomic.Int64
 	storetest.Run(t, func(t *testing.T, clock backend.Clock) backend.Store {
-		s, err := redis.Open(srv.URL(), redis.WithClock(clock), redis.WithPrefix(fmt.Sprintf("suite%d", n.Add(1))))
+		prefix := fmt.Sprintf("suite%d", n.Add(1))
+		s, err := redis.Open(srv.URL(), redis.WithClock(clock), redis.WithPrefix(prefix))
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
-		return s
+		return damageable{s, rdb, prefix}
 	})
+}
+
+// damageable is a Store whose histories can be appended to with XADD, as
+// by hand.
+type damageable struct {
+	*redis.Store
+	rdb    *goredis.Client
+	prefix string
+}
+
+var _ storetest.Damager = damageable{}
+
+func (d damageable) AppendForeign(ctx context.Context, runID string, entry []byte) error {
+	key := d.prefix + ":{r:" + runID + "}:history"
+	n, err := d.rdb.XLen(ctx, key).Result()
+	if err != nil {
+		return err
+	}
+	return d.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", n+1), Values: []any{"e", entry}}).Err()
 }

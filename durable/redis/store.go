@@ -325,11 +325,11 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 		}
 		for _, msg := range page.Val() {
 			if msg.ID != fmt.Sprintf("%d-0", from) {
-				return nil, fmt.Errorf("read history of %s: %w: entry %s where position %d belongs", runID, backend.ErrCorruptHistory, msg.ID, from)
+				return out, fmt.Errorf("read history of %s: %w: entry %s where position %d belongs", runID, backend.ErrCorruptHistory, msg.ID, from)
 			}
 			data, err := field(msg, "e")
 			if err != nil {
-				return nil, fmt.Errorf("read history of %s: %w: position %d: %v", runID, backend.ErrCorruptHistory, from, err)
+				return out, fmt.Errorf("read history of %s: %w: position %d: %v", runID, backend.ErrCorruptHistory, from, err)
 			}
 			out = append(out, data)
 			from++

@@ -110,6 +110,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 		{"Commit/WakeAtCleared", testWakeAtCleared},
 		{"Commit/NewHistory", testNewHistory},
 		{"Commit/Concurrent", testConcurrentCommits},
+		{"Commit/DamagedHistory", testDamagedHistory},
 		{"Watcher", testWatcher},
 	}
 	for _, tt := range tests {

@@ -160,6 +160,11 @@ var errDiverged = errors.New("a history does not replay against this code")
 func (app App) Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	name := app.name()
 	cmds := app.commands()
+	global, args := leadingFlags(args)
+	if len(global) > 0 && len(args) == 0 {
+		fmt.Fprintf(stderr, "%s: flags %s but no command; run %s --help for the list\n", name, strings.Join(global, " "), name)
+		return ExitUsage
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 {
 			if c := findCommand(cmds, args[1:]); c != nil {
@@ -179,7 +184,30 @@ func (app App) Run(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "%s: unknown command %q; run %s --help for the list\n", name, strings.Join(args[:min(len(args), 2)], " "), name)
 		return ExitUsage
 	}
-	return app.runCommand(ctx, c, args[len(strings.Fields(c.name)):], stdout, stderr)
+	rest := args[len(strings.Fields(c.name)):]
+	return app.runCommand(ctx, c, append(global, rest...), stdout, stderr)
+}
+
+// valueFlags are the global flags that take a value as the next argument.
+var valueFlags = map[string]bool{"redis": true}
+
+// leadingFlags splits off the flags before the command name ("cairn
+// --redis URL show RUN"), which are parsed with the command's own: a
+// global flag (--redis, --json) may come before the command or after it.
+// Help flags are left for Run.
+func leadingFlags(args []string) (flags, rest []string) {
+	for len(args) > 0 {
+		a := args[0]
+		name := strings.TrimLeft(a, "-")
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" || name == "h" || name == "help" {
+			break
+		}
+		flags, args = append(flags, a), args[1:]
+		if !strings.Contains(name, "=") && valueFlags[name] && len(args) > 0 {
+			flags, args = append(flags, args[0]), args[1:]
+		}
+	}
+	return flags, args
 }
 
 func (app App) name() string {
@@ -213,10 +241,12 @@ func (app App) usage(w io.Writer, cmds []*command) {
 	fmt.Fprintf(w, "%s: see and steer durable runs in Redis, and check recorded histories against code.\n\n", name)
 	fmt.Fprintf(w, "Usage: %s <command> [arguments] [flags]\n\nCommands:\n", name)
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+		first, _, _ := strings.Cut(c.summary, "\n")
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, first)
 	}
-	fmt.Fprintf(w, "\nThe store is Redis at --redis URL, or $%s. Payloads encrypted at rest are read with the keys\nin $%s (id:base64key,... the current key first). Run %s <command> --help for a command's flags.\n",
-		EnvRedisURL, aesgcm.EnvKeys, name)
+	fmt.Fprintf(w, "\nThe store is Redis at --redis URL, or $%s. Payloads encrypted at rest are read with the keys\n"+
+		"in $%s (id:base64key,... the current key first). Run %s <command> --help for a command's flags;\n"+
+		"flags may come before the command name too (%s --redis URL show RUN).\n", EnvRedisURL, aesgcm.EnvKeys, name, name)
 }
 
 // runCommand parses a command's flags and runs it.

@@ -56,7 +56,8 @@ func (app App) commands() []*command {
 				fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long --reply waits")
 			}},
 		{name: "cancel", args: "RUN", summary: "Ask a run to cancel.", store: true, nargs: exactly(1), flags: byFlag, run: cmdCancel},
-		{name: "resume", args: "RUN", summary: "Try a parked run again, with the code its workers now run.", store: true,
+		{name: "resume", args: "RUN", summary: "Try a parked run again, with the code its workers now run.\n" +
+			"A run parked for a damaged history (corrupt_history) goes on once the history is repaired: show RUN says how.", store: true,
 			nargs: exactly(1), flags: byFlag, run: cmdResume},
 		{name: "history export", args: "RUN > FILE.json", summary: "Print a run's history as JSON: a file replay-check reads, a golden test's input.",
 			store: true, nargs: exactly(1), run: cmdHistoryExport},
@@ -124,7 +125,9 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	history, err := e.view.Client().History(ctx, args[0])
+	// A damaged history is shown up to its first bad position, with
+	// what to do about it.
+	history, dmg, err := e.readHistory(ctx, info)
 	if err != nil {
 		return err
 	}
@@ -134,7 +137,8 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 		return enc.Encode(struct {
 			Run     backend.RunInfo `json:"run"`
 			History []backend.Event `json:"history"`
-		}{info, history})
+			Damaged *damage         `json:"damaged,omitempty"`
+		}{info, history, dmg})
 	}
 	writeSummary(e, info)
 	if !info.Status.Dormant() {
@@ -158,6 +162,9 @@ func cmdShow(ctx context.Context, e *env, args []string) error {
 	}
 	if n := countEncrypted(history); n > 0 {
 		fmt.Fprintf(e.out, "\n%d payloads are encrypted with keys this tool was not given: set %s to read them.\n", n, aesgcm.EnvKeys)
+	}
+	if dmg != nil {
+		writeDamage(e, info, dmg)
 	}
 	return nil
 }

@@ -32,13 +32,29 @@ if ARGV[3] == '1' then
   redis.call('DEL', history)
   redis.call('HINCRBY', run, 'gen', 1)
   length = 0
-else
+elseif n > 0 then
+  -- Only a commit that appends needs the stream to end where the record
+  -- says: one without events saves the record whatever entries were
+  -- written to the stream outside the store, so a damaged run can park.
   local xlen = redis.call('XLEN', history)
   if xlen ~= length then
     return {'corrupt', f[4], f[5], f[3], xlen}
   end
 end
-for i = 1, n do
+if n > 0 then
+  local added = redis.pcall('XADD', history, ms(length + 1) .. '-0', 'e', ARGV[12])
+  if type(added) == 'table' and added.err then
+    -- The stream's last id is beyond the history: an entry written
+    -- outside the store, since deleted (the repair of a parked run). Set
+    -- the id back, which Redis refuses if an entry beyond remains.
+    local set = redis.pcall('XSETID', history, ms(length) .. '-0')
+    if type(set) == 'table' and set.err then
+      return {'corrupt', f[4], f[5], f[3], redis.call('XLEN', history)}
+    end
+    redis.call('XADD', history, ms(length + 1) .. '-0', 'e', ARGV[12])
+  end
+end
+for i = 2, n do
   redis.call('XADD', history, ms(length + i) .. '-0', 'e', ARGV[11 + i])
 end
 length = length + n

@@ -1,0 +1,63 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/durable/redis"
+)
+
+// TestDamagedHistory appends an entry no commit wrote to a run's history
+// stream, as by hand: the run parks with a readable reason and stops
+// being written, show prints its record and history up to the entry and
+// how to repair it, and once the entry is removed resume finishes it.
+func TestDamagedHistory(t *testing.T) {
+	w := newWorld(t)
+	w.start(supportAgent(), "refund-9", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
+	info := w.waitStatus("refund-9", backend.StatusAwaitingApproval)
+	key := redis.DefaultPrefix + ":{r:refund-9}:history"
+	id := fmt.Sprintf("%d-0", info.HistoryLen+1)
+	rdb := w.store.Client()
+	require.NoError(t, rdb.XAdd(t.Context(), &goredis.XAddArgs{Stream: key, ID: id, Values: []any{"e", "not an event"}}).Err())
+
+	// A signal brings a worker, which finds the damage. (approve reads
+	// the history, so it refuses, saying why.)
+	w.check("approve_damaged", 1, "approve", "refund-9", "call_1_0", "--by", "alice@example.com")
+	w.check("signal_damaged", 0, "signal", "refund-9", "nudge")
+	parked := w.waitStatus("refund-9", backend.StatusParked)
+	require.NotNil(t, parked.Failure)
+	assert.Equal(t, backend.KindCorrupt, parked.Failure.Kind)
+	time.Sleep(2500 * time.Millisecond) // more than a lease: no write loop
+	again := w.waitStatus("refund-9", backend.StatusParked)
+	assert.Equal(t, parked.Version, again.Version, "the parked run's record keeps changing")
+
+	w.check("show_damaged", 0, "show", "refund-9")
+	r := w.cairn("show", "refund-9", "--json")
+	require.Equal(t, 0, r.code, r.err)
+	var shown struct {
+		History []backend.Event `json:"history"`
+		Damaged struct {
+			Position int64    `json:"position"`
+			Foreign  []string `json:"foreign"`
+		} `json:"damaged"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.out), &shown))
+	assert.Len(t, shown.History, int(info.HistoryLen))
+	assert.Equal(t, info.HistoryLen+1, shown.Damaged.Position)
+	assert.Equal(t, []string{id}, shown.Damaged.Foreign)
+
+	// The repair show prints, then resume.
+	require.NoError(t, rdb.XDel(t.Context(), key, id).Err())
+	w.check("resume_repaired", 0, "resume", "refund-9")
+	w.waitStatus("refund-9", backend.StatusAwaitingApproval)
+	w.check("approve_repaired", 0, "approve", "refund-9", "call_1_0", "--by", "alice@example.com")
+	w.waitStatus("refund-9", backend.StatusCompleted)
+}
