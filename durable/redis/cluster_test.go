@@ -36,18 +36,7 @@ func slot(key string) int {
 			key = key[i+1 : i+1+j]
 		}
 	}
-	var crc uint16
-	for _, b := range []byte(key) {
-		crc ^= uint16(b) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % 16384
+	return keySlot(key)
 }
 
 // TestSlotMatchesRedis checks slot against CLUSTER KEYSLOT.
@@ -61,6 +50,10 @@ func TestSlotMatchesRedis(t *testing.T) {
 	}
 	for _, name := range oddQueueNames {
 		keys = append(keys, s.queueKeys(name).list()...)
+	}
+	for _, p := range s.parts {
+		keys = append(keys, p.keys.list()...)
+		keys = append(keys, p.keys.runs(), p.keys.status("running"), p.keys.active())
 	}
 	for _, key := range keys {
 		want, err := srv.Client().ClusterKeySlot(t.Context(), key).Result()

@@ -17,7 +17,8 @@ import (
 // must be at least a millisecond.
 //
 // With the lease script it pipelines the lease's expiry deadline, so that
-// the run is queued if its worker dies holding the lease. A worker that
+// the run is queued if its worker dies holding the lease. The script's
+// reply decides, as in Commit. A worker that
 // does not get the lease leaves a deadline too; when it comes due, the
 // store reads the run's record and drops it.
 func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Duration) (backend.Lease, error) {
@@ -28,12 +29,17 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 	now := s.clock.Now()
 	expires := now.Add(ttl)
 	var res *goredis.Cmd
-	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
+	_, pipeErr := s.pipe(ctx, func(p goredis.Pipeliner) {
 		p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(millis(expires)), Member: deadlineMember(kindLease, runID, worker)})
 		res = s.scripts.lease.EvalSha(ctx, p, rk.recordAndInbox(), worker, millis(now), ttl.Milliseconds())
 	})
-	if err != nil {
+	if err := res.Err(); err != nil {
 		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, err)
+	}
+	if pipeErr != nil {
+		// The partition's node may be down: the reconciler writes the
+		// lease's deadline again if the lease outlives it.
+		s.log.Warn("lease: deadline not written", "run_id", runID, "partition", part.n, "err", pipeErr)
 	}
 	s.arm(part, expires)
 	r := newReply(res.Val())
@@ -64,8 +70,12 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // recognised and applied once.
 //
 // It costs one round trip: the commit script, pipelined after the run's
-// entry in the index of its new status (scored by c.Run.CreatedAt, which
-// the engine passes on from the record) and the deadline of Run.WakeAt.
+// entry in its partition's index of its new status (scored by
+// c.Run.CreatedAt, which the engine passes on from the record) and the
+// deadline of Run.WakeAt. The script's reply decides: a commit that was
+// written returns nil even if the index entry or the deadline could not
+// be (the partition's Cluster node is down); the reconciler writes them
+// again.
 // The deadline is named after the lease's token, so a fenced writer cannot
 // move or remove the deadline of the run's current holder; a deadline that
 // no longer stands (its wake time was cleared or replaced by a later
@@ -102,17 +112,23 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	}
 
 	var res *goredis.Cmd
-	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
+	_, pipeErr := s.pipe(ctx, func(p goredis.Pipeliner) {
 		if hint != "" {
-			zadd(ctx, p, s.statusIndex(status), hint, runID, false)
+			zadd(ctx, p, part.keys.status(status), hint, runID, false)
 		}
 		if wake > 0 {
 			p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(wake), Member: wakeMember})
 		}
 		res = s.scripts.commit.EvalSha(ctx, p, rk.commitKeys(), args...)
 	})
-	if err != nil {
+	if err := res.Err(); err != nil {
 		return fmt.Errorf("commit %s: %w", runID, err)
+	}
+	if pipeErr != nil {
+		// The commit is written, its partition's index entry or wake
+		// deadline is not: the partition's node may be down. The
+		// reconciler puts them back (see reconcile.go).
+		s.log.Warn("commit: index or deadline not written", "run_id", runID, "partition", part.n, "err", pipeErr)
 	}
 
 	// What the reply asks for in a second round trip.
@@ -128,7 +144,7 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 			})
 		}
 		if created := r.str(3); status != "" && created != hint {
-			after = append(after, func(p goredis.Pipeliner) { zadd(ctx, p, s.statusIndex(status), created, runID, false) })
+			after = append(after, func(p goredis.Pipeliner) { zadd(ctx, p, part.keys.status(status), created, runID, false) })
 		}
 	case "notfound":
 		rejected = fmt.Errorf("commit: %w: %s", backend.ErrRunNotFound, runID)

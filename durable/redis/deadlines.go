@@ -226,13 +226,17 @@ func verdict(c claim, f []any, inbox int64, now int64) string {
 	return "queue"
 }
 
-// startJanitor starts the janitor, once. s.mu must be held and the store
-// must not be closed.
+// startJanitor starts the janitor and the reconciler, once. s.mu must be
+// held and the store must not be closed.
 func (s *Store) startJanitor() {
 	if !s.janitor {
 		s.janitor = true
 		s.wg.Add(1)
 		go s.runJanitor()
+		if s.reconcileEvery > 0 {
+			s.wg.Add(1)
+			go s.runReconciler()
+		}
 	}
 }
 

@@ -15,15 +15,30 @@ import (
 //	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
 //	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
 //	<prefix>:{r:<run id>}:archive    hash: the run's blobs by key (backend.Archive), each field written once
-//	<prefix>:{p:<n>}:tasks           stream with consumer group "workers": the task queue
-//	<prefix>:{p:<n>}:deadlines       sorted set of deadline members, by due time (ms)
-//	<prefix>:{p:<n>}:queued          set: runs with a task that waits in the stream
+//	<prefix>:{<p>}:tasks             stream with consumer group "workers": the task queue
+//	<prefix>:{<p>}:deadlines         sorted set of deadline members, by due time (ms)
+//	<prefix>:{<p>}:queued            set: runs with a task that waits in the stream
+//	<prefix>:{<p>}:runs              sorted set: the partition's runs, by creation time (µs)
+//	<prefix>:{<p>}:status:<status>   sorted set: its runs that had that status, by creation time
+//	<prefix>:{<p>}:workflow:<name>   sorted set: its runs of that workflow, by creation time
+//	<prefix>:{<p>}:active            sorted set: its runs not known to have ended, by creation time
+//	<prefix>:{<p>}:reconciler        hash: where the reconciler is in active; its absence means the
+//	                                 partition lost its keys (see reconcile.go)
+//	<prefix>:{<p>}:reconciling       string with an expiry: the reconciler pass that holds the partition
 //	<prefix>:{q:<queue>}:attempts    stream with consumer group "workers": an activity task queue
 //	<prefix>:{q:<queue>}:deadlines   sorted set: entry ids of delivered attempts, by visibility deadline (ms)
-//	<prefix>:runs                    sorted set: every run, by creation time (µs)
-//	<prefix>:status:<status>         sorted set: runs that had that status, by creation time
-//	<prefix>:workflow:<name>         sorted set: runs of that workflow, by creation time
 //
+// A run's partition is a stable hash of its id (partitionOf), and <p> is
+// the partition's hash tag: "p:<n>", or "p:<n>:<k>" for the least k that
+// puts the tag's slot in the middle half of the partition's share of the
+// 16384 Cluster slots (partitionTag). A cluster whose masters hold equal
+// runs of slots, as redis-cli --cluster create gives them, so holds an
+// equal number of partitions on each master when the number of partitions
+// is a multiple of the number of masters.
+//
+// No key outside a run's slot and its partition's slot is written for the
+// run: the indexes that ListRuns reads are per partition, so a Cluster
+// node that is down stops only the runs whose slot or partition it holds.
 // The feed may exist before the run's record (Publish does not need one),
 // so CreateRun, which clears what an expired run left behind, leaves it
 // alone; it expires with the run's other keys (see Publish).
@@ -32,8 +47,8 @@ import (
 // run sets its expiry on it, and PutBlobs on a run that ended gives it the
 // record's. CreateRun deletes what an expired run left of it.
 //
-// The three index sets are hints read by ListRuns outside scripts, and
-// repaired there: the run's record is the truth.
+// The index sets are hints read by ListRuns and the reconciler outside
+// scripts, and repaired there: the run's record is the truth.
 //
 // Run ids and queue names are used as they are. One that holds a "}" ends
 // its hash tag early, at the same place in each of its keys, so they still
@@ -71,11 +86,63 @@ func (k runKeys) recordAndInbox() []string { return []string{k.run, k.inbox} }
 // partKeys are the keys of one partition, all with the partition's hash tag.
 type partKeys struct {
 	tasks, deadlines, queued string
+	base                     string // "<prefix>:{<tag>}:"
 }
 
 func (s *Store) partKeys(n int) partKeys {
-	base := s.prefix + ":{p:" + strconv.Itoa(n) + "}:"
-	return partKeys{tasks: base + "tasks", deadlines: base + "deadlines", queued: base + "queued"}
+	base := s.prefix + ":{" + partitionTag(n, len(s.parts)) + "}:"
+	return partKeys{tasks: base + "tasks", deadlines: base + "deadlines", queued: base + "queued",
+		base: base}
+}
+
+// runs, status, workflow and active are the partition's indexes.
+func (k partKeys) runs() string                { return k.base + "runs" }
+func (k partKeys) status(st string) string     { return k.base + "status:" + st }
+func (k partKeys) workflow(name string) string { return k.base + "workflow:" + name }
+func (k partKeys) active() string              { return k.base + "active" }
+
+// reconciler and reconciling are the reconciler's keys (see reconcile.go).
+func (k partKeys) reconciler() string  { return k.base + "reconciler" }
+func (k partKeys) reconciling() string { return k.base + "reconciling" }
+
+// clusterSlots is the number of Redis Cluster hash slots.
+const clusterSlots = 16384
+
+// partitionTag returns the hash tag of partition n of count: "p:<n>" if
+// its slot is in the middle half of the partition's share of the slots
+// (the slots from n*16384/count to (n+1)*16384/count), else "p:<n>:<k>"
+// for the least k whose slot is. It depends on n and count only, so every
+// store with the same number of partitions agrees on it.
+func partitionTag(n, count int) string {
+	first, last := n*clusterSlots/count, (n+1)*clusterSlots/count
+	lo, hi := first+(last-first)/4, first+3*(last-first)/4
+	if hi <= lo {
+		hi = lo + 1
+	}
+	tag := "p:" + strconv.Itoa(n)
+	for k := 0; ; k++ {
+		if sl := keySlot(tag); sl >= lo && sl < hi {
+			return tag
+		}
+		tag = "p:" + strconv.Itoa(n) + ":" + strconv.Itoa(k)
+	}
+}
+
+// keySlot is the Redis Cluster slot of a hash tag (or of a key without
+// one): CRC16 (XMODEM) modulo 16384.
+func keySlot(tag string) int {
+	var crc uint16
+	for i := 0; i < len(tag); i++ {
+		crc ^= uint16(tag[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % clusterSlots
 }
 
 // list returns the keys in the order the partition scripts take them,
@@ -104,10 +171,6 @@ func (s *Store) partitionOf(runID string) int {
 	h.Write([]byte(runID))
 	return int(h.Sum32() % uint32(len(s.parts)))
 }
-
-func (s *Store) runsIndex() string              { return s.prefix + ":runs" }
-func (s *Store) statusIndex(st string) string   { return s.prefix + ":status:" + st }
-func (s *Store) workflowIndex(wf string) string { return s.prefix + ":workflow:" + wf }
 
 // Deadline members name a deadline in a partition's deadlines set:
 // "<kind>:<length of run id>:<run id>:<extra>". The length makes them

@@ -20,7 +20,12 @@
 // not atomic across the two slots. They write "queue first": the task or
 // deadline first, the run's change after, in one pipeline; so a crash in
 // between leaves at worst a spurious task, which the engine checks and
-// drops, never a run that no worker will pick up.
+// drops. On a Cluster, whose client sends a pipeline's parts to their
+// nodes at the same time, and when a partition's node loses its data (a
+// failover, a restart without persistence), a run may be left without the
+// task or deadline it needs: the reconciler finds such runs from their
+// records and queues them again (see reconcile.go and
+// WithReconcileInterval).
 //
 // Costs, in Redis round trips: Commit, Lease, Send, Ack and GetRun one
 // each in the common case; CreateRun two; a Poll that finds a task ready
@@ -58,7 +63,7 @@ var (
 // Defaults of the options.
 const (
 	DefaultPrefix            = "cairn"
-	DefaultPartitions        = 4
+	DefaultPartitions        = 6
 	DefaultVisibilityTimeout = 30 * time.Second
 	DefaultRetention         = 7 * 24 * time.Hour
 )
@@ -69,14 +74,17 @@ const (
 // prefix and number of partitions.
 type Store struct {
 	client     goredis.UniversalClient
+	cluster    bool // client is a Cluster client: a pipeline sends to its nodes at the same time
 	owned      bool // Close closes client
 	clock      backend.Clock
 	prefix     string
 	parts      []*partition
 	visibility time.Duration
 	retention  time.Duration
-	log        *slog.Logger
-	scripts    *scripts
+	// reconcileEvery is the reconciler's interval; <= 0: off.
+	reconcileEvery time.Duration
+	log            *slog.Logger
+	scripts        *scripts
 
 	rotor atomic.Uint32 // where pollNow starts
 	acts  *activityQueues
@@ -106,10 +114,21 @@ func WithPrefix(prefix string) Option {
 	}
 }
 
-// WithPartitions sets the number of task queues and timer sets that runs
-// are spread over (DefaultPartitions if n < 1). All stores sharing a prefix
-// must use the same number: changing it strands the tasks and timers of
-// partitions that stop existing.
+// WithPartitions sets the number of partitions that runs are spread over
+// (DefaultPartitions if n < 1): each is a task queue, a timer set and the
+// indexes of its runs, in one Cluster slot. Every worker process reads
+// every partition, with a blocking read each.
+//
+// On a Redis Cluster, choose a multiple of the number of masters: the
+// partitions' slots are spread so that masters holding equal runs of
+// slots hold equal numbers of partitions (the default, 6, suits 1, 2, 3
+// or 6 masters; 12 suits 4 too). More partitions spread the load of busy
+// deployments; each adds a blocking connection per worker process.
+//
+// All stores sharing a prefix must use the same number. Changing it moves
+// runs to other partitions: the reconciler finds them again from their
+// records, with one scan of the keyspace (see WithReconcileInterval), and
+// queues them; until it does, their timers and tasks wait.
 func WithPartitions(n int) Option {
 	return func(s *Store) {
 		if n >= 1 {
@@ -142,21 +161,23 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 // New returns a store on client. Close does not close client.
 func New(client goredis.UniversalClient, opts ...Option) *Store {
 	s := &Store{
-		client:     client,
-		clock:      backend.SystemClock(),
-		prefix:     DefaultPrefix,
-		parts:      make([]*partition, DefaultPartitions),
-		visibility: DefaultVisibilityTimeout,
-		retention:  DefaultRetention,
-		log:        slog.Default(),
-		scripts:    newScripts(),
-		pollers:    make(map[string]*poller),
-		acts:       newActivityQueues(),
-		done:       make(chan struct{}),
+		client:         client,
+		clock:          backend.SystemClock(),
+		prefix:         DefaultPrefix,
+		parts:          make([]*partition, DefaultPartitions),
+		visibility:     DefaultVisibilityTimeout,
+		retention:      DefaultRetention,
+		reconcileEvery: DefaultReconcileInterval,
+		log:            slog.Default(),
+		scripts:        newScripts(),
+		pollers:        make(map[string]*poller),
+		acts:           newActivityQueues(),
+		done:           make(chan struct{}),
 	}
 	for _, opt := range opts {
 		opt(s)
 	}
+	_, s.cluster = client.(*goredis.ClusterClient)
 	for i := range s.parts {
 		s.parts[i] = s.newPartition(i)
 	}
@@ -222,9 +243,15 @@ func (s *Store) closed() bool {
 }
 
 // CreateRun implements backend.Store. A zero CreatedAt is set to the
-// clock's time and an empty Status to backend.StatusPending. It costs two
-// round trips: the run is queued only once the script says it was created,
-// and a deadline written with the run stands in for the task until then.
+// clock's time and an empty Status to backend.StatusPending.
+//
+// It writes the run's entries in its partition's indexes and a deadline
+// that stands in for its task first, then the run, then queues the run.
+// That is two round trips on a single server, where one pipeline keeps its
+// order, and three on a Cluster, where the run's slot and its partition's
+// may be on different nodes. An error means the run was not created, or
+// was created but not yet indexed, or the reply was lost: calling again
+// with the same id is safe, and finishes the job.
 func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byte) (backend.RunInfo, bool, error) {
 	if info.ID == "" {
 		return backend.RunInfo{}, false, errors.New("create run: empty id")
@@ -240,18 +267,29 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	rk, part := s.runKeys(info.ID), s.partFor(info.ID)
 	created := micros(info.CreatedAt)
 	safety := deadlineMember(kindCreated, info.ID, randomID())
-	var res *goredis.Cmd
-	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
-		zadd(ctx, p, s.runsIndex(), created, info.ID, true)
+	index := func(p goredis.Pipeliner) {
+		zadd(ctx, p, part.keys.runs(), created, info.ID, true)
 		if info.Workflow != "" {
-			zadd(ctx, p, s.workflowIndex(info.Workflow), created, info.ID, true)
+			zadd(ctx, p, part.keys.workflow(info.Workflow), created, info.ID, true)
 		}
-		zadd(ctx, p, s.statusIndex(string(info.Status)), created, info.ID, true)
+		zadd(ctx, p, part.keys.status(string(info.Status)), created, info.ID, true)
+		zadd(ctx, p, part.keys.active(), created, info.ID, true)
 		p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(millis(now.Add(s.visibility))), Member: safety})
+	}
+	var res *goredis.Cmd
+	create := func(p goredis.Pipeliner) {
 		res = s.scripts.create.EvalSha(ctx, p, rk.list(), encodeMeta(info), string(info.Status),
 			encodeState(info), created, encodeTime(now), first)
-	})
-	if err != nil {
+	}
+	if s.cluster {
+		// The partition's writes must be done before the run exists, and
+		// a Cluster pipeline sends to its nodes at the same time.
+		if _, err := s.pipe(ctx, index); err != nil {
+			return backend.RunInfo{}, false, fmt.Errorf("create run %s: index: %w", info.ID, err)
+		}
+		index = func(goredis.Pipeliner) {}
+	}
+	if _, err := s.pipe(ctx, func(p goredis.Pipeliner) { index(p); create(p) }); err != nil {
 		return backend.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
 	}
 	r := newReply(res.Val())
@@ -343,16 +381,23 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 // Send implements backend.Store. It queues the run and appends to its
 // inbox in one round trip, the queue first: a Send to an unknown run
 // leaves a spurious task. A call that go-redis sends again after a lost
-// reply appends nothing more.
+// reply appends nothing more. Once the message is in the inbox, Send
+// returns nil, even if the run could not be queued (the reconciler
+// queues it).
 func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
 	part := s.partFor(runID)
 	var res *goredis.Cmd
-	_, err := s.pipe(ctx, func(p goredis.Pipeliner) {
+	_, pipeErr := s.pipe(ctx, func(p goredis.Pipeliner) {
 		s.scripts.enqueue.EvalSha(ctx, p, part.keys.enqueueKeys(), runID, "")
 		res = s.scripts.send.EvalSha(ctx, p, s.runKeys(runID).recordAndInbox(), event, randomID())
 	})
-	if err != nil {
+	if err := res.Err(); err != nil {
 		return fmt.Errorf("send to %s: %w", runID, err)
+	}
+	if pipeErr != nil {
+		// The message is in the inbox; the run's task is not queued (its
+		// partition's node may be down). The reconciler queues it.
+		s.log.Warn("send: run not queued", "run_id", runID, "partition", part.n, "err", pipeErr)
 	}
 	r := newReply(res.Val())
 	switch code := r.str(0); {

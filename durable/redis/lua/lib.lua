@@ -25,11 +25,14 @@ local function member(kind, run, extra)
 end
 
 -- enqueue adds a task for run to the partition's stream unless one waits
--- there already (the queued set holds the runs with a waiting task).
+-- there already (the queued set holds the runs with a waiting task), and
+-- returns whether it did.
 local function enqueue(tasks, queued, run)
   if redis.call('SADD', queued, run) == 1 then
     redis.call('XADD', tasks, '*', 'r', run)
+    return true
   end
+  return false
 end
 
 -- readd moves a delivered entry of an activity queue to the end of its
