@@ -50,7 +50,10 @@ type Run[Out any] struct {
 // Start starts a run of the workflow with the caller's run id. Starting an
 // id that exists with the same workflow and input returns the existing run
 // (so a retried start is harmless); with another workflow or input it is an
-// error wrapping ErrRunExists.
+// error wrapping ErrRunExists. Any other error means the run may or may
+// not have been created (Redis was unreachable, or a reply was lost):
+// calling Start again with the same id and input is safe, and finishes
+// what the first call began.
 func (w *Workflow[In, Out]) Start(ctx context.Context, c *Client, runID string, in In) (*Run[Out], error) {
 	input, err := json.Marshal(in)
 	if err != nil {
