@@ -347,16 +347,23 @@ func (s *Store) peekActivities(ctx context.Context, qs []*activityQueue) ([]stri
 	for _, q := range locked {
 		q.stamp.unlock()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("look at queues: %w", err)
-	}
 	heads := make([]string, len(qs))
+	failed := 0
 	for i, q := range qs {
+		if err := res[i].Err(); err != nil {
+			// The queue's Cluster node may be down: the others serve.
+			s.log.Warn("look at queue", "queue", q.name, "err", err)
+			failed++
+			continue
+		}
 		_, head, err := s.takenActivities(q, res[i].Val(), nil)
 		if err != nil {
 			return nil, err
 		}
 		heads[i] = head
+	}
+	if failed > 0 && failed == len(qs) {
+		return nil, fmt.Errorf("look at queues: %w", err)
 	}
 	return heads, nil
 }
