@@ -70,20 +70,26 @@ func (s *Store) Poll(ctx context.Context, worker string) (backend.Task, error) {
 }
 
 // pollNow checks every partition once, without blocking, starting from a
-// different one each time.
+// different one each time. A partition that cannot be read (its Cluster
+// node is down) is skipped; the error is returned only if none could be.
 func (s *Store) pollNow(ctx context.Context, worker string) (backend.Task, error) {
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 	defer cancel()
 	start := int(s.rotor.Add(1))
+	var errs []error
 	for i := range s.parts {
 		p := s.parts[(start+i)%len(s.parts)]
 		tasks, err := s.take(bg, p, worker, 1, nil)
 		if err != nil {
-			return backend.Task{}, fmt.Errorf("poll: %w", err)
+			errs = append(errs, err)
+			continue
 		}
 		if len(tasks) > 0 {
 			return tasks[0], nil
 		}
+	}
+	if len(errs) == len(s.parts) {
+		return backend.Task{}, fmt.Errorf("poll: %w", errors.Join(errs...))
 	}
 	return backend.Task{}, fmt.Errorf("poll: %w", ctx.Err())
 }
