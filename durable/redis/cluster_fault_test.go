@@ -143,17 +143,12 @@ func TestClusterKillMasterAOF(t *testing.T) {
 }
 
 // openStore returns a store of the fault tests on client, with all their
-// options in one place.
-//
-// Issue 15 (b) adds a reconciler that finds the runs whose task stream
-// entries or timers were lost with a master and queues them again. When
-// it lands, its interval goes here, short, e.g.
-// WithReconcileInterval(500*time.Millisecond), so that
-// TestClusterKillMasterMidLoad sees those runs finish well within
-// faultDeadline.
+// options in one place. The reconciler's interval is short, so that the
+// runs whose task streams and timers were lost with a master are queued
+// again well within faultDeadline.
 func openStore(t *testing.T, client goredis.UniversalClient, prefix string, log *slog.Logger) *Store {
 	s := New(client, WithPrefix(prefix), WithPartitions(faultPartitions),
-		WithVisibilityTimeout(2*time.Second), WithLogger(log))
+		WithVisibilityTimeout(2*time.Second), WithReconcileInterval(500*time.Millisecond), WithLogger(log))
 	t.Cleanup(func() { s.Close() })
 	return s
 }

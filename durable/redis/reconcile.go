@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -343,6 +344,7 @@ func (s *Store) recover(ctx context.Context, lost []*partition) (ReconcileStats,
 	for _, p := range lost {
 		want[p.n] = p
 	}
+	var mu sync.Mutex // over stats: ForEachMaster scans the masters at the same time
 	pattern := globEscape(s.prefix) + ":{r:*}:run"
 	keyPrefix, keySuffix := s.prefix+":{r:", "}:run"
 	found := func(ctx context.Context, c *goredis.Client) error {
@@ -364,7 +366,9 @@ func (s *Store) recover(ctx context.Context, lost []*partition) (ReconcileStats,
 			}
 			for n, ids := range byPart {
 				st, err := s.reindex(ctx, want[n], ids)
+				mu.Lock()
 				stats.add(st)
+				mu.Unlock()
 				if err != nil {
 					return err
 				}
