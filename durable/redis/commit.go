@@ -29,10 +29,13 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 	now := s.clock.Now()
 	expires := now.Add(ttl)
 	var res *goredis.Cmd
-	_, pipeErr := s.pipe(ctx, func(p goredis.Pipeliner) {
+	cmds, pipeErr := s.batch(ctx, func(p goredis.Pipeliner) {
 		p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(millis(expires)), Member: deadlineMember(kindLease, runID, worker)})
 		res = s.scripts.lease.EvalSha(ctx, p, rk.recordAndInbox(), worker, millis(now), ttl.Milliseconds())
 	})
+	if cmds == nil {
+		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, pipeErr)
+	}
 	if err := res.Err(); err != nil {
 		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, err)
 	}
@@ -112,7 +115,7 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	}
 
 	var res *goredis.Cmd
-	_, pipeErr := s.pipe(ctx, func(p goredis.Pipeliner) {
+	cmds, pipeErr := s.batch(ctx, func(p goredis.Pipeliner) {
 		if hint != "" {
 			zadd(ctx, p, part.keys.status(status), hint, runID, false)
 		}
@@ -121,6 +124,9 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 		}
 		res = s.scripts.commit.EvalSha(ctx, p, rk.commitKeys(), args...)
 	})
+	if cmds == nil {
+		return fmt.Errorf("commit %s: %w", runID, pipeErr)
+	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("commit %s: %w", runID, err)
 	}

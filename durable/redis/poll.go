@@ -105,7 +105,9 @@ func (s *Store) Ack(ctx context.Context, task backend.Task) error {
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
-	_, err = s.run(ctx, s.scripts.ack, p.keys.list(), group, entry, deadlineMember(kindTask, task.RunID, entry), "")
+	_, err = s.batch(ctx, func(pipe goredis.Pipeliner) {
+		s.scripts.ack.EvalSha(ctx, pipe, p.keys.list(), group, entry, deadlineMember(kindTask, task.RunID, entry), "")
+	})
 	if err != nil {
 		return fmt.Errorf("ack task %s of %s: %w", task.ID, task.RunID, err)
 	}

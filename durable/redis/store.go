@@ -28,7 +28,9 @@
 // WithReconcileInterval).
 //
 // Costs, in Redis round trips: Commit, Lease, Send, Ack and GetRun one
-// each in the common case; CreateRun two; a Poll that finds a task ready
+// each in the common case, and the Commit, Lease, Send and Ack calls that
+// many runs make at the same moment share their round trips (group
+// commit, see batch.go); CreateRun two; a Poll that finds a task ready
 // one per partition it looks at; PushActivity and AckActivity one; a
 // PollActivity that finds an attempt ready one for one queue, two for
 // several; Publish one (two when it fixes its feed's expiry), ReadFeed one
@@ -88,6 +90,8 @@ type Store struct {
 
 	rotor atomic.Uint32 // where pollNow starts
 	acts  *activityQueues
+	// batcher sends the calls of many runs together (see batch.go).
+	batcher *batcher
 
 	mu      sync.Mutex
 	pollers map[string]*poller
@@ -172,6 +176,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 		scripts:        newScripts(),
 		pollers:        make(map[string]*poller),
 		acts:           newActivityQueues(),
+		batcher:        newBatcher(),
 		done:           make(chan struct{}),
 	}
 	for _, opt := range opts {
@@ -387,10 +392,13 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
 	part := s.partFor(runID)
 	var res *goredis.Cmd
-	_, pipeErr := s.pipe(ctx, func(p goredis.Pipeliner) {
+	cmds, pipeErr := s.batch(ctx, func(p goredis.Pipeliner) {
 		s.scripts.enqueue.EvalSha(ctx, p, part.keys.enqueueKeys(), runID, "")
 		res = s.scripts.send.EvalSha(ctx, p, s.runKeys(runID).recordAndInbox(), event, randomID())
 	})
+	if cmds == nil {
+		return fmt.Errorf("send to %s: %w", runID, pipeErr)
+	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("send to %s: %w", runID, err)
 	}
