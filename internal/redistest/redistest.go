@@ -2,8 +2,9 @@
 // a free loopback port, in its own temporary directory, so that a test can
 // kill it and start it again without touching any other server (and never
 // the machine's shared one on 6379). StartCluster starts a Redis Cluster
-// of such servers. WithTLS and WithClientCerts make a server speak TLS
-// with certificates of a throwaway authority made for the test (Certs).
+// of such servers, StartSentinel a Redis Sentinel that monitors one.
+// WithTLS and WithClientCerts make a server speak TLS with certificates of
+// a throwaway authority made for the test (Certs).
 //
 // redis-server must be on PATH; a test that calls Start fails, with a
 // message saying so, when it is not. CI installs it (see .ci/run).
