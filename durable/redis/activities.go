@@ -394,7 +394,7 @@ func (s *Store) sweepActivities(minIdle time.Duration) {
 			minIdle.Milliseconds(), janitorCount, forgetConsumersAfter.Milliseconds())
 		cancel()
 		if err != nil && !s.closed() {
-			s.log.Warn("janitor", "queue", q.name, "err", err)
+			s.logJanitorError(err, "queue", q.name)
 		}
 	}
 }

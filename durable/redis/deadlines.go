@@ -262,7 +262,7 @@ func (s *Store) runJanitor() {
 				(3 * every).Milliseconds(), janitorCount, forgetConsumersAfter.Milliseconds())
 			cancel()
 			if err != nil && !s.closed() {
-				s.log.Warn("janitor", "partition", p.n, "err", err)
+				s.logJanitorError(err, "partition", p.n)
 			}
 		}
 		s.sweepActivities(3 * every)

@@ -78,6 +78,7 @@ type Store struct {
 	client     goredis.UniversalClient
 	cluster    bool // client is a Cluster client: a pipeline sends to its nodes at the same time
 	owned      bool // Close closes client
+	dial       dialSettings
 	clock      backend.Clock
 	prefix     string
 	parts      []*partition
@@ -187,20 +188,6 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 		s.parts[i] = s.newPartition(i)
 	}
 	return s
-}
-
-// Open returns a store on a new client for url: redis://[user:password@]host:port/db,
-// or rediss:// for TLS (see go-redis's ParseURL for the query parameters).
-// It does not connect: a wrong address or password shows in the first
-// call. Close closes the client.
-func Open(url string, opts ...Option) (*Store, error) {
-	o, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("open redis store: %w", err)
-	}
-	s := New(goredis.NewClient(o), opts...)
-	s.owned = true
-	return s, nil
 }
 
 // Client returns the client the store uses, for example to add a

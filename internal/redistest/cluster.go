@@ -31,13 +31,21 @@ type Cluster struct {
 // free loopback port of its own. It gives each master an equal share of
 // the slots, joins them, and returns when every master reports the
 // cluster ok with all of them and all slots known. The servers are
-// stopped when the test ends.
+// stopped when the test ends. With WithTLS, the servers share one
+// authority and talk to each other over TLS too.
 func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
 	if n < 1 {
 		n = 3
 	}
 	c := &Cluster{t: t}
+	var cfg config
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.tls != "" && cfg.certs == nil {
+		opts = append(opts, withCerts(NewCerts(t)))
+	}
 	opts = append(opts, func(c *config) { c.cluster = true })
 	for range n {
 		c.Masters = append(c.Masters, Start(t, opts...))
@@ -85,6 +93,19 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
+// URL returns a redis+cluster:// URL with every master's address, or a
+// rediss+cluster:// one with TLS, as durable/redis's Open takes it.
+func (c *Cluster) URL() string {
+	scheme := "redis+cluster://"
+	if c.Masters[0].certs != nil {
+		scheme = "rediss+cluster://"
+	}
+	return scheme + strings.Join(c.Addrs(), ",")
+}
+
+// Certs returns the TLS files the masters share, or nil without TLS.
+func (c *Cluster) Certs() *Certs { return c.Masters[0].certs }
+
 // Addrs returns the masters' addresses.
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.Masters))
@@ -100,7 +121,7 @@ func (c *Cluster) Client() *goredis.ClusterClient {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.client == nil {
-		c.client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+		c.client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs(), TLSConfig: c.Masters[0].TLSConfig()})
 		c.t.Cleanup(func() { _ = c.client.Close() })
 	}
 	return c.client

@@ -28,3 +28,15 @@ func ExampleStartCluster() {
 		require.NoError(t, cluster.Client().Set(t.Context(), "{user:42}:name", "Ada", 0).Err())
 	}
 }
+
+// A test of TLS starts a server that requires a client certificate and
+// reaches it with the files the harness made: the authority to trust, the
+// client's certificate and key.
+func ExampleWithClientCerts() {
+	_ = func(t *testing.T) {
+		srv := redistest.Start(t, redistest.WithClientCerts())
+		certs := srv.Certs()
+		_ = []string{certs.CA, certs.ClientCert, certs.ClientKey} // e.g. for cairn --tls-ca, --tls-cert, --tls-key
+		require.NoError(t, srv.Client().Ping(t.Context()).Err())  // Client trusts the authority and shows the certificate
+	}
+}

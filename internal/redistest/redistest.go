@@ -2,7 +2,9 @@
 // a free loopback port, in its own temporary directory, so that a test can
 // kill it and start it again without touching any other server (and never
 // the machine's shared one on 6379). StartCluster starts a Redis Cluster
-// of such servers.
+// of such servers, StartSentinel a Redis Sentinel that monitors one.
+// WithTLS and WithClientCerts make a server speak TLS with certificates of
+// a throwaway authority made for the test (Certs).
 //
 // redis-server must be on PATH; a test that calls Start fails, with a
 // message saying so, when it is not. CI installs it (see .ci/run).
@@ -11,6 +13,7 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +42,10 @@ type Server struct {
 	port int
 	bus  int // the cluster bus port, in cluster mode
 	args []string
+	// certs and tlsConfig are the server's TLS files and its clients'
+	// configuration; nil without TLS.
+	certs     *Certs
+	tlsConfig *tls.Config
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -51,7 +58,9 @@ type Option func(*config)
 
 type config struct {
 	aof     bool
-	cluster bool // cluster mode, with a cluster bus port of its own
+	cluster bool   // cluster mode, with a cluster bus port of its own
+	tls     string // tls-auth-clients: "no" or "yes"; "" without TLS
+	certs   *Certs // the TLS files; made by Start if nil
 	args    []string
 }
 
@@ -72,7 +81,7 @@ func WithArgs(args ...string) Option {
 // Start starts a redis-server on a free port of 127.0.0.1 in a new
 // temporary directory, waits until it answers PING, and stops it when the
 // test ends. Snapshots are off (--save ""); WithAOF turns on the
-// append-only file.
+// append-only file; WithTLS makes it speak TLS.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -84,6 +93,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 		opt(&cfg)
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	if cfg.tls != "" {
+		if cfg.certs == nil {
+			cfg.certs = NewCerts(t)
+		}
+		s.certs, s.tlsConfig = cfg.certs, cfg.certs.ClientConfig(t, true)
+	}
 	t.Cleanup(s.stop)
 	// Another process may take the free port between our probe and the
 	// server's bind: try a few ports.
@@ -114,14 +129,17 @@ func Start(t testing.TB, opts ...Option) *Server {
 }
 
 func serverArgs(dir string, port int, cfg config) []string {
-	args := []string{
-		"--port", strconv.Itoa(port),
+	args := []string{"--port", strconv.Itoa(port)}
+	if cfg.tls != "" {
+		args = append([]string{"--port", "0", "--tls-port", strconv.Itoa(port)}, tlsArgs(cfg)...)
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--dir", dir,
 		"--logfile", filepath.Join(dir, "redis.log"),
 		"--daemonize", "no",
 		"--save", "",
-	}
+	)
 	if cfg.aof {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -133,8 +151,27 @@ func serverArgs(dir string, port int, cfg config) []string {
 // Addr returns the server's address, "127.0.0.1:PORT".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL returns the URL of the server's database 0, "redis://127.0.0.1:PORT/0".
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// URL returns the URL of the server's database 0, "redis://127.0.0.1:PORT/0",
+// or "rediss://127.0.0.1:PORT/0" with TLS.
+func (s *Server) URL() string {
+	if s.certs != nil {
+		return "rediss://" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Certs returns the server's TLS files, or nil if it does not speak TLS.
+func (s *Server) Certs() *Certs { return s.certs }
+
+// TLSConfig returns the TLS configuration of the server's clients: it
+// trusts the server's authority and shows the client certificate. It is
+// nil if the server does not speak TLS.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.tlsConfig == nil {
+		return nil
+	}
+	return s.tlsConfig.Clone()
+}
 
 // Dir returns the server's working directory, where its AOF and log live.
 func (s *Server) Dir() string { return s.dir }
@@ -145,7 +182,7 @@ func (s *Server) Client() *goredis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
-		s.client = goredis.NewClient(&goredis.Options{Addr: s.Addr()})
+		s.client = goredis.NewClient(&goredis.Options{Addr: s.Addr(), TLSConfig: s.TLSConfig()})
 		s.t.Cleanup(func() { _ = s.client.Close() })
 	}
 	return s.client
@@ -192,7 +229,7 @@ func (s *Server) start() error {
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second, TLSConfig: s.TLSConfig()})
 	defer c.Close()
 	deadline := time.Now().Add(startTimeout)
 	for {

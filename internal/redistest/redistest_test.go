@@ -70,3 +70,12 @@ func TestCluster(t *testing.T) {
 	err = client.Eval(ctx, "return redis.call('mget', KEYS[1], KEYS[2])", []string{"{t}1", "{t}2"}).Err()
 	assert.NoError(t, err, "a script over keys of one hash tag")
 }
+
+// TestSentinel starts a Sentinel that monitors a server: it names it.
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "mymaster")
+	addr, err := sentinel.Client().Do(t.Context(), "sentinel", "get-master-addr-by-name", "mymaster").StringSlice()
+	require.NoError(t, err)
+	assert.Equal(t, master.Addr(), strings.Join(addr, ":"))
+}

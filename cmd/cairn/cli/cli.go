@@ -8,11 +8,14 @@
 //	}
 //
 // The commands read and steer runs in a Redis store (--redis, or the
-// CAIRN_REDIS_URL environment variable): list runs, show a run's history,
-// watch a run live, list pending approvals and decide them, send signals
-// and chat messages, print a conversation's transcript, cancel runs and
-// resume parked ones, export a run's history to a file, and replay
-// recorded histories against the code before a deploy. cairn eval runs
+// CAIRN_REDIS_URL environment variable: one server, a Redis Cluster or
+// Sentinel; with --prefix, and TLS with --tls-ca, --tls-cert, --tls-key,
+// --tls-server-name, each with its environment variable too): list runs,
+// show a run's history, watch a run live, list pending approvals and
+// decide them, send signals and chat messages, print a conversation's
+// transcript, cancel runs and resume parked ones, export a run's history
+// to a file, and replay recorded histories against the code before a
+// deploy. cairn eval runs
 // evaluation datasets against the program's agents (App.Evaluate) and
 // gates CI on their report. Every command has --help; most have --json.
 package cli
@@ -115,7 +118,7 @@ type command struct {
 
 // opts are the flags of all commands; each command defines those it takes.
 type opts struct {
-	redis    string
+	conn     connection
 	json     bool
 	status   string
 	workflow string
@@ -188,12 +191,10 @@ func (app App) Run(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return app.runCommand(ctx, c, append(global, rest...), stdout, stderr)
 }
 
-// valueFlags are the global flags that take a value as the next argument.
-var valueFlags = map[string]bool{"redis": true}
-
 // leadingFlags splits off the flags before the command name ("cairn
 // --redis URL show RUN"), which are parsed with the command's own: a
-// global flag (--redis, --json) may come before the command or after it.
+// global flag (--redis, --prefix, --tls-*, --json) may come before the
+// command or after it.
 // Help flags are left for Run.
 func leadingFlags(args []string) (flags, rest []string) {
 	for len(args) > 0 {
@@ -203,7 +204,7 @@ func leadingFlags(args []string) (flags, rest []string) {
 			break
 		}
 		flags, args = append(flags, a), args[1:]
-		if !strings.Contains(name, "=") && valueFlags[name] && len(args) > 0 {
+		if !strings.Contains(name, "=") && takesValue(name) && len(args) > 0 {
 			flags, args = append(flags, args[0]), args[1:]
 		}
 	}
@@ -244,9 +245,20 @@ func (app App) usage(w io.Writer, cmds []*command) {
 		first, _, _ := strings.Cut(c.summary, "\n")
 		fmt.Fprintf(w, "  %-16s %s\n", c.name, first)
 	}
-	fmt.Fprintf(w, "\nThe store is Redis at --redis URL, or $%s. Payloads encrypted at rest are read with the keys\n"+
-		"in $%s (id:base64key,... the current key first). Run %s <command> --help for a command's flags;\n"+
-		"flags may come before the command name too (%s --redis URL show RUN).\n", EnvRedisURL, aesgcm.EnvKeys, name, name)
+	fmt.Fprintf(w, "\nThe store is Redis, reached with these flags, before or after the command (%s --redis URL show RUN),\n"+
+		"or their environment variables:\n", name)
+	for _, f := range [][3]string{
+		{"--redis URL", EnvRedisURL, "redis://, rediss:// (TLS), redis+cluster://host:port,host:port, redis+sentinel://host:port/master"},
+		{"--prefix P", EnvRedisPrefix, "the store's key prefix (default " + redis.DefaultPrefix + ")"},
+		{"--tls-ca FILE", EnvTLSCA, "the CA certificates that sign the servers' (default: the system's roots)"},
+		{"--tls-cert FILE", EnvTLSCert, "a client certificate, for servers that ask for one"},
+		{"--tls-key FILE", EnvTLSKey, "the client certificate's key"},
+		{"--tls-server-name NAME", EnvTLSServerName, "the name the servers' certificates hold (default: the host dialed)"},
+	} {
+		fmt.Fprintf(w, "  %-24s $%-22s %s\n", f[0], f[1], f[2])
+	}
+	fmt.Fprintf(w, "Payloads encrypted at rest are read with the keys in $%s (id:base64key,... the current key first).\n"+
+		"Run %s <command> --help for a command's flags.\n", aesgcm.EnvKeys, name)
 }
 
 // runCommand parses a command's flags and runs it.
@@ -256,7 +268,7 @@ func (app App) runCommand(ctx context.Context, c *command, args []string, stdout
 	fs.SetOutput(io.Discard)
 	var o opts
 	if c.store {
-		fs.StringVar(&o.redis, "redis", "", "the Redis URL (redis:// or rediss://); default $"+EnvRedisURL)
+		storeFlags(fs, &o.conn, redisUsage)
 	}
 	if c.flags != nil {
 		c.flags(fs, &o)
@@ -351,7 +363,7 @@ func explain(err error) string {
 	case errors.Is(err, durable.ErrUnregistered):
 		return err.Error() + " (run the command from your program, which mounts this tool with its agents in cli.App.Agents)"
 	}
-	return err.Error()
+	return err.Error() + connectHint(err)
 }
 
 // env is what a command works with.
@@ -371,23 +383,28 @@ type env struct {
 
 // open connects to the Redis store and checks it answers.
 func (e *env) open(ctx context.Context) error {
-	url := e.o.redis
-	if url == "" {
-		url = e.app.getenv(EnvRedisURL)
-	}
+	url := e.app.redisURL(e.o.conn)
 	if url == "" {
 		return usageError("no Redis: give --redis URL or set %s", EnvRedisURL)
 	}
-	quiet := slog.New(slog.DiscardHandler)
-	store, err := redis.Open(url, redis.WithLogger(quiet))
+	tlsConfig, err := e.app.tlsConfig(e.o.conn)
 	if err != nil {
-		return usageError("--redis %s: %v", url, err)
+		return err
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	options := []redis.Option{redis.WithLogger(quiet), redis.WithPrefix(e.app.flagOrEnv(e.o.conn.prefix, EnvRedisPrefix))}
+	if tlsConfig != nil {
+		options = append(options, redis.WithTLS(tlsConfig))
+	}
+	store, err := redis.Open(url, options...)
+	if err != nil {
+		return usageError("--redis: %v", err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := store.Client().Ping(pingCtx).Err(); err != nil {
 		store.Close()
-		return fmt.Errorf("cannot reach Redis at %s: %w", redactURL(url), err)
+		return fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(url), err, connectHint(err))
 	}
 	e.store = store
 	e.rt = agent.NewRuntime(store, agent.Options{Codec: e.app.Codec, Authorizer: e.app.Authorizer, Logger: quiet})

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/redis"
 )
 
 // damage is what is wrong with a run's history that does not read whole.
@@ -66,7 +65,7 @@ func (e *env) readHistory(ctx context.Context, info backend.RunInfo) ([]backend.
 	if bad == nil {
 		return history, nil, nil
 	}
-	d := &damage{Position: int64(len(history)) + 1, Error: bad.Error(), Key: redis.DefaultPrefix + ":{r:" + info.ID + "}:history"}
+	d := &damage{Position: int64(len(history)) + 1, Error: bad.Error(), Key: e.store.HistoryKey(info.ID)}
 	if d.Position > info.HistoryLen {
 		msgs, err := e.store.Client().XRange(ctx, d.Key, fmt.Sprintf("(%d-0", info.HistoryLen), "+").Result()
 		if err != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -49,7 +50,7 @@ func RunnerEvaluator(configure func(r *evals.Runner)) Evaluator {
 			r.Cache = cache
 		}
 		if o.Redis != "" {
-			stores, err := newTrialStores(ctx, o.Redis)
+			stores, err := newTrialStores(ctx, o.Redis, o.TLS)
 			if err != nil {
 				return nil, err
 			}
@@ -65,23 +66,22 @@ func RunnerEvaluator(configure func(r *evals.Runner)) Evaluator {
 
 // trialStores gives each trial a Redis store of its own, on one client.
 type trialStores struct {
-	client *goredis.Client
+	client goredis.UniversalClient
 	token  string
 	mu     sync.Mutex
 	stores []*redis.Store
 }
 
-func newTrialStores(ctx context.Context, url string) (*trialStores, error) {
-	o, err := goredis.ParseURL(url)
+func newTrialStores(ctx context.Context, url string, tlsConfig *tls.Config) (*trialStores, error) {
+	client, err := redis.NewClient(url, tlsConfig)
 	if err != nil {
-		return nil, usageError("--redis %s: %v", url, err)
+		return nil, usageError("--redis: %v", err)
 	}
-	client := goredis.NewClient(o)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(url), err, connectHint(err))
 	}
 	var tok [4]byte
 	_, _ = rand.Read(tok[:])
@@ -113,9 +113,12 @@ type EvalOptions struct {
 	Trials int
 	// Concurrency bounds the cases run at once.
 	Concurrency int
-	// Redis is the Redis URL of the store the runs are in; "" means an
-	// in-memory store.
+	// Redis is the Redis URL of the store the runs are in, in any form
+	// redis.Open takes; "" means an in-memory store.
 	Redis string
+	// TLS is the TLS configuration of Redis (redis.WithTLS), from the
+	// --tls-* flags; nil means the URL's own.
+	TLS *tls.Config
 	// Progress is where a progress display may go (the terminal's
 	// standard error); the report is written by cairn eval itself.
 	Progress io.Writer
@@ -152,7 +155,8 @@ func (app App) evalCommand() *command {
 			fs.StringVar(&o.jsonFile, "json", "", "write the report as JSON to this file")
 			fs.StringVar(&o.junitFile, "junit", "", "write the report as JUnit XML to this file")
 			fs.StringVar(&o.htmlFile, "html", "", "write the report as an HTML page to this file")
-			fs.StringVar(&o.redis, "redis", "", "run the cases in the Redis store at this URL (default: in memory)")
+			fs.StringVar(&o.conn.redis, "redis", "", "run the cases in the Redis store at this `URL` (default: in memory); --tls-* as for the other commands")
+			tlsFlags(fs, &o.conn)
 			fs.StringVar(&o.cache, "cache", "", "answer model calls made before from the responses cached in this directory, and cache new ones")
 		},
 		run: cmdEval,
@@ -187,8 +191,13 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 	if evaluate == nil {
 		evaluate = RunnerEvaluator(nil)
 	}
-	report, err := evaluate(ctx, a, cases, EvalOptions{Trials: e.o.trials, Concurrency: e.o.concurrency,
-		Redis: e.o.redis, Progress: e.errOut, Cache: e.o.cache})
+	opts := EvalOptions{Trials: e.o.trials, Concurrency: e.o.concurrency, Redis: e.o.conn.redis, Progress: e.errOut, Cache: e.o.cache}
+	if opts.Redis != "" {
+		if opts.TLS, err = e.app.tlsConfig(e.o.conn); err != nil {
+			return err
+		}
+	}
+	report, err := evaluate(ctx, a, cases, opts)
 	if err != nil {
 		return fmt.Errorf("run the cases: %w", err)
 	}

@@ -50,7 +50,7 @@ func (app App) replayCheckCommand() *command {
 		args:    "[FILE.json ...] [--run ID ...] [--workflow NAME] [--status S]",
 		summary: "Replay recorded histories against this program's code.",
 		flags: func(fs *flag.FlagSet, o *opts) {
-			fs.StringVar(&o.redis, "redis", "", "the Redis `URL` (redis:// or rediss://), for --run, --workflow, or no FILE; default $"+EnvRedisURL)
+			storeFlags(fs, &o.conn, "the Redis `URL` (as for the other commands), for --run, --workflow, or no FILE; default $"+EnvRedisURL)
 			fs.Var(&o.runs, "run", "check the history of the run `ID` in Redis (repeatable)")
 			fs.StringVar(&o.workflow, "workflow", "", "check the runs in flight of the workflow or agent `NAME` in Redis")
 			fs.StringVar(&o.status, "status", "", "check only the runs with the status `S`, of --workflow or, with no FILE or --run, of all: "+joinStatuses())
@@ -104,7 +104,7 @@ func replayCheck(ctx context.Context, e *env, files []string, rf replayFlags) er
 		}
 		return usageError("--workflow %s: this program registers no workflow or agent of that name (%s)", o.workflow, has)
 	}
-	if scan && o.redis == "" && e.app.getenv(EnvRedisURL) == "" {
+	if scan && e.app.redisURL(o.conn) == "" {
 		return usageError("nothing to check: give history files (from history export), or Redis (--redis URL or $%s) to check the runs in flight",
 			EnvRedisURL)
 	}

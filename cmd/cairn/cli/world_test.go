@@ -103,27 +103,34 @@ func newWorld(t *testing.T, agents ...*agent.Agent) *world {
 // Clock are the world's).
 func newWorldWith(t *testing.T, opts agent.Options, agents ...*agent.Agent) *world {
 	t.Helper()
+	srv := redistest.Start(t)
+	w := newWorldAt(t, srv.URL(), map[string]string{cli.EnvRedisURL: srv.URL()}, opts, nil, agents...)
+	w.srv = srv
+	return w
+}
+
+// newWorldAt starts a worker running agents (default: support and chat)
+// on the store at url, opened with storeOpts, and points the tool at it
+// through the environment env.
+func newWorldAt(t *testing.T, url string, env map[string]string, opts agent.Options, storeOpts []redis.Option,
+	agents ...*agent.Agent) *world {
+	t.Helper()
 	if len(agents) == 0 {
 		agents = []*agent.Agent{supportAgent(), chatAgent()}
 	}
-	w := &world{t: t, srv: redistest.Start(t)}
+	w := &world{t: t}
 	quiet := slog.New(slog.DiscardHandler)
 	// The clock stands still, so that times in the output are the same
 	// in every run of the tests: nothing here waits for time to pass.
 	clock := durabletest.NewClock(durabletest.Start())
-	store, err := redis.Open(w.srv.URL(), redis.WithLogger(quiet), redis.WithClock(clock))
+	store, err := redis.Open(url, append([]redis.Option{redis.WithLogger(quiet), redis.WithClock(clock)}, storeOpts...)...)
 	require.NoError(t, err)
 	w.store = store
 	t.Cleanup(func() { store.Close() })
 	opts.Logger, opts.Clock = quiet, clock
 	w.rt = agent.NewRuntime(store, opts)
 	require.NoError(t, w.rt.Register(agents...))
-	w.app = cli.App{Agents: agents, Getenv: func(key string) string {
-		if key == cli.EnvRedisURL {
-			return w.srv.URL()
-		}
-		return ""
-	}}
+	w.app = cli.App{Agents: agents, Getenv: func(key string) string { return env[key] }}
 	w.startWorker()
 	return w
 }

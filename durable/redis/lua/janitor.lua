@@ -9,7 +9,13 @@ local tasks, deadlines, queued = KEYS[1], KEYS[2], KEYS[3]
 local group = ARGV[1]
 local ok, claimed = pcall(redis.call, 'XAUTOCLAIM', tasks, group, ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
 if not ok then
-  return 0 -- no stream or no group yet
+  -- No stream or no group yet: nothing to claim. Anything else (a command
+  -- the user's ACL denies) is an error, not a silent pass.
+  local err = type(claimed) == 'table' and claimed.err or tostring(claimed)
+  if string.find(err, 'NOGROUP', 1, true) then
+    return 0
+  end
+  return redis.error_reply(err)
 end
 local requeued = 0
 for _, entry in ipairs(claimed[2]) do
