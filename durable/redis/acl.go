@@ -19,7 +19,9 @@ import (
 //     if it is denied; Redis 7.2 and newer log the denial in ACL LOG (add
 //     +client|setinfo there to keep it out; Redis 7.0 knows no such
 //     command and refuses the rule);
-//   - PING, which the cairn tool sends to check that Redis answers.
+//   - PING, which the cairn tool sends to check that Redis answers;
+//   - SCAN, TIME and SET, for the reconciler (see Store.Reconcile): SCAN
+//     only when a partition lost its keys.
 //
 // A test runs the conformance suite as a user with ACLRules and checks
 // that ACL LOG records no denial, so the list is complete; another checks
@@ -32,7 +34,7 @@ func ACLCommands() []string {
 		"exists",
 		"hget", "hgetall", "hincrby", "hmget", "hset", "hsetnx",
 		"persist", "pexpire", "ping", "pttl",
-		"sadd", "script|load", "select", "srem",
+		"sadd", "scan", "script|load", "select", "set", "srem", "time",
 		"xack", "xadd", "xautoclaim", "xdel", "xgroup|create", "xgroup|delconsumer", "xinfo|consumers", "xinfo|groups",
 		"xlen", "xrange", "xread", "xreadgroup", "xrevrange", "xsetid",
 		"zadd", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore",

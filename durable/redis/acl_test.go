@@ -102,6 +102,19 @@ func TestACLBeyondTheSuite(t *testing.T) {
 	assert.Equal(t, [][]byte{[]byte("first"), []byte("second")}, events)
 	assert.Contains(t, mustInfo(t, admin), "cmdstat_xsetid:", "XSETID was run")
 
+	// The reconciler: a pass that scans (no partition was reconciled
+	// yet), and the background loop, which takes each partition's lock.
+	rec, err := s.Reconcile(ctx)
+	require.NoError(t, err, "Reconcile")
+	assert.NotEmpty(t, rec.Recovered, "the first Reconcile scans")
+	bg := open(t, url, redis.WithReconcileInterval(20*time.Millisecond))
+	pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, _ = bg.Poll(pctx, "w") // a blocking Poll starts the janitor and the reconciler
+	require.Eventually(t, func() bool { return strings.Contains(mustInfo(t, admin), "cmdstat_set:") },
+		10*time.Second, 10*time.Millisecond, "the reconciler's lock (SET NX PX) was never taken")
+	assert.Contains(t, mustInfo(t, admin), "cmdstat_scan:", "SCAN was run")
+
 	assert.Empty(t, aclDenials(t, admin), "ACL LOG: what the store was denied")
 }
 

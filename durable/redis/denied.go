@@ -30,3 +30,18 @@ func (s *Store) logJanitorError(err error, where ...any) {
 	}
 	s.log.Warn("janitor", append(where, "err", err)...)
 }
+
+// logReconcileError logs the error of a reconciler pass: at Error level,
+// saying what it means, if Redis's ACL denies a command (every pass will
+// be denied, and runs whose tasks or timers were lost stay stuck), else as
+// a warning (the next pass tries again).
+func (s *Store) logReconcileError(err error, where ...any) {
+	if denied(err) {
+		s.log.Error("the reconciler cannot run: Redis's ACL denies the store's user a command of the reconciler "+
+			"(ACL LOG on the server names it), so runs whose tasks or timers were lost are not queued again; "+
+			"give the user the rules of redis.ACLRules for the store's prefix",
+			append(where, "prefix", s.prefix, "err", err)...)
+		return
+	}
+	s.log.Warn("reconcile", append(where, "err", err)...)
+}

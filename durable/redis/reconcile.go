@@ -447,19 +447,6 @@ func (s *Store) reindex(ctx context.Context, part *partition, ids []string) (Rec
 	return stats, err
 }
 
-// globEscape escapes the characters that SCAN's MATCH pattern gives a
-// meaning to.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 // runReconciler reconciles the partitions, a page each, at the end of
 // every interval from the first Poll until Close. A partition that another store is
 // reconciling in this interval (it holds the partition's reconciling key)
@@ -481,7 +468,7 @@ func (s *Store) runReconciler() {
 		for _, p := range s.parts {
 			ok, err := s.client.SetNX(ctx, p.keys.reconciling(), owner, every).Result()
 			if err != nil && !s.closed() {
-				s.log.Warn("reconcile", "partition", p.n, "err", err)
+				s.logReconcileError(err, "partition", p.n)
 			}
 			if ok {
 				mine = append(mine, p)
@@ -491,7 +478,7 @@ func (s *Store) runReconciler() {
 		cancel()
 		switch {
 		case err != nil && !s.closed():
-			s.log.Warn("reconcile", "err", err)
+			s.logReconcileError(err)
 		case stats.Queued > 0 || len(stats.Recovered) > 0:
 			s.log.Info("reconciled", "queued", stats.Queued, "deadlines", stats.Deadlines,
 				"recovered_partitions", stats.Recovered, "scanned", stats.Scanned)
