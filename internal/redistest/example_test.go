@@ -28,3 +28,16 @@ func ExampleStartCluster() {
 		require.NoError(t, cluster.Client().Set(t.Context(), "{user:42}:name", "Ada", 0).Err())
 	}
 }
+
+// A Redis benchmark takes its server from ForBench, so that it can run on
+// the server CAIRN_BENCH_REDIS_URL names, and writes under the target's
+// prefix only; ForBench deletes those keys when the benchmark ends.
+func ExampleForBench() {
+	_ = func(b *testing.B) {
+		target := redistest.ForBench(b)
+		client := target.Client()
+		for b.Loop() {
+			require.NoError(b, client.Set(b.Context(), target.Prefix+":{bench}:k", "v", 0).Err())
+		}
+	}
+}

@@ -2,7 +2,9 @@
 // a free loopback port, in its own temporary directory, so that a test can
 // kill it and start it again without touching any other server (and never
 // the machine's shared one on 6379). StartCluster starts a Redis Cluster
-// of such servers.
+// of such servers. ForBench gives a benchmark its server: a private one,
+// or the one that the environment variable CAIRN_BENCH_REDIS_URL names
+// (BenchURLEnv), under a key prefix of its own.
 //
 // redis-server must be on PATH; a test that calls Start fails, with a
 // message saying so, when it is not. CI installs it (see .ci/run).
