@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -81,11 +82,17 @@ func (b *bench) newStore(ctx context.Context) (*store, error) {
 	}}, nil
 }
 
-// startWorkers starts n worker processes on the store with prefix.
-func (b *bench) startWorkers(prefix string, n int) ([]*workerProc, error) {
+// startWorkers starts n worker processes on the store with prefix. If
+// profile is set, and -profile, each writes a CPU profile to the
+// -profile directory, in a file whose name begins with profile.
+func (b *bench) startWorkers(prefix string, n int, profile string) ([]*workerProc, error) {
 	var procs []*workerProc
-	for range n {
-		w, err := startWorker(b.url, prefix, b.cfg.maxRuns)
+	for i := range n {
+		var file string
+		if profile != "" && b.cfg.profileDir != "" {
+			file = filepath.Join(b.cfg.profileDir, fmt.Sprintf("%s-%d.prof", profile, i+1))
+		}
+		w, err := startWorker(b.url, prefix, b.cfg.maxRuns, file)
 		if err != nil {
 			stopWorkers(procs)
 			return nil, err
@@ -183,7 +190,7 @@ func (b *bench) throughput(ctx context.Context, round, n int) (throughput, error
 		return t, err
 	}
 	defer s.close()
-	procs, err := b.startWorkers(s.prefix, n)
+	procs, err := b.startWorkers(s.prefix, n, fmt.Sprintf("round%d-workers%d", round, n))
 	if err != nil {
 		return t, err
 	}
@@ -226,7 +233,7 @@ func (b *bench) waitingRuns(ctx context.Context, round int) (waiting, error) {
 		return w, err
 	}
 	defer s.close()
-	procs, err := b.startWorkers(s.prefix, 1)
+	procs, err := b.startWorkers(s.prefix, 1, "")
 	if err != nil {
 		return w, err
 	}

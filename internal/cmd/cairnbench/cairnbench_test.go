@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,9 +34,10 @@ func TestSharedServer(t *testing.T) {
 	ctx := t.Context()
 	srv := redistest.Start(t)
 	require.NoError(t, srv.Client().Set(ctx, "cairn:{r:other}:run", "kept", 0).Err())
+	profiles := filepath.Join(t.TempDir(), "profiles")
 	var out, errs bytes.Buffer
 	code := cairnbench(ctx, []string{"-redis", srv.URL(), "-runs", "20", "-steps", "3", "-workers", "1,2",
-		"-count", "2", "-waiting", "10", "-sample", "5", "-json"}, &out, &errs)
+		"-count", "2", "-waiting", "10", "-sample", "5", "-json", "-profile", profiles}, &out, &errs)
 	require.Zero(t, code, "exit code; stderr:\n%s", errs.String())
 
 	var rep report
@@ -66,6 +68,13 @@ func TestSharedServer(t *testing.T) {
 	keys, err := srv.Client().Keys(ctx, "*").Result()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"cairn:{r:other}:run"}, keys, "keys left on the server")
+
+	for _, name := range []string{"round1-workers1-1", "round1-workers2-1", "round1-workers2-2", "round2-workers1-1", "round2-workers2-2"} {
+		info, err := os.Stat(filepath.Join(profiles, name+".prof"))
+		if assert.NoError(t, err, "the CPU profile of a worker process") {
+			assert.Positive(t, info.Size(), "the CPU profile %s", name)
+		}
+	}
 
 	var text bytes.Buffer
 	require.NoError(t, rep.write(&text))

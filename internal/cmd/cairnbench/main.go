@@ -23,7 +23,9 @@
 //
 // Then it starts -waiting runs that sleep for an hour on a durable timer,
 // with one worker process, and reports the same bytes for runs that wait.
-// -count repeats the whole (rounds), so that the spread shows.
+// -count repeats the whole (rounds), so that the spread shows. -profile
+// writes a CPU profile of each worker process of the throughput
+// measurements (from its start to its end, warm-up included).
 //
 // Each round's worker processes run with a fresh store: on the private
 // server, the default prefix, its keys deleted between rounds; on a server
@@ -34,7 +36,7 @@
 // Usage:
 //
 //	go run ./internal/cmd/cairnbench [-runs 1000] [-steps 10] [-workers 1,2,4] [-count 1]
-//	    [-waiting 1000] [-sample 100] [-starters 8] [-max-runs 0] [-redis URL] [-json]
+//	    [-waiting 1000] [-sample 100] [-starters 8] [-max-runs 0] [-redis URL] [-json] [-profile DIR]
 //
 // Without -redis (whose default is $CAIRN_BENCH_REDIS_URL) it starts a
 // private redis-server, from PATH, on a free loopback port, and stops it
@@ -75,6 +77,8 @@ func cairnbench(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		isWorker  bool
 		prefix    string
 		timeoutIn time.Duration
+		// cpuProfile is the worker process's profile file.
+		cpuProfile string
 	)
 	flags := flag.NewFlagSet("cairnbench", flag.ContinueOnError)
 	flags.SetOutput(stderr)
@@ -88,15 +92,17 @@ func cairnbench(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	flags.IntVar(&cfg.maxRuns, "max-runs", 0, "each worker's WorkerOptions.MaxRuns (0: the default)")
 	flags.StringVar(&cfg.url, "redis", os.Getenv(redistest.BenchURLEnv), "URL of the redis-server to use (default $"+redistest.BenchURLEnv+"; empty: start a private one)")
 	flags.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	flags.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of each worker process of the throughput measurements to this directory, as round<r>-workers<n>-<i>.prof")
 	flags.DurationVar(&timeoutIn, "timeout", 30*time.Minute, "give up after this long")
 	flags.BoolVar(&isWorker, "worker", false, "run as a worker process (started by cairnbench itself)")
 	flags.StringVar(&prefix, "prefix", "", "the worker process's key prefix")
+	flags.StringVar(&cpuProfile, "cpuprofile", "", "the worker process's CPU profile file")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
 
 	if isWorker {
-		if err := serveWorker(cfg.url, prefix, cfg.maxRuns); err != nil {
+		if err := serveWorker(cfg.url, prefix, cfg.maxRuns, cpuProfile); err != nil {
 			fmt.Fprintln(stderr, "cairnbench worker:", err)
 			return 1
 		}
@@ -138,6 +144,7 @@ type config struct {
 	workers                                                []int
 	url                                                    string
 	json                                                   bool
+	profileDir                                             string
 }
 
 func parseWorkers(s string) ([]int, error) {
@@ -155,6 +162,11 @@ func parseWorkers(s string) ([]int, error) {
 // run runs every measurement of cfg.
 func run(ctx context.Context, cfg config) (*report, error) {
 	b := &bench{cfg: cfg}
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	rep := &report{Runs: cfg.runs, Steps: cfg.steps, WaitingRuns: cfg.waiting, Sample: cfg.sample,
 		CPUs: runtime.NumCPU(), LoadStart: loadAverage()}
 	if cfg.url == "" {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +47,20 @@ const (
 
 // serveWorker is the worker process (cairnbench -worker): a
 // durable.Worker of steps and sleeper on the store at url with prefix,
-// until its standard input ends.
-func serveWorker(url, prefix string, maxRuns int) error {
+// until its standard input ends. If cpuProfile is set, it writes a CPU
+// profile of its whole life there.
+func serveWorker(url, prefix string, maxRuns int, cpuProfile string) error {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	store, err := redis.Open(url, redis.WithPrefix(prefix), redis.WithLogger(quiet))
 	if err != nil {
@@ -109,13 +122,15 @@ type workerProc struct {
 }
 
 // startWorker starts this program again as a worker process on the store
-// at url with prefix, and waits until its worker runs.
-func startWorker(url, prefix string, maxRuns int) (*workerProc, error) {
+// at url with prefix, and waits until its worker runs. If cpuProfile is
+// set, the worker writes a CPU profile there.
+func startWorker(url, prefix string, maxRuns int, cpuProfile string) (*workerProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-worker", "-redis", url, "-prefix", prefix, "-max-runs", strconv.Itoa(maxRuns))
+	cmd := exec.Command(self, "-worker", "-redis", url, "-prefix", prefix, "-max-runs", strconv.Itoa(maxRuns),
+		"-cpuprofile", cpuProfile)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = dieWithParent()
 	in, err := cmd.StdinPipe()
