@@ -312,17 +312,20 @@ func BenchmarkAgentDurableMemory(b *testing.B) {
 }
 
 // BenchmarkAgentDurableRedis is the durable loop on Redis, a private
-// redis-server on loopback. The worker's store has a client of its own,
-// whose round trips a hook counts; runs are started and waited for
-// through another store and client, not counted.
+// redis-server on loopback, or the one CAIRN_BENCH_REDIS_URL names
+// (redistest.ForBench: a key prefix of its own, deleted at the end; its
+// redis-cpu-us/turn then counts the server's other clients too). The
+// worker's store has a client of its own, whose round trips a hook counts;
+// runs are started and waited for through another store and client, not
+// counted.
 func BenchmarkAgentDurableRedis(b *testing.B) {
 	for _, feed := range []bool{true, false} {
 		b.Run(map[bool]string{true: "feed", false: "nofeed"}[feed], func(b *testing.B) {
 			a := benchAgent(b)
-			srv := redistest.Start(b)
+			target := redistest.ForBench(b)
 			quiet := slog.New(slog.DiscardHandler)
 
-			rs, err := redis.Open(srv.URL(), redis.WithLogger(quiet))
+			rs, err := redis.Open(target.URL, redis.WithLogger(quiet), redis.WithPrefix(target.Prefix))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -339,15 +342,15 @@ func BenchmarkAgentDurableRedis(b *testing.B) {
 			}
 			benchWorker(b, rt)
 
-			cs, err := redis.Open(srv.URL(), redis.WithLogger(quiet))
+			cs, err := redis.Open(target.URL, redis.WithLogger(quiet), redis.WithPrefix(target.Prefix))
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { cs.Close() })
 			starter := agent.NewRuntime(cs, agent.Options{Logger: quiet})
 
-			benchDurable(b, a, starter, &trips.n, benchPing(b, srv.Client()), func() time.Duration {
-				return benchServerCPU(b, srv.Client())
+			benchDurable(b, a, starter, &trips.n, benchPing(b, target.Client()), func() time.Duration {
+				return benchServerCPU(b, target.Client())
 			})
 		})
 	}

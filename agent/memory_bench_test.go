@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
@@ -56,9 +57,16 @@ func converseFor(b *testing.B, store backend.Store, policy *memory.Policy, n int
 	if err := rt.Register(a); err != nil {
 		b.Fatal(err)
 	}
-	benchWorker(b, rt)
+	// The worker stops when the conversation ends, so that a benchmark's
+	// iterations do not pile workers up: each holds blocking reads, and
+	// with them connections of the store's pool, until it stops.
+	w := rt.NewWorker(durable.WorkerOptions{Logger: slog.New(slog.DiscardHandler)})
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx) }()
+	defer func() { stop(); <-done }()
 	ctx := context.Background()
-	run, err := rt.Start(ctx, a, fmt.Sprintf("%s-%d", name, b.N), agent.Input{Conversation: true})
+	run, err := rt.Start(ctx, a, fmt.Sprintf("%s-%d", name, benchRunIDs.Add(1)), agent.Input{Conversation: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,13 +105,14 @@ func BenchmarkConversationPromptTokens(b *testing.B) {
 // BenchmarkConversationRedisBytes reports the Redis memory a conversation
 // of 200 exchanges leaves (used_memory after, less before, per exchange),
 // with the benchmark memory policy and without any, on a private
-// redis-server. Run with -benchtime=1x.
+// redis-server, or on the one CAIRN_BENCH_REDIS_URL names (then the other
+// clients' writes count too). Run with -benchtime=1x.
 func BenchmarkConversationRedisBytes(b *testing.B) {
 	for _, policy := range []*memory.Policy{nil, &benchPolicy} {
 		b.Run(map[bool]string{true: "none", false: "policy"}[policy == nil], func(b *testing.B) {
 			const exchanges = 200
-			srv := redistest.Start(b)
-			rdb := srv.Client()
+			target := redistest.ForBench(b)
+			rdb := target.Client()
 			used := func() int64 {
 				info, err := rdb.Info(context.Background(), "memory").Result()
 				if err != nil {
@@ -118,7 +127,7 @@ func BenchmarkConversationRedisBytes(b *testing.B) {
 				b.Fatal("no used_memory in INFO")
 				return 0
 			}
-			store, err := redis.Open(srv.URL(), redis.WithLogger(slog.New(slog.DiscardHandler)))
+			store, err := redis.Open(target.URL, redis.WithLogger(slog.New(slog.DiscardHandler)), redis.WithPrefix(target.Prefix))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -13,15 +13,16 @@ import (
 
 // BenchmarkCommit measures a durable step's commit (two events, as an
 // activity's completion and the next command) against a raw round trip
-// (PING) on the same server: x-rtt is their ratio.
+// (PING) on the same server: x-rtt is their ratio. It runs on the server
+// of CAIRN_BENCH_REDIS_URL if that is set (see engine_bench_test.go).
 func BenchmarkCommit(b *testing.B) {
 	ctx := b.Context()
-	srv := redistest.Start(b)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	target := redistest.ForBench(b)
+	client := goredis.NewClient(target.Options())
 	b.Cleanup(func() { client.Close() })
 	count := &roundTrips{}
 	client.AddHook(count)
-	s := redis.New(client)
+	s := redis.New(client, redis.WithPrefix(target.Prefix))
 	b.Cleanup(func() { s.Close() })
 	info, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "bench", Workflow: "wf"}, []byte("started"))
 	if err != nil {

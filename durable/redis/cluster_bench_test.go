@@ -26,9 +26,9 @@ import (
 func BenchmarkClusterThroughput(b *testing.B) {
 	const runs, steps = 1000, 10
 
-	single, _, rdb := benchStore(b)
+	single, _, target := benchStore(b)
 	runWorker(b, newWorker(single))
-	singleClient := separateClient(b, rdb)
+	singleClient := separateClient(b, target)
 
 	cluster := redistest.StartCluster(b, 3)
 	runWorker(b, newWorker(clusterStore(b, cluster)))

@@ -30,6 +30,17 @@ import (
 //
 // Run them with: go test ./durable/redis -run XXX -bench . -benchtime 1x
 // (each iteration is a whole scenario).
+//
+// Each benchmark starts a private redis-server on a free loopback port,
+// unless CAIRN_BENCH_REDIS_URL names one to use (redistest.BenchURLEnv),
+// e.g. to compare two branches side by side on one server:
+//
+//	CAIRN_BENCH_REDIS_URL=redis://127.0.0.1:7001/0 go test ./durable/redis -run XXX -bench . -benchtime 1x
+//
+// Then each benchmark writes under a random key prefix of its own and
+// deletes its keys when it ends (the cluster half of
+// BenchmarkClusterThroughput still starts its own cluster). Other clients
+// of that server compete with the benchmark for it.
 
 var benchNoop = durable.NewActivity("noop", func(ctx context.Context, n int) (int, error) { return n + 1, nil })
 
@@ -43,16 +54,17 @@ var benchSteps = durable.NewWorkflow("steps", func(ctx durable.Context, n int) (
 	return n, nil
 })
 
-// benchStore starts a Redis server and returns a store on it with a
-// counter of the round trips its client makes.
-func benchStore(b *testing.B) (*redis.Store, *roundTrips, *goredis.Client) {
-	srv := redistest.Start(b)
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+// benchStore returns a store on the benchmark's Redis server
+// (redistest.ForBench), on a client of its own with a counter of the
+// round trips it makes, and the server.
+func benchStore(b *testing.B) (*redis.Store, *roundTrips, *redistest.Target) {
+	target := redistest.ForBench(b)
+	rdb := goredis.NewClient(target.Options())
 	counter := &roundTrips{}
 	rdb.AddHook(counter)
-	store := redis.New(rdb)
+	store := redis.New(rdb, redis.WithPrefix(target.Prefix))
 	b.Cleanup(func() { store.Close(); rdb.Close() })
-	return store, counter, rdb
+	return store, counter, target
 }
 
 // rtt measures one raw Redis round trip (PING), median of 2,000.
@@ -71,10 +83,10 @@ func rtt(b *testing.B, rdb *goredis.Client) time.Duration {
 }
 
 // separateClient returns a client on its own connection to the server of
-// rdb, so that waiting for results does not count as the worker's work.
-func separateClient(b *testing.B, rdb *goredis.Client) *durable.Client {
-	own := goredis.NewClient(&goredis.Options{Addr: rdb.Options().Addr})
-	store := redis.New(own)
+// target, so that waiting for results does not count as the worker's work.
+func separateClient(b *testing.B, target *redistest.Target) *durable.Client {
+	own := goredis.NewClient(target.Options())
+	store := redis.New(own, redis.WithPrefix(target.Prefix))
 	b.Cleanup(func() { store.Close(); own.Close() })
 	return durable.NewClient(store, durable.ClientOptions{})
 }
@@ -95,12 +107,12 @@ func runWorker(b *testing.B, w *durable.Worker) {
 
 // BenchmarkSequentialStep measures a run of 2,000 sequential no-op steps.
 func BenchmarkSequentialStep(b *testing.B) {
-	store, counter, rdb := benchStore(b)
+	store, counter, target := benchStore(b)
 	runWorker(b, newWorker(store))
 	// The client waiting for results has a store of its own, so that only
 	// the worker's round trips are counted.
-	client := separateClient(b, rdb)
-	base := rtt(b, rdb)
+	client := separateClient(b, target)
+	base := rtt(b, target.Client())
 	ctx := context.Background()
 	const n = 2000
 	var perStep, trips float64
@@ -126,9 +138,9 @@ func BenchmarkSequentialStep(b *testing.B) {
 
 // BenchmarkConcurrentRuns measures 100 concurrent runs of 10 steps.
 func BenchmarkConcurrentRuns(b *testing.B) {
-	store, _, rdb := benchStore(b)
+	store, _, target := benchStore(b)
 	runWorker(b, newWorker(store))
-	client := separateClient(b, rdb)
+	client := separateClient(b, target)
 	var elapsed time.Duration
 	for i := range b.N {
 		elapsed += concurrentRuns(b, client, fmt.Sprintf("c-%d", i), 100, 10)

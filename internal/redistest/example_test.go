@@ -40,3 +40,16 @@ func ExampleWithClientCerts() {
 		require.NoError(t, srv.Client().Ping(t.Context()).Err())  // Client trusts the authority and shows the certificate
 	}
 }
+
+// A Redis benchmark takes its server from ForBench, so that it can run on
+// the server CAIRN_BENCH_REDIS_URL names, and writes under the target's
+// prefix only; ForBench deletes those keys when the benchmark ends.
+func ExampleForBench() {
+	_ = func(b *testing.B) {
+		target := redistest.ForBench(b)
+		client := target.Client()
+		for b.Loop() {
+			require.NoError(b, client.Set(b.Context(), target.Prefix+":{bench}:k", "v", 0).Err())
+		}
+	}
+}

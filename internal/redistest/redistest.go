@@ -4,7 +4,10 @@
 // the machine's shared one on 6379). StartCluster starts a Redis Cluster
 // of such servers, StartSentinel a Redis Sentinel that monitors one.
 // WithTLS and WithClientCerts make a server speak TLS with certificates of
-// a throwaway authority made for the test (Certs).
+// a throwaway authority made for the test (Certs). ForBench gives a
+// benchmark its server: a private one, or the one that the environment
+// variable CAIRN_BENCH_REDIS_URL names (BenchURLEnv), under a key prefix
+// of its own.
 //
 // redis-server must be on PATH; a test that calls Start fails, with a
 // message saying so, when it is not. CI installs it (see .ci/run).
