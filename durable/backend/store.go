@@ -11,7 +11,7 @@ import (
 // thing a worker and a client share, so every guarantee of the engine rests
 // on the contracts written here.
 //
-// The interface is shaped for Redis Streams: a history is an append-only
+// The interface is shaped for Redis: a history is an append-only
 // list of encoded events at positions 1, 2, 3, ... that only the holder of
 // the run's lease may extend, and every extension names the position it
 // expects to write at and the fencing token of its lease. A store must
@@ -37,9 +37,10 @@ type Store interface {
 	// from position from (1-based) to its end. from beyond the end gives an
 	// empty slice. It returns every entry the history holds, those beyond
 	// the record's HistoryLen included, so that a reader sees damage. An
-	// entry that cannot be read as one (a Redis stream entry missing
-	// from its position or without an event) ends the read with an error
-	// wrapping ErrCorruptHistory and the entries before it.
+	// entry that the store cannot read as one (where a store keeps
+	// positions apart from entries, an entry missing from its position)
+	// ends the read with an error wrapping ErrCorruptHistory and the
+	// entries before it.
 	ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error)
 
 	// Send appends an encoded event to the run's inbox and queues the run
@@ -83,7 +84,7 @@ type Store interface {
 	// (RunInfo.HistoryLen). See Commit for what it applies.
 	//
 	// A history can be damaged outside the store (an entry appended to a
-	// Redis stream by hand, or by another program). A commit that appends
+	// Redis list by hand, or by another program). A commit that appends
 	// Events (without NewHistory) is refused with an error wrapping
 	// ErrCorruptHistory when the stored history does not hold exactly the
 	// events its record counts. A commit with no Events and no NewHistory

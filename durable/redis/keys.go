@@ -6,11 +6,13 @@ import (
 	"strings"
 )
 
-// Key layout. Every key a script touches carries the hash tag of one run
-// or of one partition, so each script's keys hash to one Redis Cluster slot:
+// Key layout (version Layout, see layout.go). Every key a script touches
+// carries the hash tag of one run or of one partition, so each script's
+// keys hash to one Redis Cluster slot:
 //
+//	<prefix>:layout                  string: the layout version of the prefix's keys
 //	<prefix>:{r:<run id>}:run        hash: the run's record, lease and bookkeeping
-//	<prefix>:{r:<run id>}:history    stream: the current history, entry ids <position>-0
+//	<prefix>:{r:<run id>}:history    list: the current history, the event at position i at index i-1
 //	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
 //	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
 //	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
@@ -39,6 +41,15 @@ import (
 // No key outside a run's slot and its partition's slot is written for the
 // run: the indexes that ListRuns reads are per partition, so a Cluster
 // node that is down stops only the runs whose slot or partition it holds.
+// (A store reads the layout key once, in its first call, and goes on
+// without if it cannot: see checkLayout.)
+//
+// The history is a list, not a stream: a stream's first node takes
+// stream-node-max-bytes (4 KB) of memory however little it holds, a list
+// costs its entries and about a hundred bytes. Its position is its
+// length (LLEN), which a commit that appends checks against the record's
+// count, so an entry written outside the store is found there, and one
+// that is not the event of its position by the decoder.
 // The feed may exist before the run's record (Publish does not need one),
 // so CreateRun, which clears what an expired run left behind, leaves it
 // alone; it expires with the run's other keys (see Publish).

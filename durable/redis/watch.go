@@ -21,6 +21,9 @@ import (
 // own goroutine, so that WatchRun returns as soon as ctx is done; the read
 // ends on its own within blockFor.
 func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error {
+	if err := s.checkLayout(ctx); err != nil {
+		return fmt.Errorf("watch run %s: %w", runID, err)
+	}
 	rk := s.runKeys(runID)
 	for {
 		// The last change first, then the version: a commit in between

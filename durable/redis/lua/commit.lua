@@ -1,7 +1,7 @@
 -- commit: Commit. Fenced, positioned, atomic write of a run by its lease
 -- holder: appends events (or replaces the history), saves the record,
 -- removes consumed inbox entries, and may release the lease.
--- KEYS: run hash, history, inbox, changes, feed, archive (one run's hash
+-- KEYS: run hash, history list, inbox, changes, feed, archive (one run's hash
 --   tag); the keys of a run that ends expire after the retention, feed and
 --   archive included, and are kept again if the run is retried
 -- ARGV: [1] token, [2] expect, [3] new history (0|1), [4] release (0|1),
@@ -9,7 +9,7 @@
 --   [9] retention (ms, 0 = keep), [10] commit id, [11] event count n,
 --   [12 .. 11+n] events, [12+n ..] consumed inbox entry ids
 -- Reply: {'ok', inbox length, version, created (µs)}
---   | {'fenced' | 'conflict' | 'corrupt', wake, wake token, history length, stream length}
+--   | {'fenced' | 'conflict' | 'corrupt', wake, wake token, history length, list length}
 --   | {'notfound'}
 local run, history, inbox, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local f = redis.call('HMGET', run, 'held', 'tok', 'hlen', 'wake', 'wt', 'st', 'cid', 'cr', 'ver')
@@ -33,29 +33,17 @@ if ARGV[3] == '1' then
   redis.call('HINCRBY', run, 'gen', 1)
   length = 0
 elseif n > 0 then
-  -- Only a commit that appends needs the stream to end where the record
+  -- Only a commit that appends needs the list to end where the record
   -- says: one without events saves the record whatever entries were
-  -- written to the stream outside the store, so a damaged run can park.
-  local xlen = redis.call('XLEN', history)
-  if xlen ~= length then
-    return {'corrupt', f[4], f[5], f[3], xlen}
+  -- written to the list outside the store, so a damaged run can park.
+  local llen = redis.call('LLEN', history)
+  if llen ~= length then
+    return {'corrupt', f[4], f[5], f[3], llen}
   end
 end
-if n > 0 then
-  local added = redis.pcall('XADD', history, ms(length + 1) .. '-0', 'e', ARGV[12])
-  if type(added) == 'table' and added.err then
-    -- The stream's last id is beyond the history: an entry written
-    -- outside the store, since deleted (the repair of a parked run). Set
-    -- the id back, which Redis refuses if an entry beyond remains.
-    local set = redis.pcall('XSETID', history, ms(length) .. '-0')
-    if type(set) == 'table' and set.err then
-      return {'corrupt', f[4], f[5], f[3], redis.call('XLEN', history)}
-    end
-    redis.call('XADD', history, ms(length + 1) .. '-0', 'e', ARGV[12])
-  end
-end
-for i = 2, n do
-  redis.call('XADD', history, ms(length + i) .. '-0', 'e', ARGV[11 + i])
+-- RPUSH takes the events a slice at a time: unpack has a limit.
+for i = 12, 11 + n, 500 do
+  redis.call('RPUSH', history, unpack(ARGV, i, math.min(i + 499, 11 + n)))
 end
 length = length + n
 for i = 12 + n, #ARGV do
