@@ -95,11 +95,34 @@ type Store interface {
 	Commit(ctx context.Context, c Commit) error
 }
 
-// Watcher is an optional capability of a Store: WatchRun blocks until the
-// run's record may have changed after version (RunInfo.Version), or ctx is
-// done, so that a client can wait for a result without polling.
+// Watcher is an optional capability of a Store: it blocks until a run's
+// record changes after version (RunInfo.Version), or ctx is done, so that
+// a client can wait without polling. WatchRun waits for the run to move
+// on, and wakes a client waiting for a result, an approval or a wait a
+// few times per run; WatchCommits waits for any commit, for a view that
+// follows the run step by step.
+//
+// A run moves on with a commit that changes its Status or its Generation
+// (continue-as-new), or that leaves it in any status but StatusRunning:
+// it starts running, it lets go to wait (again) for a timer, a signal, an
+// approval or a retry, it is parked, or it ends (MovesOn). Commits that
+// leave a running run running, its steps as it takes them, do not.
+//
+// Both return nil at once if what they wait for came after version, or
+// if the record's Version is below version (the run was created anew),
+// and for nothing else; and an error wrapping ErrRunNotFound for an
+// unknown run.
 type Watcher interface {
+	// WatchRun returns once a commit after version moved the run on.
 	WatchRun(ctx context.Context, runID string, version int64) error
+	// WatchCommits returns once the run's Version differs from version.
+	WatchCommits(ctx context.Context, runID string, version int64) error
+}
+
+// MovesOn reports whether a commit that takes a run's record from status
+// from to c's moves the run on, as Watcher defines it.
+func MovesOn(from Status, c Commit) bool {
+	return c.Run.Status != from || c.NewHistory || c.Run.Status != StatusRunning
 }
 
 // Errors returned by stores. Callers branch on them with errors.Is.

@@ -14,7 +14,10 @@ import (
 //	<prefix>:{r:<run id>}:run        hash: the run's record, lease and bookkeeping
 //	<prefix>:{r:<run id>}:history    list: the current history, the event at position i at index i-1
 //	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
-//	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
+//	<prefix>:{r:<run id>}:changes    stream (one entry), while a WatchRun watches the run and watchKeep
+//	                                 after: an entry from each commit that moves the run on
+//	<prefix>:{r:<run id>}:commits    stream (one entry), while a WatchCommits watches the run and
+//	                                 watchKeep after: an entry from each commit
 //	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
 //	<prefix>:{r:<run id>}:archive    hash: the run's blobs by key (backend.Archive), each field written once
 //	<prefix>:{<p>}:tasks             stream with consumer group "workers": the task queue
@@ -70,22 +73,22 @@ const group = "workers"
 
 // runKeys are the keys of one run, all with the run's hash tag.
 type runKeys struct {
-	run, history, inbox, changes, feed, archive string
+	run, history, inbox, changes, feed, archive, commits string
 }
 
 func (s *Store) runKeys(runID string) runKeys {
 	base := s.prefix + ":{r:" + runID + "}:"
 	return runKeys{run: base + "run", history: base + "history", inbox: base + "inbox", changes: base + "changes",
-		feed: base + "feed", archive: base + "archive"}
+		feed: base + "feed", archive: base + "archive", commits: base + "commits"}
 }
 
 // list returns the keys that create takes.
 func (k runKeys) list() []string { return []string{k.run, k.history, k.inbox, k.changes, k.archive} }
 
-// commitKeys returns the keys that commit takes: those of list and the
-// feed, which expire with the record when the run ends.
+// commitKeys returns the keys that commit takes: those of list, the feed,
+// which expire with the record when the run ends, and commits.
 func (k runKeys) commitKeys() []string {
-	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive}
+	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive, k.commits}
 }
 
 // archiveKeys returns the keys that the archive script takes.

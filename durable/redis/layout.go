@@ -14,8 +14,10 @@ import (
 // another: see ErrLayout.
 //
 // Layout 1 (cairn before layout versions) kept a run's history in a
-// stream, whose first entry alone takes 4.7 KB of Redis memory. Layout 2
-// keeps it in a list.
+// stream, whose first entry alone takes 4.7 KB of Redis memory, and a
+// stream of changes that every commit wrote to. Layout 2 keeps the
+// history in a list, and has streams of changes only while a run is
+// watched (see watch).
 const Layout = "2"
 
 // ErrLayout means the keys under the store's prefix were written in a

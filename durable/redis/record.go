@@ -18,6 +18,7 @@ import (
 //	cr     creation time in µs, the score of the run in the indexes
 //	upd    update time, RFC 3339 with nanoseconds
 //	ver    version; hlen history length; gen generation
+//	wv     the version of the last commit that moved the run on (backend.Watcher)
 //	wake   wake time in ms (0: none), for the scripts
 
 // meta is the part of a record that CreateRun fixes for good.

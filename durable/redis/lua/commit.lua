@@ -1,9 +1,11 @@
 -- commit: Commit. Fenced, positioned, atomic write of a run by its lease
 -- holder: appends events (or replaces the history), saves the record,
 -- removes consumed inbox entries, and may release the lease.
--- KEYS: run hash, history list, inbox, changes, feed, archive (one run's hash
---   tag); the keys of a run that ends expire after the retention, feed and
---   archive included, and are kept again if the run is retried
+-- KEYS: run hash, history list, inbox, changes, feed, archive, commits (one
+--   run's hash tag); the keys of a run that ends expire after the
+--   retention, feed and archive included, and are kept again if the run is
+--   retried; changes and commits exist only while a WatchRun or a
+--   WatchCommits watches (see watch.lua) and keep the expiry it gives them
 -- ARGV: [1] token, [2] expect, [3] new history (0|1), [4] release (0|1),
 --   [5] updated, [6] status, [7] state JSON, [8] wake (ms, 0 = none),
 --   [9] retention (ms, 0 = keep), [10] commit id, [11] event count n,
@@ -11,7 +13,7 @@
 -- Reply: {'ok', inbox length, version, created (µs)}
 --   | {'fenced' | 'conflict' | 'corrupt', wake, wake token, history length, list length}
 --   | {'notfound'}
-local run, history, inbox, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local run, history, inbox, changes, commits = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
 local f = redis.call('HMGET', run, 'held', 'tok', 'hlen', 'wake', 'wt', 'st', 'cid', 'cr', 'ver')
 if not f[1] then
   return {'notfound'}
@@ -57,16 +59,32 @@ redis.call('HSET', run, 'hlen', length, 'st', ARGV[6], 'state', ARGV[7], 'upd', 
 if ARGV[4] == '1' then
   redis.call('HSET', run, 'held', 0)
 end
-redis.call('XADD', changes, 'MAXLEN', '1', '*', 'v', version)
+-- The commit moves the run on (backend.MovesOn) if it changes its status
+-- or history, or leaves it in a status other than running: WatchRun
+-- waits for those, and is woken through the changes stream if it exists;
+-- WatchCommits for any commit, through the commits stream.
+if ARGV[6] ~= f[6] or ARGV[3] == '1' or ARGV[6] ~= 'running' then
+  redis.call('HSET', run, 'wv', version)
+  if redis.call('EXISTS', changes) == 1 then
+    redis.call('XADD', changes, 'MAXLEN', '1', '*', 'v', version)
+  end
+end
+if redis.call('EXISTS', commits) == 1 then
+  redis.call('XADD', commits, 'MAXLEN', '1', '*', 'v', version)
+end
 
 local retention = tonumber(ARGV[9])
 if terminal[ARGV[6]] and retention > 0 then
   for _, key in ipairs(KEYS) do
-    redis.call('PEXPIRE', key, retention)
+    if key ~= changes and key ~= commits then
+      redis.call('PEXPIRE', key, retention)
+    end
   end
 elseif terminal[f[6]] and not terminal[ARGV[6]] then
   for _, key in ipairs(KEYS) do
-    redis.call('PERSIST', key)
+    if key ~= changes and key ~= commits then
+      redis.call('PERSIST', key)
+    end
   end
 end
 return {'ok', redis.call('XLEN', inbox), version, f[8]}

@@ -8,7 +8,7 @@ end
 -- What an expired run left behind is not part of the new one.
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'st', ARGV[2], 'state', ARGV[3], 'cr', ARGV[4],
-  'upd', ARGV[5], 'ver', 1, 'hlen', 1, 'gen', 0, 'tok', 0, 'held', 0, 'lw', '', 'lexp', 0,
+  'upd', ARGV[5], 'ver', 1, 'wv', 1, 'hlen', 1, 'gen', 0, 'tok', 0, 'held', 0, 'lw', '', 'lexp', 0,
   'wake', 0, 'wt', 0, 'cid', '', 'sid', '')
 redis.call('RPUSH', KEYS[2], ARGV[6])
 return {'created'}
