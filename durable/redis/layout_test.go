@@ -17,8 +17,8 @@ import (
 // TestLayout: a store writes its layout version under a new prefix, finds
 // it again under a prefix that lost it, and refuses, with ErrLayout, a
 // prefix of another version or one that holds runs of layout 1 (a history
-// stream), in every call that touches runs; a history stream found later
-// gives ErrLayout too.
+// stream), in every call that touches runs; a history stream or a record
+// of layout 1 found later gives ErrLayout too.
 func TestLayout(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
@@ -101,6 +101,11 @@ func TestLayout(t *testing.T) {
 		info, err := s.GetRun(ctx, "r1")
 		require.NoError(t, err)
 		err = s.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: [][]byte{[]byte("e2")}, Run: info})
+		require.ErrorIs(t, err, redis.ErrLayout)
+
+		// A record of layout 1: its fixed part is one JSON field.
+		require.NoError(t, rdb.HSet(ctx, "mixed:{r:r2}:run", "meta", `{"id":"r2"}`, "st", "waiting", "ver", 3).Err())
+		_, err = s.GetRun(ctx, "r2")
 		require.ErrorIs(t, err, redis.ErrLayout)
 	})
 }

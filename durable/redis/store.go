@@ -293,8 +293,8 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	}
 	var res *goredis.Cmd
 	create := func(p goredis.Pipeliner) {
-		res = s.scripts.create.EvalSha(ctx, p, rk.list(), encodeMeta(info), string(info.Status),
-			encodeState(info), created, encodeTime(now), first)
+		args := append([]any{first, "upd", encodeTime(now)}, metaFields(info)...)
+		res = s.scripts.create.EvalSha(ctx, p, rk.list(), args...)
 	}
 	if s.cluster {
 		// The partition's writes must be done before the run exists, and

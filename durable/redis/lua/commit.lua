@@ -7,7 +7,9 @@
 --   retried; changes and commits exist only while a WatchRun or a
 --   WatchCommits watches (see watch.lua) and keep the expiry it gives them
 -- ARGV: [1] token, [2] expect, [3] new history (0|1), [4] release (0|1),
---   [5] updated, [6] status, [7] state JSON, [8] wake (ms, 0 = none),
+--   [5] updated, [6] status, [7] state: a JSON array of the record's
+--   fields and values that each commit saves (step, wait, ...; see
+--   record.go), [8] wake (ms, 0 = none),
 --   [9] retention (ms, 0 = keep), [10] commit id, [11] event count n,
 --   [12 .. 11+n] events, [12+n ..] consumed inbox entry ids
 -- Reply: {'ok', inbox length, version, created (µs)}
@@ -54,8 +56,8 @@ end
 
 
 local version = redis.call('HINCRBY', run, 'ver', 1)
-redis.call('HSET', run, 'hlen', length, 'st', ARGV[6], 'state', ARGV[7], 'upd', ARGV[5],
-  'wake', ARGV[8], 'wt', ARGV[1], 'cid', ARGV[10])
+redis.call('HSET', run, 'hlen', length, 'st', ARGV[6], 'upd', ARGV[5],
+  'wake', ARGV[8], 'wt', ARGV[1], 'cid', ARGV[10], unpack(cjson.decode(ARGV[7])))
 if ARGV[4] == '1' then
   redis.call('HSET', run, 'held', 0)
 end
