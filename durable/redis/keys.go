@@ -13,7 +13,7 @@ import (
 //	<prefix>:layout                  string: the layout version of the prefix's keys
 //	<prefix>:{r:<run id>}:run        hash: the run's record, lease and bookkeeping
 //	<prefix>:{r:<run id>}:history    list: the current history, the event at position i at index i-1
-//	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
+//	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run; none while there are none
 //	<prefix>:{r:<run id>}:changes    stream (one entry), while a WatchRun watches the run and watchKeep
 //	                                 after: an entry from each commit that moves the run on
 //	<prefix>:{r:<run id>}:commits    stream (one entry), while a WatchCommits watches the run and

@@ -50,8 +50,17 @@ for i = 12, 11 + n, 500 do
   redis.call('RPUSH', history, unpack(ARGV, i, math.min(i + 499, 11 + n)))
 end
 length = length + n
-for i = 12 + n, #ARGV do
-  redis.call('XDEL', inbox, ARGV[i])
+local pending = nil
+if #ARGV >= 12 + n then
+  for i = 12 + n, #ARGV do
+    redis.call('XDEL', inbox, ARGV[i])
+  end
+  -- An empty stream still takes a few hundred bytes: the next Send makes
+  -- another.
+  pending = redis.call('XLEN', inbox)
+  if pending == 0 then
+    redis.call('DEL', inbox)
+  end
 end
 
 
@@ -89,4 +98,4 @@ elseif terminal[f[6]] and not terminal[ARGV[6]] then
     end
   end
 end
-return {'ok', redis.call('XLEN', inbox), version, f[8]}
+return {'ok', pending or redis.call('XLEN', inbox), version, f[8]}
