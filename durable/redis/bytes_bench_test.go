@@ -19,12 +19,11 @@ import (
 // runBytes is what a run costs in Redis: the MEMORY USAGE of each of its
 // keys (those with its hash tag), by the key's last part ("run",
 // "history", ...), and their sum; and the payload, the bytes of the data
-// they hold: the record's fields and values, the history's and the
-// inbox's entries, the feed's and the archive's.
+// they hold (the record's fields and values, the history's events, the
+// inbox's entries), by key, and its sum.
 type runBytes struct {
-	keys    map[string]int64
-	total   int64
-	payload int64
+	keys, payloads map[string]int64
+	total, payload int64
 }
 
 // measureRun reads what the run's keys cost. It finds them with SCAN, as
@@ -39,7 +38,7 @@ func measureRun(ctx context.Context, rdb *goredis.Client, store *redis.Store, pr
 	if err := iter.Err(); err != nil {
 		return runBytes{}, err
 	}
-	out := runBytes{keys: map[string]int64{}}
+	out := runBytes{keys: map[string]int64{}, payloads: map[string]int64{}}
 	for _, key := range keys {
 		// SAMPLES 0: every element, not an estimate.
 		n, err := rdb.MemoryUsage(ctx, key, 0).Result()
@@ -54,26 +53,29 @@ func measureRun(ctx context.Context, rdb *goredis.Client, store *redis.Store, pr
 		return runBytes{}, err
 	}
 	for k, v := range record {
-		out.payload += int64(len(k) + len(v))
+		out.payloads["run"] += int64(len(k) + len(v))
 	}
 	history, err := store.ReadHistory(ctx, runID, 1)
 	if err != nil {
 		return runBytes{}, err
 	}
 	for _, e := range history {
-		out.payload += int64(len(e))
+		out.payloads["history"] += int64(len(e))
 	}
 	inbox, err := store.ReadInbox(ctx, runID)
 	if err != nil {
 		return runBytes{}, err
 	}
 	for _, e := range inbox {
-		out.payload += int64(len(e.Event))
+		out.payloads["inbox"] += int64(len(e.Event))
+	}
+	for _, n := range out.payloads {
+		out.payload += n
 	}
 	return out, nil
 }
 
-// String lists the keys, largest first.
+// String lists the keys, largest first, each with its payload.
 func (r runBytes) String() string {
 	names := slices.Collect(func(yield func(string) bool) {
 		for k := range r.keys {
@@ -86,7 +88,7 @@ func (r runBytes) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d B in %d keys (payload %d B):", r.total, len(r.keys), r.payload)
 	for _, k := range names {
-		fmt.Fprintf(&b, " %s %d", k, r.keys[k])
+		fmt.Fprintf(&b, " %s %d (payload %d)", k, r.keys[k], r.payloads[k])
 	}
 	return b.String()
 }
