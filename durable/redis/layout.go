@@ -14,10 +14,13 @@ import (
 // another: see ErrLayout.
 //
 // Layout 1 (cairn before layout versions) kept a run's history in a
-// stream, whose first entry alone takes 4.7 KB of Redis memory, and a
-// stream of changes that every commit wrote to. Layout 2 keeps the
-// history in a list, and has streams of changes only while a run is
-// watched (see watch).
+// stream, whose first entry alone takes 4.7 KB of Redis memory, a stream
+// of changes that every commit wrote to, and the record's fixed part and
+// state as two JSON fields, which made it a hash table. Layout 2 keeps
+// the history in a list, has streams of changes only while a run is
+// watched (see watch.go), and gives each part of the record a short field
+// of its own (see record.go): a run waiting on a timer takes 1.2 KB
+// instead of 10.9.
 const Layout = "2"
 
 // ErrLayout means the keys under the store's prefix were written in a

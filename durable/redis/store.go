@@ -33,14 +33,23 @@
 //
 // Costs, in Redis round trips: the first call of a store one more, to
 // check the layout; Commit, Lease, Send, Ack and GetRun one each in the
-// common case; CreateRun two; a Poll that finds a task ready
-// one per partition it looks at; PushActivity and AckActivity one; a
+// common case; CreateRun two; a Poll that finds a task ready one per
+// partition it looks at; PushActivity and AckActivity one; a
 // PollActivity that finds an attempt ready one for one queue, two for
 // several; Publish one (two when it fixes its feed's expiry), ReadFeed one
-// per blocking read; PutBlobs and GetBlobs one. Times are kept in
-// milliseconds. A task delivered to a process that dies before it takes
-// the run's lease is delivered again after the visibility timeout; a run
-// whose worker dies holding its lease is queued when the lease expires.
+// per blocking read; WatchRun and WatchCommits one when the run has moved
+// on already, else two per blocking read (a look, then XREAD); PutBlobs
+// and GetBlobs one. Times are kept in milliseconds. A task delivered to a
+// process that dies before it takes the run's lease is delivered again
+// after the visibility timeout; a run whose worker dies holding its lease
+// is queued when the lease expires.
+//
+// What a run costs in Redis memory: its record (a hash of short fields,
+// some 500 to 700 bytes), its history (a list: its events and about a
+// hundred bytes more), its inbox while messages wait in it, its feed once
+// something is published to it, its archive once a blob is put in it;
+// and while someone waits on the run, a stream of about 4.7 KB more (see
+// watch.go). BenchmarkRunBytes measures it.
 package redis
 
 import (
