@@ -53,6 +53,7 @@ import (
 // length (LLEN), which a commit that appends checks against the record's
 // count, so an entry written outside the store is found there, and one
 // that is not the event of its position by the decoder.
+//
 // The feed may exist before the run's record (Publish does not need one),
 // so CreateRun, which clears what an expired run left behind, leaves it
 // alone; it expires with the run's other keys (see Publish).
