@@ -65,7 +65,8 @@ func (rt *Runtime) Reply(ctx context.Context, runID, messageID string) (Reply, e
 		if info.Status.Terminal() {
 			return Reply{}, fmt.Errorf("run %s: no reply to message %s: %w (%s)", runID, messageID, durable.ErrRunEnded, info.Status)
 		}
-		if err := rt.client.WaitChange(ctx, info); err != nil {
+		// The reply may come in a step of a run that keeps running.
+		if err := rt.client.WaitCommit(ctx, info); err != nil {
 			return Reply{}, err
 		}
 	}

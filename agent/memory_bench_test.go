@@ -103,10 +103,13 @@ func BenchmarkConversationPromptTokens(b *testing.B) {
 }
 
 // BenchmarkConversationRedisBytes reports the Redis memory a conversation
-// of 200 exchanges leaves (used_memory after, less before, per exchange),
-// with the benchmark memory policy and without any, on a private
-// redis-server, or on the one CAIRN_BENCH_REDIS_URL names (then the other
-// clients' writes count too). Run with -benchtime=1x.
+// of 200 exchanges leaves, per exchange, with the benchmark memory policy
+// and without any, on a private redis-server or on the one
+// CAIRN_BENCH_REDIS_URL names (then the other clients' writes count too):
+// used_memory after, less before (bytes/exchange), which counts memory
+// that is no key's too, and the MEMORY USAGE of the run's keys
+// (key-bytes/exchange), less the streams of the watches that waited for
+// replies, which expire seconds after. Run with -benchtime=1x.
 func BenchmarkConversationRedisBytes(b *testing.B) {
 	for _, policy := range []*memory.Policy{nil, &benchPolicy} {
 		b.Run(map[bool]string{true: "none", false: "policy"}[policy == nil], func(b *testing.B) {
@@ -132,13 +135,30 @@ func BenchmarkConversationRedisBytes(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { store.Close() })
-			var perExchange float64
+			// keys is the MEMORY USAGE of the runs' keys, but the watches'.
+			keys := func() int64 {
+				ctx := context.Background()
+				var total int64
+				iter := rdb.Scan(ctx, 0, redis.DefaultPrefix+":{r:*", 100).Iterator()
+				for iter.Next(ctx) {
+					if k := iter.Val(); !strings.HasSuffix(k, ":changes") && !strings.HasSuffix(k, ":commits") {
+						total += rdb.MemoryUsage(ctx, k, 0).Val()
+					}
+				}
+				if err := iter.Err(); err != nil {
+					b.Fatal(err)
+				}
+				return total
+			}
+			var perExchange, keysPerExchange float64
 			for b.Loop() {
-				before := used()
+				before, keysBefore := used(), keys()
 				converseFor(b, store, policy, exchanges)
 				perExchange = float64(used()-before) / exchanges
+				keysPerExchange = float64(keys()-keysBefore) / exchanges
 			}
 			b.ReportMetric(perExchange, "bytes/exchange")
+			b.ReportMetric(keysPerExchange, "key-bytes/exchange")
 		})
 	}
 }

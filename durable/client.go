@@ -290,14 +290,38 @@ func (c *Client) Wait(ctx context.Context, runID string) (backend.RunInfo, error
 	}
 }
 
-// WaitChange waits until the record of a run may have changed since info
-// was read (its Version), or ctx is done. It watches the store where the
-// store can (Watcher), and otherwise polls with a growing interval, at
-// most half a second; so a caller re-reads the run after it returns.
+// WaitChange waits until the run has moved on since info was read (its
+// Version), or ctx is done: until a commit changed its status or its
+// generation, or left it waiting (again), parked or ended. It does not
+// return for the steps of a run that keeps running, so a caller waiting
+// for a result, an approval or a wait is woken a few times per run, not
+// once per step (see backend.Watcher); one that follows the steps calls
+// WaitCommit. It watches the store where the store can (Watcher);
+// otherwise it polls with a growing interval, at most half a second, and
+// returns at any change of the record. Either way a caller re-reads the
+// run after it returns.
 func (c *Client) WaitChange(ctx context.Context, info backend.RunInfo) error {
 	if watcher, ok := c.store.(backend.Watcher); ok {
 		return watcher.WatchRun(ctx, info.ID, info.Version)
 	}
+	return c.poll(ctx, info)
+}
+
+// WaitCommit waits until the record of a run has changed since info was
+// read (its Version), a step included, or ctx is done: for a caller that
+// follows a run step by step, or waits for an event in its history. It
+// watches the store where the store can (Watcher), and otherwise polls as
+// WaitChange does.
+func (c *Client) WaitCommit(ctx context.Context, info backend.RunInfo) error {
+	if watcher, ok := c.store.(backend.Watcher); ok {
+		return watcher.WatchCommits(ctx, info.ID, info.Version)
+	}
+	return c.poll(ctx, info)
+}
+
+// poll waits, with a growing interval, until the run's record has
+// changed since info was read.
+func (c *Client) poll(ctx context.Context, info backend.RunInfo) error {
 	backoff := 5 * time.Millisecond
 	for {
 		t := time.NewTimer(backoff)

@@ -11,7 +11,7 @@ import (
 // thing a worker and a client share, so every guarantee of the engine rests
 // on the contracts written here.
 //
-// The interface is shaped for Redis Streams: a history is an append-only
+// The interface is shaped for Redis: a history is an append-only
 // list of encoded events at positions 1, 2, 3, ... that only the holder of
 // the run's lease may extend, and every extension names the position it
 // expects to write at and the fencing token of its lease. A store must
@@ -37,9 +37,10 @@ type Store interface {
 	// from position from (1-based) to its end. from beyond the end gives an
 	// empty slice. It returns every entry the history holds, those beyond
 	// the record's HistoryLen included, so that a reader sees damage. An
-	// entry that cannot be read as one (a Redis stream entry missing
-	// from its position or without an event) ends the read with an error
-	// wrapping ErrCorruptHistory and the entries before it.
+	// entry that the store cannot read as one (where a store keeps
+	// positions apart from entries, an entry missing from its position)
+	// ends the read with an error wrapping ErrCorruptHistory and the
+	// entries before it.
 	ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error)
 
 	// Send appends an encoded event to the run's inbox and queues the run
@@ -83,7 +84,7 @@ type Store interface {
 	// (RunInfo.HistoryLen). See Commit for what it applies.
 	//
 	// A history can be damaged outside the store (an entry appended to a
-	// Redis stream by hand, or by another program). A commit that appends
+	// Redis list by hand, or by another program). A commit that appends
 	// Events (without NewHistory) is refused with an error wrapping
 	// ErrCorruptHistory when the stored history does not hold exactly the
 	// events its record counts. A commit with no Events and no NewHistory
@@ -94,11 +95,34 @@ type Store interface {
 	Commit(ctx context.Context, c Commit) error
 }
 
-// Watcher is an optional capability of a Store: WatchRun blocks until the
-// run's record may have changed after version (RunInfo.Version), or ctx is
-// done, so that a client can wait for a result without polling.
+// Watcher is an optional capability of a Store: it blocks until a run's
+// record changes after version (RunInfo.Version), or ctx is done, so that
+// a client can wait without polling. WatchRun waits for the run to move
+// on, and wakes a client waiting for a result, an approval or a wait a
+// few times per run; WatchCommits waits for any commit, for a view that
+// follows the run step by step.
+//
+// A run moves on with a commit that changes its Status or its Generation
+// (continue-as-new), or that leaves it in any status but StatusRunning:
+// it starts running, it lets go to wait (again) for a timer, a signal, an
+// approval or a retry, it is parked, or it ends (MovesOn). Commits that
+// leave a running run running, its steps as it takes them, do not.
+//
+// Both return nil at once if what they wait for came after version, or
+// if the record's Version is below version (the run was created anew),
+// and for nothing else; and an error wrapping ErrRunNotFound for an
+// unknown run.
 type Watcher interface {
+	// WatchRun returns once a commit after version moved the run on.
 	WatchRun(ctx context.Context, runID string, version int64) error
+	// WatchCommits returns once the run's Version differs from version.
+	WatchCommits(ctx context.Context, runID string, version int64) error
+}
+
+// MovesOn reports whether a commit that takes a run's record from status
+// from to c's moves the run on, as Watcher defines it.
+func MovesOn(from Status, c Commit) bool {
+	return c.Run.Status != from || c.NewHistory || c.Run.Status != StatusRunning
 }
 
 // Errors returned by stores. Callers branch on them with errors.Is.

@@ -76,6 +76,9 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	}
 	info.UpdatedAt = s.clock.Now()
 	info.Version = prev.Version + 1
+	if backend.MovesOn(prev.Status, c) {
+		r.moved = info.Version
+	}
 	r.info = info
 	r.inbox = slices.DeleteFunc(r.inbox, func(e backend.InboxEntry) bool {
 		return slices.Contains(c.Consumed, e.ID)

@@ -68,6 +68,9 @@ type run struct {
 	held      bool          // lease is current: taken and not released
 	wakeAt    time.Time     // when to queue the run; zero if never
 	queued    bool          // the run is in Store.queue
+	// moved is the Version of the last commit that moved the run on
+	// (backend.Watcher): 1, its creation, if none.
+	moved int64
 
 	blobs map[string][]byte // the run's archive (backend.Archive); see archive.go
 }
@@ -128,7 +131,7 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	info.UpdatedAt = now
 	info.HistoryLen = 1
 	info.Version = 1
-	r := &run{info: info, history: [][]byte{bytes.Clone(first)}}
+	r := &run{info: info, history: [][]byte{bytes.Clone(first)}, moved: 1}
 	s.runs[info.ID] = r
 	s.enqueue(r)
 	return cloneInfo(info), true, nil
@@ -211,10 +214,31 @@ func (s *Store) ReadInbox(ctx context.Context, runID string) ([]backend.InboxEnt
 	return entries, nil
 }
 
-// WatchRun implements backend.Watcher: it returns nil as soon as the run's
-// Version differs from version. It returns an error wrapping
-// backend.ErrRunNotFound for an unknown run.
+// WatchRun implements backend.Watcher: it returns nil as soon as a commit
+// after version moved the run on, or its Version is below version. It
+// returns an error wrapping backend.ErrRunNotFound for an unknown run.
 func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error {
+	var err error
+	waitErr := s.await(ctx, func() bool {
+		var r *run
+		if r, err = s.lookup(runID); err != nil {
+			return true
+		}
+		return r.moved > version || r.info.Version < version
+	})
+	if err != nil {
+		return fmt.Errorf("watch run: %w", err)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("watch run %s: %w", runID, waitErr)
+	}
+	return nil
+}
+
+// WatchCommits implements backend.Watcher: it returns nil as soon as the
+// run's Version differs from version. It returns an error wrapping
+// backend.ErrRunNotFound for an unknown run.
+func (s *Store) WatchCommits(ctx context.Context, runID string, version int64) error {
 	var err error
 	waitErr := s.await(ctx, func() bool {
 		var r *run
@@ -224,10 +248,10 @@ func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error
 		return r.info.Version != version
 	})
 	if err != nil {
-		return fmt.Errorf("watch run: %w", err)
+		return fmt.Errorf("watch commits: %w", err)
 	}
 	if waitErr != nil {
-		return fmt.Errorf("watch run %s: %w", runID, waitErr)
+		return fmt.Errorf("watch commits of %s: %w", runID, waitErr)
 	}
 	return nil
 }

@@ -32,11 +32,14 @@ func ACLCommands() []string {
 		"del",
 		"eval", "evalsha",
 		"exists",
+		"get",
 		"hget", "hgetall", "hincrby", "hmget", "hset", "hsetnx",
+		"llen", "lrange",
 		"persist", "pexpire", "ping", "pttl",
-		"sadd", "scan", "script|load", "select", "set", "srem", "time",
+		"rpush",
+		"sadd", "scan", "script|load", "select", "set", "srem", "time", "type",
 		"xack", "xadd", "xautoclaim", "xdel", "xgroup|create", "xgroup|delconsumer", "xinfo|consumers", "xinfo|groups",
-		"xlen", "xrange", "xread", "xreadgroup", "xrevrange", "xsetid",
+		"xlen", "xrange", "xread", "xreadgroup", "xrevrange",
 		"zadd", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore",
 	}
 }

@@ -46,7 +46,7 @@ func TestSlotMatchesRedis(t *testing.T) {
 	keys := []string{"", "foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}"}
 	for _, id := range oddRunIDs {
 		rk := s.runKeys(id)
-		keys = append(keys, rk.list()...)
+		keys = append(keys, rk.commitKeys()...)
 	}
 	for _, name := range oddQueueNames {
 		keys = append(keys, s.queueKeys(name).list()...)
@@ -103,7 +103,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	check.mu.Lock()
 	defer check.mu.Unlock()
 	for name, sc := range map[string]*goredis.Script{"create": s0.create, "lease": s0.lease, "commit": s0.commit,
-		"send": s0.send, "archive": s0.archive, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack,
+		"send": s0.send, "archive": s0.archive, "watch": s0.watch, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack,
 		"janitor": s0.janitor, "activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
 		assert.True(t, check.seen[sc.Hash()], "script %s never ran", name)
 	}
@@ -131,6 +131,9 @@ func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 		_, err = s.Lease(ctx, id, "w2", time.Second)
 		require.NoError(t, err, "Lease(%q) by w2", id)
 		require.NoError(t, s.WatchRun(ctx, id, 0), "WatchRun(%q)", id)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		require.ErrorIs(t, s.WatchCommits(wctx, id, 2), context.DeadlineExceeded, "WatchCommits(%q)", id)
+		cancel()
 		require.NoError(t, s.PutBlobs(ctx, id, map[string][]byte{"k": []byte("blob")}), "PutBlobs(%q)", id)
 		blobs, err := s.GetBlobs(ctx, id, []string{"k"})
 		require.NoError(t, err, "GetBlobs(%q)", id)

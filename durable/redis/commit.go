@@ -128,7 +128,7 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 		return fmt.Errorf("commit %s: %w", runID, pipeErr)
 	}
 	if err := res.Err(); err != nil {
-		return fmt.Errorf("commit %s: %w", runID, err)
+		return fmt.Errorf("commit %s: %w", runID, historyErr(err))
 	}
 	if pipeErr != nil {
 		// The commit is written, its partition's index entry or wake
@@ -160,7 +160,7 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 		rejected = fmt.Errorf("commit %s: %w: history has %d events, commit expects %d",
 			runID, backend.ErrConflict, r.int(3), c.Expect)
 	case "corrupt":
-		rejected = fmt.Errorf("commit %s: %w: record says %d events, history stream holds %d",
+		rejected = fmt.Errorf("commit %s: %w: record says %d events, history list holds %d",
 			runID, backend.ErrCorruptHistory, r.int(3), r.int(4))
 	default:
 		rejected = fmt.Errorf("commit %s: unexpected script reply %q", runID, code)

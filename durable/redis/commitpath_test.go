@@ -22,7 +22,8 @@ import (
 // (CreateRun, Send, Lease, Commit, a wake time, Poll and Ack) touches no
 // key outside the run's slot and its partition's: a Cluster node that
 // holds neither cannot stop the run. A hook records the keys of every
-// command sent.
+// command sent, after the store's one look at its prefix's layout
+// (layout.go), which comes first.
 func TestRunTouchesOnlyItsSlots(t *testing.T) {
 	srv := redistest.Start(t)
 	clock := durabletest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
@@ -32,6 +33,9 @@ func TestRunTouchesOnlyItsSlots(t *testing.T) {
 	keys := &keyLog{}
 	s.Client().AddHook(keys)
 	ctx := t.Context()
+	_, err = s.GetRun(ctx, "none")
+	require.ErrorIs(t, err, backend.ErrRunNotFound)
+	assert.Contains(t, keys.list(), "cairn:layout", "the first call checks the layout")
 
 	for _, id := range oddRunIDs {
 		keys.reset()

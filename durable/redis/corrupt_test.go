@@ -16,11 +16,13 @@ import (
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
-// TestCorruptEntryParks appends to a waiting run's history stream an entry
-// no commit wrote (garbage, another run's event, a well-formed event at the
-// next position, an entry at a stream id that is no position), and checks that the run is parked for real, with
-// a readable reason and no write loop, and that it finishes once the entry
-// is removed and the run resumed.
+// TestCorruptEntryParks damages a waiting run's history list as a person
+// or another program can (an entry appended that no commit wrote:
+// garbage, another run's event, a well-formed event at the next position;
+// an entry pushed in front; an entry within the history overwritten), and
+// checks that the run is parked for real, with a readable reason and no
+// write loop, and that it finishes once the damage is repaired and the
+// run resumed.
 func TestCorruptEntryParks(t *testing.T) {
 	srv := redistest.Start(t)
 	raw, err := goredis.ParseURL(srv.URL())
@@ -28,29 +30,46 @@ func TestCorruptEntryParks(t *testing.T) {
 	rdb := goredis.NewClient(raw)
 	t.Cleanup(func() { rdb.Close() })
 
+	// trimTo is the repair of entries appended beyond the record's count:
+	// LTRIM to the length the record counts.
+	trimTo := func(key string, length int64) func(context.Context) error {
+		return func(ctx context.Context) error { return rdb.LTrim(ctx, key, 0, length-1).Err() }
+	}
 	tests := []struct {
 		name string
-		// damage adds an entry to the history stream key, whose run
-		// has length events, and returns the entry's stream id.
-		damage func(ctx context.Context, key string, length int64, foreign []byte) (string, error)
+		// damage damages the history list key, whose run has length
+		// events, and returns how to repair it.
+		damage func(ctx context.Context, key string, length int64, foreign []byte) (repair func(context.Context) error, err error)
 	}{
-		{"Garbage", func(ctx context.Context, key string, length int64, _ []byte) (string, error) {
-			return rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", length+1), Values: []any{"e", "not an event"}}).Result()
+		{"Garbage", func(ctx context.Context, key string, length int64, _ []byte) (func(context.Context) error, error) {
+			return trimTo(key, length), rdb.RPush(ctx, key, "not an event").Err()
 		}},
-		{"ForeignEvent", func(ctx context.Context, key string, length int64, foreign []byte) (string, error) {
-			return rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", length+1), Values: []any{"e", foreign}}).Result()
+		{"ForeignEvent", func(ctx context.Context, key string, length int64, foreign []byte) (func(context.Context) error, error) {
+			return trimTo(key, length), rdb.RPush(ctx, key, foreign).Err()
 		}},
-		{"ForgedEnd", func(ctx context.Context, key string, length int64, _ []byte) (string, error) {
+		{"ForgedEnd", func(ctx context.Context, key string, length int64, _ []byte) (func(context.Context) error, error) {
 			// Decodes, at the right position: only the record's count
 			// tells it from a commit.
 			forged, err := backend.EncodeEvent(backend.Event{Seq: length + 1, Type: backend.EventRunCompleted, Payload: []byte(`"forged"`)}, nil)
 			if err != nil {
-				return "", err
+				return nil, err
 			}
-			return rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", length+1), Values: []any{"e", forged}}).Result()
+			return trimTo(key, length), rdb.RPush(ctx, key, forged).Err()
 		}},
-		{"NoPosition", func(ctx context.Context, key string, _ int64, _ []byte) (string, error) {
-			return rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, ID: "*", Values: []any{"x", "y"}}).Result()
+		{"PushedInFront", func(ctx context.Context, key string, _ int64, _ []byte) (func(context.Context) error, error) {
+			// Every event moves one position down.
+			repair := func(ctx context.Context) error { return rdb.LPop(ctx, key).Err() }
+			return repair, rdb.LPush(ctx, key, "not an event").Err()
+		}},
+		{"Overwritten", func(ctx context.Context, key string, length int64, _ []byte) (func(context.Context) error, error) {
+			// An entry the run committed, changed: the repair is to
+			// restore it (from a backup).
+			saved, err := rdb.LIndex(ctx, key, length-1).Result()
+			if err != nil {
+				return nil, err
+			}
+			repair := func(ctx context.Context) error { return rdb.LSet(ctx, key, length-1, saved).Err() }
+			return repair, rdb.LSet(ctx, key, length-1, `{"v":1,"seq":1,"type":"run_sta`).Err()
 		}},
 	}
 	for i, tt := range tests {
@@ -93,7 +112,7 @@ func TestCorruptEntryParks(t *testing.T) {
 			key := prefix + ":{r:victim}:history"
 			other, err := store.ReadHistory(ctx, "other", 1)
 			require.NoError(t, err)
-			entry, err := tt.damage(ctx, key, info.HistoryLen, other[len(other)-1])
+			repair, err := tt.damage(ctx, key, info.HistoryLen, other[len(other)-1])
 			require.NoError(t, err)
 			require.NoError(t, proceed.Send(ctx, client, "victim", "go"))
 
@@ -114,9 +133,7 @@ func TestCorruptEntryParks(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, info.Version, again.Version, "the parked run's record keeps changing")
 
-			// Repair: remove the entry, then resume. The store sets the
-			// stream's last id back on the next commit.
-			require.NoError(t, rdb.XDel(ctx, key, entry).Err())
+			require.NoError(t, repair(ctx))
 			require.NoError(t, client.Resume(ctx, "victim"))
 			got, err := run.Result(ctx)
 			require.NoError(t, err)

@@ -22,6 +22,7 @@ import (
 //
 //	us/step           one sequential durable step (no-op activity)
 //	rtt/step          Redis round trips per step (a go-redis hook counts them)
+//	client-rtt/step   round trips per step of a client waiting on Run.Result
 //	x-rtt             the step's time divided by one raw Redis round trip
 //	steps/s           100 concurrent runs of 10 steps (1,000 on a 3-master cluster)
 //	x-single          steps/s on a 3-master Redis Cluster divided by steps/s on one server
@@ -85,10 +86,19 @@ func rtt(b *testing.B, rdb *goredis.Client) time.Duration {
 // separateClient returns a client on its own connection to the server of
 // target, so that waiting for results does not count as the worker's work.
 func separateClient(b *testing.B, target *redistest.Target) *durable.Client {
+	client, _ := countedClient(b, target)
+	return client
+}
+
+// countedClient is separateClient with a counter of the client's round
+// trips.
+func countedClient(b *testing.B, target *redistest.Target) (*durable.Client, *roundTrips) {
 	own := goredis.NewClient(target.Options())
+	counter := &roundTrips{}
+	own.AddHook(counter)
 	store := redis.New(own, redis.WithPrefix(target.Prefix))
 	b.Cleanup(func() { store.Close(); own.Close() })
-	return durable.NewClient(store, durable.ClientOptions{})
+	return durable.NewClient(store, durable.ClientOptions{}), counter
 }
 
 func newWorker(store backend.Store) *durable.Worker {
@@ -110,14 +120,15 @@ func BenchmarkSequentialStep(b *testing.B) {
 	store, counter, target := benchStore(b)
 	runWorker(b, newWorker(store))
 	// The client waiting for results has a store of its own, so that only
-	// the worker's round trips are counted.
-	client := separateClient(b, target)
+	// the worker's round trips are counted; the client's are counted on
+	// their own.
+	client, waiting := countedClient(b, target)
 	base := rtt(b, target.Client())
 	ctx := context.Background()
 	const n = 2000
-	var perStep, trips float64
+	var perStep, trips, clientTrips float64
 	for i := range b.N {
-		before := counter.n.Load()
+		before, clientBefore := counter.n.Load(), waiting.n.Load()
 		start := time.Now()
 		run, err := benchSteps.Start(ctx, client, fmt.Sprintf("seq-%d", i), n)
 		if err != nil {
@@ -128,10 +139,12 @@ func BenchmarkSequentialStep(b *testing.B) {
 		}
 		perStep += float64(time.Since(start)) / n
 		trips += float64(counter.n.Load()-before) / n
+		clientTrips += float64(waiting.n.Load()-clientBefore) / n
 	}
 	perStep /= float64(b.N)
 	b.ReportMetric(perStep/1e3, "us/step")
 	b.ReportMetric(trips/float64(b.N), "rtt/step")
+	b.ReportMetric(clientTrips/float64(b.N), "client-rtt/step")
 	b.ReportMetric(perStep/float64(base), "x-rtt")
 	b.ReportMetric(float64(base)/1e3, "us/rtt")
 }

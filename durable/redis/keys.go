@@ -6,13 +6,18 @@ import (
 	"strings"
 )
 
-// Key layout. Every key a script touches carries the hash tag of one run
-// or of one partition, so each script's keys hash to one Redis Cluster slot:
+// Key layout (version Layout, see layout.go). Every key a script touches
+// carries the hash tag of one run or of one partition, so each script's
+// keys hash to one Redis Cluster slot:
 //
+//	<prefix>:layout                  string: the layout version of the prefix's keys
 //	<prefix>:{r:<run id>}:run        hash: the run's record, lease and bookkeeping
-//	<prefix>:{r:<run id>}:history    stream: the current history, entry ids <position>-0
-//	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run
-//	<prefix>:{r:<run id>}:changes    stream (one entry): a new entry with every commit, for WatchRun
+//	<prefix>:{r:<run id>}:history    list: the current history, the event at position i at index i-1
+//	<prefix>:{r:<run id>}:inbox      stream: messages sent to the run; none while there are none
+//	<prefix>:{r:<run id>}:changes    stream (one entry), while a WatchRun watches the run and watchKeep
+//	                                 after: an entry from each commit that moves the run on
+//	<prefix>:{r:<run id>}:commits    stream (one entry), while a WatchCommits watches the run and
+//	                                 watchKeep after: an entry from each commit
 //	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
 //	<prefix>:{r:<run id>}:archive    hash: the run's blobs by key (backend.Archive), each field written once
 //	<prefix>:{<p>}:tasks             stream with consumer group "workers": the task queue
@@ -39,6 +44,16 @@ import (
 // No key outside a run's slot and its partition's slot is written for the
 // run: the indexes that ListRuns reads are per partition, so a Cluster
 // node that is down stops only the runs whose slot or partition it holds.
+// (A store reads the layout key once, in its first call, and goes on
+// without if it cannot: see checkLayout.)
+//
+// The history is a list, not a stream: a stream's first node takes
+// stream-node-max-bytes (4 KB) of memory however little it holds, a list
+// costs its entries and about a hundred bytes. Its position is its
+// length (LLEN), which a commit that appends checks against the record's
+// count, so an entry written outside the store is found there, and one
+// that is not the event of its position by the decoder.
+//
 // The feed may exist before the run's record (Publish does not need one),
 // so CreateRun, which clears what an expired run left behind, leaves it
 // alone; it expires with the run's other keys (see Publish).
@@ -59,22 +74,22 @@ const group = "workers"
 
 // runKeys are the keys of one run, all with the run's hash tag.
 type runKeys struct {
-	run, history, inbox, changes, feed, archive string
+	run, history, inbox, changes, feed, archive, commits string
 }
 
 func (s *Store) runKeys(runID string) runKeys {
 	base := s.prefix + ":{r:" + runID + "}:"
 	return runKeys{run: base + "run", history: base + "history", inbox: base + "inbox", changes: base + "changes",
-		feed: base + "feed", archive: base + "archive"}
+		feed: base + "feed", archive: base + "archive", commits: base + "commits"}
 }
 
 // list returns the keys that create takes.
 func (k runKeys) list() []string { return []string{k.run, k.history, k.inbox, k.changes, k.archive} }
 
-// commitKeys returns the keys that commit takes: those of list and the
-// feed, which expire with the record when the run ends.
+// commitKeys returns the keys that commit takes: those of list, the feed,
+// which expire with the record when the run ends, and commits.
 func (k runKeys) commitKeys() []string {
-	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive}
+	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive, k.commits}
 }
 
 // archiveKeys returns the keys that the archive script takes.

@@ -34,6 +34,9 @@ const forgetMissingAfter = time.Hour
 // canceled runs never change again); an entry whose run no longer exists
 // (it expired) is removed.
 func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backend.RunInfo, error) {
+	if err := s.checkLayout(ctx); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
 	page := int64(listPage)
 	if filter.Limit > 0 {
 		page = min(page, int64(filter.Limit)+16)

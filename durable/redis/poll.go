@@ -45,6 +45,14 @@ func (s *Store) Poll(ctx context.Context, worker string) (backend.Task, error) {
 	if worker == "" {
 		return backend.Task{}, errors.New("poll: empty worker name")
 	}
+	// A done ctx asks for a task that is ready: the check must not fail
+	// for it.
+	check, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	err := s.checkLayout(check)
+	cancel()
+	if err != nil {
+		return backend.Task{}, fmt.Errorf("poll: %w", err)
+	}
 	p := s.poller(worker)
 	select {
 	case t := <-p.handoff:

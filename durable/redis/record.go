@@ -10,43 +10,69 @@ import (
 )
 
 // A run's record lives in its hash as these fields (scripts also keep the
-// lease and bookkeeping fields there; see the Lua files):
+// lease and bookkeeping fields there; see the Lua files). Each is short,
+// so that Redis keeps the hash as a listpack (hash-max-listpack-value,
+// 64 bytes by default), a third of the memory of a hash table; a run
+// whose id, workflow name, wait or failure is longer costs more.
 //
-//	meta   JSON of what CreateRun fixed for good: id, workflow, input hash, parent, creation time, trace
+// What CreateRun fixes for good:
+//
+//	id     run id
+//	wf     workflow
+//	ih     input hash (absent if none)
+//	par    parent run id and pst its step (absent if none)
+//	ca     creation time, RFC 3339 with nanoseconds
+//	cr     the same in µs, the score of the run in the indexes
+//	tr     trace, as a W3C traceparent (absent if none)
+//
+// What each commit saves (the state):
+//
 //	st     status
-//	state  JSON of what each commit saves: step, waiting, wake time, failure
-//	cr     creation time in µs, the score of the run in the indexes
+//	step   last step
+//	wait   what it waits for ("" if nothing)
+//	wa     wake time, RFC 3339 with nanoseconds ("" if none)
+//	fail   failure, JSON ("" if none)
+//
+// and what the scripts keep:
+//
 //	upd    update time, RFC 3339 with nanoseconds
 //	ver    version; hlen history length; gen generation
+//	wv     the version of the last commit that moved the run on (backend.Watcher)
 //	wake   wake time in ms (0: none), for the scripts
 
-// meta is the part of a record that CreateRun fixes for good.
-type meta struct {
-	ID         string        `json:"id"`
-	Workflow   string        `json:"workflow"`
-	InputHash  string        `json:"input_hash,omitempty"`
-	ParentID   string        `json:"parent_id,omitempty"`
-	ParentStep int           `json:"parent_step,omitempty"`
-	CreatedAt  time.Time     `json:"created_at"`
-	Trace      backend.Trace `json:"trace,omitzero"`
+// metaFields returns the fields of the record that CreateRun fixes, and
+// its status and state, as field, value pairs.
+func metaFields(info backend.RunInfo) []any {
+	f := []any{"id", info.ID, "wf", info.Workflow, "ca", encodeTime(info.CreatedAt), "cr", micros(info.CreatedAt)}
+	if info.InputHash != "" {
+		f = append(f, "ih", info.InputHash)
+	}
+	if info.ParentID != "" {
+		f = append(f, "par", info.ParentID, "pst", strconv.Itoa(info.ParentStep))
+	}
+	if !info.Trace.IsZero() {
+		f = append(f, "tr", info.Trace.String())
+	}
+	return append(append(f, "st", string(info.Status)), stateFields(info)...)
 }
 
-// state is the part of a record that each commit saves.
-type state struct {
-	Step    int              `json:"step,omitempty"`
-	Waiting string           `json:"waiting,omitempty"`
-	WakeAt  time.Time        `json:"wake_at,omitzero"`
-	Failure *backend.Failure `json:"failure,omitempty"`
+// stateFields returns the state of a record as field, value pairs.
+func stateFields(info backend.RunInfo) []any {
+	wake, fail := "", ""
+	if !info.WakeAt.IsZero() {
+		wake = encodeTime(info.WakeAt)
+	}
+	if info.Failure != nil {
+		data, _ := json.Marshal(info.Failure)
+		fail = string(data)
+	}
+	return []any{"step", strconv.Itoa(info.Step), "wait", info.Waiting, "wa", wake, "fail", fail}
 }
 
-func encodeMeta(info backend.RunInfo) string {
-	data, _ := json.Marshal(meta{ID: info.ID, Workflow: info.Workflow, InputHash: info.InputHash,
-		ParentID: info.ParentID, ParentStep: info.ParentStep, CreatedAt: info.CreatedAt.UTC(), Trace: info.Trace})
-	return string(data)
-}
-
+// encodeState returns the state of a record as the commit script takes
+// it: a JSON array of field, value pairs, all strings.
 func encodeState(info backend.RunInfo) string {
-	data, _ := json.Marshal(state{Step: info.Step, Waiting: info.Waiting, WakeAt: info.WakeAt.UTC(), Failure: info.Failure})
+	data, _ := json.Marshal(stateFields(info))
 	return string(data)
 }
 
@@ -60,40 +86,69 @@ func micros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 func millis(t time.Time) int64 { return max(t.UnixMilli(), 1) }
 
 // decodeRecord rebuilds a record from its hash fields. It returns an
-// error, not a panic, for fields that Redis holds but this code cannot read.
+// error, not a panic, for fields that Redis holds but this code cannot
+// read, and one wrapping ErrLayout for the record of a run of layout 1.
 func decodeRecord(f map[string]string) (backend.RunInfo, error) {
-	var m meta
-	if err := json.Unmarshal([]byte(f["meta"]), &m); err != nil {
-		return backend.RunInfo{}, fmt.Errorf("decode record: meta: %w", err)
+	if _, old := f["meta"]; old {
+		return backend.RunInfo{}, fmt.Errorf("decode record: %w: the record of a run of layout 1, written by an older cairn", ErrLayout)
 	}
-	var st state
-	if err := json.Unmarshal([]byte(f["state"]), &st); err != nil {
-		return backend.RunInfo{}, fmt.Errorf("decode record %s: state: %w", m.ID, err)
-	}
+	d := &fieldReader{f: f}
 	info := backend.RunInfo{
-		ID: m.ID, Workflow: m.Workflow, InputHash: m.InputHash, ParentID: m.ParentID,
-		ParentStep: m.ParentStep, CreatedAt: m.CreatedAt, Trace: m.Trace,
-		Status: backend.Status(f["st"]), Step: st.Step, Waiting: st.Waiting, WakeAt: st.WakeAt, Failure: st.Failure,
+		ID: f["id"], Workflow: f["wf"], InputHash: f["ih"], ParentID: f["par"],
+		Status: backend.Status(f["st"]), Waiting: f["wait"],
+		ParentStep: int(d.int("pst", true)),
+		CreatedAt:  d.time("ca", false), UpdatedAt: d.time("upd", false), WakeAt: d.time("wa", true),
+		Version: d.int("ver", false), HistoryLen: d.int("hlen", false),
+		Generation: int(d.int("gen", false)), Step: int(d.int("step", false)),
 	}
-	var err error
-	if info.UpdatedAt, err = time.Parse(time.RFC3339Nano, f["upd"]); err != nil {
-		return backend.RunInfo{}, fmt.Errorf("decode record %s: updated: %w", m.ID, err)
-	}
-	ints := []struct {
-		name string
-		dst  *int64
-	}{{"ver", &info.Version}, {"hlen", &info.HistoryLen}}
-	for _, field := range ints {
-		if *field.dst, err = strconv.ParseInt(f[field.name], 10, 64); err != nil {
-			return backend.RunInfo{}, fmt.Errorf("decode record %s: %s: %w", m.ID, field.name, err)
+	if v := f["tr"]; v != "" && d.err == nil {
+		if err := info.Trace.UnmarshalText([]byte(v)); err != nil {
+			d.err = fmt.Errorf("tr: %w", err)
 		}
 	}
-	gen, err := strconv.Atoi(f["gen"])
-	if err != nil {
-		return backend.RunInfo{}, fmt.Errorf("decode record %s: gen: %w", m.ID, err)
+	if v := f["fail"]; v != "" && d.err == nil {
+		info.Failure = new(backend.Failure)
+		if err := json.Unmarshal([]byte(v), info.Failure); err != nil {
+			d.err = fmt.Errorf("fail: %w", err)
+		}
 	}
-	info.Generation = gen
+	if d.err != nil {
+		return backend.RunInfo{}, fmt.Errorf("decode record %s: %w", info.ID, d.err)
+	}
 	return info, nil
+}
+
+// fieldReader reads a record's fields. The first that does not read
+// sticks in err, and makes later reads return zero values.
+type fieldReader struct {
+	f   map[string]string
+	err error
+}
+
+// time reads an RFC 3339 time; an optional field may be "" or absent.
+func (d *fieldReader) time(name string, optional bool) time.Time {
+	v := d.f[name]
+	if d.err != nil || (optional && v == "") {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		d.err = fmt.Errorf("%s: %w", name, err)
+	}
+	return t
+}
+
+// int reads a decimal integer; an optional field may be "" or absent.
+func (d *fieldReader) int(name string, optional bool) int64 {
+	v := d.f[name]
+	if d.err != nil || (optional && v == "") {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		d.err = fmt.Errorf("%s: %w", name, err)
+	}
+	return n
 }
 
 // pairsToMap turns a flat [field, value, ...] reply into a map.

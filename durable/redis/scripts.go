@@ -19,7 +19,7 @@ var luaFiles embed.FS
 // Redis's TIME.
 type scripts struct {
 	create, lease, commit, send *goredis.Script // one run's keys
-	archive                     *goredis.Script // one run's keys
+	archive, watch              *goredis.Script // one run's keys
 	enqueue, take, settle, ack  *goredis.Script // one partition's keys
 	janitor                     *goredis.Script // one partition's keys
 	actTake, actAck, actJanitor *goredis.Script // one activity queue's keys
@@ -30,7 +30,7 @@ func newScripts() *scripts {
 	load := func(name string) *goredis.Script { return goredis.NewScript(lib + "\n" + mustRead(name)) }
 	return &scripts{
 		create: load("create.lua"), lease: load("lease.lua"), commit: load("commit.lua"), send: load("send.lua"),
-		archive: load("archive.lua"),
+		archive: load("archive.lua"), watch: load("watch.lua"),
 		enqueue: load("enqueue.lua"), take: load("take.lua"), settle: load("settle.lua"), ack: load("ack.lua"),
 		janitor: load("janitor.lua"),
 		actTake: load("activity_take.lua"), actAck: load("activity_ack.lua"), actJanitor: load("activity_janitor.lua"),
@@ -38,7 +38,7 @@ func newScripts() *scripts {
 }
 
 func (sc *scripts) all() []*goredis.Script {
-	return []*goredis.Script{sc.create, sc.lease, sc.commit, sc.send, sc.archive, sc.enqueue, sc.take, sc.settle, sc.ack,
+	return []*goredis.Script{sc.create, sc.lease, sc.commit, sc.send, sc.archive, sc.watch, sc.enqueue, sc.take, sc.settle, sc.ack,
 		sc.janitor, sc.actTake, sc.actAck, sc.actJanitor}
 }
 

@@ -6,15 +6,19 @@
 // Cluster alike. It passes the conformance suite in durable/storetest, as
 // the in-memory store does.
 //
-// Each run's history is a Redis Stream written only by server-side
+// Each run's history is a Redis list written only by server-side
 // scripts that check the writer's fencing token and the expected
-// position atomically. All keys of a run share one hash tag, as do those
-// of an activity task queue, and the task queues and timers are split
-// into partitions with a hash tag each, so every script's keys are in one
-// Cluster slot. Workers find work by
-// blocking reads on consumer groups, and timers are sorted sets fired by a
-// call scheduled on the store's clock, not by polling. See keys.go for the
+// position (the list's length) atomically. All keys of a run share one
+// hash tag, as do those of an activity task queue, and the task queues
+// and timers are split into partitions with a hash tag each, so every
+// script's keys are in one Cluster slot. Workers find work by blocking
+// reads on consumer groups, and timers are sorted sets fired by a call
+// scheduled on the store's clock, not by polling. See keys.go for the
 // layout and lua/ for the scripts.
+//
+// The layout of the keys has a version (Layout), kept under the prefix:
+// a store refuses, with ErrLayout, a prefix whose keys were written in
+// another (layout.go says how to move on).
 //
 // Operations that touch a run and a partition (Send, Lease, Commit) are
 // not atomic across the two slots. They write "queue first": the task or
@@ -27,17 +31,27 @@
 // records and queues them again (see reconcile.go and
 // WithReconcileInterval).
 //
-// Costs, in Redis round trips: Commit, Lease, Send, Ack and GetRun one
-// each in the common case, and the Commit, Lease, Send and Ack calls that
-// many runs make at the same moment share their round trips (group
-// commit, see batch.go); CreateRun two; a Poll that finds a task ready
-// one per partition it looks at; PushActivity and AckActivity one; a
+// Costs, in Redis round trips: the first call of a store one more, to
+// check the layout; Commit, Lease, Send, Ack and GetRun one each in the
+// common case, and the Commit, Lease, Send and Ack calls that many runs
+// make at the same moment share their round trips (group commit, see
+// batch.go); CreateRun two; a Poll that finds a task ready one per
+// partition it looks at; PushActivity and AckActivity one; a
 // PollActivity that finds an attempt ready one for one queue, two for
 // several; Publish one (two when it fixes its feed's expiry), ReadFeed one
-// per blocking read; PutBlobs and GetBlobs one. Times are kept in
-// milliseconds. A task delivered to a process that dies before it takes
-// the run's lease is delivered again after the visibility timeout; a run
-// whose worker dies holding its lease is queued when the lease expires.
+// per blocking read; WatchRun and WatchCommits one when the run has moved
+// on already, else two per blocking read (a look, then XREAD); PutBlobs
+// and GetBlobs one. Times are kept in milliseconds. A task delivered to a
+// process that dies before it takes the run's lease is delivered again
+// after the visibility timeout; a run whose worker dies holding its lease
+// is queued when the lease expires.
+//
+// What a run costs in Redis memory: its record (a hash of short fields,
+// some 500 to 700 bytes), its history (a list: its events and about a
+// hundred bytes more), its inbox while messages wait in it, its feed once
+// something is published to it, its archive once a blob is put in it;
+// and while someone waits on the run, a stream of about 4.7 KB more (see
+// watch.go). BenchmarkRunBytes measures it.
 package redis
 
 import (
@@ -93,6 +107,13 @@ type Store struct {
 	acts  *activityQueues
 	// batcher sends the calls of many runs together (see batch.go).
 	batcher *batcher
+
+	// layoutMu orders checkLayout's calls to Redis and guards
+	// layoutRetry, when to check again after Redis did not answer;
+	// layoutChecked says the prefix's layout is this code's (layout.go).
+	layoutMu      sync.Mutex
+	layoutRetry   time.Time
+	layoutChecked atomic.Bool
 
 	mu      sync.Mutex
 	pollers map[string]*poller
@@ -248,6 +269,9 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	if info.ID == "" {
 		return backend.RunInfo{}, false, errors.New("create run: empty id")
 	}
+	if err := s.checkLayout(ctx); err != nil {
+		return backend.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, err)
+	}
 	now := s.clock.Now()
 	if info.CreatedAt.IsZero() {
 		info.CreatedAt = now
@@ -270,8 +294,8 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	}
 	var res *goredis.Cmd
 	create := func(p goredis.Pipeliner) {
-		res = s.scripts.create.EvalSha(ctx, p, rk.list(), encodeMeta(info), string(info.Status),
-			encodeState(info), created, encodeTime(now), first)
+		args := append([]any{first, "upd", encodeTime(now)}, metaFields(info)...)
+		res = s.scripts.create.EvalSha(ctx, p, rk.list(), args...)
 	}
 	if s.cluster {
 		// The partition's writes must be done before the run exists, and
@@ -314,6 +338,9 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 
 // GetRun implements backend.Store.
 func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, error) {
+	if err := s.checkLayout(ctx); err != nil {
+		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
+	}
 	fields, err := s.client.HGetAll(ctx, s.runKeys(runID).run).Result()
 	if err != nil {
 		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
@@ -332,38 +359,36 @@ func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, erro
 const historyPage = 1000
 
 // ReadHistory implements backend.Store. A from below 1 reads from 1. It
-// reads historyPage events per round trip.
+// reads historyPage events per round trip, with LRANGE: the history is a
+// list whose entry at index i is the event at position i+1, so an entry
+// is always at a position, and what it holds is for the decoder to judge.
 func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]byte, error) {
+	if err := s.checkLayout(ctx); err != nil {
+		return nil, fmt.Errorf("read history of %s: %w", runID, err)
+	}
 	rk := s.runKeys(runID)
 	from = max(from, 1)
 	out := [][]byte{}
 	for first := true; ; first = false {
 		var exists *goredis.IntCmd
-		var page *goredis.XMessageSliceCmd
+		var page *goredis.StringSliceCmd
 		_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			if first {
 				exists = p.Exists(ctx, rk.run)
 			}
-			page = p.XRangeN(ctx, rk.history, fmt.Sprintf("%d-0", from), "+", historyPage)
+			page = p.LRange(ctx, rk.history, from-1, from+historyPage-2)
 			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("read history of %s: %w", runID, err)
-		}
-		if first && exists.Val() == 0 {
+		if first && exists.Err() == nil && exists.Val() == 0 {
 			return nil, fmt.Errorf("read history: %w: %s", backend.ErrRunNotFound, runID)
 		}
-		for _, msg := range page.Val() {
-			if msg.ID != fmt.Sprintf("%d-0", from) {
-				return out, fmt.Errorf("read history of %s: %w: entry %s where position %d belongs", runID, backend.ErrCorruptHistory, msg.ID, from)
-			}
-			data, err := field(msg, "e")
-			if err != nil {
-				return out, fmt.Errorf("read history of %s: %w: position %d: %v", runID, backend.ErrCorruptHistory, from, err)
-			}
-			out = append(out, data)
-			from++
+		if err != nil {
+			return nil, fmt.Errorf("read history of %s: %w", runID, historyErr(err))
 		}
+		for _, entry := range page.Val() {
+			out = append(out, []byte(entry))
+		}
+		from += int64(len(page.Val()))
 		if len(page.Val()) < historyPage {
 			return out, nil
 		}
@@ -377,6 +402,9 @@ func (s *Store) ReadHistory(ctx context.Context, runID string, from int64) ([][]
 // returns nil, even if the run could not be queued (the reconciler
 // queues it).
 func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
+	if err := s.checkLayout(ctx); err != nil {
+		return fmt.Errorf("send to %s: %w", runID, err)
+	}
 	part := s.partFor(runID)
 	var res *goredis.Cmd
 	cmds, pipeErr := s.batch(ctx, func(p goredis.Pipeliner) {
@@ -407,6 +435,9 @@ func (s *Store) Send(ctx context.Context, runID string, event []byte) error {
 // ReadInbox implements backend.Store. It returns an error wrapping
 // backend.ErrRunNotFound for an unknown run.
 func (s *Store) ReadInbox(ctx context.Context, runID string) ([]backend.InboxEntry, error) {
+	if err := s.checkLayout(ctx); err != nil {
+		return nil, fmt.Errorf("read inbox of %s: %w", runID, err)
+	}
 	rk := s.runKeys(runID)
 	var exists *goredis.IntCmd
 	var msgs *goredis.XMessageSliceCmd

@@ -248,3 +248,45 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestInboxDeletedWhenEmptied: the commit that consumes the last entry of
+// a run's inbox deletes the stream, and the next Send makes another whose
+// ids go on after the last one given (a new stream would start again
+// from the millisecond it is made in).
+func TestInboxDeletedWhenEmptied(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL())
+	rdb := srv.Client()
+	ctx := t.Context()
+	const inbox = "cairn:{r:r1}:inbox"
+	mustCreate(t, s, "r1")
+	var ids []string
+	expect := int64(1)
+	for i := range 3 {
+		require.NoError(t, s.Send(ctx, "r1", []byte(fmt.Sprint("m", i))))
+		entries, err := s.ReadInbox(ctx, "r1")
+		require.NoError(t, err)
+		require.Len(t, entries, 1)
+		ids = append(ids, entries[0].ID)
+		lease, err := s.Lease(ctx, "r1", "w1", time.Minute)
+		require.NoError(t, err)
+		require.NoError(t, s.Commit(ctx, backend.Commit{Lease: lease, Expect: expect, Events: [][]byte{entries[0].Event},
+			Consumed: []string{entries[0].ID}, Run: backend.RunInfo{Status: backend.StatusWaiting}, Release: true}))
+		expect++
+		assert.Zero(t, rdb.Exists(ctx, inbox).Val(), "the inbox after its last entry was consumed")
+	}
+	for i := 1; i < len(ids); i++ {
+		assert.True(t, streamIDLess(t, ids[i-1], ids[i]), "ids %v", ids)
+	}
+}
+
+// streamIDLess reports whether stream id a comes before b.
+func streamIDLess(t *testing.T, a, b string) bool {
+	t.Helper()
+	var x, y [2]uint64
+	_, err := fmt.Sscanf(a, "%d-%d", &x[0], &x[1])
+	require.NoError(t, err, a)
+	_, err = fmt.Sscanf(b, "%d-%d", &y[0], &y[1])
+	require.NoError(t, err, b)
+	return x[0] < y[0] || x[0] == y[0] && x[1] < y[1]
+}

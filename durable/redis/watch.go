@@ -3,56 +3,93 @@ package redis
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 
-// WatchRun implements backend.Watcher: it returns nil as soon as the run's
-// Version differs from version, and an error wrapping
-// backend.ErrRunNotFound for an unknown run.
-//
-// It blocks in Redis, not in a polling loop: every commit adds an entry to
-// the run's changes stream, and WatchRun reads that stream with XREAD BLOCK
-// from its last entry, for up to blockFor at a time, so a waiting WatchRun
-// holds one connection of the client's pool. The blocking read runs in its
-// own goroutine, so that WatchRun returns as soon as ctx is done; the read
-// ends on its own within blockFor.
+// watchKeep is how long a run's changes or commits stream is kept after
+// the last watch looked at it: longer than a blocking read (blockFor), so
+// that it outlives the reads of the watchers that keep it.
+const watchKeep = 3 * blockFor
+
+// WatchRun implements backend.Watcher: it returns nil as soon as a
+// commit after version moved the run on (its record's "wv", the version
+// of the last such commit, is beyond version), or the record's version is
+// below version; and an error wrapping backend.ErrRunNotFound for an
+// unknown run. It waits on the run's changes stream (see watch).
 func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error {
 	rk := s.runKeys(runID)
+	if err := s.watch(ctx, rk.changes, rk, version, "wv"); err != nil {
+		return fmt.Errorf("watch run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// WatchCommits implements backend.Watcher: it returns nil as soon as the
+// run's version differs from version, and an error wrapping
+// backend.ErrRunNotFound for an unknown run. It waits on the run's
+// commits stream (see watch).
+func (s *Store) WatchCommits(ctx context.Context, runID string, version int64) error {
+	rk := s.runKeys(runID)
+	if err := s.watch(ctx, rk.commits, rk, version, "ver"); err != nil {
+		return fmt.Errorf("watch commits of %s: %w", runID, err)
+	}
+	return nil
+}
+
+// watch waits until the record's field mark ("wv" or "ver") is beyond
+// version, or its "ver" below it.
+//
+// It blocks in Redis, not in a polling loop. The watch script checks the
+// record and, if it is not there yet, makes sure the run has the stream,
+// which lives for watchKeep after the last look; watch then reads the
+// stream with XREAD BLOCK from its last entry, for up to blockFor at a
+// time (or until ctx's deadline, if that comes first), and looks again.
+// A commit adds an entry to the streams that exist and that it concerns
+// (any commit to commits, one that moves the run on to changes), which
+// ends the read. So a run nobody watches has neither stream, and one that
+// is watched has one (about 4.7 KB: a stream's first node is
+// preallocated) until watchKeep after the last watch ends.
+//
+// A waiting watch holds one connection of the client's pool. The blocking
+// read runs in its own goroutine, so that watch returns as soon as ctx is
+// done; the read ends on its own within blockFor.
+func (s *Store) watch(ctx context.Context, stream string, rk runKeys, version int64, mark string) error {
+	if err := s.checkLayout(ctx); err != nil {
+		return err
+	}
+	keys := []string{rk.run, stream}
 	for {
-		// The last change first, then the version: a commit in between
-		// shows in the version, one after it in the read.
-		var last *goredis.XMessageSliceCmd
-		var ver *goredis.StringCmd
-		_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			last = p.XRevRangeN(ctx, rk.changes, "+", "-", 1)
-			ver = p.HGet(ctx, rk.run, "ver")
-			return nil
-		})
-		if ver != nil && ver.Err() == goredis.Nil {
-			return fmt.Errorf("watch run: %w: %s", backend.ErrRunNotFound, runID)
-		}
+		v, err := s.run(ctx, s.scripts.watch, keys, version, watchKeep.Milliseconds(), mark)
 		if err != nil {
-			return fmt.Errorf("watch run %s: %w", runID, err)
+			return err
 		}
-		v, err := strconv.ParseInt(ver.Val(), 10, 64)
-		if err != nil {
-			return fmt.Errorf("watch run %s: version %q: %w", runID, ver.Val(), err)
-		}
-		if v != version {
+		r := newReply(v)
+		switch code := r.str(0); {
+		case r.err != nil:
+			return r.err
+		case code == "notfound":
+			return backend.ErrRunNotFound
+		case code == "moved":
 			return nil
+		case code != "wait":
+			return fmt.Errorf("unexpected script reply %q", code)
 		}
-		from := "0-0"
-		if msgs := last.Val(); len(msgs) > 0 {
-			from = msgs[0].ID
+		from := r.str(1)
+		if r.err != nil {
+			return r.err
+		}
+		block := blockFor
+		if deadline, ok := ctx.Deadline(); ok {
+			block = min(block, max(time.Until(deadline), time.Millisecond))
 		}
 		read := make(chan error, 1)
 		go func() {
 			err := s.client.XRead(context.WithoutCancel(ctx), &goredis.XReadArgs{
-				Streams: []string{rk.changes, from}, Count: 1, Block: blockFor,
+				Streams: []string{stream, from}, Count: 1, Block: block,
 			}).Err()
 			if err == goredis.Nil {
 				err = nil
@@ -62,10 +99,10 @@ func (s *Store) WatchRun(ctx context.Context, runID string, version int64) error
 		select {
 		case err := <-read:
 			if err != nil {
-				return fmt.Errorf("watch run %s: %w", runID, err)
+				return err
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("watch run %s: %w", runID, ctx.Err())
+			return ctx.Err()
 		}
 	}
 }

@@ -282,18 +282,86 @@ func testWatcher(e *env) {
 	}
 	orig := e.create("r1")
 	assert.NoError(e.t, w.WatchRun(e.ctx(), "r1", orig.Version-1), "WatchRun with an old version: want nil at once")
+	assert.NoError(e.t, w.WatchRun(e.ctx(), "r1", orig.Version+5), "WatchRun with a version beyond the record's: want nil at once")
 	ctx, cancel := context.WithTimeout(e.ctx(), quiet)
 	defer cancel()
 	assert.ErrorIs(e.t, w.WatchRun(ctx, "r1", orig.Version), context.DeadlineExceeded, "WatchRun of an unchanged run")
+	assert.ErrorIs(e.t, w.WatchRun(e.ctx(), "r2", 1), backend.ErrRunNotFound, "WatchRun of an unknown run")
 
-	done := make(chan error, 1)
-	ctx = e.ctx()
-	go func() { done <- w.WatchRun(ctx, "r1", orig.Version) }()
-	select {
-	case err := <-done:
-		e.t.Fatalf("WatchRun returned %v before the record changed", err)
-	case <-time.After(quiet):
+	// watch starts a WatchRun from the record as it is now, checks that it
+	// waits, applies the commits and checks that it returns after the last
+	// one (and not before: the commits before it do not move the run on).
+	watch := func(what string, commits ...backend.Commit) {
+		e.t.Helper()
+		done := make(chan error, 1)
+		version := e.get("r1").Version
+		go func() { done <- w.WatchRun(e.ctx(), "r1", version) }()
+		for _, c := range commits {
+			select {
+			case err := <-done:
+				e.t.Fatalf("%s: WatchRun returned %v before the run moved on", what, err)
+			case <-time.After(quiet):
+			}
+			e.commit(c)
+		}
+		select {
+		case err := <-done:
+			assert.NoError(e.t, err, "%s: WatchRun", what)
+		case <-time.After(10 * time.Second):
+			e.t.Fatalf("%s: WatchRun did not return", what)
+		}
 	}
-	e.commit(step(e.lease("r1", "w1", time.Minute), 1, "r1/2"))
-	assert.NoError(e.t, <-done, "WatchRun after a commit")
+	l := e.lease("r1", "w1", time.Minute)
+	record := func(c backend.Commit, st backend.Status, release bool) backend.Commit {
+		c.Run.Status, c.Release = st, release
+		return c
+	}
+	watch("the run starts", step(l, 1, "r1/2"))
+	watch("the run lets go to wait, after steps",
+		step(l, 2, "r1/3"), step(l, 3, "r1/4"), step(l, 4), record(step(l, 4, "r1/5"), backend.StatusWaiting, true))
+	l = e.lease("r1", "w1", time.Minute)
+	watch("the run waits again", record(step(l, 5, "r1/6"), backend.StatusWaiting, false))
+	watch("the run runs again", step(l, 6, "r1/7"))
+	c := step(l, 7, "r1-new/1")
+	c.NewHistory = true
+	watch("the run continues as new", c)
+	watch("the run parks", record(step(l, 1), backend.StatusParked, false))
+	watch("the run parks again", record(step(l, 1), backend.StatusParked, false))
+	watch("the run is let go", step(l, 1, "r1-new/2"))
+	watch("the run ends", step(l, 2, "r1-new/3"), record(step(l, 3, "r1-new/4"), backend.StatusCompleted, true))
+}
+
+func testCommitWatcher(e *env) {
+	w, ok := e.s.(backend.Watcher)
+	if !ok {
+		e.t.Skip("store does not implement backend.Watcher")
+	}
+	orig := e.create("r1")
+	assert.NoError(e.t, w.WatchCommits(e.ctx(), "r1", orig.Version-1), "WatchCommits with an old version: want nil at once")
+	assert.NoError(e.t, w.WatchCommits(e.ctx(), "r1", orig.Version+5), "WatchCommits with a version beyond the record's: want nil at once")
+	ctx, cancel := context.WithTimeout(e.ctx(), quiet)
+	defer cancel()
+	assert.ErrorIs(e.t, w.WatchCommits(ctx, "r1", orig.Version), context.DeadlineExceeded, "WatchCommits of an unchanged run")
+	assert.ErrorIs(e.t, w.WatchCommits(e.ctx(), "r2", 1), backend.ErrRunNotFound, "WatchCommits of an unknown run")
+
+	// Each commit, a step included, ends a WatchCommits from the version
+	// before it.
+	l := e.lease("r1", "w1", time.Minute)
+	for i, c := range []backend.Commit{step(l, 1, "r1/2"), step(l, 2, "r1/3"), step(l, 3)} {
+		done := make(chan error, 1)
+		version := e.get("r1").Version
+		go func() { done <- w.WatchCommits(e.ctx(), "r1", version) }()
+		select {
+		case err := <-done:
+			e.t.Fatalf("commit %d: WatchCommits returned %v before it", i, err)
+		case <-time.After(quiet):
+		}
+		e.commit(c)
+		select {
+		case err := <-done:
+			assert.NoError(e.t, err, "commit %d: WatchCommits", i)
+		case <-time.After(10 * time.Second):
+			e.t.Fatalf("commit %d: WatchCommits did not return", i)
+		}
+	}
 }

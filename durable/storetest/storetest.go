@@ -112,6 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 		{"Commit/Concurrent", testConcurrentCommits},
 		{"Commit/DamagedHistory", testDamagedHistory},
 		{"Watcher", testWatcher},
+		{"Watcher/Commits", testCommitWatcher},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,34 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // damage is what is wrong with a run's history that does not read whole.
 //
-// A history is damaged when an entry cannot be decoded, is not at its
-// position, or was not written by a commit (the history holds more
-// entries than the run's record counts: an XADD by hand or by another
-// program). Workers park such a run (status parked, failure kind
-// corrupt_history). Repair it, then resume it:
+// A history (a Redis list, entry i at position i+1) is damaged when an
+// entry cannot be decoded, is not at its position (it says another), or
+// was not written by a commit (the list holds more entries than the
+// run's record counts: an RPUSH by hand or by another program). Workers
+// park such a run (status parked, failure kind corrupt_history). Repair
+// it, then resume it:
 //
 //   - entries beyond the record's count were written outside cairn:
-//     remove them with XDEL (show lists their ids and the command), then
-//     run cairn resume RUN; the store sets the stream's last id back on
-//     the run's next commit;
+//     remove them with LTRIM, keeping the entries the record counts (show
+//     prints the command), then run cairn resume RUN;
 //   - an entry within the count that cannot be read was committed by
-//     cairn and then lost or changed: restore the history stream from a
-//     backup (or, for an event of a newer cairn, run workers that know
-//     it), then cairn resume RUN.
+//     cairn and then lost or changed (or others were pushed in front):
+//     restore the history list from a backup (or, for an event of a newer
+//     cairn, run workers that know it), then cairn resume RUN.
 type damage struct {
 	// Position is the first position that does not read.
 	Position int64  `json:"position"`
 	Error    string `json:"error"`
-	// Foreign are the stream ids of the entries beyond the record's
-	// count, when the damage is there.
-	Foreign []string `json:"foreign,omitempty"`
+	// Foreign is the number of entries beyond the record's count, when
+	// the damage is there.
+	Foreign int64 `json:"foreign,omitempty"`
 	// Key is the history's Redis key.
 	Key string `json:"key"`
 }
@@ -67,13 +66,7 @@ func (e *env) readHistory(ctx context.Context, info backend.RunInfo) ([]backend.
 	}
 	d := &damage{Position: int64(len(history)) + 1, Error: bad.Error(), Key: e.store.HistoryKey(info.ID)}
 	if d.Position > info.HistoryLen {
-		msgs, err := e.store.Client().XRange(ctx, d.Key, fmt.Sprintf("(%d-0", info.HistoryLen), "+").Result()
-		if err != nil {
-			return nil, nil, fmt.Errorf("read history of %s: %w", info.ID, err)
-		}
-		for _, m := range msgs {
-			d.Foreign = append(d.Foreign, m.ID)
-		}
+		d.Foreign = int64(len(entries)) - info.HistoryLen
 	}
 	return history, d, nil
 }
@@ -82,18 +75,18 @@ func (e *env) readHistory(ctx context.Context, info backend.RunInfo) ([]backend.
 func writeDamage(e *env, info backend.RunInfo, d *damage) {
 	name := e.app.name()
 	fmt.Fprintf(e.out, "\nDamaged    %s\n", d.Error)
-	if len(d.Foreign) > 0 {
-		fmt.Fprintf(e.out, "           The run's record counts %d events; the history stream holds %d more, written outside cairn.\n",
-			info.HistoryLen, len(d.Foreign))
+	if d.Foreign > 0 {
+		fmt.Fprintf(e.out, "           The run's record counts %d events; the history list holds %d more, written outside cairn.\n",
+			info.HistoryLen, d.Foreign)
 		them := "them"
-		if len(d.Foreign) == 1 {
+		if d.Foreign == 1 {
 			them = "it"
 		}
-		fmt.Fprintf(e.out, "Repair     remove %s, then resume the run:\n", them)
-		fmt.Fprintf(e.out, "             redis-cli XDEL '%s' %s\n", d.Key, strings.Join(d.Foreign, " "))
+		fmt.Fprintf(e.out, "Repair     remove %s (keep the first %d entries), then resume the run:\n", them, info.HistoryLen)
+		fmt.Fprintf(e.out, "             redis-cli LTRIM '%s' 0 %d\n", d.Key, info.HistoryLen-1)
 	} else {
 		fmt.Fprintf(e.out, "           The entry is within the %d events the run committed: it was lost or changed.\n", info.HistoryLen)
-		fmt.Fprintf(e.out, "Repair     restore the stream %s from a backup (for an event of a newer cairn,\n", d.Key)
+		fmt.Fprintf(e.out, "Repair     restore the list %s from a backup (for an event of a newer cairn,\n", d.Key)
 		fmt.Fprintln(e.out, "           run workers that know it instead), then resume the run:")
 	}
 	fmt.Fprintf(e.out, "             %s resume %s\n", name, info.ID)

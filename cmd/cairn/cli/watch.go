@@ -24,8 +24,8 @@ type watchFlags struct {
 //
 // It prints a summary line of the run, then the run's history so far as
 // timeline rows (the columns of show's history: SEQ, TIME, STEP, EVENT,
-// NAME, ATTEMPT, DETAIL), then waits for the run's record to change
-// (durable.Client.WaitChange) and prints the events committed since,
+// NAME, ATTEMPT, DETAIL), then waits for the run's next commit
+// (durable.Client.WaitCommit) and prints the events committed since,
 // each exactly once and in order. After each change that shows, it
 // prints a progress line:
 //
@@ -200,7 +200,7 @@ func (w *watcher) watch(ctx context.Context) error {
 		default:
 			w.waited = ""
 		}
-		if err := w.e.client.WaitChange(ctx, w.info); err != nil {
+		if err := w.e.client.WaitCommit(ctx, w.info); err != nil {
 			return err
 		}
 	}

@@ -9,7 +9,16 @@ end
 if f[2] == ARGV[2] then
   return {'ok', f[3]}
 end
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[1])
+local id = '*'
+if f[3] and redis.call('EXISTS', KEYS[2]) == 0 then
+  -- A commit deletes the inbox it empties: go on after the last id it
+  -- gave, so that no id names two entries.
+  local last, seq = string.match(f[3], '^(%d+)-(%d+)$')
+  if last then
+    id = last .. '-' .. ms(tonumber(seq) + 1)
+  end
+end
+id = redis.call('XADD', KEYS[2], id, 'e', ARGV[1])
 redis.call('HSET', KEYS[1], 'sid', ARGV[2], 'sent', id)
 -- A run that ended expires with all its keys.
 local ttl = redis.call('PTTL', KEYS[1])
