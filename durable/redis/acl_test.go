@@ -65,7 +65,7 @@ func TestACLConformance(t *testing.T) {
 // TestACLBeyondTheSuite does, as a user with ACLRules, what the
 // conformance suite does not: it uses database 2 (SELECT), runs the
 // scripts after Redis lost them (EVAL, SCRIPT LOAD), pings, and commits to
-// a history repaired by hand (XSETID). ACL LOG records no denial.
+// a history repaired by hand (LTRIM). ACL LOG records no denial.
 func TestACLBeyondTheSuite(t *testing.T) {
 	ctx := t.Context()
 	srv := redistest.Start(t)
