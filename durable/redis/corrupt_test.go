@@ -74,6 +74,7 @@ func TestCorruptEntryParks(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each on a prefix of its own; most of a case is waiting out lease TTLs
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			prefix := fmt.Sprint("corrupt", i)
@@ -96,6 +97,7 @@ func TestCorruptEntryParks(t *testing.T) {
 			waiting := func(id string) backend.RunInfo {
 				var info backend.RunInfo
 				require.EventuallyWithT(t, func(c *assert.CollectT) {
+					var err error
 					info, err = client.Describe(ctx, id)
 					assert.NoError(c, err)
 					assert.Equal(c, backend.StatusWaiting, info.Status)
