@@ -75,7 +75,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	open := func(t *testing.T, opts ...Option) *Store {
 		s, err := Open(srv.URL(), opts...)
 		require.NoError(t, err)
-		s.Client().AddHook(check)
+		s.Client().AddHook(cmdHook(check.check))
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
@@ -159,7 +159,7 @@ func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 	}
 }
 
-// slotCheck is a hook that fails the test if a script is called with keys
+// slotCheck (its check is a cmdHook) fails the test if a script is called with keys
 // in more than one slot.
 type slotCheck struct {
 	t    *testing.T
@@ -167,19 +167,23 @@ type slotCheck struct {
 	seen map[string]bool // script hashes called
 }
 
-func (c *slotCheck) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+// cmdHook is a go-redis hook that calls itself with every command sent,
+// alone or in a pipeline, before it is sent.
+type cmdHook func(cmd goredis.Cmder)
 
-func (c *slotCheck) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+func (h cmdHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h cmdHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.check(cmd)
+		h(cmd)
 		return next(ctx, cmd)
 	}
 }
 
-func (c *slotCheck) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+func (h cmdHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		for _, cmd := range cmds {
-			c.check(cmd)
+			h(cmd)
 		}
 		return next(ctx, cmds)
 	}

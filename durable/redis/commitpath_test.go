@@ -31,7 +31,7 @@ func TestRunTouchesOnlyItsSlots(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	keys := &keyLog{}
-	s.Client().AddHook(keys)
+	s.Client().AddHook(cmdHook(keys.add))
 	ctx := t.Context()
 	_, err = s.GetRun(ctx, "none")
 	require.ErrorIs(t, err, backend.ErrRunNotFound)
@@ -77,8 +77,8 @@ func TestRunTouchesOnlyItsSlots(t *testing.T) {
 	}
 }
 
-// keyLog is a hook that records the keys of every command: the KEYS of a
-// script, the first argument of any other command with one.
+// keyLog records the keys of every command (its add is a cmdHook): the
+// KEYS of a script, the first argument of any other command with one.
 type keyLog struct {
 	mu   sync.Mutex
 	keys []string
@@ -90,24 +90,6 @@ func (l *keyLog) list() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.keys...)
-}
-
-func (l *keyLog) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (l *keyLog) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		l.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (l *keyLog) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		for _, cmd := range cmds {
-			l.add(cmd)
-		}
-		return next(ctx, cmds)
-	}
 }
 
 func (l *keyLog) add(cmd goredis.Cmder) {
