@@ -146,7 +146,10 @@ func (s *Store) reconcile(ctx context.Context, parts []*partition, page int) (Re
 		if cursors[i].Err() != nil {
 			continue // lost (and recovered above) or unreachable
 		}
-		from, _ := strconv.ParseInt(cursors[i].Val(), 10, 64)
+		var from int64 // a whole pass starts at the beginning
+		if page >= 0 {
+			from, _ = strconv.ParseInt(cursors[i].Val(), 10, 64)
+		}
 		st, err := s.reconcileActive(ctx, part, from, page)
 		stats.add(st)
 		if err != nil {
