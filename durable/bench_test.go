@@ -9,19 +9,8 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/inmem"
+	"github.com/cairn-dev/cairn/internal/benchflow"
 )
-
-var noop = durable.NewActivity("noop", func(ctx context.Context, n int) (int, error) { return n + 1, nil })
-
-// steps runs n no-op activities one after the other.
-var steps = durable.NewWorkflow("steps", func(ctx durable.Context, n int) (int, error) {
-	for i := range n {
-		if _, err := durable.Execute(ctx, noop, i); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-})
 
 // BenchmarkSequentialStep measures one durable step (a no-op activity,
 // journaled, with the workflow's next command) on the in-memory store.
@@ -30,12 +19,12 @@ var steps = durable.NewWorkflow("steps", func(ctx durable.Context, n int) (int, 
 func BenchmarkSequentialStep(b *testing.B) {
 	store := inmem.New()
 	w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
-	w.Register(steps)
+	w.Register(benchflow.Steps)
 	client := durable.NewClient(store, durable.ClientOptions{})
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	_, err := steps.Start(ctx, client, "bench", b.N)
+	_, err := benchflow.Steps.Start(ctx, client, "bench", b.N)
 	require.NoError(b, err)
 	require.NoError(b, w.Drain(ctx))
 	b.StopTimer()
@@ -61,10 +50,10 @@ func history10k(b *testing.B) [][]byte {
 	b.Helper()
 	store := inmem.New()
 	w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
-	w.Register(steps)
+	w.Register(benchflow.Steps)
 	client := durable.NewClient(store, durable.ClientOptions{})
 	ctx := context.Background()
-	_, err := steps.Start(ctx, client, "long", 4999)
+	_, err := benchflow.Steps.Start(ctx, client, "long", 4999)
 	require.NoError(b, err)
 	require.NoError(b, w.Drain(ctx))
 	entries, err := store.ReadHistory(ctx, "long", 1)
@@ -83,7 +72,7 @@ func BenchmarkReplay10k(b *testing.B) {
 	for range b.N {
 		history, err := backend.DecodeHistory(entries, 1, nil)
 		require.NoError(b, err)
-		require.NoError(b, durable.ReplayHistory(steps, history))
+		require.NoError(b, durable.ReplayHistory(benchflow.Steps, history))
 	}
 }
 
@@ -105,7 +94,7 @@ func BenchmarkResume10k(b *testing.B) {
 		require.NoError(b, store.Commit(ctx, backend.Commit{Lease: lease, Expect: 1, Events: entries[1 : len(entries)-1],
 			Run: backend.RunInfo{Status: backend.StatusRunning}, Release: true}))
 		w := durable.NewWorker(store, durable.WorkerOptions{Logger: quietLogger()})
-		w.Register(steps)
+		w.Register(benchflow.Steps)
 		b.StartTimer()
 		require.NoError(b, w.Drain(ctx))
 		b.StopTimer()

@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/benchflow"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
 
@@ -43,17 +44,11 @@ import (
 // BenchmarkClusterThroughput still starts its own cluster). Other clients
 // of that server compete with the benchmark for it.
 
-var benchNoop = durable.NewActivity("noop", func(ctx context.Context, n int) (int, error) { return n + 1, nil })
-
-// steps runs n no-op activities one after the other.
-var benchSteps = durable.NewWorkflow("steps", func(ctx durable.Context, n int) (int, error) {
-	for i := range n {
-		if _, err := durable.Execute(ctx, benchNoop, i); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-})
+// benchNoop and benchSteps are the benchmarks' step and workflow.
+var (
+	benchNoop  = benchflow.Noop
+	benchSteps = benchflow.Steps
+)
 
 // benchStore returns a store on the benchmark's Redis server
 // (redistest.ForBench), on a client of its own with a counter of the

@@ -16,20 +16,11 @@ import (
 
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/benchflow"
 )
 
-// noop is the benchmark's step: an activity that does nothing.
-var noop = durable.NewActivity("noop", func(ctx context.Context, n int) (int, error) { return n + 1, nil })
-
-// steps runs n no-op steps one after the other.
-var steps = durable.NewWorkflow("steps", func(ctx durable.Context, n int) (int, error) {
-	for i := range n {
-		if _, err := durable.Execute(ctx, noop, i); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-})
+// steps is the benchmark's workflow: n no-op steps one after the other.
+var steps = benchflow.Steps
 
 // sleeper waits on a durable timer for d.
 var sleeper = durable.NewWorkflow("sleeper", func(ctx durable.Context, d time.Duration) (struct{}, error) {
