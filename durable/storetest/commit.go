@@ -288,28 +288,10 @@ func testWatcher(e *env) {
 	assert.ErrorIs(e.t, w.WatchRun(ctx, "r1", orig.Version), context.DeadlineExceeded, "WatchRun of an unchanged run")
 	assert.ErrorIs(e.t, w.WatchRun(e.ctx(), "r2", 1), backend.ErrRunNotFound, "WatchRun of an unknown run")
 
-	// watch starts a WatchRun from the record as it is now, checks that it
-	// waits, applies the commits and checks that it returns after the last
-	// one (and not before: the commits before it do not move the run on).
+	// The commits before the last do not move the run on.
 	watch := func(what string, commits ...backend.Commit) {
 		e.t.Helper()
-		done := make(chan error, 1)
-		version := e.get("r1").Version
-		go func() { done <- w.WatchRun(e.ctx(), "r1", version) }()
-		for _, c := range commits {
-			select {
-			case err := <-done:
-				e.t.Fatalf("%s: WatchRun returned %v before the run moved on", what, err)
-			case <-time.After(quiet):
-			}
-			e.commit(c)
-		}
-		select {
-		case err := <-done:
-			assert.NoError(e.t, err, "%s: WatchRun", what)
-		case <-time.After(10 * time.Second):
-			e.t.Fatalf("%s: WatchRun did not return", what)
-		}
+		e.watchEndsAt(what+": WatchRun", w.WatchRun, commits...)
 	}
 	l := e.lease("r1", "w1", time.Minute)
 	record := func(c backend.Commit, st backend.Status, release bool) backend.Commit {
@@ -348,20 +330,30 @@ func testCommitWatcher(e *env) {
 	// before it.
 	l := e.lease("r1", "w1", time.Minute)
 	for i, c := range []backend.Commit{step(l, 1, "r1/2"), step(l, 2, "r1/3"), step(l, 3)} {
-		done := make(chan error, 1)
-		version := e.get("r1").Version
-		go func() { done <- w.WatchCommits(e.ctx(), "r1", version) }()
+		e.watchEndsAt(fmt.Sprintf("commit %d: WatchCommits", i), w.WatchCommits, c)
+	}
+}
+
+// watchEndsAt starts a watch of run r1 from its record's version now,
+// applies the commits, checking before each that the watch still waits,
+// and checks that the watch returns nil after the last.
+func (e *env) watchEndsAt(what string, watch func(ctx context.Context, runID string, version int64) error, commits ...backend.Commit) {
+	e.t.Helper()
+	done := make(chan error, 1)
+	version := e.get("r1").Version
+	go func() { done <- watch(e.ctx(), "r1", version) }()
+	for _, c := range commits {
 		select {
 		case err := <-done:
-			e.t.Fatalf("commit %d: WatchCommits returned %v before it", i, err)
+			e.t.Fatalf("%s returned %v before the commit it waits for", what, err)
 		case <-time.After(quiet):
 		}
 		e.commit(c)
-		select {
-		case err := <-done:
-			assert.NoError(e.t, err, "commit %d: WatchCommits", i)
-		case <-time.After(10 * time.Second):
-			e.t.Fatalf("commit %d: WatchCommits did not return", i)
-		}
+	}
+	select {
+	case err := <-done:
+		assert.NoError(e.t, err, what)
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("%s did not return", what)
 	}
 }
