@@ -93,12 +93,7 @@ func TestClusterKillMasterMidLoad(t *testing.T) {
 		t.Skip("fault test: kills a master of a 3-master Redis Cluster under load and restarts it (about 20 s); run without -short")
 	}
 	sc := startFaultScenario(t, "faults", false)
-	sc.waitWarm()
-
-	before := sc.measure(faultWindow)
-	sc.killMaster()
-	after := sc.measure(faultWindow)
-	sc.logRates(before, after)
+	before, after := sc.killMidLoad()
 	assert.Greater(t, after[unaffected], before[unaffected]/2,
 		"while master %d was down, the %d runs whose slots are all on surviving masters committed %.0f events/s, "+
 			"less than half the %.0f events/s before the kill: their commits wait on the killed master "+
@@ -128,13 +123,8 @@ func TestClusterKillMasterAOF(t *testing.T) {
 		t.Skip("fault test: kills a master of a 3-master Redis Cluster with AOF under load and restarts it (about 20 s); run without -short")
 	}
 	sc := startFaultScenario(t, "faultsaof", true)
-	sc.waitWarm()
-
-	before := sc.measure(faultWindow)
-	sc.killMaster()
-	after := sc.measure(faultWindow)
 	// TestClusterKillMasterMidLoad asserts the ratio; here it is told.
-	sc.logRates(before, after)
+	sc.killMidLoad()
 
 	sc.restartMaster()
 	sc.stop.Store(true)
@@ -329,6 +319,18 @@ func (sc *faultScenario) waitWarm() {
 
 // measure returns the events per second committed to the runs of each
 // class over the next d.
+// killMidLoad waits for the runs to be under way, measures their commit
+// rates, kills the master, measures them again, logs both and returns
+// them.
+func (sc *faultScenario) killMidLoad() (before, after [classes]float64) {
+	sc.waitWarm()
+	before = sc.measure(faultWindow)
+	sc.killMaster()
+	after = sc.measure(faultWindow)
+	sc.logRates(before, after)
+	return before, after
+}
+
 func (sc *faultScenario) measure(d time.Duration) [classes]float64 {
 	start, from := time.Now(), sc.committed()
 	time.Sleep(d) // the measurement window, not a synchronization
