@@ -177,7 +177,9 @@ func TestCancelRunsCompensations(t *testing.T) {
 	require.Equal(t, backend.StatusCanceled, runErr.Status, "result error: want a canceled RunError")
 	require.ErrorIs(t, err, durable.ErrCanceled, "result error: want a canceled RunError")
 	assert.Equal(t, "reserve(o-1) charge(o-1) refund(o-1) release(o-1) ", log.String(), "activities")
-	assert.True(t, canceledSeen.Load(), "running activity did not see its context canceled with ErrCanceled")
+	// The run may end before the canceled activity's function returns.
+	assert.Eventually(t, canceledSeen.Load, 5*time.Second, time.Millisecond,
+		"running activity did not see its context canceled with ErrCanceled")
 	hist, _ := e.client.History(ctx, "o-1")
 	for _, ev := range hist {
 		if ev.Type == backend.EventCancelRequested {
