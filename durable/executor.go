@@ -43,6 +43,9 @@ type executor struct {
 	inboxDirty bool
 	// parked is why the run cannot go on, when it cannot.
 	parked error
+	// awaitingJSON is the last payload of SetAwaiting that
+	// encodeAwaiting encoded, and awaitingEnc its encoding.
+	awaitingJSON, awaitingEnc []byte
 	// newHistory is the first event of a history that replaces the
 	// current one at the next commit (continue-as-new).
 	newHistory *backend.Event

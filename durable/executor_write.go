@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -18,7 +19,27 @@ func (ex *executor) status(s backend.Status) backend.RunInfo {
 	info.Waiting = ex.rt.waiting()
 	info.WakeAt, _ = ex.nextWake()
 	info.Failure = nil
+	info.Awaiting = ex.encodeAwaiting()
 	return info
+}
+
+// encodeAwaiting returns the run's awaiting payload (SetAwaiting) encoded
+// for its record, encoding it again only when it changed.
+func (ex *executor) encodeAwaiting() []byte {
+	a := ex.rt.awaiting
+	if a == nil {
+		return nil
+	}
+	if !bytes.Equal(a, ex.awaitingJSON) {
+		enc, err := backend.EncodePayload(a, ex.w.codec)
+		if err != nil {
+			// Only a codec can fail here.
+			ex.parked = err
+			return nil
+		}
+		ex.awaitingJSON, ex.awaitingEnc = a, enc
+	}
+	return ex.awaitingEnc
 }
 
 // commit writes the events since the last commit with the run's status: a
@@ -32,7 +53,7 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 	case o != nil:
 		c.Run = ex.status(map[backend.EventType]backend.Status{backend.EventRunCompleted: backend.StatusCompleted,
 			backend.EventRunFailed: backend.StatusFailed, backend.EventRunCanceled: backend.StatusCanceled}[o.Type])
-		c.Run.Waiting, c.Run.WakeAt, c.Run.Failure = "", time.Time{}, o.Failure
+		c.Run.Waiting, c.Run.WakeAt, c.Run.Failure, c.Run.Awaiting = "", time.Time{}, o.Failure, nil
 		// A child keeps its lease until its parent has been told, so that
 		// a crash in between leaves a lease to expire and a worker to tell.
 		c.Release = ex.info.ParentID == ""
@@ -204,7 +225,7 @@ func (ex *executor) park(ctx context.Context) error {
 	// A parked run waits for a worker to retry it, not for a time: a wake
 	// time kept from its record (a timer, a hand-off) would queue it again
 	// and again, each worker leaving it parked.
-	info.Status, info.Failure, info.Waiting, info.WakeAt = backend.StatusParked, f, "", time.Time{}
+	info.Status, info.Failure, info.Waiting, info.WakeAt, info.Awaiting = backend.StatusParked, f, "", time.Time{}, nil
 	ex.consumed = ex.resumes // what was not journaled stays in the inbox, but resume requests were answered
 	return ex.write(ctx, backend.Commit{Run: info, Release: true}, nil)
 }

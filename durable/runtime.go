@@ -56,6 +56,8 @@ type workflowRuntime struct {
 	// waitStatus is the status the run is reported with while it waits,
 	// set by SetWaitingStatus; empty means StatusWaiting.
 	waitStatus backend.Status
+	// awaiting is the JSON set by SetAwaiting, nil if none.
+	awaiting []byte
 
 	// outcome is set when the workflow has ended.
 	outcome *backend.Event

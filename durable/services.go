@@ -123,6 +123,37 @@ func SetWaitingStatus(ctx Context, s backend.Status) {
 	rt.waitStatus = s
 }
 
+// SetAwaiting sets what the run waits for from people or other programs
+// (approvals to give, questions to answer), for those who list such
+// requests across runs: v is encoded to JSON, passed through the worker's
+// codec, and saved with the run's record by each commit from then on
+// (backend.RunInfo.Awaiting), where the store indexes it
+// (backend.RunFilter.Awaiting), so that finding every run's requests costs
+// a few round trips instead of reading each run's history. A nil v clears
+// it; so does the run's end, or a park. Keep it small (it is written with
+// every commit while set) and keep it a summary of what the history
+// holds: the history stays the truth.
+//
+// Like SetWaitingStatus it is workflow state, not journaled: replay sets
+// it again as the code runs, and the next commit saves it.
+func SetAwaiting(ctx Context, v any) error {
+	rt := ctx.runtime()
+	rt.check()
+	if v == nil {
+		rt.awaiting = nil
+		return nil
+	}
+	data, err := encodePayload(v)
+	if err != nil {
+		return fmt.Errorf("set awaiting: %w", err)
+	}
+	if string(data) == "null" {
+		data = nil
+	}
+	rt.awaiting = data
+	return nil
+}
+
 // DefaultVersion is the version Version returns for runs that started
 // before the change was made.
 const DefaultVersion = 0

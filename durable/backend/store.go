@@ -119,6 +119,18 @@ type Watcher interface {
 	WatchCommits(ctx context.Context, runID string, version int64) error
 }
 
+// AwaitingLister is an optional capability of a Store: it lists the runs
+// whose record has an Awaiting payload (what they wait for from people,
+// see durable.SetAwaiting) from an index of such runs, reading of each
+// only what a list of requests needs, so that an inbox across thousands
+// of waiting runs costs a few round trips.
+type AwaitingLister interface {
+	// ListAwaiting returns the runs whose last commit saved an Awaiting
+	// payload, oldest first (by CreatedAt, then ID), with ID, Workflow,
+	// Status, CreatedAt, Awaiting and Inbox set and the other fields zero.
+	ListAwaiting(ctx context.Context) ([]RunInfo, error)
+}
+
 // MovesOn reports whether a commit that takes a run's record from status
 // from to c's moves the run on, as Watcher defines it.
 func MovesOn(from Status, c Commit) bool {
@@ -209,6 +221,15 @@ type RunInfo struct {
 	WakeAt time.Time `json:"wake_at,omitzero"`
 	// Failure is why a run failed, was canceled or is parked.
 	Failure *Failure `json:"failure,omitempty"`
+	// Awaiting is what the run waits for from people or other programs
+	// (approvals, answers), as its workflow last set it
+	// (durable.SetAwaiting): a payload encoded by EncodePayload, nil if
+	// none. A store saves it with each commit; one that is an
+	// AwaitingLister lists the runs that have one.
+	Awaiting []byte `json:"awaiting,omitempty"`
+	// Inbox counts the messages in the run's inbox: sent, and not yet
+	// consumed by a commit. The store keeps it; a Commit's is ignored.
+	Inbox int `json:"inbox,omitempty"`
 	// Version increases with every change to the record.
 	Version int64 `json:"version"`
 }
@@ -269,7 +290,7 @@ type Commit struct {
 	NewHistory bool
 	// Run is the record to save. The store keeps ID, Workflow, InputHash,
 	// ParentID, ParentStep and CreatedAt as they are, and sets HistoryLen,
-	// Generation, UpdatedAt and Version itself.
+	// Generation, UpdatedAt, Version and Inbox itself.
 	Run RunInfo
 	// Consumed are ids of inbox entries that Events moved into history;
 	// they are removed from the inbox.

@@ -61,6 +61,7 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	}
 
 	info := cloneInfo(c.Run)
+	info.Inbox = 0 // counted when read
 	prev := r.info
 	info.ID, info.Workflow, info.InputHash = prev.ID, prev.Workflow, prev.InputHash
 	info.ParentID, info.ParentStep, info.CreatedAt = prev.ParentID, prev.ParentStep, prev.CreatedAt

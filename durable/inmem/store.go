@@ -118,7 +118,7 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.runs[info.ID]; ok {
-		return cloneInfo(r.info), false, nil
+		return r.view(), false, nil
 	}
 	now := s.clock.Now()
 	info = cloneInfo(info)
@@ -145,7 +145,7 @@ func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, erro
 	if err != nil {
 		return backend.RunInfo{}, fmt.Errorf("get run: %w", err)
 	}
-	return cloneInfo(r.info), nil
+	return r.view(), nil
 }
 
 // ListRuns implements backend.Store. Runs created at the same time are
@@ -156,7 +156,7 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 	var list []backend.RunInfo
 	for _, r := range s.runs {
 		if filter.Match(r.info) {
-			list = append(list, cloneInfo(r.info))
+			list = append(list, r.view())
 		}
 	}
 	slices.SortFunc(list, func(a, b backend.RunInfo) int {
@@ -165,6 +165,24 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 	if filter.Limit > 0 && len(list) > filter.Limit {
 		list = list[:filter.Limit]
 	}
+	return list, nil
+}
+
+// ListAwaiting implements backend.AwaitingLister.
+func (s *Store) ListAwaiting(ctx context.Context) ([]backend.RunInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var list []backend.RunInfo
+	for _, r := range s.runs {
+		if len(r.info.Awaiting) > 0 {
+			v := r.view()
+			list = append(list, backend.RunInfo{ID: v.ID, Workflow: v.Workflow, Status: v.Status, CreatedAt: v.CreatedAt,
+				Awaiting: v.Awaiting, Inbox: v.Inbox})
+		}
+	}
+	slices.SortFunc(list, func(a, b backend.RunInfo) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return list, nil
 }
 
@@ -290,12 +308,20 @@ func (s *Store) lookup(runID string) (*run, error) {
 	return r, nil
 }
 
+// view returns the run's record as GetRun gives it.
+func (r *run) view() backend.RunInfo {
+	info := cloneInfo(r.info)
+	info.Inbox = len(r.inbox)
+	return info
+}
+
 // cloneInfo returns a copy of info that shares no memory with it.
 func cloneInfo(info backend.RunInfo) backend.RunInfo {
 	if info.Failure != nil {
 		f := *info.Failure
 		info.Failure = &f
 	}
+	info.Awaiting = bytes.Clone(info.Awaiting)
 	return info
 }
 

@@ -100,14 +100,19 @@ var (
 	})
 	benchApprove = durable.NewSignal[bool]("approve")
 	// benchApproval proposes something (an activity), then waits for a
-	// person to approve it, as an agent's tool call that needs approval
-	// does.
+	// person to approve it, publishing the request, as an agent's tool
+	// call that needs approval does.
 	benchApproval = durable.NewWorkflow("approval", func(ctx durable.Context, n int) (int, error) {
 		proposal, err := durable.Execute(ctx, benchNoop, n)
 		if err != nil {
 			return 0, err
 		}
 		durable.SetWaitingStatus(ctx, backend.StatusAwaitingApproval)
+		request := map[string]any{"kind": "approval", "agent": "refunder", "turn": 1, "call_id": "call_0_1", "tool": "refund",
+			"arguments": `{"order":"A1","amount":20}`, "requested_at": durable.Now(ctx)}
+		if err := durable.SetAwaiting(ctx, []any{request}); err != nil {
+			return 0, err
+		}
 		if ok, err := benchApprove.Receive(ctx); err != nil || !ok {
 			return 0, err
 		}

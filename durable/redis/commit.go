@@ -74,8 +74,10 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 //
 // It costs one round trip: the commit script, pipelined after the run's
 // entry in its partition's index of its new status (scored by
-// c.Run.CreatedAt, which the engine passes on from the record) and the
-// deadline of Run.WakeAt. The script's reply decides: a commit that was
+// c.Run.CreatedAt, which the engine passes on from the record), the
+// deadline of Run.WakeAt, and, if c.Run.Awaiting is set, its entry in the
+// partition's awaiting index (ListRuns drops entries whose record has no
+// Awaiting any more). The script's reply decides: a commit that was
 // written returns nil even if the index entry or the deadline could not
 // be (the partition's Cluster node is down); the reconciler writes them
 // again.
@@ -100,7 +102,7 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	}
 	wakeMember := deadlineMember(kindWake, runID, token)
 	args := []any{token, c.Expect, flag(c.NewHistory), flag(c.Release), encodeTime(now),
-		status, encodeState(c.Run), wake, s.retention.Milliseconds(), randomID(), len(c.Events)}
+		status, encodeState(c.Run), wake, s.retention.Milliseconds(), randomID(), len(c.Events), string(c.Run.Awaiting)}
 	for _, e := range c.Events {
 		args = append(args, e)
 	}
@@ -121,6 +123,12 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 		}
 		if wake > 0 {
 			p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(wake), Member: wakeMember})
+		}
+		if len(c.Run.Awaiting) > 0 {
+			// Scored by this commit's time, so that ListRuns, which drops
+			// the entry of a record without Awaiting only if its score is
+			// the one it read, never drops this commit's.
+			p.ZAdd(ctx, part.keys.awaiting(), goredis.Z{Score: float64(now.UnixMicro()), Member: runID})
 		}
 		res = s.scripts.commit.EvalSha(ctx, p, rk.commitKeys(), args...)
 	})

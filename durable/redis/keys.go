@@ -20,6 +20,9 @@ import (
 //	                                 watchKeep after: an entry from each commit
 //	<prefix>:{r:<run id>}:feed       stream, capped: the run's progress feed (backend.Feed)
 //	<prefix>:{r:<run id>}:archive    hash: the run's blobs by key (backend.Archive), each field written once
+//	<prefix>:{r:<run id>}:awaiting   string, while the run has one: its RunInfo.Awaiting (a key of its
+//	                                 own: in the record, a value over 64 bytes would turn the hash
+//	                                 from a listpack into a hash table for good, a kilobyte more)
 //	<prefix>:{<p>}:tasks             stream with consumer group "workers": the task queue
 //	<prefix>:{<p>}:deadlines         sorted set of deadline members, by due time (ms)
 //	<prefix>:{<p>}:queued            set: runs with a task that waits in the stream
@@ -27,6 +30,8 @@ import (
 //	<prefix>:{<p>}:status:<status>   sorted set: its runs that had that status, by creation time
 //	<prefix>:{<p>}:workflow:<name>   sorted set: its runs of that workflow, by creation time
 //	<prefix>:{<p>}:active            sorted set: its runs not known to have ended, by creation time
+//	<prefix>:{<p>}:awaiting          sorted set: its runs whose record has an Awaiting payload, by the
+//	                                 time (µs) of the last commit that saved one
 //	<prefix>:{<p>}:reconciler        hash: where the reconciler is in active; its absence means the
 //	                                 partition lost its keys (see reconcile.go)
 //	<prefix>:{<p>}:reconciling       string with an expiry: the reconciler pass that holds the partition
@@ -74,22 +79,24 @@ const group = "workers"
 
 // runKeys are the keys of one run, all with the run's hash tag.
 type runKeys struct {
-	run, history, inbox, changes, feed, archive, commits string
+	run, history, inbox, changes, feed, archive, commits, awaiting string
 }
 
 func (s *Store) runKeys(runID string) runKeys {
 	base := s.prefix + ":{r:" + runID + "}:"
 	return runKeys{run: base + "run", history: base + "history", inbox: base + "inbox", changes: base + "changes",
-		feed: base + "feed", archive: base + "archive", commits: base + "commits"}
+		feed: base + "feed", archive: base + "archive", commits: base + "commits", awaiting: base + "awaiting"}
 }
 
 // list returns the keys that create takes.
-func (k runKeys) list() []string { return []string{k.run, k.history, k.inbox, k.changes, k.archive} }
+func (k runKeys) list() []string {
+	return []string{k.run, k.history, k.inbox, k.changes, k.archive, k.awaiting}
+}
 
 // commitKeys returns the keys that commit takes: those of list, the feed,
 // which expire with the record when the run ends, and commits.
 func (k runKeys) commitKeys() []string {
-	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive, k.commits}
+	return []string{k.run, k.history, k.inbox, k.changes, k.feed, k.archive, k.commits, k.awaiting}
 }
 
 // archiveKeys returns the keys that the archive script takes.
@@ -110,11 +117,12 @@ func (s *Store) partKeys(n int) partKeys {
 		base: base}
 }
 
-// runs, status, workflow and active are the partition's indexes.
+// runs, status, workflow, active and awaiting are the partition's indexes.
 func (k partKeys) runs() string                { return k.base + "runs" }
 func (k partKeys) status(st string) string     { return k.base + "status:" + st }
 func (k partKeys) workflow(name string) string { return k.base + "workflow:" + name }
 func (k partKeys) active() string              { return k.base + "active" }
+func (k partKeys) awaiting() string            { return k.base + "awaiting" }
 
 // reconciler and reconciling are the reconciler's keys (see reconcile.go).
 func (k partKeys) reconciler() string  { return k.base + "reconciler" }

@@ -3,6 +3,7 @@ package redis
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,6 +55,7 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 	}
 	var list []backend.RunInfo
 	stale := map[string][]string{} // by index key
+	var awaits []int               // the records in list whose run awaits something
 	var lastScore float64
 	for done := false; !done; {
 		entries, err := s.nextEntries(ctx, cursors, page)
@@ -61,10 +63,11 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 			return nil, fmt.Errorf("list runs: %w", err)
 		}
 		done = len(entries) == 0
-		records := make([]*goredis.MapStringStringCmd, len(entries))
+		records := make([]*goredis.SliceCmd, len(entries))
+		names := recordFields()
 		_, err = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, e := range entries {
-				records[i] = p.HGetAll(ctx, s.runKeys(e.id).run)
+				records[i] = readRecord(ctx, p, s.runKeys(e.id).run, names)
 			}
 			return nil
 		})
@@ -78,7 +81,7 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 				done = true
 				break
 			}
-			fields := records[i].Val()
+			fields := recordOf(records[i], names)
 			if len(fields) == 0 {
 				if created := time.UnixMicro(int64(e.score)); s.clock.Now().Sub(created) > forgetMissingAfter {
 					stale[e.key] = append(stale[e.key], e.id)
@@ -104,9 +107,15 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 			case !filter.Match(info):
 				continue
 			}
+			if fields["aw"] != "" {
+				awaits = append(awaits, len(list)) // read after the loop
+			}
 			list = append(list, info)
 			lastScore = e.score
 		}
+	}
+	if err := s.readAwaiting(ctx, list, awaits); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	if len(stale) > 0 {
 		_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -126,6 +135,30 @@ func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backe
 		list = list[:filter.Limit]
 	}
 	return list, nil
+}
+
+// readAwaiting reads, in one round trip, what the runs list[i] await, for
+// each i of marked, into their Awaiting.
+func (s *Store) readAwaiting(ctx context.Context, list []backend.RunInfo, marked []int) error {
+	if len(marked) == 0 {
+		return nil
+	}
+	values := make([]*goredis.StringCmd, len(marked))
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for j, i := range marked {
+			values[j] = p.Get(ctx, s.runKeys(list[i].ID).awaiting)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return err
+	}
+	for j, i := range marked {
+		if v := values[j].Val(); v != "" {
+			list[i].Awaiting = []byte(v)
+		}
+	}
+	return nil
 }
 
 // indexCursor reads one partition's index newest first, a page at a time.

@@ -279,6 +279,11 @@ func (s *Store) reconcileRuns(ctx context.Context, part *partition, runs []candi
 		if created := rec["cr"]; created != "" && status != "" {
 			writes = append(writes, func(p goredis.Pipeliner) { zadd(ctx, p, part.keys.status(string(status)), created, id, false) })
 		}
+		if rec["aw"] != "" {
+			// NX: a commit's own score stays.
+			at := micros(s.clock.Now())
+			writes = append(writes, func(p goredis.Pipeliner) { zadd(ctx, p, part.keys.awaiting(), at, id, true) })
+		}
 		held := rec["held"] == "1"
 		lexp, _ := strconv.ParseInt(rec["lexp"], 10, 64)
 		wake, _ := strconv.ParseInt(rec["wake"], 10, 64)

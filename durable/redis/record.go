@@ -1,10 +1,13 @@
 package redis
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -35,6 +38,10 @@ import (
 //
 // and what the scripts keep:
 //
+//	aw     "1" if the run awaits something (RunInfo.Awaiting, which its
+//	       awaiting key holds), else ""
+//	inb    the number of messages in the inbox (send adds one, a commit
+//	       that consumes counts them again; absent: none)
 //	upd    update time, RFC 3339 with nanoseconds
 //	ver    version; hlen history length; gen generation
 //	wv     the version of the last commit that moved the run on (backend.Watcher)
@@ -85,6 +92,34 @@ func micros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 // 1970 become 1 ms after it: they are due all the same.
 func millis(t time.Time) int64 { return max(t.UnixMilli(), 1) }
 
+// recordFields returns the fields decodeRecord reads ("meta" marks a
+// record of layout 1), for readRecord.
+func recordFields() []string {
+	return []string{"id", "wf", "ih", "par", "pst", "ca", "cr", "tr", "st", "step", "wait", "wa", "fail", "aw",
+		"upd", "ver", "hlen", "gen", "inb", "meta"}
+}
+
+// readRecord adds to p a read of the fields of a record named (those of
+// recordFields), and no others: HGETALL would bring the lease's and the
+// scripts' bookkeeping too. recordOf turns its reply into a record's
+// fields.
+func readRecord(ctx context.Context, p goredis.Pipeliner, key string, names []string) *goredis.SliceCmd {
+	return p.HMGet(ctx, key, names...)
+}
+
+// recordOf returns the fields of a readRecord reply that the record has:
+// none if it does not exist.
+func recordOf(cmd *goredis.SliceCmd, names []string) map[string]string {
+	vals := cmd.Val()
+	f := make(map[string]string, len(vals))
+	for i, v := range vals {
+		if s, ok := v.(string); ok && i < len(names) {
+			f[names[i]] = s
+		}
+	}
+	return f
+}
+
 // decodeRecord rebuilds a record from its hash fields. It returns an
 // error, not a panic, for fields that Redis holds but this code cannot
 // read, and one wrapping ErrLayout for the record of a run of layout 1.
@@ -100,6 +135,7 @@ func decodeRecord(f map[string]string) (backend.RunInfo, error) {
 		CreatedAt:  d.time("ca", false), UpdatedAt: d.time("upd", false), WakeAt: d.time("wa", true),
 		Version: d.int("ver", false), HistoryLen: d.int("hlen", false),
 		Generation: int(d.int("gen", false)), Step: int(d.int("step", false)),
+		Inbox: int(d.int("inb", true)),
 	}
 	if v := f["tr"]; v != "" && d.err == nil {
 		if err := info.Trace.UnmarshalText([]byte(v)); err != nil {

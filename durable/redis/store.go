@@ -341,16 +341,28 @@ func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, erro
 	if err := s.checkLayout(ctx); err != nil {
 		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
-	fields, err := s.client.HGetAll(ctx, s.runKeys(runID).run).Result()
-	if err != nil {
+	// The record, then what the run awaits: the second read may see a
+	// later commit than the first, never an earlier one.
+	rk := s.runKeys(runID)
+	var record *goredis.MapStringStringCmd
+	var awaiting *goredis.StringCmd
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		record, awaiting = p.HGetAll(ctx, rk.run), p.Get(ctx, rk.awaiting)
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
+	fields := record.Val()
 	if len(fields) == 0 {
 		return backend.RunInfo{}, fmt.Errorf("get run: %w: %s", backend.ErrRunNotFound, runID)
 	}
 	info, err := decodeRecord(fields)
 	if err != nil {
 		return backend.RunInfo{}, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	if v := awaiting.Val(); v != "" {
+		info.Awaiting = []byte(v)
 	}
 	return info, nil
 }

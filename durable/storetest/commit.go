@@ -135,6 +135,74 @@ func testCommitConsumed(e *env) {
 	require.Len(e.t, got, 1, "inbox after consuming a and c: want only b")
 	assert.Equal(e.t, "b", string(got[0].Event), "inbox after consuming a and c")
 	assert.Equal(e.t, inbox[1].ID, got[0].ID, "inbox after consuming a and c: the id of b")
+	assert.Equal(e.t, 1, e.get("r1").Inbox, "RunInfo.Inbox after consuming a and c")
+	e.send("r1", "d")
+	assert.Equal(e.t, 2, e.get("r1").Inbox, "RunInfo.Inbox after sending d")
+}
+
+// testCommitAwaiting checks that a commit saves Run.Awaiting with the
+// record, and a commit without one clears it; and, of a store that is a
+// backend.AwaitingLister, that ListAwaiting lists exactly the runs whose
+// last commit saved one, whatever their status, oldest first.
+func testCommitAwaiting(e *env) {
+	t0 := e.clock.Now()
+	leases := map[string]backend.Lease{}
+	for i, id := range []string{"a", "b", "c", "d"} {
+		e.createRun(backend.RunInfo{ID: id, Workflow: "wf", Status: backend.StatusPending, CreatedAt: t0.Add(time.Duration(i) * time.Second)}, []byte("first"))
+		leases[id] = e.lease(id, "w1", time.Minute)
+	}
+	awaiting := func(id, status string) backend.Commit {
+		c := step(leases[id], 1)
+		c.Run.Status = backend.Status(status)
+		c.Run.Awaiting = []byte(`{"v":1,"payload":{"run":"` + id + `"}}`)
+		return c
+	}
+	e.commit(awaiting("a", string(backend.StatusAwaitingApproval)))
+	e.commit(awaiting("b", string(backend.StatusWaiting)))
+	e.commit(awaiting("c", string(backend.StatusRunning)))
+	e.commit(step(leases["d"], 1))
+	lister, _ := e.s.(backend.AwaitingLister)
+	listed := func() []string {
+		if lister == nil {
+			return nil
+		}
+		runs, err := lister.ListAwaiting(e.ctx())
+		require.NoError(e.t, err)
+		var ids []string
+		for _, r := range runs {
+			ids = append(ids, r.ID)
+			full := e.get(r.ID)
+			assert.Equal(e.t, backend.RunInfo{ID: full.ID, Workflow: full.Workflow, Status: full.Status, CreatedAt: r.CreatedAt,
+				Awaiting: full.Awaiting, Inbox: full.Inbox}, r, "ListAwaiting's record of %s", r.ID)
+			assert.True(e.t, full.CreatedAt.Equal(r.CreatedAt), "ListAwaiting's CreatedAt of %s", r.ID)
+		}
+		return ids
+	}
+	want := func(ids ...string) []string {
+		if lister == nil {
+			return nil
+		}
+		return ids
+	}
+	assert.Equal(e.t, want("a", "b", "c"), listed(), "runs awaiting")
+	assert.JSONEq(e.t, `{"v":1,"payload":{"run":"a"}}`, string(e.get("a").Awaiting), "GetRun's Awaiting")
+	assert.Empty(e.t, e.get("d").Awaiting, "a run whose commits set no Awaiting")
+
+	// b's next commit has none: it is no longer listed. a's has one
+	// again, changed; then a ends without one.
+	e.commit(step(leases["b"], 1))
+	c := awaiting("a", string(backend.StatusAwaitingApproval))
+	c.Expect = 1
+	c.Run.Awaiting = []byte(`{"v":1,"payload":{"run":"a"}}`)
+	e.commit(c)
+	assert.Equal(e.t, want("a", "c"), listed(), "runs awaiting after b's commit without")
+	e.send("c", "m")
+	assert.Equal(e.t, want("a", "c"), listed(), "runs awaiting after a message to c (its Inbox counts it)")
+	done := step(leases["a"], 1)
+	done.Run.Status = backend.StatusCompleted
+	e.commit(done)
+	assert.Equal(e.t, want("c"), listed(), "runs awaiting after a ended")
+	assert.Empty(e.t, e.get("b").Awaiting, "Awaiting after a commit without one")
 }
 
 func testReleaseRequeues(e *env) {

@@ -103,6 +103,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 		{"Commit/ExpiredLeaseNotTaken", testCommitExpiredNotTaken},
 		{"Commit/Record", testCommitRecord},
 		{"Commit/Consumed", testCommitConsumed},
+		{"Commit/Awaiting", testCommitAwaiting},
 		{"Commit/ReleaseRequeues", testReleaseRequeues},
 		{"Commit/WakeAt", testWakeAt},
 		{"Commit/WakeAtPassed", testWakeAtPassed},

@@ -1,8 +1,8 @@
 -- commit: Commit. Fenced, positioned, atomic write of a run by its lease
 -- holder: appends events (or replaces the history), saves the record,
 -- removes consumed inbox entries, and may release the lease.
--- KEYS: run hash, history list, inbox, changes, feed, archive, commits (one
---   run's hash tag); the keys of a run that ends expire after the
+-- KEYS: run hash, history list, inbox, changes, feed, archive, commits,
+--   awaiting (one run's hash tag); the keys of a run that ends expire after the
 --   retention, feed and archive included, and are kept again if the run is
 --   retried; changes and commits exist only while a WatchRun or a
 --   WatchCommits watches (see watch.lua) and keep the expiry it gives them
@@ -11,12 +11,13 @@
 --   fields and values that each commit saves (step, wait, ...; see
 --   record.go), [8] wake (ms, 0 = none),
 --   [9] retention (ms, 0 = keep), [10] commit id, [11] event count n,
---   [12 .. 11+n] events, [12+n ..] consumed inbox entry ids
+--   [12] what the run awaits ('' = nothing), [13 .. 12+n] events,
+--   [13+n ..] consumed inbox entry ids
 -- Reply: {'ok', inbox length, version, created (µs)}
 --   | {'fenced' | 'conflict' | 'corrupt', wake, wake token, history length, list length}
 --   | {'notfound'}
-local run, history, inbox, changes, commits = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
-local f = redis.call('HMGET', run, 'held', 'tok', 'hlen', 'wake', 'wt', 'st', 'cid', 'cr', 'ver')
+local run, history, inbox, changes, commits, awaiting = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8]
+local f = redis.call('HMGET', run, 'held', 'tok', 'hlen', 'wake', 'wt', 'st', 'cid', 'cr', 'ver', 'aw')
 if not f[1] then
   return {'notfound'}
 end
@@ -46,13 +47,13 @@ elseif n > 0 then
   end
 end
 -- RPUSH takes the events a slice at a time: unpack has a limit.
-for i = 12, 11 + n, 500 do
-  redis.call('RPUSH', history, unpack(ARGV, i, math.min(i + 499, 11 + n)))
+for i = 13, 12 + n, 500 do
+  redis.call('RPUSH', history, unpack(ARGV, i, math.min(i + 499, 12 + n)))
 end
 length = length + n
 local pending = nil
-if #ARGV >= 12 + n then
-  for i = 12 + n, #ARGV do
+if #ARGV >= 13 + n then
+  for i = 13 + n, #ARGV do
     redis.call('XDEL', inbox, ARGV[i])
   end
   -- An empty stream still takes a few hundred bytes: the next Send makes
@@ -61,12 +62,21 @@ if #ARGV >= 12 + n then
   if pending == 0 then
     redis.call('DEL', inbox)
   end
+  redis.call('HSET', run, 'inb', pending)
 end
 
 
+local aw = ''
+if ARGV[12] ~= '' then
+  redis.call('SET', awaiting, ARGV[12])
+  aw = '1'
+elseif f[10] == '1' then
+  redis.call('DEL', awaiting)
+end
+
 local version = redis.call('HINCRBY', run, 'ver', 1)
 redis.call('HSET', run, 'hlen', length, 'st', ARGV[6], 'upd', ARGV[5],
-  'wake', ARGV[8], 'wt', ARGV[1], 'cid', ARGV[10], unpack(cjson.decode(ARGV[7])))
+  'wake', ARGV[8], 'wt', ARGV[1], 'cid', ARGV[10], 'aw', aw, unpack(cjson.decode(ARGV[7])))
 if ARGV[4] == '1' then
   redis.call('HSET', run, 'held', 0)
 end

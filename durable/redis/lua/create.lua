@@ -1,5 +1,6 @@
 -- create: CreateRun. Creates the run unless it exists.
--- KEYS: run hash, history, inbox, changes, archive (one run's hash tag)
+-- KEYS: run hash, history, inbox, changes, archive, awaiting (one run's
+--   hash tag)
 -- ARGV: [1] first event, [2 ..] the record's fields and values (see
 --   record.go), to which it adds the bookkeeping fields
 -- Reply: {'created'} or {'exists', <HGETALL of the run>}
@@ -7,7 +8,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists', redis.call('HGETALL', KEYS[1])}
 end
 -- What an expired run left behind is not part of the new one.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('HSET', KEYS[1], 'ver', 1, 'wv', 1, 'hlen', 1, 'gen', 0, 'tok', 0, 'held', 0, 'lw', '',
   'lexp', 0, 'wake', 0, 'wt', 0, 'cid', '', 'sid', '', unpack(ARGV, 2))
 redis.call('RPUSH', KEYS[2], ARGV[1])

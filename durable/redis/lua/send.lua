@@ -20,6 +20,7 @@ if f[3] and redis.call('EXISTS', KEYS[2]) == 0 then
 end
 id = redis.call('XADD', KEYS[2], id, 'e', ARGV[1])
 redis.call('HSET', KEYS[1], 'sid', ARGV[2], 'sent', id)
+redis.call('HINCRBY', KEYS[1], 'inb', 1)
 -- A run that ended expires with all its keys.
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
