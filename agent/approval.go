@@ -1,13 +1,13 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
@@ -109,9 +109,10 @@ var (
 // PendingFilter selects pending calls in Pending. Zero fields match
 // everything.
 type PendingFilter struct {
-	// RunID limits the list to one run; empty means every run that may
-	// wait for a person (awaiting approval, waiting, or running with a
-	// call waiting while another call of its turn still runs).
+	// RunID limits the list to one run; empty means every run with a
+	// call that waits for a person, whatever its status (a run whose turn
+	// has a call waiting while another call of that turn still runs is
+	// running).
 	RunID string
 	// Kind limits the list to approvals or to questions.
 	Kind PendingKind
@@ -121,6 +122,15 @@ type PendingFilter struct {
 // order the run made them, or across runs, oldest run first. A call whose
 // decision or answer was sent but not yet taken in by the run is not
 // pending.
+//
+// A run publishes its waiting calls with its record (durable.SetAwaiting),
+// where the store indexes them, so the list across runs costs a few round
+// trips to the store however many runs wait; a run with messages in its
+// inbox, or whose calls' arguments are too long to publish, costs a read
+// of its history as well. Runs that started waiting under a cairn older
+// than this index are listed once a worker has replayed them (a message,
+// a timeout); Pending with their RunID, Decide and Answer find their calls
+// at any time.
 func (rt *Runtime) Pending(ctx context.Context, f PendingFilter) ([]PendingCall, error) {
 	if f.RunID != "" {
 		calls, err := rt.pendingOf(ctx, f.RunID)
@@ -137,8 +147,64 @@ func filterKind(calls []PendingCall, k PendingKind) []PendingCall {
 	return slices.DeleteFunc(calls, func(c PendingCall) bool { return c.Kind != k })
 }
 
-// pendingOf returns the calls a run waits on, in the order they were made.
+// maxAwaitingArgs bounds the arguments (or question) of a call that a run
+// publishes with its record; longer ones are read from its history.
+const maxAwaitingArgs = 2048
+
+// awaitingCall is a pending call as a run publishes it (see
+// turnTools.open): Cut marks one published without its arguments or
+// question, too long to keep in the record.
+type awaitingCall struct {
+	PendingCall
+	Cut bool `json:"cut,omitempty"`
+}
+
+// awaitingIn returns the calls a run published with its record, with ok
+// false if they cannot stand for its history's: it published none, one
+// was cut, or they do not decode (they are read from the history then).
+func (rt *Runtime) awaitingIn(info backend.RunInfo) ([]PendingCall, bool) {
+	if len(info.Awaiting) == 0 {
+		return nil, false
+	}
+	data, err := backend.DecodePayload(info.Awaiting, rt.codec)
+	if err != nil {
+		return nil, false
+	}
+	var published []awaitingCall
+	if err := json.Unmarshal(data, &published); err != nil {
+		return nil, false
+	}
+	calls := make([]PendingCall, len(published))
+	for i, c := range published {
+		if c.Cut {
+			return nil, false
+		}
+		calls[i] = c.PendingCall
+		calls[i].RunID = info.ID
+	}
+	return calls, true
+}
+
+// pendingOf returns the calls a run waits on, in the order they were made:
+// those its record publishes when its inbox is empty (one round trip),
+// else those its history holds.
 func (rt *Runtime) pendingOf(ctx context.Context, runID string) ([]PendingCall, error) {
+	info, err := rt.client.Describe(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	if info.Status.Terminal() {
+		return nil, nil
+	}
+	if calls, ok := rt.awaitingIn(info); ok && info.Inbox == 0 {
+		return calls, nil
+	}
+	return rt.pendingInHistory(ctx, runID)
+}
+
+// pendingInHistory returns the calls a run waits on as its history and
+// inbox say.
+func (rt *Runtime) pendingInHistory(ctx context.Context, runID string) ([]PendingCall, error) {
 	// The inbox is read before the history, so that a message moved from
 	// one to the other in between is seen in the history.
 	inbox, err := rt.store.ReadInbox(ctx, runID)
@@ -242,35 +308,30 @@ func pendingIn(runID string, history []backend.Event) []PendingCall {
 }
 
 // pendingAcross returns the calls of a kind (any if empty) of the runs
-// that may wait for a person: awaiting approval, waiting (a question), and
-// running (a run whose turn has a call waiting for a person while another
-// call of that turn still runs is reported as running until that call
-// ends).
+// that publish calls waiting for a person (durable.SetAwaiting).
 func (rt *Runtime) pendingAcross(ctx context.Context, kind PendingKind) ([]PendingCall, error) {
-	statuses := []backend.Status{backend.StatusAwaitingApproval, backend.StatusRunning}
-	if kind != KindApproval {
-		statuses = append(statuses, backend.StatusWaiting)
+	runs, err := rt.awaitingRuns(ctx)
+	if err != nil {
+		return nil, err
 	}
-	var runs []backend.RunInfo
-	seen := map[string]bool{}
-	for _, s := range statuses {
-		list, err := rt.client.ListRuns(ctx, backend.RunFilter{Status: s})
-		if err != nil {
-			return nil, err
+	// Decoding is most of the work: it is shared out among the CPUs.
+	published := make([][]PendingCall, len(runs))
+	usable := make([]bool, len(runs))
+	parallel(len(runs), func(i int) {
+		if runs[i].Inbox == 0 {
+			published[i], usable[i] = rt.awaitingIn(runs[i])
 		}
-		for _, r := range list {
-			if !seen[r.ID] { // it may have changed status between lists
-				seen[r.ID] = true
-				runs = append(runs, r)
-			}
-		}
-	}
-	slices.SortStableFunc(runs, func(a, b backend.RunInfo) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	var out []PendingCall
-	for _, run := range runs {
-		calls, err := rt.pendingOf(ctx, run.ID)
+	for i, run := range runs {
+		if run.Status.Terminal() {
+			continue
+		}
+		if usable[i] {
+			out = append(out, filterKind(published[i], kind)...)
+			continue
+		}
+		calls, err := rt.pendingInHistory(ctx, run.ID)
 		if errors.Is(err, backend.ErrRunNotFound) {
 			continue // expired since it was listed
 		}
@@ -280,6 +341,43 @@ func (rt *Runtime) pendingAcross(ctx context.Context, kind PendingKind) ([]Pendi
 		out = append(out, filterKind(calls, kind)...)
 	}
 	return out, nil
+}
+
+// awaitingRuns returns the runs that publish what they wait for, oldest
+// first: from the store's index if it is a backend.AwaitingLister, else
+// from every run's record.
+func (rt *Runtime) awaitingRuns(ctx context.Context) ([]backend.RunInfo, error) {
+	if l, ok := rt.store.(backend.AwaitingLister); ok {
+		return l.ListAwaiting(ctx)
+	}
+	all, err := rt.client.ListRuns(ctx, backend.RunFilter{})
+	if err != nil {
+		return nil, err
+	}
+	runs := slices.DeleteFunc(all, func(r backend.RunInfo) bool { return len(r.Awaiting) == 0 })
+	slices.Reverse(runs)
+	return runs, nil
+}
+
+// parallel calls fn(i) for i from 0 to n-1, in as many goroutines as
+// there are CPUs to run them, and returns when all have returned.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+255)/256) // small lists: one
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Decide sends a person's decision on a pending call of a run, after the

@@ -281,6 +281,14 @@ func TestApprovalWhileNoWorkerRuns(t *testing.T) {
 	e.halt()
 
 	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_1", Approved: true, By: "alice"}))
+	// The decision waits in the run's inbox: the call is no longer
+	// pending, across runs or in the run.
+	for _, f := range []agent.PendingFilter{{}, {RunID: run.ID}} {
+		left, err := e.rt.Pending(ctx, f)
+		require.NoError(t, err)
+		require.Len(t, left, 1, "pending (%+v) after one decision with no worker", f)
+		assert.Equal(t, "call_0_2", left[0].CallID)
+	}
 	require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: "call_0_2", By: "alice", Reason: "duplicate"}))
 	// Nobody ran anything while no worker ran.
 	assert.Equal(t, []string{"C3:20"}, s.refunded(), "refunds with no worker")

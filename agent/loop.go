@@ -484,12 +484,16 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 		return nil
 	}
 	defer durable.SetWaitingStatus(ctx, "")
+	defer durable.SetAwaiting(ctx, nil)
 	policy := tt.st.reg.agent.Approval
 	var deadline durable.Future[struct{}]
 	if len(tt.approvals) > 0 && policy.Timeout > 0 {
 		deadline = durable.NewTimer(ctx, policy.Timeout)
 	}
 	for len(tt.approvals)+len(tt.questions) > 0 {
+		if err := durable.SetAwaiting(ctx, tt.open()); err != nil {
+			return err
+		}
 		ws := []durable.Waitable{decisionSignal.Ready(ctx), answerSignal.Ready(ctx)}
 		if len(tt.approvals) > 0 {
 			durable.SetWaitingStatus(ctx, backend.StatusAwaitingApproval)
@@ -539,6 +543,36 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 		}
 	}
 	return nil
+}
+
+// open returns the calls of the turn that wait for a person, in the
+// model's order, as Runtime.Pending lists them (but for RunID, which the
+// reader knows): what the run publishes with durable.SetAwaiting. Arguments past maxAwaitingArgs are left out
+// (and the call marked cut): a reader then reads them from the history.
+func (tt *turnTools) open() []awaitingCall {
+	a := tt.st.reg.agent
+	var out []awaitingCall
+	for i, c := range tt.calls {
+		req := PendingCall{Agent: a.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name}
+		if asked, ok := tt.approvals[i]; ok {
+			req.Kind, req.Arguments, req.RequestedAt = KindApproval, c.Arguments, asked
+			if d := a.Approval.Timeout; d > 0 {
+				req.Deadline = asked.Add(d)
+			}
+		} else if asked, ok := tt.questions[i]; ok {
+			var q struct{ Question string }
+			_ = json.Unmarshal([]byte(c.Arguments), &q) // begin checked it
+			req.Kind, req.Question, req.RequestedAt = KindQuestion, q.Question, asked
+		} else {
+			continue
+		}
+		call := awaitingCall{PendingCall: req}
+		if len(req.Arguments)+len(req.Question) > maxAwaitingArgs {
+			call.Arguments, call.Question, call.Cut = "", "", true
+		}
+		out = append(out, call)
+	}
+	return out
 }
 
 // pending finds the waiting call that a message is meant for. Messages

@@ -42,7 +42,11 @@ func TestRedisApprovalWhileNoWorkerRuns(t *testing.T) {
 	run := e.startRun(a, "offline-r", agent.Input{Message: "refund"})
 	e.waitStatus(run.ID, backend.StatusAwaitingApproval)
 	e.halt()
-	for _, c := range []string{"call_0_1", "call_0_2"} {
+	for i, c := range []string{"call_0_1", "call_0_2"} {
+		across, err := e.rt.Pending(ctx, agent.PendingFilter{})
+		require.NoError(t, err)
+		require.Len(t, across, 2-i, "pending across runs before decision %d (the index and the inbox on Redis)", i+1)
+		assert.Equal(t, c, across[0].CallID)
 		require.NoError(t, e.rt.Decide(ctx, run.ID, agent.Decision{CallID: c, Approved: true, By: "alice"}))
 	}
 	e.start()
