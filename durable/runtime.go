@@ -283,7 +283,7 @@ func (rt *workflowRuntime) issue(cmd *command, e backend.Event) {
 		cmd.startedAt = rec.Time
 	} else if cmd.input != nil {
 		// Inputs are journaled as a hash, computed only when recorded.
-		e.InputHash = hashInput(cmd.input)
+		e.InputHash = hashStepInput(cmd.input)
 	}
 	isNew := rt.matchOrRecord(e)
 	cmd.recorded = !isNew

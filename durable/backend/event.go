@@ -108,7 +108,9 @@ type Event struct {
 	// Payload is JSON: a run's input or result, an activity's result, a
 	// signal's value, a side effect's value.
 	Payload json.RawMessage `json:"payload,omitempty"`
-	// InputHash is the SHA-256 of an activity's or child's encoded input.
+	// InputHash fingerprints an activity's or child's encoded input: the
+	// first 64 bits of its SHA-256 in hex (all 256 in histories written
+	// before cairn shortened it). Replay does not compare it.
 	// Inputs are rebuilt by replay, so only their hash is journaled.
 	InputHash string   `json:"input_hash,omitempty"`
 	Failure   *Failure `json:"failure,omitempty"`
