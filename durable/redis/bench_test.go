@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,6 +55,46 @@ func BenchmarkCommit(b *testing.B) {
 			b.Fatal(err)
 		}
 		expect += 2
+	}
+	b.StopTimer()
+	perOp := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(count.n.Load()-before)/float64(b.N), "rtt/op")
+	b.ReportMetric(float64(perOp)/float64(rtt), "x-rtt")
+	b.ReportMetric(float64(rtt.Microseconds()), "us/ping")
+}
+
+// BenchmarkCreateRun measures CreateRun (what Start costs the store) on a
+// single server against a raw round trip (PING): x-rtt is their ratio,
+// rtt/op the round trips it takes.
+func BenchmarkCreateRun(b *testing.B) {
+	ctx := b.Context()
+	target := redistest.ForBench(b)
+	client := goredis.NewClient(target.Options())
+	b.Cleanup(func() { client.Close() })
+	count := &roundTrips{}
+	client.AddHook(count)
+	s := redis.New(client, redis.WithPrefix(target.Prefix))
+	b.Cleanup(func() { s.Close() })
+	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "warm-up", Workflow: "wf"}, []byte("started")); err != nil {
+		b.Fatal(err) // loads the scripts
+	}
+	const pings = 1000
+	start := time.Now()
+	for range pings {
+		if err := client.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rtt := time.Since(start) / pings
+
+	b.ResetTimer()
+	before := count.n.Load()
+	n := 0
+	for b.Loop() {
+		n++
+		if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: fmt.Sprint("run-", n), Workflow: "wf"}, []byte("started")); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.StopTimer()
 	perOp := b.Elapsed() / time.Duration(b.N)

@@ -65,7 +65,9 @@ func TestSlotMatchesRedis(t *testing.T) {
 // TestScriptKeysShareSlot checks, for every script the store runs (all of
 // them run here), that the keys it is called with hash to one slot: a hook
 // looks at every EVAL and EVALSHA sent while the conformance suite and a
-// round of calls with odd run ids and queue names run.
+// round of calls with odd run ids and queue names run. The stores take
+// the paths they take on a Cluster (on a single server, CreateRun's
+// script also queues the run, in its partition's keys).
 func TestScriptKeysShareSlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Redis Cluster check: runs the whole conformance suite again to check every script's keys share a slot; TestConformance covers the store under -short; run without -short")
@@ -75,6 +77,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	open := func(t *testing.T, opts ...Option) *Store {
 		s, err := Open(srv.URL(), opts...)
 		require.NoError(t, err)
+		s.cluster = true
 		s.Client().AddHook(cmdHook(check.check))
 		t.Cleanup(func() { s.Close() })
 		return s

@@ -121,7 +121,7 @@ func TestRoundTrips(t *testing.T) {
 			var err error
 			info, _, err = s.CreateRun(ctx, backend.RunInfo{ID: "order-1", Workflow: "checkout"}, []byte("started"))
 			return err
-		}, 2},
+		}, 1},
 		{"Poll (done context)", pollNow, 1},
 		{"Lease", func() error { var err error; lease, err = s.Lease(ctx, "order-1", "w1", time.Minute); return err }, 1},
 		{"Ack", func() error { return s.Ack(ctx, task) }, 1},

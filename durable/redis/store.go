@@ -90,7 +90,7 @@ const (
 // prefix and number of partitions.
 type Store struct {
 	client     goredis.UniversalClient
-	cluster    bool // client is a Cluster client: a pipeline sends to its nodes at the same time
+	cluster    bool // client is a Cluster client: a pipeline sends to its nodes at the same time, a script's keys share a slot
 	owned      bool // Close closes client
 	dial       dialSettings
 	clock      backend.Clock
@@ -258,13 +258,15 @@ func (s *Store) closed() bool {
 // CreateRun implements backend.Store. A zero CreatedAt is set to the
 // clock's time and an empty Status to backend.StatusPending.
 //
-// It writes the run's entries in its partition's indexes and a deadline
-// that stands in for its task first, then the run, then queues the run.
-// That is two round trips on a single server, where one pipeline keeps its
-// order, and three on a Cluster, where the run's slot and its partition's
-// may be on different nodes. An error means the run was not created, or
-// was created but not yet indexed, or the reply was lost: calling again
-// with the same id is safe, and finishes the job.
+// It writes the run's entries in its partition's indexes first, then the
+// run. On a single server that is one round trip: one pipeline keeps its
+// order, and the script that creates the run queues it. On a Cluster,
+// where the run's slot and its partition's may be on different nodes, it
+// is three: the indexes and a deadline that stands in for the run's task,
+// then the run, then its task. An error means the run was not created, or
+// was created but not yet indexed or queued, or the reply was lost:
+// calling again with the same id is safe, and finishes the job (on a
+// Cluster; on a single server the run and its task are written together).
 func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byte) (backend.RunInfo, bool, error) {
 	if info.ID == "" {
 		return backend.RunInfo{}, false, errors.New("create run: empty id")
@@ -290,12 +292,18 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 		}
 		zadd(ctx, p, part.keys.status(string(info.Status)), created, info.ID, true)
 		zadd(ctx, p, part.keys.active(), created, info.ID, true)
-		p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(millis(now.Add(s.visibility))), Member: safety})
+		if s.cluster {
+			p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(millis(now.Add(s.visibility))), Member: safety})
+		}
 	}
 	var res *goredis.Cmd
 	create := func(p goredis.Pipeliner) {
 		args := append([]any{first, "upd", encodeTime(now)}, metaFields(info)...)
-		res = s.scripts.create.EvalSha(ctx, p, rk.list(), args...)
+		keys := rk.list()
+		if !s.cluster {
+			keys = append(keys, part.keys.tasks, part.keys.queued)
+		}
+		res = s.scripts.create.EvalSha(ctx, p, keys, args...)
 	}
 	if s.cluster {
 		// The partition's writes must be done before the run exists, and
@@ -317,14 +325,16 @@ func (s *Store) CreateRun(ctx context.Context, info backend.RunInfo, first []byt
 	if r.err != nil {
 		return backend.RunInfo{}, false, fmt.Errorf("create run %s: %w", info.ID, r.err)
 	}
-	queue := ""
-	if made {
-		queue = info.ID
-	}
-	if _, err := s.run(ctx, s.scripts.enqueue, part.keys.enqueueKeys(), queue, safety); err != nil {
-		// The safety deadline queues the run a visibility timeout later.
-		s.log.Warn("queue created run", "run_id", info.ID, "err", err)
-		s.arm(part, now.Add(s.visibility))
+	if s.cluster {
+		queue := ""
+		if made {
+			queue = info.ID
+		}
+		if _, err := s.run(ctx, s.scripts.enqueue, part.keys.enqueueKeys(), queue, safety); err != nil {
+			// The safety deadline queues the run a visibility timeout later.
+			s.log.Warn("queue created run", "run_id", info.ID, "err", err)
+			s.arm(part, now.Add(s.visibility))
+		}
 	}
 	if made {
 		return info, true, nil
