@@ -47,6 +47,7 @@ func aclDenials(t *testing.T, admin goredis.Cmdable) []string {
 // no other command and no other key. ACL LOG, which records every
 // denial, even of a command a script calls in a pcall, stays empty.
 func TestACLConformance(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	admin := srv.Client()
 	var n atomic.Int64

@@ -19,6 +19,7 @@ import (
 // janitor (XAUTOCLAIM): the janitor says, at Error level, that it cannot
 // run and why, rather than passing in silence.
 func TestJanitorDenied(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	admin := srv.Client()
 	setUser(t, admin, "worker", "pw", append(redis.ACLRules(""), "-xautoclaim"))

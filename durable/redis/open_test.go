@@ -109,6 +109,7 @@ func TestOpenSentinel(t *testing.T) {
 // one that asks no client certificate; one that requires it refuses a
 // client without one, and the error says so.
 func TestOpenTLS(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithTLS())
 	certs := srv.Certs()
 	caOnly, err := redis.TLSFiles{CA: certs.CA}.Config()
@@ -213,6 +214,7 @@ func TestTLSFilesErrors(t *testing.T) {
 // TestOpenDoesNotConnect opens a store on an address where nothing
 // listens: the error comes with the first call.
 func TestOpenDoesNotConnect(t *testing.T) {
+	t.Parallel()
 	s := open(t, "redis+cluster://127.0.0.1:1?dial_timeout=100ms&max_retries=-1")
 	_, err := s.GetRun(t.Context(), "r1")
 	assert.Error(t, err)

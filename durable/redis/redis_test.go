@@ -19,6 +19,7 @@ import (
 // prefix (so an empty store) for each subtest. The store can be damaged
 // (storetest.Damager) as a person with redis-cli can.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	opts, err := goredis.ParseURL(srv.URL())
 	require.NoError(t, err)
