@@ -68,7 +68,13 @@ type Answer struct {
 
 // Authorizer decides whether the person by may decide (or answer) a
 // request. It runs in the process that sends the decision, before it is
-// sent; an error refuses it. It must be safe for concurrent use.
+// sent; an error refuses it. It runs again in the worker that takes the
+// decision into the run's history (give workers the same Authorizer): a
+// decision it refuses there is recorded as refused (decision_refused, with
+// who and the error's text) and the call keeps waiting, so a client that
+// skips the check cannot decide. There its ctx carries no values of the
+// sender's and a 10 s deadline, and its verdict is journaled: it must
+// decide from req and by. It must be safe for concurrent use.
 //
 // It guards the Runtime's methods (and tools built on them), not the
 // store: whoever can write to the store can send a run a signal directly,

@@ -36,6 +36,9 @@ const (
 	LiveApprovalRequested LiveEventType = "approval_requested"
 	// LiveApprovalDecided: a call was approved or rejected.
 	LiveApprovalDecided LiveEventType = "approval_decided"
+	// LiveDecisionRefused: a decision or an answer was refused by the
+	// worker's Authorizer (By, Reason); the call still waits.
+	LiveDecisionRefused LiveEventType = "decision_refused"
 	// LiveQuestionAsked: the model asked a person a question.
 	LiveQuestionAsked LiveEventType = "question_asked"
 	// LiveQuestionAnswered: the question was answered.
@@ -227,6 +230,8 @@ func liveEvent(run backend.RunInfo, e backend.Event) (LiveEvent, bool) {
 		le.Type = LiveApprovalRequested
 	case recApprovalDecided:
 		le.Type = LiveApprovalDecided
+	case recDecisionRefused:
+		le.Type = LiveDecisionRefused
 	case recQuestionAsked:
 		le.Type = LiveQuestionAsked
 	case recQuestionAnswered:

@@ -22,6 +22,7 @@ import (
 const (
 	recApprovalRequested = "approval_requested"
 	recApprovalDecided   = "approval_decided"
+	recDecisionRefused   = "decision_refused"
 	recQuestionAsked     = "question_asked"
 	recQuestionAnswered  = "question_answered"
 	recHandoff           = "handoff"
@@ -517,6 +518,12 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				continue
 			}
 			if i, ok := tt.pending(tt.approvals, d.Turn, d.CallID); ok {
+				if refused, err := tt.refuse(ctx, i, KindApproval, d.By); refused || err != nil {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				if err := tt.decide(ctx, i, d); err != nil {
 					return err
 				}
@@ -528,6 +535,12 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				continue
 			}
 			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); ok {
+				if refused, err := tt.refuse(ctx, i, KindQuestion, ans.By); refused || err != nil {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				if err := tt.answer(ctx, i, ans); err != nil {
 					return err
 				}

@@ -52,7 +52,7 @@ func TestWatchFollow(t *testing.T) {
 	progress := progressLines(r.out)
 	if assert.GreaterOrEqual(t, len(progress), 3, "progress lines:\n%s", strings.Join(progress, "\n")) {
 		assert.Equal(t, "status pending · 1 event", progress[0], "the first progress line")
-		assert.Equal(t, fmt.Sprintf("status completed · step 7 · %d events", len(history)), progress[len(progress)-1],
+		assert.Equal(t, fmt.Sprintf("status completed · step 8 · %d events", len(history)), progress[len(progress)-1],
 			"the last progress line")
 	}
 	// How commits batch decides which states the watch sees: the
@@ -76,7 +76,7 @@ func TestWatchLive(t *testing.T) {
 	for _, want := range []string{
 		`  | step 2: tool lookup_order started (call_0_0) {"order_id":"A-1001"}`,
 		`  | step 2: tool lookup_order finished (call_0_0): "order A-1001: 2 pizzas, 120 euros, delivered cold"`,
-		`  | step 6: tool refund finished (call_1_0): "refunded 120 euros on A-1001"`,
+		`  | step 7: tool refund finished (call_1_0): "refunded 120 euros on A-1001"`,
 	} {
 		assert.Contains(t, r.out, want+"\n", "no line %q", want)
 	}
