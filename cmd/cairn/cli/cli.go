@@ -15,7 +15,8 @@
 // decide them, send signals and chat messages, print a conversation's
 // transcript, cancel runs and resume parked ones, export a run's history
 // to a file, and replay recorded histories against the code before a
-// deploy. cairn eval runs
+// deploy. cairn ui serves the same as a web console (package
+// cmd/cairn/console), with the App's Authorizer and Codec. cairn eval runs
 // evaluation datasets against the program's agents (App.Evaluate) and
 // gates CI on their report. Every command has --help; most have --json.
 package cli
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -37,6 +39,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cairn-dev/cairn/agent"
+	webconsole "github.com/cairn-dev/cairn/cmd/cairn/console"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/aesgcm"
 	"github.com/cairn-dev/cairn/durable/backend"
@@ -79,6 +82,11 @@ type App struct {
 	Authorizer agent.Authorizer
 	// Getenv reads the environment. Default: os.Getenv.
 	Getenv func(string) string
+	// Authenticate tells who makes a request to cairn ui's console
+	// (console.Options.Authenticate): your single sign-on, a header set
+	// by your proxy. Default: the token cairn ui prints, which signs a
+	// browser in as --user.
+	Authenticate func(r *http.Request) (webconsole.Identity, error)
 	// Evaluate runs cairn eval's cases against one of Agents. Default:
 	// RunnerEvaluator(nil), an evals.Runner with no judge model and no
 	// named graders; give RunnerEvaluator a configure func to add them.

@@ -63,6 +63,7 @@ func (app App) commands() []*command {
 			store: true, nargs: exactly(1), run: cmdHistoryExport},
 		app.replayCheckCommand(),
 		app.evalCommand(),
+		app.uiCommand(),
 	}
 }
 

@@ -1,0 +1,114 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+)
+
+// done answers an action that succeeded: JSON for the page's script, or
+// a redirect back to the page the form was on, with a notice.
+func (c *Console) done(w http.ResponseWriter, r *http.Request, notice string) {
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "notice": notice})
+		return
+	}
+	back := "/runs/" + url.PathEscape(r.PathValue("run"))
+	if ref, err := url.Parse(r.PostFormValue("back")); err == nil && ref.Host == "" && strings.HasPrefix(ref.Path, "/") &&
+		!strings.HasPrefix(ref.Path, "//") {
+		back = ref.Path
+	}
+	http.Redirect(w, r, back+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// actionError answers an action that was refused or failed.
+func (c *Console) actionError(w http.ResponseWriter, r *http.Request, id Identity, err error) {
+	code := 0
+	switch {
+	case errors.Is(err, agent.ErrNotAuthorized):
+		code = http.StatusForbidden
+	case errors.Is(err, agent.ErrNotPending), errors.Is(err, durable.ErrRunEnded), errors.Is(err, durable.ErrNotParked):
+		code = http.StatusConflict
+	}
+	if code == 0 {
+		c.fail(w, r, id, err)
+		return
+	}
+	c.refuse(w, r, code, err.Error())
+}
+
+// decide approves or rejects a pending call (verdict=approve|reject); a
+// rejection needs a reason, which the model is told.
+func (c *Console) decide(w http.ResponseWriter, r *http.Request, id Identity) {
+	runID, callID := r.PathValue("run"), r.PathValue("call")
+	verdict, reason := r.PostFormValue("verdict"), strings.TrimSpace(r.PostFormValue("reason"))
+	if verdict != "approve" && verdict != "reject" {
+		c.refuse(w, r, http.StatusBadRequest, "Approve or reject: verdict must be approve or reject.")
+		return
+	}
+	if verdict == "reject" && reason == "" {
+		c.refuse(w, r, http.StatusBadRequest, "A rejection needs a reason: the model is told why its call was rejected.")
+		return
+	}
+	d := agent.Decision{CallID: callID, Approved: verdict == "approve", By: id.Name, Reason: reason}
+	if err := c.rt.Decide(r.Context(), runID, d); err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
+	c.done(w, r, map[bool]string{true: "Approved", false: "Rejected"}[d.Approved]+" call "+callID+" of run "+runID+" as "+id.Name+".")
+}
+
+// answer answers a question a run's model asked.
+func (c *Console) answer(w http.ResponseWriter, r *http.Request, id Identity) {
+	runID, callID := r.PathValue("run"), r.PathValue("call")
+	text := strings.TrimSpace(r.PostFormValue("text"))
+	if text == "" {
+		c.refuse(w, r, http.StatusBadRequest, "The answer is empty.")
+		return
+	}
+	if err := c.rt.Answer(r.Context(), runID, agent.Answer{CallID: callID, By: id.Name, Text: text}); err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
+	c.done(w, r, "Answered call "+callID+" of run "+runID+" as "+id.Name+".")
+}
+
+// cancel asks a run to cancel, as the identity.
+func (c *Console) cancel(w http.ResponseWriter, r *http.Request, id Identity) {
+	runID := r.PathValue("run")
+	if err := c.rt.Client().Cancel(durable.WithSender(r.Context(), id.Name), runID); err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
+	c.done(w, r, "Asked run "+runID+" to cancel.")
+}
+
+// resume asks for a parked run to be tried again.
+func (c *Console) resume(w http.ResponseWriter, r *http.Request, id Identity) {
+	runID := r.PathValue("run")
+	if err := c.rt.Client().Resume(durable.WithSender(r.Context(), id.Name), runID); err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
+	c.done(w, r, "Asked for run "+runID+" to be tried again.")
+}
+
+// send sends a message to a conversation run.
+func (c *Console) send(w http.ResponseWriter, r *http.Request, id Identity) {
+	runID := r.PathValue("run")
+	text := strings.TrimSpace(r.PostFormValue("text"))
+	if text == "" {
+		c.refuse(w, r, http.StatusBadRequest, "The message is empty.")
+		return
+	}
+	msgID, err := c.rt.Send(durable.WithSender(r.Context(), id.Name), runID, text)
+	if err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
+	c.done(w, r, "Sent message "+msgID+" to run "+runID+".")
+}
