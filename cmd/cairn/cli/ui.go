@@ -35,8 +35,9 @@ func (app App) uiCommand() *command {
 	return &command{
 		name: "ui",
 		args: "[--listen ADDR] [--user NAME] [--trace-url URL]",
-		summary: "Serve the web console: runs, their conversations and timelines live, and an inbox to approve,\n" +
-			"reject and answer. It prints a URL with a token; the browser that opens it is signed in as --user.",
+		summary: "Serve the web console: runs live, and an inbox to approve, reject and answer.\n" +
+			"It prints a URL with a token; the browser that opens it is signed in as --user. Decisions are\n" +
+			"checked by the program's authorizer (cli.App.Authorizer) and recorded under that name.",
 		store: true,
 		nargs: exactly(0),
 		flags: func(fs *flag.FlagSet, o *opts) {
