@@ -17,11 +17,8 @@ func (c *Console) done(w http.ResponseWriter, r *http.Request, notice string) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "notice": notice})
 		return
 	}
-	back := "/runs/" + url.PathEscape(r.PathValue("run"))
-	if ref, err := url.Parse(r.PostFormValue("back")); err == nil && ref.Host == "" && strings.HasPrefix(ref.Path, "/") &&
-		!strings.HasPrefix(ref.Path, "//") {
-		back = ref.Path
-	}
+	back := localPath(r.PostFormValue("back"), "/runs/"+url.PathEscape(r.PathValue("run")))
+	back, _, _ = strings.Cut(back, "?")
 	http.Redirect(w, r, back+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
 }
 

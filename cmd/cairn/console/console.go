@@ -36,6 +36,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -159,7 +160,8 @@ func (c *Console) Token() string {
 }
 
 // LoginURL returns the URL that signs a browser in with the token, for a
-// console served at base ("http://127.0.0.1:7070").
+// console served at base ("http://127.0.0.1:7070"). /login also takes
+// next=PATH, a page of the console to go to once signed in.
 func (c *Console) LoginURL(base string) string {
 	return strings.TrimSuffix(base, "/") + "/login?token=" + c.Token()
 }
@@ -269,7 +271,18 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	http.Redirect(w, r, "/runs", http.StatusSeeOther)
+	http.Redirect(w, r, localPath(r.URL.Query().Get("next"), "/runs"), http.StatusSeeOther)
+}
+
+// localPath returns p if it is a path of this site ("/runs/x"), else def:
+// a redirect never leaves the console.
+func localPath(p, def string) string {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(p, "//") ||
+		strings.Contains(p, "\\") {
+		return def
+	}
+	return u.RequestURI()
 }
 
 // setSecurityHeaders forbids what the pages never do: scripts and styles

@@ -41,6 +41,14 @@ func TestSignIn(t *testing.T) {
 	assert.True(t, ck.HttpOnly, "cookie HttpOnly")
 	assert.Equal(t, http.SameSiteStrictMode, ck.SameSite, "cookie SameSite")
 
+	for next, want := range map[string]string{"/runs/x?a=1": "/runs/x?a=1", "//evil.example/": "/runs",
+		"https://evil.example/": "/runs", "/\\evil.example": "/runs", "runs": "/runs"} {
+		res, err := plain.Get(w.srv.URL + "/login?token=s3cret&next=" + url.QueryEscape(next))
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, want, res.Header.Get("Location"), "login with next=%s", next)
+	}
+
 	code, body := get(t, w.client(), w.srv.URL+"/runs")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, `Signed in as <b id="me">alice</b>`)

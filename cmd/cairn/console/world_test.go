@@ -33,6 +33,7 @@ import (
 //	clerk    asks a person a question (ask_human), then answers
 //	parrot   answers with text that is HTML with a script and an image
 //	         whose onerror runs script
+//	refunder asks for a refund in its first turn
 const (
 	finalAnswer = "Refunded 120 euros on A-1001."
 	hostile     = `Here: <script>window.pwned=1</script><img src=x onerror="window.pwned=2"> done`
@@ -93,6 +94,8 @@ func newWorld(t testing.TB, store backend.Store, opts console.Options) *world {
 			call("refund", `{"order_id":"A-1001","cents":12000}`), say(finalAnswer)), Tools: set},
 		"clerk":  {Name: "clerk", Model: scripted.New(call("ask_human", `{"question":"Which size, M or L?"}`), say("Ordering size L.")), AskHuman: true},
 		"parrot": {Name: "parrot", Model: scripted.New(say(hostile))},
+		// refunder asks for a refund at once (the benchmarks' runs).
+		"refunder": {Name: "refunder", Model: scripted.New(call("refund", `{"order_id":"A-7","cents":500}`), say(finalAnswer)), Tools: set},
 	}
 	w.rt = agent.NewRuntime(store, agent.Options{Authorizer: managers})
 	for _, a := range w.agents {
