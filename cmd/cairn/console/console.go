@@ -65,9 +65,14 @@ type Options struct {
 	// may decide. It need not run workers. Required.
 	Runtime *agent.Runtime
 	// View reads runs to show them; give it a codec that shows what it
-	// cannot decode as "(encrypted: ...)" (as cmd/cairn's does). Default:
-	// Runtime.
+	// cannot decode as "(encrypted: ...)" (as cmd/cairn's does): the
+	// console shows such a payload as encrypted. Default: Runtime.
 	View *agent.Runtime
+	// ViewFor, if set, returns the runtime that reads runs for an
+	// identity, in place of View: one whose codec holds only the keys
+	// that person may read with. Runs are listed with View; what they
+	// hold (histories, requests, live events) is read with ViewFor's.
+	ViewFor func(Identity) *agent.Runtime
 	// Authenticate returns who makes a request, or an error (wrap
 	// ErrUnauthenticated) to refuse it with 401. It must be safe for
 	// concurrent use. Default: the token (Token, TokenUser).
@@ -224,6 +229,7 @@ func (c *Console) act(h handler) http.Handler {
 			c.refuse(w, r, http.StatusForbidden, "You are signed in without a name: nobody may act without an identity.")
 			return
 		}
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		token := cmp.Or(r.Header.Get("X-CSRF-Token"), r.PostFormValue("csrf"))
 		if !hmac.Equal([]byte(token), []byte(c.csrf(id))) {
 			c.refuse(w, r, http.StatusForbidden, "The request has no valid CSRF token: reload the page and try again.")
@@ -231,6 +237,16 @@ func (c *Console) act(h handler) http.Handler {
 		}
 		h(w, r, id)
 	}))
+}
+
+// viewOf returns the runtime that reads payloads for id.
+func (c *Console) viewOf(id Identity) *agent.Runtime {
+	if c.opts.ViewFor != nil {
+		if v := c.opts.ViewFor(id); v != nil {
+			return v
+		}
+	}
+	return c.view
 }
 
 // csrf is the CSRF token of an identity: a MAC of its name under the

@@ -48,7 +48,7 @@ func parsePosition(s string) (version int64, feed string) {
 }
 
 // runEvents streams a run's changes and live events.
-func (c *Console) runEvents(w http.ResponseWriter, r *http.Request, _ Identity) {
+func (c *Console) runEvents(w http.ResponseWriter, r *http.Request, id Identity) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
@@ -78,7 +78,7 @@ func (c *Console) runEvents(w http.ResponseWriter, r *http.Request, _ Identity) 
 
 	out := make(chan sse)
 	go c.followRecord(ctx, runID, version, out)
-	go c.followFeed(ctx, runID, feed, out)
+	go c.followFeed(ctx, c.viewOf(id), runID, feed, out)
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -147,9 +147,9 @@ func (c *Console) followRecord(ctx context.Context, runID string, version int64,
 }
 
 // followFeed sends the run's live events after feed, as they come.
-func (c *Console) followFeed(ctx context.Context, runID, feed string, out chan<- sse) {
+func (c *Console) followFeed(ctx context.Context, view *agent.Runtime, runID, feed string, out chan<- sse) {
 	for {
-		events, err := c.view.LiveEvents(ctx, runID, feed)
+		events, err := view.LiveEvents(ctx, runID, feed)
 		switch {
 		case ctx.Err() != nil, errors.Is(err, agent.ErrNoFeed):
 			return

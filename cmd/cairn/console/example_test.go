@@ -17,6 +17,7 @@ import (
 // Authorizer (and again by the workers).
 func Example() {
 	rt := agent.NewRuntime(inmem.New(), agent.Options{Authorizer: agent.RequireName{}})
+	// snippet:console
 	c, err := console.New(console.Options{
 		Runtime: rt,
 		Authenticate: func(r *http.Request) (console.Identity, error) {
@@ -31,6 +32,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// end snippet:console
 	// In the program: http.ListenAndServe("127.0.0.1:7070", c), at the
 	// root of its own address.
 	for _, user := range []string{"", "alice@example.com"} {

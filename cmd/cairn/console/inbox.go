@@ -31,7 +31,7 @@ func (c *Console) inboxPage(w http.ResponseWriter, r *http.Request, id Identity)
 		c.refuse(w, r, http.StatusBadRequest, "No such kind: "+v.Kind)
 		return
 	}
-	all, err := c.view.Pending(r.Context(), agent.PendingFilter{})
+	all, err := c.viewOf(id).Pending(r.Context(), agent.PendingFilter{})
 	if err != nil {
 		c.fail(w, r, id, err)
 		return

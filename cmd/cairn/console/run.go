@@ -47,7 +47,7 @@ type diffLine struct {
 
 // runPage shows a run.
 func (c *Console) runPage(w http.ResponseWriter, r *http.Request, id Identity) {
-	v, err := c.runView(r, r.PathValue("run"))
+	v, err := c.runView(r, c.viewOf(id), r.PathValue("run"))
 	if err != nil {
 		c.fail(w, r, id, err)
 		return
@@ -56,9 +56,9 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, id Identity) {
 		Notice: r.URL.Query().Get("notice")})
 }
 
-func (c *Console) runView(r *http.Request, runID string) (*runView, error) {
+func (c *Console) runView(r *http.Request, view *agent.Runtime, runID string) (*runView, error) {
 	ctx := r.Context()
-	client := c.view.Client()
+	client := view.Client()
 	info, err := client.Describe(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -88,13 +88,29 @@ func (c *Console) runView(r *http.Request, runID string) (*runView, error) {
 		}
 	}
 	if !info.Status.Dormant() {
-		if v.Pending, err = c.view.Pending(ctx, agent.PendingFilter{RunID: runID}); err != nil && !isNotFound(err) {
+		if v.Pending, err = view.Pending(ctx, agent.PendingFilter{RunID: runID}); err != nil && !isNotFound(err) {
 			return nil, err
 		}
+	}
+	if len(v.Pending) > 0 {
+		v.Waiting = waitingFor(v.Pending)
 	}
 	v.Chat, v.Conversation = conversation(history)
 	v.Timeline, v.Noisy, v.Encrypted = timeline(history)
 	return v, nil
+}
+
+// waitingFor says what a run's pending calls wait for.
+func waitingFor(pending []agent.PendingCall) string {
+	var parts []string
+	for _, p := range pending {
+		if p.Kind == agent.KindQuestion {
+			parts = append(parts, "an answer to "+strconv.Quote(cut(p.Question, 60))+" ("+p.CallID+")")
+		} else {
+			parts = append(parts, "approval of "+p.Tool+" ("+p.CallID+")")
+		}
+	}
+	return "a person: " + strings.Join(parts, ", ")
 }
 
 // diffLines splits a divergence's text into lines marked expected (-) and

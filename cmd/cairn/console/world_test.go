@@ -70,6 +70,13 @@ var managers = agent.AuthorizerFunc(func(_ context.Context, _ agent.PendingCall,
 
 func newWorld(t testing.TB, store backend.Store, opts console.Options) *world {
 	t.Helper()
+	return newWorldWith(t, store, agent.Options{Authorizer: managers}, opts)
+}
+
+// newWorldWith is newWorld with the options of the workers' runtime,
+// which is also the console's Runtime.
+func newWorldWith(t testing.TB, store backend.Store, rtOpts agent.Options, opts console.Options) *world {
+	t.Helper()
 	if store == nil {
 		store = inmem.New()
 	}
@@ -97,7 +104,7 @@ func newWorld(t testing.TB, store backend.Store, opts console.Options) *world {
 		// refunder asks for a refund at once (the benchmarks' runs).
 		"refunder": {Name: "refunder", Model: scripted.New(call("refund", `{"order_id":"A-7","cents":500}`), say(finalAnswer)), Tools: set},
 	}
-	w.rt = agent.NewRuntime(store, agent.Options{Authorizer: managers})
+	w.rt = agent.NewRuntime(store, rtOpts)
 	for _, a := range w.agents {
 		require.NoError(t, w.rt.Register(a))
 	}
