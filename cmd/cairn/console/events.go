@@ -77,10 +77,36 @@ func (c *Console) runEvents(w http.ResponseWriter, r *http.Request, id Identity)
 	flusher.Flush()
 
 	out := make(chan sse)
+	feedDone := make(chan struct{})
 	go c.followRecord(ctx, runID, version, out)
-	go c.followFeed(ctx, c.viewOf(id), runID, feed, out)
+	go func() {
+		defer close(feedDone)
+		c.followFeed(ctx, c.viewOf(id), runID, feed, out)
+	}()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	write := func(m sse) {
+		if m.version >= 0 {
+			version = m.version
+		}
+		if m.feed != "" {
+			feed = m.feed
+		}
+		data, err := json.Marshal(m.data)
+		if err != nil {
+			c.log.Warn("console: stream", "run", runID, "err", err)
+			return
+		}
+		fmt.Fprintf(w, "id: %d~%s\nevent: %s\ndata: %s\n\n", version, feed, m.event, data)
+		flusher.Flush()
+	}
+	// Once the record says the run has ended, the stream ends when the
+	// feed has given its run_finished event (written in the background,
+	// it may come after the record changed), or has nothing more to give
+	// within endGrace.
+	var end *sse
+	var grace <-chan time.Time
+	finished := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -88,26 +114,39 @@ func (c *Console) runEvents(w http.ResponseWriter, r *http.Request, id Identity)
 		case <-tick.C:
 			fmt.Fprint(w, ": ping\n\n")
 			flusher.Flush()
+		case <-grace:
+			write(*end)
+			return
+		case <-feedDone:
+			feedDone = nil
+			if end != nil {
+				write(*end)
+				return
+			}
 		case m := <-out:
-			if m.version >= 0 {
-				version = m.version
-			}
-			if m.feed != "" {
-				feed = m.feed
-			}
-			data, err := json.Marshal(m.data)
-			if err != nil {
-				c.log.Warn("console: stream", "run", runID, "err", err)
+			if m.event == "end" {
+				if end = &m; finished || feedDone == nil {
+					write(m)
+					return
+				}
+				grace = time.After(endGrace)
 				continue
 			}
-			fmt.Fprintf(w, "id: %d~%s\nevent: %s\ndata: %s\n\n", version, feed, m.event, data)
-			flusher.Flush()
-			if m.event == "end" {
-				return
+			write(m)
+			if e, ok := m.data.(agent.LiveEvent); ok && e.Type == agent.LiveRunFinished {
+				finished = true
+				if end != nil {
+					write(*end)
+					return
+				}
 			}
 		}
 	}
 }
+
+// endGrace is how long a stream waits, once its run has ended, for the
+// run's last live events.
+const endGrace = time.Second
 
 // followRecord sends a history event each time the run's record moves on
 // past version, and end once the run has ended.
