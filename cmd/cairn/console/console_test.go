@@ -123,7 +123,7 @@ func TestRunPage(t *testing.T) {
 		`order A-1001, 120 euros, delivered cold`,                                      // a tool's result
 		`My order A-1001 came cold; refund my 120 euros.`,                              // the user's message
 		`<b>approval requested</b>`,                                                    // on the call
-		`routine events (activities scheduled`,                                         // folded
+		`show routine events (3: activities scheduled`,                                 // folded
 		`href="http://jaeger.example:16686/trace/` + info.Trace.TraceID.String() + `"`, // the trace
 		`data-stream="/runs/s-1/events?from=`,
 	} {

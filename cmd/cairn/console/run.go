@@ -41,7 +41,7 @@ type runView struct {
 }
 
 type diffLine struct {
-	Kind string // "-", "+" or ""
+	Kind string // "del" (expected, from history), "add" (actual, from code) or ""
 	Text string
 }
 
@@ -121,9 +121,9 @@ func diffLines(s string) []diffLine {
 		kind := ""
 		switch t := strings.TrimSpace(l); {
 		case strings.HasPrefix(t, "- "), t == "-":
-			kind = "-"
+			kind = "del"
 		case strings.HasPrefix(t, "+ "), t == "+":
-			kind = "+"
+			kind = "add"
 		}
 		out = append(out, diffLine{kind, l})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,6 +35,9 @@ import (
 //	parrot   answers with text that is HTML with a script and an image
 //	         whose onerror runs script
 //	refunder asks for a refund in its first turn
+//	chat     answers each message of a conversation
+//
+// and a workflow, flow, that runs an activity and waits for a signal.
 const (
 	finalAnswer = "Refunded 120 euros on A-1001."
 	hostile     = `Here: <script>window.pwned=1</script><img src=x onerror="window.pwned=2"> done`
@@ -58,7 +62,14 @@ type world struct {
 	token   string
 	refunds atomic.Int32
 	agents  map[string]*agent.Agent
+	// drift changes the code of the workflow flow: its runs that replay
+	// with it set diverge from their histories, and park.
+	drift atomic.Bool
+	flow  *durable.Workflow[string, string]
 }
+
+// flowGo is the signal that flow waits for.
+var flowGo = durable.NewSignal[string]("go")
 
 // managers is the tests' Authorizer: only alice and managers decide.
 var managers = agent.AuthorizerFunc(func(_ context.Context, _ agent.PendingCall, by string) error {
@@ -101,18 +112,43 @@ func newWorldWith(t testing.TB, store backend.Store, rtOpts agent.Options, opts 
 			call("refund", `{"order_id":"A-1001","cents":12000}`), say(finalAnswer)), Tools: set},
 		"clerk":  {Name: "clerk", Model: scripted.New(call("ask_human", `{"question":"Which size, M or L?"}`), say("Ordering size L.")), AskHuman: true},
 		"parrot": {Name: "parrot", Model: scripted.New(say(hostile))},
+		"chat": {Name: "chat", Model: scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+			return say("You said: " + req.Messages[len(req.Messages)-1].Content), nil
+		})},
 		// refunder asks for a refund at once (the benchmarks' runs).
 		"refunder": {Name: "refunder", Model: scripted.New(call("refund", `{"order_id":"A-7","cents":500}`), say(finalAnswer)), Tools: set},
+	}
+	if rtOpts.Logger == nil {
+		rtOpts.Logger = slog.New(slog.DiscardHandler)
 	}
 	w.rt = agent.NewRuntime(store, rtOpts)
 	for _, a := range w.agents {
 		require.NoError(t, w.rt.Register(a))
 	}
+	step := func(name string) *durable.Activity[string, string] {
+		return durable.NewActivity(name, func(ctx context.Context, in string) (string, error) { return in + name, nil })
+	}
+	a, b := step("a"), step("b")
+	flow := durable.NewWorkflow("flow", func(ctx durable.Context, in string) (string, error) {
+		first := a
+		if w.drift.Load() {
+			first = b // a change made without a durable.Version guard
+		}
+		out, err := durable.Execute(ctx, first, in)
+		if err != nil {
+			return "", err
+		}
+		who, err := flowGo.Receive(ctx)
+		return out + " by " + who, err
+	})
+	w.flow = flow
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	worker := w.rt.NewWorker(durable.WorkerOptions{})
+	worker.Register(flow)
 	go func() {
 		defer close(done)
-		_ = w.rt.NewWorker(durable.WorkerOptions{}).Run(ctx)
+		_ = worker.Run(ctx)
 	}()
 	opts.Runtime = w.rt
 	if opts.Authenticate == nil && opts.TokenUser == "" {

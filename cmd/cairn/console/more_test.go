@@ -1,0 +1,96 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/cmd/cairn/console"
+	"github.com/cairn-dev/cairn/durable/backend"
+)
+
+// TestParked: a run parked by a divergence shows it as a diff, expected
+// (history) against actual (code); once fixed code runs, it is resumed
+// from its page.
+func TestParked(t *testing.T) {
+	w := newWorld(t, nil, console.Options{})
+	ctx := context.Background()
+	_, err := w.flow.Start(ctx, w.rt.Client(), "f-1", "x")
+	require.NoError(t, err)
+	w.waitStatus("f-1", backend.StatusWaiting)
+	w.drift.Store(true)
+	require.NoError(t, flowGo.Send(ctx, w.rt.Client(), "f-1", "ann"))
+	w.waitStatus("f-1", backend.StatusParked)
+
+	c := w.client()
+	code, body := get(t, c, w.srv.URL+"/runs/f-1")
+	require.Equal(t, http.StatusOK, code, body)
+	for _, want := range []string{
+		`<span id="run-status" class="status st-parked">parked</span>`,
+		`<span class="diff-del">- expected (history): activity a (step 1)</span>`,
+		`<span class="diff-add">&#43; actual   (code):    issued activity b (step 1)</span>`,
+		`action="/runs/f-1/resume"`,
+	} {
+		assert.Contains(t, body, want)
+	}
+	_, body = get(t, c, w.srv.URL+"/runs?status=parked")
+	assert.Equal(t, []string{"f-1"}, runIDs(body), "parked runs")
+
+	w.drift.Store(false) // the fix is deployed
+	token := csrfOf(t, c, w.srv.URL+"/runs/f-1")
+	code, out := post(t, c, w.srv.URL+"/runs/f-1/resume", nil, "X-CSRF-Token", token)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	w.waitStatus("f-1", backend.StatusCompleted)
+	res, err := w.flow.Get(w.rt.Client(), "f-1").Result(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "xa by ann", res)
+}
+
+// TestSend: a message is sent to a conversation from its page, as the
+// identity, and its reply shows in the conversation.
+func TestSend(t *testing.T) {
+	w := newWorld(t, nil, console.Options{})
+	ctx := context.Background()
+	_, err := w.rt.Start(ctx, w.agents["chat"], "chat-1", agent.Input{Conversation: true})
+	require.NoError(t, err)
+	w.waitStatus("chat-1", backend.StatusWaiting)
+	c := w.client()
+	code, body := get(t, c, w.srv.URL+"/runs/chat-1")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `action="/runs/chat-1/send"`, "a conversation's form")
+	token := csrfOf(t, c, w.srv.URL+"/runs/chat-1")
+	code, out := post(t, c, w.srv.URL+"/runs/chat-1/send", url.Values{"text": {"Hello <b>there</b>"}}, "X-CSRF-Token", token)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.Eventually(t, func() bool {
+		_, body = get(t, c, w.srv.URL+"/runs/chat-1")
+		return assert.ObjectsAreEqual(true, contains(body, "You said: Hello &lt;b&gt;there&lt;/b&gt;"))
+	}, 10e9, 20e6, "the reply on the page")
+	assert.Contains(t, body, `<div class="text">Hello &lt;b&gt;there&lt;/b&gt;</div>`, "the message on the page")
+	h, err := w.rt.Client().History(ctx, "chat-1")
+	require.NoError(t, err)
+	var senders []string
+	for _, e := range h {
+		if e.Type == backend.EventSignalReceived {
+			senders = append(senders, e.Sender)
+		}
+	}
+	assert.Equal(t, []string{"alice"}, senders, "who sent the message")
+	code, out = post(t, c, w.srv.URL+"/runs/chat-1/send", url.Values{"text": {" "}}, "X-CSRF-Token", token)
+	assert.Equal(t, http.StatusBadRequest, code, "an empty message: %v", out)
+}
+
+func contains(s, sub string) bool { return len(sub) == 0 || indexOf(s, sub) >= 0 }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
