@@ -153,17 +153,23 @@ func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, erro
 func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backend.RunInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var list []backend.RunInfo
+	// Sort the matching runs' pointers, and copy out only the records
+	// returned: a page of a long list copies a page.
+	var matched []*run
 	for _, r := range s.runs {
 		if filter.Match(r.info) {
-			list = append(list, r.view())
+			matched = append(matched, r)
 		}
 	}
-	slices.SortFunc(list, func(a, b backend.RunInfo) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	slices.SortFunc(matched, func(a, b *run) int {
+		return cmp.Or(b.info.CreatedAt.Compare(a.info.CreatedAt), strings.Compare(b.info.ID, a.info.ID))
 	})
-	if filter.Limit > 0 && len(list) > filter.Limit {
-		list = list[:filter.Limit]
+	if filter.Limit > 0 && len(matched) > filter.Limit {
+		matched = matched[:filter.Limit]
+	}
+	list := make([]backend.RunInfo, len(matched))
+	for i, r := range matched {
+		list[i] = r.view()
 	}
 	return list, nil
 }
