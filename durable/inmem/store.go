@@ -148,6 +148,8 @@ func (s *Store) GetRun(ctx context.Context, runID string) (backend.RunInfo, erro
 	return r.view(), nil
 }
 
+var _ backend.RunCounter = (*Store)(nil)
+
 // ListRuns implements backend.Store. Runs created at the same time are
 // ordered by id, greatest first.
 func (s *Store) ListRuns(ctx context.Context, filter backend.RunFilter) ([]backend.RunInfo, error) {
@@ -190,6 +192,17 @@ func (s *Store) ListAwaiting(ctx context.Context) ([]backend.RunInfo, error) {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return list, nil
+}
+
+// CountRuns implements backend.RunCounter.
+func (s *Store) CountRuns(ctx context.Context) (backend.RunCounts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c backend.RunCounts
+	for _, r := range s.runs {
+		c.Add(r.info.Status, r.info.Workflow)
+	}
+	return c, nil
 }
 
 // ReadHistory implements backend.Store. A from below 1 reads from 1.

@@ -56,6 +56,7 @@ func cmdUI(ctx context.Context, e *env, f uiFlags) error {
 	c, err := webconsole.New(webconsole.Options{
 		Runtime:      e.rt,
 		View:         e.view,
+		Store:        e.store,
 		Authenticate: e.app.Authenticate,
 		Token:        e.app.flagOrEnv(f.token, EnvUIToken),
 		TokenUser:    f.user,

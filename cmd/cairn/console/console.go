@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 //go:embed assets
@@ -73,6 +74,11 @@ type Options struct {
 	// that person may read with. Runs are listed with View; what they
 	// hold (histories, requests, live events) is read with ViewFor's.
 	ViewFor func(Identity) *agent.Runtime
+	// Store is the Runtime's store, if the console may use its optional
+	// capabilities: one that is a backend.RunCounter (durable/redis,
+	// durable/inmem) counts the runs by status for the run list more
+	// cheaply than a read of every run's record.
+	Store backend.Store
 	// Authenticate returns who makes a request, or an error (wrap
 	// ErrUnauthenticated) to refuse it with 401. It must be safe for
 	// concurrent use. Default: the token (Token, TokenUser).

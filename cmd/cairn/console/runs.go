@@ -131,12 +131,13 @@ func (cc *countsCache) get(ctx context.Context, c *Console) counts {
 	return *cc.last
 }
 
-// count counts the runs by status: one pass over every run's record.
+// count counts the runs by status: with the store's RunCounter, or else
+// with a pass over every run's record.
 func (cc *countsCache) count(c *Console) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	at := time.Now()
-	list, err := c.view.Client().ListRuns(ctx, backend.RunFilter{})
+	rc, err := countRuns(ctx, c)
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.counting = false
@@ -145,15 +146,25 @@ func (cc *countsCache) count(c *Console) {
 		c.log.Warn("console: count runs", "err", err)
 		return
 	}
-	n := &counts{at: at, total: len(list), byStatus: map[backend.Status]int{}}
-	seen := map[string]bool{}
-	for _, r := range list {
-		n.byStatus[r.Status]++
-		if !seen[r.Workflow] {
-			seen[r.Workflow] = true
-			n.workflows = append(n.workflows, r.Workflow)
-		}
+	n := &counts{at: at, total: rc.Total, byStatus: rc.ByStatus}
+	if n.byStatus == nil {
+		n.byStatus = map[backend.Status]int{}
+	}
+	for wf := range rc.ByWorkflow {
+		n.workflows = append(n.workflows, wf)
 	}
 	slices.Sort(n.workflows)
 	cc.last = n
+}
+
+func countRuns(ctx context.Context, c *Console) (backend.RunCounts, error) {
+	if counter, ok := c.opts.Store.(backend.RunCounter); ok {
+		return counter.CountRuns(ctx)
+	}
+	var rc backend.RunCounts
+	list, err := c.view.Client().ListRuns(ctx, backend.RunFilter{})
+	for _, r := range list {
+		rc.Add(r.Status, r.Workflow)
+	}
+	return rc, err
 }

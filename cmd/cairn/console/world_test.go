@@ -151,6 +151,9 @@ func newWorldWith(t testing.TB, store backend.Store, rtOpts agent.Options, opts 
 		_ = worker.Run(ctx)
 	}()
 	opts.Runtime = w.rt
+	if opts.Store == nil {
+		opts.Store = store
+	}
 	if opts.Authenticate == nil && opts.TokenUser == "" {
 		opts.TokenUser = "alice"
 	}
