@@ -114,7 +114,7 @@ type Console struct {
 	mux      *http.ServeMux
 	log      *slog.Logger
 	counts   countsCache
-	// sessions bounds the live streams: each holds store reads open.
+	// streams counts the live streams being served (Close waits for them).
 	streams sync.WaitGroup
 }
 

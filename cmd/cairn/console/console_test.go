@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -272,7 +273,7 @@ func TestLiveStream(t *testing.T) {
 	c := w.client()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stream := openStream(t, ctx, c, w.srv.URL+"/runs/s-1/events?from="+itoa(info.Version), "")
+	stream := openStream(t, ctx, c, w.srv.URL+"/runs/s-1/events?from="+strconv.FormatInt(info.Version, 10), "")
 	require.NoError(t, w.rt.Decide(ctx, "s-1", agent.Decision{CallID: "call_1_0", Approved: true, By: "alice"}))
 	events := stream.until(t, "end")
 	var kinds []string
@@ -353,5 +354,3 @@ func joinData(events []sseEvent, kind string) string {
 	}
 	return b.String()
 }
-
-func itoa(n int64) string { return strconvFormat(n) }

@@ -37,7 +37,7 @@ var pageNames = []string{"runs", "run", "inbox", "error"}
 func parsePages() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "assets/layout.html", "assets/request.html", "assets/"+name+".html")
+		t, err := template.New("layout.html").Funcs(templateFuncs()).ParseFS(assets, "assets/layout.html", "assets/request.html", "assets/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: parse %s: %w", name, err)
 		}
@@ -72,37 +72,40 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-var funcs = template.FuncMap{
-	"time": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04:05")
-	},
-	"ago": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return roughly(time.Since(t)) + " ago"
-	},
-	"query": func(kv ...any) template.URL {
-		v := url.Values{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if s := fmt.Sprint(kv[i+1]); s != "" && s != "0" {
-				v.Set(fmt.Sprint(kv[i]), s)
+// templateFuncs are the functions the pages call.
+func templateFuncs() template.FuncMap {
+	return template.FuncMap{
+		"time": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
 			}
-		}
-		if len(v) == 0 {
-			return ""
-		}
-		return template.URL("?" + v.Encode())
-	},
-	"cut":      cut,
-	"statusOf": func(s backend.Status) string { return string(s) },
-	"add":      func(a, b int) int { return a + b },
-	"request": func(p page, call agent.PendingCall) requestView {
-		return requestView{Page: p, Call: call, Inbox: p.Inbox != nil}
-	},
+			return t.UTC().Format("2006-01-02 15:04:05")
+		},
+		"ago": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return roughly(time.Since(t)) + " ago"
+		},
+		"query": func(kv ...any) template.URL {
+			v := url.Values{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if s := fmt.Sprint(kv[i+1]); s != "" && s != "0" {
+					v.Set(fmt.Sprint(kv[i]), s)
+				}
+			}
+			if len(v) == 0 {
+				return ""
+			}
+			return template.URL("?" + v.Encode())
+		},
+		"cut":      cut,
+		"statusOf": func(s backend.Status) string { return string(s) },
+		"add":      func(a, b int) int { return a + b },
+		"request": func(p page, call agent.PendingCall) requestView {
+			return requestView{Page: p, Call: call, Inbox: p.Inbox != nil}
+		},
+	}
 }
 
 // requestView is a pending call with its forms, in the inbox or on its

@@ -380,7 +380,3 @@ func timeline(history []backend.Event) (rows []timelineRow, noisyN, encryptedN i
 	}
 	return rows, noisyN, encryptedN
 }
-
-func pathEscape(s string) string { return url.PathEscape(s) }
-
-func strconvQuote(s string) string { return strconv.Quote(s) }

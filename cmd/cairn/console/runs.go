@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,13 +54,13 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request, id Identity) 
 	if v.Query != "" {
 		// Search by id: a run that has it is opened.
 		if _, err := c.view.Client().Describe(ctx, v.Query); err == nil {
-			http.Redirect(w, r, "/runs/"+pathEscape(v.Query), http.StatusSeeOther)
+			http.Redirect(w, r, "/runs/"+url.PathEscape(v.Query), http.StatusSeeOther)
 			return
 		} else if !isNotFound(err) {
 			c.fail(w, r, id, err)
 			return
 		}
-		p.Notice = "No run has the id " + strconvQuote(v.Query) + "."
+		p.Notice = "No run has the id " + strconv.Quote(v.Query) + "."
 	}
 	size := c.opts.PageSize
 	list, err := c.view.Client().ListRuns(ctx, backend.RunFilter{Status: backend.Status(v.Status), Workflow: v.Workflow,

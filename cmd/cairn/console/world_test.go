@@ -285,5 +285,3 @@ func (w *world) records(runID, name string) []map[string]any {
 	}
 	return out
 }
-
-func strconvFormat(n int64) string { return fmt.Sprint(n) }
