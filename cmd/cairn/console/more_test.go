@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +85,51 @@ func TestSend(t *testing.T) {
 	assert.Equal(t, []string{"alice"}, senders, "who sent the message")
 	code, out = post(t, c, w.srv.URL+"/runs/chat-1/send", url.Values{"text": {" "}}, "X-CSRF-Token", token)
 	assert.Equal(t, http.StatusBadRequest, code, "an empty message: %v", out)
+}
+
+// TestLongHistory: a run's page shows the latest events of a long
+// history, and all of them when asked.
+func TestLongHistory(t *testing.T) {
+	w := newWorld(t, nil, console.Options{})
+	ctx := context.Background()
+	_, err := w.rt.Start(ctx, w.agents["chat"], "chat-1", agent.Input{Conversation: true})
+	require.NoError(t, err)
+	w.waitStatus("chat-1", backend.StatusWaiting)
+	for i := range 300 { // 4 events each
+		id, err := w.rt.Send(ctx, "chat-1", "message "+strconv.Itoa(i))
+		require.NoError(t, err)
+		_, err = w.rt.Reply(ctx, "chat-1", id)
+		require.NoError(t, err)
+	}
+	c := w.client()
+	_, body := get(t, c, w.srv.URL+"/runs/chat-1")
+	assert.Contains(t, body, `oldest events are not shown: <a href="/runs/chat-1?events=all">show all</a>`)
+	assert.Equal(t, 1000, strings.Count(body, `<tr class="ev `), "rows")
+	assert.Contains(t, body, "You said: message 199", "the conversation is whole")
+	assert.Contains(t, body, "You said: message 0", "the conversation is whole")
+	_, body = get(t, c, w.srv.URL+"/runs/chat-1?events=all")
+	assert.NotContains(t, body, "not shown")
+	assert.Greater(t, strings.Count(body, `<tr class="ev `), 1000, "rows of all events")
+}
+
+// TestContinuedConversation: a conversation that continued as new shows
+// the messages it carried over, then the new ones.
+func TestContinuedConversation(t *testing.T) {
+	w := newWorld(t, nil, console.Options{})
+	w.agents["chat"].ConversationLimit = 3
+	ctx := context.Background()
+	_, err := w.rt.Start(ctx, w.agents["chat"], "chat-1", agent.Input{Conversation: true})
+	require.NoError(t, err)
+	w.waitStatus("chat-1", backend.StatusWaiting)
+	for i := range 5 {
+		id, err := w.rt.Send(ctx, "chat-1", "message "+strconv.Itoa(i))
+		require.NoError(t, err)
+		_, err = w.rt.Reply(ctx, "chat-1", id)
+		require.NoError(t, err)
+	}
+	_, body := get(t, w.client(), w.srv.URL+"/runs/chat-1")
+	assert.Contains(t, body, "The run continued as new 1 times")
+	for i := range 5 {
+		assert.Contains(t, body, `<div class="text">You said: message `+strconv.Itoa(i)+`</div>`)
+	}
 }

@@ -32,6 +32,10 @@ type runView struct {
 	ChatError string
 	Timeline  []timelineRow
 	Noisy     int // rows of routine events, hidden unless asked for
+	// Hidden counts the events left out of a long timeline (the oldest);
+	// AllEvents says the page shows them all (?events=all).
+	Hidden    int
+	AllEvents bool
 	Encrypted int
 	// Conversation says the run waits for messages (Runtime.Send).
 	Conversation bool
@@ -97,6 +101,10 @@ func (c *Console) runView(r *http.Request, view *agent.Runtime, runID string) (*
 	}
 	v.Chat, v.Conversation = conversation(history)
 	v.Timeline, v.Noisy, v.Encrypted = timeline(history)
+	v.AllEvents = r.URL.Query().Get("events") == "all"
+	if n := len(v.Timeline); n > timelineRows && !v.AllEvents {
+		v.Hidden, v.Timeline = n-timelineRows, v.Timeline[n-timelineRows:]
+	}
 	return v, nil
 }
 
@@ -199,6 +207,16 @@ func conversation(history []backend.Event) ([]chatItem, bool) {
 			var in struct {
 				Message      string `json:"message"`
 				Conversation bool   `json:"conversation"`
+				// History is what a conversation that continued as new
+				// carried over.
+				History []struct {
+					Role       string `json:"role"`
+					Content    string `json:"content"`
+					ToolCallID string `json:"tool_call_id"`
+					ToolCalls  []struct {
+						ID, Name, Arguments string
+					} `json:"tool_calls"`
+				} `json:"history"`
 			}
 			if isEnc {
 				items = append(items, chatItem{Role: "user", Encrypted: enc, Time: e.Time})
@@ -208,6 +226,24 @@ func conversation(history []backend.Event) ([]chatItem, bool) {
 				continue
 			}
 			isConversation = in.Conversation
+			for _, m := range in.History {
+				switch m.Role {
+				case "tool":
+					tc := call(m.ToolCallID)
+					tc.Done, tc.Result = true, m.Content
+				case "user", "assistant":
+					item := chatItem{Role: m.Role, Text: m.Content, Time: e.Time}
+					if len(m.ToolCalls) > 0 {
+						calls = map[string]*toolCallView{}
+					}
+					for _, tc := range m.ToolCalls {
+						v := &toolCallView{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments}
+						calls[tc.ID] = v
+						item.Calls = append(item.Calls, v)
+					}
+					items = append(items, item)
+				}
+			}
 			if in.Message != "" {
 				items = append(items, chatItem{Role: "user", Text: in.Message, Time: e.Time})
 			}
@@ -304,6 +340,10 @@ func conversation(history []backend.Event) ([]chatItem, bool) {
 	}
 	return items, isConversation
 }
+
+// timelineRows is how many of a history's latest events a run's page
+// shows, unless asked for all.
+const timelineRows = 1000
 
 // timelineRow is an event of the history as the timeline shows it.
 type timelineRow struct {

@@ -114,7 +114,7 @@ func newWorldWith(t testing.TB, store backend.Store, rtOpts agent.Options, opts 
 		"parrot": {Name: "parrot", Model: scripted.New(say(hostile))},
 		"chat": {Name: "chat", Model: scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
 			return say("You said: " + req.Messages[len(req.Messages)-1].Content), nil
-		})},
+		}), ConversationLimit: 1000},
 		// refunder asks for a refund at once (the benchmarks' runs).
 		"refunder": {Name: "refunder", Model: scripted.New(call("refund", `{"order_id":"A-7","cents":500}`), say(finalAnswer)), Tools: set},
 	}
