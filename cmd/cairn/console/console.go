@@ -96,6 +96,9 @@ type Options struct {
 	TraceURL string
 	// PageSize is how many runs or requests a page lists. Default: 50.
 	PageSize int
+	// TimelineRows is how many of a history's latest events a run's page
+	// shows, unless asked for all (?events=all). Default: 1,000.
+	TimelineRows int
 	// CountsMaxAge is how old the counts of runs by status may be before
 	// they are counted again, in the background. Default: 3 s.
 	CountsMaxAge time.Duration
@@ -133,6 +136,9 @@ func New(opts Options) (*Console, error) {
 	}
 	if c.opts.PageSize <= 0 {
 		c.opts.PageSize = 50
+	}
+	if c.opts.TimelineRows <= 0 {
+		c.opts.TimelineRows = 1000
 	}
 	if c.opts.CountsMaxAge <= 0 {
 		c.opts.CountsMaxAge = 3 * time.Second

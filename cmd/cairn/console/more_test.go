@@ -90,12 +90,12 @@ func TestSend(t *testing.T) {
 // TestLongHistory: a run's page shows the latest events of a long
 // history, and all of them when asked.
 func TestLongHistory(t *testing.T) {
-	w := newWorld(t, nil, console.Options{})
+	w := newWorld(t, nil, console.Options{TimelineRows: 50})
 	ctx := context.Background()
 	_, err := w.rt.Start(ctx, w.agents["chat"], "chat-1", agent.Input{Conversation: true})
 	require.NoError(t, err)
 	w.waitStatus("chat-1", backend.StatusWaiting)
-	for i := range 300 { // 4 events each
+	for i := range 20 { // 4 events each
 		id, err := w.rt.Send(ctx, "chat-1", "message "+strconv.Itoa(i))
 		require.NoError(t, err)
 		_, err = w.rt.Reply(ctx, "chat-1", id)
@@ -104,12 +104,12 @@ func TestLongHistory(t *testing.T) {
 	c := w.client()
 	_, body := get(t, c, w.srv.URL+"/runs/chat-1")
 	assert.Contains(t, body, `oldest events are not shown: <a href="/runs/chat-1?events=all">show all</a>`)
-	assert.Equal(t, 1000, strings.Count(body, `<tr class="ev `), "rows")
-	assert.Contains(t, body, "You said: message 199", "the conversation is whole")
+	assert.Equal(t, 50, strings.Count(body, `<tr class="ev `), "rows")
+	assert.Contains(t, body, "You said: message 19", "the conversation is whole")
 	assert.Contains(t, body, "You said: message 0", "the conversation is whole")
 	_, body = get(t, c, w.srv.URL+"/runs/chat-1?events=all")
 	assert.NotContains(t, body, "not shown")
-	assert.Greater(t, strings.Count(body, `<tr class="ev `), 1000, "rows of all events")
+	assert.Greater(t, strings.Count(body, `<tr class="ev `), 80, "rows of all events")
 }
 
 // TestContinuedConversation: a conversation that continued as new shows

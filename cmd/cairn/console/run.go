@@ -102,8 +102,8 @@ func (c *Console) runView(r *http.Request, view *agent.Runtime, runID string) (*
 	v.Chat, v.Conversation = conversation(history)
 	v.Timeline, v.Noisy, v.Encrypted = timeline(history)
 	v.AllEvents = r.URL.Query().Get("events") == "all"
-	if n := len(v.Timeline); n > timelineRows && !v.AllEvents {
-		v.Hidden, v.Timeline = n-timelineRows, v.Timeline[n-timelineRows:]
+	if n, max := len(v.Timeline), c.opts.TimelineRows; n > max && !v.AllEvents {
+		v.Hidden, v.Timeline = n-max, v.Timeline[n-max:]
 	}
 	return v, nil
 }
@@ -340,10 +340,6 @@ func conversation(history []backend.Event) ([]chatItem, bool) {
 	}
 	return items, isConversation
 }
-
-// timelineRows is how many of a history's latest events a run's page
-// shows, unless asked for all.
-const timelineRows = 1000
 
 // timelineRow is an event of the history as the timeline shows it.
 type timelineRow struct {
