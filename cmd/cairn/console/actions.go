@@ -56,7 +56,10 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, id Identity) {
 		c.actionError(w, r, id, err)
 		return
 	}
-	c.done(w, r, map[bool]string{true: "Approved", false: "Rejected"}[d.Approved]+" call "+callID+" of run "+runID+" as "+id.Name+".")
+	// Sent, not yet taken in: the run's worker checks it again, and
+	// the page shows what it records.
+	c.done(w, r, map[bool]string{true: "Approval", false: "Rejection"}[d.Approved]+" of call "+callID+" of run "+runID+
+		" sent as "+id.Name+".")
 }
 
 // answer answers a question a run's model asked.
@@ -71,7 +74,7 @@ func (c *Console) answer(w http.ResponseWriter, r *http.Request, id Identity) {
 		c.actionError(w, r, id, err)
 		return
 	}
-	c.done(w, r, "Answered call "+callID+" of run "+runID+" as "+id.Name+".")
+	c.done(w, r, "Answer to call "+callID+" of run "+runID+" sent as "+id.Name+".")
 }
 
 // cancel asks a run to cancel, as the identity.

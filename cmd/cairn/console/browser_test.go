@@ -159,11 +159,11 @@ func TestBrowser(t *testing.T) {
 	step(t, ctx, "asks for a reason", poll(`document.querySelector('`+reject+`output.result').textContent.includes('needs a reason')`))
 	step(t, ctx, "reason", chromedp.SendKeys(chromedp.CSS(reject+`input[name=reason]`), "already refunded"))
 	step(t, ctx, "reject", chromedp.Click(chromedp.CSS(reject+`button.reject`)))
-	step(t, ctx, "rejected", poll(`document.querySelector('`+reject+`output.result').textContent.startsWith('Rejected')`))
+	step(t, ctx, "rejected", poll(`document.querySelector('`+reject+`output.result').textContent.startsWith('Rejection')`))
 	answer := `li[data-run="shirt-1"] `
 	step(t, ctx, "answer", chromedp.SendKeys(chromedp.CSS(answer+`input[name=text]`), "L, please"))
 	step(t, ctx, "send the answer", chromedp.Click(chromedp.CSS(answer+`button.send-answer`)))
-	step(t, ctx, "answered", poll(`document.querySelector('`+answer+`output.result').textContent.startsWith('Answered')`))
+	step(t, ctx, "answered", poll(`document.querySelector('`+answer+`output.result').textContent.startsWith('Answer to')`))
 	w.waitStatus("refund-2", backend.StatusCompleted)
 	w.waitStatus("shirt-1", backend.StatusCompleted)
 	d := w.records("refund-2", "approval_decided")

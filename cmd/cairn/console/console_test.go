@@ -176,7 +176,7 @@ func TestDecide(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusSeeOther, res.StatusCode)
-	assert.True(t, strings.HasPrefix(res.Header.Get("Location"), "/inbox?notice=Rejected"), res.Header.Get("Location"))
+	assert.True(t, strings.HasPrefix(res.Header.Get("Location"), "/inbox?notice=Rejection"), res.Header.Get("Location"))
 	w.waitStatus("s-2", backend.StatusCompleted)
 	assert.EqualValues(t, 1, w.refunds.Load(), "refunds after a rejection")
 	_, body := get(t, c, w.srv.URL+"/runs/s-2")
