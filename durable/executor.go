@@ -195,8 +195,9 @@ func (ex *executor) load(ctx context.Context) error {
 		ex.info.Trace = history[0].Trace // a record written before traces were kept
 	}
 	log := ex.w.log
-	if !ex.info.Trace.IsZero() {
-		log = log.With("trace_id", ex.info.Trace.TraceID.String())
+	if tr := ex.info.Trace; !tr.IsZero() {
+		log = slog.New(runSpanHandler{log.Handler(), tr.SpanContext(tr.RunSpanID(ex.info.ID))}).
+			With("trace_id", tr.TraceID.String())
 		ex.log = ex.log.With("trace_id", ex.info.Trace.TraceID.String())
 	}
 	ex.replayed = len(history) > 1
