@@ -189,6 +189,45 @@ func TestOTLPHTTP(t *testing.T) {
 	assert.Equal(t, otelsetup.Instrumentation, toolLog.Scope)
 }
 
+// TestOTLPGRPC: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc the three signals
+// go over gRPC, with the headers as metadata.
+func TestOTLPGRPC(t *testing.T) {
+	clearEnv(t)
+	recv := otlptest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.ServeGRPC(t))
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret")
+
+	p, err := otelsetup.FromEnv(context.Background(), otelsetup.Options{ServiceName: "support-grpc"})
+	require.NoError(t, err)
+	traceID := runAgent(t, p)
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.Empty(t, recv.Errors(), "rejected requests")
+
+	require.Len(t, recv.Headers(), recv.Requests())
+	require.GreaterOrEqual(t, recv.Requests(), 3, "one request a signal at least")
+	for i, h := range recv.Headers() {
+		assert.Equal(t, "s3cret", h.Get("X-Api-Key"), "request %d: metadata from OTEL_EXPORTER_OTLP_HEADERS", i)
+		assert.Contains(t, h.Get("Content-Type"), "application/grpc", "request %d: over gRPC", i)
+	}
+	spans := recv.Spans()
+	require.NotEmpty(t, spans, "no spans received")
+	assert.Equal(t, traceID, spans[0].TraceID)
+	assert.Equal(t, "support-grpc", spans[0].Resource["service.name"])
+	steps := metricNamed(t, recv.Metrics(), "cairn.steps")
+	assert.Equal(t, 1.0, pointWith(t, steps, map[string]any{"cairn.step.kind": "tool"}).Value)
+	var found bool
+	for _, l := range recv.Logs() {
+		if l.Body == "looking up order" {
+			found = true
+			assert.Equal(t, traceID, l.TraceID)
+			assert.Equal(t, "ticket-1", l.Attributes["run_id"])
+		}
+	}
+	assert.True(t, found, "the tool's log record was not received: %v", recv.Logs())
+}
+
 // TestWorkflowLogs: what workflow code logs through durable.Logger reaches
 // the logs endpoint with its run's id, trace and span.
 func TestWorkflowLogs(t *testing.T) {
