@@ -196,9 +196,11 @@ func (ex *executor) load(ctx context.Context) error {
 	}
 	log := ex.w.log
 	if tr := ex.info.Trace; !tr.IsZero() {
-		log = slog.New(runSpanHandler{log.Handler(), tr.SpanContext(tr.RunSpanID(ex.info.ID))}).
-			With("trace_id", tr.TraceID.String())
-		ex.log = ex.log.With("trace_id", ex.info.Trace.TraceID.String())
+		// Records of the run, its workflow code's and the worker's, carry
+		// its trace id, and its span in their context for OTel bridges.
+		run := tr.SpanContext(tr.RunSpanID(ex.info.ID))
+		log = slog.New(runSpanHandler{log.Handler(), run}).With("trace_id", tr.TraceID.String())
+		ex.log = slog.New(runSpanHandler{ex.log.Handler(), run}).With("trace_id", tr.TraceID.String())
 	}
 	ex.replayed = len(history) > 1
 	ex.rt = newRuntime(ex.info.ID, ex.info.Generation, def, log)
