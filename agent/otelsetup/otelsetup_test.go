@@ -310,6 +310,22 @@ func TestExportersOff(t *testing.T) {
 	assert.Zero(t, recv.Requests(), "requests received")
 }
 
+// TestTracesOnly: with only OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set (a
+// backend that takes traces only, as Jaeger), only spans are sent.
+func TestTracesOnly(t *testing.T) {
+	clearEnv(t)
+	recv := otlptest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", recv.URL()+"/v1/traces")
+	p, err := otelsetup.FromEnv(context.Background(), otelsetup.Options{})
+	require.NoError(t, err)
+	runAgent(t, p)
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.Empty(t, recv.Errors(), "rejected requests")
+	assert.NotEmpty(t, recv.Spans(), "spans")
+	assert.Empty(t, recv.Metrics(), "metrics")
+	assert.Empty(t, recv.Logs(), "logs")
+}
+
 // TestBadEnv: a variable FromEnv cannot honour is an error, not a
 // silent default.
 func TestBadEnv(t *testing.T) {
