@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/agent/otelsetup"
@@ -26,7 +27,9 @@ func Example() {
 	}
 	// Last, once the workers have stopped: it sends what is buffered.
 	defer func() {
-		if err := otel.Shutdown(context.WithoutCancel(ctx)); err != nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := otel.Shutdown(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()

@@ -70,7 +70,7 @@ type Options struct {
 	ServiceName string
 	// SpanProcessors are also given every span the TracerProvider ends,
 	// besides the exporter's batcher: a sdktrace.NewSimpleSpanProcessor
-	// over an in-memory exporter, for one.
+	// over an in-memory exporter, for one. Shutdown shuts them down.
 	SpanProcessors []sdktrace.SpanProcessor
 }
 
@@ -173,7 +173,8 @@ func (p *Providers) LogHandler() slog.Handler {
 // metrics, log records) and shuts the providers down, returning every
 // error. Call it once, after the workers have stopped: a worker emits a
 // run's spans and metrics as it writes its history. It waits as long as
-// ctx allows.
+// ctx allows: give ctx a deadline, as an exporter whose collector does not
+// answer retries for up to a minute.
 func (p *Providers) Shutdown(ctx context.Context) error {
 	var errs []error
 	if err := p.TracerProvider.Shutdown(ctx); err != nil {
