@@ -160,7 +160,7 @@ func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolC
 		if info.Attempt > 1 && !t.HonorsIdempotencyKey() {
 			// Not silently: an earlier attempt may have had its effect.
 			sc := trace.SpanContextFromContext(ctx)
-			rt.log.Warn("tool called again; it does not honour its idempotency key, so its side effect may happen twice",
+			rt.log.WarnContext(ctx, "tool called again; it does not honour its idempotency key, so its side effect may happen twice",
 				"run_id", info.RunID, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String(),
 				"tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
 		}

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
-
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"log/slog"
 
 	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/agent/otelsetup"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/inmem"
@@ -150,18 +147,19 @@ func waitForApproval(ctx context.Context, rt *agent.Runtime, runID string) {
 // name (examples/approval runs the same set-up).
 func tracedSupport(ctx context.Context, store backend.Store, support *agent.Agent, input agent.Input) (*durable.Run[agent.RunResult], error) {
 	// snippet:tracing
-	exp, err := otlptracehttp.New(ctx) // reads the OTEL_EXPORTER_OTLP_* variables
+	// Traces, metrics and logs, as the OTEL_* variables say; "support" unless OTEL_SERVICE_NAME is set.
+	otel, err := otelsetup.FromEnv(ctx, otelsetup.Options{ServiceName: "support"})
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
-		sdktrace.WithIDGenerator(agent.IDGenerator{}),
-		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName("support"))))
-	defer tp.Shutdown(ctx)
-	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tp})
+	defer otel.Shutdown(context.WithoutCancel(ctx)) // sends what is buffered, once the workers have stopped
+	rt := agent.NewRuntime(store, agent.Options{
+		TracerProvider: otel.TracerProvider, // built with agent.IDGenerator
+		MeterProvider:  otel.MeterProvider,
+		Logger:         slog.New(slog.NewMultiHandler(slog.Default().Handler(), otel.LogHandler())),
+	})
 
-	ctx, span := tp.Tracer("support").Start(ctx, "POST /tickets") // the run hangs under this span
+	ctx, span := otel.TracerProvider.Tracer("support").Start(ctx, "POST /tickets") // the run hangs under this span
 	defer span.End()
 	run, err := rt.Start(ctx, support, "ticket-4711", input)
 	// end snippet:tracing

@@ -195,9 +195,12 @@ func (ex *executor) load(ctx context.Context) error {
 		ex.info.Trace = history[0].Trace // a record written before traces were kept
 	}
 	log := ex.w.log
-	if !ex.info.Trace.IsZero() {
-		log = log.With("trace_id", ex.info.Trace.TraceID.String())
-		ex.log = ex.log.With("trace_id", ex.info.Trace.TraceID.String())
+	if tr := ex.info.Trace; !tr.IsZero() {
+		// Records of the run, its workflow code's and the worker's, carry
+		// its trace id, and its span in their context for OTel bridges.
+		run := tr.SpanContext(tr.RunSpanID(ex.info.ID))
+		log = slog.New(runSpanHandler{log.Handler(), run}).With("trace_id", tr.TraceID.String())
+		ex.log = slog.New(runSpanHandler{ex.log.Handler(), run}).With("trace_id", tr.TraceID.String())
 	}
 	ex.replayed = len(history) > 1
 	ex.rt = newRuntime(ex.info.ID, ex.info.Generation, def, log)

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairn-dev/cairn/durable/backend"
 )
 
@@ -217,8 +219,12 @@ func NewID(ctx Context) string {
 }
 
 // Logger returns a logger for workflow code. Its records carry the run id
-// (run_id) and the run's trace id (trace_id, see backend.Trace). It drops
-// records while the run is replaying, so each line is logged once.
+// (run_id) and the run's trace id (trace_id, see backend.Trace), and they
+// reach the handler with the run's span in their context (unless the
+// caller's context has a span), so that a handler bridging to
+// OpenTelemetry logs (otelslog) gives them the run's trace and span ids.
+// It drops records while the run is replaying, so each line is logged
+// once.
 func Logger(ctx Context) *slog.Logger {
 	rt := ctx.runtime()
 	rt.check()
@@ -241,4 +247,26 @@ func (h replayHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h replayHandler) WithGroup(name string) slog.Handler {
 	return replayHandler{h.Handler.WithGroup(name), h.rt}
+}
+
+// runSpanHandler hands records to its handler with a run's span in their
+// context, when the context they were logged with has none.
+type runSpanHandler struct {
+	slog.Handler
+	span trace.SpanContext
+}
+
+func (h runSpanHandler) Handle(ctx context.Context, r slog.Record) error {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, h.span)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h runSpanHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return runSpanHandler{h.Handler.WithAttrs(attrs), h.span}
+}
+
+func (h runSpanHandler) WithGroup(name string) slog.Handler {
+	return runSpanHandler{h.Handler.WithGroup(name), h.span}
 }

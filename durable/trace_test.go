@@ -208,6 +208,63 @@ func TestLogsCarryTraceAndRunIDs(t *testing.T) {
 	assert.Equal(t, info.Trace.TraceID.String(), line["trace_id"], "log line %v", line)
 }
 
+// TestLogsHaveRunSpanInContext: what a workflow logs through Logger
+// reaches the handler with the run's span in its context, which is where
+// an OpenTelemetry log bridge takes a record's trace and span ids from.
+func TestLogsHaveRunSpanInContext(t *testing.T) {
+	wf := durable.NewWorkflow("chatty", func(ctx durable.Context, _ struct{}) (string, error) {
+		durable.Logger(ctx).Info("hello from the workflow")
+		return "ok", nil
+	})
+	e := newIdleEnv(t)
+	h := &spanCapture{}
+	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: slog.New(h)})
+	w.Register(wf)
+	ctx := ctxT(t)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx) }()
+	defer func() { cancel(); <-done }()
+	run, err := wf.Start(ctx, e.client, "chatty-2", struct{}{})
+	require.NoError(t, err)
+	_, err = run.Result(ctx)
+	require.NoError(t, err)
+	info, err := e.client.Describe(ctx, "chatty-2")
+	require.NoError(t, err)
+	sc, ok := h.of("hello from the workflow")
+	require.True(t, ok, "the workflow's record was not logged")
+	assert.Equal(t, info.Trace.TraceID, sc.TraceID(), "trace id in the record's context")
+	assert.Equal(t, info.Trace.RunSpanID("chatty-2"), sc.SpanID(), "span id in the record's context: want the run's span")
+}
+
+// spanCapture is a slog.Handler that keeps the span context each message
+// was handled with.
+type spanCapture struct {
+	mu    sync.Mutex
+	spans map[string]trace.SpanContext
+}
+
+func (h *spanCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (h *spanCapture) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *spanCapture) WithGroup(string) slog.Handler            { return h }
+
+func (h *spanCapture) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.spans == nil {
+		h.spans = map[string]trace.SpanContext{}
+	}
+	h.spans[r.Message] = trace.SpanContextFromContext(ctx)
+	return nil
+}
+
+func (h *spanCapture) of(msg string) (trace.SpanContext, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sc, ok := h.spans[msg]
+	return sc, ok
+}
+
 // waitFor waits until cond holds, for up to 10 seconds. cond runs in
 // another goroutine than the test's.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -23,11 +23,15 @@
 // With -trace the example ends with the run's trace: the spans cairn
 // emitted for it (invoke_agent, chat, execute_tool, await_approval), as a
 // tree under the span of the code that started it. With
-// OTEL_EXPORTER_OTLP_ENDPOINT set they are also sent to that OTLP/HTTP
-// collector (Jaeger, Grafana Tempo, an OpenTelemetry Collector):
+// OTEL_EXPORTER_OTLP_ENDPOINT set the spans, cairn's metrics and the logs
+// are also sent to that OTLP collector (Jaeger, Grafana Tempo, an
+// OpenTelemetry Collector), as the standard OTEL_* variables say
+// (agent/otelsetup); the service is cairn-example-approval unless
+// OTEL_SERVICE_NAME names it:
 //
 //	go run ./examples/approval -trace
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/approval
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc go run ./examples/approval
 //
 // Without OPENAI_API_KEY the model is scripted; with it, a real model
 // (OPENAI_MODEL, default gpt-4o-mini, at OPENAI_BASE_URL if set) decides
@@ -131,17 +135,17 @@ func newModel() (providers.Model, error) {
 // run starts the customer's request, decides its approvals as cfg says,
 // and prints the answer and the run's history, and its trace if asked.
 func run(ctx context.Context, w io.Writer, store backend.Store, model providers.Model, cfg config) error {
-	// Spans go to a TracerProvider of the example's own: every Runtime
-	// is given it.
-	// It is shut down last, once the worker has stopped: the worker
-	// emits a run's spans as it writes its history.
+	// Spans, metrics and logs go to providers of the example's own,
+	// built from the OTEL_* variables: every Runtime is given them.
+	// They are shut down last, once the worker has stopped: the worker
+	// emits a run's spans and metrics as it writes its history.
 	tel, err := spantree.Setup(ctx, "cairn-example-approval")
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err := tel.Shutdown(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "approval: exporting spans:", err)
+			fmt.Fprintln(os.Stderr, "approval: exporting telemetry:", err)
 		}
 	}()
 
@@ -152,7 +156,9 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 	// The service: the agent, and a worker that runs it.
 	pay := support.NewPayments(w)
 	support := support.NewAgent(model, pay)
-	rt := agent.NewRuntime(store, agent.Options{Authorizer: auth, TracerProvider: tel.Provider})
+	opts := tel.Options() // traces, metrics and logs
+	opts.Authorizer = auth
+	rt := agent.NewRuntime(store, opts)
 	if err := rt.Register(support); err != nil {
 		return err
 	}
@@ -180,7 +186,7 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 
 	// The back office: another Runtime on the same store, with no agent
 	// registered and no worker, as another process would be.
-	approver := agent.NewRuntime(store, agent.Options{Authorizer: auth, TracerProvider: tel.Provider})
+	approver := agent.NewRuntime(store, opts)
 	decide := decideAs(cfg.as)
 	if cfg.prompt {
 		decide = ask(cfg.in, w, cfg.as)

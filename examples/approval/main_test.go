@@ -144,12 +144,23 @@ func TestTrace(t *testing.T) {
 	assert.NoError(t, spantree.CheckOnce(tree), "%s", tree)
 }
 
+// clearOTelEnv unsets, for the test, the OTEL_* variables the example's
+// set-up reads that the machine might have set.
+func clearOTelEnv(t *testing.T) {
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+		"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
+		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
+		t.Setenv(v, "")
+	}
+}
+
 // TestTraceExported runs the example with OTEL_EXPORTER_OTLP_ENDPOINT
 // set: the run's spans reach the collector, under the example's own span.
 func TestTraceExported(t *testing.T) {
+	clearOTelEnv(t)
 	recv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	got, err := runExample(t, config{as: manager})
 	require.NoError(t, err, "run:\n%s", got)
 	// The example has shut its provider down: everything is sent.
@@ -168,6 +179,37 @@ func TestTraceExported(t *testing.T) {
 		if assert.Contains(t, byName, name, "span %s not received", name) {
 			assert.Equal(t, run.SpanID, byName[name].ParentSpanID, "%s: parent, want under invoke_agent", name)
 		}
+	}
+}
+
+// TestMetricsExported: the example's metrics reach the collector too,
+// under the service OTEL_SERVICE_NAME names, which wins over the
+// example's own name.
+func TestMetricsExported(t *testing.T) {
+	clearOTelEnv(t)
+	recv := otlptest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
+	t.Setenv("OTEL_SERVICE_NAME", "refund-desk")
+	got, err := runExample(t, config{as: manager})
+	require.NoError(t, err, "run:\n%s", got)
+	require.Empty(t, recv.Errors(), "rejected requests")
+	byName := map[string]otlptest.Metric{}
+	for _, m := range recv.Metrics() {
+		byName[m.Name] = m
+	}
+	runs, wait := byName["cairn.runs"], byName["cairn.approval.wait"]
+	require.NotEmpty(t, runs.Name, "cairn.runs not received among %d metrics", len(byName))
+	assert.Equal(t, "{run}", runs.Unit)
+	assert.Equal(t, "refund-desk", runs.Resource["service.name"], "service.name: OTEL_SERVICE_NAME's")
+	require.NotEmpty(t, runs.Points)
+	assert.Equal(t, "completed", runs.Points[0].Attributes["cairn.run.status"])
+	require.NotEmpty(t, wait.Name, "cairn.approval.wait not received")
+	assert.Equal(t, "s", wait.Unit)
+	require.Len(t, wait.Points, 1)
+	assert.Equal(t, uint64(1), wait.Points[0].Count)
+	assert.Equal(t, true, wait.Points[0].Attributes["cairn.approval.approved"])
+	for _, s := range recv.Spans() {
+		assert.Equal(t, "refund-desk", s.Resource["service.name"], "span %s: service.name", s.Name)
 	}
 }
 

@@ -26,8 +26,11 @@
 // With -trace the example ends with the run's trace: the spans cairn
 // emitted for it (invoke_agent, chat, execute_tool, timer), as a tree
 // under the span of the code that started it. With
-// OTEL_EXPORTER_OTLP_ENDPOINT set they are also sent to that OTLP/HTTP
-// collector (Jaeger, Grafana Tempo, an OpenTelemetry Collector):
+// OTEL_EXPORTER_OTLP_ENDPOINT set the spans, cairn's metrics and the logs
+// are also sent to that OTLP collector (Jaeger, Grafana Tempo, an
+// OpenTelemetry Collector), as the standard OTEL_* variables say
+// (agent/otelsetup); the service is cairn-example-pizza unless
+// OTEL_SERVICE_NAME names it:
 //
 //	go run ./examples/pizza -trace
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/pizza
@@ -134,17 +137,17 @@ func run(ctx context.Context, w io.Writer, store backend.Store, model providers.
 
 // runWith is run as cfg says: it also shows the run's trace if asked.
 func runWith(ctx context.Context, w io.Writer, store backend.Store, model providers.Model, cfg config) error {
-	// Spans go to a TracerProvider of the example's own, given to the
-	// Runtime.
-	// It is shut down last, once the worker has stopped: the worker
-	// emits a run's spans as it writes its history.
+	// Spans, metrics and logs go to providers of the example's own,
+	// built from the OTEL_* variables and given to the Runtime.
+	// They are shut down last, once the worker has stopped: the worker
+	// emits a run's spans and metrics as it writes its history.
 	tel, err := spantree.Setup(ctx, "cairn-example-pizza")
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err := tel.Shutdown(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "pizza: exporting spans:", err)
+			fmt.Fprintln(os.Stderr, "pizza: exporting telemetry:", err)
 		}
 	}()
 
@@ -154,7 +157,7 @@ func runWith(ctx context.Context, w io.Writer, store backend.Store, model provid
 	// A Runtime binds agents to a store. Every process that runs the
 	// agent's runs registers it; one that only starts runs or reads
 	// them need not.
-	rt := agent.NewRuntime(store, agent.Options{TracerProvider: tel.Provider})
+	rt := agent.NewRuntime(store, tel.Options()) // traces, metrics and logs
 	if err := rt.Register(pizza); err != nil {
 		return err
 	}

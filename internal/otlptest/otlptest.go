@@ -1,11 +1,11 @@
-// Package otlptest is for tests only: it runs a real OTLP/HTTP trace
-// receiver on a loopback port, so that a test can export spans to it (with
-// otlptracehttp in-process, or from a child process through
+// Package otlptest is for tests only: it runs a real OTLP/HTTP receiver
+// of traces, metrics and logs on a loopback port, so that a test can
+// export to it (in-process, or from a child process through
 // OTEL_EXPORTER_OTLP_ENDPOINT) and assert on what arrived.
 //
-// The receiver accepts POST /v1/traces with a protobuf or JSON
-// ExportTraceServiceRequest body, optionally gzip-compressed, and decodes
-// the spans into plain Go values (Span).
+// The receiver accepts POST /v1/traces, /v1/metrics and /v1/logs with a
+// protobuf or JSON export request body, optionally gzip-compressed, and
+// decodes what they carry into plain Go values (Span, Metric, LogRecord).
 package otlptest
 
 import (
@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	collogpb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
@@ -65,13 +67,16 @@ type Link struct {
 	TraceID, SpanID string // lowercase hex
 }
 
-// Receiver is an OTLP/HTTP trace receiver started by NewReceiver. Its
+// Receiver is an OTLP/HTTP receiver started by NewReceiver. Its
 // methods are safe for concurrent use, also while exports are arriving.
 type Receiver struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	spans    []received
+	metrics  []receivedMetric
+	logs     []receivedLog
+	headers  []http.Header
 	errs     []error
 	requests int
 }
@@ -121,6 +126,19 @@ func (r *Receiver) Spans() []Span {
 	return out
 }
 
+// Headers returns the headers of every accepted request, in arrival
+// order: what OTEL_EXPORTER_OTLP_HEADERS made an exporter send arrives
+// here.
+func (r *Receiver) Headers() []http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]http.Header, len(r.headers))
+	for i, h := range r.headers {
+		out[i] = h.Clone()
+	}
+	return out
+}
+
 // Requests returns how many export requests were accepted (answered 200).
 func (r *Receiver) Requests() int {
 	r.mu.Lock()
@@ -130,7 +148,7 @@ func (r *Receiver) Requests() int {
 
 // Errors returns one error for each request that was rejected (wrong path
 // or method, unsupported Content-Type or Content-Encoding, or a body that
-// is not a valid ExportTraceServiceRequest), in arrival order.
+// is not a valid export request), in arrival order.
 func (r *Receiver) Errors() []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -181,8 +199,17 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 // handle decodes and stores one request and answers it when it succeeds;
 // otherwise it returns the status and error to answer with.
 func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) (int, error) {
-	if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" {
-		return http.StatusNotFound, errors.New("not found: only POST /v1/traces is served")
+	var msg, resp proto.Message
+	switch req.URL.Path {
+	case "/v1/traces":
+		msg, resp = &coltracepb.ExportTraceServiceRequest{}, &coltracepb.ExportTraceServiceResponse{}
+	case "/v1/metrics":
+		msg, resp = &colmetricpb.ExportMetricsServiceRequest{}, &colmetricpb.ExportMetricsServiceResponse{}
+	case "/v1/logs":
+		msg, resp = &collogpb.ExportLogsServiceRequest{}, &collogpb.ExportLogsServiceResponse{}
+	}
+	if req.Method != http.MethodPost || msg == nil {
+		return http.StatusNotFound, errors.New("not found: only POST /v1/traces, /v1/metrics and /v1/logs are served")
 	}
 	var body io.Reader = http.MaxBytesReader(w, req.Body, maxBody)
 	switch enc := req.Header.Get("Content-Encoding"); enc {
@@ -200,42 +227,78 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) (int, error)
 	if err != nil {
 		return http.StatusBadRequest, fmt.Errorf("reading body: %w", err)
 	}
-	var msg coltracepb.ExportTraceServiceRequest
 	ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	switch ct {
 	case "application/x-protobuf":
-		err = proto.Unmarshal(data, &msg)
+		err = proto.Unmarshal(data, msg)
 	case "application/json":
-		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, &msg)
+		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, msg)
 	default:
 		return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Type %q, want application/x-protobuf or application/json", ct)
 	}
 	if err != nil {
-		return http.StatusBadRequest, fmt.Errorf("decoding ExportTraceServiceRequest: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("decoding %s: %w", msg.ProtoReflect().Descriptor().Name(), err)
 	}
-	var recs []received
-	for i, rs := range msg.GetResourceSpans() {
-		for j, ss := range rs.GetScopeSpans() {
-			for k, sp := range ss.GetSpans() {
-				if err := checkIDs(sp, ct == "application/json"); err != nil {
-					return http.StatusBadRequest, fmt.Errorf("resource_spans[%d].scope_spans[%d].spans[%d]: %w", i, j, k, err)
+	if err := r.store(msg, ct == "application/json", req.Header.Clone()); err != nil {
+		return http.StatusBadRequest, err
+	}
+	out, _ := proto.Marshal(resp)
+	if ct == "application/json" {
+		out = []byte("{}") // the spec wants the answer in the request's encoding
+	}
+	w.Header().Set("Content-Type", ct)
+	_, _ = w.Write(out)
+	return 0, nil
+}
+
+// store checks and keeps what an accepted request carries, and the
+// request's headers (for gRPC: its metadata).
+func (r *Receiver) store(msg proto.Message, fromJSON bool, h http.Header) error {
+	var (
+		spans []received
+		mets  []receivedMetric
+		logs  []receivedLog
+	)
+	switch msg := msg.(type) {
+	case *coltracepb.ExportTraceServiceRequest:
+		for i, rs := range msg.GetResourceSpans() {
+			for j, ss := range rs.GetScopeSpans() {
+				for k, sp := range ss.GetSpans() {
+					if err := checkIDs(sp, fromJSON); err != nil {
+						return fmt.Errorf("resource_spans[%d].scope_spans[%d].spans[%d]: %w", i, j, k, err)
+					}
+					spans = append(spans, received{sp, rs.GetResource(), ss.GetScope().GetName()})
 				}
-				recs = append(recs, received{sp, rs.GetResource(), ss.GetScope().GetName()})
+			}
+		}
+	case *colmetricpb.ExportMetricsServiceRequest:
+		for _, rm := range msg.GetResourceMetrics() {
+			for _, sm := range rm.GetScopeMetrics() {
+				for _, m := range sm.GetMetrics() {
+					mets = append(mets, receivedMetric{m, rm.GetResource(), sm.GetScope().GetName()})
+				}
+			}
+		}
+	case *collogpb.ExportLogsServiceRequest:
+		for i, rl := range msg.GetResourceLogs() {
+			for j, sl := range rl.GetScopeLogs() {
+				for k, lr := range sl.GetLogRecords() {
+					if err := checkLogIDs(lr, fromJSON); err != nil {
+						return fmt.Errorf("resource_logs[%d].scope_logs[%d].log_records[%d]: %w", i, j, k, err)
+					}
+					logs = append(logs, receivedLog{lr, rl.GetResource(), sl.GetScope().GetName()})
+				}
 			}
 		}
 	}
 	r.mu.Lock()
-	r.spans = append(r.spans, recs...)
+	defer r.mu.Unlock()
+	r.spans = append(r.spans, spans...)
+	r.metrics = append(r.metrics, mets...)
+	r.logs = append(r.logs, logs...)
+	r.headers = append(r.headers, h)
 	r.requests++
-	r.mu.Unlock()
-
-	resp, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	if ct == "application/json" {
-		resp = []byte("{}") // the spec wants the answer in the request's encoding
-	}
-	w.Header().Set("Content-Type", ct)
-	_, _ = w.Write(resp)
-	return 0, nil
+	return nil
 }
 
 // checkIDs checks the lengths of sp's ids. With fromJSON it first turns

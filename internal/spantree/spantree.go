@@ -1,6 +1,7 @@
 // Package spantree is for cairn's examples and documentation: it sets up
-// an OpenTelemetry TracerProvider that keeps the spans it ends in memory
-// (and exports them over OTLP/HTTP when the environment asks for it), and
+// an example's OpenTelemetry with agent/otelsetup, with a TracerProvider
+// that also keeps the spans it ends in memory (spans, metrics and logs are
+// exported when the OTEL_* variables ask for it), and
 // renders spans as an indented tree that a person can read in a terminal:
 //
 //	+0.000s   0.000s  handle request
@@ -20,7 +21,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -29,57 +30,49 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/agent/otelsetup"
 )
 
-// Tracing is an example's OpenTelemetry: a TracerProvider for a program
-// named service (the resource's service.name, which wins over
-// OTEL_SERVICE_NAME; the rest of resource.Default, OTEL_RESOURCE_ATTRIBUTES
-// included, is kept), that takes the span ids cairn derives
-// (agent.IDGenerator) and samples as parents say (the SDK's default,
-// ParentBased(AlwaysSample)).
+// Tracing is an example's OpenTelemetry: the providers of
+// otelsetup.FromEnv for a program named service (the resource's
+// service.name unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES sets
+// it), whose TracerProvider takes the span ids cairn derives and samples
+// as OTEL_TRACES_SAMPLER says (default: as parents say).
 //
-// Every span it ends is handed synchronously to Recorder, before End
-// returns. When OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, spans are also exported, in
-// batches, by an OTLP/HTTP exporter configured by the standard
-// OTEL_EXPORTER_OTLP_* variables; otherwise nothing leaves the process.
+// Every sampled span it ends is handed synchronously to Recorder, before
+// End returns. When OTEL_EXPORTER_OTLP_ENDPOINT (or a signal's own
+// endpoint, or OTEL_*_EXPORTER) is set, spans, metrics and logs are also
+// exported as the standard OTEL_* variables say; otherwise nothing leaves
+// the process.
 type Tracing struct {
-	Provider *sdktrace.TracerProvider
+	OTel     *otelsetup.Providers
+	Provider *sdktrace.TracerProvider // OTel.TracerProvider
 	Recorder *Recorder
+	// Logger writes as slog.Default does and to OTel's LoggerProvider.
+	Logger *slog.Logger
 }
 
-// Setup starts the tracing of a program named service. Call Shutdown
+// Setup starts the telemetry of a program named service. Call Shutdown
 // once, before the program exits.
 func Setup(ctx context.Context, service string) (*Tracing, error) {
-	// resource.Default has the SDK's semconv schema URL; a schemaless
-	// resource merges into it whatever that version is.
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
-	if err != nil {
-		return nil, fmt.Errorf("spantree: resource: %w", err)
-	}
 	t := &Tracing{Recorder: &Recorder{}}
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithIDGenerator(agent.IDGenerator{}),
-		sdktrace.WithResource(res),
-		sdktrace.WithSyncer(t.Recorder),
+	p, err := otelsetup.FromEnv(ctx, otelsetup.Options{ServiceName: service,
+		SpanProcessors: []sdktrace.SpanProcessor{sdktrace.NewSimpleSpanProcessor(t.Recorder)}})
+	if err != nil {
+		return nil, fmt.Errorf("spantree: %w", err)
 	}
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
-		// otlptracehttp reads the OTEL_EXPORTER_OTLP_* variables itself.
-		exp, err := otlptracehttp.New(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("spantree: OTLP exporter: %w", err)
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
-	}
-	t.Provider = sdktrace.NewTracerProvider(opts...)
+	t.OTel, t.Provider = p, p.TracerProvider
+	t.Logger = slog.New(slog.NewMultiHandler(slog.Default().Handler(), p.LogHandler()))
 	return t, nil
+}
+
+// Options returns agent.Options with the providers and Logger set.
+func (t *Tracing) Options() agent.Options {
+	return agent.Options{TracerProvider: t.OTel.TracerProvider, MeterProvider: t.OTel.MeterProvider, Logger: t.Logger}
 }
 
 // InSpan calls fn under a span of the program's own, as the handler of a
@@ -111,13 +104,13 @@ func (t *Tracing) PrintRun(ctx context.Context, w io.Writer, runID string, wait 
 	return Write(w, t.Recorder.Spans())
 }
 
-// Shutdown sends the spans still to be exported, within a few seconds
-// even if ctx is done, and shuts the provider down. The Recorder keeps its
-// spans.
+// Shutdown sends the spans, metrics and logs still to be exported, within
+// a few seconds even if ctx is done, and shuts the providers down. The
+// Recorder keeps its spans.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	return t.Provider.Shutdown(ctx)
+	return t.OTel.Shutdown(ctx)
 }
 
 // Recorder is a sdktrace.SpanExporter that keeps in memory the spans it is

@@ -111,9 +111,18 @@ func TestWrite(t *testing.T) {
 	}
 }
 
+// clearEnv unsets, for the test, the OTEL_* variables Setup reads.
+func clearEnv(t *testing.T) {
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+		"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
+		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
+		t.Setenv(v, "")
+	}
+}
+
 func TestSetupRecords(t *testing.T) {
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	clearEnv(t)
 	ctx := context.Background()
 	tr, err := Setup(ctx, "spantree-test")
 	require.NoError(t, err)
@@ -139,9 +148,9 @@ func TestSetupRecords(t *testing.T) {
 }
 
 func TestSetupExportsOverOTLP(t *testing.T) {
+	clearEnv(t)
 	recv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	tr, err := Setup(context.Background(), "spantree-test")
 	require.NoError(t, err)
 	_, span := tr.Provider.Tracer("test").Start(context.Background(), "exported")
