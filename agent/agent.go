@@ -109,6 +109,10 @@ type Agent struct {
 	// Tools are the tools the model may call. Each call runs as an
 	// activity.
 	Tools *tools.Set
+	// Toolsets are lists of tools learned when a run starts, such as an
+	// MCP server's (tools/mcp): each run records the list it was shown,
+	// once, in its history (see Toolset).
+	Toolsets []Toolset
 	// WorkflowTools are tools whose body is workflow code: a durable
 	// wait, a child workflow, a signal to wait for.
 	WorkflowTools []*WorkflowTool
@@ -221,6 +225,9 @@ func (a *Agent) validate() error {
 		if err := a.Memory.Validate(); err != nil {
 			return fmt.Errorf("agent %s: %w", a.Name, err)
 		}
+	}
+	if err := a.validToolsets(); err != nil {
+		return err
 	}
 	seen := map[string]string{}
 	if a.Tools != nil {

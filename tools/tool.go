@@ -189,6 +189,11 @@ func (t *Tool) HonorsIdempotencyKey() bool { return t.settings.idempotent }
 // MaxResultBytes returns the size above which results are truncated.
 func (t *Tool) MaxResultBytes() int { return t.settings.maxResultBytes }
 
+// RequiresApproval reports whether some or all of the tool's calls wait
+// for a human's approval: it was given RequireApproval or
+// RequireApprovalIf. NeedsApproval decides for one call.
+func (t *Tool) RequiresApproval() bool { return t.settings.approval || t.policy != nil }
+
 // NeedsApproval reports whether a call with these arguments must wait for
 // a human's approval before Call runs it; Call itself does not check.
 // Arguments that Call would reject need no approval: NeedsApproval then
