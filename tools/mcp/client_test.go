@@ -136,11 +136,12 @@ func TestTimeoutCancelsOnServer(t *testing.T) {
 }
 
 // stdioServer is the test binary run again as a Go MCP server over
-// stdio; each process it starts writes its pid to pidFile.
+// stdio; each process it starts writes its pid to pidFile. Its tool once
+// keeps its state in pidFile+".mark".
 func stdioServer(pidFile string) mcp.Transport {
 	return mcp.CommandFunc(func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envStdioServer+"="+pidFile)
+		cmd.Env = append(os.Environ(), envStdioServer+"="+pidFile, envMark+"="+pidFile+".mark")
 		return cmd
 	})
 }

@@ -23,13 +23,14 @@ const (
 	envStdioServer = "CAIRN_MCP_TEST_STDIO_SERVER" // a Go MCP server over stdio; the value is a file for its pid
 	envBadServer   = "CAIRN_MCP_TEST_BAD_SERVER"   // a server whose tools/call answers are malformed
 	envWorker      = "CAIRN_MCP_TEST_WORKER"       // a worker of the crash test (crash_test.go)
+	envMark        = "CAIRN_MCP_TEST_MARK"         // the stdio server's file for the tool once
 )
 
 func TestMain(m *testing.M) {
 	switch {
 	case os.Getenv(envStdioServer) != "":
 		_ = os.WriteFile(os.Getenv(envStdioServer), []byte(strconv.Itoa(os.Getpid())), 0o600)
-		srv := newTestServer(&calls{})
+		srv := newTestServer(&calls{mark: os.Getenv(envMark)})
 		if err := srv.Run(context.Background(), &sdk.StdioTransport{}); err != nil {
 			fmt.Fprintln(os.Stderr, "stdio server:", err)
 			os.Exit(1)
@@ -58,6 +59,8 @@ type calls struct {
 	// progress: count waits for it before it answers (progress that
 	// trails a result is dropped).
 	seen chan struct{}
+	// mark is the file of the tool once.
+	mark string
 }
 
 func (c *calls) addKey(k string) {
@@ -128,6 +131,19 @@ func newTestServer(rec *calls) *sdk.Server {
 				&sdk.ResourceLink{URI: "file:///a.txt", Name: "a.txt", MIMEType: "text/plain"},
 				&sdk.EmbeddedResource{Resource: &sdk.ResourceContents{URI: "file:///b.txt", MIMEType: "text/plain", Text: "bee"}},
 			}, StructuredContent: map[string]any{"ok": true}}, nil, nil
+		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "once", Description: "Hang the first time, answer the next."},
+		func(ctx context.Context, req *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+			key, _ := req.Params.Meta[mcp.MetaIdempotencyKey].(string)
+			first, err := os.ReadFile(rec.mark)
+			if err != nil {
+				// The first call: say so with the key, and hang.
+				_ = os.WriteFile(rec.mark+".tmp", []byte(key), 0o600)
+				_ = os.Rename(rec.mark+".tmp", rec.mark)
+				<-ctx.Done()
+				return nil, nil, ctx.Err()
+			}
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("same key: %v", string(first) == key)}}}, nil, nil
 		})
 	return srv
 }

@@ -1,0 +1,150 @@
+package mcp_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/durable/inmem"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools/mcp"
+)
+
+var _ agent.Toolset = (*mcp.Client)(nil)
+
+// fast retries failed attempts at once.
+var fast = durable.RetryPolicy{InitialInterval: 5 * time.Millisecond}
+
+func toolTurn(calls ...providers.ToolCall) providers.Response {
+	return providers.Response{Message: providers.Message{ToolCalls: calls}}
+}
+
+func answer(text string) providers.Response {
+	return providers.Response{Message: providers.Message{Content: text}}
+}
+
+func tc(name, args string) providers.ToolCall { return providers.ToolCall{Name: name, Arguments: args} }
+
+// runAgent runs an agent with the given MCP clients on an in-memory
+// store until its run ends.
+func runAgent(t *testing.T, a *agent.Agent, runID string) (*agent.Runtime, agent.RunResult, []backend.Event) {
+	t.Helper()
+	rt := agent.NewRuntime(inmem.New(), agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, rt.Register(a))
+	ctx, stop := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() { done <- rt.NewWorker(durable.WorkerOptions{}).Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	run, err := rt.Start(ctx, a, runID, agent.Input{Message: "go"})
+	require.NoError(t, err)
+	res, err := run.Result(ctx)
+	require.NoError(t, err)
+	h, err := run.History(ctx)
+	require.NoError(t, err)
+	require.NoError(t, durable.ReplayHistory(rt.Workflow(a), h), "replay")
+	return rt, res, h
+}
+
+func toolMessages(res agent.RunResult) []string {
+	var out []string
+	for _, m := range res.Messages {
+		if m.Role == providers.RoleTool {
+			out = append(out, m.Content)
+		}
+	}
+	return out
+}
+
+// TestAgentUsesMCPTools: an agent calls an in-process server's tools in
+// parallel; each call is an activity with its own idempotency key in
+// _meta; progress reaches the run's live feed; the list is recorded once.
+func TestAgentUsesMCPTools(t *testing.T) {
+	c, rec := inProcess(t, mcp.Options{Prefix: "srv_", Retry: fast})
+	model := scripted.New(
+		toolTurn(tc("srv_echo", `{"message":"a"}`), tc("srv_count", `{"n":2}`), tc("srv_fail", `{}`), tc("srv_echo", `{"message":"b"}`)),
+		toolTurn(tc("srv_echo", `{"message":7}`)),
+		answer("done"))
+	a := &agent.Agent{Name: "user", Model: model, Toolsets: []agent.Toolset{c}}
+	rt, res, h := runAgent(t, a, "mcp-1")
+	assert.Equal(t, "done", res.Text)
+	msgs := toolMessages(res)
+	assert.Equal(t, []string{"echo: a", "2", "no such city", "echo: b"}, msgs[:4])
+	assert.Contains(t, msgs[4], `invalid arguments for tool "srv_echo"`)
+
+	keys, _ := rec.snapshot()
+	require.Len(t, keys, 2)
+	assert.NotEqual(t, keys[0], keys[1])
+	for _, k := range keys {
+		assert.True(t, strings.HasPrefix(k, "mcp-1/"), k)
+	}
+
+	listings := 0
+	for _, ev := range h {
+		if ev.Type == backend.EventActivityCompleted && ev.Name == "toolset:user" {
+			listings++
+			assert.Contains(t, string(ev.Payload), `"hash":"`)
+		}
+	}
+	assert.Equal(t, 1, listings)
+
+	evs, err := rt.LiveEvents(ctxT(t), "mcp-1", "")
+	require.NoError(t, err)
+	var progress []float64
+	for _, e := range evs {
+		if e.Type == agent.LiveToolProgress {
+			assert.Equal(t, "srv_count", e.Tool)
+			progress = append(progress, e.Progress.Progress)
+		}
+	}
+	assert.NotEmpty(t, progress, "progress in the live feed")
+}
+
+// TestAgentServerKilledMidCall: the server process dies during a call of
+// a run; the attempt fails, the client reconnects to a new server process,
+// and the call is made again with the same idempotency key; the run
+// finishes.
+func TestAgentServerKilledMidCall(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c, err := mcp.NewClient("stdio", stdioServer(pidFile), mcp.Options{Retry: fast})
+	require.NoError(t, err)
+	defer c.Close()
+	go func() {
+		// Kill the server once the call of once is in it.
+		for {
+			if _, err := os.Stat(pidFile + ".mark"); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		b, _ := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}()
+	model := scripted.New(toolTurn(tc("echo", `{"message":"x"}`), tc("once", `{}`)), answer("done"))
+	a := &agent.Agent{Name: "user", Model: model, Toolsets: []agent.Toolset{c}}
+	_, res, h := runAgent(t, a, "kill-1")
+	assert.Equal(t, "done", res.Text)
+	assert.Equal(t, []string{"echo: x", "same key: true"}, toolMessages(res))
+	failed := 0
+	for _, ev := range h {
+		if ev.Type == backend.EventActivityAttemptFailed && ev.Name == "tool:user/once" {
+			failed++
+			assert.Contains(t, ev.Failure.Message, "the connection dropped")
+		}
+	}
+	assert.Equal(t, 1, failed, "one failed attempt, then the retry")
+}
