@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,8 +41,9 @@ func answer(text string) providers.Response {
 func tc(name, args string) providers.ToolCall { return providers.ToolCall{Name: name, Arguments: args} }
 
 // runAgent runs an agent with the given MCP clients on an in-memory
-// store until its run ends.
-func runAgent(t *testing.T, a *agent.Agent, runID string) (*agent.Runtime, agent.RunResult, []backend.Event) {
+// store until its run ends. follow, if not nil, gets the run's live
+// events as they come.
+func runAgent(t *testing.T, a *agent.Agent, runID string, follow func(agent.LiveEvent)) (*agent.Runtime, agent.RunResult, []backend.Event) {
 	t.Helper()
 	rt := agent.NewRuntime(inmem.New(), agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, rt.Register(a))
@@ -51,6 +53,11 @@ func runAgent(t *testing.T, a *agent.Agent, runID string) (*agent.Runtime, agent
 	t.Cleanup(func() { stop(); <-done })
 	run, err := rt.Start(ctx, a, runID, agent.Input{Message: "go"})
 	require.NoError(t, err)
+	if follow != nil {
+		go func() {
+			_ = rt.Follow(ctx, runID, "", func(e agent.LiveEvent) error { follow(e); return nil })
+		}()
+	}
 	res, err := run.Result(ctx)
 	require.NoError(t, err)
 	h, err := run.History(ctx)
@@ -74,12 +81,21 @@ func toolMessages(res agent.RunResult) []string {
 // _meta; progress reaches the run's live feed; the list is recorded once.
 func TestAgentUsesMCPTools(t *testing.T) {
 	c, rec := inProcess(t, mcp.Options{Prefix: "srv_", Retry: fast})
+	// count answers once its progress is in the live feed (progress
+	// that trails a result is dropped).
+	rec.seen = make(chan struct{})
+	var once sync.Once
+	follow := func(e agent.LiveEvent) {
+		if e.Type == agent.LiveToolProgress {
+			once.Do(func() { close(rec.seen) })
+		}
+	}
 	model := scripted.New(
 		toolTurn(tc("srv_echo", `{"message":"a"}`), tc("srv_count", `{"n":2}`), tc("srv_fail", `{}`), tc("srv_echo", `{"message":"b"}`)),
 		toolTurn(tc("srv_echo", `{"message":7}`)),
 		answer("done"))
 	a := &agent.Agent{Name: "user", Model: model, Toolsets: []agent.Toolset{c}}
-	rt, res, h := runAgent(t, a, "mcp-1")
+	rt, res, h := runAgent(t, a, "mcp-1", follow)
 	assert.Equal(t, "done", res.Text)
 	msgs := toolMessages(res)
 	assert.Equal(t, []string{"echo: a", "2", "no such city", "echo: b"}, msgs[:4])
@@ -136,7 +152,7 @@ func TestAgentServerKilledMidCall(t *testing.T) {
 	}()
 	model := scripted.New(toolTurn(tc("echo", `{"message":"x"}`), tc("once", `{}`)), answer("done"))
 	a := &agent.Agent{Name: "user", Model: model, Toolsets: []agent.Toolset{c}}
-	_, res, h := runAgent(t, a, "kill-1")
+	_, res, h := runAgent(t, a, "kill-1", nil)
 	assert.Equal(t, "done", res.Text)
 	assert.Equal(t, []string{"echo: x", "same key: true"}, toolMessages(res))
 	failed := 0
