@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools"
 	"github.com/cairn-dev/cairn/tools/mcp"
 )
 
@@ -163,4 +165,29 @@ func TestAgentServerKilledMidCall(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, failed, "one failed attempt, then the retry")
+}
+
+// TestAgentBadResults: a huge result is truncated before it is journaled;
+// a server whose answers are malformed fails its attempts, and once they
+// run out the model reads that the tool failed; the run goes on.
+func TestAgentBadResults(t *testing.T) {
+	c, _ := inProcess(t, mcp.Options{Retry: fast})
+	bad, err := mcp.NewClient("bad", mcp.CommandFunc(func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envBadServer+"=content")
+		return cmd
+	}), mcp.Options{Prefix: "bad_", Retry: fast})
+	require.NoError(t, err)
+	defer bad.Close()
+	model := scripted.New(toolTurn(tc("huge", `{}`), tc("bad_echo", `{}`)), answer("done"))
+	a := &agent.Agent{Name: "user", Model: model, Toolsets: []agent.Toolset{c, bad}}
+	_, res, h := runAgent(t, a, "bad-1", nil)
+	assert.Equal(t, "done", res.Text)
+	msgs := toolMessages(res)
+	assert.Len(t, msgs[0], tools.DefaultMaxResultBytes+len("\n[truncated: the result was 4194304 bytes; only the first 65536 are shown]"))
+	assert.Contains(t, msgs[1], "the tool bad_echo failed")
+	assert.Contains(t, msgs[1], "the server's response could not be read")
+	for _, ev := range h {
+		assert.Less(t, len(ev.Payload), 70<<10, "event %s %s", ev.Type, ev.Name)
+	}
 }
