@@ -33,9 +33,10 @@
 // agent's is the parent of the helper's own run), each wait for a
 // decision ("await_approval <tool>") or an answer ("await_answer"), each
 // durable timer ("timer"), each summary of a compaction (a "chat <model>"
-// span with cairn.memory.summary) and each recall of long-term memories
-// ("recall_memory"). Attributes follow the OpenTelemetry GenAI
-// semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
+// span with cairn.memory.summary), each recall of long-term memories
+// ("recall_memory") and each listing of its toolsets ("list_tools", with
+// cairn.tools.hash and cairn.tools.count). Attributes follow the
+// OpenTelemetry GenAI semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
 // gen_ai.agent.name, gen_ai.conversation.id = the run id,
 // gen_ai.request.model and gen_ai.response.model, gen_ai.response.id,
 // gen_ai.response.finish_reasons, gen_ai.usage.*, gen_ai.tool.name,

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,4 +205,31 @@ func TestToolsetNewGeneration(t *testing.T) {
 	e.result(run)
 	assert.Equal(t, 3, len(rec.reqs))
 	assert.Equal(t, int64(2), ts.lists.Load())
+}
+
+// TestToolsetTraced: the listing is a span, list_tools, with the list's
+// hash and size; its tools' calls are execute_tool spans like any tool's.
+func TestToolsetTraced(t *testing.T) {
+	ts := &memToolset{name: "remote", set: mustSet(t, rawTool(t, "lookup", nil))}
+	_, model := script(toolTurn(call("lookup", `{"q":"a"}`)), answer("ok"))
+	a := &agent.Agent{Name: "traced-toolset", Model: model, Toolsets: []agent.Toolset{ts}, ModelOptions: fastModel}
+	e := newTelemetryEnv(t, false, a)
+	e.result(e.startRun(a, "traced-toolset-1", agent.Input{Message: "go"}))
+	eventually(t, "the run's span", func() bool {
+		return slices.Contains(names(e.spans.GetSpans()), "invoke_agent traced-toolset")
+	})
+	spanNames := names(e.spans.GetSpans())
+	assert.Contains(t, spanNames, "execute_tool lookup")
+	for _, s := range e.spans.GetSpans() {
+		if s.Name != "list_tools" {
+			continue
+		}
+		hash, ok := attr(s, "cairn.tools.hash")
+		require.True(t, ok)
+		assert.Len(t, hash.AsString(), 64)
+		n, _ := attr(s, "cairn.tools.count")
+		assert.Equal(t, int64(1), n.AsInt64())
+		return
+	}
+	t.Fatalf("no list_tools span in %v", spanNames)
 }

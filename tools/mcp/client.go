@@ -121,11 +121,12 @@ func (c *connection) alive() bool {
 }
 
 // NewClient returns a client of the server that transport reaches. name
-// names the server in cairn: it is the name of the toolset (Name), and
-// appears in errors the model reads. It does not connect yet.
+// names the server in cairn (1 to 64 letters, digits, '_' or '-'): it is
+// the name of the toolset (Name), and appears in errors the model reads.
+// It does not connect yet.
 func NewClient(name string, transport Transport, opts Options) (*Client, error) {
-	if name == "" {
-		return nil, errors.New("mcp: client needs a name")
+	if _, err := tools.NewNamedSet(name); err != nil {
+		return nil, fmt.Errorf("mcp: client: %w", err)
 	}
 	if transport == nil {
 		return nil, fmt.Errorf("mcp %s: nil transport", name)

@@ -223,3 +223,21 @@ func TestMalformedResponses(t *testing.T) {
 		})
 	}
 }
+
+func TestNewClientChecks(t *testing.T) {
+	_, err := mcp.NewClient("my server", mcp.Command("true"), mcp.Options{})
+	assert.ErrorContains(t, err, "want only letters")
+	_, err = mcp.NewClient("s", nil, mcp.Options{})
+	assert.ErrorContains(t, err, "nil transport")
+	_, err = mcp.NewClient("s", mcp.Command("true"), mcp.Options{Timeout: -1})
+	assert.Error(t, err)
+
+	// A server that cannot be reached: a clear error, no panic.
+	c, err := mcp.NewClient("s", mcp.Command("/nonexistent/mcp-server"), mcp.Options{})
+	require.NoError(t, err)
+	_, err = c.Tools(ctxT(t))
+	assert.ErrorContains(t, err, "mcp s: connect")
+	require.NoError(t, c.Close())
+	_, err = c.Tools(ctxT(t))
+	assert.ErrorIs(t, err, mcp.ErrClosed)
+}
