@@ -191,3 +191,45 @@ func TestAgentBadResults(t *testing.T) {
 		assert.Less(t, len(ev.Payload), 70<<10, "event %s %s", ev.Type, ev.Name)
 	}
 }
+
+// TestAgentToolRemovedMidRun: the server removes a tool during a run (and
+// says so with notifications/tools/list_changed): the run keeps showing the
+// model the list it recorded, and the model reads that the tool is gone;
+// the next run is shown the new list.
+func TestAgentToolRemovedMidRun(t *testing.T) {
+	server := newTestServer(&calls{})
+	c, err := mcp.NewClient("test", mcp.InProcess(server), mcp.Options{Retry: fast})
+	require.NoError(t, err)
+	defer c.Close()
+	removed := false
+	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+		var names []string
+		for _, d := range req.Tools {
+			names = append(names, d.Name)
+		}
+		switch scripted.Turn(req) {
+		case 0:
+			return toolTurn(tc("fail", `{}`)), nil
+		case 1:
+			if !removed {
+				server.RemoveTools("echo")
+				removed = true
+				// Wait for the client to hear of it (not a require:
+				// this is the worker's goroutine).
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					if set, err := c.Tools(context.Background()); err == nil {
+						if _, ok := set.Lookup("echo"); !ok {
+							break
+						}
+					}
+				}
+			}
+			return toolTurn(tc("echo", `{"message":"x"}`)), nil
+		}
+		return answer(strings.Join(names, ",")), nil
+	})
+	a := &agent.Agent{Name: "user", Model: model, Toolsets: []agent.Toolset{c}}
+	_, res, _ := runAgent(t, a, "removed-1", nil)
+	assert.Contains(t, res.Text, "echo", "the recorded list")
+	assert.Contains(t, toolMessages(res)[1], "the tool echo is no longer offered by test")
+}
