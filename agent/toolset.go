@@ -51,6 +51,10 @@ import (
 //     per-call policy cannot be evaluated against the recorded list).
 //   - If Tools fails, the listing activity is retried (up to
 //     DefaultToolsetAttempts failed attempts), then the run fails.
+//   - Toolsets may be given to an agent whose runs are in flight: the
+//     listing is guarded by durable.Version (change "toolsets:<agent>"),
+//     so a run (or generation) that began without them goes on without
+//     them, and the next one lists them.
 type Toolset interface {
 	Name() string
 	Tools(ctx context.Context) (*tools.Set, error)
@@ -168,6 +172,16 @@ func (st *state) listed(ctx durable.Context, rt *Runtime) (*listing, error) {
 	if l, ok := st.lists[reg.agent.Name]; ok {
 		return l, nil
 	}
+	if st.lists == nil {
+		st.lists = map[string]*listing{}
+	}
+	// Toolsets given to an agent whose runs are in flight: a run that
+	// began without them goes on without them, rather than diverge
+	// from its history.
+	if durable.Version(ctx, "toolsets:"+reg.agent.Name, durable.DefaultVersion, 1) == durable.DefaultVersion {
+		st.lists[reg.agent.Name] = nil
+		return nil, nil
+	}
 	list, err := durable.Execute(ctx, reg.toolsets, struct{}{})
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: list toolsets: %w", reg.agent.Name, err)
@@ -198,9 +212,6 @@ func (st *state) listed(ctx durable.Context, rt *Runtime) (*listing, error) {
 	}
 	if l.set, err = tools.NewSet(shadows...); err != nil {
 		return nil, durable.NonRetryable(fmt.Errorf("agent %s: toolsets: %w", reg.agent.Name, err))
-	}
-	if st.lists == nil {
-		st.lists = map[string]*listing{}
 	}
 	st.lists[reg.agent.Name] = l
 	return l, nil

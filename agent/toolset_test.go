@@ -233,3 +233,34 @@ func TestToolsetTraced(t *testing.T) {
 	}
 	t.Fatalf("no list_tools span in %v", spanNames)
 }
+
+// TestToolsetAddedToRunsInFlight: a deploy gives an agent a toolset while
+// one of its runs waits: that run goes on without it (its history has no
+// listing), and a new run lists it.
+func TestToolsetAddedToRunsInFlight(t *testing.T) {
+	store := newMemoryStore()
+	pay := rawTool(t, "pay", nil, tools.RequireApproval())
+	_, model := script(toolTurn(call("pay", `{"q":"1"}`)), answer("paid"))
+	v1 := &agent.Agent{Name: "evolving", Model: model, Tools: mustSet(t, pay), ModelOptions: fastModel}
+	e1 := newEnvOn(t, store, agent.Options{}, v1)
+	run := e1.startRun(v1, "evolving-1", agent.Input{Message: "pay"})
+	e1.waitStatus(run.ID, backend.StatusAwaitingApproval)
+	e1.halt()
+
+	ts := &memToolset{name: "remote", set: mustSet(t, rawTool(t, "lookup", nil))}
+	rec, model2 := script(toolTurn(call("pay", `{"q":"1"}`)), answer("paid"))
+	v2 := &agent.Agent{Name: "evolving", Model: model2, Tools: mustSet(t, pay), Toolsets: []agent.Toolset{ts}, ModelOptions: fastModel}
+	e2 := newEnvOn(t, store, agent.Options{}, v2)
+	e2.replays(v2, run.ID)
+	require.NoError(t, e2.rt.Decide(ctxT(t), run.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "kim"}))
+	assert.Equal(t, "paid", e2.result(run).Text)
+	assert.Equal(t, int64(0), ts.lists.Load(), "the run in flight did not list")
+	assert.Equal(t, []string{"pay"}, definedNames(rec.request(t, 1)))
+	e2.replays(v2, run.ID)
+
+	run2 := e2.startRun(v2, "evolving-2", agent.Input{Message: "pay"})
+	e2.waitStatus(run2.ID, backend.StatusAwaitingApproval)
+	require.NoError(t, e2.rt.Decide(ctxT(t), run2.ID, agent.Decision{CallID: "call_0_0", Approved: true, By: "kim"}))
+	e2.result(run2)
+	assert.Equal(t, int64(1), ts.lists.Load(), "a new run lists")
+}

@@ -33,7 +33,7 @@ func TestToolsFilteredRenamed(t *testing.T) {
 	set, err := c.Tools(ctxT(t))
 	require.NoError(t, err)
 	assert.Equal(t, "test", set.Name())
-	assert.ElementsMatch(t, []string{"echo", "count", "hang", "fail", "huge", "media"}, set.Names())
+	assert.ElementsMatch(t, []string{"echo", "count", "hang", "fail", "huge", "media", "once"}, set.Names())
 	echo, _ := set.Lookup("echo")
 	assert.Equal(t, "Echo a message.", echo.Description())
 	assert.Contains(t, string(echo.Schema()), `"message"`)
