@@ -17,6 +17,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -68,6 +69,17 @@ type Options struct {
 	HonorsIdempotencyKey bool
 	// Logger receives the client's warnings. Default slog.Default().
 	Logger *slog.Logger
+	// Sampling, if set, answers the server's sampling requests
+	// (sampling/createMessage: a server asking the client's model for a
+	// completion while it serves a call) with this model, usually the
+	// agent's. The request's messages (text, other content as
+	// references), system prompt, token cap, temperature and stop
+	// sequences are passed on. The completion is made within the attempt
+	// of the call the server is serving, and is part of what that call
+	// returns: it is journaled with the call's result, and a call made
+	// again (a retry, a crashed worker) samples again. Nil: the client
+	// does not declare sampling, and servers do not ask.
+	Sampling providers.Model
 }
 
 // Client is a connection to one MCP server that offers the server's tools
@@ -139,11 +151,17 @@ func NewClient(name string, transport Transport, opts Options) (*Client, error) 
 		c.log = slog.Default()
 	}
 	c.log = c.log.With("mcp_server", name)
-	c.sdk = sdk.NewClient(&sdk.Implementation{Name: "cairn", Version: "1"}, &sdk.ClientOptions{
+	sdkOpts := &sdk.ClientOptions{
 		Logger:                      c.log,
 		ToolListChangedHandler:      func(context.Context, *sdk.ToolListChangedRequest) { c.toolsChanged() },
 		ProgressNotificationHandler: c.onProgress,
-	})
+	}
+	if model := opts.Sampling; model != nil {
+		sdkOpts.CreateMessageHandler = func(ctx context.Context, req *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
+			return sample(ctx, model, req)
+		}
+	}
+	c.sdk = sdk.NewClient(&sdk.Implementation{Name: "cairn", Version: "1"}, sdkOpts)
 	return c, nil
 }
 

@@ -25,9 +25,12 @@
 // model (Render), truncated as other tools' are; a result with isError is
 // the tool's error, which the model reads.
 //
-// Server-initiated requests (elicitation, sampling) are not supported
-// yet: the Client does not declare those capabilities, so servers do not
-// send them.
+// Sampling requests of a server (a server asking the client's model for a
+// completion while it serves a call) are answered by Options.Sampling, a
+// providers.Model, within the attempt of the call: the completion is part
+// of the call's journaled result, not an activity of its own. Elicitation
+// (a server asking a person) is not supported yet: the Client does not
+// declare it, so servers do not ask.
 //
 // Server (serve.go) serves agents as MCP tools.
 package mcp
