@@ -96,8 +96,10 @@ type Options struct {
 // agent run). What the server returns is turned into text for the model
 // (see Render). A result with isError is a result the model reads as the
 // tool's error; an error response of the server (an unknown tool, bad
-// parameters) too. A dropped connection, a timeout and a canceled call are
-// failed attempts, retried.
+// parameters) too. A dropped connection, a response that cannot be read
+// (after which the client reconnects), a timeout and a canceled call are
+// failed attempts, retried per Options.Retry; once they run out the model
+// reads that the tool failed.
 //
 // A Client is safe for concurrent use. Close it when done.
 type Client struct {
