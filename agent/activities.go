@@ -95,16 +95,13 @@ func (rt *Runtime) define(a *Agent) *registration {
 		}
 	}
 	for _, t := range all {
-		opts := durable.ActivityOptions{RetryPolicy: t.RetryPolicy()}
-		if opts.RetryPolicy.MaximumAttempts == 0 {
-			opts.RetryPolicy.MaximumAttempts = DefaultToolAttempts
-		}
-		if t.Timeout() > 0 {
-			// The tool enforces its own timeout; the activity's
-			// bound is a backstop for a stuck attempt.
-			opts.StartToCloseTimeout = 2*t.Timeout() + 10*time.Second
-		}
-		r.tools[t.Name()] = durable.NewActivity("tool:"+a.Name+"/"+t.Name(), rt.callTool(a, t), opts)
+		r.tools[t.Name()] = durable.NewActivity("tool:"+a.Name+"/"+t.Name(), rt.callTool(a, t),
+			toolOptions(t.RetryPolicy(), t.Timeout()))
+	}
+	if len(a.Toolsets) > 0 {
+		r.toolsets = durable.NewActivity("toolset:"+a.Name, rt.listToolsets(a), durable.ActivityOptions{
+			StartToCloseTimeout: 2 * time.Minute,
+			RetryPolicy:         durable.RetryPolicy{MaximumAttempts: DefaultToolsetAttempts}})
 	}
 	return r
 }
@@ -149,48 +146,57 @@ func (rt *Runtime) summarize(a *Agent) func(context.Context, modelCall) (provide
 // callTool is the activity that runs tool t for agent a. The tool gets an
 // idempotency key that is the same for every attempt of the call.
 func (rt *Runtime) callTool(a *Agent, t *tools.Tool) func(context.Context, toolCall) (toolOutcome, error) {
-	return func(ctx context.Context, c toolCall) (toolOutcome, error) {
-		info, _ := durable.ActivityInfoFrom(ctx)
-		rt.tel.recordToolInput(ctx, c.Arguments)
-		ev := LiveEvent{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
-		started := ev
-		started.Type, started.Arguments = LiveToolStarted, c.Arguments
-		rt.publish(info.RunID, started)
+	return func(ctx context.Context, c toolCall) (toolOutcome, error) { return rt.runTool(ctx, a, t, c) }
+}
 
-		if info.Attempt > 1 && !t.HonorsIdempotencyKey() {
-			// Not silently: an earlier attempt may have had its effect.
-			sc := trace.SpanContextFromContext(ctx)
-			rt.log.WarnContext(ctx, "tool called again; it does not honour its idempotency key, so its side effect may happen twice",
-				"run_id", info.RunID, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String(),
-				"tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
-		}
-		ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
-		if c.Namespace != "" {
-			ctx = context.WithValue(ctx, namespaceKey{}, c.Namespace)
-		}
-		res, err := t.Call(ctx, json.RawMessage(c.Arguments))
-		finished := ev
-		finished.Type = LiveToolFinished
-		switch {
-		case err == nil:
-			finished.Result = &res
-			rt.publish(info.RunID, finished)
-			return toolOutcome{CallID: c.CallID, Result: res}, nil
-		case tools.IsFatal(err):
-			finished.Error = err.Error()
-			rt.publish(info.RunID, finished)
-			return toolOutcome{CallID: c.CallID, Fatal: err.Error()}, nil
-		}
-		finished.Type, finished.Error = LiveToolFailed, err.Error()
-		rt.publish(info.RunID, finished)
-		var panicked *tools.PanicError
-		if errors.As(err, &panicked) {
-			// Keep the stack in history, in the failure's Stack: the
-			// attempt failed as a panic. Its message, which the model
-			// reads once the attempts run out, stays free of it.
-			return toolOutcome{}, &backend.Failure{Message: err.Error(), Kind: backend.KindPanic,
-				Type: fmt.Sprintf("%T", panicked.Value), Stack: panicked.Stack}
-		}
-		return toolOutcome{}, err
+// runTool runs call c of tool t for agent a, in its activity: it
+// publishes the call's start, progress and end to the run's live feed.
+func (rt *Runtime) runTool(ctx context.Context, a *Agent, t *tools.Tool, c toolCall) (toolOutcome, error) {
+	info, _ := durable.ActivityInfoFrom(ctx)
+	rt.tel.recordToolInput(ctx, c.Arguments)
+	ev := LiveEvent{Agent: a.Name, Step: info.Step, Attempt: info.Attempt, CallID: c.CallID, Tool: t.Name()}
+	started := ev
+	started.Type, started.Arguments = LiveToolStarted, c.Arguments
+	rt.publish(info.RunID, started)
+
+	if info.Attempt > 1 && !t.HonorsIdempotencyKey() {
+		// Not silently: an earlier attempt may have had its effect.
+		sc := trace.SpanContextFromContext(ctx)
+		rt.log.WarnContext(ctx, "tool called again; it does not honour its idempotency key, so its side effect may happen twice",
+			"run_id", info.RunID, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String(),
+			"tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
 	}
+	ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
+	ctx = tools.WithProgress(ctx, func(p tools.Progress) {
+		progress := ev
+		progress.Type, progress.Progress = LiveToolProgress, &p
+		rt.publish(info.RunID, progress)
+	})
+	if c.Namespace != "" {
+		ctx = context.WithValue(ctx, namespaceKey{}, c.Namespace)
+	}
+	res, err := t.Call(ctx, json.RawMessage(c.Arguments))
+	finished := ev
+	finished.Type = LiveToolFinished
+	switch {
+	case err == nil:
+		finished.Result = &res
+		rt.publish(info.RunID, finished)
+		return toolOutcome{CallID: c.CallID, Result: res}, nil
+	case tools.IsFatal(err):
+		finished.Error = err.Error()
+		rt.publish(info.RunID, finished)
+		return toolOutcome{CallID: c.CallID, Fatal: err.Error()}, nil
+	}
+	finished.Type, finished.Error = LiveToolFailed, err.Error()
+	rt.publish(info.RunID, finished)
+	var panicked *tools.PanicError
+	if errors.As(err, &panicked) {
+		// Keep the stack in history, in the failure's Stack: the
+		// attempt failed as a panic. Its message, which the model
+		// reads once the attempts run out, stays free of it.
+		return toolOutcome{}, &backend.Failure{Message: err.Error(), Kind: backend.KindPanic,
+			Type: fmt.Sprintf("%T", panicked.Value), Stack: panicked.Stack}
+	}
+	return toolOutcome{}, err
 }

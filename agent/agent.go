@@ -33,9 +33,10 @@
 // agent's is the parent of the helper's own run), each wait for a
 // decision ("await_approval <tool>") or an answer ("await_answer"), each
 // durable timer ("timer"), each summary of a compaction (a "chat <model>"
-// span with cairn.memory.summary) and each recall of long-term memories
-// ("recall_memory"). Attributes follow the OpenTelemetry GenAI
-// semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
+// span with cairn.memory.summary), each recall of long-term memories
+// ("recall_memory") and each listing of its toolsets ("list_tools", with
+// cairn.tools.hash and cairn.tools.count). Attributes follow the
+// OpenTelemetry GenAI semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
 // gen_ai.agent.name, gen_ai.conversation.id = the run id,
 // gen_ai.request.model and gen_ai.response.model, gen_ai.response.id,
 // gen_ai.response.finish_reasons, gen_ai.usage.*, gen_ai.tool.name,
@@ -109,6 +110,10 @@ type Agent struct {
 	// Tools are the tools the model may call. Each call runs as an
 	// activity.
 	Tools *tools.Set
+	// Toolsets are lists of tools learned when a run starts, such as an
+	// MCP server's (tools/mcp): each run records the list it was shown,
+	// once, in its history (see Toolset).
+	Toolsets []Toolset
 	// WorkflowTools are tools whose body is workflow code: a durable
 	// wait, a child workflow, a signal to wait for.
 	WorkflowTools []*WorkflowTool
@@ -221,6 +226,9 @@ func (a *Agent) validate() error {
 		if err := a.Memory.Validate(); err != nil {
 			return fmt.Errorf("agent %s: %w", a.Name, err)
 		}
+	}
+	if err := a.validToolsets(); err != nil {
+		return err
 	}
 	seen := map[string]string{}
 	if a.Tools != nil {

@@ -29,6 +29,9 @@ const (
 	// LiveToolFinished: a tool call finished with Result (or, fatally,
 	// with Error).
 	LiveToolFinished LiveEventType = "tool_finished"
+	// LiveToolProgress: a running tool call reported its Progress
+	// (tools.ReportProgress; an MCP server's progress notifications).
+	LiveToolProgress LiveEventType = "tool_progress"
 	// LiveToolFailed: an attempt of a tool call failed with Error; it is
 	// retried if its policy allows.
 	LiveToolFailed LiveEventType = "tool_failed"
@@ -70,6 +73,8 @@ type LiveEvent struct {
 	Tool      string        `json:"tool,omitempty"`
 	Arguments string        `json:"arguments,omitempty"`
 	Result    *tools.Result `json:"result,omitempty"`
+	// Progress is a running tool call's progress.
+	Progress *tools.Progress `json:"progress,omitempty"`
 	// Approved, By and Reason describe a decision.
 	Approved bool   `json:"approved,omitempty"`
 	By       string `json:"by,omitempty"`

@@ -101,6 +101,9 @@ type state struct {
 	// exchange under way.
 	user     string
 	recalled []recalled
+	// lists are the listings of the toolsets of the agents that have
+	// answered in this run (or generation), by agent name.
+	lists map[string]*listing
 }
 
 // namespace is the run's long-term memory namespace, "" if it has none.
@@ -220,6 +223,9 @@ func (rt *Runtime) exchange(ctx durable.Context, st *state) (RunResult, error) {
 		if turn >= a.maxTurns() {
 			return st.result("", nil), fmt.Errorf("agent %s: %w (%d turns)", a.Name, ErrMaxTurns, a.maxTurns())
 		}
+		if _, err := st.listed(ctx, rt); err != nil {
+			return st.result("", nil), err
+		}
 		if err := st.compact(ctx); err != nil {
 			return st.result("", nil), err
 		}
@@ -271,7 +277,7 @@ func (st *state) request() providers.Request {
 	a := st.reg.agent
 	req := providers.Request{System: st.mem.System(a.Instructions) + memorySection(st.recalled),
 		Messages: st.mem.Messages(st.messages[st.window:]), Settings: a.Settings}
-	for _, set := range []*tools.Set{a.Tools, st.memoryTools()} {
+	for _, set := range []*tools.Set{a.Tools, st.memoryTools(), st.listedTools()} {
 		if set == nil {
 			continue
 		}
@@ -431,6 +437,15 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 			strings.Join(toolNames(tt.st.request().Tools), ", ")))
 		return nil
 	}
+	if tt.st.reg.tools[c.Name] == nil {
+		// A listed tool: its arguments are checked against the
+		// schema recorded with the list, here, since the live tool's
+		// may have changed since.
+		if err := t.Validate(json.RawMessage(c.Arguments)); err != nil {
+			tt.results[i] = errorResult(err.Error())
+			return nil
+		}
+	}
 	need, err := t.NeedsApproval(json.RawMessage(c.Arguments))
 	if err != nil {
 		// The arguments are bad (the model is told) or the approval
@@ -450,7 +465,7 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 }
 
 func (tt *turnTools) lookup(name string) (*tools.Tool, bool) {
-	for _, set := range []*tools.Set{tt.st.reg.agent.Tools, tt.st.memoryTools()} {
+	for _, set := range []*tools.Set{tt.st.reg.agent.Tools, tt.st.memoryTools(), tt.st.listedTools()} {
 		if set == nil {
 			continue
 		}
@@ -470,10 +485,23 @@ func (st *state) memoryTools() *tools.Set {
 	return st.reg.memoryTools
 }
 
+// listedTools are the tools of the current agent's toolsets, as listed
+// for the run; nil if it has none.
+func (st *state) listedTools() *tools.Set {
+	if l := st.lists[st.reg.agent.Name]; l != nil {
+		return l.set
+	}
+	return nil
+}
+
 // start starts the activity of tool call i.
 func (tt *turnTools) start(ctx durable.Context, i int) {
 	c := tt.calls[i]
-	tt.tools[i] = durable.StartActivity(ctx, tt.st.reg.tools[c.Name], toolCall{CallID: c.ID, Arguments: c.Arguments,
+	act := tt.st.reg.tools[c.Name]
+	if act == nil {
+		act = tt.st.lists[tt.st.reg.agent.Name].activities[c.Name] // lookup found it there
+	}
+	tt.tools[i] = durable.StartActivity(ctx, act, toolCall{CallID: c.ID, Arguments: c.Arguments,
 		Namespace: tt.st.namespace()})
 }
 

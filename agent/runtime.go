@@ -89,6 +89,9 @@ type registration struct {
 	recall      *durable.Activity[recallCall, []recalled]
 	extractor   *Agent
 	tools       map[string]*durable.Activity[toolCall, toolOutcome]
+	// toolsets lists the agent's toolsets (Agent.Toolsets); nil without
+	// them.
+	toolsets *durable.Activity[struct{}, toolList]
 	// archive keeps the messages a conversation drops when it continues
 	// as new.
 	archive *durable.Activity[archiveCall, archived]

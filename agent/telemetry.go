@@ -250,6 +250,14 @@ func (o *observation) activity(ctx context.Context, gen int, e backend.Event) {
 	case strings.HasPrefix(e.Name, "recall:"):
 		kind = "recall"
 		s = o.stepSpan(strings.TrimPrefix(e.Name, "recall:"), "recall_memory", trace.SpanKindInternal, gen, e, e.Attempt)
+	case strings.HasPrefix(e.Name, "toolset:"):
+		// The listing of an agent's toolsets (see Toolset).
+		kind = "toolset"
+		s = o.stepSpan(strings.TrimPrefix(e.Name, "toolset:"), "list_tools", trace.SpanKindInternal, gen, e, e.Attempt)
+		var list toolList
+		if e.Type == backend.EventActivityCompleted && json.Unmarshal(e.Payload, &list) == nil {
+			s.attrs = append(s.attrs, attribute.String("cairn.tools.hash", list.Hash), attribute.Int("cairn.tools.count", len(list.Tools)))
+		}
 	default:
 		s = o.stepSpan(o.w.Run.Workflow, e.Name, trace.SpanKindInternal, gen, e, e.Attempt)
 	}

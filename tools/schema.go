@@ -22,7 +22,8 @@ import (
 const maxIssues = 20
 
 // argSchema is the JSON Schema of a tool's arguments: as the model sees
-// it, as reflected (for defaults), and compiled (for validation). It is
+// it, as reflected (for defaults; nil for a raw tool's), and compiled (for
+// validation). It is
 // read-only after newArgSchema and safe for concurrent use.
 type argSchema struct {
 	raw       json.RawMessage
@@ -70,16 +71,9 @@ func newArgSchema(t reflect.Type) (*argSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode schema: %w", err)
 	}
-	c := validator.NewCompiler()
-	c.DefaultDraft(validator.Draft2020)
-	c.AssertFormat()
-	const url = "https://cairn.invalid/tool-arguments.json"
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("add schema: %w", err)
-	}
-	compiled, err := c.Compile(url)
+	compiled, err := compileSchema(doc)
 	if err != nil {
-		return nil, fmt.Errorf("compile schema: %w", err)
+		return nil, err
 	}
 	return &argSchema{raw: raw, reflected: s, compiled: compiled}, nil
 }

@@ -24,8 +24,9 @@ type Tool struct {
 	settings    settings
 
 	// prepare decodes and validates arguments (an *ArgumentError if they
-	// are bad) and returns the call of the function with them.
-	prepare func(args []byte) (func(context.Context) ([]byte, error), error)
+	// are bad) and returns the call of the function with them. The call's
+	// Result is not yet made valid UTF-8 nor truncated: Call does that.
+	prepare func(args []byte) (func(context.Context) (Result, error), error)
 	// policy, if set, decides approval from the arguments.
 	policy func(args []byte) (bool, error)
 	// intercept, if set, takes the calls of the tool (see Intercept).
@@ -102,21 +103,21 @@ func New[In, Out any](name, description string, fn func(context.Context, In) (Ou
 		err := schema.decode(name, args, &in)
 		return in, err
 	}
-	t.prepare = func(args []byte) (func(context.Context) ([]byte, error), error) {
+	t.prepare = func(args []byte) (func(context.Context) (Result, error), error) {
 		in, err := decode(args)
 		if err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context) ([]byte, error) {
+		return func(ctx context.Context) (Result, error) {
 			out, err := fn(ctx, in)
 			if err != nil {
-				return nil, err
+				return Result{}, err
 			}
 			b, err := json.Marshal(out)
 			if err != nil {
-				return nil, &encodeError{err}
+				return Result{}, &encodeError{err}
 			}
-			return b, nil
+			return Result{Content: string(b)}, nil
 		}, nil
 	}
 	if st.policy != nil {
@@ -188,6 +189,11 @@ func (t *Tool) HonorsIdempotencyKey() bool { return t.settings.idempotent }
 // MaxResultBytes returns the size above which results are truncated.
 func (t *Tool) MaxResultBytes() int { return t.settings.maxResultBytes }
 
+// RequiresApproval reports whether some or all of the tool's calls wait
+// for a human's approval: it was given RequireApproval or
+// RequireApprovalIf. NeedsApproval decides for one call.
+func (t *Tool) RequiresApproval() bool { return t.settings.approval || t.policy != nil }
+
 // NeedsApproval reports whether a call with these arguments must wait for
 // a human's approval before Call runs it; Call itself does not check.
 // Arguments that Call would reject need no approval: NeedsApproval then
@@ -245,7 +251,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (Result, error) {
 	var re *retryableError
 	switch {
 	case err == nil:
-		return t.result(string(out), false), nil
+		return t.result(strings.ToValidUTF8(out.Content, "\uFFFD"), out.IsError), nil
 	case IsFatal(err), errors.As(err, &re), errors.Is(err, ErrPanic), errors.Is(err, ErrTimeout), ctx.Err() != nil:
 		return Result{}, fmt.Errorf("tool %s: %w", t.name, err)
 	case errors.As(err, &ee):
@@ -257,7 +263,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (Result, error) {
 
 // invoke runs the prepared call in its own goroutine, with the tool's
 // timeout, turning panics into a *PanicError.
-func (t *Tool) invoke(ctx context.Context, run func(context.Context) ([]byte, error)) ([]byte, error) {
+func (t *Tool) invoke(ctx context.Context, run func(context.Context) (Result, error)) (Result, error) {
 	parent := ctx
 	if t.settings.timeout > 0 {
 		var cancel context.CancelFunc
@@ -265,7 +271,7 @@ func (t *Tool) invoke(ctx context.Context, run func(context.Context) ([]byte, er
 		defer cancel()
 	}
 	type outcome struct {
-		out []byte
+		out Result
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -298,9 +304,9 @@ func (t *Tool) invoke(ctx context.Context, run func(context.Context) ([]byte, er
 	if o.err != nil && ctx.Err() != nil && !errors.Is(o.err, ErrPanic) && !IsFatal(o.err) {
 		// Cut short: say why, not what the function made of it.
 		if parent.Err() == nil {
-			return nil, fmt.Errorf("%w after %v", ErrTimeout, t.settings.timeout)
+			return Result{}, fmt.Errorf("%w after %v", ErrTimeout, t.settings.timeout)
 		}
-		return nil, context.Cause(parent)
+		return Result{}, context.Cause(parent)
 	}
 	return o.out, o.err
 }
