@@ -546,7 +546,7 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				continue
 			}
 			if i, ok := tt.pending(tt.approvals, d.Turn, d.CallID); ok {
-				if refused, err := tt.refuse(ctx, i, KindApproval, d.By); refused || err != nil {
+				if refused, err := tt.refuse(ctx, i, d.By); refused || err != nil {
 					if err != nil {
 						return err
 					}
@@ -563,7 +563,7 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				continue
 			}
 			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); ok {
-				if refused, err := tt.refuse(ctx, i, KindQuestion, ans.By); refused || err != nil {
+				if refused, err := tt.refuse(ctx, i, ans.By); refused || err != nil {
 					if err != nil {
 						return err
 					}
@@ -591,20 +591,10 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 // reader knows): what the run publishes with durable.SetAwaiting. Arguments past maxAwaitingArgs are left out
 // (and the call marked cut): a reader then reads them from the history.
 func (tt *turnTools) open() []awaitingCall {
-	a := tt.st.reg.agent
 	var out []awaitingCall
-	for i, c := range tt.calls {
-		req := PendingCall{Agent: a.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name}
-		if asked, ok := tt.approvals[i]; ok {
-			req.Kind, req.Arguments, req.RequestedAt = KindApproval, c.Arguments, asked
-			if d := a.Approval.Timeout; d > 0 {
-				req.Deadline = asked.Add(d)
-			}
-		} else if asked, ok := tt.questions[i]; ok {
-			var q struct{ Question string }
-			_ = json.Unmarshal([]byte(c.Arguments), &q) // begin checked it
-			req.Kind, req.Question, req.RequestedAt = KindQuestion, q.Question, asked
-		} else {
+	for i := range tt.calls {
+		req, ok := tt.request(i)
+		if !ok {
 			continue
 		}
 		call := awaitingCall{PendingCall: req}
@@ -614,6 +604,27 @@ func (tt *turnTools) open() []awaitingCall {
 		out = append(out, call)
 	}
 	return out
+}
+
+// request returns call i as a request to a person, as Runtime.Pending
+// lists it but for RunID, with ok false if it waits for no one.
+func (tt *turnTools) request(i int) (req PendingCall, ok bool) {
+	a, c := tt.st.reg.agent, tt.calls[i]
+	req = PendingCall{Agent: a.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name}
+	if asked, ok := tt.approvals[i]; ok {
+		req.Kind, req.Arguments, req.RequestedAt = KindApproval, c.Arguments, asked
+		if d := a.Approval.Timeout; d > 0 {
+			req.Deadline = asked.Add(d)
+		}
+		return req, true
+	}
+	if asked, ok := tt.questions[i]; ok {
+		var q struct{ Question string }
+		_ = json.Unmarshal([]byte(c.Arguments), &q) // begin checked it
+		req.Kind, req.Question, req.RequestedAt = KindQuestion, q.Question, asked
+		return req, true
+	}
+	return PendingCall{}, false
 }
 
 // pending finds the waiting call that a message is meant for. Messages

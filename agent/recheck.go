@@ -3,7 +3,6 @@ package agent
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
@@ -37,23 +36,14 @@ type refusal struct {
 // refuse checks the decision (or answer) by by on call i with the
 // runtime's Authorizer, and records a refusal. It reports whether the
 // decision was refused.
-func (tt *turnTools) refuse(ctx durable.Context, i int, kind PendingKind, by string) (bool, error) {
+func (tt *turnTools) refuse(ctx durable.Context, i int, by string) (bool, error) {
 	if durable.Version(ctx, recheckChange, durable.DefaultVersion, 1) == durable.DefaultVersion {
 		return false, nil
 	}
 	c := tt.calls[i]
 	a := tt.st.reg.agent
-	req := PendingCall{Kind: kind, RunID: ctx.RunID(), Agent: a.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name}
-	if kind == KindApproval {
-		req.Arguments, req.RequestedAt = c.Arguments, tt.approvals[i]
-		if d := a.Approval.Timeout; d > 0 {
-			req.Deadline = req.RequestedAt.Add(d)
-		}
-	} else {
-		var q struct{ Question string }
-		_ = json.Unmarshal([]byte(c.Arguments), &q) // checked when it was asked
-		req.Question, req.RequestedAt = q.Question, tt.questions[i]
-	}
+	req, _ := tt.request(i) // i waits: the caller found it among those that do
+	req.RunID = ctx.RunID()
 	v, err := durable.SideEffect(ctx, func() refusal {
 		actx, cancel := context.WithTimeout(context.Background(), authorizeTimeout)
 		defer cancel()
