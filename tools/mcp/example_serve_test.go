@@ -1,0 +1,92 @@
+package mcp_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http/httptest"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
+	"github.com/cairn-dev/cairn/durable/inmem"
+	"github.com/cairn-dev/cairn/providers"
+	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools"
+	"github.com/cairn-dev/cairn/tools/mcp"
+)
+
+// An agent served as an MCP tool: an MCP client (an IDE, another agent)
+// calls it over streamable HTTP, which starts a durable run and returns
+// its answer. With a run_id of the caller's choosing, a retried call
+// waits for the same run instead of starting another.
+func ExampleNewAgentServer() {
+	type orderArgs struct {
+		Order string `json:"order"`
+	}
+	lookup := tools.MustNew("lookup_order", "Find an order by its number.",
+		func(ctx context.Context, in orderArgs) (string, error) { return "order " + in.Order + " shipped on Monday", nil })
+	set, err := tools.NewSet(lookup)
+	if err != nil {
+		log.Fatal(err)
+	}
+	support := &agent.Agent{
+		Name:        "support",
+		Description: "Answers questions about orders.",
+		Model: scripted.New( // openai.New("gpt-4o-mini") for a real one
+			providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{
+				{Name: "lookup_order", Arguments: `{"order":"A-17"}`}}}},
+			providers.Response{Message: providers.Message{Content: "Your order A-17 shipped on Monday."}}),
+		Tools: set,
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	rt := agent.NewRuntime(inmem.New(), agent.Options{}) // durable/redis in production
+	if err := rt.Register(support); err != nil {
+		log.Fatal(err)
+	}
+	go rt.NewWorker(durable.WorkerOptions{}).Run(ctx) // workers may be in other processes
+
+	// snippet:mcp-serve
+	srv, err := mcp.NewAgentServer(rt, mcp.ServeOptions{Agents: []*agent.Agent{support}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Mount it in your server, behind your authentication:
+	// mux.Handle("/mcp", requireUser(srv)).
+	web := httptest.NewServer(srv)
+	defer web.Close()
+	// end snippet:mcp-serve
+
+	client := sdk.NewClient(&sdk.Implementation{Name: "ide", Version: "1.0"}, nil)
+	session, err := client.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: web.URL}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer session.Close()
+	for tool, err := range session.Tools(ctx, nil) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("tool:", tool.Name)
+	}
+	res, err := session.CallTool(ctx, &sdk.CallToolParams{Name: "support",
+		Arguments: map[string]any{"message": "Where is my order A-17?", "run_id": "ticket-17"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
+	// Later, from any process that serves the same store:
+	res, err = session.CallTool(ctx, &sdk.CallToolParams{Name: mcp.RunResultTool,
+		Arguments: map[string]any{"run_id": "ticket-17"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
+	// Output:
+	// tool: cairn_run_result
+	// tool: support
+	// Your order A-17 shipped on Monday.
+	// Your order A-17 shipped on Monday.
+}
