@@ -26,7 +26,9 @@ func ExampleNewAgentServer() {
 		Order string `json:"order"`
 	}
 	lookup := tools.MustNew("lookup_order", "Find an order by its number.",
-		func(ctx context.Context, in orderArgs) (string, error) { return "order " + in.Order + " shipped on Monday", nil })
+		func(ctx context.Context, in orderArgs) (string, error) {
+			return "order " + in.Order + " shipped on Monday", nil
+		})
 	set, err := tools.NewSet(lookup)
 	if err != nil {
 		log.Fatal(err)

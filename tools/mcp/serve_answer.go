@@ -188,4 +188,3 @@ func serveError(run *ServedRun, msg string) *sdk.CallToolResult {
 	}
 	return r
 }
-
