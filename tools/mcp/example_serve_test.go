@@ -55,40 +55,40 @@ func ExampleNewAgentServer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Mount it in your server, behind your authentication:
-	// mux.Handle("/mcp", requireUser(srv)).
-	web := httptest.NewServer(srv)
+	web := httptest.NewServer(srv) // or mux.Handle("/mcp", requireUser(srv)): authentication is yours
 	defer web.Close()
-	// end snippet:mcp-serve
 
+	// An MCP client: an IDE, another agent.
 	client := sdk.NewClient(&sdk.Implementation{Name: "ide", Version: "1.0"}, nil)
 	session, err := client.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: web.URL}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer session.Close()
+	res, err := session.CallTool(ctx, &sdk.CallToolParams{Name: "support", // the agent's name
+		Arguments: map[string]any{"message": "Where is my order A-17?", "run_id": "ticket-17"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
+	// A run that outlives the call's wait is read by its id later, from any
+	// process that serves the same store:
+	res, err = session.CallTool(ctx, &sdk.CallToolParams{Name: mcp.RunResultTool,
+		Arguments: map[string]any{"run_id": "ticket-17"}})
+	// end snippet:mcp-serve
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
 	for tool, err := range session.Tools(ctx, nil) {
 		if err != nil {
 			log.Fatal(err)
 		}
 		fmt.Println("tool:", tool.Name)
 	}
-	res, err := session.CallTool(ctx, &sdk.CallToolParams{Name: "support",
-		Arguments: map[string]any{"message": "Where is my order A-17?", "run_id": "ticket-17"}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
-	// Later, from any process that serves the same store:
-	res, err = session.CallTool(ctx, &sdk.CallToolParams{Name: mcp.RunResultTool,
-		Arguments: map[string]any{"run_id": "ticket-17"}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Content[0].(*sdk.TextContent).Text)
 	// Output:
+	// Your order A-17 shipped on Monday.
+	// Your order A-17 shipped on Monday.
 	// tool: cairn_run_result
 	// tool: support
-	// Your order A-17 shipped on Monday.
-	// Your order A-17 shipped on Monday.
 }
