@@ -174,4 +174,3 @@ func requireBearer(token string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
