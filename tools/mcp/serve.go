@@ -87,8 +87,10 @@ type ServeOptions struct {
 	Guard func(ctx context.Context, call *ServeCall) error
 	// HTTP configures the streamable HTTP transport. Default: stateless
 	// (every request stands alone, so any process that shares the
-	// runtime's store serves any request), answers streamed as
-	// server-sent events so that progress reaches the client.
+	// runtime's store serves any request; clients of protocol versions
+	// before 2026-07-28 are served too), answers streamed as server-sent
+	// events so that progress reaches the client, and a call's wait ended
+	// when its HTTP request is (PropagateRequestCancellation).
 	HTTP *sdk.StreamableHTTPOptions
 	// Logger receives the server's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -118,8 +120,10 @@ type ServeCall struct {
 // ServedRun describes a run in the results of an AgentServer's tools (in
 // their _meta, under RunMeta).
 type ServedRun struct {
-	RunID  string `json:"run_id"`
-	Agent  string `json:"agent"`
+	RunID string `json:"run_id"`
+	Agent string `json:"agent"`
+	// Status is the run's (a backend.Status), or "cancel_requested" in
+	// CancelRunTool's answer.
 	Status string `json:"status"`
 	// Waiting says what a run that has not ended waits for; Error why a
 	// run failed, was canceled or is parked.
@@ -137,7 +141,9 @@ type ServedRun struct {
 // call's message, or attaches to the run of the same id if it exists
 // (so a retried request with the same run_id starts no second run), and
 // waits for the run's answer: its text, and its structured output as
-// structuredContent when the agent has an Output type. If the client asked
+// structuredContent when the agent has an Output type. (The tool declares
+// no output schema: an answer that is the run's status has no structured
+// content, which clients that check the schema would refuse.) If the client asked
 // for progress (a progressToken), the run's live events are sent as
 // progress notifications while it waits. A run that takes longer than the
 // wait is not an error: the call answers with the run's id and status,
@@ -214,7 +220,7 @@ func NewAgentServer(rt *agent.Runtime, opts ServeOptions) (*AgentServer, error) 
 	}
 	httpOpts := opts.HTTP
 	if httpOpts == nil {
-		httpOpts = &sdk.StreamableHTTPOptions{Stateless: true, Logger: opts.Logger}
+		httpOpts = &sdk.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true, Logger: opts.Logger}
 	}
 	s.handler = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s.server }, httpOpts)
 	return s, nil
@@ -291,8 +297,8 @@ var serveAgentName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 var serveRunIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$`)
 
 func serveRunIDSchema(desc string) string {
-	d, _ := json.Marshal(desc)
-	return `{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$","description":` + string(d) + `}`
+	schema, _ := json.Marshal(map[string]string{"type": "string", "pattern": serveRunIDPattern.String(), "description": desc})
+	return string(schema)
 }
 
 func (s *AgentServer) waitSchema() string {
@@ -325,7 +331,10 @@ func (s *AgentServer) wait(seconds *float64) (time.Duration, error) {
 	if *seconds < 0 {
 		return 0, errors.New("invalid arguments: wait_seconds is negative")
 	}
-	return min(time.Duration(*seconds*float64(time.Second)), s.opts.MaxWait), nil
+	if *seconds >= s.opts.MaxWait.Seconds() {
+		return s.opts.MaxWait, nil
+	}
+	return time.Duration(*seconds * float64(time.Second)), nil
 }
 
 func serveCheckRunID(id string) error {

@@ -1,6 +1,7 @@
 package mcp_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -535,4 +536,57 @@ func TestNewAgentServerErrors(t *testing.T) {
 			assert.ErrorContains(t, err, c.want)
 		})
 	}
+}
+
+// A client of an older protocol version (2025-06-18), speaking raw
+// JSON-RPC over HTTP, with no session: its call gets the run's progress
+// and its answer on the call's event stream.
+func TestServeLegacyClient(t *testing.T) {
+	var calls atomic.Int32
+	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{answering("helper", "Hello there.", &calls)}}, nil)
+	post := func(body string) []map[string]any {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.web.URL, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Less(t, resp.StatusCode, 300, resp.Status)
+		var msgs []map[string]any
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			if data, ok := strings.CutPrefix(line, "data: "); ok || strings.HasPrefix(line, "{") {
+				if !ok {
+					data = line
+				}
+				var m map[string]any
+				require.NoError(t, json.Unmarshal([]byte(data), &m))
+				msgs = append(msgs, m)
+			}
+		}
+		return msgs
+	}
+	hello := post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"old","version":"1"}}}`)
+	require.Len(t, hello, 1)
+	assert.Equal(t, "2025-06-18", hello[0]["result"].(map[string]any)["protocolVersion"])
+	post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+
+	msgs := post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"helper","arguments":{"message":"Hi","run_id":"old-1"},"_meta":{"progressToken":"t-1"}}}`)
+	require.NotEmpty(t, msgs)
+	var progress []string
+	for _, m := range msgs[:len(msgs)-1] {
+		assert.Equal(t, "notifications/progress", m["method"])
+		params := m["params"].(map[string]any)
+		assert.Equal(t, "t-1", params["progressToken"])
+		progress = append(progress, params["message"].(string))
+	}
+	assert.Equal(t, "run completed", progress[len(progress)-1])
+	last := msgs[len(msgs)-1]
+	assert.EqualValues(t, 2, last["id"])
+	result := last["result"].(map[string]any)
+	assert.Equal(t, "Hello there.", result["content"].([]any)[0].(map[string]any)["text"])
+	assert.Equal(t, "completed", result["_meta"].(map[string]any)[mcp.RunMeta].(map[string]any)["status"])
 }
