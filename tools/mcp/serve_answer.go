@@ -28,7 +28,10 @@ func (s *AgentServer) await(ctx context.Context, req *sdk.CallToolRequest, id, a
 		pctx, cancel := context.WithCancel(ctx)
 		done := s.progress(pctx, req.Session, token, id)
 		// Once the run has ended, its last events (run_finished among
-		// them) are sent before the answer: Follow returns after them.
+		// them) are sent before the answer: Follow returns after them,
+		// or, if the feed lost them (a worker died between its commit
+		// and their write), once it sees the run has ended, within about
+		// two seconds.
 		progressDone = func() { <-done; cancel() }
 		stopProgress = func() { cancel(); <-done }
 	}
