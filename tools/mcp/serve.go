@@ -197,7 +197,7 @@ func NewAgentServer(rt *agent.Runtime, opts ServeOptions) (*AgentServer, error) 
 		s.log = slog.Default()
 	}
 	s.server = sdk.NewServer(&sdk.Implementation{Name: opts.Name, Version: opts.Version},
-		&sdk.ServerOptions{Instructions: opts.Instructions})
+		&sdk.ServerOptions{Instructions: opts.Instructions, Logger: opts.Logger})
 	for _, a := range opts.Agents {
 		if a == nil {
 			return nil, errors.New("mcp: serve: nil agent")
