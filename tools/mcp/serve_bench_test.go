@@ -25,8 +25,10 @@ import (
 // started through the MCP handler and waited for in the same call, over
 // loopback HTTP, against the same run started and waited for with
 // Runtime.Start and Run.Result, alternately in the same benchmark:
-// direct-us/op, mcp-us/op, and their ratio and difference. In memory and
-// on Redis (a private redis-server, or CAIRN_BENCH_REDIS_URL's).
+// direct-us/op, mcp-us/op, and their ratio and difference; and, for
+// scale, noop-call-us/op, a call of a tool that does nothing on the same
+// server (the SDK's JSON-RPC over HTTP alone). In memory and on Redis (a
+// private redis-server, or CAIRN_BENCH_REDIS_URL's).
 //
 //	go test ./tools/mcp -run X -bench Serve -benchtime 200x -count 3
 func BenchmarkServe(b *testing.B) {
@@ -68,6 +70,12 @@ func benchServe(b *testing.B, store backend.Store) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A tool that does nothing, on the same server: the SDK's own cost
+	// of a call over loopback HTTP.
+	srv.MCPServer().AddTool(&sdk.Tool{Name: "noop", InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "ok"}}}, nil
+		})
 	web := httptest.NewServer(srv)
 	b.Cleanup(web.Close)
 	session, err := sdk.NewClient(&sdk.Implementation{Name: "bench", Version: "1"}, nil).
@@ -96,14 +104,22 @@ func benchServe(b *testing.B, store backend.Store) {
 			b.Fatal(res.Content[0].(*sdk.TextContent).Text)
 		}
 	}
+	noop := func() {
+		if _, err := session.CallTool(ctx, &sdk.CallToolParams{Name: "noop", Arguments: map[string]any{}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	// Warm both paths (connections, the worker's first run).
 	for range 5 {
 		direct()
 		served()
 	}
-	var inDirect, inServed time.Duration
+	var inDirect, inServed, inNoop time.Duration
 	b.ResetTimer()
 	for i := range b.N {
+		tn := time.Now()
+		noop()
+		inNoop += time.Since(tn)
 		// Alternate which goes first, so neither always follows the other.
 		first, second := direct, served
 		if i%2 == 1 {
@@ -122,6 +138,7 @@ func benchServe(b *testing.B, store backend.Store) {
 	}
 	b.StopTimer()
 	d, s := float64(inDirect.Microseconds())/float64(b.N), float64(inServed.Microseconds())/float64(b.N)
+	b.ReportMetric(float64(inNoop.Microseconds())/float64(b.N), "noop-call-us/op")
 	b.ReportMetric(d, "direct-us/op")
 	b.ReportMetric(s, "mcp-us/op")
 	b.ReportMetric(s-d, "overhead-us/op")
