@@ -47,10 +47,10 @@ const (
 // one); a run_id argument is the portable way.
 const IdempotencyKeyMeta = "idempotencyKey"
 
-// RunMeta is the key, in the _meta of every result of an AgentServer's
+// ServedRunMeta is the key, in the _meta of every result of an AgentServer's
 // tools, of a ServedRun: the run's id, agent and status, and what it waits
 // for.
-const RunMeta = "cairn.dev/run"
+const ServedRunMeta = "cairn.dev/run"
 
 // ServeOptions configure an AgentServer.
 type ServeOptions struct {
@@ -118,7 +118,7 @@ type ServeCall struct {
 }
 
 // ServedRun describes a run in the results of an AgentServer's tools (in
-// their _meta, under RunMeta).
+// their _meta, under ServedRunMeta).
 type ServedRun struct {
 	RunID string `json:"run_id"`
 	Agent string `json:"agent"`

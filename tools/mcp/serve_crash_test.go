@@ -214,8 +214,8 @@ func TestServeCrash(t *testing.T) {
 
 	first := startServeChild(t, server.URL(), serveStopEnv+"=1")
 	res := call(t.Context(), "clerk", map[string]any{"message": "Charge order o-1.", "run_id": "order-1", "wait_seconds": 0}, nil)
-	require.False(t, res.IsError, text(res))
-	assert.NotEqual(t, "completed", served(t, res).Status)
+	require.False(t, res.IsError, serveTextOf(res))
+	assert.NotEqual(t, "completed", serveRunOf(t, res).Status)
 	first.waitFor(t, "STOPPED")
 
 	// A call that waits for the run across the crash.
@@ -232,16 +232,16 @@ func TestServeCrash(t *testing.T) {
 	startServeChild(t, server.URL())
 
 	res = call(t.Context(), mcp.RunResultTool, map[string]any{"run_id": "order-1", "wait_seconds": 120}, nil)
-	require.False(t, res.IsError, text(res))
-	assert.Equal(t, `done: "charged 42 (key order-1/0/2/call_0_0)"`, text(res))
-	assert.Equal(t, mcp.ServedRun{RunID: "order-1", Agent: "clerk", Status: "completed"}, served(t, res))
+	require.False(t, res.IsError, serveTextOf(res))
+	assert.Equal(t, `done: "charged 42 (key order-1/0/2/call_0_0)"`, serveTextOf(res))
+	assert.Equal(t, mcp.ServedRun{RunID: "order-1", Agent: "clerk", Status: "completed"}, serveRunOf(t, res))
 	across := <-waiting
-	assert.False(t, across.IsError, text(across))
-	assert.Equal(t, text(res), text(across))
+	assert.False(t, across.IsError, serveTextOf(across))
+	assert.Equal(t, serveTextOf(res), serveTextOf(across))
 
 	// A retried start attaches to the finished run.
 	again := call(t.Context(), "clerk", map[string]any{"message": "Charge order o-1.", "run_id": "order-1"}, nil)
-	assert.Equal(t, text(res), text(again))
+	assert.Equal(t, serveTextOf(res), serveTextOf(again))
 
 	ctx := t.Context()
 	assert.Equal(t, "2", rdb.Get(ctx, serveRunsKey).Val(), "the charge ran again after the kill")

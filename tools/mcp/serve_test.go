@@ -81,16 +81,16 @@ func (e *serveEnv) connect(t *testing.T, headers http.Header) *sdk.ClientSession
 			}
 		}})
 	transport := &sdk.StreamableClientTransport{Endpoint: e.web.URL,
-		HTTPClient: &http.Client{Transport: headerTransport{headers}}}
+		HTTPClient: &http.Client{Transport: serveHeaders{headers}}}
 	session, err := client.Connect(t.Context(), transport, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = session.Close() })
 	return session
 }
 
-type headerTransport struct{ h http.Header }
+type serveHeaders struct{ h http.Header }
 
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (h serveHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	for k, v := range h.h {
 		r.Header[k] = v
@@ -125,8 +125,8 @@ func (e *serveEnv) call(t *testing.T, tool string, args any, meta sdk.Meta) *sdk
 	return res
 }
 
-// text is a result's text.
-func text(res *sdk.CallToolResult) string {
+// serveTextOf is a result's text.
+func serveTextOf(res *sdk.CallToolResult) string {
 	var parts []string
 	for _, c := range res.Content {
 		if tc, ok := c.(*sdk.TextContent); ok {
@@ -136,11 +136,11 @@ func text(res *sdk.CallToolResult) string {
 	return strings.Join(parts, "\n")
 }
 
-// served is the ServedRun in a result's _meta.
-func served(t *testing.T, res *sdk.CallToolResult) mcp.ServedRun {
+// serveRunOf is the ServedRun in a result's _meta.
+func serveRunOf(t *testing.T, res *sdk.CallToolResult) mcp.ServedRun {
 	t.Helper()
-	raw, ok := res.Meta[mcp.RunMeta]
-	require.True(t, ok, "the result has no %s: %s", mcp.RunMeta, text(res))
+	raw, ok := res.Meta[mcp.ServedRunMeta]
+	require.True(t, ok, "the result has no %s: %s", mcp.ServedRunMeta, serveTextOf(res))
 	data, err := json.Marshal(raw)
 	require.NoError(t, err)
 	var run mcp.ServedRun
@@ -148,8 +148,8 @@ func served(t *testing.T, res *sdk.CallToolResult) mcp.ServedRun {
 	return run
 }
 
-// waitPending waits until run id waits for a person.
-func waitPending(t *testing.T, rt *agent.Runtime, id string) []agent.PendingCall {
+// serveWaitPending waits until run id waits for a person.
+func serveWaitPending(t *testing.T, rt *agent.Runtime, id string) []agent.PendingCall {
 	t.Helper()
 	for {
 		info, err := rt.Client().Describe(t.Context(), id)
@@ -164,9 +164,9 @@ func waitPending(t *testing.T, rt *agent.Runtime, id string) []agent.PendingCall
 	}
 }
 
-// answering is an agent that answers answer at once, counting its model
+// serveAnswering is an agent that answers answer at once, counting its model
 // calls.
-func answering(name, answer string, calls *atomic.Int32) *agent.Agent {
+func serveAnswering(name, answer string, calls *atomic.Int32) *agent.Agent {
 	return &agent.Agent{Name: name, Description: "Answers.", Model: scripted.Func(
 		func(ctx context.Context, req providers.Request) (providers.Response, error) {
 			calls.Add(1)
@@ -174,13 +174,13 @@ func answering(name, answer string, calls *atomic.Int32) *agent.Agent {
 		})}
 }
 
-type refundArgs struct {
+type serveRefundArgs struct {
 	Amount int `json:"amount"`
 }
 
-// refunder refunds, with a person's approval, then answers.
-func refunder(refunds *atomic.Int32) *agent.Agent {
-	refund := tools.MustNew("refund", "Refund, in euros.", func(ctx context.Context, in refundArgs) (string, error) {
+// serveRefunder refunds, with a person's approval, then answers.
+func serveRefunder(refunds *atomic.Int32) *agent.Agent {
+	refund := tools.MustNew("refund", "Refund, in euros.", func(ctx context.Context, in serveRefundArgs) (string, error) {
 		refunds.Add(1)
 		return fmt.Sprintf("refunded %d", in.Amount), nil
 	}, tools.RequireApproval())
@@ -188,7 +188,7 @@ func refunder(refunds *atomic.Int32) *agent.Agent {
 	if err != nil {
 		panic(err)
 	}
-	return &agent.Agent{Name: "refunder", Tools: set, Model: scripted.Func(
+	return &agent.Agent{Name: "serveRefunder", Tools: set, Model: scripted.Func(
 		func(ctx context.Context, req providers.Request) (providers.Response, error) {
 			if scripted.Turn(req) == 0 {
 				return providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{
@@ -209,7 +209,7 @@ func TestServeAnswers(t *testing.T) {
 	judge := &agent.Agent{Name: "judge", Output: out, Model: scripted.New(providers.Response{
 		Message: providers.Message{Content: `{"refund":true,"reason":"it came cold"}`}})}
 	var calls atomic.Int32
-	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{answering("helper", "Hello.", &calls), judge}}, nil)
+	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{serveAnswering("helper", "Hello.", &calls), judge}}, nil)
 
 	var names []string
 	for tool, err := range e.session.Tools(t.Context(), nil) {
@@ -226,14 +226,14 @@ func TestServeAnswers(t *testing.T) {
 
 	res := e.call(t, "helper", map[string]any{"message": "Hi", "run_id": "r-1"}, nil)
 	assert.False(t, res.IsError)
-	assert.Equal(t, "Hello.", text(res))
+	assert.Equal(t, "Hello.", serveTextOf(res))
 	assert.Nil(t, res.StructuredContent, "an agent without an Output type has no structured content")
-	assert.Equal(t, mcp.ServedRun{RunID: "r-1", Agent: "helper", Status: "completed"}, served(t, res))
+	assert.Equal(t, mcp.ServedRun{RunID: "r-1", Agent: "helper", Status: "completed"}, serveRunOf(t, res))
 
 	res = e.call(t, "judge", map[string]any{"message": "My pizza came cold."}, nil)
-	assert.False(t, res.IsError, text(res))
+	assert.False(t, res.IsError, serveTextOf(res))
 	assert.Equal(t, map[string]any{"refund": true, "reason": "it came cold"}, res.StructuredContent)
-	run := served(t, res)
+	run := serveRunOf(t, res)
 	assert.True(t, strings.HasPrefix(run.RunID, "mcp-"), "a run id is made: %s", run.RunID)
 	assert.Equal(t, "completed", run.Status)
 	info, err := e.rt.Client().Describe(t.Context(), run.RunID)
@@ -245,7 +245,7 @@ func TestServeAnswers(t *testing.T) {
 // process that serves it: a retry starts no second run.
 func TestServeIdempotent(t *testing.T) {
 	var calls atomic.Int32
-	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{answering("helper", "Hello.", &calls)}}, nil)
+	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{serveAnswering("helper", "Hello.", &calls)}}, nil)
 
 	args := map[string]any{"message": "Hi", "run_id": "ticket-9"}
 	first := e.call(t, "helper", args, nil)
@@ -254,27 +254,27 @@ func TestServeIdempotent(t *testing.T) {
 	res, err := other.CallTool(t.Context(), &sdk.CallToolParams{Name: "helper", Arguments: args})
 	require.NoError(t, err)
 	for _, r := range []*sdk.CallToolResult{first, again, res} {
-		assert.Equal(t, "Hello.", text(r))
-		assert.Equal(t, "ticket-9", served(t, r).RunID)
+		assert.Equal(t, "Hello.", serveTextOf(r))
+		assert.Equal(t, "ticket-9", serveRunOf(t, r).RunID)
 	}
 	assert.EqualValues(t, 1, calls.Load(), "one run, one model call")
 
 	// The same id with another message is another run: refused.
 	clash := e.call(t, "helper", map[string]any{"message": "Bye", "run_id": "ticket-9"}, nil)
 	assert.True(t, clash.IsError)
-	assert.Contains(t, text(clash), "start run ticket-9")
-	assert.Contains(t, text(clash), durable.ErrRunExists.Error())
+	assert.Contains(t, serveTextOf(clash), "start run ticket-9")
+	assert.Contains(t, serveTextOf(clash), durable.ErrRunExists.Error())
 
 	// Without a run id, the request's idempotency key names the run.
 	meta := sdk.Meta{mcp.IdempotencyKeyMeta: "req-77"}
 	k1 := e.call(t, "helper", map[string]any{"message": "Hi"}, meta)
 	k2 := e.call(t, "helper", map[string]any{"message": "Hi"}, meta)
-	assert.Equal(t, served(t, k1).RunID, served(t, k2).RunID)
+	assert.Equal(t, serveRunOf(t, k1).RunID, serveRunOf(t, k2).RunID)
 	assert.EqualValues(t, 2, calls.Load())
 	// Without either, every call is a run of its own.
 	n1 := e.call(t, "helper", map[string]any{"message": "Hi"}, nil)
 	n2 := e.call(t, "helper", map[string]any{"message": "Hi"}, nil)
-	assert.NotEqual(t, served(t, n1).RunID, served(t, n2).RunID)
+	assert.NotEqual(t, serveRunOf(t, n1).RunID, serveRunOf(t, n2).RunID)
 	assert.EqualValues(t, 4, calls.Load())
 }
 
@@ -282,31 +282,31 @@ func TestServeIdempotent(t *testing.T) {
 // approvals it waits on included; the result tool waits for it.
 func TestServeRunOutlivesWait(t *testing.T) {
 	var refunds atomic.Int32
-	a := refunder(&refunds)
+	a := serveRefunder(&refunds)
 	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{a}}, nil)
 
-	res := e.call(t, "refunder", map[string]any{"message": "Refund my 120 euros.", "run_id": "refund-1", "wait_seconds": 0}, nil)
-	assert.False(t, res.IsError, "a run still going is no error: %s", text(res))
-	run := served(t, res)
+	res := e.call(t, "serveRefunder", map[string]any{"message": "Refund my 120 euros.", "run_id": "refund-1", "wait_seconds": 0}, nil)
+	assert.False(t, res.IsError, "a run still going is no error: %s", serveTextOf(res))
+	run := serveRunOf(t, res)
 	assert.Equal(t, "refund-1", run.RunID)
 	assert.NotEqual(t, "completed", run.Status)
-	assert.Contains(t, text(res), `Call cairn_run_result with {"run_id":"refund-1"}`)
+	assert.Contains(t, serveTextOf(res), `Call cairn_run_result with {"run_id":"refund-1"}`)
 
-	waitPending(t, e.rt, "refund-1")
+	serveWaitPending(t, e.rt, "refund-1")
 	res = e.call(t, mcp.RunResultTool, map[string]any{"run_id": "refund-1", "wait_seconds": 0}, nil)
 	assert.False(t, res.IsError)
-	run = served(t, res)
+	run = serveRunOf(t, res)
 	assert.Equal(t, "awaiting_approval", run.Status)
 	require.Len(t, run.Pending, 1)
 	assert.Equal(t, agent.KindApproval, run.Pending[0].Kind)
 	assert.Equal(t, "refund", run.Pending[0].Tool)
-	assert.Contains(t, text(res), "It waits for a person to approve or reject call "+run.Pending[0].CallID+`: refund {"amount":120}`)
+	assert.Contains(t, serveTextOf(res), "It waits for a person to approve or reject call "+run.Pending[0].CallID+`: refund {"amount":120}`)
 
 	require.NoError(t, e.rt.Decide(t.Context(), "refund-1", agent.Decision{CallID: run.Pending[0].CallID, Approved: true, By: "alice"}))
 	res = e.call(t, mcp.RunResultTool, map[string]any{"run_id": "refund-1"}, nil)
 	assert.False(t, res.IsError)
-	assert.Equal(t, `Done: "refunded 120"`, text(res))
-	assert.Equal(t, "completed", served(t, res).Status)
+	assert.Equal(t, `Done: "refunded 120"`, serveTextOf(res))
+	assert.Equal(t, "completed", serveRunOf(t, res).Status)
 	assert.EqualValues(t, 1, refunds.Load())
 }
 
@@ -318,15 +318,15 @@ func TestServeFailedRun(t *testing.T) {
 
 	res := e.call(t, "broken", map[string]any{"message": "Hi", "run_id": "b-1"}, nil)
 	assert.True(t, res.IsError)
-	assert.Contains(t, text(res), "Run b-1 (agent broken) failed: ")
-	assert.Contains(t, text(res), "the model is gone")
-	run := served(t, res)
+	assert.Contains(t, serveTextOf(res), "Run b-1 (agent broken) failed: ")
+	assert.Contains(t, serveTextOf(res), "the model is gone")
+	run := serveRunOf(t, res)
 	assert.Equal(t, "failed", run.Status)
 	assert.Contains(t, run.Error, "the model is gone")
 
 	res = e.call(t, mcp.RunResultTool, map[string]any{"run_id": "b-1"}, nil)
 	assert.True(t, res.IsError)
-	assert.Contains(t, text(res), "the model is gone")
+	assert.Contains(t, serveTextOf(res), "the model is gone")
 }
 
 // Bad arguments are error results that say what is wrong, never a crash
@@ -335,7 +335,7 @@ func TestServeBadArguments(t *testing.T) {
 	var calls atomic.Int32
 	// A run of a workflow that is not served.
 	other := durable.NewWorkflow("other", func(ctx durable.Context, in string) (string, error) { return in, nil })
-	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{answering("helper", "Hello.", &calls)}, Cancel: true}, nil, other)
+	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{serveAnswering("helper", "Hello.", &calls)}, Cancel: true}, nil, other)
 	_, err := other.Start(t.Context(), e.rt.Client(), "not-yours", "x")
 	require.NoError(t, err)
 
@@ -362,7 +362,7 @@ func TestServeBadArguments(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			res := e.call(t, c.tool, c.args, nil)
 			assert.True(t, res.IsError)
-			assert.Contains(t, text(res), c.want)
+			assert.Contains(t, serveTextOf(res), c.want)
 		})
 	}
 	assert.Zero(t, calls.Load(), "no run started")
@@ -386,7 +386,7 @@ func TestServeProgress(t *testing.T) {
 	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{support}}, nil)
 
 	res := e.call(t, "support", map[string]any{"message": "Where is A-1?"}, sdk.Meta{"progressToken": "p-1"})
-	assert.Equal(t, "It shipped.", text(res))
+	assert.Equal(t, "It shipped.", serveTextOf(res))
 	// The client hands notifications to its handler apart from the
 	// results: the last may come after the answer.
 	e.waitProgress(t, "run completed")
@@ -403,8 +403,8 @@ func TestServeProgress(t *testing.T) {
 	assert.Contains(t, all, "It shipped.")
 }
 
-// blocker is an agent whose tool blocks until release is closed.
-func blocker(started chan<- struct{}, release <-chan struct{}) *agent.Agent {
+// serveBlocker is an agent whose tool blocks until release is closed.
+func serveBlocker(started chan<- struct{}, release <-chan struct{}) *agent.Agent {
 	hold := tools.MustNew("hold", "Hold on.", func(ctx context.Context, _ struct{}) (string, error) {
 		started <- struct{}{}
 		select {
@@ -431,7 +431,7 @@ func blocker(started chan<- struct{}, release <-chan struct{}) *agent.Agent {
 // the run.
 func TestServeCancel(t *testing.T) {
 	started, release := make(chan struct{}, 4), make(chan struct{})
-	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{blocker(started, release)}, Cancel: true}, nil)
+	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{serveBlocker(started, release)}, Cancel: true}, nil)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	errs := make(chan error, 1)
@@ -444,26 +444,26 @@ func TestServeCancel(t *testing.T) {
 	assert.ErrorIs(t, <-errs, context.Canceled)
 	close(release)
 	res := e.call(t, mcp.RunResultTool, map[string]any{"run_id": "h-1"}, nil)
-	assert.False(t, res.IsError, text(res))
-	assert.Equal(t, `held and "released"`, text(res), "the run went on")
+	assert.False(t, res.IsError, serveTextOf(res))
+	assert.Equal(t, `held and "released"`, serveTextOf(res), "the run went on")
 
 	// With the cancel tool, a client cancels a run.
 	hold2 := make(chan struct{})
 	t.Cleanup(func() { close(hold2) })
-	e2 := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{blocker(started, hold2)}, Cancel: true}, nil)
+	e2 := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{serveBlocker(started, hold2)}, Cancel: true}, nil)
 	res = e2.call(t, "blocker", map[string]any{"message": "Hold", "run_id": "h-2", "wait_seconds": 0}, nil)
 	assert.False(t, res.IsError)
 	<-started
 	res = e2.call(t, mcp.CancelRunTool, map[string]any{"run_id": "h-2"}, nil)
-	assert.False(t, res.IsError, text(res))
-	assert.Equal(t, "cancel_requested", served(t, res).Status)
+	assert.False(t, res.IsError, serveTextOf(res))
+	assert.Equal(t, "cancel_requested", serveRunOf(t, res).Status)
 	res = e2.call(t, mcp.RunResultTool, map[string]any{"run_id": "h-2"}, nil)
 	assert.True(t, res.IsError)
-	assert.Contains(t, text(res), "Run h-2 (agent blocker) was canceled")
-	assert.Equal(t, string(backend.StatusCanceled), served(t, res).Status)
+	assert.Contains(t, serveTextOf(res), "Run h-2 (agent blocker) was canceled")
+	assert.Equal(t, string(backend.StatusCanceled), serveRunOf(t, res).Status)
 	res = e2.call(t, mcp.CancelRunTool, map[string]any{"run_id": "h-2"}, nil)
 	assert.True(t, res.IsError, "a run that ended cannot be canceled")
-	assert.Contains(t, text(res), durable.ErrRunEnded.Error())
+	assert.Contains(t, serveTextOf(res), durable.ErrRunEnded.Error())
 }
 
 // The Guard sees every call: here it scopes run ids to the caller's
@@ -496,23 +496,23 @@ func TestServeGuard(t *testing.T) {
 	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{a}, Guard: guard}, http.Header{"X-Tenant": {"acme"}})
 
 	res := e.call(t, "helper", map[string]any{"message": "Hi", "run_id": "r1"}, nil)
-	assert.False(t, res.IsError, text(res))
-	assert.Equal(t, "acme.r1", served(t, res).RunID, "the client is told the id the run has")
+	assert.False(t, res.IsError, serveTextOf(res))
+	assert.Equal(t, "acme.r1", serveRunOf(t, res).RunID, "the client is told the id the run has")
 	assert.Equal(t, []string{"acme"}, users)
 	res = e.call(t, mcp.RunResultTool, map[string]any{"run_id": "acme.r1"}, nil)
-	assert.Equal(t, "ok", text(res))
+	assert.Equal(t, "ok", serveTextOf(res))
 
 	other := e.connect(t, http.Header{"X-Tenant": {"globex"}})
 	res, err := other.CallTool(t.Context(), &sdk.CallToolParams{Name: mcp.RunResultTool, Arguments: map[string]any{"run_id": "acme.r1"}})
 	require.NoError(t, err)
 	assert.True(t, res.IsError)
-	assert.Equal(t, "refused: run acme.r1 is not globex's", text(res))
+	assert.Equal(t, "refused: run acme.r1 is not globex's", serveTextOf(res))
 
 	nobody := e.connect(t, nil)
 	res, err = nobody.CallTool(t.Context(), &sdk.CallToolParams{Name: "helper", Arguments: map[string]any{"message": "Hi"}})
 	require.NoError(t, err)
 	assert.True(t, res.IsError)
-	assert.Equal(t, "refused: no tenant", text(res))
+	assert.Equal(t, "refused: no tenant", serveTextOf(res))
 }
 
 func TestNewAgentServerErrors(t *testing.T) {
@@ -543,7 +543,7 @@ func TestNewAgentServerErrors(t *testing.T) {
 // and its answer on the call's event stream.
 func TestServeLegacyClient(t *testing.T) {
 	var calls atomic.Int32
-	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{answering("helper", "Hello there.", &calls)}}, nil)
+	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{serveAnswering("helper", "Hello there.", &calls)}}, nil)
 	post := func(body string) []map[string]any {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.web.URL, strings.NewReader(body))
 		require.NoError(t, err)
@@ -588,5 +588,5 @@ func TestServeLegacyClient(t *testing.T) {
 	assert.EqualValues(t, 2, last["id"])
 	result := last["result"].(map[string]any)
 	assert.Equal(t, "Hello there.", result["content"].([]any)[0].(map[string]any)["text"])
-	assert.Equal(t, "completed", result["_meta"].(map[string]any)[mcp.RunMeta].(map[string]any)["status"])
+	assert.Equal(t, "completed", result["_meta"].(map[string]any)[mcp.ServedRunMeta].(map[string]any)["status"])
 }
