@@ -42,10 +42,13 @@ const (
 
 // IdempotencyKeyMeta is the key of the request metadata (_meta) of a
 // tools/call that an AgentServer takes as the call's idempotency key when
-// its arguments choose no run id: calls with the same key (and agent)
-// name the same run. MCP has no standard key for it yet (SEP-3182 proposed
-// one); a run_id argument is the portable way.
-const IdempotencyKeyMeta = "idempotencyKey"
+// its arguments choose no run id: calls of an agent with the same key
+// name the same run. It is the key this package's client sends with each
+// call (a cairn agent's tool call, the same on every attempt), so an agent
+// that calls a served agent and is retried after a crash waits for the
+// same run. MCP has no standard key for it yet (SEP-3182 proposed one); a
+// run_id argument is the portable way.
+const IdempotencyKeyMeta = "cairn.dev/idempotency-key"
 
 // ServedRunMeta is the key, in the _meta of every result of an AgentServer's
 // tools, of a ServedRun: the run's id, agent and status, and what it waits
