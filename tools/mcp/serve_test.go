@@ -58,19 +58,20 @@ func newServeEnv(t *testing.T, opts mcp.ServeOptions, headers http.Header, other
 	e.srv, err = mcp.NewAgentServer(e.rt, opts)
 	require.NoError(t, err)
 	e.web = httptest.NewServer(e.srv)
-	e.session = e.connect(t, headers)
+	// Registered before the clients connect, so that it runs after they
+	// have closed their sessions (and their streams).
 	t.Cleanup(func() {
 		e.web.Close()
 		stop()
 		<-done
 	})
+	e.session = e.connect(t, headers)
 	return e
 }
 
-// connect connects a client that sends headers with every request.
-func (e *serveEnv) connect(t *testing.T, headers http.Header) *sdk.ClientSession {
-	t.Helper()
-	client := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, &sdk.ClientOptions{
+// client is an SDK client that keeps the progress notifications it gets.
+func (e *serveEnv) client() *sdk.Client {
+	return sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, &sdk.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -80,9 +81,28 @@ func (e *serveEnv) connect(t *testing.T, headers http.Header) *sdk.ClientSession
 			default:
 			}
 		}})
+}
+
+// connect connects a client that sends headers with every request.
+func (e *serveEnv) connect(t *testing.T, headers http.Header) *sdk.ClientSession {
+	t.Helper()
 	transport := &sdk.StreamableClientTransport{Endpoint: e.web.URL,
 		HTTPClient: &http.Client{Transport: serveHeaders{headers}}}
-	session, err := client.Connect(t.Context(), transport, nil)
+	session, err := e.client().Connect(t.Context(), transport, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = session.Close() })
+	return session
+}
+
+// connectInMemory connects a client to the server's MCPServer through
+// in-memory transports, not HTTP.
+func (e *serveEnv) connectInMemory(t *testing.T) *sdk.ClientSession {
+	t.Helper()
+	st, ct := sdk.NewInMemoryTransports()
+	ss, err := e.srv.MCPServer().Connect(t.Context(), st, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ss.Close() })
+	session, err := e.client().Connect(t.Context(), ct, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = session.Close() })
 	return session
@@ -371,36 +391,48 @@ func TestServeBadArguments(t *testing.T) {
 	assert.ErrorContains(t, err, `unknown tool "nope"`)
 }
 
-// The run's live events reach a client that asked for progress.
+// The run's live events reach a client that asked for progress: over
+// stateless HTTP (the default), HTTP with sessions, and another transport.
 func TestServeProgress(t *testing.T) {
-	lookup := tools.MustNew("lookup_order", "Find an order.", func(ctx context.Context, in struct {
-		Order string `json:"order"`
-	}) (string, error) {
-		return "shipped", nil
-	})
-	set, err := tools.NewSet(lookup)
-	require.NoError(t, err)
-	support := &agent.Agent{Name: "support", Tools: set, Model: scripted.New(
-		providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{{Name: "lookup_order", Arguments: `{"order":"A-1"}`}}}},
-		providers.Response{Message: providers.Message{Content: "It shipped."}})}
-	e := newServeEnv(t, mcp.ServeOptions{Agents: []*agent.Agent{support}}, nil)
+	for _, transport := range []string{"stateless", "sessions", "in-memory"} {
+		t.Run(transport, func(t *testing.T) {
+			lookup := tools.MustNew("lookup_order", "Find an order.", func(ctx context.Context, in struct {
+				Order string `json:"order"`
+			}) (string, error) {
+				return "shipped", nil
+			})
+			set, err := tools.NewSet(lookup)
+			require.NoError(t, err)
+			support := &agent.Agent{Name: "support", Tools: set, Model: scripted.New(
+				providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{{Name: "lookup_order", Arguments: `{"order":"A-1"}`}}}},
+				providers.Response{Message: providers.Message{Content: "It shipped."}})}
+			opts := mcp.ServeOptions{Agents: []*agent.Agent{support}}
+			if transport == "sessions" {
+				opts.HTTP = &sdk.StreamableHTTPOptions{}
+			}
+			e := newServeEnv(t, opts, nil)
+			if transport == "in-memory" {
+				e.session = e.connectInMemory(t)
+			}
 
-	res := e.call(t, "support", map[string]any{"message": "Where is A-1?"}, sdk.Meta{"progressToken": "p-1"})
-	assert.Equal(t, "It shipped.", serveTextOf(res))
-	// The client hands notifications to its handler apart from the
-	// results: the last may come after the answer.
-	e.waitProgress(t, "run completed")
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var messages []string
-	for i, p := range e.progress {
-		assert.Equal(t, "p-1", p.ProgressToken)
-		assert.EqualValues(t, i+1, p.Progress, "progress increases")
-		messages = append(messages, p.Message)
+			res := e.call(t, "support", map[string]any{"message": "Where is A-1?"}, sdk.Meta{"progressToken": "p-1"})
+			assert.Equal(t, "It shipped.", serveTextOf(res))
+			// The client hands notifications to its handler apart from
+			// the results: the last may come after the answer.
+			e.waitProgress(t, "run completed")
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			var messages []string
+			for i, p := range e.progress {
+				assert.Equal(t, "p-1", p.ProgressToken)
+				assert.EqualValues(t, i+1, p.Progress, "progress increases")
+				messages = append(messages, p.Message)
+			}
+			all := strings.Join(messages, "|")
+			assert.Contains(t, all, `calling lookup_order {"order":"A-1"}|lookup_order finished`)
+			assert.Contains(t, all, "It shipped.")
+		})
 	}
-	all := strings.Join(messages, "|")
-	assert.Contains(t, all, `calling lookup_order {"order":"A-1"}|lookup_order finished`)
-	assert.Contains(t, all, "It shipped.")
 }
 
 // serveBlocker is an agent whose tool blocks until release is closed.
