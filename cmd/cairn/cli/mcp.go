@@ -24,7 +24,7 @@ const EnvMCPToken = "CAIRN_MCP_TOKEN"
 
 // mcpFlags are mcp serve's flags.
 type mcpFlags struct {
-	addr   string
+	listen string
 	agents stringList
 	token  string
 	stdio  bool
@@ -36,7 +36,7 @@ type mcpFlags struct {
 // mcpServeCommand serves App.Agents as MCP tools (see tools/mcp).
 func (app App) mcpServeCommand() *command {
 	f := &mcpFlags{}
-	return &command{name: "mcp serve", args: "[--addr HOST:PORT] [--agent NAME]... [--token T] [--worker]",
+	return &command{name: "mcp serve", args: "[--listen ADDR] [--agent NAME]... [--token T] [--worker]",
 		summary: "Serve the program's agents as MCP tools, over streamable HTTP at /mcp (or --stdio), until interrupted.\n" +
 			"A call of an agent's tool starts a durable run (or attaches to the run of its run_id) and returns its answer;\n" +
 			"a run that outlives the wait is read by id with cairn_run_result. The runs are executed by the program's workers\n" +
@@ -44,7 +44,7 @@ func (app App) mcpServeCommand() *command {
 			"without one, only a loopback address is served.",
 		store: true, nargs: exactly(0),
 		flags: func(fs *flag.FlagSet, _ *opts) {
-			fs.StringVar(&f.addr, "addr", "127.0.0.1:8765", "the `HOST:PORT` to listen on")
+			fs.StringVar(&f.listen, "listen", "127.0.0.1:8765", "the `ADDR`ess to listen on (loopback by default; beyond it a token is required)")
 			fs.Var(&f.agents, "agent", "serve only the agent of this `NAME` (repeat for more; default: all of the program's)")
 			fs.StringVar(&f.token, "token", "", "the bearer `TOKEN` every request must carry; default $"+EnvMCPToken)
 			fs.BoolVar(&f.stdio, "stdio", false, "serve one client over stdin and stdout instead of HTTP")
@@ -62,8 +62,8 @@ func (e *env) mcpServe(ctx context.Context, f *mcpFlags) error {
 		return err
 	}
 	token := e.app.flagOrEnv(f.token, EnvMCPToken)
-	if !f.stdio && token == "" && !loopback(f.addr) {
-		return usageError("--addr %s is not a loopback address: give --token or set %s, so that not anyone who reaches it runs the agents", f.addr, EnvMCPToken)
+	if !f.stdio && token == "" && !loopback(f.listen) {
+		return usageError("--listen %s is not a loopback address: give --token or set %s, so that not anyone who reaches it runs the agents", f.listen, EnvMCPToken)
 	}
 	srv, err := mcp.NewAgentServer(e.rt, mcp.ServeOptions{Agents: agents, Name: e.app.name(), Wait: f.wait, Cancel: f.cancel})
 	if err != nil {
@@ -88,9 +88,9 @@ func (e *env) mcpServe(ctx context.Context, f *mcpFlags) error {
 		}
 		return err
 	}
-	ln, err := net.Listen("tcp", f.addr)
+	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return usageError("--listen %s: %v", f.listen, err)
 	}
 	mux := http.NewServeMux()
 	var h http.Handler = srv
@@ -98,7 +98,10 @@ func (e *env) mcpServe(ctx context.Context, f *mcpFlags) error {
 		h = requireBearer(token, h)
 	}
 	mux.Handle("/mcp", h)
-	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Requests end with ctx: calls in flight stop waiting, their runs
+	// go on.
+	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	names := make([]string, len(agents))
 	for i, a := range agents {
 		names[i] = a.Name
@@ -111,7 +114,6 @@ func (e *env) mcpServe(ctx context.Context, f *mcpFlags) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Calls in flight stop waiting; their runs go on.
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := web.Shutdown(shutdown); err != nil {

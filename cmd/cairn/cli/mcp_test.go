@@ -58,7 +58,7 @@ func TestMCPServe(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	code := make(chan int, 1)
 	go func() {
-		code <- w.app.Run(ctx, []string{"mcp", "serve", "--addr", "127.0.0.1:0", "--token", "s3cret", "--agent", "chat"}, &out, &errOut)
+		code <- w.app.Run(ctx, []string{"mcp", "serve", "--listen", "127.0.0.1:0", "--token", "s3cret", "--agent", "chat"}, &out, &errOut)
 	}()
 	serving := regexp.MustCompile(`^Serving chat as MCP tools at (http://127\.0\.0\.1:\d+/mcp)\n$`)
 	var url string
@@ -105,9 +105,9 @@ func TestMCPServeUsage(t *testing.T) {
 	assert.Equal(t, cli.ExitUsage, r.code)
 	assert.Contains(t, r.err, "--agent nope: no such agent (the program has support, chat)")
 
-	r = w.cairn("mcp", "serve", "--addr", "0.0.0.0:0")
+	r = w.cairn("mcp", "serve", "--listen", "0.0.0.0:0")
 	assert.Equal(t, cli.ExitUsage, r.code)
-	assert.Contains(t, r.err, "--addr 0.0.0.0:0 is not a loopback address: give --token or set CAIRN_MCP_TOKEN")
+	assert.Contains(t, r.err, "--listen 0.0.0.0:0 is not a loopback address: give --token or set CAIRN_MCP_TOKEN")
 
 	bare := w.app
 	bare.Agents = nil
