@@ -18,7 +18,8 @@
 // deploy. cairn ui serves the same as a web console (package
 // cmd/cairn/console), with the App's Authorizer and Codec. cairn eval runs
 // evaluation datasets against the program's agents (App.Evaluate) and
-// gates CI on their report. Every command has --help; most have --json.
+// gates CI on their report; mcp serve serves them as MCP tools (see
+// tools/mcp). Every command has --help; most have --json.
 package cli
 
 import (

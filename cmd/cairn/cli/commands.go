@@ -64,6 +64,7 @@ func (app App) commands() []*command {
 		app.replayCheckCommand(),
 		app.evalCommand(),
 		app.uiCommand(),
+		app.mcpServeCommand(),
 	}
 }
 
