@@ -27,6 +27,12 @@ import (
 // workers. A server that keeps what it did by this key can answer a
 // repeated call without doing it twice (declare it with
 // Options.HonorsIdempotencyKey).
+//
+// An AgentServer takes it as the call's idempotency key when the call's
+// arguments choose no run id: calls of an agent with the same key name the
+// same run, so a cairn agent that calls a served agent and is retried
+// after a crash waits for the same run. MCP has no standard key for it yet
+// (SEP-3182 proposed one); a run_id argument is the portable way.
 const MetaIdempotencyKey = "cairn.dev/idempotency-key"
 
 // DefaultTimeout bounds a tool call when Options.Timeout is zero.

@@ -32,5 +32,14 @@
 // (a server asking a person) is not supported yet: the Client does not
 // declare it, so servers do not ask.
 //
-// Server (serve.go) serves agents as MCP tools.
+// AgentServer (serve.go) goes the other way: an http.Handler (streamable
+// HTTP) that offers a Runtime's agents as MCP tools, so an MCP client (an
+// IDE, another agent) starts a durable run with a call and gets its final
+// answer, or, if the run outlives the call's wait, its id and status and
+// what it waits for; cairn_run_result reads a run's result by id later,
+// from any process on the same store. A call names its run (a run_id
+// argument, else the request's MetaIdempotencyKey), so a retried call
+// attaches to the run it started. Authentication is the embedding
+// program's (ServeOptions.Guard, or a handler around it); `cairn mcp
+// serve` serves a program's agents from the command line.
 package mcp

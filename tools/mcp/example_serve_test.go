@@ -161,7 +161,7 @@ func ExampleServeOptions_guard() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(res.Content[0].(*sdk.TextContent).Text, res.Meta[mcp.ServedRunMeta].(map[string]any)["run_id"])
+	fmt.Println(res.Content[0].(*sdk.TextContent).Text, res.Meta[mcp.MetaServedRun].(map[string]any)["run_id"])
 	res, err = bob.CallTool(ctx, &sdk.CallToolParams{Name: mcp.RunResultTool,
 		Arguments: map[string]any{"run_id": "ada.r-1"}})
 	if err != nil {

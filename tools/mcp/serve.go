@@ -40,20 +40,10 @@ const (
 	DefaultServeMaxWait = 5 * time.Minute
 )
 
-// IdempotencyKeyMeta is the key of the request metadata (_meta) of a
-// tools/call that an AgentServer takes as the call's idempotency key when
-// its arguments choose no run id: calls of an agent with the same key
-// name the same run. It is the key this package's client sends with each
-// call (a cairn agent's tool call, the same on every attempt), so an agent
-// that calls a served agent and is retried after a crash waits for the
-// same run. MCP has no standard key for it yet (SEP-3182 proposed one); a
-// run_id argument is the portable way.
-const IdempotencyKeyMeta = "cairn.dev/idempotency-key"
-
-// ServedRunMeta is the key, in the _meta of every result of an AgentServer's
+// MetaServedRun is the key, in the _meta of every result of an AgentServer's
 // tools, of a ServedRun: the run's id, agent and status, and what it waits
 // for.
-const ServedRunMeta = "cairn.dev/run"
+const MetaServedRun = "cairn.dev/run"
 
 // ServeOptions configure an AgentServer.
 type ServeOptions struct {
@@ -121,7 +111,7 @@ type ServeCall struct {
 }
 
 // ServedRun describes a run in the results of an AgentServer's tools (in
-// their _meta, under ServedRunMeta).
+// their _meta, under MetaServedRun).
 type ServedRun struct {
 	RunID string `json:"run_id"`
 	Agent string `json:"agent"`
@@ -350,7 +340,7 @@ func serveCheckRunID(id string) error {
 // serveNewRunID is the id of a run a call starts without choosing one: derived
 // from the request's idempotency key if it has one, else random.
 func serveNewRunID(a *agent.Agent, meta sdk.Meta) string {
-	if key, ok := meta[IdempotencyKeyMeta].(string); ok && key != "" {
+	if key, ok := meta[MetaIdempotencyKey].(string); ok && key != "" {
 		sum := sha256.Sum256([]byte(a.Name + "\x00" + key))
 		return "mcp-" + hex.EncodeToString(sum[:16])
 	}

@@ -76,7 +76,7 @@ func (s *AgentServer) await(ctx context.Context, req *sdk.CallToolRequest, id, a
 	}
 	progressDone()
 	run.Status = string(backend.StatusCompleted)
-	out := &sdk.CallToolResult{Meta: sdk.Meta{ServedRunMeta: run}, Content: []sdk.Content{&sdk.TextContent{Text: res.Text}}}
+	out := &sdk.CallToolResult{Meta: sdk.Meta{MetaServedRun: run}, Content: []sdk.Content{&sdk.TextContent{Text: res.Text}}}
 	if len(res.Output) > 0 {
 		// The agent's Output type: a JSON object.
 		out.StructuredContent = json.RawMessage(res.Output)
@@ -180,14 +180,14 @@ func serveProgressMessage(e agent.LiveEvent) string {
 
 // serveText is a result that is not an error, about run.
 func serveText(run *ServedRun, text string) *sdk.CallToolResult {
-	return &sdk.CallToolResult{Meta: sdk.Meta{ServedRunMeta: run}, Content: []sdk.Content{&sdk.TextContent{Text: text}}}
+	return &sdk.CallToolResult{Meta: sdk.Meta{MetaServedRun: run}, Content: []sdk.Content{&sdk.TextContent{Text: text}}}
 }
 
 // serveError is an error result saying msg, about run if it is not nil.
 func serveError(run *ServedRun, msg string) *sdk.CallToolResult {
 	r := &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
 	if run != nil {
-		r.Meta = sdk.Meta{ServedRunMeta: run}
+		r.Meta = sdk.Meta{MetaServedRun: run}
 	}
 	return r
 }

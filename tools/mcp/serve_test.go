@@ -159,8 +159,8 @@ func serveTextOf(res *sdk.CallToolResult) string {
 // serveRunOf is the ServedRun in a result's _meta.
 func serveRunOf(t *testing.T, res *sdk.CallToolResult) mcp.ServedRun {
 	t.Helper()
-	raw, ok := res.Meta[mcp.ServedRunMeta]
-	require.True(t, ok, "the result has no %s: %s", mcp.ServedRunMeta, serveTextOf(res))
+	raw, ok := res.Meta[mcp.MetaServedRun]
+	require.True(t, ok, "the result has no %s: %s", mcp.MetaServedRun, serveTextOf(res))
 	data, err := json.Marshal(raw)
 	require.NoError(t, err)
 	var run mcp.ServedRun
@@ -286,7 +286,7 @@ func TestServeIdempotent(t *testing.T) {
 	assert.Contains(t, serveTextOf(clash), durable.ErrRunExists.Error())
 
 	// Without a run id, the request's idempotency key names the run.
-	meta := sdk.Meta{mcp.IdempotencyKeyMeta: "req-77"}
+	meta := sdk.Meta{mcp.MetaIdempotencyKey: "req-77"}
 	k1 := e.call(t, "helper", map[string]any{"message": "Hi"}, meta)
 	k2 := e.call(t, "helper", map[string]any{"message": "Hi"}, meta)
 	assert.Equal(t, serveRunOf(t, k1).RunID, serveRunOf(t, k2).RunID)
@@ -620,5 +620,5 @@ func TestServeLegacyClient(t *testing.T) {
 	assert.EqualValues(t, 2, last["id"])
 	result := last["result"].(map[string]any)
 	assert.Equal(t, "Hello there.", result["content"].([]any)[0].(map[string]any)["text"])
-	assert.Equal(t, "completed", result["_meta"].(map[string]any)[mcp.ServedRunMeta].(map[string]any)["status"])
+	assert.Equal(t, "completed", result["_meta"].(map[string]any)[mcp.MetaServedRun].(map[string]any)["status"])
 }
