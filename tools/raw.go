@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime/debug"
 
 	validator "github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -71,18 +70,7 @@ func NewRaw(name, description string, schema json.RawMessage, fn RawFunc, opts .
 		if !ok {
 			return nil, fmt.Errorf("tool %s: approval policy %T of a raw tool must be a func(json.RawMessage) bool", name, st.policy)
 		}
-		t.policy = func(args []byte) (ok bool, err error) {
-			in, err := decode(args)
-			if err != nil {
-				return false, err
-			}
-			defer func() {
-				if r := recover(); r != nil {
-					ok, err = false, &PanicError{Tool: name, Value: r, Stack: string(debug.Stack())}
-				}
-			}()
-			return p(in), nil
-		}
+		t.policy = checkedPolicy(name, decode, p)
 	}
 	return t, nil
 }

@@ -125,20 +125,27 @@ func New[In, Out any](name, description string, fn func(context.Context, In) (Ou
 		if !ok {
 			return nil, fmt.Errorf("tool %s: approval policy %T does not take the tool's arguments %v", name, st.policy, reflect.TypeFor[In]())
 		}
-		t.policy = func(args []byte) (ok bool, err error) {
-			in, err := decode(args)
-			if err != nil {
-				return false, err
-			}
-			defer func() {
-				if r := recover(); r != nil {
-					ok, err = false, &PanicError{Tool: name, Value: r, Stack: string(debug.Stack())}
-				}
-			}()
-			return p(in), nil
-		}
+		t.policy = checkedPolicy(name, decode, p)
 	}
 	return t, nil
+}
+
+// checkedPolicy returns approval policy p of tool name over encoded
+// arguments: they are decoded first (bad ones give decode's error), and a
+// panic in p is a *PanicError.
+func checkedPolicy[In any](name string, decode func([]byte) (In, error), p func(In) bool) func([]byte) (bool, error) {
+	return func(args []byte) (ok bool, err error) {
+		in, err := decode(args)
+		if err != nil {
+			return false, err
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				ok, err = false, &PanicError{Tool: name, Value: r, Stack: string(debug.Stack())}
+			}
+		}()
+		return p(in), nil
+	}
 }
 
 // MustNew is New that panics on error, for tools defined at start-up.
