@@ -33,20 +33,9 @@ type RawFunc func(ctx context.Context, args json.RawMessage) (Result, error)
 // RequireApprovalIf takes a func(json.RawMessage) bool for a raw tool: it
 // gets the validated arguments.
 func NewRaw(name, description string, schema json.RawMessage, fn RawFunc, opts ...Option) (*Tool, error) {
-	if err := checkName(name); err != nil {
-		return nil, fmt.Errorf("tool: %w", err)
-	}
-	if fn == nil {
-		return nil, fmt.Errorf("tool %s: nil function", name)
-	}
-	st := settings{maxResultBytes: DefaultMaxResultBytes}
-	for _, o := range opts {
-		if o.apply == nil {
-			continue
-		}
-		if err := o.apply(&st); err != nil {
-			return nil, fmt.Errorf("tool %s: %w", name, err)
-		}
+	st, err := newSettings(name, fn == nil, opts)
+	if err != nil {
+		return nil, err
 	}
 	s, err := newRawSchema(schema)
 	if err != nil {

@@ -78,20 +78,9 @@ type Result struct {
 // stop the run, Retryable(err) for a transient failure, or any other error
 // for the model to read.
 func New[In, Out any](name, description string, fn func(context.Context, In) (Out, error), opts ...Option) (*Tool, error) {
-	if err := checkName(name); err != nil {
-		return nil, fmt.Errorf("tool: %w", err)
-	}
-	if fn == nil {
-		return nil, fmt.Errorf("tool %s: nil function", name)
-	}
-	st := settings{maxResultBytes: DefaultMaxResultBytes}
-	for _, o := range opts {
-		if o.apply == nil {
-			continue
-		}
-		if err := o.apply(&st); err != nil {
-			return nil, fmt.Errorf("tool %s: %w", name, err)
-		}
+	st, err := newSettings(name, fn == nil, opts)
+	if err != nil {
+		return nil, err
 	}
 	schema, err := newArgSchema(reflect.TypeFor[In]())
 	if err != nil {
@@ -128,6 +117,27 @@ func New[In, Out any](name, description string, fn func(context.Context, In) (Ou
 		t.policy = checkedPolicy(name, decode, p)
 	}
 	return t, nil
+}
+
+// newSettings checks a new tool's name and function (noFn: it is nil) and
+// returns its settings: the defaults, changed by opts.
+func newSettings(name string, noFn bool, opts []Option) (settings, error) {
+	if err := checkName(name); err != nil {
+		return settings{}, fmt.Errorf("tool: %w", err)
+	}
+	if noFn {
+		return settings{}, fmt.Errorf("tool %s: nil function", name)
+	}
+	st := settings{maxResultBytes: DefaultMaxResultBytes}
+	for _, o := range opts {
+		if o.apply == nil {
+			continue
+		}
+		if err := o.apply(&st); err != nil {
+			return settings{}, fmt.Errorf("tool %s: %w", name, err)
+		}
+	}
+	return st, nil
 }
 
 // checkedPolicy returns approval policy p of tool name over encoded
