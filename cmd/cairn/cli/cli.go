@@ -372,7 +372,11 @@ func explain(err error) string {
 	case errors.Is(err, durable.ErrUnregistered):
 		return err.Error() + " (run the command from your program, which mounts this tool with its agents in cli.App.Agents)"
 	}
-	return err.Error() + connectHint(err)
+	msg := err.Error()
+	if hint := connectHint(err, nil); !strings.Contains(msg, hint) { // reaching Redis gives its own
+		msg += hint
+	}
+	return msg
 }
 
 // env is what a command works with.
@@ -413,7 +417,7 @@ func (e *env) open(ctx context.Context) error {
 	defer cancel()
 	if err := store.Client().Ping(pingCtx).Err(); err != nil {
 		store.Close()
-		return fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(url), err, connectHint(err))
+		return fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(url), err, connectHint(err, tlsConfig))
 	}
 	e.store = store
 	e.rt = agent.NewRuntime(store, agent.Options{Codec: e.app.Codec, Authorizer: e.app.Authorizer, Logger: quiet})

@@ -86,12 +86,18 @@ func (app App) tlsConfig(c connection) (*tls.Config, error) {
 }
 
 // connectHint says what to do about an error in reaching Redis, when it
-// is one a flag fixes; "" otherwise.
-func connectHint(err error) string {
+// is one a flag fixes; "" otherwise. tlsConfig is the connection's TLS
+// settings, nil if none or unknown.
+func connectHint(err error, tlsConfig *tls.Config) string {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "certificate required"):
 		return " (the server asks for a client certificate: give --tls-cert and --tls-key)"
+	case strings.Contains(msg, "connection reset by peer") && tlsConfig != nil && len(tlsConfig.Certificates) == 0:
+		// TLS 1.3 refuses a missing client certificate after the
+		// handshake: the client's first write can meet the reset before
+		// its read meets the refusal.
+		return " (the server closed the connection: if it asks for a client certificate, give --tls-cert and --tls-key)"
 	case strings.Contains(msg, "certificate signed by unknown authority"):
 		return " (give the CA that signs the server's certificate with --tls-ca)"
 	case strings.Contains(msg, "certificate is valid for"):

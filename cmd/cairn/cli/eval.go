@@ -81,7 +81,7 @@ func newTrialStores(ctx context.Context, url string, tlsConfig *tls.Config) (*tr
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(url), err, connectHint(err))
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w%s", redactURL(url), err, connectHint(err, tlsConfig))
 	}
 	var tok [4]byte
 	_, _ = rand.Read(tok[:])
