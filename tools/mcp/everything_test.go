@@ -105,6 +105,7 @@ func checkEverything(t *testing.T, c *mcp.Client) {
 }
 
 func TestEverythingStdio(t *testing.T) {
+	t.Parallel()
 	node, script := everything(t)
 	var stderr syncbuf.Buffer
 	t.Cleanup(func() {
@@ -123,6 +124,7 @@ func TestEverythingStdio(t *testing.T) {
 }
 
 func TestEverythingStreamableHTTP(t *testing.T) {
+	t.Parallel()
 	node, script := everything(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -73,6 +73,7 @@ func TestSampling(t *testing.T) {
 // TestEverythingSampling: the reference server offers its sampling tool
 // to a client that declares sampling, and gets the model's answer.
 func TestEverythingSampling(t *testing.T) {
+	t.Parallel()
 	node, script := everything(t)
 	var stderr syncbuf.Buffer
 	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {

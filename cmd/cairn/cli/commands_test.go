@@ -107,6 +107,7 @@ func TestHistoryExport(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.check("unknown_run", 1, "show", "no-such-run")
 	w.check("unknown_command", 2, "frobnicate")

@@ -139,6 +139,7 @@ func TestLeastPrivilegeUser(t *testing.T) {
 // CA, given as a flag or in the environment, and one that requires a
 // client certificate. Errors say what is missing.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithTLS())
 	certs := srv.Certs()
 	caOnly, err := redis.TLSFiles{CA: certs.CA}.Config()
@@ -189,6 +190,7 @@ func TestTLS(t *testing.T) {
 // TestEvalTLS runs cairn eval's cases on a Redis that requires a client
 // certificate, given with the --tls-* flags.
 func TestEvalTLS(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithClientCerts())
 	certs := srv.Certs()
 	app := cli.App{Agents: []*agent.Agent{supportAgent()}}

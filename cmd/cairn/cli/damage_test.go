@@ -19,6 +19,7 @@ import (
 // how to repair it, and once the entry is removed resume finishes it with
 // the approval given while it was damaged.
 func TestDamagedHistory(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.start(supportAgent(), "refund-9", agent.Input{Message: "Refund 120 euros."}, backend.StatusAwaitingApproval)
 	info := w.waitStatus("refund-9", backend.StatusAwaitingApproval)

@@ -162,6 +162,7 @@ func TestEvalErrors(t *testing.T) {
 // in memory and on Redis: the refund approved by its case passes; the
 // one no approval rule decides is rejected, and fails.
 func TestEvalRunner(t *testing.T) {
+	t.Parallel()
 	app := cli.App{Agents: []*agent.Agent{supportAgent()}}
 	r := runApp(t, app, "eval", "support", "testdata/eval/runner.yaml", "--concurrency", "2")
 	assert.Equal(t, 1, r.code, "exit status\nstdout:\n%s\nstderr:\n%s", r.out, r.err)
