@@ -92,8 +92,17 @@ func (s *Store) ListAwaiting(ctx context.Context) ([]backend.RunInfo, error) {
 			s.log.Warn("list awaiting: remove stale index entries", "err", err)
 		}
 	}
-	slices.SortFunc(list, func(a, b backend.RunInfo) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	// Sorted by position: a record is too big to move about cheaply.
+	order := make([]int, len(list))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		return cmp.Or(list[i].CreatedAt.Compare(list[j].CreatedAt), strings.Compare(list[i].ID, list[j].ID))
 	})
-	return list, nil
+	sorted := make([]backend.RunInfo, len(list))
+	for k, i := range order {
+		sorted[k] = list[i]
+	}
+	return sorted, nil
 }
