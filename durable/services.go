@@ -129,9 +129,9 @@ func SetWaitingStatus(ctx Context, s backend.Status) {
 // (approvals to give, questions to answer), for those who list such
 // requests across runs: v is encoded to JSON, passed through the worker's
 // codec, and saved with the run's record by each commit from then on
-// (backend.RunInfo.Awaiting), where the store indexes it
-// (backend.RunFilter.Awaiting), so that finding every run's requests costs
-// a few round trips instead of reading each run's history. A nil v clears
+// (backend.RunInfo.Awaiting), where a store that is a
+// backend.AwaitingLister indexes it, so that finding every run's requests
+// costs a few round trips instead of reading each run's history. A nil v clears
 // it; so does the run's end, or a park. Keep it small (it is written with
 // every commit while set) and keep it a summary of what the history
 // holds: the history stays the truth.
