@@ -76,8 +76,8 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // entry in its partition's index of its new status (scored by
 // c.Run.CreatedAt, which the engine passes on from the record), the
 // deadline of Run.WakeAt, and, if c.Run.Awaiting is set, its entry in the
-// partition's awaiting index (ListRuns drops entries whose record has no
-// Awaiting any more). The script's reply decides: a commit that was
+// partition's awaiting index (ListAwaiting drops entries whose record has
+// no Awaiting any more). The script's reply decides: a commit that was
 // written returns nil even if the index entry or the deadline could not
 // be (the partition's Cluster node is down); the reconciler writes them
 // again.
@@ -125,9 +125,9 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 			p.ZAdd(ctx, part.keys.deadlines, goredis.Z{Score: float64(wake), Member: wakeMember})
 		}
 		if len(c.Run.Awaiting) > 0 {
-			// Scored by this commit's time, so that ListRuns, which drops
-			// the entry of a record without Awaiting only if its score is
-			// the one it read, never drops this commit's.
+			// Scored by this commit's time, so that ListAwaiting, which
+			// drops the entry of a record without Awaiting only if its
+			// score is the one it read, never drops this commit's.
 			p.ZAdd(ctx, part.keys.awaiting(), goredis.Z{Score: float64(now.UnixMicro()), Member: runID})
 		}
 		res = s.scripts.commit.EvalSha(ctx, p, rk.commitKeys(), args...)
