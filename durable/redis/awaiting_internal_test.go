@@ -66,7 +66,7 @@ func TestAwaitingIndex(t *testing.T) {
 	require.Len(t, runs, 1, "awaiting runs after the reconciler's pass")
 	assert.JSONEq(t, `{"v":1,"payload":2}`, string(runs[0].Awaiting))
 
-	// A commit without Awaiting: ListRuns drops the entry.
+	// A commit without Awaiting: ListAwaiting drops the entry.
 	commit("")
 	runs, err = s.ListAwaiting(ctx)
 	require.NoError(t, err)
