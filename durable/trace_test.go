@@ -179,25 +179,8 @@ func TestReplayedWrites(t *testing.T) {
 // TestLogsCarryTraceAndRunIDs: what a workflow logs through Logger names
 // its run and its trace.
 func TestLogsCarryTraceAndRunIDs(t *testing.T) {
-	wf := durable.NewWorkflow("chatty", func(ctx durable.Context, _ struct{}) (string, error) {
-		durable.Logger(ctx).Info("hello from the workflow")
-		return "ok", nil
-	})
-	e := newIdleEnv(t)
 	var logs syncbuf.Buffer
-	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	w.Register(wf)
-	ctx := ctxT(t)
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(wctx) }()
-	defer func() { cancel(); <-done }()
-	run, err := wf.Start(ctx, e.client, "chatty-1", struct{}{})
-	require.NoError(t, err)
-	_, err = run.Result(ctx)
-	require.NoError(t, err)
-	info, err := e.client.Describe(ctx, "chatty-1")
-	require.NoError(t, err)
+	info := runChatty(t, slog.NewJSONHandler(&logs, nil), "chatty-1")
 	var line map[string]any
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "hello from the workflow") {
@@ -212,12 +195,24 @@ func TestLogsCarryTraceAndRunIDs(t *testing.T) {
 // reaches the handler with the run's span in its context, which is where
 // an OpenTelemetry log bridge takes a record's trace and span ids from.
 func TestLogsHaveRunSpanInContext(t *testing.T) {
+	h := &spanCapture{}
+	info := runChatty(t, h, "chatty-2")
+	sc, ok := h.of("hello from the workflow")
+	require.True(t, ok, "the workflow's record was not logged")
+	assert.Equal(t, info.Trace.TraceID, sc.TraceID(), "trace id in the record's context")
+	assert.Equal(t, info.Trace.RunSpanID("chatty-2"), sc.SpanID(), "span id in the record's context: want the run's span")
+}
+
+// runChatty runs, to its end, a workflow that logs "hello from the
+// workflow" through Logger, on a worker that logs to h, and returns the
+// run's record.
+func runChatty(t *testing.T, h slog.Handler, runID string) backend.RunInfo {
+	t.Helper()
 	wf := durable.NewWorkflow("chatty", func(ctx durable.Context, _ struct{}) (string, error) {
 		durable.Logger(ctx).Info("hello from the workflow")
 		return "ok", nil
 	})
 	e := newIdleEnv(t)
-	h := &spanCapture{}
 	w := durable.NewWorker(e.store, durable.WorkerOptions{Logger: slog.New(h)})
 	w.Register(wf)
 	ctx := ctxT(t)
@@ -225,16 +220,13 @@ func TestLogsHaveRunSpanInContext(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(wctx) }()
 	defer func() { cancel(); <-done }()
-	run, err := wf.Start(ctx, e.client, "chatty-2", struct{}{})
+	run, err := wf.Start(ctx, e.client, runID, struct{}{})
 	require.NoError(t, err)
 	_, err = run.Result(ctx)
 	require.NoError(t, err)
-	info, err := e.client.Describe(ctx, "chatty-2")
+	info, err := e.client.Describe(ctx, runID)
 	require.NoError(t, err)
-	sc, ok := h.of("hello from the workflow")
-	require.True(t, ok, "the workflow's record was not logged")
-	assert.Equal(t, info.Trace.TraceID, sc.TraceID(), "trace id in the record's context")
-	assert.Equal(t, info.Trace.RunSpanID("chatty-2"), sc.SpanID(), "span id in the record's context: want the run's span")
+	return info
 }
 
 // spanCapture is a slog.Handler that keeps the span context each message

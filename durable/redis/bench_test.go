@@ -38,14 +38,7 @@ func BenchmarkCommit(b *testing.B) {
 	run.Status = backend.StatusRunning
 	expect := int64(1)
 
-	const pings = 1000
-	start := time.Now()
-	for range pings {
-		if err := client.Ping(ctx).Err(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	rtt := time.Since(start) / pings
+	rtt := meanPing(b, client)
 
 	b.ResetTimer()
 	before := count.n.Load()
@@ -78,14 +71,7 @@ func BenchmarkCreateRun(b *testing.B) {
 	if _, _, err := s.CreateRun(ctx, backend.RunInfo{ID: "warm-up", Workflow: "wf"}, []byte("started")); err != nil {
 		b.Fatal(err) // loads the scripts
 	}
-	const pings = 1000
-	start := time.Now()
-	for range pings {
-		if err := client.Ping(ctx).Err(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	rtt := time.Since(start) / pings
+	rtt := meanPing(b, client)
 
 	b.ResetTimer()
 	before := count.n.Load()
@@ -101,4 +87,18 @@ func BenchmarkCreateRun(b *testing.B) {
 	b.ReportMetric(float64(count.n.Load()-before)/float64(b.N), "rtt/op")
 	b.ReportMetric(float64(perOp)/float64(rtt), "x-rtt")
 	b.ReportMetric(float64(rtt.Microseconds()), "us/ping")
+}
+
+// meanPing returns the mean time of a raw round trip (PING) to client's
+// server, over 1,000.
+func meanPing(b *testing.B, client *goredis.Client) time.Duration {
+	b.Helper()
+	const pings = 1000
+	start := time.Now()
+	for range pings {
+		if err := client.Ping(b.Context()).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start) / pings
 }
