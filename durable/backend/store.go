@@ -131,6 +131,27 @@ type AwaitingLister interface {
 	ListAwaiting(ctx context.Context) ([]RunInfo, error)
 }
 
+// ExportMarker is an optional capability of a Store: it records, beside a
+// run's record, how far the spans of its history have been exported
+// (RunInfo.SpansExported), so that a worker that takes a run over from a
+// dead one emits the spans the dead one may not have exported, and no
+// others (see durable.Tracing).
+type ExportMarker interface {
+	// MarkExported records each mark whose run still exists, is in the
+	// mark's generation and is marked below the mark's position; other
+	// marks change nothing. It is not fenced: marks only ever rise, and
+	// any worker may record them. It does not change a record's Version.
+	MarkExported(ctx context.Context, marks []ExportMark) error
+}
+
+// ExportMark says that the spans of a run's history of the given
+// generation, up to Position, were exported.
+type ExportMark struct {
+	RunID      string
+	Generation int
+	Position   int64
+}
+
 // MovesOn reports whether a commit that takes a run's record from status
 // from to c's moves the run on, as Watcher defines it.
 func MovesOn(from Status, c Commit) bool {
@@ -230,6 +251,11 @@ type RunInfo struct {
 	// Inbox counts the messages in the run's inbox: sent, and not yet
 	// consumed by a commit. The store keeps it; a Commit's is ignored.
 	Inbox int `json:"inbox,omitempty"`
+	// SpansExported is the position in the current history up to which
+	// the spans of the run's events are known to have been exported by
+	// the workers that wrote them (see ExportMarker); 0 if none are.
+	// Recording it is not a change of the record: Version stays.
+	SpansExported int64 `json:"spans_exported,omitempty"`
 	// Version increases with every change to the record.
 	Version int64 `json:"version"`
 }
@@ -273,6 +299,11 @@ type Lease struct {
 	// was taken or extended: a busy holder learns of messages when it
 	// renews its lease.
 	Pending int
+	// TakenOver says the lease was taken from another worker whose lease
+	// had expired without being released: that worker died, or stalled
+	// past its lease. Extending a lease, or taking one that was released
+	// or never held, is not taking over.
+	TakenOver bool
 }
 
 // Commit is one atomic write of a run by its lease holder.

@@ -84,6 +84,13 @@ func (t Trace) StepSpanID(runID string, generation, step, attempt int) trace.Spa
 	return t.spanID(runID, generation, step, attempt)
 }
 
+// EventSpanID is the id of the span of an event that belongs to no step
+// (a signal received), by its position seq in the history of the given
+// generation. Steps count from 1, so no step's span has this id.
+func (t Trace) EventSpanID(runID string, generation int, seq int64) trace.SpanID {
+	return t.spanID(runID, generation, 0, int(seq))
+}
+
 func (t Trace) spanID(runID string, generation, step, attempt int) trace.SpanID {
 	h := sha256.New()
 	h.Write(t.TraceID[:])

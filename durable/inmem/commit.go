@@ -24,18 +24,21 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 	}
 	now := s.clock.Now()
 	live := r.held && now.Before(r.lease.Expires)
+	takenOver := false
 	switch {
 	case live && r.lease.Worker != worker:
 		return backend.Lease{}, fmt.Errorf("lease %s: %w: %s", runID, backend.ErrLeaseHeld, r.lease.Worker)
 	case live:
 		r.lease.Expires = now.Add(ttl)
 	default:
+		takenOver = r.held // and expired
 		r.lease = backend.Lease{RunID: runID, Worker: worker, Token: r.lease.Token + 1, Expires: now.Add(ttl)}
 		r.held = true
 	}
 	s.addDeadline(deadline{at: r.lease.Expires, kind: leaseDue, run: runID, token: r.lease.Token})
 	lease := r.lease
 	lease.Pending = len(r.inbox)
+	lease.TakenOver = takenOver
 	return lease, nil
 }
 
@@ -67,7 +70,9 @@ func (s *Store) Commit(ctx context.Context, c backend.Commit) error {
 	info.ParentID, info.ParentStep, info.CreatedAt = prev.ParentID, prev.ParentStep, prev.CreatedAt
 	info.Generation = prev.Generation
 	info.HistoryLen = prev.HistoryLen
+	info.SpansExported = prev.SpansExported
 	if c.NewHistory {
+		info.SpansExported = 0
 		r.history = cloneAll(c.Events)
 		info.Generation++
 		info.HistoryLen = int64(len(r.history))

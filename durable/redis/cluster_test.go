@@ -107,7 +107,7 @@ func TestScriptKeysShareSlot(t *testing.T) {
 	defer check.mu.Unlock()
 	for name, sc := range map[string]*goredis.Script{"create": s0.create, "lease": s0.lease, "commit": s0.commit,
 		"send": s0.send, "archive": s0.archive, "watch": s0.watch, "enqueue": s0.enqueue, "take": s0.take, "settle": s0.settle, "ack": s0.ack,
-		"janitor": s0.janitor, "activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
+		"janitor": s0.janitor, "mark": s0.mark, "activity_take": s0.actTake, "activity_ack": s0.actAck, "activity_janitor": s0.actJanitor} {
 		assert.True(t, check.seen[sc.Hash()], "script %s never ran", name)
 	}
 }
@@ -133,6 +133,7 @@ func exercise(t *testing.T, s *Store, clock *durabletest.Clock, ids []string) {
 		require.NoError(t, err, "Commit(%q)", id)
 		_, err = s.Lease(ctx, id, "w2", time.Second)
 		require.NoError(t, err, "Lease(%q) by w2", id)
+		require.NoError(t, s.MarkExported(ctx, []backend.ExportMark{{RunID: id, Position: 2}}), "MarkExported(%q)", id)
 		require.NoError(t, s.WatchRun(ctx, id, 0), "WatchRun(%q)", id)
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 		require.ErrorIs(t, s.WatchCommits(wctx, id, 2), context.DeadlineExceeded, "WatchCommits(%q)", id)

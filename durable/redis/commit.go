@@ -56,7 +56,8 @@ func (s *Store) Lease(ctx context.Context, runID, worker string, ttl time.Durati
 	case code != "ok":
 		return backend.Lease{}, fmt.Errorf("lease %s: unexpected script reply %q", runID, code)
 	}
-	lease := backend.Lease{RunID: runID, Worker: worker, Token: r.int(1), Expires: expires, Pending: int(r.int(2))}
+	lease := backend.Lease{RunID: runID, Worker: worker, Token: r.int(1), Expires: expires, Pending: int(r.int(2)),
+		TakenOver: r.int(3) == 1}
 	if r.err != nil {
 		return backend.Lease{}, fmt.Errorf("lease %s: %w", runID, r.err)
 	}

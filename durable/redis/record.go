@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,6 +47,8 @@ import (
 //	ver    version; hlen history length; gen generation
 //	wv     the version of the last commit that moved the run on (backend.Watcher)
 //	wake   wake time in ms (0: none), for the scripts
+//	sx     "generation:position": how far the spans of the run's history
+//	       were exported (backend.ExportMarker; absent: not at all)
 
 // metaFields returns the fields of the record that CreateRun fixes, and
 // its status and state, as field, value pairs.
@@ -96,7 +99,7 @@ func millis(t time.Time) int64 { return max(t.UnixMilli(), 1) }
 // record of layout 1), for readRecord.
 func recordFields() []string {
 	return []string{"id", "wf", "ih", "par", "pst", "ca", "cr", "tr", "st", "step", "wait", "wa", "fail", "aw",
-		"upd", "ver", "hlen", "gen", "inb", "meta"}
+		"upd", "ver", "hlen", "gen", "inb", "sx", "meta"}
 }
 
 // readRecord adds to p a read of the fields of a record named (those of
@@ -140,6 +143,16 @@ func decodeRecord(f map[string]string) (backend.RunInfo, error) {
 	if v := f["tr"]; v != "" && d.err == nil {
 		if err := info.Trace.UnmarshalText([]byte(v)); err != nil {
 			d.err = fmt.Errorf("tr: %w", err)
+		}
+	}
+	if v := f["sx"]; v != "" && d.err == nil {
+		// A mark of an earlier history says nothing of this one.
+		gen, pos, ok := strings.Cut(v, ":")
+		n, err := strconv.ParseInt(pos, 10, 64)
+		if !ok || err != nil {
+			d.err = fmt.Errorf("sx: %q is not generation:position", v)
+		} else if gen == f["gen"] {
+			info.SpansExported = n
 		}
 	}
 	if v := f["fail"]; v != "" && d.err == nil {

@@ -22,6 +22,7 @@ type scripts struct {
 	archive, watch              *goredis.Script // one run's keys
 	enqueue, take, settle, ack  *goredis.Script // one partition's keys
 	janitor, forget             *goredis.Script // one partition's keys
+	mark                        *goredis.Script // one run's hash
 	actTake, actAck, actJanitor *goredis.Script // one activity queue's keys
 }
 
@@ -32,14 +33,14 @@ func newScripts() *scripts {
 		create: load("create.lua"), lease: load("lease.lua"), commit: load("commit.lua"), send: load("send.lua"),
 		archive: load("archive.lua"), watch: load("watch.lua"),
 		enqueue: load("enqueue.lua"), take: load("take.lua"), settle: load("settle.lua"), ack: load("ack.lua"),
-		janitor: load("janitor.lua"), forget: load("forget.lua"),
+		janitor: load("janitor.lua"), forget: load("forget.lua"), mark: load("mark.lua"),
 		actTake: load("activity_take.lua"), actAck: load("activity_ack.lua"), actJanitor: load("activity_janitor.lua"),
 	}
 }
 
 func (sc *scripts) all() []*goredis.Script {
 	return []*goredis.Script{sc.create, sc.lease, sc.commit, sc.send, sc.archive, sc.watch, sc.enqueue, sc.take, sc.settle, sc.ack,
-		sc.janitor, sc.forget, sc.actTake, sc.actAck, sc.actJanitor}
+		sc.janitor, sc.forget, sc.mark, sc.actTake, sc.actAck, sc.actJanitor}
 }
 
 func mustRead(name string) string {

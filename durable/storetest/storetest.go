@@ -96,6 +96,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 		{"Lease/ExpiredGivesGreaterToken", testLeaseExpired},
 		{"Lease/ExpiredQueuesRun", testLeaseReclaim},
 		{"Lease/ReleasedNotReclaimed", testLeaseReleased},
+		{"Lease/TakenOver", testLeaseTakenOver},
 		{"Commit/Appends", testCommitAppends},
 		{"Commit/Conflict", testCommitConflict},
 		{"Commit/FencedAfterTakeover", testCommitFenced},
@@ -143,6 +144,15 @@ func Run(t *testing.T, newStore func(t *testing.T, clock backend.Clock) backend.
 			tt.fn(&env{t: t, s: s, clock: clock}, a)
 		})
 	}
+	t.Run("ExportMarker", func(t *testing.T) {
+		clock := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+		s := newStore(t, clock)
+		m, ok := s.(backend.ExportMarker)
+		if !ok {
+			t.Skip("the store records no span export marks")
+		}
+		testExportMarks(&env{t: t, s: s, clock: clock}, m)
+	})
 	for _, tt := range feedTests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := fakeclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
