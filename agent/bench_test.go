@@ -424,7 +424,7 @@ func BenchmarkAgentTracing(b *testing.B) {
 				TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider()}
 			if traced {
 				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
-					sdktrace.WithIDGenerator(agent.IDGenerator{}))
+					sdktrace.WithIDGenerator(durable.IDGenerator{}))
 				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 				opts.TracerProvider = tp
 				opts.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))

@@ -154,7 +154,7 @@ func tracedSupport(ctx context.Context, store backend.Store, support *agent.Agen
 	}
 	defer otel.Shutdown(context.WithoutCancel(ctx)) // sends what is buffered, once the workers have stopped
 	rt := agent.NewRuntime(store, agent.Options{
-		TracerProvider: otel.TracerProvider, // built with agent.IDGenerator
+		TracerProvider: otel.TracerProvider, // built with durable.IDGenerator
 		MeterProvider:  otel.MeterProvider,
 		Logger:         slog.New(slog.NewMultiHandler(slog.Default().Handler(), otel.LogHandler())),
 	})

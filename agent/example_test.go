@@ -136,7 +136,7 @@ func ExampleRuntime_Decide() {
 // OTLP exporter (go.opentelemetry.io/otel/exporters/otlp/otlptrace).
 func Example_tracing() {
 	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(agent.IDGenerator{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(durable.IDGenerator{}))
 
 	type cityArgs struct {
 		City string `json:"city"`

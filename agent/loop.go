@@ -188,9 +188,10 @@ func (rt *Runtime) converse(ctx durable.Context, st *state, in Input) (RunResult
 			}
 			next = m
 		}
+		began := durable.Now(ctx)
 		st.messages = append(st.messages, providers.Message{Role: providers.RoleUser, Content: next.Text})
 		res, err := rt.exchange(ctx, st)
-		rep := record{Agent: st.reg.agent.Name, MessageID: next.ID, Text: res.Text}
+		rep := record{Agent: st.reg.agent.Name, MessageID: next.ID, Text: res.Text, Since: began}
 		switch {
 		case errors.Is(err, ErrMaxTurns), errors.Is(err, ErrInvalidOutput), errors.Is(err, ErrTokenBudget):
 			// The session outlives one failed exchange; the sender

@@ -163,9 +163,25 @@ func (rt *Runtime) Register(agents ...*Agent) error {
 // NewWorker returns a durable worker that runs the registered agents, with
 // the runtime's codec and clock, publishing their progress to each run's
 // live feed and their spans and metrics to the runtime's providers. opts
-// are passed on; their Observers are kept.
+// are passed on; their Observers are kept, and so is their Tracing, whose
+// TracerProvider replaces the runtime's and whose Describe is called after
+// the agents' own.
 func (rt *Runtime) NewWorker(opts durable.WorkerOptions) *durable.Worker {
 	opts.Observers = append(opts.Observers, rt.observe, rt.tel.observe)
+	tracing := durable.Tracing{TracerProvider: rt.tel.tp, Describe: rt.tel.describe}
+	if t := opts.Tracing; t != nil {
+		tracing.ExportInterval = t.ExportInterval
+		if t.TracerProvider != nil {
+			tracing.TracerProvider = t.TracerProvider
+		}
+		if theirs := t.Describe; theirs != nil {
+			tracing.Describe = func(s *durable.Span) {
+				rt.tel.describe(s)
+				theirs(s)
+			}
+		}
+	}
+	opts.Tracing = &tracing
 	if opts.Codec == nil {
 		opts.Codec = rt.codec
 	}

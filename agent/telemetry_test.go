@@ -40,7 +40,7 @@ type telemetryEnv struct {
 
 func newTelemetryEnv(t *testing.T, content bool, agents ...*agent.Agent) *telemetryEnv {
 	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(agent.IDGenerator{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(durable.IDGenerator{}))
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	e := newEnvOn(t, inmem.New(), agent.Options{TracerProvider: tp, MeterProvider: mp, RecordContent: content}, agents...)
@@ -294,7 +294,7 @@ func TestSpansWithoutIDGenerator(t *testing.T) {
 }
 
 func TestIDGeneratorDrawsIDsForOtherSpans(t *testing.T) {
-	var g agent.IDGenerator
+	var g durable.IDGenerator
 	tid, sid := g.NewIDs(context.Background())
 	tid2, sid2 := g.NewIDs(context.Background())
 	assert.True(t, tid.IsValid(), "trace id %s", tid)
@@ -393,7 +393,9 @@ func TestTraceOfAHelper(t *testing.T) {
 
 // TestTraceOfAConversation: a conversation that continues as new stays
 // one trace with one run span; the model calls of every history are
-// reported once each, with distinct ids.
+// reported once each, with distinct ids; each exchange has a reply span
+// (from the message to the reply), each wait for a message its span, and
+// the replies a new history records again have none.
 func TestTraceOfAConversation(t *testing.T) {
 	_, a := echoAgent("chat", 2)
 	e := newTelemetryEnv(t, false, a)
@@ -408,7 +410,7 @@ func TestTraceOfAConversation(t *testing.T) {
 	// A worker lets a waiting run go before it reports the write that
 	// let it go, so a span of an earlier exchange may come after the
 	// run's own span: wait for all six.
-	eventually(t, "the spans", func() bool { return len(e.spans.GetSpans()) >= 6 })
+	eventually(t, "the spans", func() bool { return len(e.spans.GetSpans()) >= 17 })
 	spans := e.spans.GetSpans()
 	ids := map[trace.SpanID]bool{}
 	gens := map[int64]int{}
@@ -419,8 +421,18 @@ func TestTraceOfAConversation(t *testing.T) {
 			gens[intAttr(s, "cairn.run.generation")]++
 		}
 	}
-	// Five exchanges, two per history: histories 0, 1 and 2.
-	assert.Len(t, names(spans), 6, "spans")
+	// Five exchanges, two per history: histories 0, 1 and 2; six waits,
+	// the last one for the message that ends the conversation.
+	count := map[string]int{}
+	for _, n := range names(spans) {
+		count[n]++
+	}
+	assert.Equal(t, map[string]int{"chat scripted": 5, "reply": 5, "await_message": 6, "invoke_agent chat": 1}, count, "spans")
+	for _, s := range spans {
+		if s.Name == "await_message" || s.Name == "reply" {
+			assert.True(t, s.EndTime.After(s.StartTime), "%s of step %d lasted %v", s.Name, intAttr(s, "cairn.step"), s.EndTime.Sub(s.StartTime))
+		}
+	}
 	assert.Equal(t, []int{2, 2, 1}, []int{gens[0], gens[1], gens[2]}, "chat spans of histories 0, 1 and 2: %v", gens)
 }
 

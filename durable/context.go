@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/cairn-dev/cairn/durable/backend"
 )
@@ -59,6 +60,7 @@ type coroutine struct {
 	yield   chan struct{}
 	until   func() bool  // what the coroutine waits for; nil when runnable
 	waiting fmt.Stringer // what it waits for, in words
+	since   time.Time    // when it began to wait
 	done    bool
 }
 
@@ -109,7 +111,7 @@ func (rt *workflowRuntime) wait(ctx Context, what fmt.Stringer, cond func() bool
 		panic("durable: workflow function called outside workflow code")
 	}
 	co.until = func() bool { return cond() || canceled() }
-	co.waiting = what
+	co.waiting, co.since = what, rt.now
 	co.yield <- struct{}{}
 	<-co.resume
 	co.until, co.waiting = nil, nil
@@ -170,6 +172,22 @@ func (rt *workflowRuntime) close() {
 	}
 	rt.current = nil
 	rt.coroutines = nil
+}
+
+// signalWaitStart returns when the workflow began waiting for the signal
+// name (alone, or among what a Select waits for), or zero if it does not.
+func (rt *workflowRuntime) signalWaitStart(name string) time.Time {
+	var since time.Time
+	for _, co := range rt.coroutines {
+		d, ok := co.waiting.(*description)
+		if co.done || !ok || !d.waitsForSignal(name) {
+			continue
+		}
+		if since.IsZero() || co.since.Before(since) {
+			since = co.since
+		}
+	}
+	return since
 }
 
 // waiting describes what the run's coroutines wait for.

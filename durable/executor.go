@@ -203,6 +203,9 @@ func (ex *executor) load(ctx context.Context) error {
 		ex.log = slog.New(runSpanHandler{ex.log.Handler(), run}).With("trace_id", tr.TraceID.String())
 	}
 	ex.replayed = len(history) > 1
+	if ex.w.tracer != nil {
+		ex.w.tracer.resend(ctx, ex.info, history, ex.lease.TakenOver, ex.now())
+	}
 	ex.rt = newRuntime(ex.info.ID, ex.info.Generation, def, log)
 	ex.rt.load(history)
 	ex.adopt(ex.rt.takeIssued())

@@ -81,7 +81,7 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 // lease and position, and tells the worker's observers.
 func (ex *executor) write(ctx context.Context, c backend.Commit, events []backend.Event) error {
 	if c.Release {
-		if len(ex.w.observers) > 0 {
+		if len(ex.w.observers) > 0 || ex.w.tracer != nil {
 			// The next executor of the run, which may start as soon
 			// as the lease is released, waits for the observers.
 			defer ex.w.observe(ex.runID)()
@@ -111,9 +111,12 @@ func (ex *executor) write(ctx context.Context, c backend.Commit, events []backen
 		ex.committed += int64(len(c.Events))
 	}
 	ex.info.Status = c.Run.Status
-	if len(ex.w.observers) > 0 {
+	if len(ex.w.observers) > 0 || ex.w.tracer != nil {
 		w := Written{Run: c.Run, Events: events, Previous: previous, Replayed: ex.replayed}
 		w.Run.HistoryLen, w.Run.Generation = ex.committed, ex.info.Generation
+		if ex.w.tracer != nil {
+			ex.w.tracer.written(ctx, w)
+		}
 		for _, observe := range ex.w.observers {
 			observe(ctx, w)
 		}

@@ -64,6 +64,20 @@ func (d *description) String() string {
 	return s
 }
 
+// waitsForSignal reports whether d is a wait for the signal name, alone or
+// among what a Select waits for.
+func (d *description) waitsForSignal(name string) bool {
+	if d.kind == "signal" && d.name == name {
+		return true
+	}
+	for _, w := range d.of {
+		if s, ok := w.(signalReady); ok && s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *future[T]) ready() bool        { return f.done }
 func (f *future[T]) waitingFor() string { return f.what.String() }
 func (f *future[T]) Ready() bool        { return f.done }

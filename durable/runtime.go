@@ -172,6 +172,9 @@ func (rt *workflowRuntime) apply(e backend.Event) {
 			e.Name = cmd.name
 		}
 	}
+	if e.Type == backend.EventSignalReceived {
+		e.Started = rt.signalWaitStart(e.Name)
+	}
 	rt.fresh = append(rt.fresh, e)
 	rt.deliver(e)
 }

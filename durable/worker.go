@@ -70,6 +70,9 @@ type WorkerOptions struct {
 	// Observers are told of every write the worker makes to a run's
 	// history, after the store accepted it.
 	Observers []Observer
+	// Tracing, if set, makes the worker emit spans of what it commits;
+	// see Tracing.
+	Tracing *Tracing
 	// MaxActivities caps the queued attempts the worker runs at once.
 	// Default 100.
 	MaxActivities int
@@ -90,6 +93,7 @@ type Worker struct {
 	log        *slog.Logger
 	codec      backend.Codec
 	observers  []Observer
+	tracer     *tracer // nil: no spans
 	middleware []ActivityMiddleware
 	workflows  map[string]workflowDef
 	queues     []string
@@ -147,6 +151,9 @@ func NewWorker(s backend.Store, opts WorkerOptions) *Worker {
 		w.log = slog.Default()
 	}
 	w.log = w.log.With("worker", w.id)
+	if t := opts.Tracing; t != nil && t.TracerProvider != nil {
+		w.tracer = newTracer(t, w.log, s)
+	}
 	w.slots = make(chan struct{}, w.maxRuns)
 	w.activitySlots = make(chan struct{}, cmp.Or(max(opts.MaxActivities, 0), 100))
 	w.client = NewClient(s, ClientOptions{Codec: w.codec, Clock: w.clock})
@@ -189,6 +196,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if len(w.queues) > 0 {
 		w.wg.Go(func() { w.serveQueues(ctx) })
 	}
+	if w.tracer != nil {
+		// It exports once more when ctx is done; the runs handed off
+		// then are written by then, as the worker waits for this.
+		w.wg.Go(func() { w.tracer.exportEvery(ctx) })
+	}
 	if len(w.workflows) == 0 && len(w.queues) > 0 {
 		<-ctx.Done()
 		return nil
@@ -221,6 +233,9 @@ func (w *Worker) Drain(ctx context.Context) error {
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	defer w.wg.Wait()
+	if w.tracer != nil {
+		defer w.tracer.export(ctx)
+	}
 	for {
 		if ran, err := w.takeReady(ctx, done); err != nil || ran {
 			if err != nil {

@@ -55,7 +55,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 
-	"github.com/cairn-dev/cairn/agent"
+	"github.com/cairn-dev/cairn/durable"
 )
 
 // Instrumentation is the instrumentation scope of the records that
@@ -82,7 +82,7 @@ type Providers struct {
 	// OTEL_RESOURCE_ATTRIBUTES. Every signal carries it.
 	Resource *resource.Resource
 	// TracerProvider takes the span ids cairn derives
-	// (agent.IDGenerator) and samples as OTEL_TRACES_SAMPLER says.
+	// (durable.IDGenerator) and samples as OTEL_TRACES_SAMPLER says.
 	TracerProvider *sdktrace.TracerProvider
 	// MeterProvider reads its instruments periodically
 	// (OTEL_METRIC_EXPORT_INTERVAL, default 60 s) and at Shutdown.
@@ -106,7 +106,7 @@ func FromEnv(ctx context.Context, opts Options) (*Providers, error) {
 	}
 	p := &Providers{Resource: res}
 
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(agent.IDGenerator{})}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(durable.IDGenerator{})}
 	for _, sp := range opts.SpanProcessors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
 	}

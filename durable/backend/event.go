@@ -128,8 +128,9 @@ type Event struct {
 	Trace Trace `json:"trace,omitzero"`
 	// Started is, on an event that ends an activity attempt (completed,
 	// attempt failed, failed), a timer (fired) or a child run (completed),
-	// when that attempt, timer or child started: with Time, the span of
-	// the work the event ends.
+	// when that attempt, timer or child started; on a signal received,
+	// when the workflow began waiting for it, if it was: with Time, the
+	// span of the work or the wait the event ends.
 	Started time.Time `json:"started,omitzero"`
 }
 

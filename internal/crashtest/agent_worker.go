@@ -283,7 +283,7 @@ func AgentChild(out io.Writer) error {
 			return err
 		}
 		rtOpts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-			sdktrace.WithIDGenerator(agent.IDGenerator{}))
+			sdktrace.WithIDGenerator(durable.IDGenerator{}))
 	}
 	rt := agent.NewRuntime(wrapped, rtOpts)
 	if err := rt.Register(clerk(c.rdb, stops)); err != nil {

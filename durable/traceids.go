@@ -1,11 +1,14 @@
-package agent
+package durable
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairn-dev/cairn/durable/backend"
 )
 
 // spanIDsKey carries the ids cairn wants a span to have to IDGenerator.
@@ -18,10 +21,10 @@ type spanIDs struct {
 
 // IDGenerator gives the spans cairn emits the ids it derives for them
 // (backend.Trace: from the run, the step and the attempt), and random ids
-// to every other span. Install it in the TracerProvider that a Runtime
-// uses:
+// to every other span. Install it in the TracerProvider that a worker's
+// Tracing (or an agent Runtime) uses:
 //
-//	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(agent.IDGenerator{}), ...)
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(durable.IDGenerator{}), ...)
 //
 // Without it a run's spans still come once each, but with random ids, so
 // they do not nest under the run's span (which is emitted when the run
@@ -57,4 +60,13 @@ func randomSpanID() trace.SpanID {
 		binary.BigEndian.PutUint64(s[:], rand.Uint64())
 	}
 	return s
+}
+
+// fallbackTrace is the trace of a run recorded before runs had one: its id
+// derives from the run's, so its spans still make one trace.
+func fallbackTrace(runID string) backend.Trace {
+	sum := sha256.Sum256([]byte("cairn trace of run " + runID))
+	t := backend.Trace{Flags: trace.FlagsSampled}
+	copy(t.TraceID[:], sum[:])
+	return t
 }
