@@ -65,7 +65,13 @@ func newAgentWorld(t *testing.T) *agentWorld {
 // worker starts a worker process of the clerk agent.
 func (w *agentWorld) worker(name string, env ...string) *child {
 	w.t.Helper()
-	return startChild(w.t, name, w.srv.URL(), append([]string{crashtest.EnvAgent + "=1"}, env...)...)
+	vars := []string{crashtest.EnvAgent + "=1"}
+	for _, v := range env {
+		if v != "" {
+			vars = append(vars, v)
+		}
+	}
+	return startChild(w.t, name, w.srv.URL(), vars...)
 }
 
 // start starts the clerk run.

@@ -45,6 +45,11 @@ const (
 	// EnvStopAfterTimer makes the worker stop right after the commit that
 	// starts a durable timer: the run waits, its worker is stuck.
 	EnvStopAfterTimer = "CAIRN_CRASHTEST_STOP_AFTER_TIMER"
+	// EnvExportEvery makes a traced worker batch its spans, as the
+	// README recommends, instead of sending each as it ends: they go out
+	// when the worker flushes them, at this interval (a Go duration; see
+	// durable.Tracing.ExportInterval), or when a batch of 512 fills.
+	EnvExportEvery = "CAIRN_CRASHTEST_EXPORT_EVERY"
 )
 
 // The clerk agent, and where it counts what it does, outside the worker
@@ -251,7 +256,18 @@ func AgentChild(out io.Writer) error {
 		return err
 	}
 	say := c.say
+	var exportEvery time.Duration
+	if every := os.Getenv(EnvExportEvery); every != "" {
+		if exportEvery, err = time.ParseDuration(every); err != nil {
+			return fmt.Errorf("%s: %w", EnvExportEvery, err)
+		}
+	}
 	block := func() {
+		if exportEvery < time.Second {
+			// A worker that batches its spans often has flushed and
+			// marked them by the time it dies.
+			time.Sleep(3 * exportEvery)
+		}
 		say(Stopped)
 		// Freeze the whole process, not only this goroutine: the rest
 		// of the worker must not go on (take the run again after a
@@ -272,24 +288,31 @@ func AgentChild(out io.Writer) error {
 		stopStore: &stopStore{Store: c.store, stopAfter: c.stopAfter, stop: block, say: say},
 		stop:      os.Getenv(EnvStopAfterTimer) != "",
 	}
-	// Keep the live feed: the model call streams, as in production.
-	wrapped = feedStore{Store: wrapped, Feed: c.store}
+	// Keep the live feed (the model call streams, as in production) and
+	// the span export marks.
+	wrapped = feedStore{Store: wrapped, Feed: c.store, ExportMarker: c.store}
 	rtOpts := agent.Options{Logger: c.logger}
+	wOpts := durable.WorkerOptions{LeaseTTL: c.lease}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
-		// Spans go out as they end, so that what a worker reported
-		// before it was killed has arrived.
 		exp, err := otlptracehttp.New(context.Background())
 		if err != nil {
 			return err
 		}
-		rtOpts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-			sdktrace.WithIDGenerator(durable.IDGenerator{}))
+		// Spans go out as they end, so that what a worker reported
+		// before it was killed has arrived; or in batches, which a kill
+		// loses and the heir sends again.
+		export := sdktrace.WithSyncer(exp)
+		if exportEvery > 0 {
+			export = sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Hour))
+			wOpts.Tracing = &durable.Tracing{ExportInterval: exportEvery}
+		}
+		rtOpts.TracerProvider = sdktrace.NewTracerProvider(export, sdktrace.WithIDGenerator(durable.IDGenerator{}))
 	}
 	rt := agent.NewRuntime(wrapped, rtOpts)
 	if err := rt.Register(clerk(c.rdb, stops)); err != nil {
 		return err
 	}
-	w := rt.NewWorker(durable.WorkerOptions{LeaseTTL: c.lease})
+	w := rt.NewWorker(wOpts)
 	say(Ready)
 	return w.Run(context.Background())
 }
@@ -324,8 +347,10 @@ func (s *timerStopStore) Commit(ctx context.Context, c backend.Commit) error {
 	return nil
 }
 
-// feedStore is a store with the live feed of another.
+// feedStore is a store with the live feed and the span export marks of
+// another.
 type feedStore struct {
 	backend.Store
 	backend.Feed
+	backend.ExportMarker
 }

@@ -26,17 +26,32 @@ import (
 // under the caller's span, with exactly one span per step (per attempt for
 // model and tool calls) that history records, the attempt cut off by the
 // kill reported as lost, and the run's span once.
+//
+// The workers send each span as it ends, or batch them as the README
+// recommends (EnvExportEvery). A batching worker killed before it
+// flushed loses its spans, and the heir sends them again (resent); one
+// killed after it flushed and marked them (RunInfo.SpansExported) has
+// them sent once, by itself.
 func TestAgentKillTraced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: kills traced worker processes with SIGKILL and waits for their leases to expire; run without -short")
 	}
 	want, _ := cleanClerkRun(t)
+	never, often := crashtest.EnvExportEvery+"=1h", crashtest.EnvExportEvery+"=50ms"
 	for _, tc := range []struct {
 		name, env, stopped, cutOff string
 		turn                       int // the cut-off step is the model call of this turn, or -1
+		doomed, heir               string
+		resent                     bool // the heir sends spans again
 	}{
-		{"model_1", crashtest.EnvStopInModel + "=1", crashtest.InModel + " 1", "model 1", 1},
-		{"refund", crashtest.EnvStopInTool + "=refund", crashtest.Stopped, "refund", -1},
+		{name: "model_1", env: crashtest.EnvStopInModel + "=1", stopped: crashtest.InModel + " 1", cutOff: "model 1", turn: 1},
+		{name: "refund", env: crashtest.EnvStopInTool + "=refund", stopped: crashtest.Stopped, cutOff: "refund", turn: -1},
+		{name: "model_1_batched_lost", env: crashtest.EnvStopInModel + "=1", stopped: crashtest.InModel + " 1", cutOff: "model 1", turn: 1,
+			doomed: never, heir: often, resent: true},
+		{name: "refund_batched_lost", env: crashtest.EnvStopInTool + "=refund", stopped: crashtest.Stopped, cutOff: "refund", turn: -1,
+			doomed: never, heir: often, resent: true},
+		{name: "model_1_batched_flushed", env: crashtest.EnvStopInModel + "=1", stopped: crashtest.InModel + " 1", cutOff: "model 1", turn: 1,
+			doomed: often, heir: often},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			recv := otlptest.NewReceiver(t)
@@ -47,15 +62,23 @@ func TestAgentKillTraced(t *testing.T) {
 			defer tp.Shutdown(context.Background())
 
 			w := newAgentWorld(t)
-			doomed := w.worker("doomed", tc.env, otlp)
+			doomed := w.worker("doomed", tc.env, otlp, tc.doomed)
 			ctx, caller := tp.Tracer("crashtest").Start(context.Background(), "handle request")
 			_, err = w.rt.Start(ctx, w.clerk, clerkRun, agent.Input{Message: crashtest.ClerkMessage})
 			require.NoError(t, err)
 			caller.End()
 			w.approveWhenAsked()
 			doomed.waitFor(tc.stopped)
+			if tc.doomed == often {
+				// Killed once its spans are out and marked.
+				require.EventuallyWithT(t, func(c *assert.CollectT) {
+					info := w.describe()
+					assert.Equal(c, info.HistoryLen, info.SpansExported, "spans marked exported")
+				}, 10*time.Second, 10*time.Millisecond)
+			}
+			before := len(recv.Spans())
 			doomed.kill()
-			w.worker("heir", otlp)
+			w.worker("heir", otlp, tc.heir)
 			w.check(w.result(), want, expect{cutOff: tc.cutOff})
 
 			var spans []otlptest.Span
@@ -63,8 +86,28 @@ func TestAgentKillTraced(t *testing.T) {
 				spans = recv.Spans()
 				assert.True(c, hasSpan(spans, "invoke_agent clerk"), "no run span; received %d spans", len(spans))
 			}, 10*time.Second, 10*time.Millisecond)
-			checkTrace(t, spans, w.history(), caller.SpanContext(), tc.turn)
+			again := checkTrace(t, spans, w.history(), caller.SpanContext(), tc.turn)
 			assert.Empty(t, recv.Errors(), "the receiver refused requests")
+			resent := 0
+			for _, s := range spans {
+				if s.Attributes["cairn.resent"] == true {
+					resent++
+				}
+			}
+			t.Logf("the doomed worker's spans that arrived before the kill: %d; sent again by the heir: %d, of which %d had arrived",
+				before-1, resent, again)
+			switch {
+			case tc.resent:
+				assert.Zero(t, before-1, "spans of the doomed worker arrived before the kill")
+				assert.Positive(t, resent, "spans sent again by the heir")
+				assert.Zero(t, again, "spans that arrived twice")
+			case tc.doomed == often:
+				assert.Zero(t, resent, "spans sent again by the heir")
+			default:
+				// Sent as they ended, marked every two seconds: those
+				// since the last mark come again, with their ids.
+				assert.LessOrEqual(t, again, before-1, "spans that arrived twice")
+			}
 		})
 	}
 }
@@ -79,9 +122,11 @@ func hasSpan(spans []otlptest.Span, name string) bool {
 }
 
 // checkTrace checks that spans are one trace under caller: the run's span,
-// and one span for each step or attempt that history says ended, each
-// once, under the run's span; the attempt lost by the kill among them.
-func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, caller trace.SpanContext, cutOffTurn int) {
+// and one span id for each step or attempt that history says ended, under
+// the run's span; the attempt lost by the kill among them. A span id that
+// comes again must be the same span, sent again (resent); it returns how
+// many came again.
+func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, caller trace.SpanContext, cutOffTurn int) (again int) {
 	t.Helper()
 	// What history says ended: "step/attempt" of each activity attempt,
 	// "step/0" of each timer, decision and workflow tool.
@@ -106,11 +151,18 @@ func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, ca
 	traceID := caller.TraceID().String()
 	var run otlptest.Span
 	seen := map[string]otlptest.Span{}
-	ids := map[string]bool{}
+	ids := map[string]otlptest.Span{}
 	for _, s := range spans {
 		assert.Equal(t, traceID, s.TraceID, "span %s: its trace, want the caller's", s.Name)
-		assert.False(t, ids[s.SpanID], "span id %s twice (%s)", s.SpanID, s.Name)
-		ids[s.SpanID] = true
+		if first, dup := ids[s.SpanID]; dup {
+			again++
+			assert.Equal(t, first.Name, s.Name, "span id %s: two spans", s.SpanID)
+			assert.Equal(t, first.Attributes["cairn.step"], s.Attributes["cairn.step"], "span id %s (%s): two steps", s.SpanID, s.Name)
+			assert.True(t, first.Start.Equal(s.Start) && first.End.Equal(s.End),
+				"span id %s (%s) sent again with other times", s.SpanID, s.Name)
+			continue
+		}
+		ids[s.SpanID] = s
 		switch {
 		case s.Name == "handle request":
 		case s.Name == "invoke_agent clerk":
@@ -151,7 +203,7 @@ func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, ca
 	for key, s := range seen {
 		assert.Contains(t, expected, key, "span %s for step %s, which history does not record as ended", s.Name, key)
 	}
-	assert.Len(t, spans, len(expected)+2, "spans: one per ended step or attempt, the run's, the caller's")
+	assert.Len(t, ids, len(expected)+2, "span ids: one per ended step or attempt, the run's, the caller's")
 
 	s := seen[lost]
 	assert.Equal(t, "error", s.StatusCode, "the lost attempt's span %s: its status", s.Name)
@@ -162,7 +214,8 @@ func checkTrace(t *testing.T, spans []otlptest.Span, history []backend.Event, ca
 	} else {
 		assert.Equal(t, "execute_tool refund", s.Name, "the lost attempt's span")
 	}
-	t.Logf("%d spans in one trace; the lost attempt: %s %s (%s)", len(spans), s.Name, lost, s.StatusMessage)
+	t.Logf("%d spans in one trace, %d of them sent again; the lost attempt: %s %s (%s)", len(spans), again, s.Name, lost, s.StatusMessage)
+	return again
 }
 
 func attrInt(s otlptest.Span, key string) int64 {
