@@ -34,8 +34,10 @@
 // decision ("await_approval <tool>") or an answer ("await_answer"), each
 // durable timer ("timer"), each summary of a compaction (a "chat <model>"
 // span with cairn.memory.summary), each recall of long-term memories
-// ("recall_memory") and each listing of its toolsets ("list_tools", with
-// cairn.tools.hash and cairn.tools.count). Attributes follow the
+// ("recall_memory"), each listing of its toolsets ("list_tools", with
+// cairn.tools.hash and cairn.tools.count), and in a conversation each wait
+// for the next message ("await_message"), each exchange from a message to
+// its reply ("reply"), and each handoff ("handoff <agent>"). Attributes follow the
 // OpenTelemetry GenAI semantic conventions (gen_ai.operation.name, gen_ai.provider.name,
 // gen_ai.agent.name, gen_ai.conversation.id = the run id,
 // gen_ai.request.model and gen_ai.response.model, gen_ai.response.id,
@@ -45,23 +47,26 @@
 // the span had rebuilt the run from its history). What is said (messages,
 // tool arguments and results) is left out unless Options.RecordContent.
 //
-// Spans come from the journal, not from the code as it runs: a worker
-// emits the spans of what it has just committed, and replay emits nothing.
-// So a step is reported once, even when its run is replayed many times,
-// and by whichever worker finished it. Span ids are derived from the run's
-// trace, the run, the step and the attempt (backend.Trace), so the run's
-// span, emitted when the run ends, maybe days later in another process,
-// has the id its steps already named as their parent; a TracerProvider
-// must be built with IDGenerator for that. A model or tool call cut off
-// by a crash is reported by the worker that takes the run over, as an
-// attempt that failed with error.type attempt_lost, beside the attempt
-// that replaced it. A run is one trace however long it lasts: a run that
-// waits a week for an approval has a week-long root span, emitted at its
-// end, and its steps appear in the backend as they finish. A worker that
-// dies between a commit and the export of its spans loses those spans; it
-// never duplicates them.
+// The spans are the engine's (durable.Tracing), named by the agent: they
+// come from the journal, not from the code as it runs. A worker emits the
+// spans of what it has just committed, and replay emits nothing, so a
+// step is reported by whichever worker finished it. Span ids are derived
+// from the run's trace, the run, the step and the attempt (backend.Trace),
+// so the run's span, emitted when the run ends, maybe days later in
+// another process, has the id its steps already named as their parent; a
+// TracerProvider must be built with durable.IDGenerator for that. A model
+// or tool call cut off by a crash is reported by the worker that takes the
+// run over, as an attempt that failed with error.type attempt_lost, beside
+// the attempt that replaced it. A run is one trace however long it lasts:
+// a run that waits a week for an approval has a week-long root span,
+// emitted at its end, and its steps appear in the backend as they finish.
+// A worker that dies before its batched spans were exported does not lose
+// them: the worker that takes the run over sends them again, with the same
+// ids (see durable.Tracing for the exact guarantee).
 //
-// Metrics: gen_ai.client.token.usage and gen_ai.client.operation.duration
+// Metrics, counted by the process whose worker wrote what they count
+// (what a dead worker had not exported is lost, never counted twice):
+// gen_ai.client.token.usage and gen_ai.client.operation.duration
 // for model calls; cairn.steps (steps ended, by kind and outcome),
 // cairn.retries (attempts failed and retried, lost ones included),
 // cairn.runs (runs ended or parked, by status) and cairn.approval.wait

@@ -34,8 +34,8 @@ type Options struct {
 	// TracerProvider receives the spans of the runs this runtime's
 	// workers execute: invoke_agent, chat, execute_tool, await_approval,
 	// timer (see the package documentation). Build it with
-	// sdktrace.WithIDGenerator(IDGenerator{}) so that the spans of a run
-	// nest under it. Default: otel.GetTracerProvider(), read once.
+	// sdktrace.WithIDGenerator(durable.IDGenerator{}) so that the spans of
+	// a run nest under it. Default: otel.GetTracerProvider(), read once.
 	TracerProvider trace.TracerProvider
 	// MeterProvider receives the runtime's metrics: gen_ai.client.token.usage,
 	// gen_ai.client.operation.duration, cairn.steps, cairn.retries,

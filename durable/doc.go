@@ -71,6 +71,15 @@
 //   - Clients (NewClient) start runs, wait for their results, send them
 //     signals, cancel, describe and list them, and read their histories.
 //
+// # Tracing
+//
+// A worker given WorkerOptions.Tracing emits an OpenTelemetry span for
+// each run, activity attempt, timer, signal waited for and child run, from
+// what it commits, with ids derived from the run and the step, and makes
+// sure a span its worker died before exporting is sent by the next worker
+// of the run (Tracing says exactly when). The agent package names these
+// spans after the GenAI conventions; plain workflows get them as they are.
+//
 // What a store implements, and the records it keeps (RunInfo, Event,
 // Status, Failure), are in package durable/backend. Package
 // durable/durabletest runs workflows in tests with a clock that skips
