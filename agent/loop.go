@@ -52,6 +52,10 @@ type record struct {
 	// Since is, on what ends a wait or a piece of work (a decision, an
 	// answer, a workflow tool's end), when it began.
 	Since time.Time `json:"since,omitzero"`
+	// Opened is, on a workflow tool's end, the step of the record of its
+	// start: the tool's span has that step's span id, and the steps the
+	// tool took hang under it (durable.WithinStep).
+	Opened int `json:"opened,omitempty"`
 }
 
 // The signals a run receives from Runtime's client methods.
@@ -420,15 +424,17 @@ func (tt *turnTools) begin(ctx durable.Context, i int) error {
 		if err := durable.Record(ctx, recToolStarted, rec); err != nil {
 			return err
 		}
-		started := durable.Now(ctx)
-		tt.inline[i] = durable.Go(ctx, func(ctx durable.Context) (tools.Result, error) {
+		started, opened := durable.Now(ctx), durable.LastStep(ctx)
+		outer := ctx
+		// What the tool does is traced under its span.
+		tt.inline[i] = durable.Go(durable.WithinStep(ctx, opened), func(ctx durable.Context) (tools.Result, error) {
 			res, err := wt.run(ctx, args)
 			if errors.Is(err, durable.ErrCanceled) {
 				return res, err
 			}
 			done := rec
-			done.Arguments, done.Result, done.Since = "", &res, started
-			return res, errors.Join(err, durable.Record(ctx, recToolFinished, done))
+			done.Arguments, done.Result, done.Since, done.Opened = "", &res, started, opened
+			return res, errors.Join(err, durable.Record(outer, recToolFinished, done))
 		})
 		return nil
 	}

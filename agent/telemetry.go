@@ -289,6 +289,9 @@ func (t *telemetry) recordSpan(s *durable.Span) {
 			attribute.String("cairn.answer.by", r.By))
 	case recToolFinished:
 		s.Name = "execute_tool " + r.Tool
+		if r.Opened > 0 {
+			s.ID = s.Trace.StepSpanID(s.Run.ID, s.Generation, r.Opened, 0)
+		}
 		s.Attributes = append(s.Attributes, semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(r.Tool),
 			semconv.GenAIToolCallID(r.CallID), semconv.GenAIToolType("function"))
 		if t.content != nil && r.Result != nil {

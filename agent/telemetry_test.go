@@ -146,7 +146,18 @@ func TestTraceOfARun(t *testing.T) {
 		assert.Equal(t, n, len(byName[name]), "spans %q", name)
 	}
 
-	// The run's span hangs under the caller's; every other under the run's.
+	// The run's span hangs under the caller's; every other under the
+	// run's, but the workflow tool's timer, which hangs under the tool's
+	// span, whose id derives from the step of the record of its start.
+	opened := 0
+	for _, ev := range e.history("traced-1") {
+		if ev.Type == backend.EventSideEffect && ev.Name == "workflow_tool_started" {
+			opened = ev.Step
+		}
+	}
+	require.NotZero(t, opened, "no workflow_tool_started in history")
+	require.Len(t, byName["execute_tool wait"], 1, "workflow tool spans")
+	tool := byName["execute_tool wait"][0]
 	assert.Equal(t, caller.SpanContext().SpanID(), runSpan.Parent.SpanID(), "the run's span should hang under the caller's")
 	assert.Equal(t, info.Trace.RunSpanID("traced-1"), runSpan.SpanContext.SpanID(), "the run's span should have the id derived from the run")
 	wantAttrs(t, runSpan, map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "traced",
@@ -159,8 +170,15 @@ func TestTraceOfARun(t *testing.T) {
 		if s.Name == "handle request" || s.Name == runSpan.Name {
 			continue
 		}
-		assert.Equal(t, runSpan.SpanContext.SpanID(), s.Parent.SpanID(), "span %s hangs under %s, not the run", s.Name, ids[s.Parent.SpanID()])
+		parent := runSpan
+		if s.Name == "timer" {
+			parent = tool
+		}
+		assert.Equal(t, parent.SpanContext.SpanID(), s.Parent.SpanID(), "span %s hangs under %s, not %s", s.Name, ids[s.Parent.SpanID()], parent.Name)
 		step, attempt := intAttr(s, "cairn.step"), intAttr(s, "cairn.attempt")
+		if s.Name == tool.Name {
+			step = int64(opened)
+		}
 		assert.Equal(t, info.Trace.StepSpanID("traced-1", 0, int(step), int(attempt)), s.SpanContext.SpanID(),
 			"span %s (step %d attempt %d) should have its derived id", s.Name, step, attempt)
 		assert.False(t, s.EndTime.Before(s.StartTime), "span %s ends before it starts", s.Name)

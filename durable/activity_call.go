@@ -30,7 +30,7 @@ func StartActivity[In, Out any](ctx Context, act *Activity[In, Out], in In) Futu
 		}
 		f.set(*new(Out), &ActivityError{Activity: act.name, Step: e.Step, Attempt: e.Attempt, Failure: e.Failure})
 	}
-	rt.issue(cmd, backend.Event{Type: backend.EventActivityScheduled, Name: act.name, Attempt: 1})
+	rt.issue(ctx, cmd, backend.Event{Type: backend.EventActivityScheduled, Name: act.name, Attempt: 1})
 	f.what.step = cmd.step
 	return f
 }

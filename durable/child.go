@@ -32,7 +32,7 @@ func StartChild[In, Out any](ctx Context, wf *Workflow[In, Out], in In) Future[O
 		}
 		f.setPayload(e.Payload, nil)
 	}
-	rt.issue(cmd, backend.Event{Type: backend.EventChildStarted, Name: wf.name, RunID: childID})
+	rt.issue(ctx, cmd, backend.Event{Type: backend.EventChildStarted, Name: wf.name, RunID: childID})
 	f.what.name, f.what.step = wf.name+" "+childID, cmd.step
 	return f
 }

@@ -27,17 +27,20 @@ type Context interface {
 
 	runtime() *workflowRuntime
 	cancelable() bool
+	parentStep() int
 }
 
 type workflowContext struct {
 	rt       *workflowRuntime
 	noCancel bool
+	parent   int // the step the spans of steps issued with it hang under; 0: the run
 }
 
 func (c workflowContext) RunID() string             { return c.rt.runID }
 func (c workflowContext) Workflow() string          { return c.rt.def.name }
 func (c workflowContext) runtime() *workflowRuntime { return c.rt }
 func (c workflowContext) cancelable() bool          { return !c.noCancel }
+func (c workflowContext) parentStep() int           { return c.parent }
 func (c workflowContext) Err() error {
 	if c.rt.canceled && !c.noCancel {
 		return ErrCanceled
@@ -49,7 +52,28 @@ func (c workflowContext) Err() error {
 // run to completion even after the run is canceled. Use it to clean up, for
 // example to run compensations after a cancellation.
 func WithoutCancel(ctx Context) Context {
-	return workflowContext{rt: ctx.runtime(), noCancel: true}
+	return workflowContext{rt: ctx.runtime(), noCancel: true, parent: ctx.parentStep()}
+}
+
+// WithinStep returns a context whose steps (activities, timers, child runs,
+// side effects) are reported under the span of step, an earlier step of
+// the run, instead of the run's: a layer that shows a piece of workflow
+// code as one span (the agent's workflow tools) nests what that code does
+// under it. step is typically LastStep's value after the Record that opens
+// the piece. It is journaled with each step's end (backend.Event.Parent);
+// replay does not compare it.
+func WithinStep(ctx Context, step int) Context {
+	return workflowContext{rt: ctx.runtime(), noCancel: !ctx.cancelable(), parent: step}
+}
+
+// LastStep returns the step of the last command the workflow issued
+// (Execute's activity, a timer, a child run, a side effect or Record), 0
+// if none: deterministic, as steps are numbered in the order the code
+// issues them.
+func LastStep(ctx Context) int {
+	rt := ctx.runtime()
+	rt.check()
+	return rt.lastStep
 }
 
 // coroutine is one thread of workflow code: the workflow function or a

@@ -90,6 +90,8 @@ type command struct {
 	retryAt time.Time
 	// startedAt is when the current attempt started (or was queued).
 	startedAt time.Time
+	// parent is the step whose span the step's hangs under (WithinStep).
+	parent int
 	// Timers.
 	fireAt time.Time
 	// Children.
@@ -167,7 +169,7 @@ func (rt *workflowRuntime) apply(e backend.Event) {
 	rt.seq++
 	e.Seq = rt.seq
 	if cmd := rt.pending[e.Step]; e.Step > 0 && cmd != nil && e.Type != backend.EventActivityAttemptStarted {
-		e.Started = cmd.startedAt
+		e.Started, e.Parent = cmd.startedAt, cmd.parent
 		if e.Name == "" {
 			e.Name = cmd.name
 		}
@@ -275,10 +277,14 @@ func (rt *workflowRuntime) fail(err error) {
 
 // issue registers a step-owning command the code issued: it is matched with
 // history, or recorded as new.
-func (rt *workflowRuntime) issue(cmd *command, e backend.Event) {
+func (rt *workflowRuntime) issue(ctx Context, cmd *command, e backend.Event) {
 	rt.check()
 	rt.lastStep++
 	cmd.step, e.Step = rt.lastStep, rt.lastStep
+	cmd.parent = ctx.parentStep()
+	if e.Type == backend.EventSideEffect {
+		e.Parent = cmd.parent // it ends as it starts
+	}
 	cmd.kind = e.Type
 	cmd.name = e.Name
 	cmd.startedAt = rt.now

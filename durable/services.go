@@ -36,7 +36,7 @@ func NewTimer(ctx Context, d time.Duration) Future[struct{}] {
 	fireAt := rt.now.Add(d)
 	cmd := &command{fireAt: fireAt}
 	cmd.resolve = func(backend.Event) { f.set(struct{}{}, nil) }
-	rt.issue(cmd, backend.Event{Type: backend.EventTimerStarted, FireAt: fireAt})
+	rt.issue(ctx, cmd, backend.Event{Type: backend.EventTimerStarted, FireAt: fireAt})
 	f.what = description{kind: "timer", until: fireAt, step: cmd.step}
 	return &timerFuture{future: f, step: cmd.step}
 }
@@ -77,7 +77,7 @@ func SideEffect[T any](ctx Context, fn func() T) (T, error) {
 	var v T
 	cmd := &command{}
 	if rec, ok := rt.recorded[cmdKey{backend.EventSideEffect, rt.lastStep + 1}]; ok {
-		rt.issue(cmd, backend.Event{Type: backend.EventSideEffect})
+		rt.issue(ctx, cmd, backend.Event{Type: backend.EventSideEffect})
 		if err := json.Unmarshal(rec.Payload, &v); err != nil {
 			return v, fmt.Errorf("decode side effect (step %d): %w", cmd.step, err)
 		}
@@ -88,7 +88,7 @@ func SideEffect[T any](ctx Context, fn func() T) (T, error) {
 	if err != nil {
 		return v, fmt.Errorf("side effect: %w", err)
 	}
-	rt.issue(cmd, backend.Event{Type: backend.EventSideEffect, Payload: payload})
+	rt.issue(ctx, cmd, backend.Event{Type: backend.EventSideEffect, Payload: payload})
 	return v, nil
 }
 
@@ -109,7 +109,7 @@ func Record(ctx Context, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("record %s: %w", name, err)
 	}
-	rt.issue(&command{}, backend.Event{Type: backend.EventSideEffect, Name: name, Payload: payload})
+	rt.issue(ctx, &command{}, backend.Event{Type: backend.EventSideEffect, Name: name, Payload: payload})
 	return nil
 }
 

@@ -72,6 +72,9 @@ type Span struct {
 	// Generation is the history, of the run's continue-as-new restarts,
 	// that the event is in.
 	Generation int
+	// Trace is the run's trace, from which ID and Parent derive (see
+	// backend.Trace's StepSpanID).
+	Trace backend.Trace
 	// Event is what ends the span: the end of an activity attempt
 	// (completed, attempt failed, failed), a timer fired, a signal
 	// received, a child run's end, a side effect, or the run's end
@@ -82,8 +85,9 @@ type Span struct {
 	// "child <workflow>"; "side_effect <name>".
 	Name string
 	Kind trace.SpanKind
-	// Parent is the span it hangs under: the run's span, or for the run's
-	// span the one the run was started under (invalid: none).
+	// Parent is the span it hangs under: the run's span, the span of the
+	// step given to WithinStep, or for the run's span the one the run was
+	// started under (invalid: none).
 	Parent trace.SpanContext
 	// ID is the span's derived id.
 	ID         trace.SpanID
@@ -235,7 +239,7 @@ func (t *tracer) event(ctx context.Context, run backend.RunInfo, gen int, e back
 		tr = fallbackTrace(run.ID)
 	}
 	runSpan := tr.SpanContext(tr.RunSpanID(run.ID))
-	s := Span{Run: run, Generation: gen, Event: e, Kind: trace.SpanKindInternal, Parent: runSpan,
+	s := Span{Run: run, Generation: gen, Trace: tr, Event: e, Kind: trace.SpanKindInternal, Parent: runSpan,
 		Start: e.Started, End: e.Time, Failure: e.Failure, Replayed: replayed, Resent: resent}
 	switch e.Type {
 	case backend.EventActivityCompleted, backend.EventActivityAttemptFailed, backend.EventActivityFailed:
@@ -257,6 +261,9 @@ func (t *tracer) event(ctx context.Context, run backend.RunInfo, gen int, e back
 		}
 	default:
 		return
+	}
+	if e.Parent > 0 && s.ID != runSpan.SpanID() {
+		s.Parent = tr.SpanContext(tr.StepSpanID(run.ID, gen, e.Parent, 0))
 	}
 	if s.Start.IsZero() {
 		s.Start = s.End

@@ -132,6 +132,10 @@ type Event struct {
 	// when the workflow began waiting for it, if it was: with Time, the
 	// span of the work or the wait the event ends.
 	Started time.Time `json:"started,omitzero"`
+	// Parent is, on an event that ends a step (as Started) and on a side
+	// effect, the step whose span the step's span hangs under
+	// (durable.WithinStep); 0: the run's span.
+	Parent int `json:"parent,omitempty"`
 }
 
 // Failure is an error as it is recorded in history: it keeps the message

@@ -56,6 +56,7 @@ const (
 	keySender
 	keyTrace
 	keyStarted
+	keyParent
 )
 
 // Bits of the keys of an encoded failure.
@@ -162,6 +163,9 @@ func decodeWireObject(data []byte, w *wireEvent) bool {
 		case "started":
 			bit = keyStarted
 			w.Started, i, ok = readTime(data, i)
+		case "parent":
+			bit = keyParent
+			w.Parent, i, ok = readInt(data, i)
 		default:
 			return false
 		}
