@@ -18,6 +18,18 @@
 //	go run ./examples/crash -kill-in reserve_hotel
 //	go run ./examples/crash -redis redis://127.0.0.1:6379/0
 //
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, every process of the example, the
+// parent and each worker, sends its spans, cairn's metrics and its logs to
+// that OTLP collector (Jaeger, Grafana Tempo, an OpenTelemetry Collector),
+// as the standard OTEL_* variables say (agent/otelsetup); the service is
+// cairn-example-crash unless OTEL_SERVICE_NAME names it. The run is one
+// trace, under the parent's span, whose id the example prints. Worker 1
+// is killed with SIGKILL and never flushes: the spans it had not exported
+// yet are missing from the trace; worker 2 reports the attempt cut off by
+// the kill (error.type attempt_lost) and everything after.
+//
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/crash
+//
 // By default the Redis server is github.com/alicebob/miniredis, hosted in
 // this process; the workers connect to it over loopback like to any Redis.
 // The model is scripted, or a real one when OPENAI_API_KEY (and optionally
