@@ -14,8 +14,9 @@
 //   - an explicit-bucket histogram is stored as three series,
 //     name_bucket (with the "le" label), name_sum and name_count.
 //
-// It is for cairn's tests, which check that the dashboard in docs/grafana
-// queries only what cairn emits.
+// ParseQuery finds the metric and label names a PromQL expression uses.
+// The package is for cairn's tests, which check that the dashboard in
+// docs/grafana queries only metrics and labels cairn emits.
 package promname
 
 import (

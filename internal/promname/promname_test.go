@@ -74,3 +74,35 @@ func TestSeries(t *testing.T) {
 	assert.Equal(t, []string{"cairn_steps_total"}, promname.Series("cairn.steps", "{step}", promname.Counter))
 	assert.Equal(t, []string{"rpc_duration_seconds"}, promname.Series("rpc.duration", "s", promname.ExponentialHistogram))
 }
+
+func TestParseQuery(t *testing.T) {
+	for expr, want := range map[string]promname.Query{
+		`sum by (cairn_step_kind, cairn_step_outcome) (rate(cairn_steps_total{job=~"$job"}[$__rate_interval]))`: {
+			Metrics: []string{"cairn_steps_total"}, Labels: []string{"cairn_step_kind", "cairn_step_outcome", "job"}},
+		`histogram_quantile(0.95, sum by (le) (rate(cairn_approval_wait_seconds_bucket{gen_ai_agent_name=~"${agent:regex}"}[5m])))`: {
+			Metrics: []string{"cairn_approval_wait_seconds_bucket"}, Labels: []string{"gen_ai_agent_name", "le"}},
+		`sum(increase(a_total[1h] offset 1d)) / ignoring (x) group_left sum without (y) (b_total) > bool 1e-3`: {
+			Metrics: []string{"a_total", "b_total"}, Labels: []string{"x", "y"}},
+		`{__name__="cairn_runs_total", cairn_run_status!="completed"}`: {
+			Metrics: []string{"cairn_runs_total"}, Labels: []string{"cairn_run_status"}},
+		`max_over_time(rate(x{a="}{,\""}[5m])[1h:1m]) or vector(0) and on() topk(3, y:z)`: {
+			Metrics: []string{"x", "y:z"}, Labels: []string{"a"}},
+		`count(up) * $factor`: {Metrics: []string{"up"}},
+	} {
+		got, err := promname.ParseQuery(expr)
+		require.NoError(t, err, expr)
+		assert.Equal(t, want, got, expr)
+	}
+	for _, bad := range []string{
+		`{job="x"}`,              // no metric name
+		`{__name__=~"cairn_.*"}`, // a name by regex
+		`x{__name__="y"}`,        // two names
+		`rate(x{a="b"[5m])`,      // unclosed selector
+		`x{"a.b"="c"}`,           // a quoted label
+		`sum by (a b) (x)`,       // not a label list
+		`x{a="b}`,                // unclosed string
+	} {
+		_, err := promname.ParseQuery(bad)
+		assert.Error(t, err, bad)
+	}
+}
