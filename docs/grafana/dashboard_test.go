@@ -123,37 +123,27 @@ func emitted(t *testing.T) map[string][]string {
 
 // attributeSets returns the attribute sets of an aggregation's points.
 func attributeSets(data metricdata.Aggregation) []attribute.Set {
+	return append(attributeSetsOf[int64](data), attributeSetsOf[float64](data)...)
+}
+
+// attributeSetsOf returns the attribute sets of the points of an
+// aggregation of values of type N, if it is one.
+func attributeSetsOf[N int64 | float64](data metricdata.Aggregation) []attribute.Set {
 	var sets []attribute.Set
 	switch d := data.(type) {
-	case metricdata.Sum[int64]:
+	case metricdata.Sum[N]:
 		for _, p := range d.DataPoints {
 			sets = append(sets, p.Attributes)
 		}
-	case metricdata.Sum[float64]:
+	case metricdata.Gauge[N]:
 		for _, p := range d.DataPoints {
 			sets = append(sets, p.Attributes)
 		}
-	case metricdata.Gauge[int64]:
+	case metricdata.Histogram[N]:
 		for _, p := range d.DataPoints {
 			sets = append(sets, p.Attributes)
 		}
-	case metricdata.Gauge[float64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.Histogram[int64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.Histogram[float64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.ExponentialHistogram[int64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.ExponentialHistogram[float64]:
+	case metricdata.ExponentialHistogram[N]:
 		for _, p := range d.DataPoints {
 			sets = append(sets, p.Attributes)
 		}
@@ -242,29 +232,24 @@ func check(d dashboard, emitted map[string][]string) []error {
 			}
 		}
 	}
-	var walk func(ps []panel)
-	walk = func(ps []panel) {
-		for _, p := range ps {
-			walk(p.Panels)
-			if p.Type == "row" {
-				continue
+	for _, p := range flatten(d.Panels) {
+		if p.Type == "row" {
+			continue
+		}
+		where := fmt.Sprintf("panel %d %q", p.ID, p.Title)
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+			errs = append(errs, fmt.Errorf("%s: datasource %+v, want uid ${datasource}", where, p.Datasource))
+		}
+		if len(p.Targets) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no query", where))
+		}
+		for i, target := range p.Targets {
+			if target.Datasource != nil && target.Datasource.UID != "${datasource}" {
+				errs = append(errs, fmt.Errorf("%s, query %d: datasource %+v, want uid ${datasource}", where, i, target.Datasource))
 			}
-			where := fmt.Sprintf("panel %d %q", p.ID, p.Title)
-			if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
-				errs = append(errs, fmt.Errorf("%s: datasource %+v, want uid ${datasource}", where, p.Datasource))
-			}
-			if len(p.Targets) == 0 {
-				errs = append(errs, fmt.Errorf("%s: no query", where))
-			}
-			for i, target := range p.Targets {
-				if target.Datasource != nil && target.Datasource.UID != "${datasource}" {
-					errs = append(errs, fmt.Errorf("%s, query %d: datasource %+v, want uid ${datasource}", where, i, target.Datasource))
-				}
-				checkQuery(fmt.Sprintf("%s, query %d", where, i), target.Expr)
-			}
+			checkQuery(fmt.Sprintf("%s, query %d", where, i), target.Expr)
 		}
 	}
-	walk(d.Panels)
 	for _, v := range d.Templating.List {
 		if v.Type != "query" {
 			continue
@@ -285,6 +270,15 @@ func check(d dashboard, emitted map[string][]string) []error {
 		checkQuery(where, m[1], m[2])
 	}
 	return errs
+}
+
+// flatten returns ps and the panels of the collapsed rows among them.
+func flatten(ps []panel) []panel {
+	var out []panel
+	for _, p := range ps {
+		out = append(append(out, p), flatten(p.Panels)...)
+	}
+	return out
 }
 
 // labelValues matches Grafana's label_values(selector, label).
@@ -329,19 +323,14 @@ func TestDashboardQueriesWhatCairnEmits(t *testing.T) {
 	// What the dashboard does not show, so that a new metric is a
 	// conscious choice.
 	used := map[string]bool{}
-	var walk func(ps []panel)
-	walk = func(ps []panel) {
-		for _, p := range ps {
-			walk(p.Panels)
-			for _, target := range p.Targets {
-				q, _ := promname.ParseQuery(target.Expr)
-				for _, m := range q.Metrics {
-					used[m] = true
-				}
+	for _, p := range flatten(d.Panels) {
+		for _, target := range p.Targets {
+			q, _ := promname.ParseQuery(target.Expr)
+			for _, m := range q.Metrics {
+				used[m] = true
 			}
 		}
 	}
-	walk(d.Panels)
 	for s := range series {
 		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "_bucket"), "_sum"), "_count")
 		if !used[family] && !used[family+"_bucket"] && !used[family+"_sum"] && !used[family+"_count"] {
