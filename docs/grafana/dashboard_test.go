@@ -34,65 +34,14 @@ import (
 	"github.com/cairn-dev/cairn/tools"
 )
 
-// emitted runs an agent whose run records every instrument cairn has: a
-// model call with token usage, a tool call that fails once and is
-// retried, one that waits for an approval, and a final answer. It
-// returns, by Prometheus series name, the labels of the series.
+// emitted runs an agent (runAgent) and returns, by Prometheus series
+// name, the labels of the series its metrics give.
 func emitted(t *testing.T) map[string][]string {
 	t.Helper()
-	type orderArgs struct {
-		Order string `json:"order"`
-	}
-	var lookups atomic.Int64
-	lookup := tools.MustNew("lookup_order", "Find an order.", func(ctx context.Context, in orderArgs) (string, error) {
-		if lookups.Add(1) == 1 {
-			return "", tools.Retryable(errors.New("database busy"))
-		}
-		return "order " + in.Order + " is paid", nil
-	}, tools.Retry(durable.RetryPolicy{InitialInterval: time.Millisecond}))
-	refund := tools.MustNew("refund", "Refund an order.", func(ctx context.Context, in orderArgs) (string, error) {
-		return "refunded", nil
-	}, tools.RequireApproval())
-	set, err := tools.NewSet(lookup, refund)
-	require.NoError(t, err)
-	turn := func(content string, calls ...providers.ToolCall) providers.Response {
-		return providers.Response{Model: "scripted-2026", Message: providers.Message{Content: content, ToolCalls: calls},
-			Usage: providers.Usage{InputTokens: 100, OutputTokens: 10}}
-	}
-	support := &agent.Agent{Name: "support", Tools: set, Model: scripted.New(
-		turn("", providers.ToolCall{ID: "c1", Name: "lookup_order", Arguments: `{"order":"A1"}`},
-			providers.ToolCall{ID: "c2", Name: "refund", Arguments: `{"order":"A1"}`}),
-		turn("Refunded."))}
-
 	reader := sdkmetric.NewManualReader()
-	rt := agent.NewRuntime(inmem.New(), agent.Options{
-		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, rt.Register(support))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	wctx, stop := context.WithCancel(ctx)
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = rt.NewWorker(durable.WorkerOptions{}).Run(wctx) }()
-	run, err := rt.Start(ctx, support, "refund-1", agent.Input{Message: "Refund A1."})
-	require.NoError(t, err)
-	for {
-		pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: "refund-1"})
-		require.NoError(t, err)
-		if len(pending) > 0 {
-			require.NoError(t, rt.Decide(ctx, "refund-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice"}))
-			break
-		}
-		require.NoError(t, ctx.Err(), "no approval requested")
-		time.Sleep(5 * time.Millisecond)
-	}
-	res, err := run.Result(ctx)
-	require.NoError(t, err)
-	require.Equal(t, "Refunded.", res.Text)
-	stop()
-	<-stopped
-
+	runAgent(t, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(ctx, &rm))
+	require.NoError(t, reader.Collect(context.Background(), &rm))
 	series := map[string][]string{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -119,6 +68,63 @@ func emitted(t *testing.T) map[string][]string {
 		series[s] = slices.Compact(labels)
 	}
 	return series
+}
+
+// runAgent runs an agent, reporting to mp, whose run records every
+// instrument cairn has: a model call with token usage, a tool call that
+// fails once and is retried, one that waits for an approval, and a final
+// answer. The worker has stopped when it returns.
+func runAgent(t *testing.T, mp *sdkmetric.MeterProvider) {
+	t.Helper()
+	type orderArgs struct {
+		Order string `json:"order"`
+	}
+	var lookups atomic.Int64
+	lookup := tools.MustNew("lookup_order", "Find an order.", func(ctx context.Context, in orderArgs) (string, error) {
+		if lookups.Add(1) == 1 {
+			return "", tools.Retryable(errors.New("database busy"))
+		}
+		return "order " + in.Order + " is paid", nil
+	}, tools.Retry(durable.RetryPolicy{InitialInterval: time.Millisecond}))
+	refund := tools.MustNew("refund", "Refund an order.", func(ctx context.Context, in orderArgs) (string, error) {
+		return "refunded", nil
+	}, tools.RequireApproval())
+	set, err := tools.NewSet(lookup, refund)
+	require.NoError(t, err)
+	turn := func(content string, calls ...providers.ToolCall) providers.Response {
+		return providers.Response{Model: "scripted-2026", Message: providers.Message{Content: content, ToolCalls: calls},
+			Usage: providers.Usage{InputTokens: 100, OutputTokens: 10}}
+	}
+	support := &agent.Agent{Name: "support", Tools: set, Model: scripted.New(
+		turn("", providers.ToolCall{ID: "c1", Name: "lookup_order", Arguments: `{"order":"A1"}`},
+			providers.ToolCall{ID: "c2", Name: "refund", Arguments: `{"order":"A1"}`}),
+		turn("Refunded."))}
+
+	rt := agent.NewRuntime(inmem.New(), agent.Options{MeterProvider: mp, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, rt.Register(support))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wctx, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = rt.NewWorker(durable.WorkerOptions{}).Run(wctx) }()
+	run, err := rt.Start(ctx, support, "refund-1", agent.Input{Message: "Refund A1."})
+	require.NoError(t, err)
+	for {
+		pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: "refund-1"})
+		require.NoError(t, err)
+		if len(pending) > 0 {
+			require.NoError(t, rt.Decide(ctx, "refund-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice"}))
+			break
+		}
+		require.NoError(t, ctx.Err(), "no approval requested")
+		time.Sleep(5 * time.Millisecond)
+	}
+	res, err := run.Result(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "Refunded.", res.Text)
+	stop()
+	<-stopped
+
 }
 
 // attributeSets returns the attribute sets of an aggregation's points.
