@@ -63,8 +63,7 @@ func sumKind(monotonic bool) Kind {
 }
 
 // Metric returns the Prometheus name of the metric called name, of the
-// given unit (UCUM, as OpenTelemetry instruments declare it) and kind. It
-// returns "" for a name with no letter or digit.
+// given unit (UCUM, as OpenTelemetry instruments declare it) and kind.
 func Metric(name, unit string, kind Kind) string {
 	tokens := strings.FieldsFunc(name, invalid)
 	main, per := unitWords(unit)
