@@ -104,27 +104,35 @@ func runAgent(t *testing.T, mp *sdkmetric.MeterProvider) {
 	require.NoError(t, rt.Register(support))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	wctx, stop := context.WithCancel(ctx)
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = rt.NewWorker(durable.WorkerOptions{}).Run(wctx) }()
+	// Drained, not run and stopped: a worker stopped just as it commits
+	// the run's last write may not report it (see examples/crash's
+	// TestTraceExported), and cairn.runs comes with that write.
+	w := rt.NewWorker(durable.WorkerOptions{})
 	run, err := rt.Start(ctx, support, "refund-1", agent.Input{Message: "Refund A1."})
 	require.NoError(t, err)
+	decided := false
 	for {
-		pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: "refund-1"})
+		require.NoError(t, w.Drain(ctx))
+		info, err := run.Describe(ctx)
 		require.NoError(t, err)
-		if len(pending) > 0 {
-			require.NoError(t, rt.Decide(ctx, "refund-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice"}))
+		if info.Status.Terminal() {
 			break
 		}
-		require.NoError(t, ctx.Err(), "no approval requested")
-		time.Sleep(5 * time.Millisecond)
+		if !decided {
+			pending, err := rt.Pending(ctx, agent.PendingFilter{RunID: "refund-1"})
+			require.NoError(t, err)
+			if len(pending) > 0 {
+				require.NoError(t, rt.Decide(ctx, "refund-1", agent.Decision{CallID: pending[0].CallID, Approved: true, By: "alice"}))
+				decided = true
+			}
+		}
+		require.NoError(t, ctx.Err(), "the run did not end (status %s)", info.Status)
+		time.Sleep(time.Millisecond) // a retry's backoff
 	}
 	res, err := run.Result(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "Refunded.", res.Text)
-	stop()
-	<-stopped
-
+	require.True(t, decided, "no approval was requested")
 }
 
 // attributeSets returns the attribute sets of an aggregation's points.
