@@ -24,9 +24,9 @@
 // as the standard OTEL_* variables say (agent/otelsetup); the service is
 // cairn-example-crash unless OTEL_SERVICE_NAME names it. The run is one
 // trace, under the parent's span, whose id the example prints. Worker 1
-// is killed with SIGKILL and never flushes: the spans it had not exported
-// yet are missing from the trace; worker 2 reports the attempt cut off by
-// the kill (error.type attempt_lost) and everything after.
+// is killed with SIGKILL and so never flushes what it buffered; worker 2
+// reports the attempt cut off by the kill (error.type attempt_lost) and
+// everything after, and flushes when it stops.
 //
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/crash
 //

@@ -22,7 +22,7 @@ const serviceName = "cairn-example-crash"
 // (agent/otelsetup): with OTEL_EXPORTER_OTLP_ENDPOINT set, spans, metrics
 // and logs are exported over OTLP; without, nothing leaves the process.
 // Call shutdownOTel on a clean exit. A worker killed with SIGKILL never
-// does: what its batching exporters still held is lost.
+// does: what its batching exporters still held dies with it.
 func setupOTel(ctx context.Context) (*otelsetup.Providers, error) {
 	p, err := otelsetup.FromEnv(ctx, otelsetup.Options{ServiceName: serviceName})
 	if err != nil {
