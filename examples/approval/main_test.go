@@ -144,21 +144,10 @@ func TestTrace(t *testing.T) {
 	assert.NoError(t, spantree.CheckOnce(tree), "%s", tree)
 }
 
-// clearOTelEnv unsets, for the test, the OTEL_* variables the example's
-// set-up reads that the machine might have set.
-func clearOTelEnv(t *testing.T) {
-	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
-		"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
-		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
-		t.Setenv(v, "")
-	}
-}
-
 // TestTraceExported runs the example with OTEL_EXPORTER_OTLP_ENDPOINT
 // set: the run's spans reach the collector, under the example's own span.
 func TestTraceExported(t *testing.T) {
-	clearOTelEnv(t)
+	otlptest.ClearEnv(t)
 	recv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
 	got, err := runExample(t, config{as: manager})
@@ -186,7 +175,7 @@ func TestTraceExported(t *testing.T) {
 // under the service OTEL_SERVICE_NAME names, which wins over the
 // example's own name.
 func TestMetricsExported(t *testing.T) {
-	clearOTelEnv(t)
+	otlptest.ClearEnv(t)
 	recv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL())
 	t.Setenv("OTEL_SERVICE_NAME", "refund-desk")

@@ -18,6 +18,18 @@
 //	go run ./examples/crash -kill-in reserve_hotel
 //	go run ./examples/crash -redis redis://127.0.0.1:6379/0
 //
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, every process of the example, the
+// parent and each worker, sends its spans, cairn's metrics and its logs to
+// that OTLP collector (Jaeger, Grafana Tempo, an OpenTelemetry Collector),
+// as the standard OTEL_* variables say (agent/otelsetup); the service is
+// cairn-example-crash unless OTEL_SERVICE_NAME names it. The run is one
+// trace, under the parent's span, whose id the example prints. Worker 1
+// is killed with SIGKILL and so never flushes what it buffered; worker 2
+// reports the attempt cut off by the kill (error.type attempt_lost) and
+// everything after, and flushes when it stops.
+//
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/crash
+//
 // By default the Redis server is github.com/alicebob/miniredis, hosted in
 // this process; the workers connect to it over loopback like to any Redis.
 // The model is scripted, or a real one when OPENAI_API_KEY (and optionally
@@ -117,6 +129,7 @@ type config struct {
 // report is what run observed.
 type report struct {
 	RunID   string
+	TraceID string // the run's trace, lowercase hex
 	Result  agent.RunResult
 	Killed  bool                   // worker 1 was killed in the middle of the run
 	Effects map[string]effectCount // by tool
@@ -145,9 +158,18 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	// against the same Redis starts a new run.
 	rep := &report{RunID: "trip-" + strings.ToLower(rand.Text()[:6])}
 	svc := &services{rdb: store.Client(), prefix: "crash-example:{" + rep.RunID + "}"}
+	// This process's spans, metrics and logs; each worker sets up its own
+	// from the same OTEL_* variables, which it inherits. Shut down last,
+	// once the workers have stopped (the defers before run in reverse).
+	otel, err := setupOTel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer shutdownOTel(otel, "crash")
 	// A process that only starts runs and reads them needs no model or
-	// tools: the agent's name is enough.
-	rt := agent.NewRuntime(store, agent.Options{})
+	// tools: the agent's name is enough. Its TracerProvider puts the run
+	// in the trace of the span it is started under.
+	rt := agent.NewRuntime(store, agent.Options{TracerProvider: otel.TracerProvider, MeterProvider: otel.MeterProvider})
 	trip := &agent.Agent{Name: agentName}
 
 	env := []string{envRedis + "=" + cfg.RedisURL, envLease + "=" + cfg.Lease.String(),
@@ -160,10 +182,21 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 	}
 	defer w1.kill()
 
-	if _, err := rt.Start(ctx, trip, rep.RunID, agent.Input{Message: request}); err != nil {
+	// The run's spans, emitted by whichever worker commits each step,
+	// hang under this process's span: one trace for the whole run.
+	reqCtx, span := otel.TracerProvider.Tracer(serviceName).Start(ctx, "handle request")
+	_, err = rt.Start(reqCtx, trip, rep.RunID, agent.Input{Message: request})
+	span.End()
+	if err != nil {
 		return nil, err
 	}
+	info, err := rt.Run(rep.RunID).Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.TraceID = info.Trace.TraceID.String()
 	fmt.Fprintf(out, "Started run %s: %q\n", rep.RunID, request)
+	fmt.Fprintf(out, "Its trace: %s\n", rep.TraceID)
 	results := make(chan error, 1)
 	go func() {
 		var err error

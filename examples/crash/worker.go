@@ -45,8 +45,16 @@ func runWorker(out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", envLease, err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).
-		With("worker", os.Getenv(envWorker))
+	// This worker's spans, metrics and logs, exported as the OTEL_*
+	// variables it inherited say. Shut down when the worker stops, so
+	// that they are sent; when it is killed they are lost (see setupOTel).
+	otel, err := setupOTel(context.Background())
+	if err != nil {
+		return err
+	}
+	defer shutdownOTel(otel, "crash worker "+os.Getenv(envWorker))
+	local := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})
+	logger := slog.New(slog.NewMultiHandler(local, otel.LogHandler())).With("worker", os.Getenv(envWorker))
 	// The store's visibility timeout is the lease TTL: a task that a
 	// killed worker had taken comes back after the same time as its runs.
 	store, err := redis.Open(os.Getenv(envRedis), redis.WithVisibilityTimeout(lease), redis.WithLogger(logger))
@@ -67,7 +75,8 @@ func runWorker(out io.Writer) error {
 	}
 	env := &toolEnv{svc: &services{rdb: store.Client(), prefix: os.Getenv(envServices)}, say: say,
 		stallIn: os.Getenv(envStallIn)}
-	rt := agent.NewRuntime(store, agent.Options{Logger: logger})
+	rt := agent.NewRuntime(store, agent.Options{Logger: logger,
+		TracerProvider: otel.TracerProvider, MeterProvider: otel.MeterProvider})
 	if err := rt.Register(newTripAgent(narratedModel{Model: model, say: say}, env)); err != nil {
 		return err
 	}
