@@ -128,7 +128,14 @@ func (ex *executor) write(ctx context.Context, c backend.Commit, events []backen
 // be reached, so that a blip does not make the run wait for its lease to
 // expire. A retry of a commit that was applied after all is rejected as a
 // conflict: fencing makes retries safe.
+//
+// A commit begun is seen through even when the worker is told to stop
+// (ctx is canceled), for at most a third of the lease: canceled, a commit
+// the store applied could come back as an error, and its events would go
+// unreported to the observers and unsent as spans.
 func (ex *executor) commitRetrying(ctx context.Context, c backend.Commit) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ex.w.leaseTTL/3)
+	defer cancel()
 	wait := 20 * time.Millisecond
 	deadline := ex.now().Add(ex.w.leaseTTL / 3)
 	for {
