@@ -67,8 +67,9 @@
 // Metrics, counted by the process whose worker wrote what they count
 // (what a dead worker had not exported is lost, never counted twice):
 // gen_ai.client.token.usage and gen_ai.client.operation.duration
-// for model calls; cairn.steps (steps ended, by kind and outcome),
-// cairn.retries (attempts failed and retried, lost ones included),
+// for model calls; cairn.steps (steps ended, by kind, outcome and
+// gen_ai.agent.name), cairn.retries (attempts failed and retried, lost
+// ones included, by kind, error.type and gen_ai.agent.name),
 // cairn.runs (runs ended or parked, by status) and cairn.approval.wait
 // (seconds from a request to its decision). Workflow code's logs
 // (durable.Logger) carry run_id and trace_id.

@@ -355,16 +355,19 @@ func (t *telemetry) observe(ctx context.Context, w durable.Written) {
 func (t *telemetry) count(ctx context.Context, run backend.RunInfo, e backend.Event) {
 	switch e.Type {
 	case backend.EventActivityCompleted, backend.EventActivityAttemptFailed, backend.EventActivityFailed:
-		t.countActivity(ctx, e)
+		t.countActivity(ctx, run, e)
 	case backend.EventTimerFired:
-		t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("timer"), attrOutcome.String("completed")))
+		t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("timer"), attrOutcome.String("completed"),
+			semconv.GenAIAgentName(run.Workflow)))
 	case backend.EventChildCompleted:
-		t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("child"), outcome(e.Failure)))
+		t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("child"), outcome(e.Failure),
+			semconv.GenAIAgentName(run.Workflow)))
 	case backend.EventSideEffect:
 		var r record
 		switch {
 		case e.Name == recToolFinished:
-			t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("workflow_tool"), outcome(nil)))
+			t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String("workflow_tool"), outcome(nil),
+				semconv.GenAIAgentName(run.Workflow)))
 		case e.Name == recApprovalDecided && json.Unmarshal(e.Payload, &r) == nil && !r.Since.IsZero():
 			t.approvalWait.Record(ctx, e.Time.Sub(r.Since).Seconds(), metric.WithAttributes(
 				attrApproved.Bool(r.Approved), semconv.GenAIAgentName(run.Workflow)))
@@ -376,9 +379,11 @@ func (t *telemetry) count(ctx context.Context, run backend.RunInfo, e backend.Ev
 }
 
 // countActivity records the metrics of the end of an activity attempt:
-// steps and retries, and for model calls their duration and tokens.
-func (t *telemetry) countActivity(ctx context.Context, e backend.Event) {
+// steps and retries (by the agent that made the call), and for model calls
+// their duration and tokens.
+func (t *telemetry) countActivity(ctx context.Context, run backend.RunInfo, e backend.Event) {
 	kind, agent, _, summary := callKind(e.Name)
+	agentName := semconv.GenAIAgentName(cmp.Or(agent, run.Workflow))
 	failure := e.Failure
 	if kind == "chat" {
 		model := t.chatModel(agent, summary)
@@ -408,10 +413,10 @@ func (t *telemetry) countActivity(ctx context.Context, e backend.Event) {
 	}
 	if e.Type == backend.EventActivityAttemptFailed {
 		t.retries.Add(ctx, 1, metric.WithAttributes(attrStepKind.String(kind),
-			semconv.ErrorTypeKey.String(durable.ErrorType(e.Failure))))
+			semconv.ErrorTypeKey.String(durable.ErrorType(e.Failure)), agentName))
 		return
 	}
-	t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String(kind), outcome(failure)))
+	t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String(kind), outcome(failure), agentName))
 }
 
 // modelInfo says what a model is, if it can.
