@@ -480,3 +480,30 @@ func TestUnsampledCallerIsNotTraced(t *testing.T) {
 		assert.NotEqual(t, "quiet-1", v.AsString(), "span %s of the unsampled run was exported", s.Name)
 	}
 }
+
+// TestTraceOfAHandoff: a handoff is a span of its own, named after the
+// agent that takes over, and the calls after it are that agent's.
+func TestTraceOfAHandoff(t *testing.T) {
+	_, billingModel := newRecorder(func(int, providers.Request) (providers.Response, error) { return answer("Billing: paid."), nil })
+	billing := &agent.Agent{Name: "billing", Model: billingModel}
+	_, triageModel := script(toolTurn(call("transfer_to_billing", `{}`)))
+	triage := &agent.Agent{Name: "triage", Model: triageModel, Handoffs: []*agent.Agent{billing}}
+	e := newTelemetryEnv(t, false, triage)
+	e.result(e.startRun(triage, "handoff-traced", agent.Input{Message: "Paid?"}))
+	eventually(t, "the run's span", func() bool { return slices.Contains(names(e.spans.GetSpans()), "invoke_agent triage") })
+	var handoff, last tracetest.SpanStub
+	for _, s := range e.spans.GetSpans() {
+		switch s.Name {
+		case "handoff billing":
+			handoff = s
+		case "chat scripted":
+			if last.Name == "" || s.StartTime.After(last.StartTime) {
+				last = s
+			}
+		}
+	}
+	require.Equal(t, "handoff billing", handoff.Name, "no handoff span in %v", names(e.spans.GetSpans()))
+	wantAttrs(t, handoff, map[string]any{"cairn.handoff.from": "triage", "cairn.handoff.to": "billing",
+		"gen_ai.agent.name": "triage", "gen_ai.conversation.id": "handoff-traced"})
+	wantAttrs(t, last, map[string]any{"gen_ai.agent.name": "billing"})
+}
