@@ -24,6 +24,8 @@ type executor struct {
 	log   *slog.Logger
 	lease backend.Lease
 	info  backend.RunInfo
+	// record is the record as last written.
+	record backend.RunInfo
 	rt    *workflowRuntime
 	// committed is the length of the history in the store.
 	committed int64

@@ -55,8 +55,10 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 			backend.EventRunFailed: backend.StatusFailed, backend.EventRunCanceled: backend.StatusCanceled}[o.Type])
 		c.Run.Waiting, c.Run.WakeAt, c.Run.Failure, c.Run.Awaiting = "", time.Time{}, o.Failure, nil
 		// A child keeps its lease until its parent has been told, so that
-		// a crash in between leaves a lease to expire and a worker to tell.
-		c.Release = ex.info.ParentID == ""
+		// a crash in between leaves a lease to expire and a worker to tell;
+		// a traced run until its last spans are exported, so that a crash
+		// in between leaves a worker to send them (see finish).
+		c.Release = ex.info.ParentID == "" && ex.w.tracer == nil
 	case idle:
 		c.Run, c.Release = ex.status(cmp.Or(ex.rt.waitStatus, backend.StatusWaiting)), true
 	default:
@@ -111,6 +113,8 @@ func (ex *executor) write(ctx context.Context, c backend.Commit, events []backen
 		ex.committed += int64(len(c.Events))
 	}
 	ex.info.Status = c.Run.Status
+	ex.record = c.Run
+	ex.record.HistoryLen, ex.record.Generation = ex.committed, ex.info.Generation
 	if len(ex.w.observers) > 0 || ex.w.tracer != nil {
 		w := Written{Run: c.Run, Events: events, Previous: previous, Replayed: ex.replayed}
 		w.Run.HistoryLen, w.Run.Generation = ex.committed, ex.info.Generation
@@ -195,12 +199,17 @@ func (ex *executor) continueAsNew(start backend.Event) {
 	}
 }
 
-// finish tells the parent of a child run that ended, then lets it go.
+// finish tells the parent of a child run that ended, then lets it go: at
+// once, or, when the worker traces, once the spans of its last write are
+// exported.
 func (ex *executor) finish(ctx context.Context) error {
-	if ex.info.ParentID == "" {
-		return nil
+	if ex.info.ParentID != "" {
+		return ex.w.notifyParent(ctx, ex.lease, ex.info, ex.committed, *ex.rt.outcome)
 	}
-	return ex.w.notifyParent(ctx, ex.lease, ex.info, ex.committed, *ex.rt.outcome)
+	if ex.w.tracer != nil {
+		ex.w.tracer.releaseAfterExport(ex.lease, ex.record)
+	}
+	return nil
 }
 
 // handOff lets a busy run go when the worker stops, and queues it at once

@@ -2,6 +2,8 @@ package durable
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,15 +33,18 @@ import (
 // events after that mark, with the same ids; so does any worker that
 // loads a run whose events past the mark were committed more than three
 // export intervals ago (their worker let the run go, then died before it
-// flushed). The guarantee, with a store that records marks and a
-// TracerProvider with ForceFlush (the SDK's):
+// flushed). A run that ends keeps its lease until the spans of its end
+// are exported, so that if its worker dies first, the lease expires and
+// the worker that takes the run over sends them. The guarantee, with a
+// store that records marks and a TracerProvider with ForceFlush (the
+// SDK's):
 //
-//   - every span of a committed step, timer, signal and child run of a run
-//     that goes on is exported at least once, by its worker or by the next
-//     worker that executes the run; those of a run's last write (its end)
-//     only by the worker that wrote it, so a worker that dies within an
-//     export interval of a run's end loses them, and a history replaced by
-//     continue-as-new is not read again;
+//   - every span of a committed step, timer, signal, child run and run's
+//     end is exported at least once, by its worker or by the next worker
+//     that executes or takes over the run; not those of a history that
+//     continue-as-new replaced before its worker flushed them (the history
+//     is gone), nor those a flush failed to export (the collector was
+//     down: the worker goes on without them);
 //   - a span is sent twice only when its worker exported it and died
 //     before its mark was recorded, within one export interval (a crash
 //     test counts these); both copies have the same span id. Grafana
@@ -60,7 +65,8 @@ type Tracing struct {
 	// the goroutine that executes the run, and must return quickly.
 	Describe func(*Span)
 	// ExportInterval is how often the worker flushes the TracerProvider
-	// and records how far each run's spans are exported. Default 2s.
+	// and records how far each run's spans are exported. Default 2s, and
+	// at most a third of the worker's LeaseTTL.
 	ExportInterval time.Duration
 }
 
@@ -126,16 +132,28 @@ type tracer struct {
 	flush    func(context.Context) error // nil: the provider cannot flush
 	interval time.Duration
 	log      *slog.Logger
+	store    backend.Store
 	marker   backend.ExportMarker // nil: the store records no marks
 	warnIDs  sync.Once
 
 	mu      sync.Mutex
 	emitted map[string]backend.ExportMark // by run id: how far spans were emitted
+	// held are the leases of ended runs kept until their last spans are
+	// exported: a worker that dies before leaves them to expire, and the
+	// worker that takes the run over sends those spans (resendEnded).
+	held []heldLease
 }
 
-func newTracer(t *Tracing, log *slog.Logger, store backend.Store) *tracer {
+// heldLease is the lease of an ended run, and its record to write when it
+// is released.
+type heldLease struct {
+	lease backend.Lease
+	run   backend.RunInfo
+}
+
+func newTracer(t *Tracing, log *slog.Logger, store backend.Store, leaseTTL time.Duration) *tracer {
 	tr := &tracer{tracer: t.TracerProvider.Tracer("github.com/cairn-dev/cairn/durable"), describe: t.Describe,
-		interval: t.ExportInterval, log: log, emitted: map[string]backend.ExportMark{}}
+		interval: t.ExportInterval, log: log, store: store, emitted: map[string]backend.ExportMark{}}
 	tr.marker, _ = store.(backend.ExportMarker)
 	if f, ok := t.TracerProvider.(interface{ ForceFlush(context.Context) error }); ok {
 		tr.flush = f.ForceFlush
@@ -143,6 +161,8 @@ func newTracer(t *Tracing, log *slog.Logger, store backend.Store) *tracer {
 	if tr.interval <= 0 {
 		tr.interval = 2 * time.Second
 	}
+	// Held leases are released before they expire.
+	tr.interval = min(tr.interval, leaseTTL/3)
 	return tr
 }
 
@@ -186,11 +206,19 @@ func (t *tracer) emittedTo(runID string, gen int, pos int64) {
 	}
 }
 
-// export flushes the provider and records how far the runs' spans emitted
-// before it are exported.
+// releaseAfterExport keeps the lease of an ended run, whose record is run,
+// until the spans emitted so far are exported.
+func (t *tracer) releaseAfterExport(lease backend.Lease, run backend.RunInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.held = append(t.held, heldLease{lease: lease, run: run})
+}
+
+// export flushes the provider, records how far the runs' spans emitted
+// before it are exported, and releases the leases held until then.
 func (t *tracer) export(ctx context.Context) {
 	t.mu.Lock()
-	if len(t.emitted) == 0 {
+	if len(t.emitted) == 0 && len(t.held) == 0 {
 		t.mu.Unlock()
 		return
 	}
@@ -199,11 +227,16 @@ func (t *tracer) export(ctx context.Context) {
 		marks = append(marks, m)
 	}
 	clear(t.emitted)
+	held := t.held
+	t.held = nil
 	t.mu.Unlock()
+	defer t.release(ctx, held)
 	if t.flush != nil {
 		if err := t.flush(ctx); err != nil {
 			// What was not exported counts as not emitted: the next
-			// worker of those runs after a crash sends it.
+			// worker of those runs after a crash sends it. (The ended
+			// runs are let go all the same: a collector that is down
+			// is no crash.)
 			t.log.Warn("tracing: flush spans", "err", err)
 			return
 		}
@@ -215,7 +248,40 @@ func (t *tracer) export(ctx context.Context) {
 	}
 }
 
-// exportEvery exports every interval until ctx is done, then once more.
+// release lets the ended runs go whose leases were held.
+func (t *tracer) release(ctx context.Context, held []heldLease) {
+	for _, h := range held {
+		err := t.store.Commit(ctx, backend.Commit{Lease: h.lease, Expect: h.run.HistoryLen, Run: h.run, Release: true})
+		if err != nil && !errors.Is(err, backend.ErrFenced) && !errors.Is(err, backend.ErrRunNotFound) {
+			// Its lease expires, and a worker lets it go then.
+			t.log.Warn("tracing: let an ended run go", "run_id", h.run.ID, "err", err)
+		}
+	}
+}
+
+// resendEnded emits again, for an ended run whose lease this worker took,
+// the spans its last worker may not have exported (see resend).
+func (t *tracer) resendEnded(ctx context.Context, store backend.Store, codec backend.Codec, lease backend.Lease,
+	run backend.RunInfo, now time.Time) error {
+	if t.marker == nil || run.SpansExported >= run.HistoryLen {
+		return nil
+	}
+	entries, err := store.ReadHistory(ctx, run.ID, run.SpansExported+1)
+	if err != nil {
+		return fmt.Errorf("read history to trace: %w", err)
+	}
+	events, err := backend.DecodeHistory(entries, run.SpansExported+1, codec)
+	if err != nil {
+		// A damaged history is not this worker's to report here: the
+		// run has ended.
+		t.log.Warn("tracing: decode the history of an ended run", "run_id", run.ID, "err", err)
+		return nil
+	}
+	t.resend(ctx, run, events, lease.TakenOver, now)
+	return nil
+}
+
+// exportEvery exports every interval until ctx is done.
 func (t *tracer) exportEvery(ctx context.Context) {
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
@@ -224,12 +290,17 @@ func (t *tracer) exportEvery(ctx context.Context) {
 		case <-tick.C:
 			t.export(ctx)
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			t.export(final)
 			return
 		}
 	}
+}
+
+// exportLast exports what is left when the worker stops, even if ctx is
+// done.
+func (t *tracer) exportLast(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	t.export(ctx)
 }
 
 // event emits the span event e ends, if it ends one.

@@ -152,7 +152,7 @@ func NewWorker(s backend.Store, opts WorkerOptions) *Worker {
 	}
 	w.log = w.log.With("worker", w.id)
 	if t := opts.Tracing; t != nil && t.TracerProvider != nil {
-		w.tracer = newTracer(t, w.log, s)
+		w.tracer = newTracer(t, w.log, s, w.leaseTTL)
 	}
 	w.slots = make(chan struct{}, w.maxRuns)
 	w.activitySlots = make(chan struct{}, cmp.Or(max(opts.MaxActivities, 0), 100))
@@ -192,13 +192,11 @@ func (w *Worker) RegisterActivities(activities ...ActivityDefinition) {
 // again, with the same idempotency keys) and returns nil. At start it retries the parked runs of its
 // workflows: deploying fixed code un-parks them.
 func (w *Worker) Run(ctx context.Context) error {
-	defer w.wg.Wait()
+	defer w.stopped(ctx)
 	if len(w.queues) > 0 {
 		w.wg.Go(func() { w.serveQueues(ctx) })
 	}
 	if w.tracer != nil {
-		// It exports once more when ctx is done; the runs handed off
-		// then are written by then, as the worker waits for this.
 		w.wg.Go(func() { w.tracer.exportEvery(ctx) })
 	}
 	if len(w.workflows) == 0 && len(w.queues) > 0 {
@@ -232,10 +230,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) Drain(ctx context.Context) error {
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	defer w.wg.Wait()
-	if w.tracer != nil {
-		defer w.tracer.export(ctx)
-	}
+	defer w.stopped(ctx)
 	for {
 		if ran, err := w.takeReady(ctx, done); err != nil || ran {
 			if err != nil {
@@ -262,6 +257,15 @@ func (w *Worker) Drain(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// stopped waits for the worker's goroutines to end, then exports the spans
+// left to export.
+func (w *Worker) stopped(ctx context.Context) {
+	w.wg.Wait()
+	if w.tracer != nil {
+		w.tracer.exportLast(ctx)
 	}
 }
 
@@ -408,9 +412,19 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task backend.Task, r
 }
 
 // finishEnded tells the parent of an ended child run, if it has one, and
-// releases the run.
+// releases the run; when the worker traces, it first sends the spans its
+// last worker may not have exported, and releases the run once they are.
 func (w *Worker) finishEnded(ctx context.Context, lease backend.Lease, info backend.RunInfo) error {
+	if w.tracer != nil {
+		if err := w.tracer.resendEnded(ctx, w.store, w.codec, lease, info, w.clock.Now()); err != nil {
+			return err
+		}
+	}
 	if info.ParentID == "" {
+		if w.tracer != nil {
+			w.tracer.releaseAfterExport(lease, info)
+			return nil
+		}
 		return w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: info.HistoryLen, Run: info, Release: true})
 	}
 	entries, err := w.store.ReadHistory(ctx, info.ID, info.HistoryLen)
@@ -435,6 +449,10 @@ func (w *Worker) notifyParent(ctx context.Context, lease backend.Lease, info bac
 	info, err := w.store.GetRun(ctx, info.ID)
 	if err != nil {
 		return err
+	}
+	if w.tracer != nil {
+		w.tracer.releaseAfterExport(lease, info)
+		return nil
 	}
 	return w.store.Commit(ctx, backend.Commit{Lease: lease, Expect: committed, Run: info, Release: true})
 }

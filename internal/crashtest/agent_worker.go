@@ -48,7 +48,9 @@ const (
 	// EnvExportEvery makes a traced worker batch its spans, as the
 	// README recommends, instead of sending each as it ends: they go out
 	// when the worker flushes them, at this interval (a Go duration; see
-	// durable.Tracing.ExportInterval), or when a batch of 512 fills.
+	// durable.Tracing.ExportInterval, which a third of the lease caps),
+	// or when a batch of 512 fills. From an hour up, its flushes fail, so
+	// that a kill loses every span it emitted.
 	EnvExportEvery = "CAIRN_CRASHTEST_EXPORT_EVERY"
 )
 
@@ -306,7 +308,11 @@ func AgentChild(out io.Writer) error {
 			export = sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Hour))
 			wOpts.Tracing = &durable.Tracing{ExportInterval: exportEvery}
 		}
-		rtOpts.TracerProvider = sdktrace.NewTracerProvider(export, sdktrace.WithIDGenerator(durable.IDGenerator{}))
+		tp := sdktrace.NewTracerProvider(export, sdktrace.WithIDGenerator(durable.IDGenerator{}))
+		rtOpts.TracerProvider = tp
+		if exportEvery >= time.Hour {
+			rtOpts.TracerProvider = noFlush{tp}
+		}
 	}
 	rt := agent.NewRuntime(wrapped, rtOpts)
 	if err := rt.Register(clerk(c.rdb, stops)); err != nil {
@@ -354,3 +360,9 @@ type feedStore struct {
 	backend.Feed
 	backend.ExportMarker
 }
+
+// noFlush is a TracerProvider whose flushes fail without exporting: its
+// spans stay in their batch until the process dies.
+type noFlush struct{ *sdktrace.TracerProvider }
+
+func (noFlush) ForceFlush(context.Context) error { return errors.New("crashtest: flushes fail") }
