@@ -26,7 +26,7 @@ type executor struct {
 	info  backend.RunInfo
 	// record is the record as last written.
 	record backend.RunInfo
-	rt    *workflowRuntime
+	rt     *workflowRuntime
 	// committed is the length of the history in the store.
 	committed int64
 
