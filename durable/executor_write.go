@@ -58,7 +58,7 @@ func (ex *executor) commit(ctx context.Context, idle bool) error {
 		// a crash in between leaves a lease to expire and a worker to tell;
 		// a traced run until its last spans are exported, so that a crash
 		// in between leaves a worker to send them (see finish).
-		c.Release = ex.info.ParentID == "" && ex.w.tracer == nil
+		c.Release = ex.info.ParentID == "" && !ex.w.tracer.holdsEnded()
 	case idle:
 		c.Run, c.Release = ex.status(cmp.Or(ex.rt.waitStatus, backend.StatusWaiting)), true
 	default:
@@ -206,7 +206,7 @@ func (ex *executor) finish(ctx context.Context) error {
 	if ex.info.ParentID != "" {
 		return ex.w.notifyParent(ctx, ex.lease, ex.info, ex.committed, *ex.rt.outcome)
 	}
-	if ex.w.tracer != nil {
+	if ex.w.tracer.holdsEnded() {
 		ex.w.tracer.releaseAfterExport(ex.lease, ex.record)
 	}
 	return nil

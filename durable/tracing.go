@@ -206,6 +206,11 @@ func (t *tracer) emittedTo(runID string, gen int, pos int64) {
 	}
 }
 
+// holdsEnded reports whether the lease of a run that ends is kept until
+// the spans of its end are exported (releaseAfterExport): when the worker
+// traces, on a store that records export marks. t may be nil.
+func (t *tracer) holdsEnded() bool { return t != nil && t.marker != nil }
+
 // releaseAfterExport keeps the lease of an ended run, whose record is run,
 // until the spans emitted so far are exported.
 func (t *tracer) releaseAfterExport(lease backend.Lease, run backend.RunInfo) {

@@ -421,7 +421,7 @@ func (w *Worker) finishEnded(ctx context.Context, lease backend.Lease, info back
 		}
 	}
 	if info.ParentID == "" {
-		if w.tracer != nil {
+		if w.tracer.holdsEnded() {
 			w.tracer.releaseAfterExport(lease, info)
 			return nil
 		}
@@ -450,7 +450,7 @@ func (w *Worker) notifyParent(ctx context.Context, lease backend.Lease, info bac
 	if err != nil {
 		return err
 	}
-	if w.tracer != nil {
+	if w.tracer.holdsEnded() {
 		w.tracer.releaseAfterExport(lease, info)
 		return nil
 	}

@@ -23,9 +23,11 @@ type hideMarks struct{ backend.Store }
 // BenchmarkTracingCost measures what tracing costs a step, on Redis: 100
 // concurrent runs of 10 no-op steps and one run of 500 sequential steps,
 // untraced, traced without export marks (spans batched by the SDK to an
-// exporter that drops them), and traced with marks (the worker flushes the
-// provider and records each run's mark every 200 ms: ten times the
-// default rate, so that marks weigh more than they would). The variants
+// exporter that drops them; nothing survives a crash), and traced with
+// marks (what makes spans survive a crash: the worker flushes the provider
+// and records each run's mark every 200 ms, ten times the default rate so
+// that marks weigh more than they would, and lets each ended run go only
+// after that, with one more commit). The variants
 // take turns in each iteration, each on keys and a worker of its own, and
 // are reported as ratios to the untraced one:
 //
