@@ -224,9 +224,13 @@ func run(ctx context.Context, out io.Writer, cfg config) (*report, error) {
 		case <-heir.exited:
 			return nil, fmt.Errorf("worker 2 exited: %v", heir.exit)
 		}
+		took := time.Since(killedAt)
+		// Its last lines, written before the run ended, come before
+		// what follows.
+		heir.stop()
 		if err == nil {
 			fmt.Fprintf(out, "\nThe run finished %v after the kill (worker 2 waited for worker 1's lease to expire).\n",
-				time.Since(killedAt).Round(10*time.Millisecond))
+				took.Round(10*time.Millisecond))
 		}
 	case err = <-results:
 		// A real model may not call the tool at all.
