@@ -136,11 +136,12 @@ func TestOpenTLS(t *testing.T) {
 	caOnly, err = redis.TLSFiles{CA: certs.CA}.Config()
 	require.NoError(t, err)
 	// TLS 1.3 refuses a client without a certificate after the handshake,
-	// at its first read: a call of one command reads the refusal (one
-	// that pipelines two may find the connection reset first).
+	// at its first read: a call of one command mostly reads the refusal,
+	// but may find the connection reset first, if the server closed it
+	// before the command was written (seen on a loaded machine).
 	_, err = open(t, mutual.URL()+"?max_retries=-1", redis.WithTLS(caOnly)).ReadInbox(t.Context(), "r1")
 	require.Error(t, err, "no client certificate")
-	assert.Contains(t, err.Error(), "certificate required", "no client certificate")
+	assert.Regexp(t, "certificate required|connection reset by peer", err.Error(), "no client certificate")
 }
 
 // TestOpenBadURL checks that a URL Open cannot use gives an error that
