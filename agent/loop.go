@@ -52,6 +52,14 @@ type record struct {
 	// Since is, on what ends a wait or a piece of work (a decision, an
 	// answer, a workflow tool's end), when it began.
 	Since time.Time `json:"since,omitzero"`
+	// Of a tool's question to a person (an MCP server's elicitation,
+	// see serveInput): the request's id in the call, the JSON Schema
+	// the answer must match or the URL to visit; of its answer, the
+	// person's action (tools.ActionAccept, ...).
+	Input  string          `json:"input,omitempty"`
+	Schema json.RawMessage `json:"schema,omitempty"`
+	URL    string          `json:"url,omitempty"`
+	Action string          `json:"action,omitempty"`
 }
 
 // The signals a run receives from Runtime's client methods.
@@ -76,6 +84,8 @@ type answerMsg struct {
 	CallID string `json:"call_id"`
 	By     string `json:"by"`
 	Text   string `json:"text"`
+	// Action answers a tool's question (Answer.Action).
+	Action string `json:"action,omitempty"`
 }
 
 // userMessage is a message to a conversation.
@@ -335,7 +345,12 @@ type turnTools struct {
 	// put to that person.
 	approvals map[int]time.Time
 	questions map[int]time.Time
-	handoff   *registration
+	// Tool calls waiting for a person's answer to what the tool asked
+	// (serveInput), with the request and, once answered, the response.
+	elicits map[int]time.Time
+	asking  map[int]tools.InputRequest
+	replies map[int]tools.InputResponse
+	handoff *registration
 }
 
 // runTools runs a turn's tool calls, in parallel, each as an activity
@@ -346,7 +361,8 @@ func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.To
 	tt := &turnTools{rt: rt, st: st, calls: calls, results: make([]tools.Result, len(calls)),
 		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[RunResult]{},
 		inline:    map[int]durable.Future[tools.Result]{},
-		approvals: map[int]time.Time{}, questions: map[int]time.Time{}}
+		approvals: map[int]time.Time{}, questions: map[int]time.Time{}, elicits: map[int]time.Time{},
+		asking: map[int]tools.InputRequest{}, replies: map[int]tools.InputResponse{}}
 	for i := range calls {
 		if err := tt.begin(ctx, i); err != nil {
 			return err
@@ -497,11 +513,7 @@ func (st *state) listedTools() *tools.Set {
 // start starts the activity of tool call i.
 func (tt *turnTools) start(ctx durable.Context, i int) {
 	c := tt.calls[i]
-	act := tt.st.reg.tools[c.Name]
-	if act == nil {
-		act = tt.st.lists[tt.st.reg.agent.Name].activities[c.Name] // lookup found it there
-	}
-	tt.tools[i] = durable.StartActivity(ctx, act, toolCall{CallID: c.ID, Arguments: c.Arguments,
+	tt.tools[i] = durable.StartActivity(ctx, tt.activity(c.Name), toolCall{CallID: c.ID, Arguments: c.Arguments,
 		Namespace: tt.st.namespace()})
 }
 
@@ -509,7 +521,7 @@ func (tt *turnTools) start(ctx durable.Context, i int) {
 // call is decided on its own; an approved call starts at once, while the
 // others still wait.
 func (tt *turnTools) awaitPeople(ctx durable.Context) error {
-	if len(tt.approvals)+len(tt.questions) == 0 {
+	if tt.waiting() == 0 {
 		return nil
 	}
 	defer durable.SetWaitingStatus(ctx, "")
@@ -519,7 +531,7 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 	if len(tt.approvals) > 0 && policy.Timeout > 0 {
 		deadline = durable.NewTimer(ctx, policy.Timeout)
 	}
-	for len(tt.approvals)+len(tt.questions) > 0 {
+	for tt.waiting() > 0 {
 		if err := durable.SetAwaiting(ctx, tt.open()); err != nil {
 			return err
 		}
@@ -562,16 +574,28 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				durable.Logger(ctx).Warn("undecodable answer ignored", "err", err)
 				continue
 			}
-			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); ok {
-				if refused, err := tt.refuse(ctx, i, ans.By); refused || err != nil {
-					if err != nil {
-						return err
-					}
-					continue
-				}
-				if err := tt.answer(ctx, i, ans); err != nil {
+			i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID)
+			elicit := false
+			if !ok {
+				i, ok = tt.pending(tt.elicits, ans.Turn, ans.CallID)
+				elicit = ok
+			}
+			if !ok {
+				continue
+			}
+			if refused, err := tt.refuse(ctx, i, ans.By); refused || err != nil {
+				if err != nil {
 					return err
 				}
+				continue
+			}
+			if elicit {
+				err = tt.answerInput(ctx, i, ans)
+			} else {
+				err = tt.answer(ctx, i, ans)
+			}
+			if err != nil {
+				return err
 			}
 		case 2:
 			for _, i := range slices.Sorted(maps.Keys(tt.approvals)) {
@@ -598,8 +622,8 @@ func (tt *turnTools) open() []awaitingCall {
 			continue
 		}
 		call := awaitingCall{PendingCall: req}
-		if len(req.Arguments)+len(req.Question) > maxAwaitingArgs {
-			call.Arguments, call.Question, call.Cut = "", "", true
+		if len(req.Arguments)+len(req.Question)+len(req.Schema)+len(req.URL) > maxAwaitingArgs {
+			call.Arguments, call.Question, call.Schema, call.URL, call.Cut = "", "", nil, "", true
 		}
 		out = append(out, call)
 	}
@@ -622,6 +646,12 @@ func (tt *turnTools) request(i int) (req PendingCall, ok bool) {
 		var q struct{ Question string }
 		_ = json.Unmarshal([]byte(c.Arguments), &q) // begin checked it
 		req.Kind, req.Question, req.RequestedAt = KindQuestion, q.Question, asked
+		return req, true
+	}
+	if asked, ok := tt.elicits[i]; ok {
+		r := tt.asking[i]
+		req.Kind, req.Arguments, req.Question, req.Schema, req.URL = KindQuestion, c.Arguments, r.Message, r.Schema, r.URL
+		req.RequestedAt = asked
 		return req, true
 	}
 	return PendingCall{}, false
@@ -673,6 +703,9 @@ func (tt *turnTools) finish(ctx durable.Context, i int) error {
 	c := tt.calls[i]
 	if f, ok := tt.tools[i]; ok {
 		out, err := f.Get(ctx)
+		if err == nil && out.Needs != nil {
+			out, err = tt.serveInput(ctx, i, out)
+		}
 		switch {
 		case errors.Is(err, durable.ErrCanceled):
 			return err
