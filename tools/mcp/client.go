@@ -17,7 +17,6 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -75,17 +74,32 @@ type Options struct {
 	HonorsIdempotencyKey bool
 	// Logger receives the client's warnings. Default slog.Default().
 	Logger *slog.Logger
-	// Sampling, if set, answers the server's sampling requests
-	// (sampling/createMessage: a server asking the client's model for a
-	// completion while it serves a call) with this model, usually the
-	// agent's. The request's messages (text, other content as
-	// references), system prompt, token cap, temperature and stop
-	// sequences are passed on. The completion is made within the attempt
-	// of the call the server is serving, and is part of what that call
-	// returns: it is journaled with the call's result, and a call made
-	// again (a retry, a crashed worker) samples again. Nil: the client
-	// does not declare sampling, and servers do not ask.
-	Sampling providers.Model
+	// Elicitation declares that the client takes the server's
+	// elicitation requests (a server asking the person behind the client
+	// to fill a form, or visit a URL, while it serves a call): the call's
+	// attempt ends with the request (tools.NeedInput), the agent run puts
+	// it to a person as a pending question with the requested schema
+	// (agent.Runtime.Pending, Answer, `cairn answer`), and calls the tool
+	// again with the answer, which the client gives the server when it
+	// asks again. False: the client does not declare elicitation, and
+	// servers do not ask.
+	Elicitation bool
+	// Sampling declares that the client serves the server's sampling
+	// requests (sampling/createMessage: a server asking the client's
+	// model for a completion while it serves a call): the call's attempt
+	// ends with the request, the agent run has its model complete it, in
+	// an activity of its own (journaled: a call made again after a crash
+	// gets the recorded completion, and the model is not called twice),
+	// and calls the tool again with the completion. The request's
+	// messages (text, other content as references), system prompt, token
+	// cap, temperature and stop sequences are passed on. False: the
+	// client does not declare sampling, and servers do not ask.
+	Sampling bool
+	// ProtocolVersion, if set, is the MCP protocol version the client
+	// asks for instead of the newest the SDK speaks (the server may
+	// answer with an older one). With Elicitation or Sampling, it
+	// decides how a server asks (see the package doc).
+	ProtocolVersion string
 }
 
 // Client is a connection to one MCP server that offers the server's tools
@@ -129,6 +143,35 @@ type Client struct {
 type connection struct {
 	session *sdk.ClientSession
 	done    chan struct{} // closed when the session ends
+	// slot, if not nil, lets one call at a time be in flight on the
+	// session (elicitation or sampling declared, protocol before
+	// 2026-07-28): current, to which the server's requests are
+	// attributed.
+	slot    chan struct{}
+	mu      sync.Mutex
+	current *inflight
+}
+
+// enter waits for the session's slot, if it has one, and makes f the call
+// in flight; leave undoes it.
+func (c *connection) enter(ctx context.Context, f *inflight) (leave func(), err error) {
+	if c.slot == nil {
+		return func() {}, nil
+	}
+	select {
+	case c.slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	c.mu.Lock()
+	c.current = f
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.current = nil
+		c.mu.Unlock()
+		<-c.slot
+	}, nil
 }
 
 func (c *connection) alive() bool {
@@ -163,11 +206,15 @@ func NewClient(name string, transport Transport, opts Options) (*Client, error) 
 		Logger:                      c.log,
 		ToolListChangedHandler:      func(context.Context, *sdk.ToolListChangedRequest) { c.toolsChanged() },
 		ProgressNotificationHandler: c.onProgress,
+		// An input_required result ends the attempt: the agent run
+		// gets the input, durably, and calls again.
+		MultiRoundTrip: &sdk.MultiRoundTripOptions{Disabled: true},
 	}
-	if model := opts.Sampling; model != nil {
-		sdkOpts.CreateMessageHandler = func(ctx context.Context, req *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
-			return sample(ctx, model, req)
-		}
+	if opts.Elicitation {
+		sdkOpts.ElicitationHandler = c.onElicit
+	}
+	if opts.Sampling {
+		sdkOpts.CreateMessageHandler = c.onSample
 	}
 	c.sdk = sdk.NewClient(&sdk.Implementation{Name: "cairn", Version: "1"}, sdkOpts)
 	return c, nil
@@ -272,11 +319,14 @@ func (c *Client) connectLocked(ctx context.Context) (*connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcp %s: connect: %w", c.name, err)
 	}
-	session, err := c.sdk.Connect(ctx, t, nil)
+	session, err := c.sdk.Connect(ctx, t, &sdk.ClientSessionOptions{ProtocolVersion: c.opts.ProtocolVersion})
 	if err != nil {
 		return nil, fmt.Errorf("mcp %s: connect: %w", c.name, err)
 	}
 	conn := &connection{session: session, done: make(chan struct{})}
+	if (c.opts.Elicitation || c.opts.Sampling) && !multiRoundTrip(session) {
+		conn.slot = make(chan struct{}, 1)
+	}
 	go func() {
 		_ = session.Wait()
 		close(conn.done)
@@ -342,17 +392,61 @@ func (c *Client) call(name string) tools.RawFunc {
 		if key, ok := tools.IdempotencyKey(ctx); ok {
 			params.Meta[MetaIdempotencyKey] = key
 		}
+		in, _ := tools.InputFrom(ctx)
+		if in.State != "" {
+			// A call made again after input_required.
+			if params.InputResponses, params.RequestState, err = inputResponses(in); err != nil {
+				return tools.Result{}, fmt.Errorf("mcp %s: call %s: %w", c.name, name, err)
+			}
+		}
 		token := c.name + "-" + strconv.FormatInt(c.tokens.Add(1), 10)
 		params.SetProgressToken(token)
 		c.progress.Store(token, func(p tools.Progress) { tools.ReportProgress(ctx, p) })
 		defer c.progress.Delete(token)
 
-		res, err := conn.session.CallTool(ctx, params)
+		callCtx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		f := &inflight{in: in, cancel: cancel}
+		leave, err := conn.enter(ctx, f)
+		if err != nil {
+			return tools.Result{}, err
+		}
+		defer leave()
+		res, err := conn.session.CallTool(callCtx, params)
+		if needs := f.needs(); len(needs) > 0 {
+			// The server asked while it served the call: the call
+			// is made again with the answers.
+			return tools.Result{}, tools.NeedInput("", needs...)
+		}
 		if err != nil {
 			return tools.Result{}, c.callError(ctx, conn, name, err)
 		}
+		if res.NeedsInput() {
+			return tools.Result{}, needInput(res)
+		}
 		return Render(res), nil
 	}
+}
+
+// inflightOn returns the call in flight on session, if any.
+func (c *Client) inflightOn(session *sdk.ClientSession) *inflight {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil || conn.session != session {
+		return nil
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	return conn.current
+}
+
+// multiRoundTrip reports whether the session speaks protocol 2026-07-28 or
+// later, where a server asks for input in a call's result, never with a
+// request of its own.
+func multiRoundTrip(s *sdk.ClientSession) bool {
+	res := s.InitializeResult()
+	return res != nil && res.ProtocolVersion >= "2026-07-28"
 }
 
 // callError sorts what went wrong with a call: an error response of the
