@@ -40,6 +40,9 @@ import (
 const (
 	envRedisURL = "CAIRN_MCP_TEST_REDIS_URL"
 	envMCPURL   = "CAIRN_MCP_TEST_MCP_URL"
+	// envAgent chooses the agent of the crash worker: shop (the
+	// default) or desk (crash_input_test.go).
+	envAgent = "CAIRN_MCP_TEST_AGENT"
 )
 
 const crashRun = "crash-1"
@@ -66,7 +69,11 @@ func crashWorker() error {
 		return err
 	}
 	defer store.Close()
-	a, c, err := shopAgent(os.Getenv(envMCPURL))
+	agentOf := shopAgent
+	if os.Getenv(envAgent) == "desk" {
+		agentOf = deskAgent
+	}
+	a, c, err := agentOf(os.Getenv(envMCPURL))
 	if err != nil {
 		return err
 	}
@@ -154,7 +161,7 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	run, err := rt.Start(ctxT(t), a, crashRun, agent.Input{Message: "charge A-1"})
 	require.NoError(t, err)
 
-	first := startWorker(t, srv.URL(), hs.URL)
+	first := startWorker(t, srv.URL(), hs.URL, "shop")
 	select {
 	case <-s.started:
 	case <-time.After(30 * time.Second):
@@ -163,7 +170,7 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
-	second := startWorker(t, srv.URL(), hs.URL)
+	second := startWorker(t, srv.URL(), hs.URL, "shop")
 	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
 	res, err := run.Result(ctxT(t))
 	require.NoError(t, err)
@@ -189,10 +196,10 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 }
 
 // startWorker starts a crash worker process and waits until it runs.
-func startWorker(t *testing.T, redisURL, mcpURL string) *exec.Cmd {
+func startWorker(t *testing.T, redisURL, mcpURL, agentName string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envWorker+"=1", envRedisURL+"="+redisURL, envMCPURL+"="+mcpURL)
+	cmd.Env = append(os.Environ(), envWorker+"=1", envRedisURL+"="+redisURL, envMCPURL+"="+mcpURL, envAgent+"="+agentName)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
