@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -150,6 +151,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// onePending waits until the calls f selects are exactly one, and
+// returns it.
+func (e *env) onePending(f agent.PendingFilter) agent.PendingCall {
+	e.t.Helper()
+	var calls []agent.PendingCall
+	eventually(e.t, fmt.Sprintf("one pending call (%+v)", f), func() bool {
+		var err error
+		calls, err = e.rt.Pending(context.Background(), f)
+		return err == nil && len(calls) == 1
+	})
+	return calls[0]
 }
 
 // recorder is a scripted model that keeps every request it is sent, by

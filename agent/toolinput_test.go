@@ -100,13 +100,7 @@ func TestToolInput(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "input-1", agent.Input{Message: "Book LH1."})
-	var qs []agent.PendingCall
-	eventually(t, "the question", func() bool {
-		var err error
-		qs, err = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-		return err == nil && len(qs) == 1
-	})
-	q := qs[0]
+	q := e.onePending(agent.PendingFilter{Kind: agent.KindQuestion})
 	assert.Equal(t, "book", q.Tool)
 	assert.Equal(t, "Aisle or window on LH1?", q.Question)
 	assert.JSONEq(t, seatSchema, string(q.Schema))
@@ -121,7 +115,7 @@ func TestToolInput(t *testing.T) {
 	require.ErrorIs(t, err, agent.ErrInvalidAnswer)
 	err = e.rt.Answer(ctx, run.ID, agent.Answer{CallID: q.CallID, By: "ann", Action: "later"})
 	require.ErrorIs(t, err, agent.ErrInvalidAnswer)
-	qs, err = e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+	qs, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
 	require.NoError(t, err)
 	require.Len(t, qs, 1, "the question still waits")
 
@@ -172,15 +166,7 @@ func TestToolInputDecline(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "input-2", agent.Input{Message: "Book AF2."})
-	var q agent.PendingCall
-	eventually(t, "the question", func() bool {
-		qs, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-		if err != nil || len(qs) != 1 {
-			return false
-		}
-		q = qs[0]
-		return true
-	})
+	q := e.onePending(agent.PendingFilter{RunID: run.ID})
 	// Past Runtime.Answer's check, straight to the run: the worker checks.
 	payload := map[string]any{"turn": q.Turn, "call_id": q.CallID, "by": "mallory", "text": `{"seat":7}`}
 	require.NoError(t, e.rt.Client().Signal(ctx, run.ID, "cairn.answer", payload))

@@ -3,25 +3,18 @@ package mcp_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/redis"
-	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools/mcp"
@@ -59,34 +52,13 @@ func TestCrashWorkerKilledAfterInput(t *testing.T) {
 		t.Skip("kills a worker process and waits out its lease; run without -short")
 	}
 	d := &desk{block: make(chan struct{}), started: make(chan struct{})}
-	server := d.server()
-	hs := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return server }, nil))
-	defer hs.Close()
 	defer close(d.block)
-
-	srv := redistest.Start(t)
-	store, err := redis.Open(srv.URL())
-	require.NoError(t, err)
-	defer store.Close()
-	a, c, err := deskAgent(hs.URL)
-	require.NoError(t, err)
-	defer c.Close()
-	rt := agent.NewRuntime(store, agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, rt.Register(a))
+	cr := newCrashRun(t, d.server(), deskAgent, "crash-input", "book LH1")
+	rt, a, run := cr.rt, cr.agent, cr.run
 	ctx := ctxT(t)
-	run, err := rt.Start(ctx, a, "crash-input", agent.Input{Message: "book LH1"})
-	require.NoError(t, err)
 
-	first := startWorker(t, srv.URL(), hs.URL, "desk")
-	var q agent.PendingCall
-	require.Eventually(t, func() bool {
-		qs, err := rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-		if err != nil || len(qs) != 1 {
-			return false
-		}
-		q = qs[0]
-		return true
-	}, 30*time.Second, 10*time.Millisecond, "the question")
+	first := cr.startWorker(t, "desk")
+	q := oneQuestion(t, ctx, rt, run.ID)
 	require.NoError(t, rt.Answer(ctx, run.ID, agent.Answer{CallID: q.CallID, By: "ann", Text: `{"seat":"aisle"}`}))
 	select {
 	case <-d.started:
@@ -96,7 +68,7 @@ func TestCrashWorkerKilledAfterInput(t *testing.T) {
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
-	second := startWorker(t, srv.URL(), hs.URL, "desk")
+	second := cr.startWorker(t, "desk")
 	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
 	res, err := run.Result(ctx)
 	require.NoError(t, err)

@@ -144,24 +144,11 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 		t.Skip("kills a worker process and waits out its lease; run without -short")
 	}
 	s := &shop{charged: map[string]int{}, block: make(chan struct{}), started: make(chan struct{})}
-	server := s.server()
-	hs := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return server }, nil))
-	defer hs.Close()
 	defer close(s.block)
+	cr := newCrashRun(t, s.server(), shopAgent, crashRun, "charge A-1")
+	rt, a, run := cr.rt, cr.agent, cr.run
 
-	srv := redistest.Start(t)
-	store, err := redis.Open(srv.URL())
-	require.NoError(t, err)
-	defer store.Close()
-	a, c, err := shopAgent(hs.URL)
-	require.NoError(t, err)
-	defer c.Close()
-	rt := agent.NewRuntime(store, agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, rt.Register(a))
-	run, err := rt.Start(ctxT(t), a, crashRun, agent.Input{Message: "charge A-1"})
-	require.NoError(t, err)
-
-	first := startWorker(t, srv.URL(), hs.URL, "shop")
+	first := cr.startWorker(t, "shop")
 	select {
 	case <-s.started:
 	case <-time.After(30 * time.Second):
@@ -170,7 +157,7 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
-	second := startWorker(t, srv.URL(), hs.URL, "shop")
+	second := cr.startWorker(t, "shop")
 	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
 	res, err := run.Result(ctxT(t))
 	require.NoError(t, err)
@@ -193,6 +180,40 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	}
 	assert.Equal(t, 1, lost, "the attempt lost with the worker is in history")
 	assert.NoError(t, durable.ReplayHistory(rt.Workflow(a), h))
+}
+
+// crashWorld is a crash test's world: its MCP server over streamable HTTP,
+// a Redis server, and a run started (not yet run) of the agent agentOf
+// makes, with a runtime of its own to read the run.
+type crashWorld struct {
+	redisURL, mcpURL string
+	rt               *agent.Runtime
+	agent            *agent.Agent
+	run              *durable.Run[agent.RunResult]
+}
+
+func newCrashRun(t *testing.T, server *sdk.Server, agentOf func(string) (*agent.Agent, *mcp.Client, error), runID, message string) *crashWorld {
+	t.Helper()
+	hs := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return server }, nil))
+	t.Cleanup(hs.Close)
+	srv := redistest.Start(t)
+	store, err := redis.Open(srv.URL())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	a, c, err := agentOf(hs.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	rt := agent.NewRuntime(store, agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, rt.Register(a))
+	run, err := rt.Start(ctxT(t), a, runID, agent.Input{Message: message})
+	require.NoError(t, err)
+	return &crashWorld{redisURL: srv.URL(), mcpURL: hs.URL, rt: rt, agent: a, run: run}
+}
+
+// startWorker starts a crash worker process of the agent agentName and
+// waits until it runs.
+func (w *crashWorld) startWorker(t *testing.T, agentName string) *exec.Cmd {
+	return startWorker(t, w.redisURL, w.mcpURL, agentName)
 }
 
 // startWorker starts a crash worker process and waits until it runs.

@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
@@ -17,7 +16,6 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
-	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/internal/syncbuf"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
@@ -204,24 +202,10 @@ func deskRun(t *testing.T, c *mcp.Client, runID string, answer func(rt *agent.Ru
 		return turns[min(scripted.Turn(req), 1)], nil
 	})
 	a := &agent.Agent{Name: "clerk", Model: model, Toolsets: []agent.Toolset{c}}
-	rt := agent.NewRuntime(inmem.New(), agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, rt.Register(a))
-	ctx, stop := context.WithCancel(ctxT(t))
-	done := make(chan error, 1)
-	go func() { done <- rt.NewWorker(durable.WorkerOptions{}).Run(ctx) }()
-	defer func() { stop(); <-done }()
+	rt, ctx := working(t, a)
 	run, err := rt.Start(ctx, a, runID, agent.Input{Message: "book LH1"})
 	require.NoError(t, err)
-	var q agent.PendingCall
-	require.Eventually(t, func() bool {
-		qs, err := rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-		if err != nil || len(qs) != 1 {
-			return false
-		}
-		q = qs[0]
-		return true
-	}, 20e9, 5e6, "the question")
-	answer(rt, q)
+	answer(rt, oneQuestion(t, ctx, rt, run.ID))
 	res, err := run.Result(ctx)
 	require.NoError(t, err)
 	h, err := run.History(ctx)
@@ -309,23 +293,10 @@ func TestEverythingInput(t *testing.T) {
 		return turns[min(scripted.Turn(req), 1)], nil
 	})
 	a := &agent.Agent{Name: "tester", Model: model, Toolsets: []agent.Toolset{c}}
-	rt := agent.NewRuntime(inmem.New(), agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, rt.Register(a))
-	ctx, stop := context.WithCancel(ctxT(t))
-	done := make(chan error, 1)
-	go func() { done <- rt.NewWorker(durable.WorkerOptions{}).Run(ctx) }()
-	defer func() { stop(); <-done }()
+	rt, ctx := working(t, a)
 	run, err := rt.Start(ctx, a, "everything-input", agent.Input{Message: "go"})
 	require.NoError(t, err, stderr.String())
-	var q agent.PendingCall
-	require.Eventually(t, func() bool {
-		qs, err := rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-		if err != nil || len(qs) != 1 {
-			return false
-		}
-		q = qs[0]
-		return true
-	}, 30e9, 10e6, "the question; %s", stderr.String())
+	q := oneQuestion(t, ctx, rt, run.ID)
 	assert.Equal(t, "Please provide inputs for the following fields:", q.Question)
 	assert.Contains(t, string(q.Schema), `"required":["name"]`)
 	err = rt.Answer(ctx, run.ID, agent.Answer{CallID: q.CallID, By: "ann", Text: `{"name":"Ann","integer":1000}`})
@@ -346,4 +317,21 @@ func TestEverythingInput(t *testing.T) {
 	h, err := run.History(ctx)
 	require.NoError(t, err)
 	require.NoError(t, durable.ReplayHistory(rt.Workflow(a), h), "replay")
+}
+
+// oneQuestion waits until the run has one pending call, a question, and
+// returns it.
+func oneQuestion(t *testing.T, ctx context.Context, rt *agent.Runtime, runID string) agent.PendingCall {
+	t.Helper()
+	var q agent.PendingCall
+	require.Eventually(t, func() bool {
+		qs, err := rt.Pending(ctx, agent.PendingFilter{RunID: runID})
+		if err != nil || len(qs) != 1 {
+			return false
+		}
+		q = qs[0]
+		return true
+	}, 30*time.Second, 5*time.Millisecond, "the question of run %s", runID)
+	require.Equal(t, agent.KindQuestion, q.Kind)
+	return q
 }
