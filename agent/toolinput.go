@@ -170,11 +170,6 @@ func checkAnswer(q PendingCall, a Answer) error {
 	return tools.InputRequest{Kind: tools.InputElicitation, Schema: q.Schema, URL: q.URL}.CheckAnswer(a.Action, json.RawMessage(a.Text))
 }
 
-// waiting is the number of the turn's calls that wait for a person.
-func (tt *turnTools) waiting() int {
-	return len(tt.approvals) + len(tt.questions) + len(tt.elicits)
-}
-
 // activity returns the activity that calls the tool name.
 func (tt *turnTools) activity(name string) *durable.Activity[toolCall, toolOutcome] {
 	if act := tt.st.reg.tools[name]; act != nil {
