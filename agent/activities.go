@@ -213,7 +213,16 @@ func (rt *Runtime) runTool(ctx context.Context, a *Agent, t *tools.Tool, c toolC
 		return toolOutcome{CallID: c.CallID, Fatal: err.Error()}, nil
 	}
 	if ni, ok := tools.AsNeedsInput(err); ok {
-		// Not a failure: the loop gets the input and calls again.
+		// Not a failure: the loop gets the input and calls again. The
+		// requests are checked here, where the verdict is journaled.
+		for _, r := range ni.Requests {
+			if err := r.Check(); err != nil {
+				res := errorResult(fmt.Sprintf("the tool %s asked for input that cannot be given: %v", t.Name(), err))
+				finished.Result = &res
+				rt.publish(info.RunID, finished)
+				return toolOutcome{CallID: c.CallID, Result: res}, nil
+			}
+		}
 		return toolOutcome{CallID: c.CallID, Needs: &inputNeed{Requests: ni.Requests, State: ni.State, Key: key}}, nil
 	}
 	finished.Type, finished.Error = LiveToolFailed, err.Error()

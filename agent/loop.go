@@ -521,7 +521,9 @@ func (tt *turnTools) finish(ctx durable.Context, i int) error {
 	if f, ok := tt.tools[i]; ok {
 		out, err := f.Get(ctx)
 		if err == nil && out.Needs != nil {
-			out, err = tt.serveInput(ctx, i, out)
+			if out, err = tt.serveInput(ctx, i, out); err != nil {
+				return err
+			}
 		}
 		switch {
 		case errors.Is(err, durable.ErrCanceled):

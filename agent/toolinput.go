@@ -48,7 +48,9 @@ const toolInputChange = "cairn.tool-input"
 const maxInputRounds = 10
 
 // serveInput gets the input call i needs (out.Needs) and calls the tool
-// again, until it has a result.
+// again, until it has a result, which it returns. A tool call that fails
+// is the model's to read, as any; an error is the run's (canceled, a
+// history that cannot be written).
 func (tt *turnTools) serveInput(ctx durable.Context, i int, out toolOutcome) (toolOutcome, error) {
 	c := tt.calls[i]
 	if durable.Version(ctx, toolInputChange, durable.DefaultVersion, 1) == durable.DefaultVersion {
@@ -59,13 +61,20 @@ func (tt *turnTools) serveInput(ctx durable.Context, i int, out toolOutcome) (to
 	var in tools.Input
 	for round := 0; out.Needs != nil; round++ {
 		need := out.Needs
-		if round >= maxInputRounds || len(need.Requests) == 0 {
+		if len(need.Requests) == 0 {
 			return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf(
-				"the tool %s kept asking for input (%d rounds); it was given up", c.Name, round))}, nil
+				"the tool %s asked for input without saying what", c.Name))}, nil
+		}
+		if round >= maxInputRounds {
+			return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf(
+				"the tool %s kept asking for input (%d rounds); the call was given up", c.Name, round))}, nil
 		}
 		responses, failed, err := tt.gather(ctx, i, need.Requests)
-		if err != nil || failed != "" {
-			return toolOutcome{CallID: c.ID, Result: errorResult(failed)}, err
+		if err != nil {
+			return toolOutcome{}, err
+		}
+		if failed != "" {
+			return toolOutcome{CallID: c.ID, Result: errorResult(failed)}, nil
 		}
 		in.State = need.State
 		in.Responses = append(in.Responses, responses...)
@@ -73,24 +82,22 @@ func (tt *turnTools) serveInput(ctx durable.Context, i int, out toolOutcome) (to
 		next.Responses = append([]tools.InputResponse(nil), in.Responses...)
 		out, err = durable.StartActivity(ctx, act, toolCall{CallID: c.ID, Arguments: c.Arguments,
 			Namespace: tt.st.namespace(), Input: &next, Key: need.Key}).Get(ctx)
-		if err != nil {
-			return out, err
+		switch {
+		case errors.Is(err, durable.ErrCanceled):
+			return toolOutcome{}, err
+		case err != nil:
+			return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf("the tool %s failed: %v", c.Name, err))}, nil
 		}
 	}
 	return out, nil
 }
 
-// gather gets the responses to one round's requests of call i: the
-// samplings, in parallel, while the questions are put to a person one
-// after the other. failed, if not empty, is why the call cannot go on,
-// for the model.
+// gather gets the responses to one round's requests of call i (checked
+// by the activity that returned them): the samplings, in parallel, while
+// the questions are put to a person one after the other. failed, if not
+// empty, is why the call cannot go on, for the model.
 func (tt *turnTools) gather(ctx durable.Context, i int, reqs []tools.InputRequest) (_ []tools.InputResponse, failed string, _ error) {
 	c := tt.calls[i]
-	for _, r := range reqs {
-		if err := r.Check(); err != nil {
-			return nil, fmt.Sprintf("the tool %s asked for input that cannot be given: %v", c.Name, err), nil
-		}
-	}
 	out := make([]tools.InputResponse, len(reqs))
 	samples := map[int]durable.Future[providers.Response]{}
 	for j, r := range reqs {
@@ -143,9 +150,20 @@ func (tt *turnTools) gather(ctx durable.Context, i int, reqs []tools.InputReques
 func (tt *turnTools) answerInput(ctx durable.Context, i int, a answerMsg) error {
 	r, c := tt.asking[i], tt.calls[i]
 	asked := tt.elicits[i]
-	if err := r.CheckAnswer(a.Action, json.RawMessage(a.Text)); err != nil {
+	// The verdict is journaled: a validator changed by a deploy does not
+	// change what a replay does.
+	problem, err := durable.SideEffect(ctx, func() string {
+		if err := r.CheckAnswer(a.Action, json.RawMessage(a.Text)); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	if err != nil {
+		return err
+	}
+	if problem != "" {
 		return durable.Record(ctx, recDecisionRefused, record{Agent: tt.st.reg.agent.Name, Turn: tt.st.turns,
-			CallID: c.ID, Tool: c.Name, By: a.By, Reason: err.Error(), Since: asked})
+			CallID: c.ID, Tool: c.Name, By: a.By, Reason: problem, Since: asked})
 	}
 	delete(tt.elicits, i)
 	delete(tt.asking, i)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -195,4 +196,24 @@ func TestToolInputBadRequest(t *testing.T) {
 	assert.Zero(t, samples())
 	assert.Empty(t, records(t, e.history(run.ID), "question_asked"))
 	e.replays(a, run.ID)
+}
+
+// TestToolInputRounds: a tool that keeps asking is given up after
+// maxInputRounds rounds, and the model reads why.
+func TestToolInputRounds(t *testing.T) {
+	var rounds atomic.Int32
+	greedy := tools.MustNew("greedy", "Ask and ask.", func(ctx context.Context, _ struct{}) (string, error) {
+		in, _ := tools.InputFrom(ctx)
+		rounds.Add(1)
+		return "", tools.NeedInput("", tools.InputRequest{ID: fmt.Sprint("s", len(in.Responses)), Kind: tools.InputSampling,
+			Sampling: &providers.Request{System: "sampler", Messages: []providers.Message{{Role: providers.RoleUser, Content: "more"}}}})
+	})
+	model, samples := samplingModel(toolTurn(call("greedy", `{}`)), answer("gave up"))
+	a := &agent.Agent{Name: "greedy", Model: model, Tools: mustSet(t, greedy)}
+	e := newEnv(t, a)
+	res := e.result(e.startRun(a, "input-4", agent.Input{Message: "go"}))
+	assert.Contains(t, toolResult(t, res.Messages, "call_0_0"), "kept asking for input (10 rounds)")
+	assert.Equal(t, 10, samples())
+	assert.Equal(t, int32(11), rounds.Load())
+	e.replays(a, "input-4")
 }
