@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -334,4 +335,46 @@ func oneQuestion(t *testing.T, ctx context.Context, rt *agent.Runtime, runID str
 	}, 30*time.Second, 5*time.Millisecond, "the question of run %s", runID)
 	require.Equal(t, agent.KindQuestion, q.Kind)
 	return q
+}
+
+// TestInputTwoCalls: two calls of one turn to a server that asks, each
+// with its own question. Before protocol 2026-07-28 the client makes them
+// one at a time on its session, so that each request of the server is
+// attributed to the call it belongs to; from it, they overlap. Either way
+// each person's answer reaches its own call.
+func TestInputTwoCalls(t *testing.T) {
+	for _, version := range protocols {
+		t.Run("protocol="+version, func(t *testing.T) {
+			d := &desk{}
+			c, err := mcp.NewClient("desk", mcp.InProcess(d.server()), mcp.Options{Elicitation: true, Sampling: true, ProtocolVersion: version})
+			require.NoError(t, err)
+			defer c.Close()
+			turns := []providers.Response{toolTurn(tc("book", `{"flight":"LH1"}`), tc("book", `{"flight":"AF2"}`)), answer("done")}
+			model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+				if req.System == "sampler" {
+					return providers.Response{Message: providers.Message{Content: "blurb of " + req.Messages[0].Content}}, nil
+				}
+				return turns[min(scripted.Turn(req), 1)], nil
+			})
+			a := &agent.Agent{Name: "clerk", Model: model, Toolsets: []agent.Toolset{c}}
+			rt, ctx := working(t, a)
+			run, err := rt.Start(ctx, a, "two", agent.Input{Message: "book both"})
+			require.NoError(t, err)
+			seats := map[string]string{"LH1": "aisle", "AF2": "window"}
+			for range 2 {
+				q := oneQuestion(t, ctx, rt, run.ID)
+				flight := strings.TrimSuffix(strings.TrimPrefix(q.Question, "Aisle or window on "), "?")
+				require.Contains(t, seats, flight, q.Question)
+				require.NoError(t, rt.Answer(ctx, run.ID, agent.Answer{CallID: q.CallID, By: "ann", Text: `{"seat":"` + seats[flight] + `"}`}))
+				delete(seats, flight)
+				require.Eventually(t, func() bool {
+					qs, err := rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+					return err == nil && (len(qs) == 0 || qs[0].CallID != q.CallID)
+				}, 10*time.Second, 5*time.Millisecond, "the answer taken in")
+			}
+			res, err := run.Result(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"booked aisle on LH1 (blurb of Describe LH1)", "booked window on AF2 (blurb of Describe AF2)"}, toolMessages(res))
+		})
+	}
 }
