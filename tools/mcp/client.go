@@ -137,6 +137,9 @@ type Client struct {
 
 	progress sync.Map // progress token (string) -> func(tools.Progress)
 	tokens   atomic.Int64
+	// sessions finds the connection of a session that sends a request,
+	// without c.mu (held while a session closes).
+	sessions sync.Map // *sdk.ClientSession -> *connection
 }
 
 // connection is one session with the server.
@@ -327,6 +330,7 @@ func (c *Client) connectLocked(ctx context.Context) (*connection, error) {
 	if (c.opts.Elicitation || c.opts.Sampling) && !multiRoundTrip(session) {
 		conn.slot = make(chan struct{}, 1)
 	}
+	c.sessions.Store(session, conn)
 	go func() {
 		_ = session.Wait()
 		close(conn.done)
@@ -337,6 +341,7 @@ func (c *Client) connectLocked(ctx context.Context) (*connection, error) {
 
 // dropLocked closes conn and forgets it, if it is the client's.
 func (c *Client) dropLocked(conn *connection) {
+	c.sessions.Delete(conn.session)
 	_ = conn.session.Close()
 	if c.conn == conn {
 		c.conn, c.set = nil, nil
@@ -373,6 +378,7 @@ func (c *Client) Close() error {
 	if c.conn == nil {
 		return nil
 	}
+	c.sessions.Delete(c.conn.session)
 	err := c.conn.session.Close()
 	c.conn, c.set = nil, nil
 	return err
@@ -384,10 +390,6 @@ var ErrClosed = errors.New("client closed")
 // call returns the function of the cairn tool for the server's tool name.
 func (c *Client) call(name string) tools.RawFunc {
 	return func(ctx context.Context, args json.RawMessage) (tools.Result, error) {
-		conn, err := c.connection(ctx)
-		if err != nil {
-			return tools.Result{}, tools.Retryable(err)
-		}
 		params := &sdk.CallToolParams{Name: name, Arguments: args, Meta: sdk.Meta{}}
 		if key, ok := tools.IdempotencyKey(ctx); ok {
 			params.Meta[MetaIdempotencyKey] = key
@@ -395,6 +397,7 @@ func (c *Client) call(name string) tools.RawFunc {
 		in, _ := tools.InputFrom(ctx)
 		if in.State != "" {
 			// A call made again after input_required.
+			var err error
 			if params.InputResponses, params.RequestState, err = inputResponses(in); err != nil {
 				return tools.Result{}, fmt.Errorf("mcp %s: call %s: %w", c.name, name, err)
 			}
@@ -407,15 +410,18 @@ func (c *Client) call(name string) tools.RawFunc {
 		callCtx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		f := &inflight{in: in, cancel: cancel}
-		leave, err := conn.enter(ctx, f)
+		conn, leave, err := c.enter(ctx, f)
 		if err != nil {
 			return tools.Result{}, err
 		}
 		defer leave()
 		res, err := conn.session.CallTool(callCtx, params)
 		if needs := f.needs(); len(needs) > 0 {
-			// The server asked while it served the call: the call
-			// is made again with the answers.
+			// The server asked while it served the call, and was
+			// refused: the call is made again with the answers. The
+			// session goes: a request the server sends late, for
+			// this call, must not reach the next one.
+			c.drop(conn)
 			return tools.Result{}, tools.NeedInput("", needs...)
 		}
 		if err != nil {
@@ -428,14 +434,35 @@ func (c *Client) call(name string) tools.RawFunc {
 	}
 }
 
+// enter returns a live connection on which f is the call in flight (see
+// connection.enter), connecting if needed; leave ends f's turn.
+func (c *Client) enter(ctx context.Context, f *inflight) (_ *connection, leave func(), _ error) {
+	for {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return nil, nil, tools.Retryable(err)
+		}
+		leave, err := conn.enter(ctx, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.mu.Lock()
+		current := c.conn == conn
+		c.mu.Unlock()
+		if current {
+			return conn, leave, nil
+		}
+		leave() // dropped while this call waited its turn: connect again
+	}
+}
+
 // inflightOn returns the call in flight on session, if any.
 func (c *Client) inflightOn(session *sdk.ClientSession) *inflight {
-	c.mu.Lock()
-	conn := c.conn
-	c.mu.Unlock()
-	if conn == nil || conn.session != session {
-		return nil
+	v, ok := c.sessions.Load(session)
+	if !ok {
+		return nil // a session dropped, or not this client's
 	}
+	conn := v.(*connection)
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	return conn.current

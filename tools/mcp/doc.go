@@ -59,10 +59,12 @@
 //     response for (the same message and schema, or the same sampling
 //     request: it is named by a hash of its content) is answered at once;
 //     another one ends the attempt: the Client refuses it with an error,
-//     cancels the call (the server is told), and returns the request. When
-//     the server asks two things at once, the first to arrive ends the
-//     attempt and the other may take a round of its own. A request that
-//     arrives when no call is in flight is refused.
+//     cancels the call (the server is told) and closes the session, since
+//     a request the server sends late for this call must not be taken for
+//     the next call's (which connects again: a new session, over stdio a
+//     new process). When the server asks two things at once, the first to
+//     arrive ends the attempt and the other may take a round of its own. A
+//     request that arrives when no call is in flight is refused.
 //
 // A server that asks for input with a malformed schema (not a JSON Schema
 // of an object) gets nobody asked: the model reads why the call failed. A

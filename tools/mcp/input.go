@@ -31,13 +31,14 @@ import (
 //   - Before it, the server sends a request of its own (elicitation/create,
 //     sampling/createMessage) while the call runs. Such a request names no
 //     call: the Client attributes it to the one call in flight on the
-//     session, cancels that call (the server is told) and refuses the
-//     request with an error (the call ends anyway), and ends the attempt
-//     with the request, named by a hash of its content. The re-call is the
-//     same call again, with the same idempotency key; when the server
-//     sends the same request, the Client answers it at once from the
-//     recorded response, and a request it has not seen ends that attempt
-//     in turn.
+//     session, refuses it with an error, cancels the call (the server is
+//     told), closes the session (so that a request the server sends late,
+//     for this call, cannot be taken for the next call's: the next call
+//     connects again), and ends the attempt with the request, named by a
+//     hash of its content. The re-call is the same call again, with the
+//     same idempotency key; when the server sends the same request, the
+//     Client answers it at once from the recorded response, and a request
+//     it has not seen ends that attempt in turn.
 
 // mrtrState is the tools.NeedsInputError state of a call that a server
 // answered with input_required: the state to echo, and the ids of the
@@ -48,7 +49,7 @@ type mrtrState struct {
 }
 
 // errDeferred refuses a server's request that ends the call's attempt.
-var errDeferred = errors.New("cairn: this request is put to the agent's run; the call will be made again with the answer")
+var errDeferred = errors.New("cairn: this request is put to the agent's run; the call will be made again, with the same idempotency key, and the answer")
 
 // inflight is a call in flight on a session, to which the server's
 // requests (before protocol 2026-07-28) are attributed.
