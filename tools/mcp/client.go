@@ -348,6 +348,18 @@ func (c *Client) dropLocked(conn *connection) {
 	}
 }
 
+// retire forgets conn, if it is the client's, and closes it in the
+// background: closing a process's session waits for the process to end.
+func (c *Client) retire(conn *connection) {
+	c.mu.Lock()
+	c.sessions.Delete(conn.session)
+	if c.conn == conn {
+		c.conn, c.set = nil, nil
+	}
+	c.mu.Unlock()
+	go func() { _ = conn.session.Close() }()
+}
+
 // drop is dropLocked for callers without the lock.
 func (c *Client) drop(conn *connection) {
 	c.mu.Lock()
@@ -421,7 +433,7 @@ func (c *Client) call(name string) tools.RawFunc {
 			// refused: the call is made again with the answers. The
 			// session goes: a request the server sends late, for
 			// this call, must not reach the next one.
-			c.drop(conn)
+			c.retire(conn)
 			return tools.Result{}, tools.NeedInput("", needs...)
 		}
 		if err != nil {
