@@ -348,6 +348,8 @@ type turnTools struct {
 	elicits map[int]time.Time
 	asking  map[int]tools.InputRequest
 	replies map[int]tools.InputResponse
+	// What the tool activities ended with (settleTools), by call index.
+	settled map[int]settledCall
 	handoff *registration
 }
 
@@ -360,13 +362,16 @@ func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.To
 		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[RunResult]{},
 		inline:    map[int]durable.Future[tools.Result]{},
 		approvals: map[int]time.Time{}, questions: map[int]time.Time{}, elicits: map[int]time.Time{},
-		asking: map[int]tools.InputRequest{}, replies: map[int]tools.InputResponse{}}
+		asking: map[int]tools.InputRequest{}, replies: map[int]tools.InputResponse{}, settled: map[int]settledCall{}}
 	for i := range calls {
 		if err := tt.begin(ctx, i); err != nil {
 			return err
 		}
 	}
 	if err := tt.awaitPeople(ctx); err != nil {
+		return err
+	}
+	if err := tt.settleTools(ctx); err != nil {
 		return err
 	}
 	for i := range calls {
@@ -518,13 +523,8 @@ func (tt *turnTools) start(ctx durable.Context, i int) {
 // finish waits for call i, if it runs, and sets its result.
 func (tt *turnTools) finish(ctx durable.Context, i int) error {
 	c := tt.calls[i]
-	if f, ok := tt.tools[i]; ok {
-		out, err := f.Get(ctx)
-		if err == nil && out.Needs != nil {
-			if out, err = tt.serveInput(ctx, i, out); err != nil {
-				return err
-			}
-		}
+	if s, ok := tt.settled[i]; ok {
+		out, err := s.out, s.err
 		switch {
 		case errors.Is(err, durable.ErrCanceled):
 			return err

@@ -74,32 +74,7 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 				}
 			}
 		case 1:
-			ans, _, err := answerSignal.TryReceive(ctx)
-			if err != nil {
-				durable.Logger(ctx).Warn("undecodable answer ignored", "err", err)
-				continue
-			}
-			i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID)
-			elicit := false
-			if !ok {
-				i, ok = tt.pending(tt.elicits, ans.Turn, ans.CallID)
-				elicit = ok
-			}
-			if !ok {
-				continue
-			}
-			if refused, err := tt.refuse(ctx, i, ans.By); refused || err != nil {
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			if elicit {
-				err = tt.answerInput(ctx, i, ans)
-			} else {
-				err = tt.answer(ctx, i, ans)
-			}
-			if err != nil {
+			if err := tt.takeAnswer(ctx); err != nil {
 				return err
 			}
 		case 2:
@@ -113,6 +88,34 @@ func (tt *turnTools) awaitPeople(ctx durable.Context) error {
 		}
 	}
 	return nil
+}
+
+// takeAnswer takes an answer out of the run's inbox, to a question of the
+// model's or of a tool's, if it answers one that waits and is allowed.
+func (tt *turnTools) takeAnswer(ctx durable.Context) error {
+	ans, _, err := answerSignal.TryReceive(ctx)
+	if err != nil {
+		// A message that does not decode is dropped, not allowed to
+		// fail the run.
+		durable.Logger(ctx).Warn("undecodable answer ignored", "err", err)
+		return nil
+	}
+	i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID)
+	elicit := false
+	if !ok {
+		i, ok = tt.pending(tt.elicits, ans.Turn, ans.CallID)
+		elicit = ok
+	}
+	if !ok {
+		return nil
+	}
+	if refused, err := tt.refuse(ctx, i, ans.By); refused || err != nil {
+		return err
+	}
+	if elicit {
+		return tt.answerInput(ctx, i, ans)
+	}
+	return tt.answer(ctx, i, ans)
 }
 
 // open returns the calls of the turn that wait for a person, in the

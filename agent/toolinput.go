@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/cairn-dev/cairn/durable"
@@ -34,9 +36,11 @@ import (
 // (tools.WithInput), for as many rounds as the tool needs, up to
 // maxInputRounds. The model reads the tool's final result only.
 //
-// A turn's calls are served in the model's order: a call's questions are
-// put to a person once the calls before it in the turn have their
-// results, and one at a time within a call.
+// The calls of a turn that need input are served each on its own (see
+// settleTools): two calls' questions wait for people at the same time,
+// and a call whose input is in is made again without waiting for the
+// others. Within a call, its questions are put one at a time, while its
+// samplings run.
 
 // toolInputChange guards serving tools' input (durable.Version): a run
 // whose history began before it replays without it (the model reads that
@@ -47,101 +51,204 @@ const toolInputChange = "cairn.tool-input"
 // bound on multi round-trip requests too).
 const maxInputRounds = 10
 
-// serveInput gets the input call i needs (out.Needs) and calls the tool
-// again, until it has a result, which it returns. A tool call that fails
-// is the model's to read, as any; an error is the run's (canceled, a
-// history that cannot be written).
-func (tt *turnTools) serveInput(ctx durable.Context, i int, out toolOutcome) (toolOutcome, error) {
-	c := tt.calls[i]
-	if durable.Version(ctx, toolInputChange, durable.DefaultVersion, 1) == durable.DefaultVersion {
-		return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf(
-			"the tool %s needs input (a person's answer or a model's completion) that this run cannot give", c.Name))}, nil
-	}
-	act := tt.activity(c.Name)
-	var in tools.Input
-	for round := 0; out.Needs != nil; round++ {
-		need := out.Needs
-		if len(need.Requests) == 0 {
-			return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf(
-				"the tool %s asked for input without saying what", c.Name))}, nil
-		}
-		if round >= maxInputRounds {
-			return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf(
-				"the tool %s kept asking for input (%d rounds); the call was given up", c.Name, round))}, nil
-		}
-		responses, failed, err := tt.gather(ctx, i, need.Requests)
-		if err != nil {
-			return toolOutcome{}, err
-		}
-		if failed != "" {
-			return toolOutcome{CallID: c.ID, Result: errorResult(failed)}, nil
-		}
-		in.State = need.State
-		in.Responses = append(in.Responses, responses...)
-		next := in // each round's input is its own value
-		next.Responses = append([]tools.InputResponse(nil), in.Responses...)
-		out, err = durable.StartActivity(ctx, act, toolCall{CallID: c.ID, Arguments: c.Arguments,
-			Namespace: tt.st.namespace(), Input: &next, Key: need.Key}).Get(ctx)
-		switch {
-		case errors.Is(err, durable.ErrCanceled):
-			return toolOutcome{}, err
-		case err != nil:
-			return toolOutcome{CallID: c.ID, Result: errorResult(fmt.Sprintf("the tool %s failed: %v", c.Name, err))}, nil
-		}
-	}
-	return out, nil
+// gathering is the input one call of the turn gathers for its next round.
+type gathering struct {
+	in    tools.Input // the responses of the rounds before
+	need  *inputNeed  // this round's
+	round int
+	// running: the call is made (tt.tools), not gathering.
+	running bool
+	// This round's responses; the samplings not yet done; the next
+	// request to put to a person; failures, for the model.
+	responses []tools.InputResponse
+	samples   map[int]durable.Future[providers.Response]
+	ask       int
+	failed    []string
 }
 
-// gather gets the responses to one round's requests of call i (checked
-// by the activity that returned them): the samplings, in parallel, while
-// the questions are put to a person one after the other. failed, if not
-// empty, is why the call cannot go on, for the model.
-func (tt *turnTools) gather(ctx durable.Context, i int, reqs []tools.InputRequest) (_ []tools.InputResponse, failed string, _ error) {
-	c := tt.calls[i]
-	out := make([]tools.InputResponse, len(reqs))
-	samples := map[int]durable.Future[providers.Response]{}
-	for j, r := range reqs {
-		if r.Kind == tools.InputSampling {
-			samples[j] = durable.StartActivity(ctx, tt.st.reg.model, modelCall{Request: *r.Sampling, Sampling: true})
+// settleTools waits for the turn's tool calls and serves the input those
+// that need it ask for, each on its own: a call's samplings run while
+// another call's question waits for a person, and each call is made again
+// as soon as its round has its responses. What each call ends with is in
+// tt.settled. Without input to serve, it waits for the calls in the
+// model's order, as finish did before there was any; a fatal outcome stops
+// it.
+func (tt *turnTools) settleTools(ctx durable.Context) error {
+	order := slices.Sorted(maps.Keys(tt.tools))
+	gs := map[int]*gathering{}
+	defer durable.SetAwaiting(ctx, nil)
+	for {
+		var running, busy []int
+		for _, i := range order {
+			if _, done := tt.settled[i]; done {
+				continue
+			}
+			if g := gs[i]; g == nil || g.running {
+				running = append(running, i)
+			} else {
+				busy = append(busy, i)
+			}
+		}
+		if len(running)+len(busy) == 0 {
+			return nil
+		}
+		if len(busy) == 0 {
+			if err := tt.roundDone(ctx, running[0], gs); err != nil {
+				return err
+			}
+			if tt.settled[running[0]].out.Fatal != "" {
+				return nil // the run stops there: finish says why
+			}
+			continue
+		}
+		if err := durable.SetAwaiting(ctx, tt.open()); err != nil {
+			return err
+		}
+		// What may happen next: a call's round ends, a sampling ends, a
+		// person answers. In a fixed order, so replay picks the same.
+		type source struct{ call, sample int } // sample -1: the call's round
+		var ws []durable.Waitable
+		var from []source
+		for _, i := range running {
+			ws, from = append(ws, tt.tools[i]), append(from, source{i, -1})
+		}
+		for _, i := range busy {
+			for _, j := range slices.Sorted(maps.Keys(gs[i].samples)) {
+				ws, from = append(ws, gs[i].samples[j]), append(from, source{i, j})
+			}
+		}
+		if len(tt.elicits) > 0 {
+			ws, from = append(ws, answerSignal.Ready(ctx)), append(from, source{-1, -1})
+		}
+		which, err := durable.Select(ctx, ws...)
+		if err != nil {
+			return err
+		}
+		switch s := from[which]; {
+		case s.call < 0:
+			if err := tt.takeAnswer(ctx); err != nil {
+				return err
+			}
+			for _, i := range slices.Sorted(maps.Keys(tt.replies)) {
+				g := gs[i]
+				g.responses[g.ask] = tt.replies[i]
+				delete(tt.replies, i)
+				g.ask++
+				if err := tt.advance(ctx, i, g); err != nil {
+					return err
+				}
+			}
+		case s.sample < 0:
+			if err := tt.roundDone(ctx, s.call, gs); err != nil {
+				return err
+			}
+			if tt.settled[s.call].out.Fatal != "" {
+				return nil
+			}
+		default:
+			g := gs[s.call]
+			resp, err := g.samples[s.sample].Get(ctx)
+			delete(g.samples, s.sample)
+			switch {
+			case errors.Is(err, durable.ErrCanceled):
+				return err
+			case err != nil:
+				g.failed = append(g.failed, err.Error())
+			default:
+				tt.st.usage = addUsage(tt.st.usage, resp.Usage)
+				g.responses[s.sample] = tools.InputResponse{ID: g.need.Requests[s.sample].ID, Sample: &resp}
+			}
+			if err := tt.advance(ctx, s.call, g); err != nil {
+				return err
+			}
 		}
 	}
-	for j, r := range reqs {
+}
+
+// settledCall is what a tool call ended with, as its activity's Get says.
+type settledCall struct {
+	out toolOutcome
+	err error
+}
+
+// roundDone takes the outcome of call i's round: its result, or what it
+// needs for the next round, whose gathering it begins.
+func (tt *turnTools) roundDone(ctx durable.Context, i int, gs map[int]*gathering) error {
+	out, err := tt.tools[i].Get(ctx)
+	if errors.Is(err, durable.ErrCanceled) {
+		return err
+	}
+	if err != nil || out.Needs == nil {
+		tt.settled[i] = settledCall{out, err}
+		return nil
+	}
+	c := tt.calls[i]
+	g := gs[i]
+	if g == nil {
+		if durable.Version(ctx, toolInputChange, durable.DefaultVersion, 1) == durable.DefaultVersion {
+			tt.settle(i, fmt.Sprintf("the tool %s needs input (a person's answer or a model's completion) that this run cannot give", c.Name))
+			return nil
+		}
+		g = &gathering{}
+		gs[i] = g
+	}
+	switch {
+	case len(out.Needs.Requests) == 0:
+		tt.settle(i, fmt.Sprintf("the tool %s asked for input without saying what", c.Name))
+		return nil
+	case g.round >= maxInputRounds:
+		tt.settle(i, fmt.Sprintf("the tool %s kept asking for input (%d rounds); the call was given up", c.Name, g.round))
+		return nil
+	}
+	n := len(out.Needs.Requests)
+	g.need, g.running, g.ask, g.failed = out.Needs, false, 0, nil
+	g.responses, g.samples = make([]tools.InputResponse, n), map[int]durable.Future[providers.Response]{}
+	for j, r := range g.need.Requests {
+		if r.Kind == tools.InputSampling {
+			g.samples[j] = durable.StartActivity(ctx, tt.st.reg.model, modelCall{Request: *r.Sampling, Sampling: true})
+		}
+	}
+	return tt.advance(ctx, i, g)
+}
+
+// advance moves call i's gathering on: it puts the next question to a
+// person, or, once every response of the round is in, makes the call
+// again (or, if a sampling failed, ends it).
+func (tt *turnTools) advance(ctx durable.Context, i int, g *gathering) error {
+	c := tt.calls[i]
+	if _, asking := tt.elicits[i]; asking {
+		return nil
+	}
+	for ; g.ask < len(g.need.Requests); g.ask++ {
+		r := g.need.Requests[g.ask]
 		if r.Kind != tools.InputElicitation {
 			continue
 		}
 		tt.elicits[i], tt.asking[i] = durable.Now(ctx), r
-		rec := record{Agent: tt.st.reg.agent.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name, Arguments: c.Arguments,
-			Text: r.Message, Input: r.ID, Schema: r.Schema, URL: r.URL}
-		if err := durable.Record(ctx, recQuestionAsked, rec); err != nil {
-			return nil, "", err
-		}
-		if err := tt.awaitPeople(ctx); err != nil {
-			return nil, "", err
-		}
-		out[j] = tt.replies[i]
-		delete(tt.replies, i)
+		return durable.Record(ctx, recQuestionAsked, record{Agent: tt.st.reg.agent.Name, Turn: tt.st.turns, CallID: c.ID,
+			Tool: c.Name, Arguments: c.Arguments, Text: r.Message, Input: r.ID, Schema: r.Schema, URL: r.URL})
 	}
-	var errs []string
-	for j := range reqs {
-		f, ok := samples[j]
-		if !ok {
-			continue
-		}
-		resp, err := f.Get(ctx)
-		if errors.Is(err, durable.ErrCanceled) {
-			return nil, "", err
-		}
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		tt.st.usage = addUsage(tt.st.usage, resp.Usage)
-		out[j] = tools.InputResponse{ID: reqs[j].ID, Sample: &resp}
+	if len(g.samples) > 0 {
+		return nil
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Sprintf("the tool %s asked for a completion of the model, which failed: %s", c.Name, strings.Join(errs, "; ")), nil
+	if len(g.failed) > 0 {
+		tt.settle(i, fmt.Sprintf("the tool %s asked for a completion of the model, which failed: %s", c.Name, strings.Join(g.failed, "; ")))
+		return nil
 	}
-	return out, "", nil
+	g.in.State = g.need.State
+	g.in.Responses = append(g.in.Responses, g.responses...)
+	in := g.in // each round's input is its own value
+	in.Responses = slices.Clone(g.in.Responses)
+	g.round++
+	g.running = true
+	tt.tools[i] = durable.StartActivity(ctx, tt.activity(c.Name), toolCall{CallID: c.ID, Arguments: c.Arguments,
+		Namespace: tt.st.namespace(), Input: &in, Key: g.need.Key})
+	return nil
+}
+
+// settle ends call i with an error the model reads.
+func (tt *turnTools) settle(i int, msg string) {
+	tt.settled[i] = settledCall{out: toolOutcome{CallID: tt.calls[i].ID, Result: errorResult(msg)}}
 }
 
 // answerInput takes a person's answer to the question call i's tool asked,

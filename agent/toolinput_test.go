@@ -217,3 +217,34 @@ func TestToolInputRounds(t *testing.T) {
 	assert.Equal(t, int32(11), rounds.Load())
 	e.replays(a, "input-4")
 }
+
+// TestToolInputTwoCalls: two calls of a turn that need input wait for
+// their people at once, and each is made again when its own input is in;
+// answered in the other order than asked, the results are in the model's
+// order, and the history replays.
+func TestToolInputTwoCalls(t *testing.T) {
+	b := &booker{}
+	model, samples := samplingModel(toolTurn(call("book", `{"flight":"LH1"}`), call("book", `{"flight":"AF2"}`)), answer("Both."))
+	a := &agent.Agent{Name: "twice", Model: model, Tools: mustSet(t, b.tool(t))}
+	e := newEnv(t, a)
+	ctx := ctxT(t)
+	run := e.startRun(a, "input-5", agent.Input{Message: "Book both."})
+	var qs []agent.PendingCall
+	eventually(t, "both questions", func() bool {
+		var err error
+		qs, err = e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+		return err == nil && len(qs) == 2
+	})
+	assert.Equal(t, []string{"call_0_0", "call_0_1"}, []string{qs[0].CallID, qs[1].CallID})
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "bo", Text: `{"seat":"aisle"}`}))
+	eventually(t, "the second call done", func() bool {
+		qs, err := e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+		return err == nil && len(qs) == 1 && qs[0].CallID == "call_0_0"
+	})
+	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_0", By: "ann", Text: `{"seat":"window"}`}))
+	res := e.result(run)
+	assert.Equal(t, `"booked window by ann; a fine flight"`, toolResult(t, res.Messages, "call_0_0"))
+	assert.Equal(t, `"booked aisle by bo; a fine flight"`, toolResult(t, res.Messages, "call_0_1"))
+	assert.Equal(t, 2, samples())
+	e.replays(a, run.ID)
+}

@@ -338,10 +338,10 @@ func oneQuestion(t *testing.T, ctx context.Context, rt *agent.Runtime, runID str
 }
 
 // TestInputTwoCalls: two calls of one turn to a server that asks, each
-// with its own question. Before protocol 2026-07-28 the client makes them
-// one at a time on its session, so that each request of the server is
-// attributed to the call it belongs to; from it, they overlap. Either way
-// each person's answer reaches its own call.
+// with its own question: both questions wait at once, and each answer
+// reaches its own call. Before protocol 2026-07-28 the client makes the
+// calls one at a time on its session, so that each request of the server
+// is attributed to the call it belongs to; from it, they overlap.
 func TestInputTwoCalls(t *testing.T) {
 	for _, version := range protocols {
 		t.Run("protocol="+version, func(t *testing.T) {
@@ -360,17 +360,17 @@ func TestInputTwoCalls(t *testing.T) {
 			rt, ctx := working(t, a)
 			run, err := rt.Start(ctx, a, "two", agent.Input{Message: "book both"})
 			require.NoError(t, err)
+			var qs []agent.PendingCall
+			require.Eventually(t, func() bool {
+				qs, err = rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
+				return err == nil && len(qs) == 2
+			}, 30*time.Second, 5*time.Millisecond, "both questions at once")
 			seats := map[string]string{"LH1": "aisle", "AF2": "window"}
-			for range 2 {
-				q := oneQuestion(t, ctx, rt, run.ID)
+			for _, q := range qs {
 				flight := strings.TrimSuffix(strings.TrimPrefix(q.Question, "Aisle or window on "), "?")
 				require.Contains(t, seats, flight, q.Question)
 				require.NoError(t, rt.Answer(ctx, run.ID, agent.Answer{CallID: q.CallID, By: "ann", Text: `{"seat":"` + seats[flight] + `"}`}))
 				delete(seats, flight)
-				require.Eventually(t, func() bool {
-					qs, err := rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-					return err == nil && (len(qs) == 0 || qs[0].CallID != q.CallID)
-				}, 10*time.Second, 5*time.Millisecond, "the answer taken in")
 			}
 			res, err := run.Result(ctx)
 			require.NoError(t, err)
