@@ -157,13 +157,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // returns it.
 func (e *env) onePending(f agent.PendingFilter) agent.PendingCall {
 	e.t.Helper()
+	return e.pending(f, 1)[0]
+}
+
+// pending waits until the calls f selects are exactly n, and returns them.
+func (e *env) pending(f agent.PendingFilter, n int) []agent.PendingCall {
+	e.t.Helper()
 	var calls []agent.PendingCall
-	eventually(e.t, fmt.Sprintf("one pending call (%+v)", f), func() bool {
+	eventually(e.t, fmt.Sprintf("%d pending calls (%+v)", n, f), func() bool {
 		var err error
 		calls, err = e.rt.Pending(context.Background(), f)
-		return err == nil && len(calls) == 1
+		return err == nil && len(calls) == n
 	})
-	return calls[0]
+	return calls
 }
 
 // recorder is a scripted model that keeps every request it is sent, by

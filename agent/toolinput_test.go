@@ -229,12 +229,7 @@ func TestToolInputTwoCalls(t *testing.T) {
 	e := newEnv(t, a)
 	ctx := ctxT(t)
 	run := e.startRun(a, "input-5", agent.Input{Message: "Book both."})
-	var qs []agent.PendingCall
-	eventually(t, "both questions", func() bool {
-		var err error
-		qs, err = e.rt.Pending(ctx, agent.PendingFilter{RunID: run.ID})
-		return err == nil && len(qs) == 2
-	})
+	qs := e.pending(agent.PendingFilter{RunID: run.ID}, 2)
 	assert.Equal(t, []string{"call_0_0", "call_0_1"}, []string{qs[0].CallID, qs[1].CallID})
 	require.NoError(t, e.rt.Answer(ctx, run.ID, agent.Answer{CallID: "call_0_1", By: "bo", Text: `{"seat":"aisle"}`}))
 	eventually(t, "the second call done", func() bool {

@@ -94,6 +94,36 @@ func (d *desk) server() *sdk.Server {
 	return srv
 }
 
+// deskClient is a client of d's server, which takes both kinds of input,
+// asking for protocol version (empty: the newest), closed with the test.
+func deskClient(t *testing.T, d *desk, version string) *mcp.Client {
+	t.Helper()
+	c, err := mcp.NewClient("desk", mcp.InProcess(d.server()), mcp.Options{Elicitation: true, Sampling: true, ProtocolVersion: version})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// deskModel plays turns, and answers the desk's sampling requests (system
+// "sampler") with sample(request), counting them.
+func deskModel(sample func(providers.Request) string, turns ...providers.Response) (providers.Model, func() int) {
+	var mu sync.Mutex
+	samples := 0
+	return scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+			if req.System == "sampler" {
+				mu.Lock()
+				samples++
+				mu.Unlock()
+				return providers.Response{Model: "m", Message: providers.Message{Content: sample(req)}}, nil
+			}
+			return turns[min(scripted.Turn(req), len(turns)-1)], nil
+		}), func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return samples
+		}
+}
+
 // TestInputToolCall: a call of a server that asks for input ends with the
 // requests (tools.NeedInput), whichever way the server asks; made again
 // with the responses, it finishes, with the same idempotency key.
@@ -101,9 +131,7 @@ func TestInputToolCall(t *testing.T) {
 	for _, version := range protocols {
 		t.Run("protocol="+version, func(t *testing.T) {
 			d := &desk{}
-			c, err := mcp.NewClient("desk", mcp.InProcess(d.server()), mcp.Options{Elicitation: true, Sampling: true, ProtocolVersion: version})
-			require.NoError(t, err)
-			defer c.Close()
+			c := deskClient(t, d, version)
 			set, err := c.Tools(ctxT(t))
 			require.NoError(t, err)
 			ctx := tools.WithIdempotencyKey(ctxT(t), "key-1")
@@ -167,10 +195,7 @@ func TestInputNotDeclared(t *testing.T) {
 func TestInputMalformedSchema(t *testing.T) {
 	for _, version := range protocols {
 		t.Run("protocol="+version, func(t *testing.T) {
-			d := &desk{schema: map[string]any{"type": "string"}}
-			c, err := mcp.NewClient("desk", mcp.InProcess(d.server()), mcp.Options{Elicitation: true, Sampling: true, ProtocolVersion: version})
-			require.NoError(t, err)
-			defer c.Close()
+			c := deskClient(t, &desk{schema: map[string]any{"type": "string"}}, version)
 			a := &agent.Agent{Name: "clerk", Model: scripted.New(toolTurn(tc("book", `{"flight":"LH1"}`)), answer("done")),
 				Toolsets: []agent.Toolset{c}}
 			_, res, h := runAgent(t, a, "malformed", nil)
@@ -187,34 +212,22 @@ func TestInputMalformedSchema(t *testing.T) {
 
 // deskRun runs an agent that books through d on an in-memory store, with
 // a model that answers sampling requests (system "sampler") and counts
-// them; answer answers the run's one question.
-func deskRun(t *testing.T, c *mcp.Client, runID string, answer func(rt *agent.Runtime, q agent.PendingCall)) (agent.RunResult, []backend.Event, int) {
+// them; respond answers the run's one question.
+func deskRun(t *testing.T, c *mcp.Client, runID string, respond func(rt *agent.Runtime, q agent.PendingCall)) (agent.RunResult, []backend.Event, int) {
 	t.Helper()
-	var mu sync.Mutex
-	samples := 0
-	turns := []providers.Response{toolTurn(tc("book", `{"flight":"LH1"}`)), {Message: providers.Message{Content: "done"}}}
-	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
-		if req.System == "sampler" {
-			mu.Lock()
-			samples++
-			mu.Unlock()
-			return providers.Response{Model: "m", Message: providers.Message{Content: "a fine flight"}}, nil
-		}
-		return turns[min(scripted.Turn(req), 1)], nil
-	})
+	model, samples := deskModel(func(providers.Request) string { return "a fine flight" },
+		toolTurn(tc("book", `{"flight":"LH1"}`)), answer("done"))
 	a := &agent.Agent{Name: "clerk", Model: model, Toolsets: []agent.Toolset{c}}
 	rt, ctx := working(t, a)
 	run, err := rt.Start(ctx, a, runID, agent.Input{Message: "book LH1"})
 	require.NoError(t, err)
-	answer(rt, oneQuestion(t, ctx, rt, run.ID))
+	respond(rt, oneQuestion(t, ctx, rt, run.ID))
 	res, err := run.Result(ctx)
 	require.NoError(t, err)
 	h, err := run.History(ctx)
 	require.NoError(t, err)
 	require.NoError(t, durable.ReplayHistory(rt.Workflow(a), h), "replay")
-	mu.Lock()
-	defer mu.Unlock()
-	return res, h, samples
+	return res, h, samples()
 }
 
 // TestInputAgent: in an agent run, the server's question is a pending
@@ -226,9 +239,7 @@ func TestInputAgent(t *testing.T) {
 	for _, version := range protocols {
 		t.Run("protocol="+version, func(t *testing.T) {
 			d := &desk{}
-			c, err := mcp.NewClient("desk", mcp.InProcess(d.server()), mcp.Options{Elicitation: true, Sampling: true, ProtocolVersion: version})
-			require.NoError(t, err)
-			defer c.Close()
+			c := deskClient(t, d, version)
 			res, h, samples := deskRun(t, c, "accept", func(rt *agent.Runtime, q agent.PendingCall) {
 				assert.Equal(t, "book", q.Tool)
 				assert.Equal(t, "Aisle or window on LH1?", q.Question)
@@ -346,16 +357,9 @@ func TestInputTwoCalls(t *testing.T) {
 	for _, version := range protocols {
 		t.Run("protocol="+version, func(t *testing.T) {
 			d := &desk{}
-			c, err := mcp.NewClient("desk", mcp.InProcess(d.server()), mcp.Options{Elicitation: true, Sampling: true, ProtocolVersion: version})
-			require.NoError(t, err)
-			defer c.Close()
-			turns := []providers.Response{toolTurn(tc("book", `{"flight":"LH1"}`), tc("book", `{"flight":"AF2"}`)), answer("done")}
-			model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
-				if req.System == "sampler" {
-					return providers.Response{Message: providers.Message{Content: "blurb of " + req.Messages[0].Content}}, nil
-				}
-				return turns[min(scripted.Turn(req), 1)], nil
-			})
+			c := deskClient(t, d, version)
+			model, _ := deskModel(func(req providers.Request) string { return "blurb of " + req.Messages[0].Content },
+				toolTurn(tc("book", `{"flight":"LH1"}`), tc("book", `{"flight":"AF2"}`)), answer("done"))
 			a := &agent.Agent{Name: "clerk", Model: model, Toolsets: []agent.Toolset{c}}
 			rt, ctx := working(t, a)
 			run, err := rt.Start(ctx, a, "two", agent.Input{Message: "book both"})
