@@ -22,18 +22,24 @@ import (
 
 // The input crash test: a worker process runs an agent whose MCP tool
 // book asks for a person's answer and a sample of the model (the desk
-// server, in the test process, over streamable HTTP, asking with requests
-// of its own: protocol 2025-11-25). The sample is journaled, the person
+// server, in the test process, over streamable HTTP, asking in its results
+// under protocol 2026-07-28, with requests of its own under 2025-11-25).
+// The sample is journaled, the person
 // answers, and the worker is killed with SIGKILL while the server serves
 // the call made again with both. A second worker process takes the run
 // over and makes that call again: with the recorded sample (the model is
 // not called again: the sample names the process that made it) and the
 // recorded answer (the person is not asked again).
 
-// deskAgent is the agent of the input crash test.
-func deskAgent(mcpURL string) (*agent.Agent, *mcp.Client, error) {
+// deskAgent returns the maker of the agent of the input crash test, whose
+// client asks for protocol version.
+func deskAgent(version string) func(mcpURL string) (*agent.Agent, *mcp.Client, error) {
+	return func(mcpURL string) (*agent.Agent, *mcp.Client, error) { return deskAgentOf(mcpURL, version) }
+}
+
+func deskAgentOf(mcpURL, version string) (*agent.Agent, *mcp.Client, error) {
 	c, err := mcp.NewClient("desk", mcp.StreamableHTTP(mcpURL, nil, nil), mcp.Options{Elicitation: true, Sampling: true,
-		ProtocolVersion: "2025-11-25", HonorsIdempotencyKey: true, Retry: durable.RetryPolicy{InitialInterval: 10 * time.Millisecond}})
+		ProtocolVersion: version, HonorsIdempotencyKey: true, Retry: durable.RetryPolicy{InitialInterval: 10 * time.Millisecond}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,13 +57,19 @@ func TestCrashWorkerKilledAfterInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a worker process and waits out its lease; run without -short")
 	}
+	for _, version := range protocols {
+		t.Run("protocol="+version, func(t *testing.T) { crashAfterInput(t, version) })
+	}
+}
+
+func crashAfterInput(t *testing.T, version string) {
 	d := &desk{block: make(chan struct{}), started: make(chan struct{})}
 	defer close(d.block)
-	cr := newCrashRun(t, d.server(), deskAgent, "crash-input", "book LH1")
+	cr := newCrashRun(t, d.server(), deskAgent(version), "crash-input", "book LH1")
 	rt, a, run := cr.rt, cr.agent, cr.run
 	ctx := ctxT(t)
 
-	first := cr.startWorker(t, "desk")
+	first := cr.startWorker(t, "desk:"+version)
 	q := oneQuestion(t, ctx, rt, run.ID)
 	require.NoError(t, rt.Answer(ctx, run.ID, agent.Answer{CallID: q.CallID, By: "ann", Text: `{"seat":"aisle"}`}))
 	select {
@@ -68,7 +80,7 @@ func TestCrashWorkerKilledAfterInput(t *testing.T) {
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
-	second := cr.startWorker(t, "desk")
+	second := cr.startWorker(t, "desk:"+version)
 	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
 	res, err := run.Result(ctx)
 	require.NoError(t, err)

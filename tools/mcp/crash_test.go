@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,8 @@ const (
 	envRedisURL = "CAIRN_MCP_TEST_REDIS_URL"
 	envMCPURL   = "CAIRN_MCP_TEST_MCP_URL"
 	// envAgent chooses the agent of the crash worker: shop (the
-	// default) or desk (crash_input_test.go).
+	// default) or desk:VERSION, the desk asking for that protocol
+	// version (crash_input_test.go).
 	envAgent = "CAIRN_MCP_TEST_AGENT"
 )
 
@@ -70,8 +72,8 @@ func crashWorker() error {
 	}
 	defer store.Close()
 	agentOf := shopAgent
-	if os.Getenv(envAgent) == "desk" {
-		agentOf = deskAgent
+	if name, version, ok := strings.Cut(os.Getenv(envAgent), ":"); ok && name == "desk" {
+		agentOf = deskAgent(version)
 	}
 	a, c, err := agentOf(os.Getenv(envMCPURL))
 	if err != nil {
