@@ -44,12 +44,13 @@ func (app App) commands() []*command {
 			store: true, nargs: exactly(2), flags: decisionFlags, run: cmdDecide(false)},
 		{name: "questions", summary: "List the questions agents asked a person (ask_human), across runs.", store: true,
 			nargs: exactly(0), flags: jsonFlag, run: cmdQuestions},
-		{name: "answer", args: "RUN CALL [ANSWER] --by NAME [--action decline|cancel]",
+		{name: "answer", args: "RUN CALL [ANSWER] --by NAME [--action accept|decline|cancel]",
 			summary: "Answer an agent's question; the model reads the answer.\n" +
-				"A tool's question (an MCP server's) with a schema takes a JSON object valid against it, or --action decline or cancel.",
+				"A tool's question (an MCP server's) with a schema takes a JSON object valid against it, or --action decline or cancel;\n" +
+				"one that asks to visit a URL takes --action accept once it is done.",
 			store: true, nargs: func(n int) bool { return n == 2 || n == 3 }, flags: func(fs *flag.FlagSet, o *opts) {
 				fs.StringVar(&o.by, "by", "", "who answers (required; checked by the authorizer and recorded)")
-				fs.StringVar(&o.action, "action", "", "decline or cancel a tool's question instead of answering it")
+				fs.StringVar(&o.action, "action", "", "accept (a URL visited), decline or cancel a tool's question")
 			}, run: cmdAnswer},
 		{name: "signal", args: "RUN NAME [JSON]", summary: "Send a signal, with a JSON payload (default null), to a run.",
 			store: true, nargs: func(n int) bool { return n == 2 || n == 3 }, flags: byFlag, run: cmdSignal},
@@ -266,20 +267,17 @@ func cmdAnswer(ctx context.Context, e *env, args []string) error {
 	}
 	a := agent.Answer{CallID: args[1], By: e.o.by, Action: e.o.action}
 	switch {
-	case len(args) == 3 && a.Action != "":
-		return usageError("give an ANSWER or an --action, not both")
+	case len(args) == 3 && a.Action != "" && a.Action != "accept":
+		return usageError("--action %s takes no ANSWER", a.Action)
 	case len(args) == 3:
 		a.Text = args[2]
 	case a.Action == "":
-		return usageError("ANSWER is required, unless --action declines or cancels")
+		return usageError("ANSWER is required, unless --action accepts (a URL visited), declines or cancels")
 	}
 	if err := e.rt.Answer(ctx, args[0], a); err != nil {
 		return err
 	}
-	verb := "Answered"
-	if a.Action != "" {
-		verb = map[string]string{"decline": "Declined", "cancel": "Canceled"}[a.Action]
-	}
+	verb := map[string]string{"decline": "Declined", "cancel": "Canceled"}[a.Action]
 	fmt.Fprintf(e.out, "%s call %s of run %s, as %s.\n", cmp.Or(verb, "Answered"), args[1], args[0], e.o.by)
 	return nil
 }
