@@ -21,6 +21,10 @@ import (
 // is rebuilt by replay, so history grows with the answers only.
 type modelCall struct {
 	Request providers.Request `json:"request"`
+	// Sampling marks a completion asked for by a tool (an MCP server's
+	// sampling request, see serveInput), not a turn of the agent: it is
+	// not streamed to the run's live feed as the agent's text.
+	Sampling bool `json:"sampling,omitempty"`
 }
 
 // toolCall is the input of a tool call activity.
@@ -30,6 +34,11 @@ type toolCall struct {
 	// Namespace is the run's long-term memory namespace, for the memory
 	// tools.
 	Namespace string `json:"namespace,omitempty"`
+	// Input is what the call's earlier rounds needed (tools.NeedInput),
+	// gathered since; Key is the idempotency key of its first round, so
+	// that every round of a call shows the tool the same key.
+	Input *tools.Input `json:"input,omitempty"`
+	Key   string       `json:"key,omitempty"`
 }
 
 // toolOutcome is the journaled output of a tool call activity: the result
@@ -40,6 +49,17 @@ type toolOutcome struct {
 	Result tools.Result `json:"result"`
 	// Fatal is the message of a fatal tool error: the run fails with it.
 	Fatal string `json:"fatal,omitempty"`
+	// Needs is what the call needs before it can finish (the tool
+	// returned tools.NeedInput), with the idempotency key it was made
+	// with: the loop gets the input and calls the tool again.
+	Needs *inputNeed `json:"needs,omitempty"`
+}
+
+// inputNeed is the journaled form of a *tools.NeedsInputError.
+type inputNeed struct {
+	Requests []tools.InputRequest `json:"requests"`
+	State    string               `json:"state,omitempty"`
+	Key      string               `json:"key"`
 }
 
 // Retry defaults of an agent's activities, taken when a RetryPolicy leaves
@@ -112,7 +132,7 @@ func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (provide
 	return func(ctx context.Context, c modelCall) (providers.Response, error) {
 		info, _ := durable.ActivityInfoFrom(ctx)
 		rt.tel.recordModelInput(ctx, c.Request)
-		if rt.feed == nil {
+		if rt.feed == nil || c.Sampling {
 			return a.Model.Generate(ctx, c.Request)
 		}
 		base := LiveEvent{Type: LiveTextDelta, Agent: a.Name, Step: info.Step, Attempt: info.Attempt}
@@ -166,7 +186,11 @@ func (rt *Runtime) runTool(ctx context.Context, a *Agent, t *tools.Tool, c toolC
 			"run_id", info.RunID, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String(),
 			"tool", t.Name(), "call", c.CallID, "attempt", info.Attempt)
 	}
-	ctx = tools.WithIdempotencyKey(ctx, info.IdempotencyKey+"/"+c.CallID)
+	key := cmp.Or(c.Key, info.IdempotencyKey+"/"+c.CallID)
+	ctx = tools.WithIdempotencyKey(ctx, key)
+	if c.Input != nil {
+		ctx = tools.WithInput(ctx, *c.Input)
+	}
 	ctx = tools.WithProgress(ctx, func(p tools.Progress) {
 		progress := ev
 		progress.Type, progress.Progress = LiveToolProgress, &p
@@ -187,6 +211,19 @@ func (rt *Runtime) runTool(ctx context.Context, a *Agent, t *tools.Tool, c toolC
 		finished.Error = err.Error()
 		rt.publish(info.RunID, finished)
 		return toolOutcome{CallID: c.CallID, Fatal: err.Error()}, nil
+	}
+	if ni, ok := tools.AsNeedsInput(err); ok {
+		// Not a failure: the loop gets the input and calls again. The
+		// requests are checked here, where the verdict is journaled.
+		for _, r := range ni.Requests {
+			if err := r.Check(); err != nil {
+				res := errorResult(fmt.Sprintf("the tool %s asked for input that cannot be given: %v", t.Name(), err))
+				finished.Result = &res
+				rt.publish(info.RunID, finished)
+				return toolOutcome{CallID: c.CallID, Result: res}, nil
+			}
+		}
+		return toolOutcome{CallID: c.CallID, Needs: &inputNeed{Requests: ni.Requests, State: ni.State, Key: key}}, nil
 	}
 	finished.Type, finished.Error = LiveToolFailed, err.Error()
 	rt.publish(info.RunID, finished)

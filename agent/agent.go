@@ -14,7 +14,10 @@
 // tool calls run in parallel and journaled in the model's order; human
 // approval of chosen tool calls, each on its own, authorised and recorded,
 // for as long as it takes (a waiting run holds no worker memory); a tool
-// for the model to ask a person a question; structured final answers
+// for the model to ask a person a question; tools that need input while
+// they run (an MCP server's elicitation and sampling: tools.NeedInput),
+// whose questions wait for a person and whose samples are model calls of
+// the run, all journaled; structured final answers
 // checked against a Go type's schema; handoffs between agents, and agents
 // used as tools by others (child runs); long-lived conversations that
 // wait for the next user message; and a live feed of each run's progress

@@ -36,9 +36,14 @@ type PendingCall struct {
 	CallID    string `json:"call_id"`
 	Tool      string `json:"tool"`
 	Arguments string `json:"arguments,omitempty"`
-	// Question is what the model asked, for KindQuestion.
-	Question    string    `json:"question,omitempty"`
-	RequestedAt time.Time `json:"requested_at"`
+	// Question is what the model asked, for KindQuestion, or what a
+	// tool asks (an MCP server's elicitation, while it serves the call):
+	// then Schema is the JSON Schema of the object the answer must be,
+	// or URL a page the person is asked to visit (see Answer).
+	Question    string          `json:"question,omitempty"`
+	Schema      json.RawMessage `json:"schema,omitempty"`
+	URL         string          `json:"url,omitempty"`
+	RequestedAt time.Time       `json:"requested_at"`
 	// Deadline is when the agent's ApprovalPolicy decides in its place;
 	// zero if never.
 	Deadline time.Time `json:"deadline,omitzero"`
@@ -62,8 +67,17 @@ type Answer struct {
 	CallID string
 	// By identifies the person, as in Decision.
 	By string
-	// Text is the answer the model reads.
+	// Text is the answer the model reads. To a tool's question with a
+	// Schema (PendingCall.Schema), it is a JSON object valid against
+	// that schema, which the tool reads; to one with a URL, it is
+	// ignored.
 	Text string
+	// Action answers a tool's question (one with a Schema or a URL):
+	// empty or tools.ActionAccept gives Text; tools.ActionDecline and
+	// tools.ActionCancel refuse, or dismiss, the request (MCP's
+	// elicitation actions), and the tool is told so. A question of the
+	// model's (ask_human) takes no Action.
+	Action string
 }
 
 // Authorizer decides whether the person by may decide (or answer) a
@@ -110,6 +124,10 @@ var (
 	ErrNotPending = errors.New("no such pending request")
 	// ErrNotAuthorized means the Authorizer refused the decision.
 	ErrNotAuthorized = errors.New("not authorized")
+	// ErrInvalidAnswer means an answer does not fit its question: it
+	// breaks the requested schema, or names an unknown action. The
+	// question still waits; answer again.
+	ErrInvalidAnswer = errors.New("invalid answer")
 )
 
 // PendingFilter selects pending calls in Pending. Zero fields match
@@ -295,7 +313,10 @@ func pendingIn(runID string, history []backend.Event) []PendingCall {
 			req := PendingCall{Kind: KindApproval, RunID: runID, Agent: r.Agent, Turn: r.Turn, CallID: r.CallID,
 				Tool: r.Tool, Arguments: r.Arguments, RequestedAt: e.Time, Deadline: r.Deadline}
 			if e.Name == recQuestionAsked {
-				req.Kind, req.Question, req.Arguments = KindQuestion, r.Text, ""
+				req.Kind, req.Question, req.Schema, req.URL = KindQuestion, r.Text, r.Schema, r.URL
+				if r.Input == "" {
+					req.Arguments = "" // the model's question: its arguments are the question
+				}
 			}
 			order = append(order, k)
 			open[k] = req
@@ -405,17 +426,22 @@ func (rt *Runtime) Decide(ctx context.Context, runID string, d Decision) error {
 }
 
 // Answer sends a person's answer to the question a pending call of a run
-// asked (see AskHumanTool), after the Authorizer allowed it. Errors are
-// those of Decide.
+// asked (see AskHumanTool), or that a tool asked while serving the call (an
+// MCP server's elicitation), after checking it against the question (an
+// error wrapping ErrInvalidAnswer: nothing is sent) and the Authorizer
+// allowed it. Other errors are those of Decide.
 func (rt *Runtime) Answer(ctx context.Context, runID string, a Answer) error {
 	req, err := rt.find(ctx, runID, a.CallID, KindQuestion)
 	if err != nil {
 		return err
 	}
+	if err := checkAnswer(req, a); err != nil {
+		return fmt.Errorf("answer call %s of run %s: %w: %v", a.CallID, runID, ErrInvalidAnswer, err)
+	}
 	if err := rt.auth.Authorize(ctx, req, a.By); err != nil {
 		return fmt.Errorf("answer call %s of run %s: %w: %v", a.CallID, runID, ErrNotAuthorized, err)
 	}
-	msg := answerMsg{Turn: req.Turn, CallID: a.CallID, By: a.By, Text: a.Text}
+	msg := answerMsg{Turn: req.Turn, CallID: a.CallID, By: a.By, Text: a.Text, Action: a.Action}
 	return answerSignal.Send(durable.WithSender(ctx, a.By), rt.client, runID, msg)
 }
 

@@ -26,13 +26,7 @@ func TestAskHuman(t *testing.T) {
 	run := e.startRun(a, "ask-1", agent.Input{Message: "Order me a shirt."})
 	// A question is not an approval: the run waits as waiting.
 	e.waitStatus(run.ID, backend.StatusWaiting)
-	var qs []agent.PendingCall
-	eventually(t, "the question", func() bool {
-		var err error
-		qs, err = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
-		return err == nil && len(qs) == 1
-	})
-	q := qs[0]
+	q := e.onePending(agent.PendingFilter{Kind: agent.KindQuestion})
 	assert.Equal(t, agent.KindQuestion, q.Kind, "question %+v", q)
 	assert.Equal(t, run.ID, q.RunID, "question %+v", q)
 	assert.Equal(t, "call_0_0", q.CallID, "question %+v", q)
@@ -65,7 +59,7 @@ func TestAskHuman(t *testing.T) {
 		assert.Equal(t, "dana", answered[0]["by"], "answers recorded")
 		assert.Equal(t, "L, please", answered[0]["text"], "answers recorded")
 	}
-	qs, _ = e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
+	qs, _ := e.rt.Pending(ctx, agent.PendingFilter{Kind: agent.KindQuestion})
 	assert.Empty(t, qs, "questions after the end")
 	e.replays(a, run.ID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -150,6 +151,25 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// onePending waits until the calls f selects are exactly one, and
+// returns it.
+func (e *env) onePending(f agent.PendingFilter) agent.PendingCall {
+	e.t.Helper()
+	return e.pending(f, 1)[0]
+}
+
+// pending waits until the calls f selects are exactly n, and returns them.
+func (e *env) pending(f agent.PendingFilter, n int) []agent.PendingCall {
+	e.t.Helper()
+	var calls []agent.PendingCall
+	eventually(e.t, fmt.Sprintf("%d pending calls (%+v)", n, f), func() bool {
+		var err error
+		calls, err = e.rt.Pending(context.Background(), f)
+		return err == nil && len(calls) == n
+	})
+	return calls
 }
 
 // recorder is a scripted model that keeps every request it is sent, by

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/memory"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
@@ -56,6 +54,14 @@ type record struct {
 	// start: the tool's span has that step's span id, and the steps the
 	// tool took hang under it (durable.WithinStep).
 	Opened int `json:"opened,omitempty"`
+	// Of a tool's question to a person (an MCP server's elicitation,
+	// see serveInput): the request's id in the call, the JSON Schema
+	// the answer must match or the URL to visit; of its answer, the
+	// person's action (tools.ActionAccept, ...).
+	Input  string          `json:"input,omitempty"`
+	Schema json.RawMessage `json:"schema,omitempty"`
+	URL    string          `json:"url,omitempty"`
+	Action string          `json:"action,omitempty"`
 }
 
 // The signals a run receives from Runtime's client methods.
@@ -80,6 +86,8 @@ type answerMsg struct {
 	CallID string `json:"call_id"`
 	By     string `json:"by"`
 	Text   string `json:"text"`
+	// Action answers a tool's question (Answer.Action).
+	Action string `json:"action,omitempty"`
 }
 
 // userMessage is a message to a conversation.
@@ -340,7 +348,14 @@ type turnTools struct {
 	// put to that person.
 	approvals map[int]time.Time
 	questions map[int]time.Time
-	handoff   *registration
+	// Tool calls waiting for a person's answer to what the tool asked
+	// (serveInput), with the request and, once answered, the response.
+	elicits map[int]time.Time
+	asking  map[int]tools.InputRequest
+	replies map[int]tools.InputResponse
+	// What the tool activities ended with (settleTools), by call index.
+	settled map[int]settledCall
+	handoff *registration
 }
 
 // runTools runs a turn's tool calls, in parallel, each as an activity
@@ -351,13 +366,17 @@ func (rt *Runtime) runTools(ctx durable.Context, st *state, calls []providers.To
 	tt := &turnTools{rt: rt, st: st, calls: calls, results: make([]tools.Result, len(calls)),
 		tools: map[int]durable.Future[toolOutcome]{}, children: map[int]durable.Future[RunResult]{},
 		inline:    map[int]durable.Future[tools.Result]{},
-		approvals: map[int]time.Time{}, questions: map[int]time.Time{}}
+		approvals: map[int]time.Time{}, questions: map[int]time.Time{}, elicits: map[int]time.Time{},
+		asking: map[int]tools.InputRequest{}, replies: map[int]tools.InputResponse{}, settled: map[int]settledCall{}}
 	for i := range calls {
 		if err := tt.begin(ctx, i); err != nil {
 			return err
 		}
 	}
 	if err := tt.awaitPeople(ctx); err != nil {
+		return err
+	}
+	if err := tt.settleTools(ctx); err != nil {
 		return err
 	}
 	for i := range calls {
@@ -504,182 +523,15 @@ func (st *state) listedTools() *tools.Set {
 // start starts the activity of tool call i.
 func (tt *turnTools) start(ctx durable.Context, i int) {
 	c := tt.calls[i]
-	act := tt.st.reg.tools[c.Name]
-	if act == nil {
-		act = tt.st.lists[tt.st.reg.agent.Name].activities[c.Name] // lookup found it there
-	}
-	tt.tools[i] = durable.StartActivity(ctx, act, toolCall{CallID: c.ID, Arguments: c.Arguments,
+	tt.tools[i] = durable.StartActivity(ctx, tt.activity(c.Name), toolCall{CallID: c.ID, Arguments: c.Arguments,
 		Namespace: tt.st.namespace()})
-}
-
-// awaitPeople waits for the decisions and answers the turn needs. Each
-// call is decided on its own; an approved call starts at once, while the
-// others still wait.
-func (tt *turnTools) awaitPeople(ctx durable.Context) error {
-	if len(tt.approvals)+len(tt.questions) == 0 {
-		return nil
-	}
-	defer durable.SetWaitingStatus(ctx, "")
-	defer durable.SetAwaiting(ctx, nil)
-	policy := tt.st.reg.agent.Approval
-	var deadline durable.Future[struct{}]
-	if len(tt.approvals) > 0 && policy.Timeout > 0 {
-		deadline = durable.NewTimer(ctx, policy.Timeout)
-	}
-	for len(tt.approvals)+len(tt.questions) > 0 {
-		if err := durable.SetAwaiting(ctx, tt.open()); err != nil {
-			return err
-		}
-		ws := []durable.Waitable{decisionSignal.Ready(ctx), answerSignal.Ready(ctx)}
-		if len(tt.approvals) > 0 {
-			durable.SetWaitingStatus(ctx, backend.StatusAwaitingApproval)
-			if deadline != nil {
-				ws = append(ws, deadline)
-			}
-		} else {
-			durable.SetWaitingStatus(ctx, "")
-		}
-		which, err := durable.Select(ctx, ws...)
-		if err != nil {
-			return err
-		}
-		switch which {
-		case 0:
-			d, _, err := decisionSignal.TryReceive(ctx)
-			if err != nil {
-				// A message that does not decode is dropped, not
-				// allowed to fail the run.
-				durable.Logger(ctx).Warn("undecodable decision ignored", "err", err)
-				continue
-			}
-			if i, ok := tt.pending(tt.approvals, d.Turn, d.CallID); ok {
-				if refused, err := tt.refuse(ctx, i, d.By); refused || err != nil {
-					if err != nil {
-						return err
-					}
-					continue
-				}
-				if err := tt.decide(ctx, i, d); err != nil {
-					return err
-				}
-			}
-		case 1:
-			ans, _, err := answerSignal.TryReceive(ctx)
-			if err != nil {
-				durable.Logger(ctx).Warn("undecodable answer ignored", "err", err)
-				continue
-			}
-			if i, ok := tt.pending(tt.questions, ans.Turn, ans.CallID); ok {
-				if refused, err := tt.refuse(ctx, i, ans.By); refused || err != nil {
-					if err != nil {
-						return err
-					}
-					continue
-				}
-				if err := tt.answer(ctx, i, ans); err != nil {
-					return err
-				}
-			}
-		case 2:
-			for _, i := range slices.Sorted(maps.Keys(tt.approvals)) {
-				d := decisionMsg{Turn: tt.st.turns, CallID: tt.calls[i].ID, Approved: policy.OnTimeout, By: "timeout",
-					Reason: fmt.Sprintf("no decision within %v", policy.Timeout)}
-				if err := tt.decide(ctx, i, d); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// open returns the calls of the turn that wait for a person, in the
-// model's order, as Runtime.Pending lists them (but for RunID, which the
-// reader knows): what the run publishes with durable.SetAwaiting. Arguments past maxAwaitingArgs are left out
-// (and the call marked cut): a reader then reads them from the history.
-func (tt *turnTools) open() []awaitingCall {
-	var out []awaitingCall
-	for i := range tt.calls {
-		req, ok := tt.request(i)
-		if !ok {
-			continue
-		}
-		call := awaitingCall{PendingCall: req}
-		if len(req.Arguments)+len(req.Question) > maxAwaitingArgs {
-			call.Arguments, call.Question, call.Cut = "", "", true
-		}
-		out = append(out, call)
-	}
-	return out
-}
-
-// request returns call i as a request to a person, as Runtime.Pending
-// lists it but for RunID, with ok false if it waits for no one.
-func (tt *turnTools) request(i int) (req PendingCall, ok bool) {
-	a, c := tt.st.reg.agent, tt.calls[i]
-	req = PendingCall{Agent: a.Name, Turn: tt.st.turns, CallID: c.ID, Tool: c.Name}
-	if asked, ok := tt.approvals[i]; ok {
-		req.Kind, req.Arguments, req.RequestedAt = KindApproval, c.Arguments, asked
-		if d := a.Approval.Timeout; d > 0 {
-			req.Deadline = asked.Add(d)
-		}
-		return req, true
-	}
-	if asked, ok := tt.questions[i]; ok {
-		var q struct{ Question string }
-		_ = json.Unmarshal([]byte(c.Arguments), &q) // begin checked it
-		req.Kind, req.Question, req.RequestedAt = KindQuestion, q.Question, asked
-		return req, true
-	}
-	return PendingCall{}, false
-}
-
-// pending finds the waiting call that a message is meant for. Messages
-// for calls of other turns, or already settled, are dropped.
-func (tt *turnTools) pending(waiting map[int]time.Time, turn int, callID string) (int, bool) {
-	if turn != tt.st.turns {
-		return 0, false
-	}
-	for _, i := range slices.Sorted(maps.Keys(waiting)) { // in order: a model may repeat an id
-		if tt.calls[i].ID == callID {
-			return i, true
-		}
-	}
-	return 0, false
-}
-
-func (tt *turnTools) decide(ctx durable.Context, i int, d decisionMsg) error {
-	asked := tt.approvals[i]
-	delete(tt.approvals, i)
-	c := tt.calls[i]
-	err := durable.Record(ctx, recApprovalDecided, record{Agent: tt.st.reg.agent.Name, Turn: d.Turn, CallID: c.ID,
-		Tool: c.Name, Approved: d.Approved, By: d.By, Reason: d.Reason, Since: asked})
-	if d.Approved {
-		tt.start(ctx, i)
-		return err
-	}
-	msg := "The call was rejected by " + cmp.Or(d.By, "an approver")
-	if d.Reason != "" {
-		msg += ": " + d.Reason
-	}
-	tt.results[i] = errorResult(msg + ". It was not run.")
-	return err
-}
-
-func (tt *turnTools) answer(ctx durable.Context, i int, a answerMsg) error {
-	asked := tt.questions[i]
-	delete(tt.questions, i)
-	text, _ := json.Marshal(map[string]string{"answer": a.Text, "answered_by": a.By})
-	tt.results[i] = tools.Result{Content: string(text)}
-	return durable.Record(ctx, recQuestionAnswered, record{Agent: tt.st.reg.agent.Name, Turn: a.Turn,
-		CallID: tt.calls[i].ID, By: a.By, Text: a.Text, Since: asked})
 }
 
 // finish waits for call i, if it runs, and sets its result.
 func (tt *turnTools) finish(ctx durable.Context, i int) error {
 	c := tt.calls[i]
-	if f, ok := tt.tools[i]; ok {
-		out, err := f.Get(ctx)
+	if s, ok := tt.settled[i]; ok {
+		out, err := s.out, s.err
 		switch {
 		case errors.Is(err, durable.ErrCanceled):
 			return err

@@ -46,6 +46,9 @@ import (
 //   - A listed tool whose name is taken (by the agent's own tools, its
 //     workflow, memory and built-in tools, handoffs, helpers, or an
 //     earlier toolset) is left out, and the recorded list says why.
+//   - A call may end needing input (tools.NeedInput: an MCP server's
+//     elicitation or sampling): the run asks a person, or its model, and
+//     calls the tool again with the responses (see Runtime.Answer).
 //   - Approval: a listed tool given tools.RequireApproval or
 //     tools.RequireApprovalIf waits for approval on every call (a
 //     per-call policy cannot be evaluated against the recorded list).

@@ -106,3 +106,40 @@ func ExampleIdempotencyKey() {
 	// "charged 1299 with Idempotency-Key run-42/call_1" <nil>
 	// true tool charge: fatal: charge without an idempotency key
 }
+
+// A tool that needs a person's answer does not wait for it inside its
+// call: it returns NeedInput, and its caller (an agent run, durably) asks,
+// then calls it again with the response in its context.
+func ExampleNeedInput() {
+	confirm := tools.MustNew("cancel_order", "Cancel an order, once its owner confirms.",
+		func(ctx context.Context, in struct {
+			OrderID string `json:"order_id"`
+		}) (string, error) {
+			input, _ := tools.InputFrom(ctx)
+			r, ok := input.Response("confirm")
+			if !ok {
+				return "", tools.NeedInput("", tools.InputRequest{ID: "confirm", Kind: tools.InputElicitation,
+					Message: "Cancel order " + in.OrderID + "?",
+					Schema:  []byte(`{"type":"object","properties":{"sure":{"type":"boolean"}},"required":["sure"]}`)})
+			}
+			if r.Action != tools.ActionAccept || string(r.Content) != `{"sure":true}` {
+				return "kept " + in.OrderID, nil
+			}
+			return "canceled " + in.OrderID, nil
+		})
+	args := []byte(`{"order_id":"A-1"}`)
+	_, err := confirm.Call(context.Background(), args)
+	need, _ := tools.AsNeedsInput(err)
+	q := need.Requests[0]
+	fmt.Println("asks:", q.Message)
+	fmt.Println("a bad answer:", q.CheckAnswer(tools.ActionAccept, []byte(`{"sure":"yes"}`)) != nil)
+
+	ctx := tools.WithInput(context.Background(), tools.Input{State: need.State, Responses: []tools.InputResponse{
+		{ID: q.ID, Action: tools.ActionAccept, Content: []byte(`{"sure":true}`), By: "ann"}}})
+	res, _ := confirm.Call(ctx, args)
+	fmt.Println(res.Content)
+	// Output:
+	// asks: Cancel order A-1?
+	// a bad answer: true
+	// "canceled A-1"
+}

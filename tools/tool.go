@@ -245,6 +245,8 @@ func (t *Tool) Validate(args json.RawMessage) error {
 // means there is no result for the model:
 //
 //   - IsFatal(err): the tool returned Fatal; stop the run.
+//   - AsNeedsInput(err): the tool returned NeedInput; get the input and
+//     call it again with WithInput.
 //   - otherwise the attempt failed (ErrTimeout, ErrPanic, an error marked
 //     Retryable, or the context's cause if ctx was canceled): retry it per
 //     RetryPolicy.
@@ -270,6 +272,8 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (Result, error) {
 	case err == nil:
 		return t.result(strings.ToValidUTF8(out.Content, "\uFFFD"), out.IsError), nil
 	case IsFatal(err), errors.As(err, &re), errors.Is(err, ErrPanic), errors.Is(err, ErrTimeout), ctx.Err() != nil:
+		return Result{}, fmt.Errorf("tool %s: %w", t.name, err)
+	case errors.As(err, new(*NeedsInputError)):
 		return Result{}, fmt.Errorf("tool %s: %w", t.name, err)
 	case errors.As(err, &ee):
 		return t.errorResult(fmt.Sprintf("tool %s returned a result that cannot be encoded as JSON: %v", t.name, ee.err)), nil

@@ -1,13 +1,18 @@
 // MCP is an agent that uses the tools of an MCP server.
 //
 // By default the server is a small one written in Go with the official
-// go-sdk, run in this process: a warehouse with a tool to look up stock
-// and one to count a shelf, slowly, reporting progress. The agent's
-// client (tools/mcp) lists the server's tools once when the run starts,
-// records the list in the run's history with a hash, and calls each tool
-// as a durable activity: journaled, never made again once finished, and
-// made again with the same idempotency key (in the request's _meta) if a
-// worker dies during it.
+// go-sdk, run in this process: a warehouse with a tool to look up stock,
+// one to count a shelf, slowly, reporting progress, and one to reorder,
+// which asks the operator how many (an elicitation) and the agent's model
+// for a note to the supplier (sampling). The agent's client (tools/mcp)
+// lists the server's tools once when the run starts, records the list in
+// the run's history with a hash, and calls each tool as a durable
+// activity: journaled, never made again once finished, and made again
+// with the same idempotency key (in the request's _meta) if a worker dies
+// during it. The server's question is a pending question of the run,
+// which waits for it without holding a worker (this example answers it
+// itself; elsewhere `cairn answer`); its sampling request is a model call
+// of the run's own; then the tool is called again with both.
 //
 //	go run ./examples/mcp                                   # no setup
 //	go run ./examples/mcp -server "npx -y @modelcontextprotocol/server-everything"
@@ -101,7 +106,7 @@ func run(ctx context.Context, out io.Writer, store backend.Store, model provider
 	if err != nil {
 		return err
 	}
-	client, err := mcp.NewClient(name, transport, mcp.Options{})
+	client, err := mcp.NewClient(name, transport, mcp.Options{Elicitation: true, Sampling: true})
 	if err != nil {
 		return err
 	}
@@ -136,7 +141,7 @@ func run(ctx context.Context, out io.Writer, store backend.Store, model provider
 		return err
 	}
 	followed := make(chan error, 1)
-	go func() { followed <- follow(ctx, rt, run.ID, out) }()
+	go func() { followed <- follow(ctx, rt, run.ID, out, name == "warehouse") }()
 	res, err := run.Result(ctx)
 	if err != nil {
 		return err
@@ -148,10 +153,20 @@ func run(ctx context.Context, out io.Writer, store backend.Store, model provider
 	return listing(ctx, out, rt, run.ID)
 }
 
-// follow prints the run's tool calls and their progress as they happen.
-func follow(ctx context.Context, rt *agent.Runtime, runID string, out io.Writer) error {
+// follow prints the run's tool calls and their progress as they happen,
+// and answers the server's questions: the warehouse's as an operator
+// would, another server's by declining.
+func follow(ctx context.Context, rt *agent.Runtime, runID string, out io.Writer, warehouse bool) error {
 	return rt.Follow(ctx, runID, "", func(e agent.LiveEvent) error {
 		switch e.Type {
+		case agent.LiveQuestionAsked:
+			a := agent.Answer{CallID: e.CallID, By: "operator", Text: `{"quantity":24}`}
+			if !warehouse {
+				a.Text, a.Action = "", "decline"
+			}
+			fmt.Fprintf(out, "  [question] %s: %s\n  [answer] %s %s (as: cairn answer %s %s '%s' --by operator)\n",
+				e.Tool, e.Text, cmp.Or(a.Action, "accept"), a.Text, runID, e.CallID, a.Text)
+			return rt.Answer(ctx, runID, a)
 		case agent.LiveToolStarted:
 			fmt.Fprintf(out, "  [tool] %s %s\n", e.Tool, e.Arguments)
 		case agent.LiveToolProgress:

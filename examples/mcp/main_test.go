@@ -19,11 +19,13 @@ func TestExample(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(ctx, &out, inmem.New(), scriptedModel(), config{}), out.String())
 	for _, want := range []string{
-		"The warehouse offers 2 tools: count_shelf, stock",
+		"The warehouse offers 3 tools: count_shelf, reorder, stock",
 		`[tool] stock {"item":"blue mug"}`,
 		`[tool] count_shelf {"shelf":"B2"}`, // and its progress, unless it trails the result
-		"The tools said: shelf B2: 41 blue mugs; blue mug: 42 on shelf B2",
-		"toolset:clerk            tools count_shelf, stock, hash ",
+		"[question] reorder: How many blue mugs should we reorder?",
+		`[answer] accept {"quantity":24}`,
+		`The tools said: shelf B2: 41 blue mugs; ordered 24 blue mugs, with the note "Please deliver by Friday."; blue mug: 42 on shelf B2`,
+		"toolset:clerk            tools count_shelf, reorder, stock, hash ",
 		"run_completed",
 	} {
 		assert.Contains(t, out.String(), want)

@@ -14,7 +14,9 @@ import (
 )
 
 // warehouse is the example's MCP server, written with the go-sdk: stock
-// looks an item up; count_shelf counts a shelf, reporting its progress.
+// looks an item up; count_shelf counts a shelf, reporting its progress;
+// reorder asks the operator how many to order (elicitation), then the
+// client's model for a note to the supplier (sampling), and orders.
 func warehouse() *sdk.Server {
 	server := sdk.NewServer(&sdk.Implementation{Name: "warehouse", Version: "1"}, nil)
 	type item struct {
@@ -40,7 +42,52 @@ func warehouse() *sdk.Server {
 			}
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("shelf %s: 41 blue mugs", in.Shelf)}}}, nil, nil
 		})
+	sdk.AddTool(server, &sdk.Tool{Name: "reorder", Description: "Reorder an item from the supplier; asks the operator how many."}, reorder)
 	return server
+}
+
+// reorder asks for its input in its results (MCP's multi round-trip
+// requests): first the quantity, of the operator; then, with the quantity
+// kept in the request state, a note, of the client's model. The client
+// ends each round's call there; the agent run gets the input, durably,
+// and calls again.
+func reorder(ctx context.Context, req *sdk.CallToolRequest, in struct {
+	Item string `json:"item" jsonschema:"the item, e.g. blue mug"`
+}) (*sdk.CallToolResult, any, error) {
+	text := func(format string, args ...any) (*sdk.CallToolResult, any, error) {
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf(format, args...)}}}, nil, nil
+	}
+	if q, ok := req.Params.InputResponses["quantity"].(*sdk.ElicitResult); ok {
+		if q.Action != "accept" {
+			return text("no %s reordered: the operator chose to %s", in.Item, q.Action)
+		}
+		n := fmt.Sprint(q.Content["quantity"])
+		return &sdk.CallToolResult{RequestState: n, InputRequests: sdk.InputRequestMap{
+			"note": &sdk.CreateMessageParams{MaxTokens: 60, SystemPrompt: "You write one-line notes to suppliers.",
+				Messages: []*sdk.SamplingMessage{{Role: "user", Content: &sdk.TextContent{Text: "Order " + n + " " + in.Item + "."}}}},
+		}}, nil, nil
+	}
+	var note string
+	switch r := req.Params.InputResponses["note"].(type) {
+	case *sdk.CreateMessageWithToolsResult:
+		if len(r.Content) > 0 {
+			if t, ok := r.Content[0].(*sdk.TextContent); ok {
+				note = t.Text
+			}
+		}
+	case *sdk.CreateMessageResult:
+		if t, ok := r.Content.(*sdk.TextContent); ok {
+			note = t.Text
+		}
+	}
+	if note != "" {
+		return text("ordered %s %s, with the note %q", req.Params.RequestState, in.Item, note)
+	}
+	return &sdk.CallToolResult{InputRequests: sdk.InputRequestMap{
+		"quantity": &sdk.ElicitParams{Message: "How many " + in.Item + " should we reorder?", RequestedSchema: map[string]any{
+			"type": "object", "required": []any{"quantity"},
+			"properties": map[string]any{"quantity": map[string]any{"type": "integer", "minimum": 1, "maximum": 500}}}},
+	}}, nil, nil
 }
 
 // scriptedModel is the example's model without an API key: on the
@@ -49,6 +96,9 @@ func warehouse() *sdk.Server {
 // answers with what the tools said.
 func scriptedModel() providers.Model {
 	return scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+		if req.System == "You write one-line notes to suppliers." { // reorder's sampling request
+			return providers.Response{Message: providers.Message{Content: "Please deliver by Friday."}}, nil
+		}
 		if scripted.Turn(req) > 0 {
 			var said []string
 			for _, m := range req.Messages {
@@ -65,6 +115,8 @@ func scriptedModel() providers.Model {
 				calls = append(calls, providers.ToolCall{Name: t.Name, Arguments: `{"item":"blue mug"}`})
 			case "count_shelf":
 				calls = append(calls, providers.ToolCall{Name: t.Name, Arguments: `{"shelf":"B2"}`})
+			case "reorder":
+				calls = append(calls, providers.ToolCall{Name: t.Name, Arguments: `{"item":"blue mugs"}`})
 			case "echo":
 				args, _ := json.Marshal(map[string]string{"message": "hello from cairn"})
 				calls = append(calls, providers.ToolCall{Name: t.Name, Arguments: string(args)})

@@ -47,12 +47,7 @@ func tc(name, args string) providers.ToolCall { return providers.ToolCall{Name: 
 // events as they come.
 func runAgent(t *testing.T, a *agent.Agent, runID string, follow func(agent.LiveEvent)) (*agent.Runtime, agent.RunResult, []backend.Event) {
 	t.Helper()
-	rt := agent.NewRuntime(inmem.New(), agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, rt.Register(a))
-	ctx, stop := context.WithCancel(ctxT(t))
-	done := make(chan error, 1)
-	go func() { done <- rt.NewWorker(durable.WorkerOptions{}).Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	rt, ctx := working(t, a)
 	run, err := rt.Start(ctx, a, runID, agent.Input{Message: "go"})
 	require.NoError(t, err)
 	if follow != nil {
@@ -66,6 +61,19 @@ func runAgent(t *testing.T, a *agent.Agent, runID string, follow func(agent.Live
 	require.NoError(t, err)
 	require.NoError(t, durable.ReplayHistory(rt.Workflow(a), h), "replay")
 	return rt, res, h
+}
+
+// working returns a runtime of a on an in-memory store with a worker
+// running until the test ends, and the context it runs in.
+func working(t *testing.T, a *agent.Agent) (*agent.Runtime, context.Context) {
+	t.Helper()
+	rt := agent.NewRuntime(inmem.New(), agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, rt.Register(a))
+	ctx, stop := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() { done <- rt.NewWorker(durable.WorkerOptions{}).Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return rt, ctx
 }
 
 func toolMessages(res agent.RunResult) []string {

@@ -17,7 +17,6 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/cairn-dev/cairn/durable"
-	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -75,17 +74,32 @@ type Options struct {
 	HonorsIdempotencyKey bool
 	// Logger receives the client's warnings. Default slog.Default().
 	Logger *slog.Logger
-	// Sampling, if set, answers the server's sampling requests
-	// (sampling/createMessage: a server asking the client's model for a
-	// completion while it serves a call) with this model, usually the
-	// agent's. The request's messages (text, other content as
-	// references), system prompt, token cap, temperature and stop
-	// sequences are passed on. The completion is made within the attempt
-	// of the call the server is serving, and is part of what that call
-	// returns: it is journaled with the call's result, and a call made
-	// again (a retry, a crashed worker) samples again. Nil: the client
-	// does not declare sampling, and servers do not ask.
-	Sampling providers.Model
+	// Elicitation declares that the client takes the server's
+	// elicitation requests (a server asking the person behind the client
+	// to fill a form, or visit a URL, while it serves a call): the call's
+	// attempt ends with the request (tools.NeedInput), the agent run puts
+	// it to a person as a pending question with the requested schema
+	// (agent.Runtime.Pending, Answer, `cairn answer`), and calls the tool
+	// again with the answer, which the client gives the server when it
+	// asks again. False: the client does not declare elicitation, and
+	// servers do not ask.
+	Elicitation bool
+	// Sampling declares that the client serves the server's sampling
+	// requests (sampling/createMessage: a server asking the client's
+	// model for a completion while it serves a call): the call's attempt
+	// ends with the request, the agent run has its model complete it, in
+	// an activity of its own (journaled: a call made again after a crash
+	// gets the recorded completion, and the model is not called twice),
+	// and calls the tool again with the completion. The request's
+	// messages (text, other content as references), system prompt, token
+	// cap, temperature and stop sequences are passed on. False: the
+	// client does not declare sampling, and servers do not ask.
+	Sampling bool
+	// ProtocolVersion, if set, is the MCP protocol version the client
+	// asks for instead of the newest the SDK speaks (the server may
+	// answer with an older one). With Elicitation or Sampling, it
+	// decides how a server asks (see the package doc).
+	ProtocolVersion string
 }
 
 // Client is a connection to one MCP server that offers the server's tools
@@ -123,12 +137,44 @@ type Client struct {
 
 	progress sync.Map // progress token (string) -> func(tools.Progress)
 	tokens   atomic.Int64
+	// sessions finds the connection of a session that sends a request,
+	// without c.mu (held while a session closes).
+	sessions sync.Map // *sdk.ClientSession -> *connection
 }
 
 // connection is one session with the server.
 type connection struct {
 	session *sdk.ClientSession
 	done    chan struct{} // closed when the session ends
+	// slot, if not nil, lets one call at a time be in flight on the
+	// session (elicitation or sampling declared, protocol before
+	// 2026-07-28): current, to which the server's requests are
+	// attributed.
+	slot    chan struct{}
+	mu      sync.Mutex
+	current *inflight
+}
+
+// enter waits for the session's slot, if it has one, and makes f the call
+// in flight; leave undoes it.
+func (c *connection) enter(ctx context.Context, f *inflight) (leave func(), err error) {
+	if c.slot == nil {
+		return func() {}, nil
+	}
+	select {
+	case c.slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	c.mu.Lock()
+	c.current = f
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.current = nil
+		c.mu.Unlock()
+		<-c.slot
+	}, nil
 }
 
 func (c *connection) alive() bool {
@@ -163,11 +209,15 @@ func NewClient(name string, transport Transport, opts Options) (*Client, error) 
 		Logger:                      c.log,
 		ToolListChangedHandler:      func(context.Context, *sdk.ToolListChangedRequest) { c.toolsChanged() },
 		ProgressNotificationHandler: c.onProgress,
+		// An input_required result ends the attempt: the agent run
+		// gets the input, durably, and calls again.
+		MultiRoundTrip: &sdk.MultiRoundTripOptions{Disabled: true},
 	}
-	if model := opts.Sampling; model != nil {
-		sdkOpts.CreateMessageHandler = func(ctx context.Context, req *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
-			return sample(ctx, model, req)
-		}
+	if opts.Elicitation {
+		sdkOpts.ElicitationHandler = c.onElicit
+	}
+	if opts.Sampling {
+		sdkOpts.CreateMessageHandler = c.onSample
 	}
 	c.sdk = sdk.NewClient(&sdk.Implementation{Name: "cairn", Version: "1"}, sdkOpts)
 	return c, nil
@@ -272,11 +322,15 @@ func (c *Client) connectLocked(ctx context.Context) (*connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcp %s: connect: %w", c.name, err)
 	}
-	session, err := c.sdk.Connect(ctx, t, nil)
+	session, err := c.sdk.Connect(ctx, t, &sdk.ClientSessionOptions{ProtocolVersion: c.opts.ProtocolVersion})
 	if err != nil {
 		return nil, fmt.Errorf("mcp %s: connect: %w", c.name, err)
 	}
 	conn := &connection{session: session, done: make(chan struct{})}
+	if (c.opts.Elicitation || c.opts.Sampling) && !multiRoundTrip(session) {
+		conn.slot = make(chan struct{}, 1)
+	}
+	c.sessions.Store(session, conn)
 	go func() {
 		_ = session.Wait()
 		close(conn.done)
@@ -287,10 +341,23 @@ func (c *Client) connectLocked(ctx context.Context) (*connection, error) {
 
 // dropLocked closes conn and forgets it, if it is the client's.
 func (c *Client) dropLocked(conn *connection) {
+	c.sessions.Delete(conn.session)
 	_ = conn.session.Close()
 	if c.conn == conn {
 		c.conn, c.set = nil, nil
 	}
+}
+
+// retire forgets conn, if it is the client's, and closes it in the
+// background: closing a process's session waits for the process to end.
+func (c *Client) retire(conn *connection) {
+	c.mu.Lock()
+	c.sessions.Delete(conn.session)
+	if c.conn == conn {
+		c.conn, c.set = nil, nil
+	}
+	c.mu.Unlock()
+	go func() { _ = conn.session.Close() }()
 }
 
 // drop is dropLocked for callers without the lock.
@@ -323,6 +390,7 @@ func (c *Client) Close() error {
 	if c.conn == nil {
 		return nil
 	}
+	c.sessions.Delete(c.conn.session)
 	err := c.conn.session.Close()
 	c.conn, c.set = nil, nil
 	return err
@@ -334,25 +402,90 @@ var ErrClosed = errors.New("client closed")
 // call returns the function of the cairn tool for the server's tool name.
 func (c *Client) call(name string) tools.RawFunc {
 	return func(ctx context.Context, args json.RawMessage) (tools.Result, error) {
-		conn, err := c.connection(ctx)
-		if err != nil {
-			return tools.Result{}, tools.Retryable(err)
-		}
 		params := &sdk.CallToolParams{Name: name, Arguments: args, Meta: sdk.Meta{}}
 		if key, ok := tools.IdempotencyKey(ctx); ok {
 			params.Meta[MetaIdempotencyKey] = key
+		}
+		in, _ := tools.InputFrom(ctx)
+		if in.State != "" {
+			// A call made again after input_required.
+			var err error
+			if params.InputResponses, params.RequestState, err = inputResponses(in); err != nil {
+				return tools.Result{}, fmt.Errorf("mcp %s: call %s: %w", c.name, name, err)
+			}
 		}
 		token := c.name + "-" + strconv.FormatInt(c.tokens.Add(1), 10)
 		params.SetProgressToken(token)
 		c.progress.Store(token, func(p tools.Progress) { tools.ReportProgress(ctx, p) })
 		defer c.progress.Delete(token)
 
-		res, err := conn.session.CallTool(ctx, params)
+		callCtx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		f := &inflight{in: in, cancel: cancel}
+		conn, leave, err := c.enter(ctx, f)
+		if err != nil {
+			return tools.Result{}, err
+		}
+		defer leave()
+		res, err := conn.session.CallTool(callCtx, params)
+		if needs := f.needs(); len(needs) > 0 {
+			// The server asked while it served the call, and was
+			// refused: the call is made again with the answers. The
+			// session goes: a request the server sends late, for
+			// this call, must not reach the next one.
+			c.retire(conn)
+			return tools.Result{}, tools.NeedInput("", needs...)
+		}
 		if err != nil {
 			return tools.Result{}, c.callError(ctx, conn, name, err)
 		}
+		if res.NeedsInput() {
+			return tools.Result{}, needInput(res)
+		}
 		return Render(res), nil
 	}
+}
+
+// enter returns a live connection on which f is the call in flight (see
+// connection.enter), connecting if needed; leave ends f's turn.
+func (c *Client) enter(ctx context.Context, f *inflight) (_ *connection, leave func(), _ error) {
+	for {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return nil, nil, tools.Retryable(err)
+		}
+		leave, err := conn.enter(ctx, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.mu.Lock()
+		current := c.conn == conn
+		c.mu.Unlock()
+		if current {
+			return conn, leave, nil
+		}
+		leave() // dropped while this call waited its turn: connect again
+	}
+}
+
+// inflightOn returns the call in flight on session, if any.
+func (c *Client) inflightOn(session *sdk.ClientSession) *inflight {
+	v, ok := c.sessions.Load(session)
+	if !ok {
+		return nil // a session dropped, or not this client's
+	}
+	conn := v.(*connection)
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	return conn.current
+}
+
+// multiRoundTrip reports whether the session speaks protocol 2026-07-28 or
+// later, where a server asks for input in a call's result, never with a
+// request of its own.
+func multiRoundTrip(s *sdk.ClientSession) bool {
+	res := s.InitializeResult()
+	return res != nil && res.ProtocolVersion >= "2026-07-28"
 }
 
 // callError sorts what went wrong with a call: an error response of the

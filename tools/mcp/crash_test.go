@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,6 +41,10 @@ import (
 const (
 	envRedisURL = "CAIRN_MCP_TEST_REDIS_URL"
 	envMCPURL   = "CAIRN_MCP_TEST_MCP_URL"
+	// envAgent chooses the agent of the crash worker: shop (the
+	// default) or desk:VERSION, the desk asking for that protocol
+	// version (crash_input_test.go).
+	envAgent = "CAIRN_MCP_TEST_AGENT"
 )
 
 const crashRun = "crash-1"
@@ -66,7 +71,11 @@ func crashWorker() error {
 		return err
 	}
 	defer store.Close()
-	a, c, err := shopAgent(os.Getenv(envMCPURL))
+	agentOf := shopAgent
+	if name, version, ok := strings.Cut(os.Getenv(envAgent), ":"); ok && name == "desk" {
+		agentOf = deskAgent(version)
+	}
+	a, c, err := agentOf(os.Getenv(envMCPURL))
 	if err != nil {
 		return err
 	}
@@ -137,24 +146,11 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 		t.Skip("kills a worker process and waits out its lease; run without -short")
 	}
 	s := &shop{charged: map[string]int{}, block: make(chan struct{}), started: make(chan struct{})}
-	server := s.server()
-	hs := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return server }, nil))
-	defer hs.Close()
 	defer close(s.block)
+	cr := newCrashRun(t, s.server(), shopAgent, crashRun, "charge A-1")
+	rt, a, run := cr.rt, cr.agent, cr.run
 
-	srv := redistest.Start(t)
-	store, err := redis.Open(srv.URL())
-	require.NoError(t, err)
-	defer store.Close()
-	a, c, err := shopAgent(hs.URL)
-	require.NoError(t, err)
-	defer c.Close()
-	rt := agent.NewRuntime(store, agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, rt.Register(a))
-	run, err := rt.Start(ctxT(t), a, crashRun, agent.Input{Message: "charge A-1"})
-	require.NoError(t, err)
-
-	first := startWorker(t, srv.URL(), hs.URL)
+	first := cr.startWorker(t, "shop")
 	select {
 	case <-s.started:
 	case <-time.After(30 * time.Second):
@@ -163,7 +159,7 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
-	second := startWorker(t, srv.URL(), hs.URL)
+	second := cr.startWorker(t, "shop")
 	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
 	res, err := run.Result(ctxT(t))
 	require.NoError(t, err)
@@ -188,11 +184,45 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	assert.NoError(t, durable.ReplayHistory(rt.Workflow(a), h))
 }
 
+// crashWorld is a crash test's world: its MCP server over streamable HTTP,
+// a Redis server, and a run started (not yet run) of the agent agentOf
+// makes, with a runtime of its own to read the run.
+type crashWorld struct {
+	redisURL, mcpURL string
+	rt               *agent.Runtime
+	agent            *agent.Agent
+	run              *durable.Run[agent.RunResult]
+}
+
+func newCrashRun(t *testing.T, server *sdk.Server, agentOf func(string) (*agent.Agent, *mcp.Client, error), runID, message string) *crashWorld {
+	t.Helper()
+	hs := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return server }, nil))
+	t.Cleanup(hs.Close)
+	srv := redistest.Start(t)
+	store, err := redis.Open(srv.URL())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	a, c, err := agentOf(hs.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	rt := agent.NewRuntime(store, agent.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, rt.Register(a))
+	run, err := rt.Start(ctxT(t), a, runID, agent.Input{Message: message})
+	require.NoError(t, err)
+	return &crashWorld{redisURL: srv.URL(), mcpURL: hs.URL, rt: rt, agent: a, run: run}
+}
+
+// startWorker starts a crash worker process of the agent agentName and
+// waits until it runs.
+func (w *crashWorld) startWorker(t *testing.T, agentName string) *exec.Cmd {
+	return startWorker(t, w.redisURL, w.mcpURL, agentName)
+}
+
 // startWorker starts a crash worker process and waits until it runs.
-func startWorker(t *testing.T, redisURL, mcpURL string) *exec.Cmd {
+func startWorker(t *testing.T, redisURL, mcpURL, agentName string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envWorker+"=1", envRedisURL+"="+redisURL, envMCPURL+"="+mcpURL)
+	cmd.Env = append(os.Environ(), envWorker+"=1", envRedisURL+"="+redisURL, envMCPURL+"="+mcpURL, envAgent+"="+agentName)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)

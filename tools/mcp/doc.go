@@ -25,12 +25,53 @@
 // model (Render), truncated as other tools' are; a result with isError is
 // the tool's error, which the model reads.
 //
-// Sampling requests of a server (a server asking the client's model for a
-// completion while it serves a call) are answered by Options.Sampling, a
-// providers.Model, within the attempt of the call: the completion is part
-// of the call's journaled result, not an activity of its own. Elicitation
-// (a server asking a person) is not supported yet: the Client does not
-// declare it, so servers do not ask.
+// # Elicitation and sampling
+//
+// A server may ask, while it serves a call, for input: a person's answer
+// (elicitation: a form, with a JSON Schema of the object to fill, or a URL
+// to visit) or a completion of the client's model (sampling). A Client
+// declares what it takes with Options.Elicitation and Options.Sampling,
+// and never waits for the input inside the call, which would hold a
+// worker for as long as a person takes: the call's attempt ends with the
+// requests (tools.NeedInput), journaled as the activity's result, not as a
+// failure. An agent run gets the input durably (package agent:
+// a question is a pending question, listed by Runtime.Pending and answered
+// with Runtime.Answer or `cairn answer`, checked against the schema; a
+// sampling request is a call of the agent's model, an activity of its
+// own), then calls the tool again (a new step) with the same idempotency
+// key and every response so far in its context (tools.InputFrom). The
+// server learns the answers according to its protocol version:
+//
+//   - 2026-07-28 and later (multi round-trip requests, SEP-2322): the
+//     server asks in the call's result (input_required, inputRequests, a
+//     requestState). The requests are the call's own, exactly; the call
+//     made again sends the responses of the last round under the server's
+//     ids, with its requestState. Calls on one session run concurrently.
+//     The go-sdk's own loop, which would fulfil the requests within the
+//     attempt, is turned off.
+//   - Before it, the server sends a request of its own (elicitation/create,
+//     sampling/createMessage) while the call runs, and MCP gives it no
+//     reference to the call. The Client attributes it to the one call in
+//     flight on the session: while it declares elicitation or sampling, it
+//     makes one call at a time on such a session (the calls of one turn to
+//     this server wait their turn, each within its own Timeout; use two
+//     Clients for calls that must overlap). A request it has a recorded
+//     response for (the same message and schema, or the same sampling
+//     request: it is named by a hash of its content) is answered at once;
+//     another one ends the attempt: the Client refuses it with an error,
+//     cancels the call (the server is told) and closes the session, since
+//     a request the server sends late for this call must not be taken for
+//     the next call's (which connects again: a new session, over stdio a
+//     new process). When the server asks two things at once, the first to
+//     arrive ends the attempt and the other may take a round of its own. A
+//     request that arrives when no call is in flight is refused.
+//
+// A server that asks for input with a malformed schema (not a JSON Schema
+// of an object) gets nobody asked: the model reads why the call failed. A
+// person who declines or cancels is passed on as MCP's decline or cancel
+// action; the tool decides what that means. Roots are not offered. Without
+// an agent run (a tool called directly), the call returns the
+// *tools.NeedsInputError for its caller to serve.
 //
 // AgentServer (serve.go) goes the other way: an http.Handler (streamable
 // HTTP) that offers a Runtime's agents as MCP tools, so an MCP client (an

@@ -134,6 +134,7 @@ type opts struct {
 	limit    int
 	by       string
 	reason   string
+	action   string
 	reply    bool
 	timeout  time.Duration
 	runs     stringList

@@ -44,9 +44,13 @@ func (app App) commands() []*command {
 			store: true, nargs: exactly(2), flags: decisionFlags, run: cmdDecide(false)},
 		{name: "questions", summary: "List the questions agents asked a person (ask_human), across runs.", store: true,
 			nargs: exactly(0), flags: jsonFlag, run: cmdQuestions},
-		{name: "answer", args: "RUN CALL ANSWER --by NAME", summary: "Answer an agent's question; the model reads the answer.",
-			store: true, nargs: exactly(3), flags: func(fs *flag.FlagSet, o *opts) {
+		{name: "answer", args: "RUN CALL [ANSWER] --by NAME [--action accept|decline|cancel]",
+			summary: "Answer an agent's question; the model reads the answer.\n" +
+				"A tool's question (an MCP server's) with a schema takes a JSON object valid against it, or --action decline or cancel;\n" +
+				"one that asks to visit a URL takes --action accept once it is done.",
+			store: true, nargs: func(n int) bool { return n == 2 || n == 3 }, flags: func(fs *flag.FlagSet, o *opts) {
 				fs.StringVar(&o.by, "by", "", "who answers (required; checked by the authorizer and recorded)")
+				fs.StringVar(&o.action, "action", "", "accept (a URL visited), decline or cancel a tool's question")
 			}, run: cmdAnswer},
 		{name: "signal", args: "RUN NAME [JSON]", summary: "Send a signal, with a JSON payload (default null), to a run.",
 			store: true, nargs: func(n int) bool { return n == 2 || n == 3 }, flags: byFlag, run: cmdSignal},
@@ -245,7 +249,14 @@ func cmdQuestions(ctx context.Context, e *env, _ []string) error {
 	}
 	t := newTable(e.out, "RUN", "CALL", "AGENT", "ASKED", "QUESTION")
 	for _, r := range reqs {
-		t.row(r.RunID, r.CallID, r.Agent, formatTime(r.RequestedAt), cut(r.Question, 80))
+		q := r.Question
+		switch {
+		case len(r.Schema) > 0:
+			q = fmt.Sprintf("%s (tool %s; answer with JSON: %s)", q, r.Tool, r.Schema)
+		case r.URL != "":
+			q = fmt.Sprintf("%s (tool %s; visit %s)", q, r.Tool, r.URL)
+		}
+		t.row(r.RunID, r.CallID, r.Agent, formatTime(r.RequestedAt), cut(q, 160))
 	}
 	return t.flush()
 }
@@ -254,10 +265,20 @@ func cmdAnswer(ctx context.Context, e *env, args []string) error {
 	if e.o.by == "" {
 		return usageError("--by is required: who answers is checked and recorded")
 	}
-	if err := e.rt.Answer(ctx, args[0], agent.Answer{CallID: args[1], By: e.o.by, Text: args[2]}); err != nil {
+	a := agent.Answer{CallID: args[1], By: e.o.by, Action: e.o.action}
+	switch {
+	case len(args) == 3 && a.Action != "" && a.Action != "accept":
+		return usageError("--action %s takes no ANSWER", a.Action)
+	case len(args) == 3:
+		a.Text = args[2]
+	case a.Action == "":
+		return usageError("ANSWER is required, unless --action accepts (a URL visited), declines or cancels")
+	}
+	if err := e.rt.Answer(ctx, args[0], a); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.out, "Answered call %s of run %s, as %s.\n", args[1], args[0], e.o.by)
+	verb := map[string]string{"decline": "Declined", "cancel": "Canceled"}[a.Action]
+	fmt.Fprintf(e.out, "%s call %s of run %s, as %s.\n", cmp.Or(verb, "Answered"), args[1], args[0], e.o.by)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
+	"github.com/cairn-dev/cairn/tools"
 )
 
 // TestApprovalSession is an operator's session on a refund that waits for
@@ -174,6 +175,46 @@ func askAgent() *agent.Agent {
 		return providers.Response{Message: providers.Message{Content: "Told: " + last}}, nil
 	})
 	return &agent.Agent{Name: "asker", Model: model, AskHuman: true}
+}
+
+// formAgent calls a tool that asks a person to fill a form (as an MCP
+// server's elicitation does), then answers with the tool's result.
+func formAgent() *agent.Agent {
+	seat := tools.MustNew("seat", "Choose a seat.", func(ctx context.Context, _ struct{}) (string, error) {
+		in, _ := tools.InputFrom(ctx)
+		r, ok := in.Response("seat")
+		if !ok {
+			return "", tools.NeedInput("", tools.InputRequest{ID: "seat", Kind: tools.InputElicitation, Message: "Aisle or window?",
+				Schema: json.RawMessage(`{"type":"object","properties":{"seat":{"enum":["aisle","window"]}},"required":["seat"]}`)})
+		}
+		return r.Action + " " + string(r.Content), nil
+	})
+	model := scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
+		if scripted.Turn(req) == 0 {
+			return calls(providers.ToolCall{Name: "seat", Arguments: `{}`}), nil
+		}
+		return providers.Response{Message: providers.Message{Content: "Seat: " + req.Messages[len(req.Messages)-1].Content}}, nil
+	})
+	set, err := tools.NewSet(seat)
+	if err != nil {
+		panic(err)
+	}
+	return &agent.Agent{Name: "seater", Model: model, Tools: set}
+}
+
+// TestToolQuestions: a tool's question is listed with its schema, an
+// answer that breaks it is refused, and --action declines.
+func TestToolQuestions(t *testing.T) {
+	w := newWorld(t, formAgent())
+	w.start(formAgent(), "form-1", agent.Input{Message: "Seat me."}, backend.StatusWaiting)
+	w.check("questions_form", 0, "questions")
+	w.check("answer_form_bad", 1, "answer", "form-1", "call_0_0", `{"seat":"roof"}`, "--by", "carol")
+	w.check("answer_form_both", 2, "answer", "form-1", "call_0_0", `{"seat":"aisle"}`, "--by", "carol", "--action", "decline")
+	w.check("answer_form_decline", 0, "answer", "form-1", "call_0_0", "--by", "carol", "--action", "decline")
+	w.waitStatus("form-1", backend.StatusCompleted)
+	res, err := w.rt.Run("form-1").Result(traced())
+	require.NoError(t, err)
+	assert.Equal(t, `Seat: "decline "`, res.Text)
 }
 
 func TestQuestions(t *testing.T) {

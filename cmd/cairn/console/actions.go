@@ -28,6 +28,8 @@ func (c *Console) actionError(w http.ResponseWriter, r *http.Request, id Identit
 	switch {
 	case errors.Is(err, agent.ErrNotAuthorized):
 		code = http.StatusForbidden
+	case errors.Is(err, agent.ErrInvalidAnswer):
+		code = http.StatusBadRequest
 	case errors.Is(err, agent.ErrNotPending), errors.Is(err, durable.ErrRunEnded), errors.Is(err, durable.ErrNotParked):
 		code = http.StatusConflict
 	}
@@ -62,19 +64,38 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, id Identity) {
 		" sent as "+id.Name+".")
 }
 
-// answer answers a question a run's model asked.
+// answer answers a question a run's model asked, or one of its tools (an
+// MCP server's: text is then a JSON object valid against the question's
+// schema, or action declines or cancels it).
 func (c *Console) answer(w http.ResponseWriter, r *http.Request, id Identity) {
 	runID, callID := r.PathValue("run"), r.PathValue("call")
-	text := strings.TrimSpace(r.PostFormValue("text"))
-	if text == "" {
-		c.refuse(w, r, http.StatusBadRequest, "The answer is empty.")
-		return
+	text, action := strings.TrimSpace(r.PostFormValue("text")), r.PostFormValue("action")
+	if text == "" && action == "" {
+		// A URL to visit takes no text: "Done" accepts.
+		if qs, err := c.rt.Pending(r.Context(), agent.PendingFilter{RunID: runID}); err != nil || !visit(qs, callID) {
+			c.refuse(w, r, http.StatusBadRequest, "The answer is empty.")
+			return
+		}
 	}
-	if err := c.rt.Answer(r.Context(), runID, agent.Answer{CallID: callID, By: id.Name, Text: text}); err != nil {
+	if action != "" {
+		text = ""
+	}
+	if err := c.rt.Answer(r.Context(), runID, agent.Answer{CallID: callID, By: id.Name, Text: text, Action: action}); err != nil {
 		c.actionError(w, r, id, err)
 		return
 	}
-	c.done(w, r, "Answer to call "+callID+" of run "+runID+" sent as "+id.Name+".")
+	what := map[string]string{"": "Answer to", "decline": "Declining of", "cancel": "Canceling of"}[action]
+	c.done(w, r, what+" call "+callID+" of run "+runID+" sent as "+id.Name+".")
+}
+
+// visit reports whether the call callID among qs asks to visit a URL.
+func visit(qs []agent.PendingCall, callID string) bool {
+	for _, q := range qs {
+		if q.CallID == callID && q.URL != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // cancel asks a run to cancel, as the identity.

@@ -239,6 +239,32 @@ func TestInboxAnswer(t *testing.T) {
 	assert.Equal(t, "L, please", a[0]["text"])
 }
 
+// TestInboxToolQuestion: a tool's question shows its schema; an answer
+// that breaks it is refused with why; declining is sent as declining.
+func TestInboxToolQuestion(t *testing.T) {
+	w := newWorld(t, nil, console.Options{})
+	w.start("seater", "q-1", backend.StatusWaiting)
+	c := w.client()
+	code, body := get(t, c, w.srv.URL+"/inbox?kind=question")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `<blockquote class="question">Aisle or window?</blockquote>`)
+	assert.Contains(t, body, `The tool <code>seat</code> asks`)
+	assert.Contains(t, body, `{&#34;type&#34;:&#34;object&#34;`)
+	assert.Contains(t, body, `name="action" value="decline"`)
+
+	token := csrfOf(t, c, w.srv.URL+"/inbox")
+	code, out := post(t, c, w.srv.URL+"/runs/q-1/calls/call_0_0/answer", url.Values{"text": {`{"seat":"roof"}`}}, "X-CSRF-Token", token)
+	assert.Equal(t, http.StatusBadRequest, code, "%v", out)
+	assert.Contains(t, out["error"], "does not match the requested schema", "%v", out)
+	code, out = post(t, c, w.srv.URL+"/runs/q-1/calls/call_0_0/answer", url.Values{"action": {"decline"}}, "X-CSRF-Token", token)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	w.waitStatus("q-1", backend.StatusCompleted)
+	a := w.records("q-1", "question_answered")
+	require.Len(t, a, 1)
+	assert.Equal(t, "alice", a[0]["by"])
+	assert.Equal(t, "decline", a[0]["action"])
+}
+
 // TestEscaped: what the model wrote is text, never markup.
 func TestEscaped(t *testing.T) {
 	w := newWorld(t, nil, console.Options{})

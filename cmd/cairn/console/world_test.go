@@ -36,6 +36,8 @@ import (
 //	         whose onerror runs script
 //	refunder asks for a refund in its first turn
 //	chat     answers each message of a conversation
+//	seater   calls a tool that asks a person to fill a form (as an MCP
+//	         server's elicitation does)
 //
 // and a workflow, flow, that runs an activity and waits for a signal.
 const (
@@ -101,6 +103,16 @@ func newWorldWith(t testing.TB, store backend.Store, rtOpts agent.Options, opts 
 	})
 	set, err := tools.NewSet(refund, lookup)
 	require.NoError(t, err)
+	seat := tools.MustNew("seat", "Choose a seat.", func(ctx context.Context, _ struct{}) (string, error) {
+		in, _ := tools.InputFrom(ctx)
+		if r, ok := in.Response("seat"); ok {
+			return r.Action + " " + string(r.Content), nil
+		}
+		return "", tools.NeedInput("", tools.InputRequest{ID: "seat", Kind: tools.InputElicitation, Message: "Aisle or window?",
+			Schema: json.RawMessage(`{"type":"object","properties":{"seat":{"enum":["aisle","window"]}},"required":["seat"]}`)})
+	})
+	seats, err := tools.NewSet(seat)
+	require.NoError(t, err)
 	call := func(name, args string) providers.Response {
 		return providers.Response{Message: providers.Message{ToolCalls: []providers.ToolCall{{Name: name, Arguments: args}}}}
 	}
@@ -112,6 +124,7 @@ func newWorldWith(t testing.TB, store backend.Store, rtOpts agent.Options, opts 
 			call("refund", `{"order_id":"A-1001","cents":12000}`), say(finalAnswer)), Tools: set},
 		"clerk":  {Name: "clerk", Model: scripted.New(call("ask_human", `{"question":"Which size, M or L?"}`), say("Ordering size L.")), AskHuman: true},
 		"parrot": {Name: "parrot", Model: scripted.New(say(hostile))},
+		"seater": {Name: "seater", Model: scripted.New(call("seat", `{}`), say("Seated.")), Tools: seats},
 		"chat": {Name: "chat", Model: scripted.Func(func(_ context.Context, req providers.Request) (providers.Response, error) {
 			return say("You said: " + req.Messages[len(req.Messages)-1].Content), nil
 		}), ConversationLimit: 1000},
