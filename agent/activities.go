@@ -21,10 +21,6 @@ import (
 // is rebuilt by replay, so history grows with the answers only.
 type modelCall struct {
 	Request providers.Request `json:"request"`
-	// Sampling marks a completion asked for by a tool (an MCP server's
-	// sampling request, see serveInput), not a turn of the agent: it is
-	// not streamed to the run's live feed as the agent's text.
-	Sampling bool `json:"sampling,omitempty"`
 }
 
 // toolCall is the input of a tool call activity.
@@ -92,6 +88,7 @@ func (rt *Runtime) define(a *Agent) *registration {
 		mo.RetryPolicy.MaximumAttempts = DefaultModelAttempts
 	}
 	r.model = durable.NewActivity("model:"+a.Name, rt.callModel(a), mo)
+	r.sample = durable.NewActivity("sample:"+a.Name, rt.sample(a), mo)
 	if a.Memory != nil && !a.Memory.NoSummary {
 		r.summary = durable.NewActivity("summary:"+a.Name, rt.summarize(a), mo)
 	}
@@ -126,13 +123,25 @@ func (rt *Runtime) define(a *Agent) *registration {
 	return r
 }
 
+// sample is the activity that answers, with agent a's model, a
+// completion a tool asked for (an MCP server's sampling request, see
+// serveInput): not a turn of the agent, so neither streamed to the run's
+// live feed nor read as one from history (evals, the console, the
+// transcript read "model:" activities).
+func (rt *Runtime) sample(a *Agent) func(context.Context, modelCall) (providers.Response, error) {
+	return func(ctx context.Context, c modelCall) (providers.Response, error) {
+		rt.tel.recordModelInput(ctx, c.Request)
+		return a.Model.Generate(ctx, c.Request)
+	}
+}
+
 // callModel is the model call activity of agent a: it streams the answer
 // to the run's feed as it comes, keyed by step and attempt.
 func (rt *Runtime) callModel(a *Agent) func(context.Context, modelCall) (providers.Response, error) {
 	return func(ctx context.Context, c modelCall) (providers.Response, error) {
 		info, _ := durable.ActivityInfoFrom(ctx)
 		rt.tel.recordModelInput(ctx, c.Request)
-		if rt.feed == nil || c.Sampling {
+		if rt.feed == nil {
 			return a.Model.Generate(ctx, c.Request)
 		}
 		base := LiveEvent{Type: LiveTextDelta, Agent: a.Name, Step: info.Step, Attempt: info.Attempt}

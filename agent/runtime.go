@@ -79,6 +79,8 @@ type registration struct {
 	agent    *Agent
 	workflow *durable.Workflow[Input, RunResult]
 	model    *durable.Activity[modelCall, providers.Response]
+	// sample answers the completions tools ask for (serveInput).
+	sample *durable.Activity[modelCall, providers.Response]
 	// summary writes the summaries of compactions (Agent.Memory); nil
 	// without them.
 	summary *durable.Activity[modelCall, providers.Response]

@@ -149,6 +149,9 @@ func callKind(name string) (kind, agent, tool string, summary bool) {
 	case strings.HasPrefix(name, "model:") || strings.HasPrefix(name, "summary:"):
 		agent, summary = strings.CutPrefix(name, "summary:")
 		return "chat", strings.TrimPrefix(agent, "model:"), "", summary
+	case strings.HasPrefix(name, "sample:"):
+		// A completion a tool asked for, by the agent's model.
+		return "chat", strings.TrimPrefix(name, "sample:"), "", false
 	case strings.HasPrefix(name, "tool:"):
 		agent, tool, _ = strings.Cut(strings.TrimPrefix(name, "tool:"), "/")
 		return "tool", agent, tool, false
@@ -185,6 +188,9 @@ func (t *telemetry) activitySpan(s *durable.Span) {
 		s.Attributes = append(s.Attributes, semconv.GenAIOperationNameChat)
 		if summary {
 			s.Attributes = append(s.Attributes, attribute.Bool("cairn.memory.summary", true))
+		}
+		if strings.HasPrefix(e.Name, "sample:") {
+			s.Attributes = append(s.Attributes, attribute.Bool("cairn.tool.sampling", true))
 		}
 		s.Attributes = append(s.Attributes, modelAttrs(model)...)
 		var resp providers.Response

@@ -205,7 +205,7 @@ func (tt *turnTools) roundDone(ctx durable.Context, i int, gs map[int]*gathering
 	g.responses, g.samples = make([]tools.InputResponse, n), map[int]durable.Future[providers.Response]{}
 	for j, r := range g.need.Requests {
 		if r.Kind == tools.InputSampling {
-			g.samples[j] = durable.StartActivity(ctx, tt.st.reg.model, modelCall{Request: *r.Sampling, Sampling: true})
+			g.samples[j] = durable.StartActivity(ctx, tt.st.reg.sample, modelCall{Request: *r.Sampling})
 		}
 	}
 	return tt.advance(ctx, i, g)

@@ -144,7 +144,7 @@ func TestToolInput(t *testing.T) {
 		if ev.Type == backend.EventActivityCompleted {
 			names = append(names, ev.Name)
 			var resp providers.Response
-			if ev.Name == "model:travel" && json.Unmarshal(ev.Payload, &resp) == nil {
+			if (ev.Name == "model:travel" || ev.Name == "sample:travel") && json.Unmarshal(ev.Payload, &resp) == nil {
 				used.InputTokens += resp.Usage.InputTokens
 				used.OutputTokens += resp.Usage.OutputTokens
 			}
@@ -152,7 +152,7 @@ func TestToolInput(t *testing.T) {
 	}
 	assert.Equal(t, used.InputTokens, res.Usage.InputTokens, "every model call's tokens count, the sample's too")
 	assert.Equal(t, used.OutputTokens, res.Usage.OutputTokens)
-	assert.Equal(t, []string{"model:travel", "tool:travel/book", "model:travel", "tool:travel/book", "model:travel"}, names,
+	assert.Equal(t, []string{"model:travel", "tool:travel/book", "sample:travel", "tool:travel/book", "model:travel"}, names,
 		"the sample is a model call of its own, between the two rounds")
 	e.replays(a, run.ID)
 }

@@ -38,7 +38,7 @@
 // a question is a pending question, listed by Runtime.Pending and answered
 // with Runtime.Answer or `cairn answer`, checked against the schema; a
 // sampling request is a call of the agent's model, an activity of its
-// own), then calls the tool again (a new step) with the same idempotency
+// own, "sample:<agent>"), then calls the tool again (a new step) with the same idempotency
 // key and every response so far in its context (tools.InputFrom). The
 // server learns the answers according to its protocol version:
 //
