@@ -232,6 +232,13 @@ func (rt *Runtime) runTool(ctx context.Context, a *Agent, t *tools.Tool, c toolC
 				return toolOutcome{CallID: c.CallID, Result: res}, nil
 			}
 		}
+		needs := finished
+		needs.Type = LiveToolNeedsInput
+		for _, r := range ni.Requests {
+			r.Sampling = nil // the conversation, maybe long, maybe private
+			needs.Input = append(needs.Input, r)
+		}
+		rt.publish(info.RunID, needs)
 		return toolOutcome{CallID: c.CallID, Needs: &inputNeed{Requests: ni.Requests, State: ni.State, Key: key}}, nil
 	}
 	finished.Type, finished.Error = LiveToolFailed, err.Error()

@@ -29,6 +29,11 @@ const (
 	// LiveToolFinished: a tool call finished with Result (or, fatally,
 	// with Error).
 	LiveToolFinished LiveEventType = "tool_finished"
+	// LiveToolNeedsInput: an attempt of a tool call ended asking for
+	// Input (an MCP server's elicitation or sampling): questions for
+	// people (each then a LiveQuestionAsked) and completions of the
+	// agent's model; the call is made again once they are given.
+	LiveToolNeedsInput LiveEventType = "tool_needs_input"
 	// LiveToolProgress: a running tool call reported its Progress
 	// (tools.ReportProgress; an MCP server's progress notifications).
 	LiveToolProgress LiveEventType = "tool_progress"
@@ -75,6 +80,14 @@ type LiveEvent struct {
 	Result    *tools.Result `json:"result,omitempty"`
 	// Progress is a running tool call's progress.
 	Progress *tools.Progress `json:"progress,omitempty"`
+	// Input is what a tool call asks for (LiveToolNeedsInput), without
+	// the messages of its sampling requests.
+	Input []tools.InputRequest `json:"input,omitempty"`
+	// Schema and URL are what answer a tool's question wants
+	// (LiveQuestionAsked of an elicitation): an object valid against the
+	// JSON Schema, or a visit to the URL.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	URL    string          `json:"url,omitempty"`
 	// Approved, By and Reason describe a decision.
 	Approved bool   `json:"approved,omitempty"`
 	By       string `json:"by,omitempty"`
@@ -229,7 +242,7 @@ func liveEvent(run backend.RunInfo, e backend.Event) (LiveEvent, bool) {
 	le.Agent = r.Agent
 	le.CallID, le.Tool, le.Arguments = r.CallID, r.Tool, r.Arguments
 	le.Approved, le.By, le.Reason = r.Approved, r.By, r.Reason
-	le.Text = r.Text
+	le.Text, le.Schema, le.URL = r.Text, r.Schema, r.URL
 	switch e.Name {
 	case recApprovalRequested:
 		le.Type = LiveApprovalRequested

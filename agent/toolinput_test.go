@@ -130,10 +130,25 @@ func TestToolInput(t *testing.T) {
 	assert.Equal(t, b.keys[0], b.keys[1], "the same idempotency key in both rounds")
 	b.mu.Unlock()
 
+	// The live feed says what the first round asked for (without the
+	// sampling request's messages), and what the question wants.
+	events := feedUntil(t, e, run.ID, "the question in the feed", func(evs []agent.LiveEvent) bool {
+		return len(ofType(evs, agent.LiveToolNeedsInput)) == 1 && len(ofType(evs, agent.LiveQuestionAsked)) == 1
+	})
+	needs := ofType(events, agent.LiveToolNeedsInput)[0]
+	assert.Equal(t, "book", needs.Tool)
+	assert.Equal(t, q.CallID, needs.CallID)
+	require.Len(t, needs.Input, 2, "the requests of the first round")
+	for _, r := range needs.Input {
+		assert.Nil(t, r.Sampling, "request %s: the sampling request's messages are in the feed", r.ID)
+	}
+	asked := ofType(events, agent.LiveQuestionAsked)[0]
+	assert.JSONEq(t, seatSchema, string(asked.Schema), "the question's schema in the feed")
+
 	h := e.history(run.ID)
-	asked := records(t, h, "question_asked")
-	require.Len(t, asked, 1)
-	assert.Equal(t, "seat", asked[0]["input"])
+	askedRecords := records(t, h, "question_asked")
+	require.Len(t, askedRecords, 1)
+	assert.Equal(t, "seat", askedRecords[0]["input"])
 	answered := records(t, h, "question_answered")
 	require.Len(t, answered, 1)
 	assert.Equal(t, "ann", answered[0]["by"])

@@ -182,6 +182,10 @@ func follow(ctx context.Context, rt *agent.Runtime, runID string, out io.Writer,
 			fmt.Fprintf(out, "  [tool] %s: %s\n", e.Tool, content)
 		case agent.LiveToolFailed:
 			fmt.Fprintf(out, "  [tool] %s attempt %d failed: %s\n", e.Tool, e.Attempt, e.Error)
+		case agent.LiveToolNeedsInput:
+			for _, r := range e.Input {
+				fmt.Fprintf(out, "  [tool] %s asks for input: %s %s\n", e.Tool, r.Kind, r.ID)
+			}
 		}
 		return nil
 	})

@@ -71,6 +71,13 @@ func (w *watcher) live(ev agent.LiveEvent) {
 		w.con.line(fmt.Sprintf("  | step %d: tool %s started (%s) %s", ev.Step, ev.Tool, ev.CallID, cut(ev.Arguments, 60)))
 	case agent.LiveToolFailed:
 		w.con.line(fmt.Sprintf("  | step %d: tool %s failed (%s, attempt %d): %s", ev.Step, ev.Tool, ev.CallID, ev.Attempt, cut(ev.Error, 60)))
+	case agent.LiveToolNeedsInput:
+		var asks []string
+		for _, r := range ev.Input {
+			asks = append(asks, fmt.Sprintf("%s %s", r.Kind, r.ID))
+		}
+		w.con.line(fmt.Sprintf("  | step %d: tool %s asks for input (%s): %s; it is called again once given",
+			ev.Step, ev.Tool, ev.CallID, strings.Join(asks, ", ")))
 	case agent.LiveToolFinished:
 		what := ev.Error
 		if ev.Result != nil {
