@@ -137,7 +137,7 @@ func (w *agentWorld) stoppedOrEnded(c *child) bool {
 	deadline := time.Now().Add(20 * time.Second)
 	var ended time.Time
 	for {
-		if slices.Contains(c.output(), crashtest.Stopped) {
+		if slices.Contains(c.Output(), crashtest.Stopped) {
 			return true
 		}
 		switch {
@@ -148,12 +148,9 @@ func (w *agentWorld) stoppedOrEnded(c *child) bool {
 		case ended.IsZero() && w.describe().Status.Terminal():
 			ended = time.Now()
 		case time.Now().After(deadline):
-			w.t.Fatalf("%s neither stopped nor finished the run; it printed %q", c.name, c.output())
+			w.t.Fatalf("%s neither stopped nor finished the run; it printed %q", c.Name(), c.Output())
 		}
-		select {
-		case <-c.seen:
-		case <-time.After(5 * time.Millisecond):
-		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -272,7 +269,7 @@ func lostAttempts(t *testing.T, history []backend.Event) map[string]int {
 // commits counts the commits a worker reported.
 func commits(c *child) int {
 	n := 0
-	for _, l := range c.output() {
+	for _, l := range c.Output() {
 		if strings.HasPrefix(l, crashtest.Commit+" ") {
 			n++
 		}
@@ -283,7 +280,7 @@ func commits(c *child) int {
 // lastEvents returns what a worker last said it commits.
 func lastEvents(c *child) string {
 	last := ""
-	for _, l := range c.output() {
+	for _, l := range c.Output() {
 		if strings.HasPrefix(l, crashtest.Events+" ") {
 			last = l
 		}
@@ -321,9 +318,9 @@ func cleanClerkRun(t *testing.T) (agent.RunResult, int) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	c.kill()
+	c.Kill()
 	t.Logf("an uninterrupted clerk run answers %q in %d commits:", res.Text, commits(c))
-	for _, l := range c.output() {
+	for _, l := range c.Output() {
 		if strings.HasPrefix(l, crashtest.Events+" ") {
 			t.Log("  " + l)
 		}
@@ -341,8 +338,8 @@ func killClerkAndTakeOver(t *testing.T, env string, stopped string) (*agentWorld
 	doomed := w.worker("doomed", env)
 	w.start()
 	w.approveWhenAsked()
-	doomed.waitFor(stopped)
-	doomed.kill()
+	doomed.WaitFor(stopped)
+	doomed.Kill()
 	w.worker("heir")
 	return w, w.result()
 }
@@ -407,8 +404,8 @@ func TestAgentKillThreeTimesInOneTool(t *testing.T) {
 	w.approveWhenAsked()
 	for i := range kills {
 		doomed := w.worker(fmt.Sprintf("doomed-%d", i), crashtest.EnvStopInTool+"=charge")
-		doomed.waitFor(crashtest.Stopped)
-		doomed.kill()
+		doomed.WaitFor(crashtest.Stopped)
+		doomed.Kill()
 	}
 	w.worker("heir")
 	got := w.result()
@@ -449,7 +446,7 @@ func TestAgentKillWhileAwaitingApproval(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	doomed.kill()
+	doomed.Kill()
 
 	ctx := context.Background()
 	reqs, err := w.rt.Pending(ctx, agent.PendingFilter{RunID: clerkRun})
@@ -500,11 +497,11 @@ func TestAgentKillDuringDurableWait(t *testing.T) {
 			doomed := w.worker("doomed", crashtest.EnvStopAfterTimer+"=1")
 			w.start()
 			w.approveWhenAsked()
-			doomed.waitFor(crashtest.Stopped)
+			doomed.WaitFor(crashtest.Stopped)
 			info := w.describe()
 			t.Logf("killed while the run is %s (%s)", info.Status, info.Waiting)
 			assert.Equal(t, backend.StatusWaiting, info.Status, "run status when killed")
-			doomed.kill()
+			doomed.Kill()
 			if late {
 				// No worker runs when the timer is due.
 				time.Sleep(time.Until(timerDue(t, w.history())) + 100*time.Millisecond)
@@ -562,7 +559,7 @@ func TestAgentKillAtEveryCommit(t *testing.T) {
 				// take fewer commits than the clean one did.
 				t.Logf("the run ended in %d commits, before commit %d", commits(doomed), k)
 			}
-			doomed.kill()
+			doomed.Kill()
 			w.worker("heir")
 			// charge and notify run in parallel: the one still running
 			// after a commit that stops the worker is cut off.
@@ -585,7 +582,7 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 	doomed := w.worker("doomed", fmt.Sprintf("%s=%d", crashtest.EnvStallStream, clerkTurns-1))
 	w.start()
 	w.approveWhenAsked()
-	doomed.waitFor(crashtest.Streaming)
+	doomed.WaitFor(crashtest.Streaming)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	step, partial := 0, ""
@@ -599,7 +596,7 @@ func TestAgentKillWhileStreaming(t *testing.T) {
 			}
 		}
 	}
-	doomed.kill()
+	doomed.Kill()
 	w.worker("heir")
 	got := w.result()
 	w.check(got, want, expect{cutOff: fmt.Sprintf("model %d", clerkTurns-1)})

@@ -1,14 +1,11 @@
 package crashtest_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/childproc"
 	"github.com/cairn-dev/cairn/internal/crashtest"
 	"github.com/cairn-dev/cairn/internal/redistest"
 )
@@ -38,98 +36,14 @@ func TestMain(m *testing.M) {
 const want = "ship(pack(charge(reserve(o-1))) via ups)"
 
 // child is a worker process: this test binary run again.
-type child struct {
-	t     *testing.T
-	name  string
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	seen  chan struct{}
-	done  chan struct{}
-}
+type child = childproc.Process
 
 // startChild starts a worker process with extra environment and waits
 // until it runs.
 func startChild(t *testing.T, name, url string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashtest.EnvChild+"=1", crashtest.EnvURL+"="+url, crashtest.EnvLease+"=1s")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stderr = &testLog{t: t, prefix: name + ": "}
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{t: t, name: name, cmd: cmd, seen: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.lines = append(c.lines, sc.Text())
-			c.mu.Unlock()
-			select {
-			case c.seen <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(c.kill)
-	c.waitFor(crashtest.Ready)
-	return c
-}
-
-// waitFor waits until the child has printed line.
-func (c *child) waitFor(line string) {
-	c.t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		c.mu.Lock()
-		for _, l := range c.lines {
-			if l == line {
-				c.mu.Unlock()
-				return
-			}
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.seen:
-		case <-c.done:
-			c.t.Fatalf("%s exited before printing %q", c.name, line)
-		case <-deadline:
-			c.t.Fatalf("%s did not print %q; it printed %q", c.name, line, c.output())
-		}
-	}
-}
-
-func (c *child) output() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.lines...)
-}
-
-// kill sends SIGKILL and reaps the process.
-func (c *child) kill() {
-	if c.cmd.ProcessState != nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	_ = c.cmd.Wait()
-	<-c.done
-}
-
-func (c *child) signal(sig syscall.Signal) {
-	c.t.Helper()
-	require.NoError(c.t, c.cmd.Process.Signal(sig))
-}
-
-type testLog struct {
-	t      *testing.T
-	prefix string
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.t.Log(l.prefix + strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	base := []string{crashtest.EnvChild + "=1", crashtest.EnvURL + "=" + url, crashtest.EnvLease + "=1s"}
+	return childproc.Start(t, name, "^$", crashtest.Ready, append(base, env...)...)
 }
 
 // world is a Redis server with a client and a store on it.
@@ -206,12 +120,12 @@ func commitsOfACleanRun(t *testing.T) int {
 	w.shipWhenAsked()
 	require.Equal(t, want, w.result(), "clean run")
 	n := 0
-	for _, l := range c.output() {
+	for _, l := range c.Output() {
 		if strings.HasPrefix(l, crashtest.Commit+" ") {
 			n++
 		}
 	}
-	c.kill()
+	c.Kill()
 	return n
 }
 
@@ -224,8 +138,8 @@ func killAndTakeOver(t *testing.T, stopAt string) *world {
 	doomed := startChild(t, "doomed", w.srv.URL(), stopAt)
 	w.start()
 	w.shipWhenAsked()
-	doomed.waitFor(crashtest.Stopped)
-	doomed.kill()
+	doomed.WaitFor(crashtest.Stopped)
+	doomed.Kill()
 	startChild(t, "heir", w.srv.URL())
 	require.Equal(t, want, w.result(), "result")
 	return w
@@ -324,16 +238,16 @@ func TestStaleWorkerCannotWrite(t *testing.T) {
 	w := newWorld(t)
 	stale := startChild(t, "stale", w.srv.URL(), crashtest.EnvSlowActivity+"=charge", crashtest.EnvSlowFor+"=3s")
 	w.start()
-	stale.waitFor(crashtest.In + " charge")
-	stale.signal(syscall.SIGSTOP)
+	stale.WaitFor(crashtest.In + " charge")
+	stale.Signal(syscall.SIGSTOP)
 	time.Sleep(1500 * time.Millisecond) // past the stale worker's 1s lease
 	startChild(t, "heir", w.srv.URL())
 	w.shipWhenAsked()
 	require.Equal(t, want, w.result(), "result")
 	before, err := w.client.History(context.Background(), "o-1")
 	require.NoError(t, err)
-	stale.signal(syscall.SIGCONT)
-	stale.waitFor(crashtest.Fenced)
+	stale.Signal(syscall.SIGCONT)
+	stale.WaitFor(crashtest.Fenced)
 	after, err := w.client.History(context.Background(), "o-1")
 	require.NoError(t, err)
 	assert.Len(t, after, len(before), "the stale worker wrote: history grew")
@@ -350,7 +264,7 @@ func TestRedisRestart(t *testing.T) {
 	worker := startChild(t, "worker", w.srv.URL(), crashtest.EnvSlowActivity+"=pack", crashtest.EnvSlowFor+"=500ms")
 	w.start()
 	w.shipWhenAsked()
-	worker.waitFor(crashtest.In + " pack")
+	worker.WaitFor(crashtest.In + " pack")
 	before, err := w.client.History(context.Background(), "o-1")
 	require.NoError(t, err)
 	w.srv.Kill()

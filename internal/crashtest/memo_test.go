@@ -47,8 +47,8 @@ func killMemoAndTakeOver(t *testing.T, env string) (*redistest.Server, agent.Run
 	run, err := rt.Start(context.Background(), memo, memoRun,
 		agent.Input{History: crashtest.MemoHistory, Message: crashtest.MemoMessage, User: crashtest.MemoUser})
 	require.NoError(t, err)
-	doomed.waitFor(crashtest.Stopped)
-	doomed.kill()
+	doomed.WaitFor(crashtest.Stopped)
+	doomed.Kill()
 	startChild(t, "heir", srv.URL(), crashtest.EnvMemo+"=1")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -73,7 +73,7 @@ func TestAgentKillTraced(t *testing.T) {
 			require.NoError(t, err)
 			caller.End()
 			w.approveWhenAsked()
-			doomed.waitFor(tc.stopped)
+			doomed.WaitFor(tc.stopped)
 			if tc.doomed == often {
 				// Killed once its spans are out and marked.
 				require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -82,7 +82,7 @@ func TestAgentKillTraced(t *testing.T) {
 				}, 10*time.Second, 10*time.Millisecond)
 			}
 			before := len(recv.Spans())
-			doomed.kill()
+			doomed.Kill()
 			w.worker("heir", otlp, tc.heir)
 			w.check(w.result(), want, expect{cutOff: tc.cutOff})
 

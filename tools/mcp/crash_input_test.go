@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,14 +76,12 @@ func crashAfterInput(t *testing.T, version string) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the first worker never called book with its input")
 	}
-	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
-	_ = first.Wait()
+	first.Kill()
 
-	second := cr.startWorker(t, "desk:"+version)
-	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
+	cr.startWorker(t, "desk:"+version)
 	res, err := run.Result(ctx)
 	require.NoError(t, err)
-	blurb := fmt.Sprintf("blurb from pid %d", first.Process.Pid)
+	blurb := fmt.Sprintf("blurb from pid %d", first.Pid())
 	assert.Equal(t, []string{"booked aisle on LH1 (" + blurb + ")"}, toolMessages(res))
 
 	d.mu.Lock()

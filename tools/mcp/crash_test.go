@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/childproc"
 	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/providers/scripted"
 	"github.com/cairn-dev/cairn/tools/mcp"
@@ -156,11 +156,9 @@ func TestCrashWorkerKilledDuringMCPCall(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the first worker never called charge")
 	}
-	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
-	_ = first.Wait()
+	first.Kill()
 
-	second := cr.startWorker(t, "shop")
-	defer func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() }()
+	cr.startWorker(t, "shop")
 	res, err := run.Result(ctxT(t))
 	require.NoError(t, err)
 	assert.Equal(t, "charged A-1", res.Text)
@@ -214,24 +212,8 @@ func newCrashRun(t *testing.T, server *sdk.Server, agentOf func(string) (*agent.
 
 // startWorker starts a crash worker process of the agent agentName and
 // waits until it runs.
-func (w *crashWorld) startWorker(t *testing.T, agentName string) *exec.Cmd {
-	return startWorker(t, w.redisURL, w.mcpURL, agentName)
-}
-
-// startWorker starts a crash worker process and waits until it runs.
-func startWorker(t *testing.T, redisURL, mcpURL, agentName string) *exec.Cmd {
+func (w *crashWorld) startWorker(t *testing.T, agentName string) *childproc.Process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envWorker+"=1", envRedisURL+"="+redisURL, envMCPURL+"="+mcpURL, envAgent+"="+agentName)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	buf := make([]byte, len("READY\n"))
-	_, err = io.ReadFull(out, buf)
-	require.NoError(t, err)
-	require.Equal(t, "READY\n", string(buf))
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return cmd
+	return childproc.Start(t, "worker "+agentName, "^$", "READY",
+		envWorker+"=1", envRedisURL+"="+w.redisURL, envMCPURL+"="+w.mcpURL, envAgent+"="+agentName)
 }

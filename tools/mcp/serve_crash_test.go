@@ -1,14 +1,11 @@
 package mcp_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/redis"
+	"github.com/cairn-dev/cairn/internal/childproc"
 	"github.com/cairn-dev/cairn/internal/redistest"
 	"github.com/cairn-dev/cairn/providers"
 	"github.com/cairn-dev/cairn/providers/scripted"
@@ -112,69 +110,11 @@ func TestServeCrashChild(t *testing.T) {
 	require.NoError(t, w.Run(context.Background()))
 }
 
-// serveChild is a worker process.
-type serveChild struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	seen  chan struct{}
-	done  chan struct{}
-}
-
-func startServeChild(t *testing.T, url string, env ...string) *serveChild {
+// startServeChild starts a worker process of the served agents on the
+// Redis server at url, and waits until it runs.
+func startServeChild(t *testing.T, url string, env ...string) *childproc.Process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeCrashChild$")
-	cmd.Env = append(append(os.Environ(), serveChildEnv+"="+url), env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &serveChild{cmd: cmd, seen: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.lines = append(c.lines, sc.Text())
-			c.mu.Unlock()
-			select {
-			case c.seen <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(c.kill)
-	c.waitFor(t, "READY")
-	return c
-}
-
-func (c *serveChild) waitFor(t *testing.T, line string) {
-	t.Helper()
-	for {
-		c.mu.Lock()
-		for _, l := range c.lines {
-			if l == line {
-				c.mu.Unlock()
-				return
-			}
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.seen:
-		case <-c.done:
-			t.Fatalf("the worker exited before it printed %s", line)
-		}
-	}
-}
-
-// kill sends SIGKILL and reaps the process.
-func (c *serveChild) kill() {
-	if c.cmd.ProcessState != nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	_ = c.cmd.Wait()
-	<-c.done
+	return childproc.Start(t, "worker", "^TestServeCrashChild$", "READY", append([]string{serveChildEnv + "=" + url}, env...)...)
 }
 
 // An MCP client starts an agent run; the worker process running it is
@@ -216,7 +156,7 @@ func TestServeCrash(t *testing.T) {
 	res := call(t.Context(), "clerk", map[string]any{"message": "Charge order o-1.", "run_id": "order-1", "wait_seconds": 0}, nil)
 	require.False(t, res.IsError, serveTextOf(res))
 	assert.NotEqual(t, "completed", serveRunOf(t, res).Status)
-	first.waitFor(t, "STOPPED")
+	first.WaitFor("STOPPED")
 
 	// A call that waits for the run across the crash.
 	waiting := make(chan *sdk.CallToolResult, 1)
@@ -228,7 +168,7 @@ func TestServeCrash(t *testing.T) {
 		}
 		waiting <- r
 	}()
-	first.kill()
+	first.Kill()
 	startServeChild(t, server.URL())
 
 	res = call(t.Context(), mcp.RunResultTool, map[string]any{"run_id": "order-1", "wait_seconds": 120}, nil)
