@@ -88,6 +88,11 @@ type attemptResult struct {
 // runAttempt runs one attempt of an activity with its timeouts, turning
 // errors, panics and timeouts into a Failure. It returns when the attempt
 // is over, even if the activity function ignores its context and goes on.
+// cutOffGrace is how long an attempt whose context ended waits for its
+// function to return before it is given up (real time, whatever the
+// worker's clock).
+const cutOffGrace = 50 * time.Millisecond
+
 func runAttempt(ctx context.Context, clock backend.Clock, fn ActivityFunc, info ActivityInfo, opts ActivityOptions, input []byte) attemptResult {
 	res := attemptResult{step: info.Step, attempt: info.Attempt}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -122,11 +127,17 @@ func runAttempt(ctx context.Context, clock backend.Clock, fn ActivityFunc, info 
 	select {
 	case o = <-done:
 	case <-ctx.Done():
+		// A function that ends as its context does (it failed, or
+		// finished, at the moment the worker stopped) has its outcome
+		// kept, not taken for a cut-off; one that does not return
+		// promptly is left behind.
+		grace := time.NewTimer(cutOffGrace)
 		select {
 		case o = <-done:
-		default:
+		case <-grace.C:
 			o.err = ctx.Err()
 		}
+		grace.Stop()
 	}
 	if o.err == nil {
 		res.payload = o.out
