@@ -253,25 +253,32 @@ func (t *tracer) export(ctx context.Context) {
 	}
 }
 
-// release lets the ended runs go whose leases were held.
+// release lets the ended runs go whose leases were held, a few at a time
+// (a store may send commits made at the same time together).
 func (t *tracer) release(ctx context.Context, held []heldLease) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
 	for _, h := range held {
-		err := t.store.Commit(ctx, backend.Commit{Lease: h.lease, Expect: h.run.HistoryLen, Run: h.run, Release: true})
-		if err != nil && !errors.Is(err, backend.ErrFenced) && !errors.Is(err, backend.ErrRunNotFound) {
-			// Its lease expires, and a worker lets it go then.
-			t.log.Warn("tracing: let an ended run go", "run_id", h.run.ID, "err", err)
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := t.store.Commit(ctx, backend.Commit{Lease: h.lease, Expect: h.run.HistoryLen, Run: h.run, Release: true})
+			if err != nil && !errors.Is(err, backend.ErrFenced) && !errors.Is(err, backend.ErrRunNotFound) {
+				// Its lease expires, and a worker lets it go then.
+				t.log.Warn("tracing: let an ended run go", "run_id", h.run.ID, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // resendEnded emits again, for an ended run whose lease this worker took,
 // the spans its last worker may not have exported (see resend).
-func (t *tracer) resendEnded(ctx context.Context, store backend.Store, codec backend.Codec, lease backend.Lease,
-	run backend.RunInfo, now time.Time) error {
+func (t *tracer) resendEnded(ctx context.Context, codec backend.Codec, lease backend.Lease, run backend.RunInfo, now time.Time) error {
 	if t.marker == nil || run.SpansExported >= run.HistoryLen {
 		return nil
 	}
-	entries, err := store.ReadHistory(ctx, run.ID, run.SpansExported+1)
+	entries, err := t.store.ReadHistory(ctx, run.ID, run.SpansExported+1)
 	if err != nil {
 		return fmt.Errorf("read history to trace: %w", err)
 	}

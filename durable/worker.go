@@ -416,7 +416,7 @@ func (w *Worker) execute(ctx context.Context, ex *executor, task backend.Task, r
 // last worker may not have exported, and releases the run once they are.
 func (w *Worker) finishEnded(ctx context.Context, lease backend.Lease, info backend.RunInfo) error {
 	if w.tracer != nil {
-		if err := w.tracer.resendEnded(ctx, w.store, w.codec, lease, info, w.clock.Now()); err != nil {
+		if err := w.tracer.resendEnded(ctx, w.codec, lease, info, w.clock.Now()); err != nil {
 			return err
 		}
 	}
