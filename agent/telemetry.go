@@ -86,7 +86,10 @@ func newTelemetry(opts Options, log *slog.Logger, lookup func(string) (*registra
 		metric.WithDescription("Agent runs that reached a status: completed, failed, canceled, parked."))
 	check(err)
 	t.approvalWait, err = m.Float64Histogram("cairn.approval.wait", metric.WithUnit("s"),
-		metric.WithDescription("Time from an approval request to its decision."))
+		metric.WithDescription("Time from an approval request to its decision."),
+		// From seconds to a week: people take minutes or days.
+		metric.WithExplicitBucketBoundaries(1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3*3600, 8*3600,
+			86400, 2*86400, 4*86400, 7*86400))
 	check(err)
 	for _, err := range errs {
 		// A meter that refuses an instrument gives a no-op one: the
