@@ -145,13 +145,12 @@ func decodeRecord(f map[string]string) (backend.RunInfo, error) {
 			d.err = fmt.Errorf("tr: %w", err)
 		}
 	}
-	if v := f["sx"]; v != "" && d.err == nil {
-		// A mark of an earlier history says nothing of this one.
+	if v := f["sx"]; v != "" {
+		// A mark of an earlier history says nothing of this one. A mark
+		// that does not read is no mark: it only saves spans from being
+		// sent twice, and must not stop the run.
 		gen, pos, ok := strings.Cut(v, ":")
-		n, err := strconv.ParseInt(pos, 10, 64)
-		if !ok || err != nil {
-			d.err = fmt.Errorf("sx: %q is not generation:position", v)
-		} else if gen == f["gen"] {
+		if n, err := strconv.ParseInt(pos, 10, 64); ok && err == nil && n > 0 && gen == f["gen"] {
 			info.SpansExported = n
 		}
 	}
