@@ -410,7 +410,7 @@ func (t *telemetry) countActivity(ctx context.Context, run backend.RunInfo, e ba
 				genaiconv.TokenTypeOutput, tokens...)
 		}
 		if failure != nil {
-			attrs = append(attrs, semconv.ErrorTypeKey.String(durable.ErrorType(failure)))
+			attrs = append(attrs, semconv.ErrorTypeKey.String(failure.ErrorType()))
 		}
 		t.opDuration.Record(ctx, e.Time.Sub(e.Started).Seconds(), genaiconv.OperationNameChat, provider, attrs...)
 	}
@@ -422,7 +422,7 @@ func (t *telemetry) countActivity(ctx context.Context, run backend.RunInfo, e ba
 	}
 	if e.Type == backend.EventActivityAttemptFailed {
 		t.retries.Add(ctx, 1, metric.WithAttributes(attrStepKind.String(kind),
-			semconv.ErrorTypeKey.String(durable.ErrorType(e.Failure)), agentName))
+			semconv.ErrorTypeKey.String(e.Failure.ErrorType()), agentName))
 		return
 	}
 	t.steps.Add(ctx, 1, metric.WithAttributes(attrStepKind.String(kind), outcome(failure), agentName))

@@ -391,25 +391,11 @@ func (t *tracer) emit(ctx context.Context, tr backend.Trace, s Span) {
 	}
 	if f := s.Failure; f != nil {
 		sp.SetStatus(codes.Error, f.Message)
-		sp.SetAttributes(semconv.ErrorTypeKey.String(ErrorType(f)))
+		sp.SetAttributes(semconv.ErrorTypeKey.String(f.ErrorType()))
 		if f.Kind == backend.KindLost {
 			sp.AddEvent("attempt_lost", trace.WithTimestamp(s.End), trace.WithAttributes(
 				attribute.String("cairn.reason", "the worker running the attempt stopped before it finished")))
 		}
 	}
 	sp.End(trace.WithTimestamp(s.End))
-}
-
-// ErrorType is a failure's error.type attribute: its kind, its Go type, or
-// _OTHER.
-func ErrorType(f *backend.Failure) string {
-	switch {
-	case f == nil:
-		return ""
-	case f.Kind != "":
-		return string(f.Kind)
-	case f.Type != "":
-		return f.Type
-	}
-	return "_OTHER"
 }

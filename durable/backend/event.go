@@ -176,6 +176,20 @@ const (
 
 func (f *Failure) Error() string { return f.Message }
 
+// ErrorType is the failure's OpenTelemetry error.type: its kind, else its
+// Go type, else "_OTHER"; "" for a nil failure.
+func (f *Failure) ErrorType() string {
+	switch {
+	case f == nil:
+		return ""
+	case f.Kind != "":
+		return string(f.Kind)
+	case f.Type != "":
+		return f.Type
+	}
+	return "_OTHER"
+}
+
 // eventVersion is the version of the event encoding written by this code.
 const eventVersion = 1
 
