@@ -48,8 +48,9 @@ import (
 //   - a span is sent twice only when its worker exported it and died
 //     before its mark was recorded, within one export interval (a crash
 //     test counts these); both copies have the same span id. Grafana
-//     Tempo merges spans with the same id when it combines a trace; Jaeger
-//     and most others keep both, and Jaeger's UI flags them.
+//     Tempo keeps one of the spans with the same id and kind when it
+//     combines the parts of a trace; Jaeger and most others keep both, and
+//     Jaeger's UI flags them.
 //
 // Without ForceFlush (another TracerProvider) spans count as exported when
 // they are emitted; a store without marks means no span is emitted again.
