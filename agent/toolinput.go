@@ -21,9 +21,10 @@ import (
 // failure. The loop then gets the input, durably:
 //
 //   - a sampling request is a model call of the agent's model, an activity
-//     of its own ("model:<agent>", not streamed to the live feed as the
-//     agent's text), whose tokens count in the run's usage; a crash after
-//     it was journaled does not call the model again;
+//     of its own ("sample:<agent>": not a turn of the agent, so neither
+//     streamed to the live feed as its text nor read as a turn from
+//     history), whose tokens count in the run's usage; a crash after it
+//     was journaled does not call the model again;
 //   - a person's question (elicitation) is a pending question like
 //     ask_human's (question_asked, with the requested JSON Schema or URL):
 //     the run waits, holding no worker, until someone answers with
