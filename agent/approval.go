@@ -105,6 +105,49 @@ func (f AuthorizerFunc) Authorize(ctx context.Context, req PendingCall, by strin
 	return f(ctx, req, by)
 }
 
+// RunAction names what a person does to a run besides deciding or
+// answering its requests.
+type RunAction string
+
+// Run actions.
+const (
+	RunCancel RunAction = "cancel" // ask the run to cancel
+	RunResume RunAction = "resume" // try a parked run again
+	RunSend   RunAction = "send"   // send a conversation a message
+)
+
+// RunAuthorizer is an optional capability of an Authorizer: it decides
+// whether the person by may take action on run, whose record it is given.
+// Runtime.AuthorizeRun asks it; front ends that act for people (cairn ui)
+// call AuthorizeRun before they cancel, resume or send. Without it, any
+// non-empty name may. It must be safe for concurrent use.
+type RunAuthorizer interface {
+	AuthorizeRun(ctx context.Context, run backend.RunInfo, action RunAction, by string) error
+}
+
+// AuthorizeRun checks, with the runtime's Authorizer if it is a
+// RunAuthorizer, that the person by may take action on the run runID. It
+// returns an error wrapping ErrNotAuthorized if not (an empty by never
+// may), and backend.ErrRunNotFound for an unknown run. It only checks:
+// the caller then acts (Runtime.Send, Client().Cancel, Client().Resume).
+func (rt *Runtime) AuthorizeRun(ctx context.Context, runID string, action RunAction, by string) error {
+	if by == "" {
+		return fmt.Errorf("agent: %s %s: %w: a name is required", action, runID, ErrNotAuthorized)
+	}
+	ra, ok := rt.auth.(RunAuthorizer)
+	if !ok {
+		return nil
+	}
+	info, err := rt.client.Describe(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("agent: %s %s: %w", action, runID, err)
+	}
+	if err := ra.AuthorizeRun(ctx, info, action, by); err != nil {
+		return fmt.Errorf("agent: %s %s by %s: %w: %w", action, runID, by, ErrNotAuthorized, err)
+	}
+	return nil
+}
+
 // RequireName is the default Authorizer: anyone may decide who says who
 // they are (a non-empty name).
 type RequireName struct{}

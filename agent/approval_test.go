@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/agent"
 	"github.com/cairn-dev/cairn/durable"
 	"github.com/cairn-dev/cairn/durable/backend"
+	"github.com/cairn-dev/cairn/durable/inmem"
 	"github.com/cairn-dev/cairn/tools"
 )
 
@@ -518,4 +519,47 @@ func TestSecondDecisionWhileNoWorkerRuns(t *testing.T) {
 	require.Len(t, decided, 2, "decisions")
 	assert.Equal(t, "alice", decided[0]["by"])
 	assert.Equal(t, "bob", decided[1]["by"])
+}
+
+// byAction is an Authorizer that is a RunAuthorizer too: it lets only
+// the named person take each action, and remembers the records it saw.
+type byAction struct {
+	who  map[agent.RunAction]string
+	seen []backend.RunInfo
+}
+
+func (*byAction) Authorize(context.Context, agent.PendingCall, string) error { return nil }
+
+func (a *byAction) AuthorizeRun(_ context.Context, run backend.RunInfo, action agent.RunAction, by string) error {
+	a.seen = append(a.seen, run)
+	if a.who[action] != by {
+		return fmt.Errorf("only %s may %s", a.who[action], action)
+	}
+	return nil
+}
+
+// TestAuthorizeRun: Runtime.AuthorizeRun asks a RunAuthorizer, with the
+// run's record; without one any name may; no name never may.
+func TestAuthorizeRun(t *testing.T) {
+	ctx := ctxT(t)
+	_, model := script(answer("Hi."))
+	a := &agent.Agent{Name: "greeter", Model: model}
+	auth := &byAction{who: map[agent.RunAction]string{agent.RunCancel: "ops", agent.RunSend: "ann"}}
+	e := newEnvOn(t, inmem.New(), agent.Options{Authorizer: auth}, a)
+	e.result(e.startRun(a, "g-1", agent.Input{Message: "Hello."}))
+
+	require.NoError(t, e.rt.AuthorizeRun(ctx, "g-1", agent.RunCancel, "ops"))
+	err := e.rt.AuthorizeRun(ctx, "g-1", agent.RunCancel, "ann")
+	require.ErrorIs(t, err, agent.ErrNotAuthorized)
+	assert.Contains(t, err.Error(), "only ops may cancel")
+	require.ErrorIs(t, e.rt.AuthorizeRun(ctx, "g-1", agent.RunSend, ""), agent.ErrNotAuthorized, "no name")
+	require.ErrorIs(t, e.rt.AuthorizeRun(ctx, "nobody", agent.RunSend, "ann"), backend.ErrRunNotFound)
+	require.NotEmpty(t, auth.seen)
+	assert.Equal(t, "g-1", auth.seen[0].ID, "the record the RunAuthorizer saw")
+	assert.Equal(t, "greeter", auth.seen[0].Workflow)
+
+	plain := newEnvOn(t, inmem.New(), agent.Options{}, a)
+	plain.result(plain.startRun(a, "g-2", agent.Input{Message: "Hello."}))
+	assert.NoError(t, plain.rt.AuthorizeRun(ctx, "g-2", agent.RunResume, "anyone"), "without a RunAuthorizer")
+	assert.ErrorIs(t, plain.rt.AuthorizeRun(ctx, "g-2", agent.RunResume, ""), agent.ErrNotAuthorized, "no name, without a RunAuthorizer")
 }

@@ -101,6 +101,10 @@ func visit(qs []agent.PendingCall, callID string) bool {
 // cancel asks a run to cancel, as the identity.
 func (c *Console) cancel(w http.ResponseWriter, r *http.Request, id Identity) {
 	runID := r.PathValue("run")
+	if err := c.rt.AuthorizeRun(r.Context(), runID, agent.RunCancel, id.Name); err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
 	if err := c.rt.Client().Cancel(durable.WithSender(r.Context(), id.Name), runID); err != nil {
 		c.actionError(w, r, id, err)
 		return
@@ -111,6 +115,10 @@ func (c *Console) cancel(w http.ResponseWriter, r *http.Request, id Identity) {
 // resume asks for a parked run to be tried again.
 func (c *Console) resume(w http.ResponseWriter, r *http.Request, id Identity) {
 	runID := r.PathValue("run")
+	if err := c.rt.AuthorizeRun(r.Context(), runID, agent.RunResume, id.Name); err != nil {
+		c.actionError(w, r, id, err)
+		return
+	}
 	if err := c.rt.Client().Resume(durable.WithSender(r.Context(), id.Name), runID); err != nil {
 		c.actionError(w, r, id, err)
 		return
@@ -124,6 +132,10 @@ func (c *Console) send(w http.ResponseWriter, r *http.Request, id Identity) {
 	text := strings.TrimSpace(r.PostFormValue("text"))
 	if text == "" {
 		c.refuse(w, r, http.StatusBadRequest, "The message is empty.")
+		return
+	}
+	if err := c.rt.AuthorizeRun(r.Context(), runID, agent.RunSend, id.Name); err != nil {
+		c.actionError(w, r, id, err)
 		return
 	}
 	msgID, err := c.rt.Send(durable.WithSender(r.Context(), id.Name), runID, text)

@@ -63,7 +63,9 @@ var ErrUnauthenticated = errors.New("console: not authenticated")
 type Options struct {
 	// Runtime acts: its Decide, Answer and Send, and its client's Cancel
 	// and Resume, under the identity's name. Its Authorizer decides who
-	// may decide. It need not run workers. Required.
+	// may decide or answer, and, if it is an agent.RunAuthorizer, who may
+	// cancel, resume or send (Runtime.AuthorizeRun). It need not run
+	// workers. Required.
 	Runtime *agent.Runtime
 	// View reads runs to show them; give it a codec that shows what it
 	// cannot decode as "(encrypted: ...)" (as cmd/cairn's does): the

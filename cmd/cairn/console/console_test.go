@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -286,6 +287,40 @@ func TestCancel(t *testing.T) {
 	w.waitStatus("c-1", backend.StatusCanceled)
 	code, out = post(t, c, w.srv.URL+"/runs/c-1/resume", nil, "X-CSRF-Token", token)
 	assert.Equal(t, http.StatusConflict, code, "resume a run that is not parked: %v", out)
+}
+
+// runOwners is an Authorizer that also decides who acts on runs (an
+// agent.RunAuthorizer): nobody may cancel a run from the console.
+type runOwners struct{}
+
+func (runOwners) Authorize(_ context.Context, _ agent.PendingCall, by string) error { return nil }
+
+func (runOwners) AuthorizeRun(_ context.Context, run backend.RunInfo, action agent.RunAction, by string) error {
+	if action == agent.RunCancel {
+		return fmt.Errorf("%s runs are not canceled from the console", run.Workflow)
+	}
+	return nil
+}
+
+// TestRunActionsAuthorized: with an Authorizer that is an
+// agent.RunAuthorizer, the console asks it before it cancels, and a
+// refusal is a 403 that changes nothing.
+func TestRunActionsAuthorized(t *testing.T) {
+	w := newWorldWith(t, nil, agent.Options{Authorizer: runOwners{}}, console.Options{})
+	w.start("clerk", "c-2", backend.StatusWaiting)
+	c := w.client()
+	token := csrfOf(t, c, w.srv.URL+"/runs/c-2")
+	code, out := post(t, c, w.srv.URL+"/runs/c-2/cancel", nil, "X-CSRF-Token", token)
+	assert.Equal(t, http.StatusForbidden, code, "%v", out)
+	assert.Contains(t, out["error"], "clerk runs are not canceled from the console")
+	info, err := w.rt.Client().Describe(context.Background(), "c-2")
+	require.NoError(t, err)
+	assert.Equal(t, backend.StatusWaiting, info.Status, "the refused cancel changed the run")
+	inbox, err := w.rt.Client().History(context.Background(), "c-2")
+	require.NoError(t, err)
+	for _, e := range inbox {
+		assert.NotEqual(t, backend.EventCancelRequested, e.Type, "a cancellation reached the run")
+	}
 }
 
 // TestLiveStream: the stream sends the run's changes and live events with
